@@ -1,0 +1,22 @@
+// Sluice's WebAssembly core. Pure: no I/O, no clock, no allocation, no static data (so a second
+// instantiation in another thread rewrites nothing in the shared memory). Every export takes and
+// answers i32/u32 (or f64 for counters), so no call allocates on the JS side.
+export {
+  attachThread, allocFrame, flushCache, freeFrame, freeFrameCount, frameBytes, initArena,
+  loadArenaGlobals, endPoolWait, preparePoolWait,
+} from "./pool";
+export {
+  abandon, available, commit, endSpaceWait, hasSpace, notifySpace, peekFrame, prepareSpaceWait,
+  release, reserve,
+} from "./lane";
+export {
+  addLane, capacityOf, channelState, claimLane, claimReceiver, closeLane, closeReceiver,
+  createChannel, endSleep, hasLane, isReceiverClosed, laneClosedRefused, laneFull, laneOf, lanePoolEmpty,
+  laneQueued, laneReceived, lanesOf, laneSent, leaveReceiver, maxCapacity, maxLanes, nonceOf,
+  notifyReceiver, offerReceiver, prepareSleep,
+} from "./channel";
+// Offsets the host needs for Atomics.waitAsync, and the frame layout it copies through.
+export {
+  AR_BITMAP, AR_FRAME_COUNT, AR_ID, AR_MAGIC, AR_POOL_SEQ, AR_POOL_WAITERS, ARENA_MAGIC_VALUE, CH_WAKE_SEQ,
+  FRAME_DATA, FRAME_LENGTH, LN_SPACE_SEQ,
+} from "./layout";

@@ -1,0 +1,126 @@
+// One lane: a bounded single-producer single-consumer ring of 4-byte frame descriptors.
+//
+// Indices are free-running u32 counters (LN_TAIL, LN_HEAD); length = tail − head with wrapping
+// arithmetic, so no slot is wasted and capacity is exact for any N ≥ 1: the ring has a power-of-two
+// number of slots ≥ N (so `index & mask` stays right across the 2^32 wrap) and the full test is
+// `length >= capacity`, not "no slot left".
+//
+// Every function here is O(1) and wait-free: one or two atomic accesses, no loop over another
+// thread's progress, no compare-and-swap retry. Each side keeps a cached copy of the other side's
+// index on its own line and refreshes it only when the lane looks full (producer) or empty
+// (consumer), so in steady state a push touches only producer-owned memory and the packet frame.
+import {
+  CH_RECV_CLOSED, CH_SLEEPING, FRAME_LENGTH, LN_CACHED_HEAD, LN_CACHED_TAIL, LN_CAPACITY, LN_CHANNEL,
+  LN_CLOSED_REFUSED, LN_FULL, LN_HEAD, LN_POOL_EMPTY, LN_RECEIVED, LN_SEGMENTS, LN_SENT,
+  LN_SLOT_MASK, LN_SPACE_SEQ, LN_SPACE_WAITING, LN_TAIL, RESERVE_CLOSED, RESERVE_FULL,
+  RESERVE_POOL_EMPTY,
+} from "./layout";
+import { allocFrame, freeFrame, segmentShift } from "./pool";
+
+@inline function bump64(address: u32): void {
+  store<u64>(address, load<u64>(address) + 1); // single writer: the owning side
+}
+
+// Address of the descriptor for free-running index `index`.
+@inline function slotAddress(lane: u32, index: u32): u32 {
+  const slot = index & load<u32>(lane + LN_SLOT_MASK);
+  const segment = load<u32>(lane + LN_SEGMENTS + ((slot >> segmentShift) << 2));
+  return segment + ((slot & ((1 << segmentShift) - 1)) << 2);
+}
+
+// ---------------------------------------------------------------- producer side
+
+// Reserves room for one packet: a frame from the pool, if the lane has space and the receiver is
+// open. Answers the frame's byte offset, or RESERVE_FULL / RESERVE_CLOSED / RESERVE_POOL_EMPTY.
+// May see a stale LN_HEAD (then it re-reads once); never a stale CH_RECV_CLOSED for long, since the
+// receiver's store is atomic.
+export function reserve(lane: u32): i32 {
+  if (atomic.load<u32>(load<u32>(lane + LN_CHANNEL) + CH_RECV_CLOSED) != 0) {
+    bump64(lane + LN_CLOSED_REFUSED);
+    return RESERVE_CLOSED;
+  }
+  const tail = load<u32>(lane + LN_TAIL);
+  const capacity = load<u32>(lane + LN_CAPACITY);
+  if (tail - load<u32>(lane + LN_CACHED_HEAD) >= capacity) {
+    const head = atomic.load<u32>(lane + LN_HEAD);
+    store<u32>(lane + LN_CACHED_HEAD, head);
+    if (tail - head >= capacity) {
+      bump64(lane + LN_FULL);
+      return RESERVE_FULL;
+    }
+  }
+  const frame = allocFrame();
+  if (frame == 0) {
+    bump64(lane + LN_POOL_EMPTY);
+    return RESERVE_POOL_EMPTY;
+  }
+  return <i32>frame;
+}
+
+// Publishes a reserved frame holding `length` bytes. Answers 1 when the receiver is parked and must
+// be woken (the host decides how: a local promise or an atomic notify), else 0.
+export function commit(lane: u32, frame: u32, length: u32): u32 {
+  store<u32>(frame + FRAME_LENGTH, length);
+  const tail = load<u32>(lane + LN_TAIL);
+  store<u32>(slotAddress(lane, tail), frame);
+  atomic.store<u32>(lane + LN_TAIL, tail + 1); // release: frame bytes and descriptor before the index
+  bump64(lane + LN_SENT);
+  // Sequentially consistent load after the store above: with the receiver's store of CH_SLEEPING
+  // followed by its re-read of LN_TAIL, at least one side sees the other (docs/ring.md, "wake-up").
+  return atomic.load<u32>(load<u32>(lane + LN_CHANNEL) + CH_SLEEPING);
+}
+
+// A reserved frame that will not be committed (the host failed to copy into it).
+export function abandon(frame: u32): void {
+  freeFrame(frame);
+}
+
+// Producer parking, step 1: flag the wait, then answer the sequence value to wait on. The caller
+// re-checks hasSpace() before waiting.
+export function prepareSpaceWait(lane: u32): u32 {
+  atomic.store<u32>(lane + LN_SPACE_WAITING, 1);
+  return atomic.load<u32>(lane + LN_SPACE_SEQ);
+}
+
+export function endSpaceWait(lane: u32): void {
+  atomic.store<u32>(lane + LN_SPACE_WAITING, 0);
+}
+
+// 1 when a push would not meet a full lane (it may still meet an empty pool or a closed receiver).
+export function hasSpace(lane: u32): u32 {
+  const head = atomic.load<u32>(lane + LN_HEAD);
+  store<u32>(lane + LN_CACHED_HEAD, head);
+  return <u32>(load<u32>(lane + LN_TAIL) - head < load<u32>(lane + LN_CAPACITY));
+}
+
+// ---------------------------------------------------------------- consumer side
+
+// Packets ready on this lane. Only re-reads the producer's index when the cached copy says empty.
+export function available(lane: u32): u32 {
+  const head = load<u32>(lane + LN_HEAD);
+  const cachedTail = load<u32>(lane + LN_CACHED_TAIL);
+  if (cachedTail != head) return cachedTail - head;
+  const tail = atomic.load<u32>(lane + LN_TAIL); // acquire: pairs with commit()'s store
+  store<u32>(lane + LN_CACHED_TAIL, tail);
+  return tail - head;
+}
+
+// Byte offset of the frame `ahead` packets past the head. Valid for ahead < available().
+export function peekFrame(lane: u32, ahead: u32): u32 {
+  return load<u32>(slotAddress(lane, load<u32>(lane + LN_HEAD) + ahead));
+}
+
+// Consumes `count` packets: frees their frames and publishes the new head once for the whole batch.
+// Answers 1 when a sender is parked waiting for space (the host wakes it), else 0.
+export function release(lane: u32, count: u32): u32 {
+  const head = load<u32>(lane + LN_HEAD);
+  for (let i: u32 = 0; i < count; i++) freeFrame(load<u32>(slotAddress(lane, head + i)));
+  atomic.store<u32>(lane + LN_HEAD, head + count); // the frames are free before the slots are
+  store<u64>(lane + LN_RECEIVED, load<u64>(lane + LN_RECEIVED) + <u64>count);
+  return atomic.load<u32>(lane + LN_SPACE_WAITING);
+}
+
+export function notifySpace(lane: u32): void {
+  atomic.add<u32>(lane + LN_SPACE_SEQ, 1);
+  atomic.notify(lane + LN_SPACE_SEQ, -1);
+}

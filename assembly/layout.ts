@@ -1,0 +1,75 @@
+// Byte offsets of every shared word in the arena. docs/ring.md is the long form; this file is the
+// single source of truth (the host reads the few it needs through exported globals, see index.ts).
+//
+// Owner legend: P = the lane's producer thread writes it, C = the channel's consumer thread writes it,
+// I = written once at initialisation and read-only afterwards, A = any thread (atomic read-modify-write).
+
+// ---- Arena header, at offset 0 (the module has no static data, so nothing else lives here) ----
+export const ARENA_MAGIC_VALUE: u32 = 0x53_4c_43_31; // "SLC1"
+export const AR_MAGIC: u32 = 0; //        I  ARENA_MAGIC_VALUE once initialised
+export const AR_ID: u32 = 4; //           I  random 32-bit id, lets a thread tell arenas apart
+export const AR_FRAME_SHIFT: u32 = 8; //  I  log2(frame size in bytes)
+export const AR_FRAME_COUNT: u32 = 12; // I  frames in the pool (a multiple of 32)
+export const AR_POOL_BASE: u32 = 16; //   I  byte offset of frame 0
+// Contended line: touched once per batch of 32 frames, never per packet.
+export const AR_FREE_COUNT: u32 = 128; // A  frames whose bit is set in the bitmap (a hint: may lag by a batch)
+// Pool waiters line: only senders parked on an exhausted pool and the threads that free frames touch it.
+export const AR_POOL_WAITERS: u32 = 256; // A number of senders parked waiting for a free frame
+export const AR_POOL_SEQ: u32 = 260; //    A bumped (then notified) when frames are freed while someone waits
+export const AR_BITMAP: u32 = 1024; //     A one bit per frame, 1 = free; claimed a whole word at a time by xchg
+
+// ---- Thread cache: one frame per attached thread, private to that thread ----
+// [count u32][frame offsets u32 × CACHE_CAPACITY]
+export const CACHE_CAPACITY: u32 = 64;
+export const CACHE_FLUSH: u32 = 32; // frames returned to the bitmap when the cache overflows
+
+// ---- Packet frame ----
+export const FRAME_LENGTH: u32 = 0; // P  payload length in bytes
+export const FRAME_DATA: u32 = 4; //  P  payload bytes
+
+// ---- Channel frame ----
+// Consumer line: written by the receiver around parking and once at close; producers only read it.
+export const CH_SLEEPING: u32 = 0; //     C  1 while the receiver is parked (set, re-check, then wait)
+export const CH_WAKE_SEQ: u32 = 4; //     A  producers add 1 then notify when they saw CH_SLEEPING = 1
+export const CH_RECV_CLOSED: u32 = 8; //  C  1 once receiver.close() ran: producers answer 'closed'
+// Configuration line: written at creation and by the rare lane / handle operations.
+export const CH_NONCE: u32 = 128; //       I  random, checked by fromHandle (a freed channel reads 0)
+export const CH_CAPACITY: u32 = 132; //    I  packets per lane
+export const CH_MAX_LANES: u32 = 136; //   I  lanes this channel may ever have
+export const CH_LANE_COUNT: u32 = 140; //  A  lanes claimed so far (entries may still read 0 while being built)
+export const CH_PARTIES: u32 = 144; //     A  open lanes + an open receiver; whoever takes it to 0 frees the channel
+export const CH_RECV_TOKEN: u32 = 148; //  A  non-zero while a receiver handle is in transit
+export const CH_LANES: u32 = 256; //       A  u32 byte offset of each lane frame (0 = not published yet)
+
+// ---- Lane frame: one single-producer single-consumer descriptor ring ----
+// Producer line (bytes 0..127)
+export const LN_TAIL: u32 = 0; //          P  free-running count of packets published
+export const LN_CACHED_HEAD: u32 = 4; //   P  producer's possibly stale copy of LN_HEAD (refreshed when the lane looks full)
+export const LN_SENDER_CLOSED: u32 = 8; // P  1 once every sender on this lane closed
+export const LN_SPACE_WAITING: u32 = 12; // P 1 while a sender on this lane is parked in send()
+export const LN_CHANNEL: u32 = 16; //      I  byte offset of the channel frame
+export const LN_CAPACITY: u32 = 20; //     I  copy of CH_CAPACITY, so the producer never reads the config line
+export const LN_CLAIMED: u32 = 24; //      A  0 while a sender handle for this lane is unclaimed, then 1
+export const LN_SENT: u32 = 32; //         P  u64 packets accepted
+export const LN_FULL: u32 = 40; //         P  u64 packets refused because the lane was full
+export const LN_POOL_EMPTY: u32 = 48; //   P  u64 packets refused because the frame pool was empty
+export const LN_CLOSED_REFUSED: u32 = 56; // P u64 packets refused because the receiver had closed
+// Consumer line (bytes 128..255), 128 bytes from the producer line: the adjacent-line prefetcher
+// pulls 128-byte pairs on x86, so 64 bytes apart still false-shares (anchors.md: ~7 M vs ~11.5 M msg/s).
+export const LN_HEAD: u32 = 128; //        C  free-running count of packets consumed
+export const LN_CACHED_TAIL: u32 = 132; // C  consumer's possibly stale copy of LN_TAIL (refreshed when the lane looks empty)
+export const LN_SPACE_SEQ: u32 = 136; //   A  consumer adds 1 then notifies when it saw LN_SPACE_WAITING = 1
+export const LN_SLOT_MASK: u32 = 140; //   I  ring slots − 1 (slots are a power of two ≥ capacity)
+export const LN_RECEIVED: u32 = 144; //    C  u64 packets consumed
+// Segment table: the ring's slots live in pool frames, frameBytes / 4 descriptors per segment.
+export const LN_SEGMENTS: u32 = 256;
+
+// reserve() answers a frame offset (> 0) or one of these.
+export const RESERVE_FULL: i32 = -1;
+export const RESERVE_CLOSED: i32 = -2;
+export const RESERVE_POOL_EMPTY: i32 = -3;
+
+// channelState() answers
+export const STATE_READY: i32 = 0; //  at least one packet is queued
+export const STATE_EMPTY: i32 = 1; //  nothing queued, some sender may still send
+export const STATE_ENDED: i32 = 2; //  nothing queued and nothing more can come

@@ -1,0 +1,131 @@
+// An arena: one shared WebAssembly.Memory holding a bounded pool of equal-size frames, from which
+// every channel in it takes its packets, rings and control blocks. Its size is fixed at creation,
+// so the memory never grows (views never go stale) and the pool is the one bound on shared memory.
+// Pages the pool has not touched are not resident: the operating system commits them on first write.
+import { ARENA_MAGIC, coreModule, instantiateCore, type CoreExports } from "./core.ts";
+import { WordWaiter } from "./park.ts";
+
+/** Default arena size: room for ~10,000 idle channels of capacity 2048 plus their traffic. */
+export const DEFAULT_ARENA_BYTES = 256 * 1024 * 1024;
+/** Default frame size: one 1500-byte datagram (plus its 4-byte length) per frame. */
+export const DEFAULT_FRAME_BYTES = 2048;
+export const MIN_FRAME_BYTES = 1024;
+export const MAX_FRAME_BYTES = 65536;
+/** The core addresses memory with i32 offsets: 2 GiB is the ceiling (asconfig maximumMemory). */
+export const MAX_ARENA_BYTES = 2 * 1024 * 1024 * 1024 - 65536;
+const WASM_PAGE_BYTES = 65536;
+const BITMAP_OFFSET = 1024;
+
+export interface ArenaOptions {
+  /** Total shared memory, in bytes (rounded up to 64 KiB). Default 256 MiB. */
+  bytes?: number;
+  /** Frame size in bytes, a power of two from 1024 to 65536. A packet must fit one frame less 4 bytes. Default 2048. */
+  frameBytes?: number;
+}
+
+export interface ArenaStats {
+  bytes: number;
+  frameBytes: number;
+  frames: number;
+  /** Frames in the shared free bitmap; up to 64 more per attached thread sit in that thread's cache. */
+  freeFrames: number;
+}
+
+// Arenas this thread has created or attached, by id. A handle's arena is attached at most once per thread.
+const attached = new Map<number, Arena>();
+let threadDefault: Arena | undefined;
+
+function isPowerOfTwo(n: number): boolean {
+  return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+}
+
+export class Arena {
+  readonly memory: WebAssembly.Memory;
+  readonly module: WebAssembly.Module;
+  readonly core: CoreExports;
+  readonly id: number;
+  readonly frameBytes: number;
+  /** Byte and word views of the whole arena; valid forever (the memory never grows). */
+  readonly bytes: Uint8Array;
+  readonly words: Int32Array;
+  /** Where senders park when the pool is empty. */
+  readonly poolWord: WordWaiter;
+
+  private constructor(memory: WebAssembly.Memory, module: WebAssembly.Module) {
+    this.memory = memory;
+    this.module = module;
+    this.core = instantiateCore(module, memory);
+    this.bytes = new Uint8Array(memory.buffer);
+    this.words = new Int32Array(memory.buffer);
+    this.id = this.words[(this.core.AR_ID.value as number) >> 2]!;
+    this.core.loadArenaGlobals();
+    this.frameBytes = this.core.frameBytes();
+    this.poolWord = new WordWaiter(this.words, (this.core.AR_POOL_SEQ.value as number) >> 2);
+    if (this.core.attachThread() === 0) {
+      throw new RangeError("Sluice arena has no free frame left for this thread's frame cache");
+    }
+    attached.set(this.id, this);
+  }
+
+  /** A new arena. Most programs use the per-thread default arena and never call this. */
+  static create(options: ArenaOptions = {}): Arena {
+    const frameBytes = options.frameBytes ?? DEFAULT_FRAME_BYTES;
+    if (!isPowerOfTwo(frameBytes) || frameBytes < MIN_FRAME_BYTES || frameBytes > MAX_FRAME_BYTES) {
+      throw new RangeError(`frameBytes must be a power of two from ${MIN_FRAME_BYTES} to ${MAX_FRAME_BYTES}, got ${String(frameBytes)}`);
+    }
+    const requested = options.bytes ?? DEFAULT_ARENA_BYTES;
+    const minimum = 4 * frameBytes + BITMAP_OFFSET + 32 * frameBytes;
+    if (!Number.isInteger(requested) || requested < minimum || requested > MAX_ARENA_BYTES) {
+      throw new RangeError(`arena bytes must be an integer from ${minimum} to ${MAX_ARENA_BYTES}, got ${String(requested)}`);
+    }
+    const pages = Math.ceil(requested / WASM_PAGE_BYTES);
+    const bytes = pages * WASM_PAGE_BYTES;
+    // Frames after the header and the bitmap (one bit per frame), aligned to the frame size; the
+    // frame count is a multiple of 32 so the bitmap is whole words.
+    const roughFrames = Math.floor(bytes / frameBytes);
+    const poolBase = Math.ceil((BITMAP_OFFSET + Math.ceil(roughFrames / 8)) / frameBytes) * frameBytes;
+    const frames = Math.floor((bytes - poolBase) / frameBytes / 32) * 32;
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    const module = coreModule();
+    const id = (crypto.getRandomValues(new Uint32Array(1))[0]! | 1) >>> 0;
+    instantiateCore(module, memory).initArena(id, Math.log2(frameBytes), frames, poolBase);
+    return new Arena(memory, module);
+  }
+
+  /** The arena a handle lives in, attached to this thread on first use. */
+  static attach(memory: unknown, module: unknown): Arena {
+    if (!(memory instanceof WebAssembly.Memory) || !(memory.buffer instanceof SharedArrayBuffer)) {
+      throw new TypeError("not a Sluice handle: its memory is not a shared WebAssembly.Memory");
+    }
+    if (!(module instanceof WebAssembly.Module)) {
+      throw new TypeError("not a Sluice handle: its module is not a WebAssembly.Module");
+    }
+    const words = new Int32Array(memory.buffer, 0, 2);
+    if (words[0] !== ARENA_MAGIC) throw new TypeError("not a Sluice handle: its memory is not a Sluice arena");
+    const known = attached.get(words[1]!);
+    if (known) return known;
+    const arena = new Arena(memory, module);
+    threadDefault ??= arena;
+    return arena;
+  }
+
+  /** This thread's default arena: the first one it created or attached, else a new default-sized one. */
+  static threadDefault(): Arena {
+    threadDefault ??= Arena.create();
+    return threadDefault;
+  }
+
+  stats(): ArenaStats {
+    return {
+      bytes: this.memory.buffer.byteLength,
+      frameBytes: this.frameBytes,
+      frames: this.words[(this.core.AR_FRAME_COUNT.value as number) >> 2]!,
+      freeFrames: this.core.freeFrameCount(),
+    };
+  }
+
+  /** Returns this thread's cached free frames to the shared pool (exact accounting in tests; a thread about to end). */
+  flushThreadCache(): void {
+    this.core.flushCache();
+  }
+}

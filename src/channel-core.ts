@@ -1,0 +1,123 @@
+// This thread's view of one channel: the arena it lives in, its frame offset, and the same-thread
+// wake-up state that lets a producer and a consumer on one thread skip the atomic notify.
+import type { Arena } from "./arena.ts";
+import { RESERVE_FULL, RESERVE_POOL_EMPTY } from "./core.ts";
+import { park, Waker, WordWaiter } from "./park.ts";
+
+export class ChannelCore {
+  readonly arena: Arena;
+  /** Byte offset of the channel frame. */
+  readonly offset: number;
+  readonly nonce: number;
+  readonly capacity: number;
+  readonly maxPacketSize: number;
+  /**
+   * True while every party is on this thread: the receiver is here and no handle was ever issued.
+   * Then parks need no Atomics.waitAsync and wakes need no notify.
+   */
+  localOnly: boolean;
+  /** True while the receiver of this channel lives on this thread. */
+  receiverHere: boolean;
+  readonly receiverWaker = new Waker();
+  readonly receiverWord: WordWaiter;
+  /** Lanes whose producer is on this thread, by lane offset. */
+  readonly localLanes = new Map<number, LaneProducer>();
+
+  constructor(arena: Arena, offset: number, maxPacketSize: number, localOnly: boolean, receiverHere: boolean) {
+    this.arena = arena;
+    this.offset = offset;
+    this.nonce = arena.core.nonceOf(offset);
+    this.capacity = arena.core.capacityOf(offset);
+    this.maxPacketSize = maxPacketSize;
+    this.localOnly = localOnly;
+    this.receiverHere = receiverHere;
+    this.receiverWord = new WordWaiter(arena.words, (offset + (arena.core.CH_WAKE_SEQ.value as number)) >> 2);
+  }
+
+  /** A producer saw the receiver's sleeping flag. */
+  wakeReceiver(): void {
+    if (this.receiverHere) this.receiverWaker.fire();
+    else this.arena.core.notifyReceiver(this.offset);
+  }
+
+  /** The consumer saw a lane's space-waiting flag. */
+  wakeProducer(lane: number): void {
+    const local = this.localLanes.get(lane);
+    if (local !== undefined) local.spaceWaker.fire();
+    if (local === undefined || !this.localOnly) this.arena.core.notifySpace(lane);
+  }
+
+  /** A handle is about to leave this thread: from now on wakes may have to cross threads. */
+  goCrossThread(): void {
+    if (!this.localOnly) return;
+    this.localOnly = false;
+    // A receiver parked without a waitAsync re-parks with one.
+    this.receiverWaker.fire();
+    for (const lane of this.localLanes.values()) lane.spaceWaker.fire();
+  }
+}
+
+/** The producing end of one lane on this thread, shared by a sender and its same-thread clones. */
+export class LaneProducer {
+  readonly channel: ChannelCore;
+  readonly lane: number;
+  openSenders = 1;
+  readonly spaceWaker = new Waker();
+  /** Sends on this thread parked for space: the shared flag stays set until the last one leaves. */
+  private parkedForSpace = 0;
+  private readonly spaceWord: WordWaiter;
+
+  constructor(channel: ChannelCore, lane: number) {
+    this.channel = channel;
+    this.lane = lane;
+    const { arena } = channel;
+    this.spaceWord = new WordWaiter(arena.words, (lane + (arena.core.LN_SPACE_SEQ.value as number)) >> 2);
+    channel.localLanes.set(lane, this);
+  }
+
+  /**
+   * The hot path: reserve a frame, copy, publish. Answers 0 when sent, else a RESERVE_* code.
+   * The packet is validated by the caller.
+   */
+  push(packet: Uint8Array): number {
+    const { core, bytes } = this.channel.arena;
+    const frame = core.reserve(this.lane);
+    if (frame < 0) return frame;
+    bytes.set(packet, frame + 4); // FRAME_DATA
+    if (core.commit(this.lane, frame, packet.length) !== 0) this.channel.wakeReceiver();
+    return 0;
+  }
+
+  /** Sleeps until the refusal `reason` (full lane or empty pool) may have cleared. */
+  async waitFor(reason: number): Promise<void> {
+    const { core, poolWord } = this.channel.arena;
+    if (reason === RESERVE_FULL) {
+      this.parkedForSpace++;
+      const seq = core.prepareSpaceWait(this.lane);
+      try {
+        if (core.hasSpace(this.lane) !== 0 || core.isReceiverClosed(this.channel.offset) !== 0) return;
+        await park(this.spaceWaker, this.channel.localOnly ? undefined : this.spaceWord, seq);
+      } finally {
+        if (--this.parkedForSpace === 0) core.endSpaceWait(this.lane);
+      }
+    } else if (reason === RESERVE_POOL_EMPTY) {
+      // Frames may be freed by any thread, so this wait always goes through the shared word.
+      const seq = core.preparePoolWait();
+      try {
+        if (core.freeFrameCount() > 0) return;
+        await park(this.spaceWaker, poolWord, seq);
+      } finally {
+        core.endPoolWait();
+      }
+    }
+  }
+
+  /** One sender on this lane closed; the last one closes the lane. */
+  release(): void {
+    if (--this.openSenders > 0) return;
+    const channel = this.channel;
+    channel.localLanes.delete(this.lane);
+    const outcome = channel.arena.core.closeLane(this.lane);
+    if (outcome === 1 && channel.receiverHere) channel.receiverWaker.fire();
+  }
+}

@@ -1,0 +1,201 @@
+// The receiving end. Semantics follow tokio's bounded mpsc, for byte packets:
+//  - recv() resolves with the next packet, or undefined once every sender has closed (or the
+//    receiver has, see close()) and the queue is drained. Its bytes belong to the caller.
+//  - tryRecv() never waits: a packet, 'empty', or 'closed' (the same end as recv's undefined).
+//  - close() refuses new packets at once; packets already queued can still be received.
+//  - drain() is the hot-loop path: it hands each ready packet to a callback as (bytes, offset,
+//    length) over the arena itself, with no copy and no allocation. Those bytes are valid only
+//    during the call: the frame goes back to the pool when drain() returns.
+// Lanes are visited round-robin, so one busy sending thread cannot starve another.
+import { STATE_EMPTY, STATE_ENDED } from "./core.ts";
+import { ChannelCore } from "./channel-core.ts";
+import { handleFields, openHandle, type ReceiverHandle } from "./handle.ts";
+import { park } from "./park.ts";
+import { channelStats, type ChannelStats } from "./stats.ts";
+
+/** (bytes, offset, length): the packet is bytes[offset, offset + length), valid only during the call. */
+export type PacketVisitor = (bytes: Uint8Array, offset: number, length: number) => void;
+
+const enum End {
+  Open,
+  /** The stream ended and this receiver left the channel: its memory may be reused. */
+  Ended,
+  /** toHandle() moved the receiving end to another thread. */
+  Moved,
+}
+
+export class Receiver {
+  readonly #channel: ChannelCore;
+  #end = End.Open;
+  #lanes: number[] = [];
+  #lanesComplete = false;
+  #cursor = 0;
+  /** recv() calls parked on this thread; the shared sleeping flag stays set until the last leaves. */
+  #parked = 0;
+
+  /** @internal Use channel() or Receiver.fromHandle(). */
+  constructor(channel: ChannelCore) {
+    this.#channel = channel;
+  }
+
+  get capacity(): number {
+    return this.#channel.capacity;
+  }
+
+  #usable(): boolean {
+    if (this.#end === End.Moved) throw new TypeError("this Receiver was moved to another thread with toHandle() and can no longer be used here");
+    return this.#end === End.Open;
+  }
+
+  #refreshLanes(): number[] {
+    const { core } = this.#channel.arena;
+    const count = core.lanesOf(this.#channel.offset);
+    if (count !== this.#lanes.length || !this.#lanesComplete) {
+      this.#lanes = [];
+      this.#lanesComplete = true;
+      for (let i = 0; i < count; i++) {
+        const lane = core.laneOf(this.#channel.offset, i);
+        if (lane === 0) this.#lanesComplete = false; // still being published by its creator
+        this.#lanes.push(lane);
+      }
+    }
+    return this.#lanes;
+  }
+
+  /** The end of the stream: leave the channel (the last party frees it). */
+  #finish(): void {
+    this.#end = End.Ended;
+    this.#channel.receiverHere = false;
+    this.#channel.arena.core.leaveReceiver(this.#channel.offset);
+    this.#channel.receiverWaker.fire(); // other recv() calls parked here see the end too
+  }
+
+  /** Hands up to `limit` ready packets to `visit`, without copying; answers how many. Never waits. */
+  drain(visit: PacketVisitor, limit = Infinity): number {
+    if (!this.#usable()) return 0;
+    const channel = this.#channel;
+    const { core, bytes, words } = channel.arena;
+    const lanes = this.#refreshLanes();
+    let total = 0;
+    for (let step = 0; step < lanes.length && total < limit; step++) {
+      const lane = lanes[(this.#cursor + step) % lanes.length]!;
+      if (lane === 0) continue;
+      const ready = core.available(lane);
+      if (ready === 0) continue;
+      const take = Math.min(ready, limit - total);
+      let taken = 0;
+      try {
+        while (taken < take) {
+          const frame = core.peekFrame(lane, taken);
+          taken++; // a packet handed to a visitor that throws is still consumed
+          visit(bytes, frame + 4, words[frame >> 2]!);
+        }
+      } finally {
+        total += taken;
+        if (core.release(lane, taken) !== 0) channel.wakeProducer(lane);
+      }
+    }
+    this.#cursor = (this.#cursor + 1) % Math.max(1, lanes.length);
+    return total;
+  }
+
+  tryRecv(): Uint8Array | "empty" | "closed" {
+    if (!this.#usable()) return "closed";
+    let packet: Uint8Array | undefined;
+    this.drain((bytes, offset, length) => {
+      packet = bytes.slice(offset, offset + length);
+    }, 1);
+    if (packet !== undefined) return packet;
+    if (this.#channel.arena.core.channelState(this.#channel.offset) !== STATE_ENDED) return "empty";
+    this.#finish();
+    return "closed";
+  }
+
+  async recv(): Promise<Uint8Array | undefined> {
+    for (;;) {
+      const next = this.tryRecv();
+      if (next === "closed") return undefined;
+      if (next !== "empty") return next;
+      await this.#park(); // asleep until a sender publishes or closes; then look again
+    }
+  }
+
+  /**
+   * Waits (asleep) until at least one packet is ready or the stream ended, then drains up to `limit`
+   * packets into `visit`. Answers how many; 0 means the stream ended.
+   */
+  async recvBatch(visit: PacketVisitor, limit = Infinity): Promise<number> {
+    for (;;) {
+      if (!this.#usable()) return 0;
+      const count = this.drain(visit, limit);
+      if (count > 0) return count;
+      if (this.#channel.arena.core.channelState(this.#channel.offset) === STATE_ENDED) {
+        this.#finish();
+        return 0;
+      }
+      await this.#park();
+    }
+  }
+
+  async #park(): Promise<void> {
+    const channel = this.#channel;
+    const { core } = channel.arena;
+    this.#parked++;
+    const seq = core.prepareSleep(channel.offset);
+    try {
+      // Re-check after raising the flag: a packet published before the flag was visible is seen here.
+      if (core.channelState(channel.offset) !== STATE_EMPTY) return;
+      await park(channel.receiverWaker, channel.localOnly ? undefined : channel.receiverWord, seq);
+    } finally {
+      if (--this.#parked === 0 && this.#end === End.Open) core.endSleep(channel.offset);
+    }
+  }
+
+  /** Refuses new packets (senders see 'closed'); those already queued can still be received. */
+  close(): void {
+    if (!this.#usable()) return;
+    const channel = this.#channel;
+    const { core } = channel.arena;
+    core.closeReceiver(channel.offset);
+    for (const lane of channel.localLanes.values()) lane.spaceWaker.fire();
+    if (core.channelState(channel.offset) === STATE_ENDED) this.#finish();
+  }
+
+  stats(): ChannelStats {
+    if (!this.#usable()) throw new TypeError("stats() of an ended Receiver: the channel may already be gone");
+    return channelStats(this.#channel);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
+    for (;;) {
+      const packet = await this.recv();
+      if (packet === undefined) return;
+      yield packet;
+    }
+  }
+
+  /**
+   * Moves the receiving end to ONE other thread: post the handle there and call Receiver.fromHandle().
+   * Queued packets stay queued. This receiver throws on any later use.
+   */
+  toHandle(): ReceiverHandle {
+    if (!this.#usable()) throw new TypeError("cannot move an ended Receiver");
+    const channel = this.#channel;
+    const token = (crypto.getRandomValues(new Uint32Array(1))[0]! | 1) >>> 0;
+    channel.arena.core.offerReceiver(channel.offset, token);
+    channel.goCrossThread();
+    channel.receiverHere = false;
+    this.#end = End.Moved;
+    return { sluice: "receiver", ...handleFields(channel.arena, channel.offset, channel.nonce, channel.maxPacketSize), token };
+  }
+
+  /** The receiver a handle carries, on this thread. Each handle works once. */
+  static fromHandle(handle: ReceiverHandle): Receiver {
+    const { arena, fields } = openHandle(handle, "receiver");
+    const token = (handle as ReceiverHandle).token;
+    if (typeof token !== "number" || arena.core.claimReceiver(fields.channel, token | 0) === 0) {
+      throw new TypeError("this Sluice receiver handle was already used, or its token is wrong: each handle works once");
+    }
+    return new Receiver(new ChannelCore(arena, fields.channel, fields.maxPacketSize, false, true));
+  }
+}

@@ -1,0 +1,118 @@
+// The sending end. Semantics follow tokio's bounded mpsc, for byte packets:
+//  - trySend never waits: 'sent', 'full' (the lane is at capacity or the frame pool is empty; both
+//    are counted in stats) or 'closed' (the receiver closed, or this sender did).
+//  - send waits, asleep, for room; it answers 'closed' if the receiver closes meanwhile.
+//  - Either copies the packet before answering 'sent'; the caller's buffer is never written and may
+//    be reused at once.
+//  - Clones on this thread share one lane (so one order); each handle gets a lane of its own.
+import { RESERVE_CLOSED } from "./core.ts";
+import { ChannelCore, LaneProducer } from "./channel-core.ts";
+import { handleFields, openHandle, type SenderHandle } from "./handle.ts";
+import { channelStats, type ChannelStats } from "./stats.ts";
+
+export type TrySendResult = "sent" | "full" | "closed";
+
+export class Sender {
+  #lane: LaneProducer | undefined;
+  readonly #channel: ChannelCore;
+
+  /** @internal Use channel() or Sender.fromHandle(). */
+  constructor(lane: LaneProducer) {
+    this.#lane = lane;
+    this.#channel = lane.channel;
+  }
+
+  /** Packets each lane (this sender and its same-thread clones) may hold. */
+  get capacity(): number {
+    return this.#channel.capacity;
+  }
+
+  get maxPacketSize(): number {
+    return this.#channel.maxPacketSize;
+  }
+
+  #check(packet: unknown): asserts packet is Uint8Array {
+    if (!(packet instanceof Uint8Array)) {
+      throw new TypeError(`packet must be a Uint8Array, got ${packet === null ? "null" : typeof packet === "object" ? packet.constructor?.name ?? "object" : typeof packet}`);
+    }
+    if (packet.length > this.#channel.maxPacketSize) {
+      throw new RangeError(`packet of ${packet.length} bytes exceeds this channel's maxPacketSize of ${this.#channel.maxPacketSize} bytes`);
+    }
+  }
+
+  trySend(packet: Uint8Array): TrySendResult {
+    this.#check(packet);
+    const lane = this.#lane;
+    if (lane === undefined) return "closed";
+    const outcome = lane.push(packet);
+    return outcome === 0 ? "sent" : outcome === RESERVE_CLOSED ? "closed" : "full";
+  }
+
+  async send(packet: Uint8Array): Promise<"sent" | "closed"> {
+    this.#check(packet);
+    for (;;) {
+      const lane = this.#lane;
+      if (lane === undefined) return "closed";
+      const outcome = lane.push(packet);
+      if (outcome === 0) return "sent";
+      if (outcome === RESERVE_CLOSED) return "closed";
+      await lane.waitFor(outcome); // asleep until space may exist; then try again
+    }
+  }
+
+  /** Another sender on the same lane (same thread, same order). */
+  clone(): Sender {
+    const lane = this.#lane;
+    if (lane === undefined) throw new TypeError("cannot clone a closed Sender");
+    lane.openSenders++;
+    return new Sender(lane);
+  }
+
+  /** This sender is done. When every sender of every lane is closed, the receiver sees the end after draining. */
+  close(): void {
+    const lane = this.#lane;
+    if (lane === undefined) return;
+    this.#lane = undefined;
+    lane.release();
+  }
+
+  /** True once the receiver has closed (or this sender has: it can no longer send). */
+  isClosed(): boolean {
+    const lane = this.#lane;
+    return lane === undefined || lane.channel.arena.core.isReceiverClosed(lane.channel.offset) !== 0;
+  }
+
+  stats(): ChannelStats {
+    const lane = this.#lane;
+    if (lane === undefined) throw new TypeError("stats() of a closed Sender: the channel may already be gone");
+    return channelStats(lane.channel);
+  }
+
+  /**
+   * A handle for ONE other thread: post it there and call Sender.fromHandle(). It owns a new lane of
+   * its own (counted as an open sender until the sender made from it closes). This sender stays usable.
+   */
+  toHandle(): SenderHandle {
+    const lane = this.#lane;
+    if (lane === undefined) throw new TypeError("cannot make a handle from a closed Sender");
+    const channel = lane.channel;
+    const { core } = channel.arena;
+    const added = core.addLane(channel.offset);
+    if (added === 0) throw new RangeError("the arena's frame pool is exhausted: no room for another lane");
+    if (added === 1) throw new RangeError(`this channel already has its maximum of lanes (options.maxLanes); close the channel or raise maxLanes`);
+    channel.goCrossThread();
+    return { sluice: "sender", ...handleFields(channel.arena, channel.offset, channel.nonce, channel.maxPacketSize), lane: added };
+  }
+
+  /** The sender a handle carries, on this thread. Each handle works once. */
+  static fromHandle(handle: SenderHandle): Sender {
+    const { arena, fields } = openHandle(handle, "sender");
+    const lane = (handle as SenderHandle).lane;
+    if (typeof lane !== "number" || arena.core.hasLane(fields.channel, lane) === 0) {
+      throw new TypeError("Sluice sender handle names no lane of its channel");
+    }
+    if (arena.core.claimLane(lane) === 0) throw new TypeError("this Sluice sender handle was already used: each handle works once");
+    const channel = new ChannelCore(arena, fields.channel, fields.maxPacketSize, false, false);
+    return new Sender(new LaneProducer(channel, lane));
+  }
+}
