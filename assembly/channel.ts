@@ -133,7 +133,7 @@ function freeChannel(channel: u32): void {
   for (let i: u32 = 0; i < count; i++) {
     const lane = laneAt(channel, i);
     if (lane == 0) continue;
-    release(lane, available(lane));
+    release(lane, available(lane, U32.MAX_VALUE));
     freeLane(lane);
   }
   atomic.store<u32>(channel + CH_NONCE, 0);
@@ -192,7 +192,7 @@ export function channelState(channel: u32): i32 {
       continue;
     }
     const closed = atomic.load<u32>(lane + LN_SENDER_CLOSED) != 0;
-    if (available(lane) != 0) return STATE_READY;
+    if (available(lane, 1) != 0) return STATE_READY;
     if (!closed) anyOpen = true;
   }
   return anyOpen && !receiverClosed ? STATE_EMPTY : STATE_ENDED;

@@ -95,11 +95,13 @@ export function hasSpace(lane: u32): u32 {
 
 // ---------------------------------------------------------------- consumer side
 
-// Packets ready on this lane. Only re-reads the producer's index when the cached copy says empty.
-export function available(lane: u32): u32 {
+// Packets ready on this lane, as far as the caller needs to know: the cached copy of the producer's
+// index answers when it already shows `wanted` packets (a one-packet tryRecv in a busy stream never
+// touches the producer's line); otherwise LN_TAIL is re-read, once per batch for a drain.
+export function available(lane: u32, wanted: u32): u32 {
   const head = load<u32>(lane + LN_HEAD);
-  const cachedTail = load<u32>(lane + LN_CACHED_TAIL);
-  if (cachedTail != head) return cachedTail - head;
+  const cached = load<u32>(lane + LN_CACHED_TAIL) - head;
+  if (cached >= wanted && cached != 0) return cached;
   const tail = atomic.load<u32>(lane + LN_TAIL); // acquire: pairs with commit()'s store
   store<u32>(lane + LN_CACHED_TAIL, tail);
   return tail - head;

@@ -35,7 +35,10 @@ export function channel(capacity: number, options: ChannelOptions = {}): [Sender
   const arena = options.arena ?? Arena.threadDefault();
   const { core } = arena;
   checkInteger("capacity", capacity, 1, core.maxCapacity());
-  const maxPacketSize = checkInteger("maxPacketSize", options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE, 0, arena.frameBytes - 4);
+  const maxPacketSize = checkInteger(
+    `maxPacketSize${options.maxPacketSize === undefined ? " (default)" : ""} for an arena of ${arena.frameBytes}-byte frames`,
+    options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE, 0, arena.frameBytes - 4,
+  );
   const maxLanes = checkInteger("maxLanes", options.maxLanes ?? DEFAULT_MAX_LANES, 1, core.maxLanes());
   const nonce = crypto.getRandomValues(new Uint32Array(1))[0]! >>> 1 | 1; // 1..2^31−1: a positive i32
   const offset = core.createChannel(capacity, maxLanes, nonce);

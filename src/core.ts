@@ -21,7 +21,7 @@ export interface CoreExports {
   prepareSpaceWait(lane: number): number;
   endSpaceWait(lane: number): void;
   hasSpace(lane: number): number;
-  available(lane: number): number;
+  available(lane: number, wanted: number): number;
   peekFrame(lane: number, ahead: number): number;
   release(lane: number, count: number): number;
   notifySpace(lane: number): void;

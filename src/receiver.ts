@@ -80,7 +80,7 @@ export class Receiver {
     for (let step = 0; step < lanes.length && total < limit; step++) {
       const lane = lanes[(this.#cursor + step) % lanes.length]!;
       if (lane === 0) continue;
-      const ready = core.available(lane);
+      const ready = core.available(lane, Math.min(limit - total, 0x7fffffff));
       if (ready === 0) continue;
       const take = Math.min(ready, limit - total);
       let taken = 0;
