@@ -11,12 +11,12 @@ export async function startWorker(name: string): Promise<Worker> {
   return worker;
 }
 
-/** Posts one request and resolves with the worker's next message. */
+/** Posts one request (unless undefined) and resolves with the worker's next message. */
 export function ask<T>(worker: Worker, request: unknown): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     worker.once("error", reject);
     worker.once("message", resolve);
-    worker.postMessage(request);
+    if (request !== undefined) worker.postMessage(request);
   });
 }
 
