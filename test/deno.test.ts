@@ -1,0 +1,19 @@
+// The same package in real Deno (the pinned `deno` npm package): imported by name, same-thread
+// send/recv, and a Web Worker producer into a receiver that parks on Atomics.waitAsync.
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { expect, test } from "vitest";
+
+const run = promisify(execFile);
+const root = new URL("..", import.meta.url).pathname;
+const deno = new URL("../node_modules/.bin/deno", import.meta.url).pathname;
+
+test("Deno: import by name, same-thread channel, Web Worker producer", async () => {
+  const { stdout } = await run(deno, ["run", "--allow-read", "test/deno/smoke.ts"], { cwd: root, timeout: 20_000 });
+  expect(JSON.parse(stdout)).toEqual({
+    sameThread: ["sent", "sent", "full"],
+    sameThreadReceived: [1, 2],
+    workerReceived: 20_000,
+    workerOrdered: true,
+  });
+});
