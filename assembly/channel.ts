@@ -5,7 +5,7 @@ import {
   CH_CAPACITY, CH_LANE_COUNT, CH_LANES, CH_MAX_LANES, CH_NONCE, CH_PARTIES, CH_RECV_CLOSED,
   CH_RECV_TOKEN, CH_SLEEPING, CH_WAKE_SEQ, LN_CAPACITY, LN_CHANNEL, LN_CLAIMED, LN_CLOSED_REFUSED,
   LN_FULL, LN_HEAD, LN_POOL_EMPTY, LN_RECEIVED, LN_SEGMENTS, LN_SENDER_CLOSED, LN_SENT,
-  LN_SLOT_MASK, LN_SPACE_WAITING, LN_TAIL, STATE_EMPTY, STATE_ENDED, STATE_READY,
+  LN_SLOT_MASK, LN_SPACE_WAITING, LN_TAIL, SLEEP_AWAKE, SLEEP_PARKED, STATE_EMPTY, STATE_ENDED, STATE_READY,
 } from "./layout";
 import { available, notifySpace, release } from "./lane";
 import { allocFrame, frameBytes, freeFrame, segmentShift } from "./pool";
@@ -153,8 +153,8 @@ function leave(channel: u32): u32 {
 export function closeLane(lane: u32): u32 {
   const channel = load<u32>(lane + LN_CHANNEL);
   atomic.store<u32>(lane + LN_SENDER_CLOSED, 1);
-  const sleeping = atomic.load<u32>(channel + CH_SLEEPING);
-  if (sleeping != 0) notifyReceiver(channel);
+  const sleeping: u32 = atomic.load<u32>(channel + CH_SLEEPING) != SLEEP_AWAKE ? 1 : 0;
+  if (sleeping) notifyReceiver(channel);
   return leave(channel) ? 2 : sleeping;
 }
 
@@ -201,12 +201,12 @@ export function channelState(channel: u32): i32 {
 // Receiver parking, step 1: flag the sleep and answer the sequence value to wait on. The caller then
 // re-checks channelState() and waits only if it is still STATE_EMPTY.
 export function prepareSleep(channel: u32): u32 {
-  atomic.store<u32>(channel + CH_SLEEPING, 1);
+  atomic.store<u32>(channel + CH_SLEEPING, SLEEP_PARKED);
   return atomic.load<u32>(channel + CH_WAKE_SEQ);
 }
 
 export function endSleep(channel: u32): void {
-  atomic.store<u32>(channel + CH_SLEEPING, 0);
+  atomic.store<u32>(channel + CH_SLEEPING, SLEEP_AWAKE);
 }
 
 export function notifyReceiver(channel: u32): void {

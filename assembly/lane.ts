@@ -10,7 +10,7 @@
 // index on its own line and refreshes it only when the lane looks full (producer) or empty
 // (consumer), so in steady state a push touches only producer-owned memory and the packet frame.
 import {
-  CH_RECV_CLOSED, CH_SLEEPING, FRAME_LENGTH, LN_CACHED_HEAD, LN_CACHED_TAIL, LN_CAPACITY, LN_CHANNEL,
+  CH_RECV_CLOSED, CH_SLEEPING, SLEEP_PARKED, SLEEP_WAKING, FRAME_LENGTH, LN_CACHED_HEAD, LN_CACHED_TAIL, LN_CAPACITY, LN_CHANNEL,
   LN_CLOSED_REFUSED, LN_FULL, LN_HEAD, LN_POOL_EMPTY, LN_RECEIVED, LN_SEGMENTS, LN_SENT,
   LN_SLOT_MASK, LN_SPACE_SEQ, LN_SPACE_WAITING, LN_TAIL, RESERVE_CLOSED, RESERVE_FULL,
   RESERVE_POOL_EMPTY,
@@ -57,8 +57,8 @@ export function reserve(lane: u32): i32 {
   return <i32>frame;
 }
 
-// Publishes a reserved frame holding `length` bytes. Answers 1 when the receiver is parked and must
-// be woken (the host decides how: a local promise or an atomic notify), else 0.
+// Publishes a reserved frame holding `length` bytes. Answers 1 when the receiver is parked and this
+// call claimed the duty to wake it (the host wakes it: a local promise or an atomic notify), else 0.
 export function commit(lane: u32, frame: u32, length: u32): u32 {
   store<u32>(frame + FRAME_LENGTH, length);
   const tail = load<u32>(lane + LN_TAIL);
@@ -67,7 +67,11 @@ export function commit(lane: u32, frame: u32, length: u32): u32 {
   bump64(lane + LN_SENT);
   // Sequentially consistent load after the store above: with the receiver's store of CH_SLEEPING
   // followed by its re-read of LN_TAIL, at least one side sees the other (docs/ring.md, "wake-up").
-  return atomic.load<u32>(load<u32>(lane + LN_CHANNEL) + CH_SLEEPING);
+  const sleeping = load<u32>(lane + LN_CHANNEL) + CH_SLEEPING;
+  if (atomic.load<u32>(sleeping) != SLEEP_PARKED) return 0;
+  // One waker per park: the first producer to see the flag turns it to SLEEP_WAKING; the others,
+  // on any lane, see that and skip the notify (~µs with a waiter queued).
+  return <u32>(atomic.cmpxchg<u32>(sleeping, SLEEP_PARKED, SLEEP_WAKING) == SLEEP_PARKED);
 }
 
 // A reserved frame that will not be committed (the host failed to copy into it).

@@ -11,6 +11,7 @@ export const AR_ID: u32 = 4; //           I  random 32-bit id, lets a thread tel
 export const AR_FRAME_SHIFT: u32 = 8; //  I  log2(frame size in bytes)
 export const AR_FRAME_COUNT: u32 = 12; // I  frames in the pool (a multiple of 32)
 export const AR_POOL_BASE: u32 = 16; //   I  byte offset of frame 0
+export const AR_SUMMARY: u32 = 20; //     I  byte offset of the summary: bit w set = bitmap word w may have free frames
 // Contended line: touched once per batch of 32 frames, never per packet.
 export const AR_FREE_COUNT: u32 = 128; // A  frames whose bit is set in the bitmap (a hint: may lag by a batch)
 // Pool waiters line: only senders parked on an exhausted pool and the threads that free frames touch it.
@@ -25,11 +26,14 @@ export const CACHE_FLUSH: u32 = 32; // frames returned to the bitmap when the ca
 
 // ---- Packet frame ----
 export const FRAME_LENGTH: u32 = 0; // P  payload length in bytes
-export const FRAME_DATA: u32 = 4; //  P  payload bytes
+// Payload at 8, not 4: V8 copies into and out of a SharedArrayBuffer word by word only when both
+// ends are 8-byte aligned, else byte by byte. Measured on Node 20, 1200 bytes: 72 ns at +0 or +8,
+// 381 ns at +4 (Deno: 43 ns vs 202 ns).
+export const FRAME_DATA: u32 = 8; //  P  payload bytes, up to frame size − FRAME_DATA
 
 // ---- Channel frame ----
 // Consumer line: written by the receiver around parking and once at close; producers only read it.
-export const CH_SLEEPING: u32 = 0; //     C  1 while the receiver is parked (set, re-check, then wait)
+export const CH_SLEEPING: u32 = 0; //     A  SLEEP_AWAKE / SLEEP_PARKED (receiver: set, re-check, wait) / SLEEP_WAKING (a producer claimed the wake)
 export const CH_WAKE_SEQ: u32 = 4; //     A  producers add 1 then notify when they saw CH_SLEEPING = 1
 export const CH_RECV_CLOSED: u32 = 8; //  C  1 once receiver.close() ran: producers answer 'closed'
 // Configuration line: written at creation and by the rare lane / handle operations.
@@ -63,6 +67,10 @@ export const LN_SLOT_MASK: u32 = 140; //   I  ring slots − 1 (slots are a powe
 export const LN_RECEIVED: u32 = 144; //    C  u64 packets consumed
 // Segment table: the ring's slots live in pool frames, frameBytes / 4 descriptors per segment.
 export const LN_SEGMENTS: u32 = 256;
+
+export const SLEEP_AWAKE: u32 = 0;
+export const SLEEP_PARKED: u32 = 1;
+export const SLEEP_WAKING: u32 = 2;
 
 // reserve() answers a frame offset (> 0) or one of these.
 export const RESERVE_FULL: i32 = -1;

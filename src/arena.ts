@@ -7,7 +7,7 @@ import { WordWaiter } from "./park.ts";
 
 /** Default arena size: room for ~10,000 idle channels of capacity 2048 plus their traffic. */
 export const DEFAULT_ARENA_BYTES = 256 * 1024 * 1024;
-/** Default frame size: one 1500-byte datagram (plus its 4-byte length) per frame. */
+/** Default frame size: one 1500-byte datagram (plus its 8-byte header) per frame. */
 export const DEFAULT_FRAME_BYTES = 2048;
 export const MIN_FRAME_BYTES = 1024;
 export const MAX_FRAME_BYTES = 65536;
@@ -19,7 +19,7 @@ const BITMAP_OFFSET = 1024;
 export interface ArenaOptions {
   /** Total shared memory, in bytes (rounded up to 64 KiB). Default 256 MiB. */
   bytes?: number;
-  /** Frame size in bytes, a power of two from 1024 to 65536. A packet must fit one frame less 4 bytes. Default 2048. */
+  /** Frame size in bytes, a power of two from 1024 to 65536. A packet must fit one frame less 8 bytes. Default 2048. */
   frameBytes?: number;
 }
 
@@ -80,15 +80,18 @@ export class Arena {
     }
     const pages = Math.ceil(requested / WASM_PAGE_BYTES);
     const bytes = pages * WASM_PAGE_BYTES;
-    // Frames after the header and the bitmap (one bit per frame), aligned to the frame size; the
-    // frame count is a multiple of 32 so the bitmap is whole words.
+    // Header (1 KiB), bitmap (one bit per frame), summary (one bit per bitmap word), then frames
+    // aligned to the frame size; the frame count is a multiple of 32 so the bitmap is whole words.
     const roughFrames = Math.floor(bytes / frameBytes);
-    const poolBase = Math.ceil((BITMAP_OFFSET + Math.ceil(roughFrames / 8)) / frameBytes) * frameBytes;
+    const bitmapBytes = Math.ceil(roughFrames / 32) * 4;
+    const summaryOffset = BITMAP_OFFSET + bitmapBytes;
+    const summaryBytes = Math.ceil(roughFrames / 1024) * 4;
+    const poolBase = Math.ceil((summaryOffset + summaryBytes) / frameBytes) * frameBytes;
     const frames = Math.floor((bytes - poolBase) / frameBytes / 32) * 32;
     const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     const module = coreModule();
     const id = (crypto.getRandomValues(new Uint32Array(1))[0]! | 1) >>> 0;
-    instantiateCore(module, memory).initArena(id, Math.log2(frameBytes), frames, poolBase);
+    instantiateCore(module, memory).initArena(id, Math.log2(frameBytes), frames, poolBase, summaryOffset);
     return new Arena(memory, module);
   }
 

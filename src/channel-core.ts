@@ -1,7 +1,7 @@
 // This thread's view of one channel: the arena it lives in, its frame offset, and the same-thread
 // wake-up state that lets a producer and a consumer on one thread skip the atomic notify.
 import type { Arena } from "./arena.ts";
-import { RESERVE_FULL, RESERVE_POOL_EMPTY } from "./core.ts";
+import { FRAME_DATA, RESERVE_FULL, RESERVE_POOL_EMPTY } from "./core.ts";
 import { park, Waker, WordWaiter } from "./park.ts";
 
 export class ChannelCore {
@@ -83,7 +83,7 @@ export class LaneProducer {
     const { core, bytes } = this.channel.arena;
     const frame = core.reserve(this.lane);
     if (frame < 0) return frame;
-    bytes.set(packet, frame + 4); // FRAME_DATA
+    bytes.set(packet, frame + FRAME_DATA);
     if (core.commit(this.lane, frame, packet.length) !== 0) this.channel.wakeReceiver();
     return 0;
   }

@@ -1,5 +1,6 @@
 // channel(capacity, options) → [Sender, Receiver]: a bounded queue of byte packets in shared memory.
 import { Arena } from "./arena.ts";
+import { FRAME_DATA } from "./core.ts";
 import { ChannelCore, LaneProducer } from "./channel-core.ts";
 import { Receiver } from "./receiver.ts";
 import { Sender } from "./sender.ts";
@@ -10,7 +11,7 @@ export const DEFAULT_MAX_PACKET_SIZE = 1500;
 export const DEFAULT_MAX_LANES = 16;
 
 export interface ChannelOptions {
-  /** Largest packet in bytes; at most the arena's frameBytes − 4. Default 1500. */
+  /** Largest packet in bytes; at most the arena's frameBytes − 8. Default 1500. */
   maxPacketSize?: number;
   /** Most lanes, i.e. sending threads (this thread's lane plus one per sender handle). Default 16. */
   maxLanes?: number;
@@ -37,7 +38,7 @@ export function channel(capacity: number, options: ChannelOptions = {}): [Sender
   checkInteger("capacity", capacity, 1, core.maxCapacity());
   const maxPacketSize = checkInteger(
     `maxPacketSize${options.maxPacketSize === undefined ? " (default)" : ""} for an arena of ${arena.frameBytes}-byte frames`,
-    options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE, 0, arena.frameBytes - 4,
+    options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE, 0, arena.frameBytes - FRAME_DATA,
   );
   const maxLanes = checkInteger("maxLanes", options.maxLanes ?? DEFAULT_MAX_LANES, 1, core.maxLanes());
   const nonce = crypto.getRandomValues(new Uint32Array(1))[0]! >>> 1 | 1; // 1..2^31−1: a positive i32

@@ -10,7 +10,7 @@ export interface CoreExports {
   freeFrame(frame: number): void;
   freeFrameCount(): number;
   frameBytes(): number;
-  initArena(id: number, frameShift: number, frameCount: number, poolBase: number): void;
+  initArena(id: number, frameShift: number, frameCount: number, poolBase: number, summary: number): void;
   loadArenaGlobals(): void;
   preparePoolWait(): number;
   endPoolWait(): void;
@@ -67,6 +67,8 @@ export interface CoreExports {
 // Mirrors of assembly/layout.ts (test/core.test.ts checks they match the module's exports). The
 // arena magic sits at byte 0 and the arena id at byte 4, read before any instance exists.
 export const ARENA_MAGIC = 0x534c4331;
+/** Where a packet's bytes start in its frame (the length word is at 0). */
+export const FRAME_DATA = 8;
 // Mirrors of assembly/layout.ts return codes (plain numbers: they are compared on the hot path).
 export const RESERVE_FULL = -1;
 export const RESERVE_CLOSED = -2;

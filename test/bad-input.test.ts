@@ -66,7 +66,7 @@ describe("options", () => {
   }
 
   test("bad maxPacketSize, maxLanes and arena options name themselves", () => {
-    expect(() => channel(4, { maxPacketSize: 4000 })).toThrow(/maxPacketSize for an arena of 2048-byte frames must be from 0 to 2044/);
+    expect(() => channel(4, { maxPacketSize: 4000 })).toThrow(/maxPacketSize for an arena of 2048-byte frames must be from 0 to 2040/);
     expect(() => channel(4, { maxPacketSize: -1 })).toThrow(RangeError);
     expect(() => channel(4, { maxLanes: 0 })).toThrow(/maxLanes must be from 1/);
     expect(() => Arena.create({ frameBytes: 3000 })).toThrow(/frameBytes must be a power of two/);

@@ -21,7 +21,7 @@ test("the host's mirrors of layout constants match the module's exports", () => 
   expect(exports.ARENA_MAGIC_VALUE!.value).toBe(0x534c4331);
   expect(exports.AR_MAGIC!.value).toBe(0);
   expect(exports.AR_ID!.value).toBe(4);
-  expect(exports.FRAME_DATA!.value).toBe(4);
+  expect(exports.FRAME_DATA!.value).toBe(8);
   expect(exports.FRAME_LENGTH!.value).toBe(0);
 });
 

@@ -5,10 +5,10 @@ import { describe, expect, test } from "vitest";
 import { Arena, channel } from "sluice";
 
 const SEED = 0x5_1c_e;
-// A small arena with 1 KiB frames: packets up to 1020 bytes fill a frame exactly, and the pool is
+// A small arena with 1 KiB frames: packets up to 1016 bytes fill a frame exactly, and the pool is
 // small enough that leaks would show.
 const arena = Arena.create({ bytes: 8 * 1024 * 1024, frameBytes: 1024 });
-const MAX_PACKET = arena.frameBytes - 4;
+const MAX_PACKET = arena.frameBytes - 8;
 
 type Op =
   | { kind: "send"; size: number; fill: number }
