@@ -5,7 +5,7 @@ import {
   CH_CAPACITY, CH_LANE_COUNT, CH_LANES, CH_MAX_LANES, CH_NONCE, CH_PARTIES, CH_RECV_CLOSED,
   CH_RECV_TOKEN, CH_SLEEPING, CH_WAKE_SEQ, LN_CAPACITY, LN_CHANNEL, LN_CLAIMED, LN_CLOSED_REFUSED,
   LN_FULL, LN_HEAD, LN_POOL_EMPTY, LN_RECEIVED, LN_SEGMENTS, LN_SENDER_CLOSED, LN_SENT,
-  LN_SLOT_MASK, LN_SPACE_WAITING, LN_TAIL, SLEEP_AWAKE, SLEEP_PARKED, STATE_EMPTY, STATE_ENDED, STATE_READY,
+  LN_SLOT_MASK, LN_SLOT_MASK_P, LN_SPACE_WAITING, LN_TAIL, SLEEP_AWAKE, SLEEP_PARKED, STATE_EMPTY, STATE_ENDED, STATE_READY,
 } from "./layout";
 import { available, notifySpace, release } from "./lane";
 import { allocFrame, frameBytes, freeFrame, segmentShift } from "./pool";
@@ -48,6 +48,7 @@ function buildLane(channel: u32, claimed: u32): u32 {
   store<u32>(lane + LN_CHANNEL, channel);
   store<u32>(lane + LN_CAPACITY, capacity);
   store<u32>(lane + LN_SLOT_MASK, (segments << segmentShift) - 1);
+  store<u32>(lane + LN_SLOT_MASK_P, (segments << segmentShift) - 1);
   store<u32>(lane + LN_CLAIMED, claimed);
   return lane;
 }

@@ -12,7 +12,7 @@
 import {
   CH_RECV_CLOSED, CH_SLEEPING, SLEEP_PARKED, SLEEP_WAKING, FRAME_LENGTH, LN_CACHED_HEAD, LN_CACHED_TAIL, LN_CAPACITY, LN_CHANNEL,
   LN_CLOSED_REFUSED, LN_FULL, LN_HEAD, LN_POOL_EMPTY, LN_RECEIVED, LN_SEGMENTS, LN_SENT,
-  LN_SLOT_MASK, LN_SPACE_SEQ, LN_SPACE_WAITING, LN_TAIL, RESERVE_CLOSED, RESERVE_FULL,
+  LN_SLOT_MASK, LN_SLOT_MASK_P, LN_SPACE_SEQ, LN_SPACE_WAITING, LN_TAIL, RESERVE_CLOSED, RESERVE_FULL,
   RESERVE_POOL_EMPTY,
 } from "./layout";
 import { allocFrame, freeFrame, segmentShift } from "./pool";
@@ -21,9 +21,10 @@ import { allocFrame, freeFrame, segmentShift } from "./pool";
   store<u64>(address, load<u64>(address) + 1); // single writer: the owning side
 }
 
-// Address of the descriptor for free-running index `index`.
-@inline function slotAddress(lane: u32, index: u32): u32 {
-  const slot = index & load<u32>(lane + LN_SLOT_MASK);
+// Address of the descriptor for free-running index `index`; `maskAt` is the caller's side's copy of
+// the slot mask (LN_SLOT_MASK_P or LN_SLOT_MASK), so neither side reads the other's line for it.
+@inline function slotAddress(lane: u32, index: u32, maskAt: u32): u32 {
+  const slot = index & load<u32>(lane + maskAt);
   const segment = load<u32>(lane + LN_SEGMENTS + ((slot >> segmentShift) << 2));
   return segment + ((slot & ((1 << segmentShift) - 1)) << 2);
 }
@@ -62,7 +63,7 @@ export function reserve(lane: u32): i32 {
 export function commit(lane: u32, frame: u32, length: u32): u32 {
   store<u32>(frame + FRAME_LENGTH, length);
   const tail = load<u32>(lane + LN_TAIL);
-  store<u32>(slotAddress(lane, tail), frame);
+  store<u32>(slotAddress(lane, tail, LN_SLOT_MASK_P), frame);
   atomic.store<u32>(lane + LN_TAIL, tail + 1); // release: frame bytes and descriptor before the index
   bump64(lane + LN_SENT);
   // Sequentially consistent load after the store above: with the receiver's store of CH_SLEEPING
@@ -113,14 +114,14 @@ export function available(lane: u32, wanted: u32): u32 {
 
 // Byte offset of the frame `ahead` packets past the head. Valid for ahead < available().
 export function peekFrame(lane: u32, ahead: u32): u32 {
-  return load<u32>(slotAddress(lane, load<u32>(lane + LN_HEAD) + ahead));
+  return load<u32>(slotAddress(lane, load<u32>(lane + LN_HEAD) + ahead, LN_SLOT_MASK));
 }
 
 // Consumes `count` packets: frees their frames and publishes the new head once for the whole batch.
 // Answers 1 when a sender is parked waiting for space (the host wakes it), else 0.
 export function release(lane: u32, count: u32): u32 {
   const head = load<u32>(lane + LN_HEAD);
-  for (let i: u32 = 0; i < count; i++) freeFrame(load<u32>(slotAddress(lane, head + i)));
+  for (let i: u32 = 0; i < count; i++) freeFrame(load<u32>(slotAddress(lane, head + i, LN_SLOT_MASK)));
   atomic.store<u32>(lane + LN_HEAD, head + count); // the frames are free before the slots are
   store<u64>(lane + LN_RECEIVED, load<u64>(lane + LN_RECEIVED) + <u64>count);
   return atomic.load<u32>(lane + LN_SPACE_WAITING);

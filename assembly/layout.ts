@@ -32,41 +32,47 @@ export const FRAME_LENGTH: u32 = 0; // P  payload length in bytes
 export const FRAME_DATA: u32 = 8; //  P  payload bytes, up to frame size − FRAME_DATA
 
 // ---- Channel frame ----
-// Consumer line: written by the receiver around parking and once at close; producers only read it.
+// Lines are grouped by how often, and by whom, they are written, because a producer reads the first
+// two on every packet: a word written often must not share a line with a word read on every packet.
+// Parking line: written only when the receiver parks or is woken.
 export const CH_SLEEPING: u32 = 0; //     A  SLEEP_AWAKE / SLEEP_PARKED (receiver: set, re-check, wait) / SLEEP_WAKING (a producer claimed the wake)
-export const CH_WAKE_SEQ: u32 = 4; //     A  producers add 1 then notify when they saw CH_SLEEPING = 1
-export const CH_RECV_CLOSED: u32 = 8; //  C  1 once receiver.close() ran: producers answer 'closed'
-// Configuration line: written at creation and by the rare lane / handle operations.
-export const CH_NONCE: u32 = 128; //       I  random, checked by fromHandle (a freed channel reads 0)
-export const CH_CAPACITY: u32 = 132; //    I  packets per lane
-export const CH_MAX_LANES: u32 = 136; //   I  lanes this channel may ever have
-export const CH_LANE_COUNT: u32 = 140; //  A  lanes claimed so far (entries may still read 0 while being built)
-export const CH_PARTIES: u32 = 144; //     A  open lanes + an open receiver; whoever takes it to 0 frees the channel
-export const CH_RECV_TOKEN: u32 = 148; //  A  non-zero while a receiver handle is in transit
+export const CH_WAKE_SEQ: u32 = 4; //     A  a producer adds 1 then notifies when it claimed the wake
+// Read-mostly line: written at creation and by the rare close / lane / handle operations.
+export const CH_RECV_CLOSED: u32 = 128; // C  1 once receiver.close() ran: producers answer 'closed'
+export const CH_NONCE: u32 = 132; //       I  random, checked by fromHandle (a freed channel reads 0)
+export const CH_CAPACITY: u32 = 136; //    I  packets per lane
+export const CH_MAX_LANES: u32 = 140; //   I  lanes this channel may ever have
+export const CH_LANE_COUNT: u32 = 144; //  A  lanes claimed so far (entries may still read 0 while being built)
+export const CH_PARTIES: u32 = 148; //     A  open lanes + an open receiver; whoever takes it to 0 frees the channel
+export const CH_RECV_TOKEN: u32 = 152; //  A  non-zero while a receiver handle is in transit
 export const CH_LANES: u32 = 256; //       A  u32 byte offset of each lane frame (0 = not published yet)
 
 // ---- Lane frame: one single-producer single-consumer descriptor ring ----
-// Producer line (bytes 0..127)
+// Three lines, each 128 bytes from the next: the adjacent-line prefetcher pulls 128-byte pairs on
+// x86, so 64 bytes apart still false-shares (anchors.md: ~7 M vs ~11.5 M msg/s). Read-only words a
+// side needs on every packet are copied into its own line.
+// Producer line: written on every packet by the producer; the consumer reads LN_TAIL once per batch.
 export const LN_TAIL: u32 = 0; //          P  free-running count of packets published
 export const LN_CACHED_HEAD: u32 = 4; //   P  producer's possibly stale copy of LN_HEAD (refreshed when the lane looks full)
-export const LN_SENDER_CLOSED: u32 = 8; // P  1 once every sender on this lane closed
-export const LN_SPACE_WAITING: u32 = 12; // P 1 while a sender on this lane is parked in send()
-export const LN_CHANNEL: u32 = 16; //      I  byte offset of the channel frame
-export const LN_CAPACITY: u32 = 20; //     I  copy of CH_CAPACITY, so the producer never reads the config line
-export const LN_CLAIMED: u32 = 24; //      A  0 while a sender handle for this lane is unclaimed, then 1
+export const LN_CHANNEL: u32 = 8; //       I  byte offset of the channel frame
+export const LN_CAPACITY: u32 = 12; //     I  copy of CH_CAPACITY
+export const LN_SLOT_MASK_P: u32 = 16; //  I  ring slots − 1 (slots are a power of two ≥ capacity), producer's copy
 export const LN_SENT: u32 = 32; //         P  u64 packets accepted
 export const LN_FULL: u32 = 40; //         P  u64 packets refused because the lane was full
 export const LN_POOL_EMPTY: u32 = 48; //   P  u64 packets refused because the frame pool was empty
 export const LN_CLOSED_REFUSED: u32 = 56; // P u64 packets refused because the receiver had closed
-// Consumer line (bytes 128..255), 128 bytes from the producer line: the adjacent-line prefetcher
-// pulls 128-byte pairs on x86, so 64 bytes apart still false-shares (anchors.md: ~7 M vs ~11.5 M msg/s).
+// Consumer line: written once per batch by the consumer; the producer reads LN_HEAD only when full.
 export const LN_HEAD: u32 = 128; //        C  free-running count of packets consumed
-export const LN_CACHED_TAIL: u32 = 132; // C  consumer's possibly stale copy of LN_TAIL (refreshed when the lane looks empty)
-export const LN_SPACE_SEQ: u32 = 136; //   A  consumer adds 1 then notifies when it saw LN_SPACE_WAITING = 1
-export const LN_SLOT_MASK: u32 = 140; //   I  ring slots − 1 (slots are a power of two ≥ capacity)
+export const LN_CACHED_TAIL: u32 = 132; // C  consumer's possibly stale copy of LN_TAIL
+export const LN_SLOT_MASK: u32 = 136; //   I  consumer's copy of the slot mask
+export const LN_SPACE_SEQ: u32 = 140; //   A  consumer adds 1 then notifies when it saw LN_SPACE_WAITING = 1
 export const LN_RECEIVED: u32 = 144; //    C  u64 packets consumed
+// Flags line: written rarely (close, parking for space, handle claim); the consumer reads it per batch.
+export const LN_SENDER_CLOSED: u32 = 256; // P 1 once every sender on this lane closed
+export const LN_SPACE_WAITING: u32 = 260; // P 1 while a sender on this lane is parked in send()
+export const LN_CLAIMED: u32 = 264; //     A  0 while a sender handle for this lane is unclaimed, then 1
 // Segment table: the ring's slots live in pool frames, frameBytes / 4 descriptors per segment.
-export const LN_SEGMENTS: u32 = 256;
+export const LN_SEGMENTS: u32 = 384;
 
 export const SLEEP_AWAKE: u32 = 0;
 export const SLEEP_PARKED: u32 = 1;
