@@ -20,7 +20,7 @@ export const AR_POOL_SEQ: u32 = 260; //    A bumped (then notified) when frames 
 export const AR_BITMAP: u32 = 1024; //     A one bit per frame, 1 = free; claimed a whole word at a time by xchg
 
 // ---- Thread cache: one frame per attached thread, private to that thread ----
-// [count u32][frame offsets u32 × CACHE_CAPACITY]
+// [count u32][frame offsets u32 × (CACHE_CAPACITY + 1)]: one spare slot, filled just before a flush
 export const CACHE_CAPACITY: u32 = 64;
 export const CACHE_FLUSH: u32 = 32; // frames returned to the bitmap when the cache overflows
 

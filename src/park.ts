@@ -58,10 +58,11 @@ export class WordWaiter {
     // Synchronous answers ("not-equal": the word already moved; "timed-out") carry no promise.
     if (!result.async) return Promise.resolve();
     const entry = { expected, done: result.value as Promise<unknown> };
-    entry.done = result.value.then(() => {
+    this.pending = entry;
+    // Forget the wait once it ends; a side branch, so the wake itself takes no extra promise hop.
+    entry.done.then(() => {
       if (this.pending === entry) this.pending = undefined;
     });
-    this.pending = entry;
     return entry.done;
   }
 }
@@ -69,17 +70,17 @@ export class WordWaiter {
 /**
  * Sleeps until `waker` fires, `word` moves off `expected` (when a word is given), or the safety net.
  * Callers re-check their condition afterwards: a wake is a hint, never a promise of data.
+ * One promise, settled directly by whichever way out comes first (no Promise.race: each hop is a
+ * microtask on the wake-up latency path).
  */
-export async function park(waker: Waker, word: WordWaiter | undefined, expected: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const safetyNet = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, PARK_SAFETY_MS);
+export function park(waker: Waker, word: WordWaiter | undefined, expected: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const wake = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(wake, PARK_SAFETY_MS);
+    waker.wait().then(wake);
+    word?.wait(expected).then(wake);
   });
-  const ways: Promise<unknown>[] = [waker.wait(), safetyNet];
-  if (word !== undefined) ways.push(word.wait(expected));
-  try {
-    await Promise.race(ways);
-  } finally {
-    clearTimeout(timer);
-  }
 }

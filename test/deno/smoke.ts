@@ -24,7 +24,7 @@ const results: Record<string, unknown> = {};
   let next = 0;
   let ordered = true;
   for await (const packet of rx) {
-    const value = new DataView(packet.buffer).getUint32(0, true);
+    const value = new DataView(packet.buffer, packet.byteOffset, packet.byteLength).getUint32(0, true);
     if (value !== next) ordered = false;
     next++;
   }

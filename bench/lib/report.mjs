@@ -1,0 +1,28 @@
+// Medians, percentiles and the two output forms: a table, or with --json one object per line with
+// name, unit, value, baseline, baseline_value, ratio (ratio = value / baseline_value).
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+export function percentile(values, p) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+const format = (value, unit) => (unit.endsWith("/s") ? `${(value / 1e6).toFixed(2)} M` : value.toFixed(1));
+
+export function report(rows, json) {
+  if (json) {
+    for (const row of rows) console.log(JSON.stringify({ ...row, ratio: Number((row.value / row.baseline_value).toFixed(3)) }));
+    return;
+  }
+  const lines = rows.map((r) => [r.name, r.unit, format(r.value, r.unit), r.baseline, format(r.baseline_value, r.unit), `${(r.value / r.baseline_value).toFixed(2)}×`, r.target ?? ""]);
+  const header = ["benchmark", "unit", "Sluice", "baseline (same run)", "baseline", "ratio", "target"];
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  const print = (cells) => console.log(`| ${cells.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`);
+  print(header);
+  console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  for (const line of lines) print(line);
+}

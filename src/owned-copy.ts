@@ -1,0 +1,26 @@
+// Copies of received packets that belong to the caller, carved from private 64 KiB slabs as Node's
+// Buffer pool does. Measured on Node 20 for 1200 bytes: new Uint8Array(1200) + set costs ~3.3 µs
+// (every array over 64 bytes gets its own off-heap backing store); a view into a slab + set ~0.33 µs.
+// Nothing else ever writes a slab region once handed out, so the bytes are the caller's for good.
+// As with Buffer.allocUnsafe, `copy.buffer` is the whole slab: use byteOffset and byteLength.
+
+/** Slab size: small enough that one long-lived packet pins little, large enough to amortise. */
+export const COPY_SLAB_BYTES = 64 * 1024;
+/** Packets larger than this get an exact allocation of their own. */
+const LARGEST_SLAB_COPY = COPY_SLAB_BYTES / 8;
+
+let slab = new ArrayBuffer(COPY_SLAB_BYTES);
+let used = 0;
+
+export function ownedCopy(source: Uint8Array, offset: number, length: number): Uint8Array {
+  const bytes = source.subarray(offset, offset + length);
+  if (length > LARGEST_SLAB_COPY) return new Uint8Array(bytes);
+  if (used + length > COPY_SLAB_BYTES) {
+    slab = new ArrayBuffer(COPY_SLAB_BYTES);
+    used = 0;
+  }
+  const copy = new Uint8Array(slab, used, length);
+  used += (length + 7) & ~7; // keep every copy 8-byte aligned: V8 copies aligned runs word by word
+  copy.set(bytes);
+  return copy;
+}
