@@ -2,10 +2,10 @@
 // Creation, lane addition, closing and freeing are not on the per-packet path, but they are still
 // wait-free: each is a fixed sequence of atomic steps plus loops bounded by the channel's own size.
 import {
-  CH_CAPACITY, CH_LANE_COUNT, CH_LANES, CH_MAX_LANES, CH_NONCE, CH_PARTIES, CH_RECV_CLOSED,
+  AR_DISCARDED, CH_CAPACITY, CH_LANE_COUNT, CH_LANES, CH_MAX_LANES, CH_NONCE, CH_PARTIES, CH_RECV_CLOSED,
   CH_RECV_TOKEN, CH_SLEEPING, CH_WAKE_SEQ, LN_CAPACITY, LN_CHANNEL, LN_CLAIMED, LN_CLOSED_REFUSED,
   LN_FULL, LN_HEAD, LN_POOL_EMPTY, LN_RECEIVED, LN_SEGMENTS, LN_SENDER_CLOSED, LN_SENT,
-  LN_SLOT_MASK, LN_SLOT_MASK_P, LN_SPACE_WAITING, LN_TAIL, SLEEP_AWAKE, SLEEP_PARKED, STATE_EMPTY, STATE_ENDED, STATE_READY,
+  LN_SLOT_MASK, LN_SLOT_MASK_P, LN_SPACE_WAITING, LN_TAIL, LN_WRITTEN, SLEEP_AWAKE, SLEEP_PARKED, STATE_EMPTY, STATE_ENDED, STATE_READY,
 } from "./layout";
 import { available, notifySpace, release } from "./lane";
 import { allocFrame, frameBytes, freeFrame, segmentShift } from "./pool";
@@ -134,7 +134,9 @@ function freeChannel(channel: u32): void {
   for (let i: u32 = 0; i < count; i++) {
     const lane = laneAt(channel, i);
     if (lane == 0) continue;
-    release(lane, available(lane, U32.MAX_VALUE));
+    const unread = available(lane, U32.MAX_VALUE);
+    if (unread != 0) atomic.add<u32>(AR_DISCARDED, unread); // counted, never silent
+    release(lane, unread);
     freeLane(lane);
   }
   atomic.store<u32>(channel + CH_NONCE, 0);
@@ -153,6 +155,7 @@ function leave(channel: u32): u32 {
 // channel, 1 if the receiver was parked (the host also resolves a same-thread waiter), else 0.
 export function closeLane(lane: u32): u32 {
   const channel = load<u32>(lane + LN_CHANNEL);
+  atomic.store<u32>(lane + LN_TAIL, load<u32>(lane + LN_WRITTEN)); // publish what is committed
   atomic.store<u32>(lane + LN_SENDER_CLOSED, 1);
   const sleeping: u32 = atomic.load<u32>(channel + CH_SLEEPING) != SLEEP_AWAKE ? 1 : 0;
   if (sleeping) notifyReceiver(channel);
@@ -175,6 +178,10 @@ export function leaveReceiver(channel: u32): u32 {
   return leave(channel);
 }
 
+export function discardedCount(): u32 {
+  return atomic.load<u32>(AR_DISCARDED);
+}
+
 export function isReceiverClosed(channel: u32): u32 {
   return atomic.load<u32>(channel + CH_RECV_CLOSED);
 }
@@ -194,9 +201,12 @@ export function channelState(channel: u32): i32 {
     }
     const closed = atomic.load<u32>(lane + LN_SENDER_CLOSED) != 0;
     if (available(lane, 1) != 0) return STATE_READY;
-    if (!closed) anyOpen = true;
+    if (closed) continue;
+    // A closed receiver still waits for packets committed but not yet published (the producer
+    // publishes at the end of its current task at the latest), as tokio waits for outstanding permits.
+    if (!receiverClosed || atomic.load<u32>(lane + LN_WRITTEN) != atomic.load<u32>(lane + LN_TAIL)) anyOpen = true;
   }
-  return anyOpen && !receiverClosed ? STATE_EMPTY : STATE_ENDED;
+  return anyOpen ? STATE_EMPTY : STATE_ENDED;
 }
 
 // Receiver parking, step 1: flag the sleep and answer the sequence value to wait on. The caller then

@@ -7,11 +7,11 @@ export {
 } from "./pool";
 export {
   abandon, available, commit, endSpaceWait, hasSpace, notifySpace, peekFrame, prepareSpaceWait,
-  release, reserve,
+  publish, release, reserve,
 } from "./lane";
 export {
   addLane, capacityOf, channelState, claimLane, claimReceiver, closeLane, closeReceiver,
-  createChannel, endSleep, hasLane, isReceiverClosed, laneClosedRefused, laneFull, laneOf, lanePoolEmpty,
+  createChannel, discardedCount, endSleep, hasLane, isReceiverClosed, laneClosedRefused, laneFull, laneOf, lanePoolEmpty,
   laneQueued, laneReceived, lanesOf, laneSent, leaveReceiver, maxCapacity, maxLanes, nonceOf,
   notifyReceiver, offerReceiver, prepareSleep,
 } from "./channel";

@@ -17,6 +17,8 @@ export const AR_FREE_COUNT: u32 = 128; // A  frames whose bit is set in the bitm
 // Pool waiters line: only senders parked on an exhausted pool and the threads that free frames touch it.
 export const AR_POOL_WAITERS: u32 = 256; // A number of senders parked waiting for a free frame
 export const AR_POOL_SEQ: u32 = 260; //    A bumped (then notified) when frames are freed while someone waits
+// Accounting line
+export const AR_DISCARDED: u32 = 384; //   A  packets accepted but freed unread: the receiver had closed and left
 export const AR_BITMAP: u32 = 1024; //     A one bit per frame, 1 = free; claimed a whole word at a time by xchg
 
 // ---- Thread cache: one frame per attached thread, private to that thread ----
@@ -52,11 +54,12 @@ export const CH_LANES: u32 = 256; //       A  u32 byte offset of each lane frame
 // x86, so 64 bytes apart still false-shares (anchors.md: ~7 M vs ~11.5 M msg/s). Read-only words a
 // side needs on every packet are copied into its own line.
 // Producer line: written on every packet by the producer; the consumer reads LN_TAIL once per batch.
-export const LN_TAIL: u32 = 0; //          P  free-running count of packets published
+export const LN_TAIL: u32 = 0; //          P  free-running count of packets published (visible to the consumer)
 export const LN_CACHED_HEAD: u32 = 4; //   P  producer's possibly stale copy of LN_HEAD (refreshed when the lane looks full)
 export const LN_CHANNEL: u32 = 8; //       I  byte offset of the channel frame
 export const LN_CAPACITY: u32 = 12; //     I  copy of CH_CAPACITY
 export const LN_SLOT_MASK_P: u32 = 16; //  I  ring slots − 1 (slots are a power of two ≥ capacity), producer's copy
+export const LN_WRITTEN: u32 = 20; //      P  free-running count of packets committed; LN_TAIL catches up at publish()
 export const LN_SENT: u32 = 32; //         P  u64 packets accepted
 export const LN_FULL: u32 = 40; //         P  u64 packets refused because the lane was full
 export const LN_POOL_EMPTY: u32 = 48; //   P  u64 packets refused because the frame pool was empty

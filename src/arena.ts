@@ -29,6 +29,8 @@ export interface ArenaStats {
   frames: number;
   /** Frames in the shared free bitmap; up to 64 more per attached thread sit in that thread's cache. */
   freeFrames: number;
+  /** Packets accepted but freed unread, because the receiver had closed and left before they arrived. */
+  discarded: number;
 }
 
 // Arenas this thread has created or attached, by id. A handle's arena is attached at most once per thread.
@@ -124,6 +126,7 @@ export class Arena {
       frameBytes: this.frameBytes,
       frames: this.words[(this.core.AR_FRAME_COUNT.value as number) >> 2]!,
       freeFrames: this.core.freeFrameCount(),
+      discarded: this.core.discardedCount(),
     };
   }
 

@@ -57,15 +57,35 @@ export class ChannelCore {
   }
 }
 
+/**
+ * Packets a lane commits before it publishes them without waiting for the end of the burst. A
+ * publish is one fenced store; measured per packet it cost half the producer's time cross-thread.
+ */
+export const PUBLISH_EVERY = 16;
+
+// Lanes of this thread with committed but unpublished packets. Any receiver on this thread publishes
+// them before it looks, so a packet sent on this thread is visible to a receive on this thread at
+// once, whichever channel object either end came from.
+const unpublished = new Set<LaneProducer>();
+
+export function publishThisThread(): void {
+  for (const lane of unpublished) lane.publish();
+}
+
 /** The producing end of one lane on this thread, shared by a sender and its same-thread clones. */
 export class LaneProducer {
   readonly channel: ChannelCore;
   readonly lane: number;
   openSenders = 1;
   readonly spaceWaker = new Waker();
+  private readonly spaceWord: WordWaiter;
   /** Sends on this thread parked for space: the shared flag stays set until the last one leaves. */
   private parkedForSpace = 0;
-  private readonly spaceWord: WordWaiter;
+  /** Committed packets await publish(). */
+  private pending = false;
+  /** A publishLater microtask is queued (it may outlive `pending`: then it finds nothing to do). */
+  private publishQueued = false;
+  private closed = false;
 
   constructor(channel: ChannelCore, lane: number) {
     this.channel = channel;
@@ -76,21 +96,43 @@ export class LaneProducer {
   }
 
   /**
-   * The hot path: reserve a frame, copy, publish. Answers 0 when sent, else a RESERVE_* code.
-   * The packet is validated by the caller.
+   * The hot path: reserve a frame, copy, commit. Answers 0 when sent, else a RESERVE_* code. The
+   * packet is validated by the caller. Committed packets become visible to the receiver every
+   * PUBLISH_EVERY packets, and at the latest when this thread's current task ends (a microtask).
    */
   push(packet: Uint8Array): number {
     const { core, bytes } = this.channel.arena;
     const frame = core.reserve(this.lane);
     if (frame < 0) return frame;
     bytes.set(packet, frame + FRAME_DATA);
-    if (core.commit(this.lane, frame, packet.length) !== 0) this.channel.wakeReceiver();
+    if (core.commit(this.lane, frame, packet.length) >= PUBLISH_EVERY) this.publish();
+    else if (!this.pending) {
+      this.pending = true;
+      unpublished.add(this);
+      if (!this.publishQueued) {
+        this.publishQueued = true;
+        queueMicrotask(this.publishLater);
+      }
+    }
     return 0;
   }
+
+  /** Makes every committed packet visible to the receiver, and wakes it if it sleeps. */
+  publish(): void {
+    this.pending = false;
+    unpublished.delete(this);
+    if (!this.closed && this.channel.arena.core.publish(this.lane) !== 0) this.channel.wakeReceiver();
+  }
+
+  private readonly publishLater = (): void => {
+    this.publishQueued = false;
+    this.publish();
+  };
 
   /** Sleeps until the refusal `reason` (full lane or empty pool) may have cleared. */
   async waitFor(reason: number): Promise<void> {
     const { core, poolWord } = this.channel.arena;
+    this.publish(); // the receiver can only make room for what it can see
     if (reason === RESERVE_FULL) {
       this.parkedForSpace++;
       const seq = core.prepareSpaceWait(this.lane);
@@ -115,6 +157,8 @@ export class LaneProducer {
   /** One sender on this lane closed; the last one closes the lane. */
   release(): void {
     if (--this.openSenders > 0) return;
+    this.closed = true; // closeLane() publishes; a queued publish must not touch the lane after this
+    unpublished.delete(this);
     const channel = this.channel;
     channel.localLanes.delete(this.lane);
     const outcome = channel.arena.core.closeLane(this.lane);

@@ -17,6 +17,7 @@ export interface CoreExports {
 
   reserve(lane: number): number;
   commit(lane: number, frame: number, length: number): number;
+  publish(lane: number): number;
   abandon(frame: number): void;
   prepareSpaceWait(lane: number): number;
   endSpaceWait(lane: number): void;
@@ -38,6 +39,7 @@ export interface CoreExports {
   closeReceiver(channel: number): void;
   leaveReceiver(channel: number): number;
   isReceiverClosed(channel: number): number;
+  discardedCount(): number;
   channelState(channel: number): number;
   prepareSleep(channel: number): number;
   endSleep(channel: number): void;

@@ -11,76 +11,100 @@
 //  - the same-thread Waker fires (a producer or consumer on this thread: no atomics, no task hop);
 //  - the safety net, PARK_SAFETY_MS: the sleeper re-checks and parks again. It is only a bound on the
 //    damage of a bug; with the protocol above it is never what wakes a sleeper in time.
-// While parked, a ref'd timer keeps the process alive: a pending waitAsync alone does not
+// While anything is parked, a ref'd interval keeps the process alive: a pending waitAsync alone does not
 // (nodejs/node#61941, denoland/deno#15358).
 
 /** Longest a parked side sleeps before re-checking on its own. */
 export const PARK_SAFETY_MS = 1000;
 
-/** A same-thread wake-up that any number of parked callers share. */
-export class Waker {
-  private resolve: (() => void) | undefined;
-  private promise: Promise<void> | undefined;
+type Wake = () => void;
 
-  wait(): Promise<void> {
-    this.promise ??= new Promise<void>((resolve) => {
-      this.resolve = resolve;
-    });
-    return this.promise;
+/** A same-thread wake-up: fire() wakes every caller parked on it now. */
+export class Waker {
+  private readonly sleepers = new Set<Wake>();
+
+  add(wake: Wake): void {
+    this.sleepers.add(wake);
+  }
+
+  delete(wake: Wake): void {
+    this.sleepers.delete(wake);
   }
 
   fire(): void {
-    const resolve = this.resolve;
-    if (resolve === undefined) return;
-    this.resolve = undefined;
-    this.promise = undefined;
-    resolve();
+    if (this.sleepers.size === 0) return;
+    const woken = [...this.sleepers];
+    this.sleepers.clear();
+    for (const wake of woken) wake();
   }
 }
 
 /**
  * Atomics.waitAsync on one word, shared by every caller that waits for the same value. Sharing
- * matters: a wait that ends through the Waker leaves its waitAsync registered until notify or
- * timeout, and re-parking must not pile up one V8 waiter per park.
+ * matters: a park that ends another way leaves its waitAsync registered until notify or timeout,
+ * and parking again must not pile up one V8 waiter per park.
  */
 export class WordWaiter {
-  private pending: { expected: number; done: Promise<unknown> } | undefined;
+  private pending: { expected: number; sleepers: Set<Wake> } | undefined;
 
   constructor(
     private readonly words: Int32Array,
     private readonly index: number,
   ) {}
 
-  wait(expected: number): Promise<unknown> {
+  add(expected: number, wake: Wake): void {
     const pending = this.pending;
-    if (pending !== undefined && pending.expected === expected) return pending.done;
+    if (pending !== undefined && pending.expected === expected) {
+      pending.sleepers.add(wake);
+      return;
+    }
     const result = Atomics.waitAsync(this.words, this.index, expected, PARK_SAFETY_MS);
     // Synchronous answers ("not-equal": the word already moved; "timed-out") carry no promise.
-    if (!result.async) return Promise.resolve();
-    const entry = { expected, done: result.value as Promise<unknown> };
+    if (!result.async) {
+      queueMicrotask(wake);
+      return;
+    }
+    const entry = { expected, sleepers: new Set([wake]) };
     this.pending = entry;
-    // Forget the wait once it ends; a side branch, so the wake itself takes no extra promise hop.
-    entry.done.then(() => {
+    result.value.then(() => {
       if (this.pending === entry) this.pending = undefined;
+      for (const sleeper of entry.sleepers) sleeper();
     });
-    return entry.done;
+  }
+
+  delete(wake: Wake): void {
+    this.pending?.sleepers.delete(wake);
   }
 }
 
+// Keep-alive and safety net for every park on this thread: one interval, ref'd only while something
+// is parked. Toggling ref is cheaper than arming a timer per park (measured: a timer set and cleared
+// around each waitAsync added ~4 µs to the median wake-up, 22 → 26 µs).
+const parked = new Set<Wake>();
+let keepAlive: ReturnType<typeof setInterval> | undefined;
+
+function safetyNet(): void {
+  for (const wake of [...parked]) wake();
+}
+
 /**
- * Sleeps until `waker` fires, `word` moves off `expected` (when a word is given), or the safety net.
- * Callers re-check their condition afterwards: a wake is a hint, never a promise of data.
- * One promise, settled directly by whichever way out comes first (no Promise.race: each hop is a
- * microtask on the wake-up latency path).
+ * Sleeps until `waker` fires, `word` moves off `expected` (when a word is given), or the safety net
+ * (within PARK_SAFETY_MS). Callers re-check their condition afterwards: a wake is a hint, never a
+ * promise of data.
  */
 export function park(waker: Waker, word: WordWaiter | undefined, expected: number): Promise<void> {
   return new Promise<void>((resolve) => {
     const wake = (): void => {
-      clearTimeout(timer);
+      if (!parked.delete(wake)) return; // already woken another way
+      waker.delete(wake);
+      word?.delete(wake);
+      if (parked.size === 0) keepAlive!.unref();
       resolve();
     };
-    const timer = setTimeout(wake, PARK_SAFETY_MS);
-    waker.wait().then(wake);
-    word?.wait(expected).then(wake);
+    keepAlive ??= setInterval(safetyNet, PARK_SAFETY_MS);
+    if (parked.size === 0) keepAlive.ref();
+    parked.add(wake);
+    waker.add(wake);
+    word?.add(expected, wake);
   });
 }

@@ -8,7 +8,7 @@
 //    during the call: the frame goes back to the pool when drain() returns.
 // Lanes are visited round-robin, so one busy sending thread cannot starve another.
 import { FRAME_DATA, STATE_EMPTY, STATE_ENDED } from "./core.ts";
-import { ChannelCore } from "./channel-core.ts";
+import { ChannelCore, publishThisThread } from "./channel-core.ts";
 import { ownedCopy } from "./owned-copy.ts";
 import { handleFields, openHandle, type ReceiverHandle } from "./handle.ts";
 import { park } from "./park.ts";
@@ -87,6 +87,7 @@ export class Receiver {
     if (!this.#usable()) return 0;
     const channel = this.#channel;
     const { core, bytes, words } = channel.arena;
+    publishThisThread(); // same-thread sends are visible at once
     const lanes = this.#refreshLanes();
     let total = 0;
     for (let step = 0; step < lanes.length && total < limit; step++) {
@@ -170,6 +171,7 @@ export class Receiver {
     if (!this.#usable()) return;
     const channel = this.#channel;
     const { core } = channel.arena;
+    publishThisThread(); // what this thread sent before close() stays receivable
     core.closeReceiver(channel.offset);
     for (const lane of channel.localLanes.values()) lane.spaceWaker.fire();
     if (core.channelState(channel.offset) === STATE_ENDED) this.#finish();
