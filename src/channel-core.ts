@@ -69,6 +69,7 @@ export const PUBLISH_EVERY = 16;
 const unpublished = new Set<LaneProducer>();
 
 export function publishThisThread(): void {
+  if (unpublished.size === 0) return; // the common case: no iterator per drain
   for (const lane of unpublished) lane.publish();
 }
 

@@ -5,6 +5,10 @@
 //  - Either copies the packet before answering 'sent'; the caller's buffer is never written and may
 //    be reused at once.
 //  - Clones on this thread share one lane (so one order); each handle gets a lane of its own.
+//  - Visibility: a receiver on this thread sees a sent packet at once. A receiver on another thread
+//    sees it after at most 16 more packets, or when this thread's current task ends (a microtask),
+//    whichever is first: publishing is one fenced store, paid per batch rather than per packet.
+//    flush() publishes now, for a producer about to block its thread synchronously.
 import { RESERVE_CLOSED } from "./core.ts";
 import { ChannelCore, LaneProducer } from "./channel-core.ts";
 import { handleFields, openHandle, type SenderHandle } from "./handle.ts";
@@ -58,6 +62,11 @@ export class Sender {
       if (outcome === RESERVE_CLOSED) return "closed";
       await lane.waitFor(outcome); // asleep until space may exist; then try again
     }
+  }
+
+  /** Makes every packet this lane has sent visible to the receiver now (see "Visibility" above). */
+  flush(): void {
+    this.#lane?.publish();
   }
 
   /** Another sender on the same lane (same thread, same order). */
