@@ -10,30 +10,34 @@ afterEach(async () => {
   await worker?.terminate();
 });
 
-test("flush() makes packets visible while the sending thread stays blocked", async () => {
+/** A worker sends `count` packets (flushing or not), then blocks its thread until the gate opens. */
+async function blockedProducer(count: number, flush: boolean) {
   worker = await startWorker("blocking-producer");
   const [tx, rx] = channel(64);
   const gate = new Int32Array(new SharedArrayBuffer(4));
-  expect(await ask(worker, { handle: tx.toHandle(), gate, count: 3, flush: true })).toBe("sent");
+  expect(await ask(worker, { handle: tx.toHandle(), gate, count, flush })).toBe("sent");
   tx.close();
+  const release = (): void => {
+    Atomics.store(gate, 0, 1);
+    Atomics.notify(gate, 0);
+  };
+  return { rx, release };
+}
+
+test("flush() makes packets visible while the sending thread stays blocked", async () => {
+  const { rx, release } = await blockedProducer(3, true);
   const got = [rx.tryRecv(), rx.tryRecv(), rx.tryRecv()];
   expect(got).toEqual([new Uint8Array([0]), new Uint8Array([1]), new Uint8Array([2])]);
-  Atomics.store(gate, 0, 1);
-  Atomics.notify(gate, 0);
+  release();
   expect(await rx.recv()).toBeUndefined();
 });
 
 test("without flush(), packets appear when the sending thread's task ends, or every 16", async () => {
-  worker = await startWorker("blocking-producer");
-  const [tx, rx] = channel(64);
-  const gate = new Int32Array(new SharedArrayBuffer(4));
-  expect(await ask(worker, { handle: tx.toHandle(), gate, count: 20, flush: false })).toBe("sent");
-  tx.close();
+  const { rx, release } = await blockedProducer(20, false);
   let visible = 0;
   while (rx.tryRecv() instanceof Uint8Array) visible++;
   expect(visible).toBe(16); // one batch published on its own; 4 wait for the end of the task
-  Atomics.store(gate, 0, 1); // the worker's task ends; its lane closes
-  Atomics.notify(gate, 0);
+  release(); // the worker's task ends; its lane closes
   let rest = 0;
   for await (const _ of rx) rest++;
   expect(rest).toBe(4);
