@@ -6,7 +6,7 @@ export {
   loadArenaGlobals, endPoolWait, preparePoolWait,
 } from "./pool";
 export {
-  abandon, available, commit, endSpaceWait, hasSpace, notifySpace, peekFrame, prepareSpaceWait,
+  available, commit, endSpaceWait, hasSpace, notifySpace, peekFrame, prepareSpaceWait,
   publish, release, reserve,
 } from "./lane";
 export {
@@ -17,6 +17,6 @@ export {
 } from "./channel";
 // Offsets the host needs for Atomics.waitAsync, and the frame layout it copies through.
 export {
-  AR_BITMAP, AR_FRAME_COUNT, AR_ID, AR_MAGIC, AR_POOL_SEQ, AR_POOL_WAITERS, ARENA_MAGIC_VALUE, CH_WAKE_SEQ,
+  AR_FRAME_COUNT, AR_ID, AR_MAGIC, AR_POOL_SEQ, ARENA_MAGIC_VALUE, CH_WAKE_SEQ,
   FRAME_DATA, FRAME_LENGTH, LN_SPACE_SEQ,
 } from "./layout";

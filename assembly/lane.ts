@@ -95,11 +95,6 @@ export function publish(lane: u32): u32 {
   return <u32>(atomic.cmpxchg<u32>(sleeping, SLEEP_PARKED, SLEEP_WAKING) == SLEEP_PARKED);
 }
 
-// A reserved frame that will not be committed (the host failed to copy into it).
-export function abandon(frame: u32): void {
-  freeFrame(frame);
-}
-
 // Producer parking, step 1: flag the wait, then answer the sequence value to wait on. The caller
 // re-checks hasSpace() before waiting.
 export function prepareSpaceWait(lane: u32): u32 {

@@ -18,7 +18,6 @@ export interface CoreExports {
   reserve(lane: number): number;
   commit(lane: number, frame: number, length: number): number;
   publish(lane: number): number;
-  abandon(frame: number): void;
   prepareSpaceWait(lane: number): number;
   endSpaceWait(lane: number): void;
   hasSpace(lane: number): number;
@@ -57,7 +56,6 @@ export interface CoreExports {
 
   AR_MAGIC: WebAssembly.Global;
   AR_ID: WebAssembly.Global;
-  AR_BITMAP: WebAssembly.Global;
   AR_POOL_SEQ: WebAssembly.Global;
   ARENA_MAGIC_VALUE: WebAssembly.Global;
   AR_FRAME_COUNT: WebAssembly.Global;
