@@ -28,6 +28,20 @@ function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+// A receiver garbage-collected before the end of its stream closes and leaves its channel, as a
+// dropped tokio receiver does: senders see 'closed', and the channel's frames come back.
+const collected = new FinalizationRegistry<ChannelCore>((channel) => {
+  refuseNewPackets(channel);
+  channel.arena.core.leaveReceiver(channel.offset);
+});
+
+/** Senders answer 'closed' from now on; those parked for space on any thread wake to see it. */
+function refuseNewPackets(channel: ChannelCore): void {
+  publishThisThread(); // what this thread sent before the close stays receivable
+  channel.arena.core.closeReceiver(channel.offset); // wakes other threads' parked senders
+  for (const lane of channel.localLanes.values()) lane.spaceWaker.fire();
+}
+
 const enum End {
   Open,
   /** The stream ended and this receiver left the channel: its memory may be reused. */
@@ -48,6 +62,7 @@ export class Receiver {
   /** @internal Use channel() or Receiver.fromHandle(). */
   constructor(channel: ChannelCore) {
     this.#channel = channel;
+    collected.register(this, channel, this);
   }
 
   get capacity(): number {
@@ -76,6 +91,7 @@ export class Receiver {
 
   /** The end of the stream: leave the channel (the last party frees it). */
   #finish(): void {
+    collected.unregister(this);
     this.#end = End.Ended;
     this.#channel.receiverHere = false;
     this.#channel.arena.core.leaveReceiver(this.#channel.offset);
@@ -169,12 +185,8 @@ export class Receiver {
   /** Refuses new packets (senders see 'closed'); those already queued can still be received. */
   close(): void {
     if (!this.#usable()) return;
-    const channel = this.#channel;
-    const { core } = channel.arena;
-    publishThisThread(); // what this thread sent before close() stays receivable
-    core.closeReceiver(channel.offset);
-    for (const lane of channel.localLanes.values()) lane.spaceWaker.fire();
-    if (core.channelState(channel.offset) === STATE_ENDED) this.#finish();
+    refuseNewPackets(this.#channel);
+    if (this.#channel.arena.core.channelState(this.#channel.offset) === STATE_ENDED) this.#finish();
   }
 
   stats(): ChannelStats {
@@ -201,6 +213,7 @@ export class Receiver {
     channel.arena.core.offerReceiver(channel.offset, token);
     channel.goCrossThread();
     channel.receiverHere = false;
+    collected.unregister(this); // the receiving end lives on in the handle
     this.#end = End.Moved;
     return { sluice: "receiver", ...handleFields(channel.arena, channel.offset, channel.nonce, channel.maxPacketSize), token };
   }

@@ -16,6 +16,10 @@ import { channelStats, type ChannelStats } from "./stats.ts";
 
 export type TrySendResult = "sent" | "full" | "closed";
 
+// A sender garbage-collected without close() still lets go of its lane, as a dropped tokio sender
+// does; until the collector gets to it, the receiver cannot see the end of the stream.
+const collected = new FinalizationRegistry<LaneProducer>((lane) => lane.release());
+
 export class Sender {
   #lane: LaneProducer | undefined;
   readonly #channel: ChannelCore;
@@ -24,6 +28,7 @@ export class Sender {
   constructor(lane: LaneProducer) {
     this.#lane = lane;
     this.#channel = lane.channel;
+    collected.register(this, lane, this);
   }
 
   /** Packets each lane (this sender and its same-thread clones) may hold. */
@@ -82,6 +87,7 @@ export class Sender {
     const lane = this.#lane;
     if (lane === undefined) return;
     this.#lane = undefined;
+    collected.unregister(this);
     lane.release();
   }
 
