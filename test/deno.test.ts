@@ -8,12 +8,13 @@ const run = promisify(execFile);
 const root = new URL("..", import.meta.url).pathname;
 const deno = new URL("../node_modules/.bin/deno", import.meta.url).pathname;
 
-test("Deno: import by name, same-thread channel, Web Worker producer", async () => {
+test("Deno: import by name, same-thread channel, Web Worker producer, a parked receiver keeps Deno alive", async () => {
   const { stdout } = await run(deno, ["run", "--allow-read", "test/deno/smoke.ts"], { cwd: root, timeout: 20_000 });
   expect(JSON.parse(stdout)).toEqual({
     sameThread: ["sent", "sent", "full"],
     sameThreadReceived: [1, 2],
     workerReceived: 20_000,
     workerOrdered: true,
+    keptAlive: 9,
   });
 });

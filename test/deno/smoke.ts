@@ -2,6 +2,9 @@
 // is imported by its name, as a Deno user would. Prints one JSON line of results.
 import { channel } from "sluice";
 
+// Deno's global, declared here so that tsc (run under Node's types) checks this file too.
+declare const Deno: { unrefTimer(id: number): void };
+
 const results: Record<string, unknown> = {};
 
 // Same thread: round trip, full, end of stream.
@@ -31,6 +34,15 @@ const results: Record<string, unknown> = {};
   results.workerReceived = next;
   results.workerOrdered = ordered;
   worker.terminate();
+}
+
+// A parked receiver holds the process open: the only waker is an unref'd timer, so without the
+// receiver's keep-alive Deno would exit here before printing anything.
+{
+  const [tx, rx] = channel(1);
+  const timer = setTimeout(() => tx.trySend(new Uint8Array([9])), 300);
+  Deno.unrefTimer(timer as unknown as number); // Deno's setTimeout id
+  results.keptAlive = (await rx.recv())?.[0];
 }
 
 console.log(JSON.stringify(results));
