@@ -42,6 +42,13 @@ function refuseNewPackets(channel: ChannelCore): void {
   for (const lane of channel.localLanes.values()) lane.spaceWaker.fire();
 }
 
+function checkBatch(visit: unknown, limit: unknown): void {
+  if (typeof visit !== "function") throw new TypeError(`visit must be a function (bytes, offset, length) => void, got ${visit === null ? "null" : typeof visit}`);
+  if (limit !== Infinity && (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1)) {
+    throw new RangeError(`limit must be a positive integer or Infinity, got ${String(limit)}`);
+  }
+}
+
 const enum End {
   Open,
   /** The stream ended and this receiver left the channel: its memory may be reused. */
@@ -100,6 +107,7 @@ export class Receiver {
 
   /** Hands up to `limit` ready packets to `visit`, without copying; answers how many. Never waits. */
   drain(visit: PacketVisitor, limit = Infinity): number {
+    checkBatch(visit, limit);
     if (!this.#usable()) return 0;
     const channel = this.#channel;
     const { core, bytes, words } = channel.arena;
@@ -156,6 +164,7 @@ export class Receiver {
    * packets into `visit`. Answers how many; 0 means the stream ended.
    */
   async recvBatch(visit: PacketVisitor, limit = Infinity): Promise<number> {
+    checkBatch(visit, limit);
     for (let lingered = false; ; lingered = !lingered) {
       if (!this.#usable()) return 0;
       const count = this.drain(visit, limit);

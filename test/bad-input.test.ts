@@ -49,6 +49,19 @@ describe("packets", () => {
   });
 });
 
+describe("batch receive", () => {
+  test("drain and recvBatch refuse a visitor that is not a function and a limit that is not a positive integer", async () => {
+    const [tx, rx] = channel(4);
+    tx.trySend(new Uint8Array([1]));
+    expect(() => rx.drain(null as never)).toThrow(/visit must be a function/);
+    await expect(rx.recvBatch("nope" as never)).rejects.toThrow(TypeError);
+    for (const limit of [0, -1, 1.5, Number.NaN, "3"]) expect(() => rx.drain(() => {}, limit as number)).toThrow(/limit must be a positive integer or Infinity/);
+    expect(rx.stats().queued).toBe(1); // nothing was consumed by the refused calls
+    expect(rx.drain(() => {}, 1)).toBe(1);
+    expectUsable(tx, rx);
+  });
+});
+
 describe("options", () => {
   const capacities: [unknown, RegExp, ErrorConstructor][] = [
     [0, /capacity must be from 1/, RangeError],
