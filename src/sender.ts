@@ -3,7 +3,8 @@
 //    are counted in stats) or 'closed' (the receiver closed, or this sender did).
 //  - send waits, asleep, for room; it answers 'closed' if the receiver closes meanwhile.
 //  - Either copies the packet before answering 'sent'; the caller's buffer is never written and may
-//    be reused at once.
+//    be reused once trySend returns or send's promise settles. (send() copies when room appears, so
+//    keep the buffer unchanged until then: tokio takes ownership of the value for the same reason.)
 //  - Clones on this thread share one lane (so one order); each handle gets a lane of its own.
 //  - Visibility: a receiver on this thread sees a sent packet at once. A receiver on another thread
 //    sees it after at most 16 more packets, or when this thread's current task ends (a microtask),
