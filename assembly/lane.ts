@@ -122,7 +122,7 @@ export function available(lane: u32, wanted: u32): u32 {
   const head = load<u32>(lane + LN_HEAD);
   const cached = load<u32>(lane + LN_CACHED_TAIL) - head;
   if (cached >= wanted && cached != 0) return cached;
-  const tail = atomic.load<u32>(lane + LN_TAIL); // acquire: pairs with commit()'s store
+  const tail = atomic.load<u32>(lane + LN_TAIL); // acquire: pairs with publish()'s store
   store<u32>(lane + LN_CACHED_TAIL, tail);
   return tail - head;
 }

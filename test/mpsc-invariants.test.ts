@@ -47,6 +47,17 @@ async function produceFromWorkers(tx: Sender, threads: number, senders: number, 
   return (await Promise.all(jobs)).reduce((sum, r) => sum + r.sent, 0);
 }
 
+/**
+ * A channel of `capacity` fed by `threads` worker threads, each with `senders` senders of `perSender`
+ * packets: every packet sent is received, in order per sender, and the counts match exactly.
+ */
+async function expectEveryPacketArrives(capacity: number, threads: number, senders: number, perSender: number, total: number): Promise<void> {
+  const [tx, rx] = channel(capacity);
+  const [sent, received] = await Promise.all([produceFromWorkers(tx, threads, senders, perSender), receiveAll(rx)]);
+  expect(sent).toBe(total);
+  expect(received).toBe(total);
+}
+
 describe("mpsc_invariants", () => {
   test("1 send_recv_roundtrip", async () => {
     const [tx, rx] = channel(10);
@@ -106,10 +117,7 @@ describe("mpsc_invariants", () => {
   });
 
   test("8 concurrent_send_recv_one_thousand_messages (worker sender)", async () => {
-    const [tx, rx] = channel(100);
-    const [sent, received] = await Promise.all([produceFromWorkers(tx, 1, 1, 1000), receiveAll(rx)]);
-    expect(sent).toBe(1000);
-    expect(received).toBe(1000);
+    await expectEveryPacketArrives(100, 1, 1, 1000, 1000);
   });
 
   test("9 recv_does_not_busy_loop_while_idle", async () => {
@@ -139,17 +147,11 @@ describe("mpsc_invariants", () => {
   });
 
   test("12 multiple_concurrent_senders_lose_no_messages (5 worker threads)", async () => {
-    const [tx, rx] = channel(100);
-    const [sent, received] = await Promise.all([produceFromWorkers(tx, 5, 1, 200), receiveAll(rx)]);
-    expect(sent).toBe(1000);
-    expect(received).toBe(1000);
+    await expectEveryPacketArrives(100, 5, 1, 200, 1000);
   });
 
   test("13 high_concurrency_small_channel_drops_nothing (50 senders on 5 worker threads)", async () => {
-    const [tx, rx] = channel(5);
-    const [sent, received] = await Promise.all([produceFromWorkers(tx, 5, 10, 1000), receiveAll(rx)]);
-    expect(sent).toBe(50_000);
-    expect(received).toBe(50_000);
+    await expectEveryPacketArrives(5, 5, 10, 1000, 50_000);
   });
 
   test("14 rapid_sender_disconnect_loses_no_messages (100 short-lived senders on 4 worker threads)", async () => {
