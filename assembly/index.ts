@@ -20,3 +20,9 @@ export {
   AR_FRAME_COUNT, AR_ID, AR_MAGIC, AR_POOL_SEQ, ARENA_MAGIC_VALUE, CH_WAKE_SEQ,
   FRAME_DATA, FRAME_LENGTH, LN_SPACE_SEQ,
 } from "./layout";
+// Datagram framing (docs/wire.md).
+export {
+  wireConnection, wirePacketNumberHigh, wirePacketNumberLow, wireParse, wireWriteDataHeader,
+  wireWriteIntroHeader, wireWriteResponseHeader, INTRO_BYTES, RESPONSE_BYTES, DATA_HEADER_BYTES, DATA_MIN_BYTES,
+  MAX_DATAGRAM_BYTES, WIRE_VERSION,
+} from "./wire";

@@ -130,6 +130,15 @@ export class Arena {
     };
   }
 
+  /**
+   * This thread stops tracking the arena, so the memory can be collected once nothing else holds it.
+   * For an arena that never left this thread (a transport's own); handles into it stop resolving here.
+   */
+  forget(): void {
+    if (attached.get(this.id) === this) attached.delete(this.id);
+    if (threadDefault === this) threadDefault = undefined;
+  }
+
   /** Returns this thread's cached free frames to the shared pool (exact accounting in tests; a thread about to end). */
   flushThreadCache(): void {
     this.core.flushCache();

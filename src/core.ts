@@ -54,6 +54,14 @@ export interface CoreExports {
   laneReceived(lane: number): number;
   laneQueued(lane: number): number;
 
+  wireParse(at: number, length: number): number;
+  wireConnection(at: number): number;
+  wirePacketNumberLow(at: number): number;
+  wirePacketNumberHigh(at: number): number;
+  wireWriteIntroHeader(at: number): void;
+  wireWriteResponseHeader(at: number, connection: number): void;
+  wireWriteDataHeader(at: number, connection: number, packetNumberLow: number, packetNumberHigh: number): void;
+
   AR_MAGIC: WebAssembly.Global;
   AR_ID: WebAssembly.Global;
   AR_POOL_SEQ: WebAssembly.Global;

@@ -7,3 +7,16 @@ export {
   Arena, DEFAULT_ARENA_BYTES, DEFAULT_FRAME_BYTES, MAX_FRAME_BYTES, MIN_FRAME_BYTES, type ArenaOptions, type ArenaStats,
 } from "./arena.ts";
 export { PARK_SAFETY_MS } from "./park.ts";
+export {
+  Transport, DEFAULT_ACCEPT_QUEUE_CONNECTIONS, DEFAULT_HANDSHAKE_QUEUE_PACKETS, DEFAULT_INBOUND_QUEUE_PACKETS,
+  DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HANDSHAKES, DEFAULT_RECEIVE_BUFFER_BYTES, INTRO_DECRYPT_INTERVAL_MS,
+  RECENTLY_CLOSED_MS, RESPONDER_CONFIRM_TIMEOUT_MS, type TransportOptions,
+} from "./transport.ts";
+export { Connection } from "./connection.ts";
+export type { Address } from "./address.ts";
+export type { ConnectionStats, DropCounts, TransportStats } from "./transport-stats.ts";
+export { DEFAULT_ACCEPT_RAMP, DEFAULT_RETRY, type AcceptRampStep, type RetryOptions } from "./limits.ts";
+export { PROTOCOL_VERSION, type ProtocolVersion } from "./version.ts";
+export { MAX_MESSAGE_BYTES, MAX_SEND_DATAGRAM_BYTES, MAX_DATAGRAM_BYTES } from "./wire.ts";
+export type { DatagramSocket, SocketFactory, SocketOptions, DatagramHandler } from "./udp-socket.ts";
+export { openNodeSocket } from "./udp-socket.ts";

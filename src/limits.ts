@@ -1,0 +1,154 @@
+// Bounds on the work strangers can cause, each with a bound on its own memory. All take `now` (ms)
+// as an argument, so tests drive them in virtual time.
+
+/**
+ * At most one event per `intervalMs` per key (one intro decryption per second per source address,
+ * as freenet). Remembers at most `maxKeys` keys: Map order is insertion order, so the oldest entry is
+ * always first and expiry is a walk from the front.
+ */
+export class PerKeyInterval {
+  private readonly last = new Map<string, number>();
+  constructor(
+    private readonly intervalMs: number,
+    private readonly maxKeys: number,
+  ) {}
+
+  /** True (and the event is recorded) if `key` had no event in the last interval. */
+  tryTake(key: string, now: number): boolean {
+    const previous = this.last.get(key);
+    if (previous !== undefined && now - previous < this.intervalMs) return false;
+    this.last.delete(key);
+    this.last.set(key, now);
+    for (const [oldest, at] of this.last) {
+      if (now - at < this.intervalMs && this.last.size <= this.maxKeys) break;
+      this.last.delete(oldest);
+    }
+    return true;
+  }
+}
+
+export interface AcceptRampStep {
+  /** This step applies while the transport is younger than this, in ms. */
+  untilMs: number;
+  /** New inbound handshakes allowed per 1 s window. */
+  perSecond: number;
+}
+
+/** freenet's gateway ramp: 5/s for the first 30 s, 20/s until 2 min, then unlimited. */
+export const DEFAULT_ACCEPT_RAMP: readonly AcceptRampStep[] = [
+  { untilMs: 30_000, perSecond: 5 },
+  { untilMs: 120_000, perSecond: 20 },
+];
+
+/** Counts new inbound handshakes in 1 s tumbling windows against the step for the transport's age. */
+export class AcceptRamp {
+  private windowStart = -Infinity;
+  private inWindow = 0;
+  constructor(
+    private readonly steps: readonly AcceptRampStep[],
+    private readonly startedAt: number,
+  ) {}
+
+  tryTake(now: number): boolean {
+    const age = now - this.startedAt;
+    const step = this.steps.find((s) => age < s.untilMs);
+    if (step === undefined) return true;
+    if (now - this.windowStart >= 1000) {
+      this.windowStart = now;
+      this.inWindow = 0;
+    }
+    if (this.inWindow >= step.perSecond) return false;
+    this.inWindow++;
+    return true;
+  }
+}
+
+/** Ids or addresses closed in the last `graceMs`: late packets for them are dropped cheaply. */
+export class RecentlyClosed<K> {
+  private readonly closedAt = new Map<K, number>();
+  constructor(
+    private readonly graceMs: number,
+    private readonly maxEntries: number,
+  ) {}
+
+  add(key: K, now: number): void {
+    this.closedAt.delete(key);
+    this.closedAt.set(key, now);
+    this.expire(now);
+  }
+
+  has(key: K, now: number): boolean {
+    const at = this.closedAt.get(key);
+    return at !== undefined && now - at < this.graceMs;
+  }
+
+  delete(key: K): void {
+    this.closedAt.delete(key);
+  }
+
+  private expire(now: number): void {
+    for (const [oldest, at] of this.closedAt) {
+      if (now - at < this.graceMs && this.closedAt.size <= this.maxEntries) break;
+      this.closedAt.delete(oldest);
+    }
+  }
+}
+
+export interface RetryOptions {
+  /** Between attempts, before jitter. Default 200 ms. */
+  intervalMs?: number;
+  /** Each interval is scaled by a random factor in [1 − jitter, 1 + jitter]. Default 0.2. */
+  jitter?: number;
+  /** Default 40. */
+  maxAttempts?: number;
+  /** Give up this long after the first attempt. Default 3000 ms. */
+  deadlineMs?: number;
+}
+
+export const DEFAULT_RETRY: Required<RetryOptions> = { intervalMs: 200, jitter: 0.2, maxAttempts: 40, deadlineMs: 3000 };
+
+/** A bounded, jittered retry schedule (intro re-sends, confirm re-sends). */
+export class RetrySchedule {
+  attempts = 0;
+  private nextAt: number;
+  readonly deadlineAt: number;
+  constructor(
+    private readonly options: Required<RetryOptions>,
+    now: number,
+    private readonly random: () => number,
+  ) {
+    this.nextAt = now;
+    this.deadlineAt = now + options.deadlineMs;
+  }
+
+  /** 'send' (an attempt is due now: it is counted), 'wait' (until nextDeadline()), or 'expired'. */
+  poll(now: number): "send" | "wait" | "expired" {
+    if (now >= this.deadlineAt || (this.attempts >= this.options.maxAttempts && now >= this.nextAt)) return "expired";
+    if (now < this.nextAt) return "wait";
+    this.attempts++;
+    const { intervalMs, jitter } = this.options;
+    this.nextAt = now + intervalMs * (1 - jitter + 2 * jitter * this.random());
+    return "send";
+  }
+
+  nextDeadline(): number {
+    return Math.min(this.nextAt, this.deadlineAt);
+  }
+}
+
+export function checkRetryOptions(options: RetryOptions | undefined, what: string): Required<RetryOptions> {
+  const merged = { ...DEFAULT_RETRY, ...options };
+  const positive = (name: keyof RetryOptions, integer: boolean) => {
+    const value = merged[name];
+    if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
+      throw new RangeError(`${what}.${name} must be a positive ${integer ? "integer" : "number"}, got ${String(value)}`);
+    }
+  };
+  positive("intervalMs", false);
+  positive("maxAttempts", true);
+  positive("deadlineMs", false);
+  if (typeof merged.jitter !== "number" || !(merged.jitter >= 0 && merged.jitter < 1)) {
+    throw new RangeError(`${what}.jitter must be a number from 0 to below 1, got ${String(merged.jitter)}`);
+  }
+  return merged;
+}

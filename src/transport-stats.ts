@@ -1,0 +1,64 @@
+// Counters a transport keeps. Every datagram that is not delivered is counted under exactly one reason.
+
+export interface DropCounts {
+  /** The connection's (or handshake's) inbound queue was full: its consumer is behind. */
+  queueFull: number;
+  /** Not a datagram of ours: bad kind, bad length, zero connection id... (checked in wasm). */
+  malformed: number;
+  /** Failed authentication: a forged, corrupted or misdirected packet. */
+  decryptFailed: number;
+  /** An intro over the per-address decryption limit or the gateway's accept ramp. */
+  rateLimited: number;
+  /** No connection or handshake for it (a non-gateway drops strangers' intros too). */
+  unknownSender: number;
+  /** For a connection closed in the last 2 s. */
+  recentlyClosed: number;
+  /** An unknown wire version, or a handshake whose protocol versions are incompatible. */
+  versionMismatch: number;
+  /** A packet number seen before, or older than the replay window. */
+  replayed: number;
+  /** A new inbound connection arrived while the accept queue was full: it was refused. */
+  acceptQueueFull: number;
+  /** A handshake packet that changes nothing: a repeated intro, the loser's intros in a simultaneous open. */
+  handshakeRedundant: number;
+  /** The limit on concurrent handshakes or connections was reached. */
+  overCapacity: number;
+}
+
+export function noDrops(): DropCounts {
+  return {
+    queueFull: 0, malformed: 0, decryptFailed: 0, rateLimited: 0, unknownSender: 0, recentlyClosed: 0,
+    versionMismatch: 0, replayed: 0, acceptQueueFull: 0, handshakeRedundant: 0, overCapacity: 0,
+  };
+}
+
+export type DropReason = keyof DropCounts;
+
+export interface ConnectionStats {
+  id: number;
+  remoteAddress: { host: string; port: number };
+  /** Datagrams the listener queued for this connection. */
+  routed: number;
+  /** Messages handed to recv(). */
+  delivered: number;
+  sent: number;
+  drops: Pick<DropCounts, "queueFull" | "decryptFailed" | "replayed" | "malformed">;
+}
+
+export interface TransportStats {
+  /** Which receive path the socket uses ("node:dgram" or "Deno.listenDatagram"). */
+  socket: string;
+  datagramsReceived: number;
+  bytesReceived: number;
+  /** Datagrams the listener put on some queue ('sent'). */
+  datagramsRouted: number;
+  datagramsSent: number;
+  bytesSent: number;
+  sendErrors: number;
+  drops: DropCounts;
+  /** Errors the listener caught from its own code (a bug if ever non-zero; never thrown out of the handler). */
+  listenerErrors: number;
+  connections: number;
+  handshakes: number;
+  perConnection: ConnectionStats[];
+}

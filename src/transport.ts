@@ -1,0 +1,664 @@
+// A transport: one UDP socket, its listener, and the connections and handshakes it routes to.
+//
+// The listener (route()) runs once per datagram, synchronously, and never throws: the core
+// classifies the datagram (assembly/wire.ts), the listener finds its queue by connection id (data,
+// responses) or by source address (intros), and hands it over with a try-send that answers
+// 'sent' | 'full' | 'closed' at once. Every datagram that goes nowhere is counted under one reason.
+// Expensive work (X25519, AES-GCM) happens in the queues' consumers, never in the listener, and
+// work for strangers is bounded: intro decryptions per address, the gateway accept ramp, and the
+// number of handshakes and connections.
+//
+// A handshake's consumer awaits its own queue's recv(): a receive, never a send. No await anywhere
+// waits for a bounded queue to have room.
+import { addressKey, checkAddress, type Address } from "./address.ts";
+import { Arena, DEFAULT_FRAME_BYTES } from "./arena.ts";
+import { channel } from "./channel.ts";
+import { Connection, type ConnectionHost } from "./connection.ts";
+import { generateKeyPair, importPrivateKey, importPublicKey, open, rawPublicKey, type PublicKey } from "./crypto.ts";
+import { Framer } from "./framer.ts";
+import {
+  buildIntro, buildResponse, openIntro, openResponse, STATUS_OK, STATUS_VERSION_MISMATCH,
+  type Identity, type IntroState, type OpenedIntro, type SessionKeys,
+} from "./handshake.ts";
+import {
+  AcceptRamp, checkRetryOptions, DEFAULT_ACCEPT_RAMP, PerKeyInterval, RecentlyClosed, RetrySchedule,
+  type AcceptRampStep, type RetryOptions,
+} from "./limits.ts";
+import type { Receiver } from "./receiver.ts";
+import type { Sender } from "./sender.ts";
+import { noDrops, type DropReason, type TransportStats } from "./transport-stats.ts";
+import { openSocket, type DatagramSocket, type SocketFactory } from "./udp-socket.ts";
+import { compatible, describeVersion, normalizeVersion, type ProtocolVersion } from "./version.ts";
+import {
+  DATA_HEADER_BYTES, FRAME_CONFIRM, FRAME_CONFIRM_ACK, FRAME_MESSAGE, KIND_DATA, KIND_INTRO, KIND_RESPONSE, MAX_DATAGRAM_BYTES,
+  TAG_BYTES, WIRE_UNKNOWN_VERSION,
+} from "./wire.ts";
+
+/** Kernel receive buffer asked for (Linux doubles it): a 208 KiB default lost most of a flood. */
+export const DEFAULT_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
+/** Datagrams queued per connection before the listener drops (freenet: 2048 = ~2.3 s at 10 Mbit/s). */
+export const DEFAULT_INBOUND_QUEUE_PACKETS = 1024;
+/** Datagrams queued per handshake (intros, responses, the confirm). */
+export const DEFAULT_HANDSHAKE_QUEUE_PACKETS = 16;
+export const DEFAULT_MAX_CONNECTIONS = 128;
+export const DEFAULT_MAX_HANDSHAKES = 64;
+/** New inbound connections waiting for accept(); beyond this a new connection is refused (counted). */
+export const DEFAULT_ACCEPT_QUEUE_CONNECTIONS = 64;
+/** One intro decryption per source address per this interval (freenet: 1 s). */
+export const INTRO_DECRYPT_INTERVAL_MS = 1000;
+/** Late packets for a closed connection are dropped without crypto for this long. */
+export const RECENTLY_CLOSED_MS = 2000;
+/** A responder waits this long for the initiator's confirm (freenet: 5 s). */
+export const RESPONDER_CONFIRM_TIMEOUT_MS = 5000;
+/** Source addresses the intro limiter remembers at once. */
+const MAX_TRACKED_ADDRESSES = 65536;
+/** A drop reason is logged at most once per this interval. */
+const LOG_INTERVAL_MS = 10_000;
+
+export interface TransportOptions {
+  /** Address to bind. Default "0.0.0.0" (use "::" for IPv6). */
+  host?: string;
+  /** Port to bind; 0 picks a free one. Default 0. */
+  port?: number;
+  /** A gateway accepts intros from strangers; other nodes only answer peers they are connecting to. Default false. */
+  gateway?: boolean;
+  /** This node's static X25519 secret key, 32 bytes. Default: a new random key. */
+  secretKey?: Uint8Array;
+  receiveBufferBytes?: number;
+  inboundQueuePackets?: number;
+  handshakeQueuePackets?: number;
+  maxConnections?: number;
+  maxHandshakes?: number;
+  acceptQueueConnections?: number;
+  /** Gateway accept ramp; [] for none. Default 5/s for 30 s, 20/s until 2 min, then unlimited. */
+  acceptRamp?: readonly AcceptRampStep[];
+  /** Defaults for connect(): intro re-sends every 200 ms ± 20%, at most 40, within 3 s. */
+  retry?: RetryOptions;
+  /** The protocol version this node speaks and the oldest it accepts. Default 1.0, accepting ≥ 1.0. */
+  version?: ProtocolVersion;
+  /** Where rate-limited warnings go. Default console.warn; null for silence. */
+  log?: ((message: string) => void) | null;
+  /** @internal Replaces the UDP socket (tests put a seeded fault injector in front of a real one). */
+  socket?: SocketFactory;
+  /** Random numbers in [0, 1) for retry jitter. Default Math.random. */
+  random?: () => number;
+}
+
+interface Settle {
+  resolve(connection: Connection): void;
+  reject(error: Error): void;
+}
+
+/** A handshake in progress: the listener routes its packets to `queue`; #runHandshake consumes them. */
+interface Handshake {
+  role: "initiator" | "responder";
+  localId: number;
+  address: Address;
+  key: string;
+  queue: Sender;
+  receiver: Receiver;
+  done: boolean;
+  timer?: ReturnType<typeof setTimeout>;
+  /** connect()'s promise (both roles: a connecting side may become the responder in a simultaneous open). */
+  settle?: Settle;
+  // initiator
+  remoteStatic?: Uint8Array;
+  remoteStaticKey?: PublicKey;
+  intro?: IntroState;
+  schedule?: RetrySchedule;
+  // responder
+  opened?: OpenedIntro;
+  response?: Uint8Array;
+  keys?: SessionKeys;
+  remoteId?: number;
+  /** The connection a restarted peer's new handshake will replace once it confirms. */
+  replacing?: Connection;
+}
+
+function positiveInteger(options: TransportOptions, name: keyof TransportOptions, fallback: number, max: number): number {
+  const value = options[name] ?? fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new RangeError(`options.${name} must be an integer from 1 to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return 0;
+}
+
+function checkPublicKey(publicKey: unknown, what: string): Uint8Array {
+  if (!(publicKey instanceof Uint8Array)) throw new TypeError(`${what} must be a Uint8Array of 32 bytes, got ${publicKey === null ? "null" : typeof publicKey}`);
+  if (publicKey.length !== 32) throw new RangeError(`${what} must be 32 bytes (an X25519 public key), got ${publicKey.length}`);
+  return new Uint8Array(publicKey);
+}
+
+export class Transport {
+  /** This node's static X25519 public key (32 bytes): what peers pass to connect(). */
+  readonly publicKey: Uint8Array;
+  readonly #identity: Identity;
+  readonly #gateway: boolean;
+  readonly #version: Required<ProtocolVersion>;
+  readonly #arena: Arena;
+  readonly #framer: Framer;
+  #socket!: DatagramSocket;
+  readonly #retry: Required<RetryOptions>;
+  readonly #random: () => number;
+  readonly #log: ((message: string) => void) | null;
+  readonly #limits: {
+    inboundQueuePackets: number;
+    handshakeQueuePackets: number;
+    maxConnections: number;
+    maxHandshakes: number;
+    acceptQueueConnections: number;
+  };
+
+  /** Connections and handshakes by the connection id the peer sends to (chosen by us). */
+  readonly #byId = new Map<number, Connection | Handshake>();
+  readonly #handshakeByAddress = new Map<string, Handshake>();
+  readonly #connectionByAddress = new Map<string, Connection>();
+  readonly #recentlyClosedIds: RecentlyClosed<number>;
+  readonly #recentlyClosedAddresses: RecentlyClosed<string>;
+  readonly #introLimiter = new PerKeyInterval(INTRO_DECRYPT_INTERVAL_MS, MAX_TRACKED_ADDRESSES);
+  readonly #acceptRamp: AcceptRamp;
+  readonly #acceptQueue: Connection[] = [];
+  readonly #acceptWaiters: ((connection: Connection | undefined) => void)[] = [];
+  #closed = false;
+  #externalAddress: Address | undefined;
+
+  readonly #stats = {
+    datagramsReceived: 0, bytesReceived: 0, datagramsRouted: 0, datagramsSent: 0, bytesSent: 0, sendErrors: 0,
+    listenerErrors: 0, handshakesCompleted: 0, handshakesFailed: 0,
+  };
+  readonly #drops = noDrops();
+  readonly #lastLogged = new Map<string, number>();
+  readonly #host: ConnectionHost;
+
+  private constructor(options: TransportOptions, identity: Identity) {
+    this.#identity = identity;
+    this.publicKey = identity.publicKey;
+    this.#gateway = options.gateway === true;
+    this.#version = normalizeVersion(options.version);
+    this.#retry = checkRetryOptions(options.retry, "options.retry");
+    this.#random = options.random ?? Math.random;
+    this.#log = options.log === undefined ? (message) => console.warn(message) : options.log;
+    this.#limits = {
+      inboundQueuePackets: positiveInteger(options, "inboundQueuePackets", DEFAULT_INBOUND_QUEUE_PACKETS, 65536),
+      handshakeQueuePackets: positiveInteger(options, "handshakeQueuePackets", DEFAULT_HANDSHAKE_QUEUE_PACKETS, 4096),
+      maxConnections: positiveInteger(options, "maxConnections", DEFAULT_MAX_CONNECTIONS, 65536),
+      maxHandshakes: positiveInteger(options, "maxHandshakes", DEFAULT_MAX_HANDSHAKES, 65536),
+      acceptQueueConnections: positiveInteger(options, "acceptQueueConnections", DEFAULT_ACCEPT_QUEUE_CONNECTIONS, 65536),
+    };
+    this.#arena = Arena.create({ bytes: arenaBytesFor(this.#limits), frameBytes: DEFAULT_FRAME_BYTES });
+    this.#framer = new Framer(this.#arena);
+    const now = performance.now();
+    this.#acceptRamp = new AcceptRamp(options.acceptRamp ?? DEFAULT_ACCEPT_RAMP, now);
+    this.#recentlyClosedIds = new RecentlyClosed(RECENTLY_CLOSED_MS, 4 * this.#limits.maxConnections);
+    this.#recentlyClosedAddresses = new RecentlyClosed(RECENTLY_CLOSED_MS, 4 * this.#limits.maxConnections);
+    this.#host = {
+      arena: this.#arena,
+      framer: this.#framer,
+      sendDatagram: (chunks, to) => this.#send(chunks, to),
+      countDrop: (reason) => this.#countDrop(reason),
+      connectionClosed: (connection) => this.#forget(connection),
+      now: () => performance.now(),
+    };
+  }
+
+  /** Binds a UDP socket and starts listening. */
+  static async bind(options: TransportOptions = {}): Promise<Transport> {
+    if (options === null || typeof options !== "object") throw new TypeError("Transport.bind options must be an object");
+    const host = options.host ?? "0.0.0.0";
+    if (typeof host !== "string") throw new TypeError(`options.host must be an address string, got ${typeof host}`);
+    const port = options.port ?? 0;
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`options.port must be an integer from 0 to 65535, got ${String(port)}`);
+    let identity: Identity;
+    if (options.secretKey === undefined) identity = generateKeyPair();
+    else {
+      if (!(options.secretKey instanceof Uint8Array) || options.secretKey.length !== 32) {
+        throw new RangeError(`options.secretKey must be a Uint8Array of 32 bytes (an X25519 secret key), got ${options.secretKey instanceof Uint8Array ? `${options.secretKey.length} bytes` : typeof options.secretKey}`);
+      }
+      const privateKey = importPrivateKey(options.secretKey);
+      identity = { privateKey, publicKey: rawPublicKey(privateKey) };
+    }
+    const receiveBufferBytes = positiveInteger(options, "receiveBufferBytes", DEFAULT_RECEIVE_BUFFER_BYTES, 1 << 30);
+    const transport = new Transport(options, identity);
+    try {
+      transport.#socket = await (options.socket ?? openSocket)({
+        host, port, receiveBufferBytes,
+        onDatagram: transport.#onDatagram,
+        onSendError: (error) => {
+          transport.#stats.sendErrors++;
+          transport.#warn("sendError", `UDP send failed: ${error.message}`);
+        },
+      });
+    } catch (error) {
+      transport.#framer.dispose();
+      throw error;
+    }
+    return transport;
+  }
+
+  /** The bound local address. */
+  get address(): Address {
+    return { ...this.#socket.address };
+  }
+
+  /** This node's address as the last gateway it connected to observed it (undefined before any). */
+  get externalAddress(): Address | undefined {
+    return this.#externalAddress && { ...this.#externalAddress };
+  }
+
+  /**
+   * Connects to the node at `address` whose static public key is `publicKey`. A gateway answers at
+   * once; a peer that is not a gateway must be connecting to us at about the same time. Intros are
+   * re-sent on `options` (default every 200 ms ± 20%, at most 40, within 3 s), then this rejects.
+   */
+  connect(address: Address, publicKey: Uint8Array, options?: RetryOptions): Promise<Connection> {
+    try {
+      const to = checkAddress(address, "address");
+      const remoteStatic = checkPublicKey(publicKey, "publicKey");
+      const retry = options === undefined ? this.#retry : checkRetryOptions({ ...this.#retry, ...options }, "options");
+      if (this.#closed) throw new Error("connect on a closed transport");
+      let remoteStaticKey: PublicKey;
+      try {
+        remoteStaticKey = importPublicKey(remoteStatic);
+      } catch {
+        throw new RangeError("publicKey is not a usable X25519 public key");
+      }
+      const key = addressKey(to.host, to.port);
+      if (this.#handshakeByAddress.has(key)) throw new Error(`a handshake with ${key} is already in progress`);
+      if (this.#handshakeByAddress.size >= this.#limits.maxHandshakes) throw new RangeError(`too many handshakes in progress (options.maxHandshakes = ${this.#limits.maxHandshakes})`);
+      if (this.#connectionByAddress.size >= this.#limits.maxConnections && !this.#connectionByAddress.has(key)) {
+        throw new RangeError(`too many connections (options.maxConnections = ${this.#limits.maxConnections})`);
+      }
+      return new Promise<Connection>((resolve, reject) => {
+        const now = performance.now();
+        const handshake = this.#newHandshake("initiator", to, key);
+        handshake.settle = { resolve, reject };
+        handshake.remoteStatic = remoteStatic;
+        handshake.remoteStaticKey = remoteStaticKey;
+        handshake.intro = buildIntro(this.#framer, this.#identity, remoteStatic, remoteStaticKey, handshake.localId, this.#version);
+        handshake.schedule = new RetrySchedule(retry, now, this.#random);
+        this.#resendIntro(handshake);
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** The next inbound connection, or undefined once the transport is closed. */
+  accept(): Promise<Connection | undefined> {
+    const ready = this.#acceptQueue.shift();
+    if (ready !== undefined) return Promise.resolve(ready);
+    if (this.#closed) return Promise.resolve(undefined);
+    return new Promise((resolve) => this.#acceptWaiters.push(resolve));
+  }
+
+  stats(): TransportStats & { handshakesCompleted: number; handshakesFailed: number } {
+    const perConnection = [...this.#connectionByAddress.values()].map((connection) => connection.stats());
+    return {
+      socket: this.#socket.kind,
+      ...this.#stats,
+      drops: { ...this.#drops },
+      connections: this.#connectionByAddress.size,
+      handshakes: this.#handshakeByAddress.size,
+      perConnection,
+    };
+  }
+
+  /** Closes every connection and handshake, then the socket. Pending connect()s reject; accept() ends. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const handshake of [...this.#handshakeByAddress.values()]) this.#failHandshake(handshake, new Error("the transport was closed"));
+    for (const connection of [...this.#connectionByAddress.values()]) connection.close();
+    for (const connection of this.#acceptQueue.splice(0)) connection.close();
+    for (const waiter of this.#acceptWaiters.splice(0)) waiter(undefined);
+    await this.#socket.close();
+    this.#framer.dispose();
+    this.#arena.forget();
+  }
+
+  // ---------------------------------------------------------------- the listener
+
+  readonly #onDatagram = (datagram: Uint8Array, host: string, port: number): void => {
+    try {
+      this.route(datagram, host, port);
+    } catch (error) {
+      // A bug of ours, never a reason to stop routing for every other peer.
+      this.#stats.listenerErrors++;
+      this.#warn("listenerError", `listener error (datagram dropped): ${(error as Error).stack ?? String(error)}`);
+    }
+  };
+
+  /** @internal Routes one datagram; what happened to it is counted. Exposed for the never-blocks tests. */
+  route(datagram: Uint8Array, host: string, port: number): "sent" | "full" | "closed" | "dropped" {
+    this.#stats.datagramsReceived++;
+    this.#stats.bytesReceived += datagram.length;
+    if (this.#closed) return this.#countDrop("recentlyClosed");
+    const kind = this.#framer.parse(datagram);
+    if (kind < 0) return this.#countDrop(kind === WIRE_UNKNOWN_VERSION ? "versionMismatch" : "malformed");
+    if (kind === KIND_INTRO) return this.#routeIntro(datagram, host, port);
+    const id = this.#framer.connection();
+    const target = this.#byId.get(id);
+    if (target === undefined) return this.#countDrop(this.#recentlyClosedIds.has(id, performance.now()) ? "recentlyClosed" : "unknownSender");
+    if (target instanceof Connection) {
+      if (kind !== KIND_DATA) return this.#countDrop("unknownSender");
+      return this.#counted(target.route(datagram, host, port, this.#framer.packetNumber()));
+    }
+    // A response belongs to an initiator, data to a responder awaiting its confirm.
+    if ((kind === KIND_RESPONSE) !== (target.role === "initiator")) return this.#countDrop("unknownSender");
+    return this.#counted(target.queue.trySend(datagram));
+  }
+
+  #routeIntro(datagram: Uint8Array, host: string, port: number): "sent" | "full" | "closed" | "dropped" {
+    const key = addressKey(host, port);
+    const handshake = this.#handshakeByAddress.get(key);
+    if (handshake !== undefined) return this.#counted(handshake.queue.trySend(datagram));
+    const now = performance.now();
+    const established = this.#connectionByAddress.get(key);
+    if (established === undefined) {
+      // A stranger. Only a gateway talks to strangers; a recently closed peer waits out its grace.
+      if (!this.#gateway) return this.#countDrop(this.#recentlyClosedAddresses.has(key, now) ? "recentlyClosed" : "unknownSender");
+      if (!this.#introLimiter.tryTake(key, now) || !this.#acceptRamp.tryTake(now)) return this.#countDrop("rateLimited");
+    } else if (!this.#introLimiter.tryTake(key, now)) {
+      return this.#countDrop("rateLimited"); // a restarted peer re-sends intros; one decryption per second
+    }
+    if (this.#handshakeByAddress.size >= this.#limits.maxHandshakes) return this.#countDrop("overCapacity");
+    if (established === undefined && this.#connectionByAddress.size >= this.#limits.maxConnections) return this.#countDrop("overCapacity");
+    const fresh = this.#newHandshake("responder", { host, port }, key);
+    fresh.replacing = established;
+    fresh.timer = setTimeout(() => this.#failHandshake(fresh, new Error("no confirm from the initiator")), RESPONDER_CONFIRM_TIMEOUT_MS);
+    return this.#counted(fresh.queue.trySend(datagram));
+  }
+
+  #counted(outcome: "sent" | "full" | "closed"): "sent" | "full" | "closed" {
+    if (outcome === "sent") this.#stats.datagramsRouted++;
+    else if (outcome === "full") this.#countDrop("queueFull");
+    else this.#countDrop("recentlyClosed");
+    return outcome;
+  }
+
+  #countDrop(reason: DropReason): "dropped" {
+    this.#drops[reason]++;
+    return "dropped";
+  }
+
+  #warn(topic: string, message: string): void {
+    if (this.#log === null) return;
+    const now = performance.now();
+    const last = this.#lastLogged.get(topic);
+    if (last !== undefined && now - last < LOG_INTERVAL_MS) return;
+    this.#lastLogged.set(topic, now);
+    this.#log(`sluice: ${message}`);
+  }
+
+  #send(chunks: readonly Uint8Array[], to: Address): void {
+    this.#stats.datagramsSent++;
+    for (const chunk of chunks) this.#stats.bytesSent += chunk.length;
+    this.#socket.send(chunks, to.host, to.port);
+  }
+
+  // ---------------------------------------------------------------- handshakes
+
+  #newConnectionId(): number {
+    const now = performance.now();
+    const draw = new Uint32Array(1);
+    for (;;) {
+      // 2^32 ids, at most maxConnections + maxHandshakes in use: a repeat draw is rare, and each draw is independent.
+      const id = crypto.getRandomValues(draw)[0]!;
+      if (id !== 0 && !this.#byId.has(id) && !this.#recentlyClosedIds.has(id, now)) return id;
+    }
+  }
+
+  #newHandshake(role: "initiator" | "responder", address: Address, key: string): Handshake {
+    const [queue, receiver] = channel(this.#limits.handshakeQueuePackets, { arena: this.#arena, maxPacketSize: MAX_DATAGRAM_BYTES, maxLanes: 1 });
+    const handshake: Handshake = { role, localId: this.#newConnectionId(), address, key, queue, receiver, done: false };
+    this.#byId.set(handshake.localId, handshake);
+    this.#handshakeByAddress.set(key, handshake);
+    void this.#runHandshake(handshake);
+    return handshake;
+  }
+
+  /** The handshake's consumer: one packet at a time, until the handshake ends (its queue closes). */
+  async #runHandshake(handshake: Handshake): Promise<void> {
+    for (;;) {
+      const packet = await handshake.receiver.recv();
+      if (packet === undefined || handshake.done) return;
+      try {
+        this.#handshakePacket(handshake, packet);
+      } catch (error) {
+        this.#stats.listenerErrors++;
+        this.#warn("handshakeError", `handshake error (packet dropped): ${(error as Error).stack ?? String(error)}`);
+      }
+    }
+  }
+
+  #handshakePacket(handshake: Handshake, packet: Uint8Array): void {
+    const kind = this.#framer.parse(packet);
+    if (kind === KIND_INTRO) this.#handshakeIntro(handshake, packet);
+    else if (kind === KIND_RESPONSE) this.#handshakeResponse(handshake, packet);
+    else if (kind === KIND_DATA) this.#handshakeConfirm(handshake, packet, this.#framer.packetNumber());
+  }
+
+  #handshakeIntro(handshake: Handshake, packet: Uint8Array): void {
+    if (handshake.role === "responder" && handshake.opened !== undefined) {
+      // The initiator did not get our response and repeats its intro: repeat the same response.
+      if (equalBytes(packet, handshake.opened.datagram) && handshake.response) this.#send([handshake.response], handshake.address);
+      else this.#countDrop("handshakeRedundant");
+      return;
+    }
+    if (handshake.role === "initiator") {
+      // Simultaneous open: both sides sent intros. The side with the higher static key answers; the
+      // other keeps its own intro going and ignores the peer's (without spending a decryption on it).
+      if (compareBytes(this.publicKey, handshake.remoteStatic!) < 0) {
+        this.#countDrop("handshakeRedundant");
+        return;
+      }
+      if (!this.#introLimiter.tryTake(handshake.key, performance.now())) {
+        this.#countDrop("rateLimited");
+        return;
+      }
+    }
+    const opened = openIntro(this.#identity, packet);
+    if (opened === undefined) {
+      this.#countDrop("decryptFailed");
+      if (handshake.role === "responder") this.#failHandshake(handshake);
+      return;
+    }
+    // Who may connect: a gateway takes anyone; otherwise the peer we are connecting to, or the peer
+    // of an established connection that restarted (same static key).
+    const expected = handshake.remoteStatic ?? handshake.replacing?.remotePublicKey;
+    if (!this.#gateway && (expected === undefined || !equalBytes(expected, opened.initiatorStatic))) {
+      this.#countDrop("unknownSender");
+      if (handshake.role === "responder") this.#failHandshake(handshake);
+      return;
+    }
+    const agreed = compatible(this.#version, opened.version);
+    const built = buildResponse(this.#framer, this.#identity, opened, {
+      status: agreed ? STATUS_OK : STATUS_VERSION_MISMATCH,
+      version: this.#version,
+      responderConnection: handshake.localId,
+      observedAddress: handshake.address,
+    });
+    if (built === undefined || built.datagram.length > packet.length) {
+      // An unusable initiator key (or a response larger than the intro: never amplify).
+      this.#countDrop("decryptFailed");
+      if (handshake.role === "responder") this.#failHandshake(handshake);
+      return;
+    }
+    this.#send([built.datagram], handshake.address);
+    if (!agreed) {
+      this.#countDrop("versionMismatch");
+      this.#failHandshake(handshake, new Error(`protocol version mismatch: ${handshake.key} speaks ${describeVersion(opened.version)}, this node ${describeVersion(this.#version)}`));
+      return;
+    }
+    // Now (or from now on, for a connecting side that lost the tie-break) the responder.
+    handshake.role = "responder";
+    clearTimeout(handshake.timer);
+    handshake.timer = setTimeout(() => this.#failHandshake(handshake, new Error(`no confirm from ${handshake.key} within ${RESPONDER_CONFIRM_TIMEOUT_MS} ms of our response`)), RESPONDER_CONFIRM_TIMEOUT_MS);
+    handshake.opened = opened;
+    handshake.response = built.datagram;
+    handshake.keys = built.keys;
+  }
+
+  #handshakeResponse(handshake: Handshake, packet: Uint8Array): void {
+    const opened = openResponse(this.#identity, handshake.intro!, packet);
+    if (opened === undefined) {
+      this.#countDrop("decryptFailed");
+      return;
+    }
+    if (opened.status === STATUS_VERSION_MISMATCH || !compatible(this.#version, opened.version)) {
+      this.#countDrop("versionMismatch");
+      this.#failHandshake(handshake, new Error(`protocol version mismatch: ${handshake.key} speaks ${describeVersion(opened.version)}, this node ${describeVersion(this.#version)}`));
+      return;
+    }
+    if (opened.status !== STATUS_OK || opened.responderConnection === 0) {
+      this.#countDrop("malformed");
+      return;
+    }
+    if (opened.observedAddress) this.#externalAddress = opened.observedAddress;
+    const connection = new Connection({
+      host: this.#host,
+      localId: handshake.localId,
+      remoteId: opened.responderConnection,
+      remoteAddress: handshake.address,
+      remotePublicKey: handshake.remoteStatic!,
+      keys: opened.keys,
+      inboundQueuePackets: this.#limits.inboundQueuePackets,
+      observedAddress: opened.observedAddress,
+      confirm: { options: this.#retry, random: this.#random },
+    });
+    this.#establish(handshake, connection);
+  }
+
+  /** A data packet to a responder: the initiator's confirm (or its first message, if the confirm was lost). */
+  #handshakeConfirm(handshake: Handshake, packet: Uint8Array, packetNumber: number): void {
+    if (handshake.keys === undefined) {
+      this.#countDrop("unknownSender");
+      return;
+    }
+    const nonce = new Uint8Array(12);
+    nonce.set(packet.subarray(5, DATA_HEADER_BYTES), 4);
+    const tagAt = packet.length - TAG_BYTES;
+    const plaintext = open(handshake.keys.receive, nonce, packet.subarray(0, DATA_HEADER_BYTES), packet.subarray(DATA_HEADER_BYTES, tagAt), packet.subarray(tagAt));
+    if (plaintext === undefined) {
+      this.#countDrop("decryptFailed");
+      return;
+    }
+    const opened = handshake.opened!;
+    const connection = new Connection({
+      host: this.#host,
+      localId: handshake.localId,
+      remoteId: opened.initiatorConnection,
+      remoteAddress: handshake.address,
+      remotePublicKey: opened.initiatorStatic,
+      keys: handshake.keys,
+      inboundQueuePackets: this.#limits.inboundQueuePackets,
+    });
+    connection.recordPacket(packetNumber);
+    if (plaintext[0] === FRAME_MESSAGE) connection.deliverOpened(plaintext.subarray(1));
+    connection.sendFrame(FRAME_CONFIRM_ACK);
+    if (plaintext[0] !== FRAME_CONFIRM && plaintext[0] !== FRAME_MESSAGE) this.#countDrop("malformed");
+    this.#establish(handshake, connection);
+  }
+
+  /** The handshake becomes a connection: same id, packets queued meanwhile move over. */
+  #establish(handshake: Handshake, connection: Connection): void {
+    this.#endHandshake(handshake);
+    this.#stats.handshakesCompleted++;
+    handshake.replacing?.close(); // the restarted peer's old connection
+    const previous = this.#connectionByAddress.get(handshake.key);
+    if (previous !== undefined && previous !== handshake.replacing) previous.close(); // a fresh connect supersedes
+    this.#byId.set(connection.localId, connection);
+    this.#connectionByAddress.set(handshake.key, connection);
+    this.#recentlyClosedAddresses.delete(handshake.key);
+    for (let packet = handshake.receiver.tryRecv(); packet instanceof Uint8Array; packet = handshake.receiver.tryRecv()) {
+      if (packet[0] === KIND_DATA) {
+        this.#framer.parse(packet);
+        connection.route(packet, handshake.address.host, handshake.address.port, this.#framer.packetNumber());
+      }
+    }
+    handshake.receiver.close();
+    if (handshake.settle) {
+      handshake.settle.resolve(connection);
+      return;
+    }
+    const waiter = this.#acceptWaiters.shift();
+    if (waiter !== undefined) waiter(connection);
+    else if (this.#acceptQueue.length < this.#limits.acceptQueueConnections) this.#acceptQueue.push(connection);
+    else {
+      // The application is not accepting: refuse the newcomer rather than wait for room.
+      this.#countDrop("acceptQueueFull");
+      this.#warn("acceptQueueFull", `accept queue full (${this.#limits.acceptQueueConnections}): new connection from ${handshake.key} refused`);
+      connection.close();
+    }
+  }
+
+  #resendIntro(handshake: Handshake): void {
+    if (handshake.done || handshake.role !== "initiator") return;
+    const schedule = handshake.schedule!;
+    const now = performance.now();
+    const due = schedule.poll(now);
+    if (due === "expired") {
+      this.#failHandshake(handshake, new Error(
+        `connect to ${handshake.key} failed: no valid answer after ${schedule.attempts} intros within ${Math.round(this.#retry.deadlineMs)} ms ` +
+        "(the peer is down, is not a gateway and not connecting to us, or its public key is not the one given)",
+      ));
+      return;
+    }
+    if (due === "send") this.#send([handshake.intro!.datagram], handshake.address);
+    handshake.timer = setTimeout(() => this.#resendIntro(handshake), Math.max(0, schedule.nextDeadline() - now));
+  }
+
+  #endHandshake(handshake: Handshake): void {
+    handshake.done = true;
+    clearTimeout(handshake.timer);
+    if (this.#byId.get(handshake.localId) === handshake) this.#byId.delete(handshake.localId);
+    if (this.#handshakeByAddress.get(handshake.key) === handshake) this.#handshakeByAddress.delete(handshake.key);
+    handshake.queue.close();
+  }
+
+  #failHandshake(handshake: Handshake, error?: Error): void {
+    if (handshake.done) return;
+    this.#endHandshake(handshake);
+    handshake.receiver.close();
+    handshake.receiver.drain(() => {});
+    this.#stats.handshakesFailed++;
+    if (handshake.settle && error) handshake.settle.reject(error);
+  }
+
+  #forget(connection: Connection): void {
+    const now = performance.now();
+    if (this.#byId.get(connection.localId) === connection) this.#byId.delete(connection.localId);
+    this.#recentlyClosedIds.add(connection.localId, now);
+    for (const [key, known] of this.#connectionByAddress) {
+      if (known !== connection) continue;
+      this.#connectionByAddress.delete(key);
+      this.#recentlyClosedAddresses.add(key, now);
+    }
+  }
+}
+
+/** Frames for every queue at capacity at once, so a stalled consumer can never empty the pool for others. */
+function arenaBytesFor(limits: { inboundQueuePackets: number; handshakeQueuePackets: number; maxConnections: number; maxHandshakes: number }): number {
+  // Per channel: its packets, its control frames (channel, lane) and its descriptor ring.
+  const perChannel = (capacity: number) => capacity + 2 + Math.ceil((capacity * 4) / DEFAULT_FRAME_BYTES) + 1;
+  const frames = limits.maxConnections * perChannel(limits.inboundQueuePackets)
+    + limits.maxHandshakes * perChannel(limits.handshakeQueuePackets)
+    + 256; // the scratch frame, the thread's frame cache, bitmap overheads
+  const bytes = frames * DEFAULT_FRAME_BYTES + 64 * 1024;
+  const ceiling = 2 * 1024 * 1024 * 1024 - 65536;
+  if (bytes > ceiling) {
+    throw new RangeError(`maxConnections × inboundQueuePackets (${limits.maxConnections} × ${limits.inboundQueuePackets}) needs ${Math.ceil(bytes / 2 ** 20)} MiB of frames, over the 2 GiB ceiling of shared memory`);
+  }
+  return bytes;
+}

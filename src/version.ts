@@ -1,0 +1,49 @@
+// Protocol versions: each side says what it speaks and the oldest it still accepts, and both sides
+// check both ways, as freenet does (remote ≥ my minimum, and me ≥ the remote's minimum).
+
+export interface ProtocolVersion {
+  major: number;
+  minor: number;
+  /** The oldest version this side still talks to. Default: its own major.0. */
+  minimum?: { major: number; minor: number };
+}
+
+export const PROTOCOL_VERSION: Required<ProtocolVersion> = { major: 1, minor: 0, minimum: { major: 1, minor: 0 } };
+export const VERSION_BYTES = 4;
+
+export function normalizeVersion(version: ProtocolVersion | undefined): Required<ProtocolVersion> {
+  if (version === undefined) return PROTOCOL_VERSION;
+  const { major, minor } = version;
+  const minimum = version.minimum ?? { major, minor: 0 };
+  for (const [name, value] of [["major", major], ["minor", minor], ["minimum.major", minimum.major], ["minimum.minor", minimum.minor]] as const) {
+    if (!Number.isInteger(value) || value < 0 || value > 255) throw new RangeError(`protocol version ${name} must be an integer from 0 to 255, got ${String(value)}`);
+  }
+  if (order(minimum.major, minimum.minor) > order(major, minor)) {
+    throw new RangeError(`protocol version minimum ${minimum.major}.${minimum.minor} is newer than the version ${major}.${minor} itself`);
+  }
+  return { major, minor, minimum };
+}
+
+function order(major: number, minor: number): number {
+  return major * 256 + minor;
+}
+
+export function compatible(local: Required<ProtocolVersion>, remote: Required<ProtocolVersion>): boolean {
+  return order(remote.major, remote.minor) >= order(local.minimum.major, local.minimum.minor)
+    && order(local.major, local.minor) >= order(remote.minimum.major, remote.minimum.minor);
+}
+
+export function describeVersion(version: Required<ProtocolVersion>): string {
+  return `${version.major}.${version.minor} (accepts ≥ ${version.minimum.major}.${version.minimum.minor})`;
+}
+
+export function writeVersion(version: Required<ProtocolVersion>, into: Uint8Array, at: number): void {
+  into[at] = version.major;
+  into[at + 1] = version.minor;
+  into[at + 2] = version.minimum.major;
+  into[at + 3] = version.minimum.minor;
+}
+
+export function readVersion(from: Uint8Array, at: number): Required<ProtocolVersion> {
+  return { major: from[at]!, minor: from[at + 1]!, minimum: { major: from[at + 2]!, minor: from[at + 3]! } };
+}
