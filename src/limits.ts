@@ -111,12 +111,14 @@ export const DEFAULT_RETRY: Required<RetryOptions> = { intervalMs: 200, jitter: 
 export class RetrySchedule {
   attempts = 0;
   private nextAt: number;
+  readonly startedAt: number;
   readonly deadlineAt: number;
   constructor(
     private readonly options: Required<RetryOptions>,
     now: number,
     private readonly random: () => number,
   ) {
+    this.startedAt = now;
     this.nextAt = now;
     this.deadlineAt = now + options.deadlineMs;
   }

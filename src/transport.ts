@@ -610,7 +610,7 @@ export class Transport {
     const due = schedule.poll(now);
     if (due === "expired") {
       this.#failHandshake(handshake, new Error(
-        `connect to ${handshake.key} failed: no valid answer after ${schedule.attempts} intros within ${Math.round(this.#retry.deadlineMs)} ms ` +
+        `connect to ${handshake.key} failed: no valid answer after ${schedule.attempts} intros within ${Math.round(schedule.deadlineAt - schedule.startedAt)} ms ` +
         "(the peer is down, is not a gateway and not connecting to us, or its public key is not the one given)",
       ));
       return;

@@ -1,0 +1,167 @@
+// Handshakes over real loopback sockets: gateway and peer-to-peer, lost intros (seeded), a wrong
+// public key, incompatible versions both ways, and a restarted peer.
+import { afterEach, expect, test } from "vitest";
+import { Transport } from "sluice";
+import { mulberry32 } from "./support/random.ts";
+import { bindTest, bytes, closeAll, dropFirstIntros, text } from "./support/transports.ts";
+
+const open: Transport[] = [];
+async function bind(options: Parameters<typeof bindTest>[0] = {}): Promise<Transport> {
+  const transport = await bindTest(options);
+  open.push(transport);
+  return transport;
+}
+afterEach(() => closeAll(...open.splice(0)));
+
+test("gateway: a joiner connects, both ends are established, messages flow both ways", async () => {
+  const gateway = await bind({ gateway: true });
+  const joiner = await bind();
+  const [toGateway, toJoiner] = await Promise.all([joiner.connect(gateway.address, gateway.publicKey), gateway.accept()]);
+  expect(toJoiner).toBeDefined();
+  expect(toGateway.remotePublicKey).toEqual(gateway.publicKey);
+  expect(toJoiner!.remotePublicKey).toEqual(joiner.publicKey);
+  // The joiner learns its address as the gateway observed it.
+  expect(joiner.externalAddress).toEqual(joiner.address);
+  expect(toGateway.observedAddress).toEqual(joiner.address);
+  expect(toJoiner!.remoteAddress).toEqual(joiner.address);
+  await toGateway.send(bytes("hello"));
+  expect(text(await toJoiner!.recv())).toBe("hello");
+  await toJoiner!.send(bytes("world"));
+  expect(text(await toGateway.recv())).toBe("world");
+  expect(gateway.stats()).toMatchObject({ connections: 1, handshakes: 0, handshakesCompleted: 1, listenerErrors: 0 });
+});
+
+test("peer to peer: both sides connect at once and both get the one connection", async () => {
+  const a = await bind();
+  const b = await bind();
+  const [ab, ba] = await Promise.all([a.connect(b.address, b.publicKey), b.connect(a.address, a.publicKey)]);
+  expect(ab.remotePublicKey).toEqual(b.publicKey);
+  expect(ba.remotePublicKey).toEqual(a.publicKey);
+  await ab.send(bytes("ping"));
+  expect(text(await ba.recv())).toBe("ping");
+  await ba.send(bytes("pong"));
+  expect(text(await ab.recv())).toBe("pong");
+  expect(a.stats().connections).toBe(1);
+  expect(b.stats().connections).toBe(1);
+});
+
+test("a non-gateway ignores a stranger: connect fails after its deadline with an error that says why", async () => {
+  const lonely = await bind();
+  const stranger = await bind();
+  const started = performance.now();
+  await expect(stranger.connect(lonely.address, lonely.publicKey, { deadlineMs: 600 })).rejects.toThrow(/no valid answer after \d+ intros within 600 ms.*not a gateway and not connecting to us/);
+  expect(performance.now() - started).toBeLessThan(1500);
+  expect(lonely.stats().drops.unknownSender).toBeGreaterThan(0);
+  expect(lonely.stats().connections).toBe(0);
+});
+
+for (const seed of [1, 2, 3]) {
+  test(`lost intros (seed ${seed}): the handshake completes on a later re-send, gateway and peer to peer`, async () => {
+    const random = mulberry32(seed);
+    const lost = 2 + Math.floor(random() * 6); // 2..7 of at most ~15 intros in 3 s
+    const sent: Uint8Array[] = [];
+    const gateway = await bind({ gateway: true });
+    const joiner = await bind({ socket: dropFirstIntros(lost, sent), random });
+    const [connection] = await Promise.all([joiner.connect(gateway.address, gateway.publicKey), gateway.accept()]);
+    expect(sent.filter((d) => d[0] === 0x01).length).toBe(lost + 1);
+    await connection.send(bytes("after loss"));
+
+    const a = await bind({ socket: dropFirstIntros(lost), random });
+    const b = await bind({ socket: dropFirstIntros(lost), random });
+    const [ab, ba] = await Promise.all([a.connect(b.address, b.publicKey), b.connect(a.address, a.publicKey)]);
+    await ab.send(bytes("p2p after loss"));
+    expect(text(await ba.recv())).toBe("p2p after loss");
+  });
+}
+
+test("a wrong public key: connect rejects with a clear error, and the gateway counts failed decryptions", async () => {
+  const gateway = await bind({ gateway: true });
+  const joiner = await bind();
+  const wrong = (await bind()).publicKey;
+  await expect(joiner.connect(gateway.address, wrong, { deadlineMs: 700 })).rejects.toThrow(/its public key is not the one given/);
+  expect(gateway.stats().drops.decryptFailed).toBeGreaterThanOrEqual(1);
+  expect(gateway.stats().drops.rateLimited).toBeGreaterThanOrEqual(1); // later intros: one decryption per second per address
+  expect(gateway.stats().connections).toBe(0);
+});
+
+test("incompatible protocol versions are refused both ways, with both versions in the error", async () => {
+  const oldGateway = await bind({ gateway: true, version: { major: 1, minor: 0 } });
+  const newJoiner = await bind({ version: { major: 2, minor: 0 } });
+  await expect(newJoiner.connect(oldGateway.address, oldGateway.publicKey)).rejects.toThrow(/protocol version mismatch: .* speaks 1\.0 \(accepts ≥ 1\.0\), this node 2\.0 \(accepts ≥ 2\.0\)/);
+  expect(oldGateway.stats().drops.versionMismatch).toBe(1);
+  expect(newJoiner.stats().drops.versionMismatch).toBe(1);
+
+  const newGateway = await bind({ gateway: true, version: { major: 1, minor: 3, minimum: { major: 1, minor: 2 } } });
+  const oldJoiner = await bind({ version: { major: 1, minor: 1 } });
+  await expect(oldJoiner.connect(newGateway.address, newGateway.publicKey)).rejects.toThrow(/speaks 1\.3 \(accepts ≥ 1\.2\), this node 1\.1/);
+  expect(newGateway.stats().drops.versionMismatch).toBe(1);
+
+  // Compatible minors connect: 1.3 accepts ≥ 1.2, and 1.2 is new enough.
+  const recent = await bind({ version: { major: 1, minor: 2 } });
+  await expect(recent.connect(newGateway.address, newGateway.publicKey)).resolves.toBeDefined();
+});
+
+test("a restarted peer (same key, same address) replaces its old connection", async () => {
+  const gateway = await bind({ gateway: true });
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const peer = await bind({ secretKey: key });
+  const [, old] = await Promise.all([peer.connect(gateway.address, gateway.publicKey), gateway.accept()]);
+  const { port } = peer.address;
+  await peer.close(); // no close message: the gateway still holds the old connection
+  const restarted = await bind({ secretKey: key, port });
+  expect(restarted.publicKey).toEqual(peer.publicKey);
+  const [toGateway, replacement] = await Promise.all([restarted.connect(gateway.address, gateway.publicKey), gateway.accept()]);
+  expect(await old!.recv()).toBeUndefined(); // the old connection ended
+  expect(replacement!.remotePublicKey).toEqual(restarted.publicKey);
+  await toGateway.send(bytes("back"));
+  expect(text(await replacement!.recv())).toBe("back");
+  expect(gateway.stats().connections).toBe(1);
+});
+
+test("a message larger than one datagram is a RangeError naming the limit; bad arguments are clear errors", async () => {
+  const gateway = await bind({ gateway: true });
+  const joiner = await bind();
+  const connection = await joiner.connect(gateway.address, gateway.publicKey);
+  await expect(connection.send(new Uint8Array(1171))).rejects.toThrow(RangeError);
+  await expect(connection.send(new Uint8Array(1171))).rejects.toThrow(/1171 bytes exceeds the 1170-byte limit/);
+  await expect(connection.send(new Uint8Array(1170))).resolves.toBeUndefined();
+  await expect(connection.send("text" as unknown as Uint8Array)).rejects.toThrow(TypeError);
+  await expect(joiner.connect({ host: "localhost", port: 1 }, gateway.publicKey)).rejects.toThrow(/address.host must be an IPv4 or IPv6 address/);
+  await expect(joiner.connect({ host: "127.0.0.1", port: 0 }, gateway.publicKey)).rejects.toThrow(RangeError);
+  await expect(joiner.connect(gateway.address, new Uint8Array(31))).rejects.toThrow(/publicKey must be 32 bytes/);
+  await expect(joiner.connect(gateway.address, gateway.publicKey, { deadlineMs: -1 })).rejects.toThrow(/options.deadlineMs must be a positive number/);
+  await expect(Transport.bind({ secretKey: new Uint8Array(5) })).rejects.toThrow(/secretKey must be a Uint8Array of 32 bytes/);
+  await expect(Transport.bind({ port: 70000 })).rejects.toThrow(RangeError);
+  await expect(Transport.bind({ inboundQueuePackets: 0 })).rejects.toThrow(/inboundQueuePackets must be an integer/);
+});
+
+test("close: accept() ends, pending connects reject, connections end, and the port is free again", async () => {
+  const gateway = await bindTest({ gateway: true });
+  const joiner = await bind();
+  const [connection, accepted] = await Promise.all([joiner.connect(gateway.address, gateway.publicKey), gateway.accept()]);
+  const pendingAccept = gateway.accept();
+  const silent = await bind();
+  const pendingConnect = silent.connect({ host: "127.0.0.1", port: 9 }, gateway.publicKey);
+  const closing = silent.close();
+  await expect(pendingConnect).rejects.toThrow(/transport was closed/);
+  await closing;
+  await gateway.close();
+  expect(await pendingAccept).toBeUndefined();
+  expect(await accepted!.recv()).toBeUndefined();
+  expect(await gateway.accept()).toBeUndefined();
+  await expect(connection.send(bytes("into the void"))).resolves.toBeUndefined(); // UDP: the peer just drops it
+  const again = await bind({ port: gateway.address.port });
+  expect(again.address.port).toBe(gateway.address.port);
+});
+
+test("a full accept queue refuses the newcomer (counted), never waits for room", async () => {
+  const gateway = await bind({ gateway: true, acceptQueueConnections: 1 });
+  const one = await bind();
+  const two = await bind();
+  await one.connect(gateway.address, gateway.publicKey);
+  await two.connect(gateway.address, gateway.publicKey);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  expect(gateway.stats().drops.acceptQueueFull).toBe(1);
+  expect(gateway.stats().connections).toBe(1);
+  expect((await gateway.accept())!.remotePublicKey).toEqual(one.publicKey);
+});

@@ -1,0 +1,42 @@
+// Transports on loopback for tests, and a seeded fault injector in front of a real UDP socket.
+import { openNodeSocket, Transport, type SocketFactory, type TransportOptions } from "sluice";
+
+export const quiet = { host: "127.0.0.1", log: null } as const;
+
+/** Small queues and tables: tests bind many transports. */
+export function bindTest(options: TransportOptions = {}): Promise<Transport> {
+  return Transport.bind({ ...quiet, maxConnections: 8, maxHandshakes: 8, inboundQueuePackets: 256, ...options });
+}
+
+/**
+ * A real socket whose outgoing datagrams pass `keep` first (decided in send order, so a seeded
+ * `keep` replays exactly). `seen` records every datagram offered, kept or not.
+ */
+export function filteredSocket(keep: (datagram: Uint8Array) => boolean, seen: Uint8Array[] = []): SocketFactory {
+  return async (options) => {
+    const socket = await openNodeSocket(options);
+    return {
+      address: socket.address,
+      kind: socket.kind,
+      close: () => socket.close(),
+      send(chunks, host, port) {
+        const datagram = Buffer.concat(chunks as Uint8Array[]);
+        seen.push(datagram);
+        if (keep(datagram)) socket.send([datagram], host, port);
+      },
+    };
+  };
+}
+
+/** Drops the first `count` intros (kind 0x01) this socket sends. */
+export function dropFirstIntros(count: number, seen: Uint8Array[] = []): SocketFactory {
+  let dropped = 0;
+  return filteredSocket((datagram) => !(datagram[0] === 0x01 && dropped++ < count), seen);
+}
+
+export const text = (bytes: Uint8Array | undefined) => (bytes === undefined ? undefined : new TextDecoder().decode(bytes));
+export const bytes = (s: string) => new TextEncoder().encode(s);
+
+export async function closeAll(...transports: (Transport | undefined)[]): Promise<void> {
+  await Promise.all(transports.map((t) => t?.close()));
+}
