@@ -19,7 +19,7 @@ export interface ConnectionHost {
   readonly arena: Arena;
   readonly framer: Framer;
   sendDatagram(chunks: readonly Uint8Array[], to: Address): void;
-  /** Counts a drop in the transport's totals (the connection counts its own as well). */
+  /** Counts a drop of a routed datagram in the transport's totals (the connection counts its own as well). */
   countDrop(reason: DropReason): void;
   connectionClosed(connection: Connection): void;
   now(): number;

@@ -52,6 +52,13 @@ export interface TransportStats {
   bytesReceived: number;
   /** Datagrams the listener put on some queue ('sent'). */
   datagramsRouted: number;
+  /**
+   * Routed datagrams that the queue's consumer then dropped (failed authentication, replays...): they
+   * are in datagramsRouted and in drops. So datagramsReceived = datagramsRouted + Σ drops − droppedAfterRouting.
+   */
+  droppedAfterRouting: number;
+  handshakesCompleted: number;
+  handshakesFailed: number;
   datagramsSent: number;
   bytesSent: number;
   sendErrors: number;

@@ -175,7 +175,7 @@ export class Transport {
 
   readonly #stats = {
     datagramsReceived: 0, bytesReceived: 0, datagramsRouted: 0, datagramsSent: 0, bytesSent: 0, sendErrors: 0,
-    listenerErrors: 0, handshakesCompleted: 0, handshakesFailed: 0,
+    listenerErrors: 0, handshakesCompleted: 0, handshakesFailed: 0, droppedAfterRouting: 0,
   };
   readonly #drops = noDrops();
   readonly #lastLogged = new Map<string, number>();
@@ -206,7 +206,7 @@ export class Transport {
       arena: this.#arena,
       framer: this.#framer,
       sendDatagram: (chunks, to) => this.#send(chunks, to),
-      countDrop: (reason) => this.#countDrop(reason),
+      countDrop: (reason) => this.#consumerDrop(reason),
       connectionClosed: (connection) => this.#forget(connection),
       now: () => performance.now(),
     };
@@ -302,7 +302,7 @@ export class Transport {
     return new Promise((resolve) => this.#acceptWaiters.push(resolve));
   }
 
-  stats(): TransportStats & { handshakesCompleted: number; handshakesFailed: number } {
+  stats(): TransportStats {
     const perConnection = [...this.#connectionByAddress.values()].map((connection) => connection.stats());
     return {
       socket: this.#socket.kind,
@@ -392,6 +392,12 @@ export class Transport {
     return "dropped";
   }
 
+  /** A drop by a queue's consumer, of a datagram the listener had routed (so counted there too). */
+  #consumerDrop(reason: DropReason): void {
+    this.#drops[reason]++;
+    this.#stats.droppedAfterRouting++;
+  }
+
   #warn(topic: string, message: string): void {
     if (this.#log === null) return;
     const now = performance.now();
@@ -453,24 +459,24 @@ export class Transport {
     if (handshake.role === "responder" && handshake.opened !== undefined) {
       // The initiator did not get our response and repeats its intro: repeat the same response.
       if (equalBytes(packet, handshake.opened.datagram) && handshake.response) this.#send([handshake.response], handshake.address);
-      else this.#countDrop("handshakeRedundant");
+      else this.#consumerDrop("handshakeRedundant");
       return;
     }
     if (handshake.role === "initiator") {
       // Simultaneous open: both sides sent intros. The side with the higher static key answers; the
       // other keeps its own intro going and ignores the peer's (without spending a decryption on it).
       if (compareBytes(this.publicKey, handshake.remoteStatic!) < 0) {
-        this.#countDrop("handshakeRedundant");
+        this.#consumerDrop("handshakeRedundant");
         return;
       }
       if (!this.#introLimiter.tryTake(handshake.key, performance.now())) {
-        this.#countDrop("rateLimited");
+        this.#consumerDrop("rateLimited");
         return;
       }
     }
     const opened = openIntro(this.#identity, packet);
     if (opened === undefined) {
-      this.#countDrop("decryptFailed");
+      this.#consumerDrop("decryptFailed");
       if (handshake.role === "responder") this.#failHandshake(handshake);
       return;
     }
@@ -478,7 +484,7 @@ export class Transport {
     // of an established connection that restarted (same static key).
     const expected = handshake.remoteStatic ?? handshake.replacing?.remotePublicKey;
     if (!this.#gateway && (expected === undefined || !equalBytes(expected, opened.initiatorStatic))) {
-      this.#countDrop("unknownSender");
+      this.#consumerDrop("unknownSender");
       if (handshake.role === "responder") this.#failHandshake(handshake);
       return;
     }
@@ -491,13 +497,13 @@ export class Transport {
     });
     if (built === undefined || built.datagram.length > packet.length) {
       // An unusable initiator key (or a response larger than the intro: never amplify).
-      this.#countDrop("decryptFailed");
+      this.#consumerDrop("decryptFailed");
       if (handshake.role === "responder") this.#failHandshake(handshake);
       return;
     }
     this.#send([built.datagram], handshake.address);
     if (!agreed) {
-      this.#countDrop("versionMismatch");
+      this.#consumerDrop("versionMismatch");
       this.#failHandshake(handshake, new Error(`protocol version mismatch: ${handshake.key} speaks ${describeVersion(opened.version)}, this node ${describeVersion(this.#version)}`));
       return;
     }
@@ -513,16 +519,16 @@ export class Transport {
   #handshakeResponse(handshake: Handshake, packet: Uint8Array): void {
     const opened = openResponse(this.#identity, handshake.intro!, packet);
     if (opened === undefined) {
-      this.#countDrop("decryptFailed");
+      this.#consumerDrop("decryptFailed");
       return;
     }
     if (opened.status === STATUS_VERSION_MISMATCH || !compatible(this.#version, opened.version)) {
-      this.#countDrop("versionMismatch");
+      this.#consumerDrop("versionMismatch");
       this.#failHandshake(handshake, new Error(`protocol version mismatch: ${handshake.key} speaks ${describeVersion(opened.version)}, this node ${describeVersion(this.#version)}`));
       return;
     }
     if (opened.status !== STATUS_OK || opened.responderConnection === 0) {
-      this.#countDrop("malformed");
+      this.#consumerDrop("malformed");
       return;
     }
     if (opened.observedAddress) this.#externalAddress = opened.observedAddress;
@@ -543,7 +549,7 @@ export class Transport {
   /** A data packet to a responder: the initiator's confirm (or its first message, if the confirm was lost). */
   #handshakeConfirm(handshake: Handshake, packet: Uint8Array, packetNumber: number): void {
     if (handshake.keys === undefined) {
-      this.#countDrop("unknownSender");
+      this.#consumerDrop("unknownSender");
       return;
     }
     const nonce = new Uint8Array(12);
@@ -551,7 +557,7 @@ export class Transport {
     const tagAt = packet.length - TAG_BYTES;
     const plaintext = open(handshake.keys.receive, nonce, packet.subarray(0, DATA_HEADER_BYTES), packet.subarray(DATA_HEADER_BYTES, tagAt), packet.subarray(tagAt));
     if (plaintext === undefined) {
-      this.#countDrop("decryptFailed");
+      this.#consumerDrop("decryptFailed");
       return;
     }
     const opened = handshake.opened!;
@@ -567,7 +573,7 @@ export class Transport {
     connection.recordPacket(packetNumber);
     if (plaintext[0] === FRAME_MESSAGE) connection.deliverOpened(plaintext.subarray(1));
     connection.sendFrame(FRAME_CONFIRM_ACK);
-    if (plaintext[0] !== FRAME_CONFIRM && plaintext[0] !== FRAME_MESSAGE) this.#countDrop("malformed");
+    if (plaintext[0] !== FRAME_CONFIRM && plaintext[0] !== FRAME_MESSAGE) this.#consumerDrop("malformed");
     this.#establish(handshake, connection);
   }
 

@@ -1,0 +1,99 @@
+// The framing parser (assembly/wire.ts) against a reference model, on random and mutated datagrams
+// (fast-check), plus the host's mirrors of its constants and the sizes that forbid amplification.
+import fc from "fast-check";
+import { expect, test } from "vitest";
+import { Arena } from "../src/arena.ts";
+import { Framer } from "../src/framer.ts";
+import * as wire from "../src/wire.ts";
+
+const arena = Arena.create({ bytes: 1 << 20 });
+const framer = new Framer(arena);
+
+/** What wireParse must answer, written independently from the spec in docs/wire.md. */
+function model(d: Uint8Array): number {
+  if (d.length === 0) return wire.WIRE_EMPTY;
+  if (d.length > 1500) return wire.WIRE_OVERSIZE;
+  const view = new DataView(d.buffer, d.byteOffset, d.length);
+  if (d[0] === wire.KIND_DATA) {
+    if (d.length < 30) return wire.WIRE_BAD_LENGTH;
+    if (view.getUint32(1, true) === 0) return wire.WIRE_BAD_CONNECTION;
+    if (view.getUint32(9, true) >= 2 ** 21) return wire.WIRE_BAD_PACKET_NUMBER;
+    return wire.KIND_DATA;
+  }
+  if (d[0] !== wire.KIND_INTRO && d[0] !== wire.KIND_RESPONSE) return wire.WIRE_UNKNOWN_KIND;
+  if (d.length < 2) return wire.WIRE_BAD_LENGTH;
+  if (d[1] !== 1) return wire.WIRE_UNKNOWN_VERSION;
+  if (d.length !== (d[0] === wire.KIND_INTRO ? 90 : 82)) return wire.WIRE_BAD_LENGTH;
+  if (d[0] === wire.KIND_RESPONSE && view.getUint32(2, true) === 0) return wire.WIRE_BAD_CONNECTION;
+  return d[0]!;
+}
+
+function valid(kind: number, length: number, seed: number): Uint8Array {
+  const d = new Uint8Array(length).fill(seed & 255);
+  d[0] = kind;
+  if (kind !== wire.KIND_DATA) d[1] = 1;
+  const view = new DataView(d.buffer);
+  if (kind === wire.KIND_DATA) {
+    view.setUint32(1, seed | 1, true);
+    view.setUint32(9, seed & 0xfffff, true);
+  }
+  if (kind === wire.KIND_RESPONSE) view.setUint32(2, seed | 1, true);
+  return d;
+}
+
+const arbitraryValid = fc.oneof(
+  fc.tuple(fc.constant(wire.KIND_INTRO), fc.constant(90), fc.nat()),
+  fc.tuple(fc.constant(wire.KIND_RESPONSE), fc.constant(82), fc.nat()),
+  fc.tuple(fc.constant(wire.KIND_DATA), fc.integer({ min: 30, max: 1500 }), fc.nat()),
+).map(([kind, length, seed]) => valid(kind, length, seed));
+
+const mutation = fc.oneof(
+  fc.record({ at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }).map(({ at, value }) => (d: Uint8Array) => {
+    const copy = new Uint8Array(d);
+    if (copy.length > 0) copy[at % copy.length] = value;
+    return copy;
+  }),
+  fc.nat({ max: 1600 }).map((length) => (d: Uint8Array) => d.subarray(0, Math.min(length, d.length))),
+  fc.nat({ max: 200 }).map((extra) => (d: Uint8Array) => {
+    const longer = new Uint8Array(d.length + extra);
+    longer.set(d);
+    return longer;
+  }),
+);
+
+test("random bytes: the parser never traps and agrees with the model", () => {
+  fc.assert(fc.property(fc.uint8Array({ minLength: 0, maxLength: 1600 }), (d) => {
+    expect(framer.parse(d)).toBe(model(d));
+  }), { numRuns: 5000, seed: 0x3907 });
+});
+
+test("mutated valid packets: truncated, extended, bytes changed: the parser agrees with the model", () => {
+  fc.assert(fc.property(arbitraryValid, fc.array(mutation, { maxLength: 4 }), (d, mutations) => {
+    expect(framer.parse(d)).toBe(d[0]);
+    const mutated = mutations.reduce((bytes, mutate) => mutate(bytes), d);
+    expect(framer.parse(mutated)).toBe(model(mutated));
+  }), { numRuns: 5000, seed: 0x3908 });
+});
+
+test("fields: connection id and a packet number up to 2^53 − 1 round-trip through the core", () => {
+  fc.assert(fc.property(fc.integer({ min: 1, max: 2 ** 32 - 1 }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (id, packetNumber) => {
+    const header = framer.dataHeader(id, packetNumber);
+    const datagram = new Uint8Array(40);
+    datagram.set(header);
+    expect(framer.parse(datagram)).toBe(wire.KIND_DATA);
+    expect(framer.connection()).toBe(id);
+    expect(framer.packetNumber()).toBe(packetNumber);
+  }), { numRuns: 2000, seed: 0x3909 });
+});
+
+test("the host's mirrors match the module; a response is never larger than the intro it answers", () => {
+  const exports = arena.core as unknown as Record<string, WebAssembly.Global>;
+  expect(exports.INTRO_BYTES!.value).toBe(wire.INTRO_BYTES);
+  expect(exports.RESPONSE_BYTES!.value).toBe(wire.RESPONSE_BYTES);
+  expect(exports.DATA_HEADER_BYTES!.value).toBe(wire.DATA_HEADER_BYTES);
+  expect(exports.DATA_MIN_BYTES!.value).toBe(wire.DATA_MIN_BYTES);
+  expect(exports.MAX_DATAGRAM_BYTES!.value).toBe(wire.MAX_DATAGRAM_BYTES);
+  expect(exports.WIRE_VERSION!.value).toBe(wire.WIRE_VERSION);
+  expect(wire.RESPONSE_BYTES).toBeLessThanOrEqual(wire.INTRO_BYTES);
+  expect(wire.MAX_DATA_PLAINTEXT_BYTES).toBe(1171);
+});
