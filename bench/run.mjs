@@ -1,10 +1,12 @@
 // npm run bench [-- --json] [-- --runs N]
 // Every figure is the median of N runs (default 5), and every contender runs in the same process,
 // interleaved run by run, so a ratio compares like with like on a noisy 2-core machine.
+import { execFileSync } from "node:child_process";
 import { arch, cpus, platform } from "node:os";
+import { handshakeTimes, openedRate, rawRate, rawRoundTrips, routedRate, startFlooder } from "./listener.mjs";
 import { portLatency, sluiceLatency } from "./latency.mjs";
 import { portCrossThread, ringbufCrossThread, sluiceCrossThread, startProducer } from "./cross-thread.mjs";
-import { median, report } from "./lib/report.mjs";
+import { median, percentile, report } from "./lib/report.mjs";
 import { arraySameThread, ringbufSameThread, sluiceSameThread } from "./same-thread.mjs";
 
 const json = process.argv.includes("--json");
@@ -71,7 +73,43 @@ for (let run = 0; run < RUNS; run++) {
 const p = (side, key) => median(latency[side].map((r) => r[key]));
 rows.push({ name: "wake-up latency p50, worker send → main recv", unit: "µs", value: p("sluice", "p50"), baseline: "MessagePort", baseline_value: p("port", "p50"), target: "≤ 1.0×" });
 rows.push({ name: "wake-up latency p99, worker send → main recv", unit: "µs", value: p("sluice", "p99"), baseline: "MessagePort", baseline_value: p("port", "p99") });
-log("\n\n");
 
 await Promise.all(Object.values(producers).map((w) => w.terminate()));
+
+log("\ndatagram path ");
+const flooder = await startFlooder();
+await routedRate(flooder); // warm-up
+await openedRate(flooder);
+const udp = await medians({ raw: () => rawRate(flooder), routed: () => routedRate(flooder), opened: () => openedRate(flooder) });
+await flooder.terminate();
+const DATAGRAMS = "datagrams/s";
+rows.push({ name: "UDP listener, 1200 B flood, routed to a consumer", unit: DATAGRAMS, value: udp.routed, baseline: "raw node:dgram, handler only counts", baseline_value: udp.raw, target: "≥ 0.9×" });
+rows.push({ name: "UDP listener, routed + opened (AES-128-GCM) + recv()", unit: DATAGRAMS, value: udp.opened, baseline: "raw node:dgram, handler only counts", baseline_value: udp.raw, target: "≥ 0.7×" });
+
+log("\nhandshakes ");
+await handshakeTimes(10); // warm-up
+const handshakes = [];
+const roundTrips = [];
+for (let run = 0; run < RUNS; run++) {
+  handshakes.push(...(await handshakeTimes(30)));
+  roundTrips.push(...(await rawRoundTrips(100)));
+  log(".");
+}
+rows.push({ name: "handshake p50, loopback (connect → established)", unit: "ms", value: percentile(handshakes, 50), baseline: "raw dgram round trip p50", baseline_value: percentile(roundTrips, 50), target: "< 2 ms" });
+rows.push({ name: "handshake p99, loopback", unit: "ms", value: percentile(handshakes, 99), baseline: "raw dgram round trip p99", baseline_value: percentile(roundTrips, 99) });
+
+log("\nDeno ");
+const deno = new URL("../node_modules/.bin/deno", import.meta.url).pathname;
+const denoTimes = { "Deno.listenDatagram": [], "node:dgram": [] };
+for (let run = 0; run < RUNS; run++) {
+  for (const flags of [["--unstable-net"], []]) {
+    const out = JSON.parse(execFileSync(deno, ["run", "-A", ...flags, new URL("./deno/handshake.ts", import.meta.url).pathname, "30"], { encoding: "utf8" }));
+    denoTimes[out.socket].push(...out.times.slice(5)); // the first few include compilation
+  }
+  log(".");
+}
+for (const [socket, times] of Object.entries(denoTimes)) {
+  rows.push({ name: `handshake p50 in Deno over ${socket}`, unit: "ms", value: percentile(times, 50), baseline: "Node, node:dgram (above)", baseline_value: percentile(handshakes, 50) });
+}
+log("\n\n");
 report(rows, json);

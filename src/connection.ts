@@ -170,6 +170,14 @@ export class Connection {
     return outcome;
   }
 
+  /**
+   * @internal For benchmarks: waits for queued datagrams and hands them to `visit` unopened (the
+   * listener's cost without the consumer's). Answers how many; 0 once the connection is closed.
+   */
+  drainUnopened(visit: (bytes: Uint8Array, at: number, length: number) => void): Promise<number> {
+    return this.#queue.recvBatch(visit, OPEN_BATCH);
+  }
+
   /** @internal A message the handshake already opened (it arrived before the connection existed). */
   deliverOpened(message: Uint8Array): void {
     this.#opened.push(message);

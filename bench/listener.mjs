@@ -1,0 +1,165 @@
+// The datagram path on loopback. A worker floods 1200-byte datagrams as fast as it can; the main
+// thread receives. Each receiver's rate is datagrams handled / (last − first arrival); what the
+// kernel drops while the receiver is saturated is not counted, for any contender.
+//  - raw: a node:dgram socket whose handler only counts (the ceiling).
+//  - routed: Sluice's listener classifies each datagram in wasm and routes it to a connection's
+//    queue (no consumer work: the queue is sized to hold the whole run).
+//  - opened: the same, plus the connection's consumer opening every datagram (replay window,
+//    AES-128-GCM) and handing the 1170-byte message to recv().
+import { createSocket } from "node:dgram";
+import { Worker } from "node:worker_threads";
+import { openNodeSocket, Transport } from "../dist/index.js";
+
+export const FLOOD_DATAGRAMS = 60_000;
+const IDLE_MS = 150;
+
+export async function startFlooder() {
+  const worker = new Worker(new URL("./workers/udp-flooder.mjs", import.meta.url));
+  await new Promise((resolve) => worker.once("message", resolve));
+  return worker;
+}
+
+function flood(flooder, port, packets, count) {
+  return new Promise((resolve) => {
+    flooder.once("message", resolve);
+    flooder.postMessage({ port, packets, count });
+  });
+}
+
+/** Resolves with { handled, seconds } once `handled()` stops growing for IDLE_MS after the flood. */
+async function settle(clock, handled, flooding) {
+  await flooding;
+  let last = -1;
+  while (handled() !== last) {
+    last = handled();
+    await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
+  }
+  return handled() / ((clock.last - clock.first) / 1000);
+}
+
+function payloads(count, make) {
+  return Array.from({ length: count }, (_, i) => make(i));
+}
+
+export async function rawRate(flooder) {
+  const socket = createSocket({ type: "udp4", recvBufferSize: 4 << 20 });
+  await new Promise((resolve) => socket.bind(0, "127.0.0.1", resolve));
+  const clock = { first: 0, last: 0 };
+  let count = 0;
+  socket.on("message", () => {
+    const now = performance.now();
+    if (count++ === 0) clock.first = now;
+    clock.last = now;
+  });
+  const packets = payloads(256, () => new Uint8Array(1200).fill(7));
+  const rate = await settle(clock, () => count, flood(flooder, socket.address().port, packets, FLOOD_DATAGRAMS));
+  socket.close();
+  return rate;
+}
+
+/** A gateway whose socket notes arrival times, and one joiner connected to it. */
+async function pair(options = {}) {
+  const clock = { first: 0, last: 0, count: 0 };
+  const timed = async (socketOptions) => openNodeSocket({
+    ...socketOptions,
+    onDatagram(datagram, host, port) {
+      const now = performance.now();
+      if (clock.count++ === 0) clock.first = now;
+      clock.last = now;
+      socketOptions.onDatagram(datagram, host, port);
+    },
+  });
+  // After the handshake, every data packet the joiner seals is kept, in order, for the flood (its
+  // confirm re-sends included: they advance the replay window like any packet).
+  const captured = [];
+  let capturing = false;
+  const capture = async (socketOptions) => {
+    const real = await openNodeSocket(socketOptions);
+    return { ...real, address: real.address, kind: real.kind, close: () => real.close(), send(chunks, host, port) {
+      if (capturing && chunks[0][0] === 0x02) captured.push(Buffer.concat(chunks));
+      else real.send(chunks, host, port);
+    } };
+  };
+  const gateway = await Transport.bind({ host: "127.0.0.1", gateway: true, log: null, socket: timed, maxConnections: 2, maxHandshakes: 2, ...options });
+  const joiner = await Transport.bind({ host: "127.0.0.1", log: null, socket: capture, maxConnections: 2, maxHandshakes: 2 });
+  const [toGateway, atGateway] = await Promise.all([joiner.connect(gateway.address, gateway.publicKey), gateway.accept()]);
+  clock.count = 0;
+  capturing = true;
+  return { gateway, joiner, toGateway, atGateway, clock, captured };
+}
+
+export async function routedRate(flooder) {
+  const { gateway, joiner, atGateway, clock } = await pair({ inboundQueuePackets: 4096 });
+  let drained = 0;
+  const consumer = (async () => {
+    for (let n; (n = await atGateway.drainUnopened(() => {})) > 0;) drained += n;
+  })();
+  const packets = payloads(FLOOD_DATAGRAMS, (i) => {
+    const datagram = new Uint8Array(1200).fill(7);
+    datagram[0] = 0x02;
+    new DataView(datagram.buffer).setUint32(1, atGateway.localId, true);
+    new DataView(datagram.buffer).setUint32(5, i, true);
+    new DataView(datagram.buffer).setUint32(9, 0, true); // packet number < 2^32
+    return datagram;
+  });
+  const rate = await settle(clock, () => drained, flood(flooder, gateway.address.port, packets, FLOOD_DATAGRAMS));
+  atGateway.close();
+  await consumer;
+  await Promise.all([gateway.close(), joiner.close()]);
+  return rate;
+}
+
+export async function openedRate(flooder) {
+  const { gateway, joiner, toGateway, atGateway, clock, captured } = await pair({ inboundQueuePackets: 4096 });
+  const message = new Uint8Array(1170).fill(9);
+  for (let i = 0; i < FLOOD_DATAGRAMS; i++) await toGateway.send(message); // sealed, captured, not sent
+  let delivered = 0;
+  const consumer = (async () => {
+    for await (const _ of atGateway) {
+      delivered++;
+      clock.last = performance.now();
+    }
+  })();
+  const rate = await settle(clock, () => delivered, flood(flooder, gateway.address.port, captured, FLOOD_DATAGRAMS));
+  atGateway.close();
+  await consumer;
+  await Promise.all([gateway.close(), joiner.close()]);
+  return rate;
+}
+
+/** Handshake times (ms) on loopback: fresh joiners (the gateway allows one intro per address per second). */
+export async function handshakeTimes(count) {
+  const gateway = await Transport.bind({ host: "127.0.0.1", gateway: true, acceptRamp: [], log: null, maxConnections: count + 1, inboundQueuePackets: 16 });
+  const joiners = [];
+  for (let i = 0; i < count; i++) joiners.push(await Transport.bind({ host: "127.0.0.1", log: null, maxConnections: 1, maxHandshakes: 1, inboundQueuePackets: 16 }));
+  const times = [];
+  for (const joiner of joiners) {
+    const started = performance.now();
+    await joiner.connect(gateway.address, gateway.publicKey);
+    times.push(performance.now() - started);
+    await gateway.accept();
+  }
+  await Promise.all([gateway.close(), ...joiners.map((j) => j.close())]);
+  return times;
+}
+
+/** Round trips (ms) of a 90-byte datagram between two raw dgram sockets: the floor under a handshake. */
+export async function rawRoundTrips(count) {
+  const a = createSocket("udp4");
+  const b = createSocket("udp4");
+  await Promise.all([a, b].map((s) => new Promise((resolve) => s.bind(0, "127.0.0.1", resolve))));
+  b.on("message", (m, r) => b.send(m, r.port, r.address));
+  const times = [];
+  const ping = new Uint8Array(90);
+  for (let i = 0; i < count; i++) {
+    const started = performance.now();
+    await new Promise((resolve) => {
+      a.once("message", resolve);
+      a.send(ping, b.address().port, "127.0.0.1");
+    });
+    times.push(performance.now() - started);
+  }
+  a.close();
+  b.close();
+  return times;
+}
