@@ -1,8 +1,10 @@
 // Handshake times in Deno (Deno.listenDatagram with --unstable-net, else node:dgram): prints
 // { socket, times } as JSON for bench/run.mjs, which compares them with Node's in the same run.
-import { Transport } from "../../dist/index.js";
+import { Transport } from "sluice";
 
-const count = Number(Deno.args[0] ?? 30);
+const { args } = (globalThis as unknown as { Deno: { args: string[] } }).Deno;
+
+const count = Number(args[0] ?? 30);
 const gateway = await Transport.bind({ host: "127.0.0.1", gateway: true, acceptRamp: [], log: null, maxConnections: count + 1, inboundQueuePackets: 16 });
 const joiners = [];
 for (let i = 0; i < count; i++) joiners.push(await Transport.bind({ host: "127.0.0.1", log: null, maxConnections: 1, maxHandshakes: 1, inboundQueuePackets: 16 }));
