@@ -88,12 +88,20 @@ async function pair(options = {}) {
   return { gateway, joiner, toGateway, atGateway, clock, captured };
 }
 
+/** Floods `packets` at the pair's gateway while `consume` reads its connection; answers the rate of `handled`. */
+async function floodPair({ gateway, joiner, atGateway, clock }, flooder, packets, consume, handled) {
+  const consumer = consume();
+  const rate = await settle(clock, handled, flood(flooder, gateway.address.port, packets, FLOOD_DATAGRAMS));
+  atGateway.close();
+  await consumer;
+  await Promise.all([gateway.close(), joiner.close()]);
+  return rate;
+}
+
 export async function routedRate(flooder) {
-  const { gateway, joiner, atGateway, clock } = await pair({ inboundQueuePackets: 4096 });
+  const connected = await pair({ inboundQueuePackets: 4096 });
+  const { atGateway } = connected;
   let drained = 0;
-  const consumer = (async () => {
-    for (let n; (n = await atGateway.drainUnopened(() => {})) > 0;) drained += n;
-  })();
   const packets = payloads(FLOOD_DATAGRAMS, (i) => {
     const datagram = new Uint8Array(1200).fill(7);
     datagram[0] = 0x02;
@@ -102,29 +110,23 @@ export async function routedRate(flooder) {
     new DataView(datagram.buffer).setUint32(9, 0, true); // packet number < 2^32
     return datagram;
   });
-  const rate = await settle(clock, () => drained, flood(flooder, gateway.address.port, packets, FLOOD_DATAGRAMS));
-  atGateway.close();
-  await consumer;
-  await Promise.all([gateway.close(), joiner.close()]);
-  return rate;
+  return floodPair(connected, flooder, packets, async () => {
+    for (let n; (n = await atGateway.drainUnopened(() => {})) > 0;) drained += n;
+  }, () => drained);
 }
 
 export async function openedRate(flooder) {
-  const { gateway, joiner, toGateway, atGateway, clock, captured } = await pair({ inboundQueuePackets: 4096 });
+  const connected = await pair({ inboundQueuePackets: 4096 });
+  const { toGateway, atGateway, clock, captured } = connected;
   const message = new Uint8Array(1170).fill(9);
   for (let i = 0; i < FLOOD_DATAGRAMS; i++) await toGateway.send(message); // sealed, captured, not sent
   let delivered = 0;
-  const consumer = (async () => {
+  return floodPair(connected, flooder, captured, async () => {
     for await (const _ of atGateway) {
       delivered++;
       clock.last = performance.now();
     }
-  })();
-  const rate = await settle(clock, () => delivered, flood(flooder, gateway.address.port, captured, FLOOD_DATAGRAMS));
-  atGateway.close();
-  await consumer;
-  await Promise.all([gateway.close(), joiner.close()]);
-  return rate;
+  }, () => delivered);
 }
 
 /** Handshake times (ms) on loopback: fresh joiners (the gateway allows one intro per address per second). */

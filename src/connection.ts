@@ -223,10 +223,7 @@ export class Connection {
       this.#drop("replayed");
       return undefined;
     }
-    const nonce = this.#receiveNonce;
-    nonce.set(bytes.subarray(at + 5, at + DATA_HEADER_BYTES), 4);
-    const tagAt = at + length - TAG_BYTES;
-    const plaintext = open(this.#keys.receive, nonce, bytes.subarray(at, at + DATA_HEADER_BYTES), bytes.subarray(at + DATA_HEADER_BYTES, tagAt), bytes.subarray(tagAt, tagAt + TAG_BYTES));
+    const plaintext = openDataPacket(this.#keys.receive, this.#receiveNonce, bytes, at, length);
     if (plaintext === undefined || plaintext.length === 0) {
       this.#drop(plaintext === undefined ? "decryptFailed" : "malformed");
       return undefined;
@@ -280,15 +277,18 @@ export class Connection {
 
 const frameByte = new Uint8Array(1);
 
+/** [header, sealed frame byte, sealed payload?, tag]: gathered by the socket into one datagram, no concatenation. */
 function sealFrame(key: SealKey, nonce: Uint8Array, header: Uint8Array, frame: number, payload: Uint8Array | undefined): Uint8Array[] {
   frameByte[0] = frame;
-  if (payload === undefined || payload.length === 0) {
-    const [body, tag] = seal(key, nonce, header, frameByte);
-    return [header, body, tag];
-  }
-  const plaintext = new Uint8Array(1 + payload.length);
-  plaintext[0] = frame;
-  plaintext.set(payload, 1);
-  const [body, tag] = seal(key, nonce, header, plaintext);
-  return [header, body, tag];
+  return [header, ...seal(key, nonce, header, payload === undefined || payload.length === 0 ? [frameByte] : [frameByte, payload])];
+}
+
+/**
+ * Opens the data packet bytes[at, at + length) (already classified by the core) under `key`. `nonce`
+ * is 12 bytes of scratch whose first 4 stay zero. The plaintext, or undefined if it does not authenticate.
+ */
+export function openDataPacket(key: SealKey, nonce: Uint8Array, bytes: Uint8Array, at: number, length: number): Buffer | undefined {
+  nonce.set(bytes.subarray(at + 5, at + DATA_HEADER_BYTES), 4);
+  const tagAt = at + length - TAG_BYTES;
+  return open(key, nonce, bytes.subarray(at, at + DATA_HEADER_BYTES), bytes.subarray(at + DATA_HEADER_BYTES, tagAt), bytes.subarray(tagAt, tagAt + TAG_BYTES));
 }

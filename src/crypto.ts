@@ -67,15 +67,17 @@ export function sealKey(raw: Uint8Array): SealKey {
 }
 
 /**
- * Seals `plaintext` and answers [ciphertext, tag] as two chunks for a gathered send. Every
- * (key, nonce) pair must be used once: callers build the nonce from a never-reused packet number.
+ * Seals the concatenation of `parts` and answers their ciphertexts then the tag, as chunks for a
+ * gathered send (GCM is a stream cipher: no need to join the parts first). Every (key, nonce) pair
+ * must be used once: callers build the nonce from a never-reused packet number.
  */
-export function seal(key: SealKey, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): [Buffer, Buffer] {
+export function seal(key: SealKey, nonce: Uint8Array, aad: Uint8Array, parts: readonly Uint8Array[]): Buffer[] {
   const cipher = nodeCrypto.createCipheriv("aes-128-gcm", key, nonce);
   cipher.setAAD(aad);
-  const body = cipher.update(plaintext);
+  const chunks = parts.map((part) => cipher.update(part));
   cipher.final();
-  return [body, cipher.getAuthTag()];
+  chunks.push(cipher.getAuthTag());
+  return chunks;
 }
 
 /** The plaintext, or undefined if the tag does not verify (never throws on bad input). */

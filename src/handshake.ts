@@ -92,8 +92,8 @@ export function buildIntro(framer: Framer, me: Identity, remoteStaticRaw: Uint8A
   body.set(me.publicKey, 0);
   writeVersion(version, body, KEY_BYTES);
   new DataView(body.buffer).setUint32(KEY_BYTES + VERSION_BYTES, connection, true);
-  const [sealed, tag] = seal(introKey(es, ephemeral.publicKey, remoteStaticRaw), ZERO_NONCE, header, body);
-  return { datagram: concat(header, sealed, tag), ephemeral: ephemeral.privateKey, es, remoteStatic };
+  const sealed = seal(introKey(es, ephemeral.publicKey, remoteStaticRaw), ZERO_NONCE, header, [body]);
+  return { datagram: concat(header, ...sealed), ephemeral: ephemeral.privateKey, es, remoteStatic };
 }
 
 /** The intro's contents, or undefined if it was not sealed to us (or is otherwise bogus). */
@@ -144,8 +144,7 @@ export function buildResponse(framer: Framer, me: Identity, intro: OpenedIntro, 
   writeVersion(fields.version, body, 1);
   new DataView(body.buffer).setUint32(1 + VERSION_BYTES, fields.responderConnection, true);
   writeAddress(fields.observedAddress, body, 1 + VERSION_BYTES + 4);
-  const [sealed, tag] = seal(response, ZERO_NONCE, header, body);
-  return { datagram: concat(header, sealed, tag), keys };
+  return { datagram: concat(header, ...seal(response, ZERO_NONCE, header, [body])), keys };
 }
 
 export function openResponse(me: Identity, intro: IntroState, datagram: Uint8Array): OpenedResponse | undefined {

@@ -13,8 +13,8 @@
 import { addressKey, checkAddress, type Address } from "./address.ts";
 import { Arena, DEFAULT_FRAME_BYTES } from "./arena.ts";
 import { channel } from "./channel.ts";
-import { Connection, type ConnectionHost } from "./connection.ts";
-import { generateKeyPair, importPrivateKey, importPublicKey, open, rawPublicKey, type PublicKey } from "./crypto.ts";
+import { Connection, openDataPacket, type ConnectionHost } from "./connection.ts";
+import { generateKeyPair, importPrivateKey, importPublicKey, rawPublicKey, type PublicKey } from "./crypto.ts";
 import { Framer } from "./framer.ts";
 import {
   buildIntro, buildResponse, openIntro, openResponse, STATUS_OK, STATUS_VERSION_MISMATCH,
@@ -30,8 +30,8 @@ import { noDrops, type DropReason, type TransportStats } from "./transport-stats
 import { openSocket, type DatagramSocket, type SocketFactory } from "./udp-socket.ts";
 import { compatible, describeVersion, normalizeVersion, type ProtocolVersion } from "./version.ts";
 import {
-  DATA_HEADER_BYTES, FRAME_CONFIRM, FRAME_CONFIRM_ACK, FRAME_MESSAGE, KIND_DATA, KIND_INTRO, KIND_RESPONSE, MAX_DATAGRAM_BYTES,
-  TAG_BYTES, WIRE_UNKNOWN_VERSION,
+  FRAME_CONFIRM, FRAME_CONFIRM_ACK, FRAME_MESSAGE, KIND_DATA, KIND_INTRO, KIND_RESPONSE, MAX_DATAGRAM_BYTES,
+  WIRE_UNKNOWN_VERSION,
 } from "./wire.ts";
 
 /** Kernel receive buffer asked for (Linux doubles it): a 208 KiB default lost most of a flood. */
@@ -52,6 +52,11 @@ export const RECENTLY_CLOSED_MS = 2000;
 export const RESPONDER_CONFIRM_TIMEOUT_MS = 5000;
 /** Source addresses the intro limiter remembers at once. */
 const MAX_TRACKED_ADDRESSES = 65536;
+/**
+ * Random draws for a free connection id. At most ~6 × 65,536 of 2^32 ids are ever taken (connections,
+ * handshakes, recently closed), so 16 taken draws in a row has a chance below 10^-38.
+ */
+const CONNECTION_ID_DRAWS = 16;
 /** A drop reason is logged at most once per this interval. */
 const LOG_INTERVAL_MS = 10_000;
 
@@ -415,14 +420,15 @@ export class Transport {
 
   // ---------------------------------------------------------------- handshakes
 
+  /** A random id not in use. Throws after CONNECTION_ID_DRAWS taken ones (never, in practice: see there). */
   #newConnectionId(): number {
     const now = performance.now();
     const draw = new Uint32Array(1);
-    for (;;) {
-      // 2^32 ids, at most maxConnections + maxHandshakes in use: a repeat draw is rare, and each draw is independent.
+    for (let attempt = 0; attempt < CONNECTION_ID_DRAWS; attempt++) {
       const id = crypto.getRandomValues(draw)[0]!;
       if (id !== 0 && !this.#byId.has(id) && !this.#recentlyClosedIds.has(id, now)) return id;
     }
+    throw new RangeError(`no free connection id after ${CONNECTION_ID_DRAWS} random draws`);
   }
 
   #newHandshake(role: "initiator" | "responder", address: Address, key: string): Handshake {
@@ -552,10 +558,7 @@ export class Transport {
       this.#consumerDrop("unknownSender");
       return;
     }
-    const nonce = new Uint8Array(12);
-    nonce.set(packet.subarray(5, DATA_HEADER_BYTES), 4);
-    const tagAt = packet.length - TAG_BYTES;
-    const plaintext = open(handshake.keys.receive, nonce, packet.subarray(0, DATA_HEADER_BYTES), packet.subarray(DATA_HEADER_BYTES, tagAt), packet.subarray(tagAt));
+    const plaintext = openDataPacket(handshake.keys.receive, new Uint8Array(12), packet, 0, packet.length);
     if (plaintext === undefined) {
       this.#consumerDrop("decryptFailed");
       return;
