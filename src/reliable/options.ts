@@ -1,0 +1,83 @@
+// A connection's bounds and timers: every one has a default here and a reason in docs/design.md.
+
+import { DEFAULT_RTO_FLOOR_MS, MAX_RTO_MS } from "./rtt.ts";
+
+export interface ReliabilityOptions {
+  /** Largest message send() accepts and recv() will reassemble (default 64 MiB). */
+  maxMessageBytes?: number;
+  /** Lower bound of the retransmission timeout (default 200 ms). */
+  rtoFloorMs?: number;
+  /** Consecutive retransmission timeouts after which the connection fails (default 12). */
+  maxRetransmissions?: number;
+  /** Ping after this long without hearing from the peer (default 5 s), doubling while unanswered... */
+  keepAliveMs?: number;
+  /** ...up to this (default 60 s). */
+  maxKeepAliveMs?: number;
+  /** The connection fails after this long without a packet from the peer (default 120 s). */
+  idleTimeoutMs?: number;
+  /** An incoming stream the peer may send on fails after this long without new data (default 5 s). */
+  streamInactivityMs?: number;
+  /** Bytes written and not yet acknowledged, across streams and messages, before writers wait (default 4 MiB). */
+  sendBufferBytes?: number;
+  /** Bytes of messages the peer may send ahead of recv() (default 4 MiB; a larger message is always let in whole). */
+  messageWindowBytes?: number;
+  /** Bytes per incoming stream the peer may send ahead of its reader (default 1 MiB). */
+  streamWindowBytes?: number;
+  /** Incoming streams open at once (default 16). */
+  maxIncomingStreams?: number;
+}
+
+export type ReliabilityConfig = Required<ReliabilityOptions>;
+
+export const DEFAULT_RELIABILITY: Readonly<ReliabilityConfig> = Object.freeze({
+  maxMessageBytes: 64 * 2 ** 20,
+  rtoFloorMs: DEFAULT_RTO_FLOOR_MS,
+  maxRetransmissions: 12,
+  keepAliveMs: 5_000,
+  maxKeepAliveMs: 60_000,
+  idleTimeoutMs: 120_000,
+  streamInactivityMs: 5_000,
+  sendBufferBytes: 4 * 2 ** 20,
+  messageWindowBytes: 4 * 2 ** 20,
+  streamWindowBytes: 2 ** 20,
+  maxIncomingStreams: 16,
+});
+
+// What each side may send before it hears a credit frame (docs/wire.md): protocol constants, so a
+// receiver's windows are never below them.
+export const INITIAL_MESSAGE_CREDIT_BYTES = 64 * 1024;
+export const INITIAL_STREAM_CREDIT_BYTES = 64 * 1024;
+export const INITIAL_STREAMS_CREDIT = 4;
+/** Messages the peer may send beyond the first one recv() has not taken (a protocol constant). */
+export const MESSAGES_AHEAD = 1024;
+
+const RANGES: { [K in keyof ReliabilityConfig]: [min: number, max: number] } = {
+  maxMessageBytes: [1, 2 ** 32 - 1],
+  rtoFloorMs: [1, MAX_RTO_MS],
+  maxRetransmissions: [1, 100],
+  keepAliveMs: [1, 2 ** 31 - 1],
+  maxKeepAliveMs: [1, 2 ** 31 - 1],
+  idleTimeoutMs: [1, 2 ** 31 - 1],
+  streamInactivityMs: [1, 2 ** 31 - 1],
+  sendBufferBytes: [1, 2 ** 32],
+  messageWindowBytes: [INITIAL_MESSAGE_CREDIT_BYTES, 2 ** 32],
+  streamWindowBytes: [INITIAL_STREAM_CREDIT_BYTES, 2 ** 32],
+  maxIncomingStreams: [INITIAL_STREAMS_CREDIT, 65_536],
+};
+
+/** Fills defaults and checks every given value; `where` names the options object in errors. */
+export function checkReliabilityOptions(options: ReliabilityOptions | undefined, where: string): ReliabilityConfig {
+  const config: ReliabilityConfig = { ...DEFAULT_RELIABILITY };
+  if (options === undefined) return config;
+  if (typeof options !== "object" || options === null) throw new TypeError(`${where} must be an object`);
+  for (const name of Object.keys(RANGES) as Array<keyof ReliabilityConfig>) {
+    const value = options[name];
+    if (value === undefined) continue;
+    const [min, max] = RANGES[name];
+    if (typeof value !== "number" || !Number.isInteger(value)) throw new TypeError(`${where}.${name} must be an integer, got ${String(value)}`);
+    if (value < min || value > max) throw new RangeError(`${where}.${name} must be in [${min}, ${max}], got ${value}`);
+    config[name] = value;
+  }
+  if (config.maxKeepAliveMs < config.keepAliveMs) throw new RangeError(`${where}.maxKeepAliveMs (${config.maxKeepAliveMs}) is below keepAliveMs (${config.keepAliveMs})`);
+  return config;
+}

@@ -1,0 +1,89 @@
+// Round-trip time and the retransmission timeout, per RFC 6298, with the constants the issue fixes.
+
+/** RFC 6298's initial RTO, before any sample. */
+export const INITIAL_RTO_MS = 1000;
+/** Upper bound of the RTO after backoff (RFC 6298 allows ≥ 60 s). */
+export const MAX_RTO_MS = 60_000;
+/** Default lower bound of the RTO (RFC 6298 says 1 s; freenet uses 500 ms; loopback and LANs need less). */
+export const DEFAULT_RTO_FLOOR_MS = 200;
+/**
+ * Backoff stops doubling here, so that the retransmission limit (12 timeouts) notices a vanished peer
+ * in about 30 s at the default floor (0.2 + 0.4 + 0.8 + 1.6 + 8 × 3.2), well before the 120 s idle
+ * timeout; unbounded doubling would take 280 s and make the limit moot.
+ */
+const MAX_BACKOFF = 16;
+/** Clock granularity G of RFC 6298 §2: our timers fire with about 1 ms resolution. */
+const CLOCK_GRANULARITY_MS = 1;
+
+export class RttEstimator {
+  readonly #floorMs: number;
+  #smoothed = 0;
+  #variation = 0;
+  #latest = 0;
+  #min = Infinity;
+  #hasSample = false;
+  /** ×2 per expired RTO; back to 1 on the next sample (RFC 6298 §5.7). */
+  #backoff = 1;
+
+  constructor(floorMs: number) {
+    this.#floorMs = floorMs;
+  }
+
+  get hasSample(): boolean {
+    return this.#hasSample;
+  }
+
+  /** SRTT in ms (the initial RTO's worth of guess before any sample, so timers derived from it are sane). */
+  get smoothed(): number {
+    return this.#hasSample ? this.#smoothed : INITIAL_RTO_MS / 3;
+  }
+
+  get variation(): number {
+    return this.#variation;
+  }
+
+  get latest(): number {
+    return this.#latest;
+  }
+
+  get min(): number {
+    return this.#min;
+  }
+
+  get backoff(): number {
+    return this.#backoff;
+  }
+
+  /**
+   * One RTT measurement from a packet sent once and acknowledged (Karn's rule: every packet is sent
+   * once, with its own number, so the sample is never ambiguous). `ackDelayMs` is what the peer reports
+   * it held the acknowledgement (at most `maxAckDelayMs`): it is taken off, so the estimate is the
+   * path's and not our delayed-ACK timer's (the peer is authenticated, so its report is trusted).
+   */
+  addSample(sampleMs: number, ackDelayMs: number, maxAckDelayMs: number): void {
+    const delay = Math.min(ackDelayMs, maxAckDelayMs);
+    const adjusted = sampleMs - delay > 0 ? sampleMs - delay : sampleMs;
+    this.#min = Math.min(this.#min, adjusted);
+    this.#latest = adjusted;
+    if (!this.#hasSample) {
+      this.#smoothed = adjusted;
+      this.#variation = adjusted / 2;
+      this.#hasSample = true;
+    } else {
+      this.#variation = 0.75 * this.#variation + 0.25 * Math.abs(this.#smoothed - adjusted);
+      this.#smoothed = 0.875 * this.#smoothed + 0.125 * adjusted;
+    }
+    this.#backoff = 1;
+  }
+
+  /** RTO = SRTT + max(G, 4·RTTVAR), clamped to [floor, 60 s], times the backoff (still ≤ 60 s). */
+  get rto(): number {
+    const base = this.#hasSample ? this.#smoothed + Math.max(CLOCK_GRANULARITY_MS, 4 * this.#variation) : INITIAL_RTO_MS;
+    return Math.min(MAX_RTO_MS, Math.max(this.#floorMs, base) * this.#backoff);
+  }
+
+  /** An RTO expired: double the next one (RFC 6298 §5.5). */
+  backOff(): void {
+    if (this.rto < MAX_RTO_MS && this.#backoff < MAX_BACKOFF) this.#backoff *= 2;
+  }
+}

@@ -1,0 +1,978 @@
+// A connection's reliable delivery, as a state machine with no I/O and no clock (in the manner of
+// quinn-proto): the host feeds it authenticated plaintexts and `now`, takes plaintexts to seal and send
+// from pollTransmit(), and calls handleTimeout() at nextDeadline(). Tests drive it in virtual time.
+//
+// What it does (docs/design.md explains the choices):
+// - Every packet has a fresh packet number; the peer acknowledges packet numbers (ACK ranges), and the
+//   data a lost packet carried is sent again in a new packet. Pure ACK packets are never acknowledged
+//   nor retransmitted. Karn's rule holds by construction, as in QUIC: a packet is sent once, so the
+//   acknowledgement of the packet an RTT sample comes from is never the acknowledgement of another.
+// - Loss: three packets or 9/8 RTT behind an acknowledged one (RFC 9002 §6.1), a tail-loss probe after
+//   max(2·SRTT, 10 ms) + the peer's ACK delay, and the RFC 6298 retransmission timeout; the connection
+//   fails after `maxRetransmissions` consecutive timeouts.
+// - Messages are streams of declared length delivered whole and in order; byte streams deliver bytes
+//   in order per stream. Both are flow controlled by credit the receiver grants as its reader consumes,
+//   so a reader that stops makes the writer wait instead of memory grow.
+// - Congestion: NewReno with pacing (congestion.ts).
+
+import { DATA_HEADER_BYTES, MAX_DATA_PLAINTEXT_BYTES, TAG_BYTES } from "../wire.ts";
+import { MAX_DATAGRAM_SIZE_BYTES, NewReno, Pacer } from "./congestion.ts";
+import {
+  CLOSE_APPLICATION, MAX_ACK_RANGES, MESSAGE_DATA_HEADER_BYTES, PacketWriter, parseFrames, STREAM_DATA_HEADER_BYTES,
+  type FrameVisitor,
+} from "./frames.ts";
+import {
+  INITIAL_MESSAGE_CREDIT_BYTES, INITIAL_STREAM_CREDIT_BYTES, INITIAL_STREAMS_CREDIT, MESSAGES_AHEAD, type ReliabilityConfig,
+} from "./options.ts";
+import { RangeSet } from "./range-set.ts";
+import { Reassembly } from "./reassembly.ts";
+import { RttEstimator } from "./rtt.ts";
+import { SendStream } from "./send-stream.ts";
+
+/** The longest a receiver holds an acknowledgement (a protocol constant: the sender's probe timer counts on it). */
+export const MAX_ACK_DELAY_MS = 25;
+/** Unacknowledged ack-eliciting packets that make the receiver acknowledge at once (freenet's 20). */
+export const ACK_ELICITING_THRESHOLD = 20;
+/** RFC 9002 §6.1.1: a packet this many behind an acknowledged one is lost. */
+const PACKET_THRESHOLD = 3;
+/** RFC 9002 §6.1.2: ...or sent this many RTTs before one that was acknowledged. */
+const TIME_THRESHOLD = 9 / 8;
+/** The tail-loss probe waits at least this long (freenet: max(2·SRTT, 10 ms)). */
+const MIN_PROBE_TIMEOUT_MS = 10;
+/** Room left for data after stream credits: a packet of credits alone would starve the data (16 streams × 13 B fit). */
+const CREDIT_ROOM_BYTES = 600;
+/** After a CLOSE either way, keep answering retransmitted CLOSEs for this many RTOs. */
+const DRAIN_RTOS = 3;
+
+interface SentData {
+  stream: SendStream;
+  offset: number;
+  length: number;
+  fin: boolean;
+}
+
+interface SentPacket {
+  time: number;
+  bytes: number;
+  data: SentData[];
+  /** Credit frames it carried: the message credit, the streams credit, and the streams whose credit it raised. */
+  messageCredit: boolean;
+  streamsCredit: boolean;
+  streamCredits: InStream[];
+  close: boolean;
+}
+
+interface OutMessage {
+  sequence: number;
+  /** Where the message starts in the concatenation of all messages: what message credit counts. */
+  start: number;
+  stream: SendStream;
+}
+
+interface OutStream {
+  id: number;
+  stream: SendStream;
+  /** The peer's credit: data bytes below this offset may go. */
+  limit: number;
+}
+
+interface InMessage {
+  total: number;
+  reassembly: Reassembly;
+}
+
+interface InStream {
+  reassembly: Reassembly;
+  finalSize: number | undefined;
+  /** The credit we granted: bytes below this offset may arrive. */
+  limit: number;
+  creditDirty: boolean;
+  /** A raised credit is on its way and not yet acknowledged: the peer may not know it may send. */
+  creditUnconfirmed: boolean;
+  /** The last time the peer could be expected to send: data arrived, or it acknowledged our credit. */
+  lastActivity: number;
+  error: string | undefined;
+}
+
+export type SessionState = "open" | "closing" | "draining" | "closed";
+
+export interface SessionStats {
+  rttMs: number;
+  rttVariationMs: number;
+  minRttMs: number;
+  rtoMs: number;
+  congestionWindowBytes: number;
+  bytesInFlight: number;
+  packetsSent: number;
+  packetsReceived: number;
+  packetsLost: number;
+  ackOnlyPackets: number;
+  tailLossProbes: number;
+  retransmissionTimeouts: number;
+  messagesSent: number;
+  messagesReceived: number;
+  streamsOpened: number;
+  streamsAccepted: number;
+  /** Incoming messages or streams the peer broke (over a limit, past their end...): each failed alone. */
+  streamErrors: number;
+  /** Authenticated packets whose frames did not parse. */
+  malformedPackets: number;
+  /** Data beyond the credit we granted. */
+  flowControlViolations: number;
+  sendBufferedBytes: number;
+}
+
+export interface Transmit {
+  packetNumber: number;
+  /** The plaintext, in parts to be sealed in order. */
+  parts: Uint8Array[];
+}
+
+export class Session {
+  readonly #config: ReliabilityConfig;
+  readonly #rtt: RttEstimator;
+  readonly #congestion = new NewReno();
+  readonly #pacer = new Pacer();
+  readonly #writer = new PacketWriter(MAX_DATA_PLAINTEXT_BYTES);
+  #state: SessionState = "open";
+  #error: Error | undefined;
+
+  // Sending packets.
+  #nextPacketNumber = 0;
+  /** In-flight ack-eliciting packets by number, oldest first (Map keeps insertion order). */
+  readonly #sent = new Map<number, SentPacket>();
+  #largestAcked = -1;
+  #lastElicitingSentTime = 0;
+  /** When the retransmission timer was (re)started: at the first packet in flight, or the last new ack. */
+  #rtoStart = 0;
+  #probeSent = false;
+  #probesDue = 0;
+  #consecutiveTimeouts = 0;
+  #pacingAt = Infinity;
+
+  // Receiving packets.
+  readonly #received = new RangeSet();
+  #largestReceived = -1;
+  #largestReceivedTime = 0;
+  #newSinceAck = false;
+  #elicitingSinceAck = 0;
+  #ackDeadline = Infinity;
+  #ackNow = false;
+  #lastReceiveTime: number;
+
+  // Keep-alive and close.
+  #keepAliveInterval: number;
+  #lastPingTime = -Infinity;
+  #pingDue = false;
+  #closeDue = false;
+  #closeQueued = false;
+  #drainUntil = Infinity;
+
+  // Outgoing messages and streams.
+  readonly #outMessages: OutMessage[] = [];
+  /** Index in #outMessages of the first message with bytes never sent. */
+  #nextNewMessage = 0;
+  readonly #lostMessages = new Set<OutMessage>();
+  #nextMessageSequence = 0;
+  #messageBytesQueued = 0;
+  #peerMessageLimit = INITIAL_MESSAGE_CREDIT_BYTES;
+  #peerSequenceLimit = MESSAGES_AHEAD;
+  readonly #outStreams: OutStream[] = [];
+  readonly #outStreamById = new Map<number, OutStream>();
+  #nextStreamId = 0;
+  #peerStreamsLimit = INITIAL_STREAMS_CREDIT;
+  #sendBuffered = 0;
+  #rotation = 0;
+
+  // Incoming messages and streams.
+  readonly #inMessages = new Map<number, InMessage>();
+  readonly #failedMessages = new Set<number>();
+  #nextDeliverSequence = 0;
+  readonly #ready: Uint8Array[] = [];
+  #readyHead = 0;
+  #readyBytes = 0;
+  #messageBuffered = 0;
+  #consumedBytes = 0;
+  #consumedMessages = 0;
+  #messageLimit = INITIAL_MESSAGE_CREDIT_BYTES;
+  #sequenceLimit = MESSAGES_AHEAD;
+  #messageCreditDirty = false;
+  readonly #inStreams = new Map<number, InStream>();
+  readonly #finishedStreamIds = new RangeSet();
+  readonly #acceptQueue: number[] = [];
+  #streamsLimit = INITIAL_STREAMS_CREDIT;
+  #streamsCreditDirty = false;
+  #lastStreamError: string | undefined;
+
+  readonly #stats = {
+    packetsSent: 0, packetsReceived: 0, packetsLost: 0, ackOnlyPackets: 0, tailLossProbes: 0, retransmissionTimeouts: 0,
+    messagesSent: 0, messagesReceived: 0, streamsOpened: 0, streamsAccepted: 0, streamErrors: 0, malformedPackets: 0,
+    flowControlViolations: 0,
+  };
+
+  constructor(config: ReliabilityConfig, now: number) {
+    this.#config = config;
+    this.#rtt = new RttEstimator(config.rtoFloorMs);
+    this.#lastReceiveTime = now;
+    this.#keepAliveInterval = config.keepAliveMs;
+    // Grant the windows we are configured for at once, where they exceed what the protocol assumes.
+    this.#messageLimit = Math.max(INITIAL_MESSAGE_CREDIT_BYTES, config.messageWindowBytes);
+    this.#messageCreditDirty = this.#messageLimit > INITIAL_MESSAGE_CREDIT_BYTES;
+    this.#streamsLimit = config.maxIncomingStreams;
+    this.#streamsCreditDirty = this.#streamsLimit > INITIAL_STREAMS_CREDIT;
+  }
+
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  /** Why the connection failed (undefined after a clean close, or while open). */
+  get error(): Error | undefined {
+    return this.#error;
+  }
+
+  /** The last incoming message or stream the peer broke, and why. */
+  get lastStreamError(): string | undefined {
+    return this.#lastStreamError;
+  }
+
+  // ---------------------------------------------------------------- application side
+
+  /** Whether a writer may add bytes now (the send buffer is under its bound and the connection open). */
+  get writable(): boolean {
+    return this.#state === "open" && this.#sendBuffered < this.#config.sendBufferBytes;
+  }
+
+  /** Queues one message (the caller checked its size and `writable`, and hands over `bytes`). */
+  sendMessage(bytes: Uint8Array): void {
+    this.#assertOpen();
+    const stream = new SendStream();
+    stream.write(bytes);
+    stream.finish();
+    this.#outMessages.push({ sequence: this.#nextMessageSequence++, start: this.#messageBytesQueued, stream });
+    this.#messageBytesQueued += bytes.length;
+    this.#sendBuffered += bytes.length;
+    this.#stats.messagesSent++;
+  }
+
+  /** A new outgoing stream's id. Its data waits for the peer's stream credit. */
+  openStream(): number {
+    this.#assertOpen();
+    const out: OutStream = { id: this.#nextStreamId++, stream: new SendStream(), limit: INITIAL_STREAM_CREDIT_BYTES };
+    this.#outStreams.push(out);
+    this.#outStreamById.set(out.id, out);
+    this.#stats.streamsOpened++;
+    return out.id;
+  }
+
+  writeStream(id: number, bytes: Uint8Array): void {
+    this.#assertOpen();
+    this.#outStream(id).stream.write(bytes);
+    this.#sendBuffered += bytes.length;
+  }
+
+  finishStream(id: number): void {
+    this.#assertOpen();
+    this.#outStream(id).stream.finish();
+  }
+
+  /** Whether every byte of outgoing stream `id` and its end were acknowledged. */
+  streamDelivered(id: number): boolean {
+    return !this.#outStreamById.has(id);
+  }
+
+  /** The next whole message, in order; undefined if none is ready. */
+  readMessage(): Uint8Array | undefined {
+    if (this.#readyHead === this.#ready.length) return undefined;
+    const message = this.#ready[this.#readyHead++]!;
+    if (this.#readyHead === this.#ready.length) {
+      this.#ready.length = 0;
+      this.#readyHead = 0;
+    }
+    this.#readyBytes -= message.length;
+    this.#consumedBytes += message.length;
+    this.#consumedMessages++;
+    this.#stats.messagesReceived++;
+    this.#updateMessageCredit(false);
+    return message;
+  }
+
+  /** No message will ever be ready again (closed either way, or failed). */
+  get messagesEnded(): boolean {
+    return this.#readyHead === this.#ready.length && this.#state !== "open";
+  }
+
+  /** The id of the next incoming stream, if one arrived. */
+  acceptStream(): number | undefined {
+    const id = this.#acceptQueue.shift();
+    if (id !== undefined) this.#stats.streamsAccepted++;
+    return id;
+  }
+
+  /** The next bytes of incoming stream `id`: data, null at its end, undefined if none yet; throws if it failed. */
+  readStream(id: number): Uint8Array | null | undefined {
+    const stream = this.#inStreams.get(id);
+    if (stream === undefined) return null;
+    if (stream.error !== undefined) {
+      this.#retireStream(id);
+      throw new Error(stream.error);
+    }
+    const piece = stream.reassembly.read();
+    if (piece !== undefined) {
+      const limit = stream.reassembly.readOffset + this.#config.streamWindowBytes;
+      if (limit - stream.limit >= this.#config.streamWindowBytes / 4) this.#raiseStreamCredit(stream, limit);
+      return piece;
+    }
+    if (stream.finalSize === stream.reassembly.readOffset) {
+      this.#retireStream(id);
+      return null;
+    }
+    if (this.#state !== "open" && this.#state !== "closing") {
+      this.#retireStream(id);
+      throw new Error(this.#error?.message ?? `stream ${id} ended early: the connection closed before its end`);
+    }
+    return undefined;
+  }
+
+  /** The reader gave up on incoming stream `id`: later data for it is dropped. */
+  cancelStream(id: number): void {
+    if (this.#inStreams.has(id)) this.#retireStream(id);
+  }
+
+  /**
+   * Closes gracefully: no more writes; the CLOSE goes once everything written was acknowledged,
+   * and the session is closed when the CLOSE is (or the retransmission limit fails it).
+   */
+  close(): void {
+    if (this.#state !== "open") return;
+    this.#state = "closing";
+    this.#discardIncoming();
+    this.#queueCloseIfFlushed();
+  }
+
+  /**
+   * Closes at once and answers the one packet that tells the peer (a CLOSE, sent once, not retransmitted:
+   * if it is lost the peer learns from its retransmission limit or idle timeout).
+   */
+  abort(now: number): Transmit | undefined {
+    if (this.#state === "closed") return undefined;
+    const wasOpen = this.#state !== "draining";
+    this.#fail(undefined);
+    if (!wasOpen) return undefined;
+    this.#writer.begin();
+    if (this.#newSinceAck) this.#writeAck(now);
+    this.#writer.close(CLOSE_APPLICATION);
+    this.#stats.packetsSent++;
+    return { packetNumber: this.#nextPacketNumber++, parts: this.#writer.finish() };
+  }
+
+  // ---------------------------------------------------------------- network side
+
+  /** A packet number for a packet the host sends itself (the handshake's confirm): never reused. */
+  allocatePacketNumber(): number {
+    return this.#nextPacketNumber++;
+  }
+
+  /**
+   * One authenticated, non-replayed packet's plaintext. Answers undefined, or why it was malformed
+   * (it then had no effect; the host counts it).
+   */
+  handlePacket(plaintext: Uint8Array, packetNumber: number, now: number): string | undefined {
+    if (this.#state === "closed") return undefined;
+    this.#now = now;
+    this.#elicits = false;
+    const parsed = parseFrames(plaintext, this.#visitor);
+    if (typeof parsed === "string") {
+      this.#stats.malformedPackets++;
+      return parsed;
+    }
+    this.#stats.packetsReceived++;
+    this.#lastReceiveTime = now;
+    this.#keepAliveInterval = this.#config.keepAliveMs;
+    this.#received.add(packetNumber, packetNumber + 1);
+    this.#received.limitRanges(MAX_ACK_RANGES);
+    this.#newSinceAck = true;
+    if (packetNumber > this.#largestReceived) {
+      if (packetNumber !== this.#largestReceived + 1) this.#ackNow = true; // a gap: tell the sender at once
+      this.#largestReceived = packetNumber;
+      this.#largestReceivedTime = now;
+    } else this.#ackNow = true; // reordered or a retransmission: the sender wants to know
+    if (this.#elicits) {
+      if (this.#elicitingSinceAck++ === 0) this.#ackDeadline = now + MAX_ACK_DELAY_MS;
+      if (this.#elicitingSinceAck >= ACK_ELICITING_THRESHOLD) this.#ackNow = true;
+    }
+    this.#queueCloseIfFlushed();
+    return undefined;
+  }
+
+  /** The earliest time handleTimeout() or pollTransmit() has something to do (Infinity: nothing). */
+  nextDeadline(): number {
+    if (this.#state === "closed") return Infinity;
+    let deadline = Math.min(this.#ackDeadline, this.#pacingAt, this.#drainUntil, this.#lastReceiveTime + this.#config.idleTimeoutMs);
+    if (this.#sent.size > 0) deadline = Math.min(deadline, this.#lossDeadline());
+    if (this.#state === "open" || this.#state === "closing") deadline = Math.min(deadline, this.#nextPingTime());
+    for (const stream of this.#inStreams.values()) {
+      if (this.#silentWriter(stream)) deadline = Math.min(deadline, stream.lastActivity + this.#config.streamInactivityMs);
+    }
+    return deadline;
+  }
+
+  handleTimeout(now: number): void {
+    if (this.#state === "closed") return;
+    this.#now = now;
+    if (now >= this.#lastReceiveTime + this.#config.idleTimeoutMs) {
+      this.#fail(new Error(`idle timeout: nothing from the peer for ${this.#config.idleTimeoutMs} ms`));
+      return;
+    }
+    if (now >= this.#drainUntil) {
+      this.#state = "closed";
+      return;
+    }
+    if (this.#sent.size > 0 && now >= this.#lossDeadline()) this.#onLossTimer(now);
+    if ((this.#state as SessionState) === "closed") return; // the loss timer may have failed it
+    if ((this.#state === "open" || this.#state === "closing") && now >= this.#nextPingTime()) {
+      if (this.#lastPingTime > this.#lastReceiveTime) this.#keepAliveInterval = Math.min(2 * this.#keepAliveInterval, this.#config.maxKeepAliveMs);
+      this.#lastPingTime = now;
+      this.#pingDue = true;
+    }
+    for (const [id, stream] of this.#inStreams) {
+      if (this.#silentWriter(stream) && now >= stream.lastActivity + this.#config.streamInactivityMs) {
+        this.#failStream(stream, `stream ${id}: no data from the peer for ${this.#config.streamInactivityMs} ms`);
+      }
+    }
+  }
+
+  /** The next packet to seal and send, or undefined (then wait for input or nextDeadline()). */
+  pollTransmit(now: number): Transmit | undefined {
+    if (this.#state === "closed") return undefined;
+    this.#now = now;
+    const ackDue = this.#elicitingSinceAck > 0 && (this.#ackNow || now >= this.#ackDeadline);
+    const probe = this.#probesDue > 0;
+    let eliciting = probe || this.#hasElicitingWork();
+    if (eliciting && !probe) {
+      this.#pacingAt = Infinity;
+      if (!this.#congestion.canSend(MAX_DATAGRAM_SIZE_BYTES)) eliciting = false;
+      else {
+        const at = this.#pacer.nextSendTime(MAX_DATAGRAM_SIZE_BYTES, this.#congestion.window, this.#rtt.smoothed, now);
+        if (at > now) {
+          this.#pacingAt = at;
+          eliciting = false;
+        }
+      }
+    }
+    if (!eliciting && !ackDue) return undefined;
+    const writer = this.#writer;
+    writer.begin();
+    if (this.#newSinceAck) this.#writeAck(now);
+    const packetNumber = this.#nextPacketNumber++;
+    if (!eliciting) {
+      this.#stats.ackOnlyPackets++;
+      this.#stats.packetsSent++;
+      return { packetNumber, parts: writer.finish() };
+    }
+    if (probe) this.#probesDue--;
+    const packet: SentPacket = { time: now, bytes: 0, data: [], messageCredit: false, streamsCredit: false, streamCredits: [], close: false };
+    this.#writeCredits(packet);
+    if (this.#closeDue) {
+      writer.close(CLOSE_APPLICATION);
+      this.#closeDue = false;
+      packet.close = true;
+    }
+    if (this.#state === "open" || this.#state === "closing") this.#writeData(packet);
+    // Any ack-eliciting packet does what a PING would; add one only when nothing else elicits.
+    if (!packet.messageCredit && !packet.streamsCredit && packet.streamCredits.length === 0 && !packet.close && packet.data.length === 0) writer.ping();
+    this.#pingDue = false;
+    const parts = writer.finish();
+    packet.bytes = writer.length + DATA_HEADER_BYTES + TAG_BYTES; // the datagram: what the window counts
+    if (this.#sent.size === 0) this.#rtoStart = now;
+    this.#sent.set(packetNumber, packet);
+    this.#lastElicitingSentTime = now;
+    this.#congestion.onSent(packet.bytes);
+    this.#pacer.onSent(packet.bytes);
+    this.#stats.packetsSent++;
+    if (!this.#hasElicitingWork()) this.#congestion.onApplicationLimited();
+    return { packetNumber, parts };
+  }
+
+  stats(): SessionStats {
+    return {
+      ...this.#stats,
+      rttMs: this.#rtt.hasSample ? this.#rtt.smoothed : 0,
+      rttVariationMs: this.#rtt.variation,
+      minRttMs: this.#rtt.hasSample ? this.#rtt.min : 0,
+      rtoMs: this.#rtt.rto,
+      congestionWindowBytes: this.#congestion.window,
+      bytesInFlight: this.#congestion.bytesInFlight,
+      sendBufferedBytes: this.#sendBuffered,
+    };
+  }
+
+  // ---------------------------------------------------------------- receiving frames
+
+  #now = 0;
+  /** Whether the packet being handled carries a frame that must be acknowledged. */
+  #elicits = false;
+
+  readonly #visitor: FrameVisitor = {
+    ack: (ranges, delayMs) => this.#onAck(ranges, delayMs),
+    ping: () => {
+      this.#elicits = true;
+      this.#ackNow = true; // answered at once: the peer is measuring whether we are there
+    },
+    close: () => {
+      this.#elicits = true;
+      this.#ackNow = true;
+      this.#onPeerClose();
+    },
+    messageData: (sequence, total, offset, data) => {
+      this.#elicits = true;
+      this.#onMessageData(sequence, total, offset, data);
+    },
+    streamData: (id, offset, fin, data) => {
+      this.#elicits = true;
+      this.#onStreamData(id, offset, fin, data);
+    },
+    messageCredit: (byteLimit, sequenceLimit) => {
+      this.#elicits = true;
+      this.#peerMessageLimit = Math.max(this.#peerMessageLimit, byteLimit);
+      this.#peerSequenceLimit = Math.max(this.#peerSequenceLimit, sequenceLimit);
+    },
+    streamCredit: (id, limit) => {
+      this.#elicits = true;
+      const out = this.#outStreamById.get(id);
+      if (out !== undefined) out.limit = Math.max(out.limit, limit);
+    },
+    streamsCredit: (idLimit) => {
+      this.#elicits = true;
+      this.#peerStreamsLimit = Math.max(this.#peerStreamsLimit, idLimit);
+    },
+  };
+
+  #onAck(ranges: Array<[number, number]>, delayMs: number): void {
+    const now = this.#now;
+    const largest = ranges[0]![1] - 1;
+    if (largest >= this.#nextPacketNumber) return; // acknowledges what we never sent: ignore the frame
+    let newlyAcked = false;
+    let sample: SentPacket | undefined;
+    // Ranges run from the highest down; walk our in-flight packets from the lowest up against them.
+    let r = ranges.length - 1;
+    for (const [packetNumber, packet] of this.#sent) {
+      while (r >= 0 && ranges[r]![1] <= packetNumber) r--;
+      if (r < 0) break;
+      if (packetNumber < ranges[r]![0]) continue;
+      newlyAcked = true;
+      this.#sent.delete(packetNumber);
+      this.#congestion.onAcked(packet.bytes, packet.time);
+      for (const data of packet.data) this.#onDataAcked(data);
+      for (const stream of packet.streamCredits) {
+        if (stream.creditDirty) continue; // a newer credit is yet to go
+        stream.creditUnconfirmed = false;
+        stream.lastActivity = Math.max(stream.lastActivity, now);
+      }
+      if (packet.close && this.#state === "closing") this.#enterDrain();
+      if (packetNumber === largest) sample = packet;
+    }
+    if (!newlyAcked) return;
+    if (sample !== undefined) this.#rtt.addSample(now - sample.time, delayMs, MAX_ACK_DELAY_MS);
+    this.#largestAcked = Math.max(this.#largestAcked, largest);
+    this.#consecutiveTimeouts = 0;
+    this.#probeSent = false;
+    this.#rtoStart = now;
+    this.#detectLoss(now);
+    this.#queueCloseIfFlushed();
+  }
+
+  #onDataAcked(data: SentData): void {
+    this.#sendBuffered -= data.stream.onAcked(data.offset, data.length, data.fin);
+    if (!data.stream.complete) return;
+    // Retire completed messages from the front (later ones wait their turn: the array stays ordered).
+    while (this.#outMessages.length > 0 && this.#outMessages[0]!.stream.complete) {
+      this.#lostMessages.delete(this.#outMessages.shift()!);
+      if (this.#nextNewMessage > 0) this.#nextNewMessage--;
+    }
+    for (let i = 0; i < this.#outStreams.length; i++) {
+      if (this.#outStreams[i]!.stream === data.stream) {
+        this.#outStreamById.delete(this.#outStreams[i]!.id);
+        this.#outStreams.splice(i, 1);
+        break;
+      }
+    }
+  }
+
+  #detectLoss(now: number): void {
+    const lossDelay = Math.max(1, TIME_THRESHOLD * Math.max(this.#rtt.latest, this.#rtt.smoothed));
+    let newestLost: SentPacket | undefined;
+    for (const [packetNumber, packet] of this.#sent) {
+      if (packetNumber >= this.#largestAcked) break;
+      if (this.#largestAcked - packetNumber < PACKET_THRESHOLD && packet.time > now - lossDelay) continue;
+      this.#sent.delete(packetNumber);
+      this.#onPacketLost(packet);
+      newestLost = packet;
+    }
+    if (newestLost !== undefined) this.#congestion.onCongestion(newestLost.time, now);
+  }
+
+  #onPacketLost(packet: SentPacket): void {
+    this.#stats.packetsLost++;
+    this.#congestion.onRemoved(packet.bytes);
+    for (const data of packet.data) {
+      data.stream.onLost(data.offset, data.length, data.fin);
+      const message = this.#messageOf(data.stream);
+      if (message !== undefined && data.stream.hasLost) this.#lostMessages.add(message);
+    }
+    if (packet.messageCredit) this.#messageCreditDirty = true;
+    if (packet.streamsCredit) this.#streamsCreditDirty = true;
+    for (const stream of packet.streamCredits) stream.creditDirty = true;
+    if (packet.close && this.#state === "closing") this.#closeDue = true;
+  }
+
+  #messageOf(stream: SendStream): OutMessage | undefined {
+    for (const message of this.#outMessages) if (message.stream === stream) return message;
+    return undefined;
+  }
+
+  #onMessageData(sequence: number, total: number, offset: number, data: Uint8Array): void {
+    if (this.#state !== "open") return; // closing: we no longer deliver; the packet is still acknowledged
+    if (sequence < this.#nextDeliverSequence || this.#failedMessages.has(sequence)) return; // a duplicate
+    if (sequence >= this.#sequenceLimit) {
+      this.#stats.flowControlViolations++;
+      return;
+    }
+    if (total > this.#config.maxMessageBytes) {
+      this.#failMessage(sequence, `message ${sequence} declares ${total} bytes, over the ${this.#config.maxMessageBytes}-byte limit`);
+      return;
+    }
+    if (offset + data.length > total) {
+      this.#failMessage(sequence, `message ${sequence}: bytes [${offset}, ${offset + data.length}) lie beyond its declared ${total} bytes`);
+      return;
+    }
+    let message = this.#inMessages.get(sequence);
+    if (message === undefined) {
+      message = { total, reassembly: new Reassembly() };
+      this.#inMessages.set(sequence, message);
+    } else if (message.total !== total) {
+      this.#failMessage(sequence, `message ${sequence} declared ${message.total} bytes, then ${total}`);
+      return;
+    }
+    this.#messageBuffered += message.reassembly.insert(offset, data);
+    if (this.#messageBuffered + this.#readyBytes > this.#messageLimit - this.#consumedBytes) {
+      this.#stats.flowControlViolations++;
+      this.#failMessage(sequence, `message ${sequence} overran the message credit`);
+      return;
+    }
+    this.#deliverMessages();
+  }
+
+  /** Moves complete messages, in order, to the ready queue; extends credit for the first incomplete one. */
+  #deliverMessages(): void {
+    for (;;) {
+      const sequence = this.#nextDeliverSequence;
+      if (this.#failedMessages.delete(sequence)) {
+        this.#nextDeliverSequence++;
+        this.#consumedMessages++; // a failed message is skipped: it takes its slot of the sequence credit
+        continue;
+      }
+      const message = this.#inMessages.get(sequence);
+      if (message === undefined || !message.reassembly.hasAll(message.total)) break;
+      this.#inMessages.delete(sequence);
+      this.#messageBuffered -= message.total;
+      this.#ready.push(message.reassembly.assemble(message.total));
+      this.#readyBytes += message.total;
+      this.#nextDeliverSequence++;
+    }
+    this.#updateMessageCredit(true);
+  }
+
+  #updateMessageCredit(extendForHead: boolean): void {
+    const window = this.#config.messageWindowBytes;
+    let limit = this.#consumedBytes + window;
+    if (extendForHead) {
+      // The first incomplete message may be larger than the window: let all of it in, or it could never complete.
+      const head = this.#inMessages.get(this.#nextDeliverSequence);
+      if (head !== undefined) limit = Math.max(limit, this.#consumedBytes + this.#readyBytes + head.total);
+    }
+    if (limit - this.#messageLimit >= window / 4 || (extendForHead && limit > this.#messageLimit && limit - this.#consumedBytes > window)) {
+      this.#messageLimit = limit;
+      this.#messageCreditDirty = true;
+    }
+    const sequenceLimit = this.#consumedMessages + MESSAGES_AHEAD;
+    if (sequenceLimit - this.#sequenceLimit >= MESSAGES_AHEAD / 4) {
+      this.#sequenceLimit = sequenceLimit;
+      this.#messageCreditDirty = true;
+    }
+  }
+
+  #failMessage(sequence: number, reason: string): void {
+    const message = this.#inMessages.get(sequence);
+    if (message !== undefined) {
+      this.#messageBuffered -= message.reassembly.bufferedBytes;
+      this.#inMessages.delete(sequence);
+    }
+    this.#failedMessages.add(sequence);
+    this.#streamError(reason);
+    this.#deliverMessages();
+  }
+
+  #onStreamData(id: number, offset: number, fin: boolean, data: Uint8Array): void {
+    if (this.#state !== "open" || this.#finishedStreamIds.has(id)) return;
+    let stream = this.#inStreams.get(id);
+    if (stream === undefined) {
+      if (id >= this.#streamsLimit) {
+        this.#stats.flowControlViolations++;
+        return;
+      }
+      stream = {
+        reassembly: new Reassembly(), finalSize: undefined, limit: INITIAL_STREAM_CREDIT_BYTES, creditDirty: false,
+        creditUnconfirmed: false, lastActivity: this.#now, error: undefined,
+      };
+      if (this.#config.streamWindowBytes > INITIAL_STREAM_CREDIT_BYTES) this.#raiseStreamCredit(stream, this.#config.streamWindowBytes);
+      this.#inStreams.set(id, stream);
+      this.#acceptQueue.push(id);
+    }
+    if (stream.error !== undefined) return;
+    const end = offset + data.length;
+    if (fin) {
+      if (stream.finalSize !== undefined && stream.finalSize !== end) return this.#failStream(stream, `stream ${id} ended at ${stream.finalSize}, then at ${end}`);
+      if (stream.reassembly.highestReceived > end) return this.#failStream(stream, `stream ${id} ends at ${end} but sent bytes up to ${stream.reassembly.highestReceived}`);
+      stream.finalSize = end;
+    } else if (stream.finalSize !== undefined && end > stream.finalSize) {
+      return this.#failStream(stream, `stream ${id} sent bytes up to ${end}, beyond its end at ${stream.finalSize}`);
+    }
+    if (end > stream.limit) {
+      this.#stats.flowControlViolations++;
+      return this.#failStream(stream, `stream ${id} sent bytes up to ${end}, beyond the ${stream.limit} we allowed`);
+    }
+    stream.reassembly.insert(offset, data);
+    stream.lastActivity = this.#now; // even a duplicate shows the writer's side is still sending
+  }
+
+  #failStream(stream: InStream, reason: string): void {
+    stream.error = reason;
+    stream.reassembly = new Reassembly(); // what it buffered is released now
+    this.#streamError(reason);
+  }
+
+  #streamError(reason: string): void {
+    this.#stats.streamErrors++;
+    this.#lastStreamError = reason;
+  }
+
+  /** The stream is done with (read to its end, failed and reported, or cancelled): forget it, grant another. */
+  #retireStream(id: number): void {
+    this.#inStreams.delete(id);
+    this.#finishedStreamIds.add(id, id + 1);
+    const limit = this.#finishedStreamIds.contiguousEnd(0) + this.#config.maxIncomingStreams;
+    if (limit > this.#streamsLimit) {
+      this.#streamsLimit = limit;
+      this.#streamsCreditDirty = true;
+    }
+  }
+
+  #raiseStreamCredit(stream: InStream, limit: number): void {
+    stream.limit = limit;
+    stream.creditDirty = true;
+    stream.creditUnconfirmed = true;
+  }
+
+  /**
+   * An incomplete incoming stream whose writer, not the path, is silent: the peer knows it has credit
+   * (we are not holding it up: our reader has room and our credit was acknowledged) and has sent us
+   * other packets since the stream's last frame. A path that loses everything is the connection's
+   * business (retransmission limit, idle timeout), not a reason to fail one stream.
+   */
+  #silentWriter(stream: InStream): boolean {
+    return stream.error === undefined && !stream.creditUnconfirmed && stream.finalSize !== stream.reassembly.highestReceived
+      && stream.reassembly.readOffset + stream.reassembly.bufferedBytes < stream.limit
+      && this.#lastReceiveTime > stream.lastActivity;
+  }
+
+  #onPeerClose(): void {
+    if (this.#state === "closed" || this.#state === "draining") return;
+    this.#discardOutgoing();
+    this.#enterDrain();
+  }
+
+  #enterDrain(): void {
+    this.#state = "draining";
+    this.#drainUntil = this.#now + DRAIN_RTOS * this.#rtt.rto;
+    this.#closeDue = false;
+  }
+
+  #discardOutgoing(): void {
+    this.#outMessages.length = 0;
+    this.#nextNewMessage = 0;
+    this.#lostMessages.clear();
+    this.#outStreams.length = 0;
+    this.#outStreamById.clear();
+    this.#sendBuffered = 0;
+  }
+
+  #discardIncoming(): void {
+    this.#inMessages.clear();
+    this.#messageBuffered = 0;
+  }
+
+  #fail(error: Error | undefined): void {
+    this.#error = error;
+    this.#state = "closed";
+    this.#discardOutgoing();
+    this.#sent.clear();
+  }
+
+  #queueCloseIfFlushed(): void {
+    if (this.#state === "closing" && !this.#closeQueued && this.#sendBuffered === 0 && this.#outStreams.length === 0 && this.#outMessages.length === 0) {
+      this.#closeQueued = true;
+      this.#closeDue = true;
+    }
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  #lossDeadline(): number {
+    const rto = this.#rtoStart + this.#rtt.rto;
+    if (this.#probeSent) return rto;
+    const probe = this.#lastElicitingSentTime + Math.max(2 * this.#rtt.smoothed, MIN_PROBE_TIMEOUT_MS) + MAX_ACK_DELAY_MS;
+    return Math.min(probe, rto);
+  }
+
+  #onLossTimer(now: number): void {
+    if (!this.#probeSent && now < this.#rtoStart + this.#rtt.rto) {
+      // Tail-loss probe: one packet (new data if any, else a PING) to draw an ACK that reveals the loss.
+      this.#probeSent = true;
+      this.#probesDue = 1;
+      this.#stats.tailLossProbes++;
+      return;
+    }
+    this.#stats.retransmissionTimeouts++;
+    if (++this.#consecutiveTimeouts > this.#config.maxRetransmissions) {
+      this.#fail(new Error(`peer unreachable: ${this.#config.maxRetransmissions} consecutive retransmission timeouts without an acknowledgement`));
+      return;
+    }
+    for (const [packetNumber, packet] of this.#sent) {
+      this.#sent.delete(packetNumber);
+      this.#onPacketLost(packet);
+    }
+    this.#congestion.onRetransmissionTimeout(now);
+    this.#rtt.backOff();
+    this.#rtoStart = now;
+    this.#probeSent = true;
+    this.#probesDue = 1;
+  }
+
+  #nextPingTime(): number {
+    return Math.max(this.#lastReceiveTime, this.#lastPingTime) + this.#keepAliveInterval;
+  }
+
+  // ---------------------------------------------------------------- writing frames
+
+  #writeAck(now: number): void {
+    const count = Math.min(this.#received.rangeCount, MAX_ACK_RANGES);
+    const ranges: Array<[number, number]> = [];
+    for (let i = 0; i < count; i++) ranges.push(this.#received.rangeFromTop(i));
+    this.#writer.ack(ranges, now - this.#largestReceivedTime);
+    this.#newSinceAck = false;
+    this.#elicitingSinceAck = 0;
+    this.#ackDeadline = Infinity;
+    this.#ackNow = false;
+  }
+
+  #writeCredits(packet: SentPacket): void {
+    const writer = this.#writer;
+    if (this.#messageCreditDirty) {
+      writer.messageCredit(this.#messageLimit, this.#sequenceLimit);
+      this.#messageCreditDirty = false;
+      packet.messageCredit = true;
+    }
+    if (this.#streamsCreditDirty) {
+      writer.streamsCredit(this.#streamsLimit);
+      this.#streamsCreditDirty = false;
+      packet.streamsCredit = true;
+    }
+    for (const [id, stream] of this.#inStreams) {
+      if (!stream.creditDirty || writer.remaining < CREDIT_ROOM_BYTES) continue;
+      writer.streamCredit(id, stream.limit);
+      stream.creditDirty = false;
+      packet.streamCredits.push(stream);
+    }
+  }
+
+  #hasElicitingWork(): boolean {
+    if (this.#closeDue) return true;
+    if (this.#state !== "open" && this.#state !== "closing") return false;
+    if (this.#pingDue || this.#messageCreditDirty || this.#streamsCreditDirty) return true;
+    for (const stream of this.#inStreams.values()) if (stream.creditDirty) return true;
+    if (this.#lostMessages.size > 0) return true;
+    const next = this.#outMessages[this.#nextNewMessage];
+    if (next !== undefined && next.sequence < this.#peerSequenceLimit && next.stream.hasSendable(this.#peerMessageLimit - next.start)) return true;
+    for (const out of this.#outStreams) {
+      if (out.id < this.#peerStreamsLimit && out.stream.hasSendable(out.limit)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Fills the packet with data, taking turns between the messages and each stream: the next packet
+   * starts with the source after the last one that wrote here, so none starves.
+   */
+  #writeData(packet: SentPacket): void {
+    const sources = 1 + this.#outStreams.length;
+    const first = this.#rotation % sources;
+    for (let k = 0; k < sources && this.#writer.remaining > STREAM_DATA_HEADER_BYTES; k++) {
+      const source = (first + k) % sources;
+      const before = packet.data.length;
+      if (source === 0) this.#writeMessages(packet);
+      else this.#writeStream(packet, this.#outStreams[source - 1]!);
+      if (packet.data.length > before) this.#rotation = source + 1;
+    }
+  }
+
+  #writeMessages(packet: SentPacket): void {
+    const writer = this.#writer;
+    while (writer.remaining > MESSAGE_DATA_HEADER_BYTES) {
+      let message: OutMessage | undefined;
+      let limit = Infinity;
+      for (const lost of this.#lostMessages) {
+        if (lost.stream.hasLost) {
+          message = lost;
+          break;
+        }
+        this.#lostMessages.delete(lost);
+      }
+      if (message === undefined) {
+        message = this.#outMessages[this.#nextNewMessage];
+        if (message === undefined || message.sequence >= this.#peerSequenceLimit) return;
+        limit = this.#peerMessageLimit - message.start;
+      }
+      const range = message.stream.take(Math.min(0xffff, writer.remaining - MESSAGE_DATA_HEADER_BYTES), limit);
+      if (range === undefined) {
+        if (limit === Infinity || message.stream.hasSendable(Infinity)) return; // waiting for credit
+        this.#nextNewMessage++;
+        continue;
+      }
+      writer.messageData(message.sequence, message.stream.written, range.offset, range.data);
+      packet.data.push({ stream: message.stream, offset: range.offset, length: range.data.length, fin: range.fin });
+      if (!message.stream.hasLost) this.#lostMessages.delete(message);
+    }
+  }
+
+  #writeStream(packet: SentPacket, out: OutStream): void {
+    if (out.id >= this.#peerStreamsLimit) return;
+    const writer = this.#writer;
+    while (writer.remaining > STREAM_DATA_HEADER_BYTES) {
+      const range = out.stream.take(Math.min(0xffff, writer.remaining - STREAM_DATA_HEADER_BYTES), out.limit);
+      if (range === undefined) return;
+      writer.streamData(out.id, range.offset, range.fin, range.data);
+      packet.data.push({ stream: out.stream, offset: range.offset, length: range.data.length, fin: range.fin });
+    }
+  }
+
+  #outStream(id: number): OutStream {
+    const out = this.#outStreamById.get(id);
+    if (out === undefined) throw new Error(`stream ${id} is not open for writing`);
+    return out;
+  }
+
+  #assertOpen(): void {
+    if (this.#state !== "open") throw new Error(this.#error?.message ?? "the connection is closed");
+  }
+}

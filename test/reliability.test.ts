@@ -1,0 +1,207 @@
+// The reliable-delivery state machine in virtual time, over a seeded lossy network (no sockets).
+import { createHash } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { SimNetwork } from "./support/sim-network.ts";
+import { mulberry32 } from "./support/random.ts";
+
+function messages(seed: number, count: number): Uint8Array[] {
+  const random = mulberry32(seed);
+  return Array.from({ length: count }, (_, i) => {
+    // Mostly one-datagram messages, one in ten a few datagrams long, some empty.
+    const length = i % 10 === 9 ? 1200 + Math.floor(random() * 5000) : Math.floor(random() * 1100);
+    const bytes = new Uint8Array(length);
+    for (let j = 0; j < length; j++) bytes[j] = Math.floor(random() * 256);
+    return bytes;
+  });
+}
+
+function sha256(parts: Iterable<Uint8Array>): string {
+  const hash = createHash("sha256");
+  for (const part of parts) hash.update(part);
+  return hash.digest("hex");
+}
+
+describe.each([0, 0.05, 0.2])("at %s loss", (loss) => {
+  it("1,000 messages arrive intact, once, in order", () => {
+    const net = new SimNetwork(0x5eed + loss * 100, { delayMs: 10, loss, jitterMs: 2, duplicate: 0.02 });
+    const [a, b] = net.sessions;
+    const sent = messages(7, 1000);
+    const received: Uint8Array[] = [];
+    let next = 0;
+    const done = net.run(() => received.length === sent.length, 600_000, () => {
+      while (next < sent.length && a.writable) a.sendMessage(sent[next++]!);
+      for (let m = b.readMessage(); m !== undefined; m = b.readMessage()) received.push(m);
+    });
+    expect(done).toBe(true);
+    received.forEach((m, i) => expect(Buffer.from(m).equals(Buffer.from(sent[i]!))).toBe(true));
+    expect(b.stats().messagesReceived).toBe(1000);
+  });
+
+  it("a 16 MiB stream arrives intact and in order", () => {
+    const net = new SimNetwork(0x16 + loss * 100, { delayMs: 5, loss, jitterMs: 1, bytesPerMs: 50_000, queueBytes: 256 * 1024 });
+    const [a, b] = net.sessions;
+    const total = 16 * 2 ** 20;
+    const random = mulberry32(16);
+    const source = new Uint8Array(total);
+    for (let i = 0; i < total; i += 4) source[i] = Math.floor(random() * 256);
+    const id = a.openStream();
+    let written = 0;
+    let incoming: number | undefined;
+    const pieces: Uint8Array[] = [];
+    let ended = false;
+    const done = net.run(() => ended, 3_600_000, () => {
+      while (written < total && a.writable) {
+        const chunk = source.subarray(written, Math.min(total, written + 64 * 1024));
+        a.writeStream(id, chunk);
+        written += chunk.length;
+        if (written === total) a.finishStream(id);
+      }
+      incoming ??= b.acceptStream();
+      if (incoming === undefined) return;
+      for (let piece = b.readStream(incoming); piece !== undefined; piece = b.readStream(incoming)) {
+        if (piece === null) {
+          ended = true;
+          break;
+        }
+        pieces.push(piece);
+      }
+    });
+    expect(done).toBe(true);
+    expect(sha256(pieces)).toBe(sha256([source]));
+    expect(b.stats().streamErrors).toBe(0);
+  });
+});
+
+describe("in virtual time", () => {
+  it("estimates the RTT within 20% of the configured delay", () => {
+    const net = new SimNetwork(1, { delayMs: 40, jitterMs: 0 });
+    const [a, b] = net.sessions;
+    let sent = 0;
+    net.run(() => sent === 200 && b.stats().messagesReceived === 200, 120_000, () => {
+      if (sent < 200 && net.now >= sent * 50) a.sendMessage(new Uint8Array(100)), sent++;
+      while (b.readMessage() !== undefined);
+    });
+    const { rttMs, minRttMs } = a.stats();
+    expect(Math.abs(rttMs - 80) / 80).toBeLessThan(0.2);
+    expect(Math.abs(minRttMs - 80) / 80).toBeLessThan(0.2);
+  });
+
+  it("delivers duplicated packets once", () => {
+    const net = new SimNetwork(2, { delayMs: 5, duplicate: 0.5, jitterMs: 3 });
+    const [a, b] = net.sessions;
+    const received: number[] = [];
+    for (let i = 0; i < 300; i++) a.sendMessage(new Uint8Array([i & 0xff, i >> 8]));
+    net.run(() => received.length >= 300, 60_000, () => {
+      for (let m = b.readMessage(); m !== undefined; m = b.readMessage()) received.push(m[0]! | (m[1]! << 8));
+    });
+    expect(received).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    net.run(() => false, net.now + 1000);
+    expect(b.readMessage()).toBeUndefined();
+  });
+
+  it("backs off when the bottleneck is saturated", () => {
+    // 1 MB/s bottleneck, 64 KiB of queue, 20 ms RTT: a sender that did not back off would overflow it.
+    const net = new SimNetwork(3, { delayMs: 10, bytesPerMs: 1000, queueBytes: 64 * 1024 });
+    const [a, b] = net.sessions;
+    const id = a.openStream();
+    const chunk = new Uint8Array(64 * 1024);
+    let peakWindow = 0;
+    let received = 0;
+    let incoming: number | undefined;
+    net.run(() => net.now > 20_000, 20_001, () => {
+      while (a.writable) a.writeStream(id, chunk);
+      peakWindow = Math.max(peakWindow, a.stats().congestionWindowBytes);
+      incoming ??= b.acceptStream();
+      for (let piece = incoming === undefined ? undefined : b.readStream(incoming); piece; piece = b.readStream(incoming!)) received += piece.length;
+    });
+    const link = net.links[0];
+    const stats = a.stats();
+    expect(link.bottleneckDrops).toBeGreaterThan(0); // it probed the limit...
+    expect(stats.congestionWindowBytes).toBeLessThan(peakWindow); // ...and cut its window when it hit it
+    expect(link.bottleneckDrops / link.sent).toBeLessThan(0.05); // losses stay a small fraction
+    expect(received / 20_000).toBeGreaterThan(1000 * 0.7); // while it keeps the bottleneck mostly busy
+  });
+
+  it("a reader that stops makes the writer wait, with buffers bounded", () => {
+    const net = new SimNetwork(4, { delayMs: 5 }, { sendBufferBytes: 256 * 1024, streamWindowBytes: 128 * 1024, messageWindowBytes: 128 * 1024 });
+    const [a, b] = net.sessions;
+    const id = a.openStream();
+    let written = 0;
+    net.run(() => false, 10_000, () => {
+      while (a.writable) a.writeStream(id, new Uint8Array(16 * 1024)), written += 16 * 1024;
+      while (a.writable) a.sendMessage(new Uint8Array(10_000)), written += 10_000;
+    });
+    expect(a.writable).toBe(false);
+    expect(a.stats().sendBufferedBytes).toBeLessThanOrEqual(256 * 1024 + 16 * 1024);
+    expect(written).toBeLessThan(256 * 1024 + 128 * 1024 + 128 * 1024 + 32 * 1024);
+    expect(b.state).toBe("open"); // no stream failed for it: the writer is held up by us, not silent
+    expect(b.stats().streamErrors).toBe(0);
+  });
+
+  it("shares the path between concurrent streams", () => {
+    const net = new SimNetwork(5, { delayMs: 5, bytesPerMs: 5000, queueBytes: 128 * 1024 });
+    const [a, b] = net.sessions;
+    const ids = [a.openStream(), a.openStream(), a.openStream(), a.openStream()];
+    const total = 2 * 2 ** 20;
+    for (const id of ids) a.writeStream(id, new Uint8Array(total)), a.finishStream(id);
+    const got = new Map<number, number>();
+    const finishedAt = new Map<number, number>();
+    net.run(() => finishedAt.size === 4, 60_000, () => {
+      for (let id = b.acceptStream(); id !== undefined; id = b.acceptStream()) got.set(id, 0);
+      for (const id of got.keys()) {
+        if (finishedAt.has(id)) continue;
+        for (let piece = b.readStream(id); piece !== undefined; piece = b.readStream(id)) {
+          if (piece === null) {
+            finishedAt.set(id, net.now);
+            break;
+          }
+          got.set(id, got.get(id)! + piece.length);
+        }
+      }
+    });
+    expect([...got.values()]).toEqual([total, total, total, total]);
+    const times = [...finishedAt.values()];
+    expect(Math.min(...times) / Math.max(...times)).toBeGreaterThan(0.8); // they finish together: none starved
+  });
+
+  it("fails after 12 consecutive retransmission timeouts when the peer vanishes", () => {
+    const net = new SimNetwork(6, { delayMs: 5 });
+    const [a, b] = net.sessions;
+    a.sendMessage(new Uint8Array(10));
+    net.run(() => b.readMessage() !== undefined && a.stats().rttMs > 0, 1000); // a sample: the RTO is 200 ms now
+    net.links[0].loss = net.links[1].loss = 1;
+    a.sendMessage(new Uint8Array(10));
+    net.run(() => a.state === "closed", 3_600_000);
+    expect(a.error?.message).toMatch(/12 consecutive retransmission timeouts/);
+    expect(a.stats().retransmissionTimeouts).toBe(13);
+    expect(net.now).toBeLessThan(40_000); // 0.2 + 0.4 + 0.8 + 1.6 + 8 × 3.2 s (backoff capped at ×16): well before the idle timeout
+  });
+
+  it("pings every 5 s while idle, backing off to 60 s unanswered, and times out after 120 s of silence", () => {
+    const quiet = new SimNetwork(7, { delayMs: 5 });
+    quiet.run(() => false, 60_000);
+    expect(quiet.sessions[0].state).toBe("open"); // pings answered: alive
+    expect(quiet.sessions[0].stats().packetsSent).toBeGreaterThanOrEqual(10);
+    const gone = new SimNetwork(8, { delayMs: 5, loss: 1 }, { maxRetransmissions: 100 });
+    const [a] = gone.sessions;
+    gone.run(() => a.state === "closed", 1_000_000);
+    expect(a.error?.message).toMatch(/idle timeout: nothing from the peer for 120000 ms/);
+    expect(gone.now).toBeCloseTo(120_000, -2);
+  });
+
+  it("close: the peer's recv ends after what already arrived", () => {
+    const net = new SimNetwork(9, { delayMs: 5, loss: 0.1 });
+    const [a, b] = net.sessions;
+    for (let i = 0; i < 50; i++) a.sendMessage(new Uint8Array(3000).fill(i));
+    a.close();
+    expect(() => a.sendMessage(new Uint8Array(1))).toThrow(/closed/);
+    const received: Uint8Array[] = [];
+    net.run(() => b.messagesEnded, 60_000, () => {
+      for (let m = b.readMessage(); m !== undefined; m = b.readMessage()) received.push(m);
+    });
+    expect(received.map((m) => m[0])).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    expect(b.error).toBeUndefined();
+    net.run(() => a.state === "closed" && b.state === "closed", 60_000);
+    expect(a.error).toBeUndefined();
+  });
+});

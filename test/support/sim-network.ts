@@ -1,0 +1,120 @@
+// A seeded, in-process network for driving two Sessions in virtual time, as quinn-proto tests its
+// connections: per-direction delay, random loss, duplication, reordering (jitter) and a bandwidth
+// bottleneck with a drop-tail queue. No sockets, no crypto, no wall clock: a run is a pure function of
+// its seed and settings.
+
+import { Session } from "../../src/reliable/session.ts";
+import { checkReliabilityOptions, type ReliabilityOptions } from "../../src/reliable/options.ts";
+import { mulberry32 } from "./random.ts";
+
+export interface LinkOptions {
+  delayMs?: number;
+  loss?: number;
+  duplicate?: number;
+  /** Extra random delay up to this, per packet: reorders packets closer together than it. */
+  jitterMs?: number;
+  /** Bottleneck rate; Infinity for none. */
+  bytesPerMs?: number;
+  /** Bytes the bottleneck queues before it drops. */
+  queueBytes?: number;
+}
+
+interface InFlight {
+  at: number;
+  to: 0 | 1;
+  packetNumber: number;
+  plaintext: Uint8Array;
+}
+
+class Link {
+  readonly #options: Required<LinkOptions>;
+  #busyUntil = 0;
+  sent = 0;
+  dropped = 0;
+  bottleneckDrops = 0;
+  bytesDelivered = 0;
+
+  constructor(options: LinkOptions) {
+    this.#options = { delayMs: 10, loss: 0, duplicate: 0, jitterMs: 0, bytesPerMs: Infinity, queueBytes: Infinity, ...options };
+  }
+
+  /** Cuts the link (1) or makes it lossy from now on. */
+  set loss(loss: number) {
+    this.#options.loss = loss;
+  }
+
+  /** When each copy of this packet arrives (none if lost). */
+  arrivals(bytes: number, now: number, random: () => number): number[] {
+    const o = this.#options;
+    this.sent++;
+    if (random() < o.loss) {
+      this.dropped++;
+      return [];
+    }
+    let departs = now;
+    if (o.bytesPerMs !== Infinity) {
+      const start = Math.max(now, this.#busyUntil);
+      if ((start - now) * o.bytesPerMs > o.queueBytes) {
+        this.bottleneckDrops++;
+        return [];
+      }
+      this.#busyUntil = start + bytes / o.bytesPerMs;
+      departs = this.#busyUntil;
+    }
+    this.bytesDelivered += bytes;
+    const copies = random() < o.duplicate ? 2 : 1;
+    return Array.from({ length: copies }, () => departs + o.delayMs + random() * o.jitterMs);
+  }
+}
+
+export class SimNetwork {
+  now = 0;
+  readonly sessions: [Session, Session];
+  readonly links: [Link, Link];
+  readonly #random: () => number;
+  #queue: InFlight[] = [];
+
+  constructor(seed: number, link: LinkOptions, options: ReliabilityOptions = {}, reverse: LinkOptions = link) {
+    this.#random = mulberry32(seed);
+    const config = checkReliabilityOptions(options, "options");
+    this.sessions = [new Session(config, 0), new Session(config, 0)];
+    this.links = [new Link(link), new Link(reverse)];
+  }
+
+  /**
+   * Runs until `done()` holds or virtual time passes `limitMs`; `step` runs after every event (the
+   * applications: reading, writing). Answers whether done() held.
+   */
+  run(done: () => boolean, limitMs: number, step: () => void = () => {}): boolean {
+    for (;;) {
+      step();
+      this.#transmit();
+      if (done()) return true;
+      const next = Math.min(this.#queue.length > 0 ? this.#queue[0]!.at : Infinity, this.sessions[0].nextDeadline(), this.sessions[1].nextDeadline());
+      if (next === Infinity || next > limitMs) return false;
+      this.now = Math.max(this.now, next);
+      while (this.#queue.length > 0 && this.#queue[0]!.at <= this.now) {
+        const packet = this.#queue.shift()!;
+        this.sessions[packet.to].handlePacket(packet.plaintext, packet.packetNumber, this.now);
+      }
+      for (const session of this.sessions) if (session.nextDeadline() <= this.now) session.handleTimeout(this.now);
+    }
+  }
+
+  #transmit(): void {
+    for (const from of [0, 1] as const) {
+      for (let t = this.sessions[from].pollTransmit(this.now); t !== undefined; t = this.sessions[from].pollTransmit(this.now)) {
+        const plaintext = Buffer.concat(t.parts);
+        for (const at of this.links[from].arrivals(plaintext.length + 29, this.now, this.#random)) {
+          this.#insert({ at, to: from === 0 ? 1 : 0, packetNumber: t.packetNumber, plaintext });
+        }
+      }
+    }
+  }
+
+  #insert(packet: InFlight): void {
+    let i = this.#queue.length;
+    while (i > 0 && this.#queue[i - 1]!.at > packet.at) i--;
+    this.#queue.splice(i, 0, packet);
+  }
+}
