@@ -1,18 +1,22 @@
-// An established connection: the consumer of the queue the listener routes its datagrams to. It
-// opens each datagram (replay window first, then AES-GCM), handles the handshake's confirm frames,
-// and hands messages to recv(). One datagram carries one message in this version (docs/wire.md).
+// An established connection: the host of its reliable-delivery Session (reliable/session.ts). It is
+// the consumer of the queue the listener routes its datagrams to: it opens each one (replay window,
+// then AES-GCM), answers the handshake's confirm, feeds the rest to the Session with the time, seals
+// and sends what the Session answers, and keeps one timer at the Session's next deadline. The
+// application's calls (send, recv, streams, close) wait on the Session's state, never on the socket.
 import type { Address } from "./address.ts";
+import type { Arena } from "./arena.ts";
 import { channel } from "./channel.ts";
 import { open, seal, type SealKey } from "./crypto.ts";
 import type { Framer } from "./framer.ts";
 import type { SessionKeys } from "./handshake.ts";
 import { RetrySchedule, type RetryOptions } from "./limits.ts";
 import type { Receiver } from "./receiver.ts";
+import type { ReliabilityConfig } from "./reliable/options.ts";
+import { Session, type SessionStats, type Transmit } from "./reliable/session.ts";
 import { ReplayWindow } from "./replay-window.ts";
 import type { Sender } from "./sender.ts";
 import type { ConnectionStats, DropReason } from "./transport-stats.ts";
-import type { Arena } from "./arena.ts";
-import { DATA_HEADER_BYTES, FRAME_CONFIRM, FRAME_CONFIRM_ACK, FRAME_MESSAGE, MAX_DATAGRAM_BYTES, MAX_MESSAGE_BYTES, TAG_BYTES } from "./wire.ts";
+import { DATA_HEADER_BYTES, FRAME_CONFIRM, FRAME_CONFIRM_ACK, MAX_DATAGRAM_BYTES, TAG_BYTES } from "./wire.ts";
 
 /** What a connection needs from its transport. */
 export interface ConnectionHost {
@@ -25,7 +29,7 @@ export interface ConnectionHost {
   now(): number;
 }
 
-/** Messages opened per look at the queue; recv() hands them out one by one. */
+/** Datagrams opened per look at the queue before the Session's answers are sent. */
 const OPEN_BATCH = 32;
 /** Unconfirmed new addresses remembered per connection (path migration candidates). */
 const MAX_PATH_CANDIDATES = 4;
@@ -40,10 +44,13 @@ export interface ConnectionInit {
   remotePublicKey: Uint8Array;
   keys: SessionKeys;
   inboundQueuePackets: number;
+  reliability: ReliabilityConfig;
   /** Initiator side: our address as the responder saw it. */
   observedAddress?: Address | undefined;
   /** Initiator side: repeat the confirm on this schedule until the responder acknowledges it. */
   confirm?: { options: Required<RetryOptions>; random: () => number };
+  /** For tests: nothing consumes the inbound queue, as if its consumer had stalled, so the listener finds it full. */
+  stalled?: boolean;
 }
 
 export class Connection {
@@ -51,30 +58,37 @@ export class Connection {
   readonly remotePublicKey: Uint8Array;
   /** @internal The id the peer puts on packets to us (chosen by us). */
   readonly localId: number;
-  readonly #remoteId: number;
-  #remoteAddress: Address;
   /** Our own address as the peer observed it (initiator side; undefined on the responder's). */
   readonly observedAddress: Address | undefined;
-  readonly #host: ConnectionHost;
-  readonly #keys: SessionKeys;
   /** @internal The listener's end of the inbound queue. */
   readonly inbound: Sender;
+  readonly #remoteId: number;
+  #remoteAddress: Address;
+  readonly #host: ConnectionHost;
+  readonly #keys: SessionKeys;
+  readonly #config: ReliabilityConfig;
   readonly #queue: Receiver;
+  readonly #session: Session;
   readonly #window = new ReplayWindow();
   readonly #sendNonce = new Uint8Array(12);
   readonly #receiveNonce = new Uint8Array(12);
-  #nextPacketNumber = 0;
-  /** Opened messages not yet handed out, oldest first (at most OPEN_BATCH + what the handshake buffered). */
-  #opened: Uint8Array[] = [];
-  #openedHead = 0;
-  #closed = false;
+  #ended = false;
+  /** close() was called: recv() ends here, whatever the peer still sends. */
+  #closing = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+  #driveScheduled = false;
+  /** Wakes everything waiting on the Session (senders, receivers, readers); each re-checks its condition. */
+  #waiters: Array<() => void> = [];
   #confirm: RetrySchedule | undefined;
   #confirmTimer: ReturnType<typeof setTimeout> | undefined;
   /** Packet number → the new address it came from; adopted once that packet authenticates. */
   readonly #pathCandidates = new Map<number, Address>();
+  /** For benchmarks: when set, the queue's datagrams go here unopened. */
+  #bypass: ((bytes: Uint8Array, at: number, length: number) => void) | undefined;
+
   #routed = 0;
-  #delivered = 0;
-  #sent = 0;
+  #datagramsSent = 0;
   readonly #drops = { queueFull: 0, decryptFailed: 0, replayed: 0, malformed: 0 };
 
   /** @internal Made by a Transport. */
@@ -86,11 +100,15 @@ export class Connection {
     this.remotePublicKey = init.remotePublicKey;
     this.observedAddress = init.observedAddress;
     this.#keys = init.keys;
+    this.#config = init.reliability;
+    this.#session = new Session(init.reliability, init.host.now());
     [this.inbound, this.#queue] = channel(init.inboundQueuePackets, { arena: init.host.arena, maxPacketSize: MAX_DATAGRAM_BYTES, maxLanes: 1 });
     if (init.confirm) {
       this.#confirm = new RetrySchedule(init.confirm.options, init.host.now(), init.confirm.random);
       this.#repeatConfirm();
     }
+    if (init.stalled !== true) void this.#pump();
+    this.#scheduleDrive(); // the Session may have credit to grant at once
   }
 
   /** Where the peer's packets come from now. It changes only after a packet from the new address authenticates. */
@@ -98,31 +116,48 @@ export class Connection {
     return { ...this.#remoteAddress };
   }
 
+  /** Whether the connection is over (closed either way, or failed). */
   get closed(): boolean {
-    return this.#closed;
+    return this.#ended;
+  }
+
+  /** Why the connection failed: the retransmission limit, the idle timeout... (undefined if it closed cleanly or is open). */
+  get error(): Error | undefined {
+    return this.#session.error;
   }
 
   /**
-   * Sends one message in one datagram (unreliable in this version: it may be lost, as UDP is).
-   * Rejects with a RangeError above MAX_MESSAGE_BYTES (1170 bytes).
+   * Sends one message, reliably and in order. Resolves once the message is in the send buffer (it
+   * waits while the buffer is full: the peer is not reading, or the path is slow). Messages up to
+   * one datagram go as one; larger ones, up to `maxMessageBytes` (default 64 MiB), are streamed.
    */
   async send(message: Uint8Array): Promise<void> {
     if (!(message instanceof Uint8Array)) throw new TypeError(`message must be a Uint8Array, got ${message === null ? "null" : typeof message}`);
-    if (message.length > MAX_MESSAGE_BYTES) {
-      throw new RangeError(`message of ${message.length} bytes exceeds the ${MAX_MESSAGE_BYTES}-byte limit of one datagram (streams of larger messages are not implemented yet)`);
+    if (message.length > this.#config.maxMessageBytes) {
+      throw new RangeError(`message of ${message.length} bytes exceeds the ${this.#config.maxMessageBytes}-byte limit (maxMessageBytes); use openStream() for more`);
     }
-    if (this.#closed) throw new Error("send on a closed connection");
-    this.#sendFrame(FRAME_MESSAGE, message);
+    await this.#until(() => this.#session.writable, () => this.#writeRefusal());
+    this.#session.sendMessage(message.slice());
+    this.#scheduleDrive();
   }
 
-  /** The next message, or undefined once the connection is closed. */
+  /**
+   * The next message, in the order sent; undefined once the connection is closed (after the messages
+   * that had already arrived). Rejects with the reason if the connection failed.
+   */
   async recv(): Promise<Uint8Array | undefined> {
     for (;;) {
-      const ready = this.#takeOpened();
-      if (ready !== undefined) return ready;
-      if (this.#closed) return undefined;
-      const count = await this.#queue.recvBatch(this.#openPacket, OPEN_BATCH);
-      if (count === 0 && this.#opened.length === this.#openedHead) return undefined; // the queue ended: closed
+      if (this.#closing) return undefined;
+      const message = this.#session.readMessage();
+      if (message !== undefined) {
+        this.#scheduleDrive(); // reading may have raised the peer's credit
+        return message;
+      }
+      if (this.#session.messagesEnded || this.#ended) {
+        if (this.#session.error) throw this.#session.error;
+        return undefined;
+      }
+      await this.#changed();
     }
   }
 
@@ -134,27 +169,70 @@ export class Connection {
     }
   }
 
-  /** Closes this end at once: recv() ends, later packets from the peer are dropped. (No close message yet.) */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    clearTimeout(this.#confirmTimer);
-    this.#confirm = undefined;
-    this.inbound.close();
-    this.#queue.close();
-    // Packets still queued are released unread; drain them so their frames go back to the pool.
-    this.#queue.drain(() => {});
-    this.#host.connectionClosed(this);
+  /**
+   * Opens an outgoing byte stream. Writes resolve once the bytes are in the send buffer; close()
+   * resolves once the peer has acknowledged every byte and the end.
+   */
+  openStream(): WritableStream<Uint8Array> {
+    const id = this.#session.openStream();
+    return new WritableStream<Uint8Array>({
+      write: async (chunk) => {
+        if (!(chunk instanceof Uint8Array)) throw new TypeError(`stream chunks must be Uint8Array, got ${chunk === null ? "null" : typeof chunk}`);
+        await this.#until(() => this.#session.writable, () => this.#writeRefusal());
+        this.#session.writeStream(id, chunk.slice());
+        this.#scheduleDrive();
+      },
+      close: async () => {
+        if (this.#session.state !== "open") throw this.#writeRefusal();
+        this.#session.finishStream(id);
+        this.#scheduleDrive();
+        await this.#until(() => this.#session.streamDelivered(id), () => this.#ended ? this.#writeRefusal() : undefined);
+      },
+    });
+  }
+
+  /** The next stream the peer opened, or undefined once the connection is closed. */
+  async acceptStream(): Promise<ReadableStream<Uint8Array> | undefined> {
+    for (;;) {
+      const id = this.#session.acceptStream();
+      if (id !== undefined) return this.#readable(id);
+      if (this.#ended || this.#closing || this.#session.state !== "open") return undefined;
+      await this.#changed();
+    }
+  }
+
+  /**
+   * Closes gracefully: no more sends; the peer gets everything already sent, then an authenticated
+   * CLOSE, and its recv() ends after the messages that arrived. Resolves once the peer acknowledged
+   * the CLOSE (or the connection failed, e.g. the peer vanished: then it rejects with why).
+   */
+  async close(): Promise<void> {
+    this.#closing = true;
+    this.#session.close();
+    this.#scheduleDrive();
+    await this.#until(() => this.#session.state === "draining" || this.#session.state === "closed", () => undefined);
+    if (this.#session.error) throw this.#session.error;
+  }
+
+  /** @internal Closes at once (transport.close(), a replaced connection): one CLOSE is sent, nothing waits. */
+  abort(): void {
+    if (this.#ended) return;
+    this.#closing = true;
+    const transmit = this.#session.abort(this.#host.now());
+    if (transmit !== undefined) this.#transmit(transmit);
+    this.#end();
   }
 
   stats(): ConnectionStats {
+    const delivery: SessionStats = this.#session.stats();
     return {
       id: this.localId,
       remoteAddress: this.remoteAddress,
       routed: this.#routed,
-      delivered: this.#delivered,
-      sent: this.#sent,
+      delivered: delivery.messagesReceived,
+      sent: this.#datagramsSent,
       drops: { ...this.#drops },
+      delivery,
     };
   }
 
@@ -170,33 +248,48 @@ export class Connection {
     return outcome;
   }
 
-  /**
-   * @internal For benchmarks: waits for queued datagrams and hands them to `visit` unopened (the
-   * listener's cost without the consumer's). Answers how many; 0 once the connection is closed.
-   */
-  drainUnopened(visit: (bytes: Uint8Array, at: number, length: number) => void): Promise<number> {
-    return this.#queue.recvBatch(visit, OPEN_BATCH);
+  /** @internal For benchmarks: the queue's datagrams go to `visit` unopened (the listener's cost alone). */
+  bypassForBenchmark(visit: (bytes: Uint8Array, at: number, length: number) => void): void {
+    this.#bypass = visit;
   }
 
-  /** @internal A message the handshake already opened (it arrived before the connection existed). */
-  deliverOpened(message: Uint8Array): void {
-    this.#opened.push(message);
-  }
-
-  /** @internal The handshake opened the confirm with this packet number. */
-  recordPacket(packetNumber: number): void {
+  /** @internal A packet the handshake already opened (it arrived before the connection existed). */
+  deliverOpened(plaintext: Uint8Array, packetNumber: number): void {
     this.#window.record(packetNumber);
+    this.#dispatch(plaintext, packetNumber);
+    this.#scheduleDrive();
   }
 
-  #takeOpened(): Uint8Array | undefined {
-    if (this.#openedHead === this.#opened.length) return undefined;
-    const message = this.#opened[this.#openedHead++]!;
-    if (this.#openedHead === this.#opened.length) {
-      this.#opened = [];
-      this.#openedHead = 0;
-    }
-    this.#delivered++;
-    return message;
+  /** @internal Seals and sends one handshake frame outside the Session (a fresh packet number all the same). */
+  sendFrame(frame: number): void {
+    frameByte[0] = frame;
+    this.#transmit({ packetNumber: this.#session.allocatePacketNumber(), parts: [frameByte] });
+  }
+
+  // ------------------------------------------------------------------ receiving
+
+  /**
+   * The queue's consumer. It awaits only its own queue's receive, which is fed by the listener's
+   * try-send: nothing here ever waits for room on a bounded queue.
+   */
+  async #pump(): Promise<void> {
+    while ((await this.#queue.recvBatch(this.#visit, OPEN_BATCH)) > 0) this.#drive();
+  }
+
+  // The queue's visitor: `bytes` is the arena; the datagram is bytes[at, at + length).
+  readonly #visit = (bytes: Uint8Array, at: number, length: number): void => {
+    if (this.#bypass !== undefined) return this.#bypass(bytes, at, length);
+    const { core } = this.#host.arena;
+    const packetNumber = core.wirePacketNumberHigh(at) * 2 ** 32 + (core.wirePacketNumberLow(at) >>> 0);
+    const plaintext = this.#open(bytes, at, length, packetNumber);
+    if (plaintext !== undefined) this.#dispatch(plaintext, packetNumber);
+  };
+
+  #dispatch(plaintext: Uint8Array, packetNumber: number): void {
+    const frame = plaintext[0];
+    if (frame === FRAME_CONFIRM) this.sendFrame(FRAME_CONFIRM_ACK);
+    else if (frame === FRAME_CONFIRM_ACK) this.#stopConfirm();
+    else if (this.#session.handlePacket(plaintext, packetNumber, this.#host.now()) !== undefined) this.#drop("malformed");
   }
 
   #drop(reason: "decryptFailed" | "replayed" | "malformed"): void {
@@ -204,21 +297,8 @@ export class Connection {
     this.#host.countDrop(reason);
   }
 
-  // The queue's visitor: `bytes` is the arena; the datagram is bytes[at, at + length).
-  readonly #openPacket = (bytes: Uint8Array, at: number, length: number): void => {
-    const plaintext = this.#open(bytes, at, length);
-    if (plaintext === undefined) return;
-    const frame = plaintext[0];
-    if (frame === FRAME_MESSAGE) this.#opened.push(plaintext.subarray(1));
-    else if (frame === FRAME_CONFIRM) this.#sendFrame(FRAME_CONFIRM_ACK);
-    else if (frame === FRAME_CONFIRM_ACK) this.#stopConfirm();
-    else this.#drop("malformed");
-  };
-
   /** The plaintext of an authenticated, new packet; undefined (counted) otherwise. */
-  #open(bytes: Uint8Array, at: number, length: number): Buffer | undefined {
-    const { core } = this.#host.arena;
-    const packetNumber = core.wirePacketNumberHigh(at) * 2 ** 32 + (core.wirePacketNumberLow(at) >>> 0);
+  #open(bytes: Uint8Array, at: number, length: number, packetNumber: number): Buffer | undefined {
     if (!this.#window.check(packetNumber)) {
       this.#drop("replayed");
       return undefined;
@@ -235,37 +315,140 @@ export class Connection {
     return plaintext;
   }
 
-  /** @internal Seals and sends one frame: a fresh packet number (so a fresh nonce) every time. */
-  sendFrame(frame: number, payload?: Uint8Array): void {
-    this.#sendFrame(frame, payload);
+  // ------------------------------------------------------------------ driving the Session
+
+  /** Runs due timers, sends what the Session has, re-arms the timer and wakes the application. */
+  #drive(): void {
+    this.#driveScheduled = false;
+    if (this.#ended) return;
+    const session = this.#session;
+    const now = this.#host.now();
+    if (session.nextDeadline() <= now) session.handleTimeout(now);
+    for (let transmit = session.pollTransmit(now); transmit !== undefined; transmit = session.pollTransmit(now)) this.#transmit(transmit);
+    if (session.state === "closed") this.#end();
+    else this.#arm(session.nextDeadline(), now);
+    this.#wake();
   }
 
-  #sendFrame(frame: number, payload?: Uint8Array): void {
-    const packetNumber = this.#nextPacketNumber++;
-    if (packetNumber >= LAST_PACKET_NUMBER) {
-      this.close(); // 2^53 packets: unreachable in practice, but a nonce must never repeat
+  /** Application calls batch their effect: one drive per turn of the event loop, not one per call. */
+  #scheduleDrive(): void {
+    if (this.#driveScheduled || this.#ended) return;
+    this.#driveScheduled = true;
+    queueMicrotask(() => this.#drive());
+  }
+
+  #arm(deadline: number, now: number): void {
+    if (deadline === Infinity || (this.#timer !== undefined && this.#timerAt <= deadline)) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = deadline;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      this.#drive();
+    }, Math.max(0, Math.ceil(deadline - now)));
+    // The socket keeps the process alive while the transport is open; this timer must not on its own.
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  #transmit(transmit: Transmit): void {
+    if (transmit.packetNumber >= LAST_PACKET_NUMBER) {
+      this.abort(); // 2^53 packets: unreachable in practice, but a nonce must never repeat
       return;
     }
-    const header = this.#host.framer.dataHeader(this.#remoteId, packetNumber);
+    const header = this.#host.framer.dataHeader(this.#remoteId, transmit.packetNumber);
     const nonce = this.#sendNonce;
     nonce.set(header.subarray(5, DATA_HEADER_BYTES), 4);
-    const chunks = sealFrame(this.#keys.send, nonce, header, frame, payload);
-    this.#sent++;
-    this.#host.sendDatagram(chunks, this.#remoteAddress);
+    this.#datagramsSent++;
+    this.#host.sendDatagram([header, ...seal(this.#keys.send, nonce, header, transmit.parts)], this.#remoteAddress);
   }
+
+  #end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#stopConfirm();
+    this.inbound.close();
+    this.#queue.close();
+    // Packets still queued are released unread; drain them so their frames go back to the pool.
+    this.#queue.drain(() => {});
+    this.#host.connectionClosed(this);
+    this.#wake();
+  }
+
+  // ------------------------------------------------------------------ waiting
+
+  #changed(): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  #wake(): void {
+    if (this.#waiters.length === 0) return;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Waits until `ready()`; rejects with what `refusal()` answers once it answers an error. */
+  async #until(ready: () => boolean, refusal: () => Error | undefined): Promise<void> {
+    for (;;) {
+      if (ready()) return;
+      const error = refusal();
+      if (error !== undefined) throw error;
+      if (this.#ended) return;
+      await this.#changed();
+    }
+  }
+
+  #writeRefusal(): Error | undefined {
+    if (this.#session.state === "open") return undefined;
+    return this.#session.error ?? new Error(this.#closing ? "the connection was closed" : "the peer closed the connection");
+  }
+
+  #readable(id: number): ReadableStream<Uint8Array> {
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        for (;;) {
+          let piece: Uint8Array | null | undefined;
+          try {
+            piece = this.#session.readStream(id);
+          } catch (error) {
+            controller.error(error);
+            return;
+          }
+          if (piece === null) return controller.close();
+          if (piece !== undefined) {
+            controller.enqueue(piece);
+            this.#scheduleDrive(); // reading may have raised the peer's credit
+            return;
+          }
+          if (this.#ended && this.#session.state === "closed") {
+            controller.error(this.#session.error ?? new Error(`stream ${id} ended early: the connection closed before its end`));
+            return;
+          }
+          await this.#changed();
+        }
+      },
+      cancel: () => {
+        this.#session.cancelStream(id);
+        this.#scheduleDrive();
+      },
+    }, { highWaterMark: 0 });
+  }
+
+  // ------------------------------------------------------------------ the handshake's confirm
 
   #repeatConfirm(): void {
     const schedule = this.#confirm;
-    if (schedule === undefined || this.#closed) return;
+    if (schedule === undefined || this.#ended) return;
     const now = this.#host.now();
     const due = schedule.poll(now);
     if (due === "expired") {
       this.#confirm = undefined;
       return;
     }
-    if (due === "send") this.#sendFrame(FRAME_CONFIRM);
+    if (due === "send") this.sendFrame(FRAME_CONFIRM);
     this.#confirmTimer = setTimeout(() => this.#repeatConfirm(), Math.max(0, schedule.nextDeadline() - now));
-    // The socket keeps the process alive while the transport is open; this timer must not on its own.
     (this.#confirmTimer as { unref?: () => void }).unref?.();
   }
 
@@ -276,12 +459,6 @@ export class Connection {
 }
 
 const frameByte = new Uint8Array(1);
-
-/** [header, sealed frame byte, sealed payload?, tag]: gathered by the socket into one datagram, no concatenation. */
-function sealFrame(key: SealKey, nonce: Uint8Array, header: Uint8Array, frame: number, payload: Uint8Array | undefined): Uint8Array[] {
-  frameByte[0] = frame;
-  return [header, ...seal(key, nonce, header, payload === undefined || payload.length === 0 ? [frameByte] : [frameByte, payload])];
-}
 
 /**
  * Opens the data packet bytes[at, at + length) (already classified by the core) under `key`. `nonce`

@@ -34,6 +34,8 @@ export function noDrops(): DropCounts {
 
 export type DropReason = keyof DropCounts;
 
+import type { SessionStats } from "./reliable/session.ts";
+
 export interface ConnectionStats {
   id: number;
   remoteAddress: { host: string; port: number };
@@ -41,8 +43,11 @@ export interface ConnectionStats {
   routed: number;
   /** Messages handed to recv(). */
   delivered: number;
+  /** Datagrams sent. */
   sent: number;
   drops: Pick<DropCounts, "queueFull" | "decryptFailed" | "replayed" | "malformed">;
+  /** Reliable delivery: RTT, congestion window, losses, retransmissions, stream errors... */
+  delivery: SessionStats;
 }
 
 export interface TransportStats {

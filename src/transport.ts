@@ -25,12 +25,13 @@ import {
   type AcceptRampStep, type RetryOptions,
 } from "./limits.ts";
 import type { Receiver } from "./receiver.ts";
+import { checkReliabilityOptions, type ReliabilityConfig, type ReliabilityOptions } from "./reliable/options.ts";
 import type { Sender } from "./sender.ts";
 import { noDrops, type DropReason, type TransportStats } from "./transport-stats.ts";
 import { openSocket, type DatagramSocket, type SocketFactory } from "./udp-socket.ts";
 import { compatible, describeVersion, normalizeVersion, type ProtocolVersion } from "./version.ts";
 import {
-  FRAME_CONFIRM, FRAME_CONFIRM_ACK, FRAME_MESSAGE, KIND_DATA, KIND_INTRO, KIND_RESPONSE, MAX_DATAGRAM_BYTES,
+  FRAME_CONFIRM, FRAME_CONFIRM_ACK, KIND_DATA, KIND_INTRO, KIND_RESPONSE, MAX_DATAGRAM_BYTES,
   WIRE_UNKNOWN_VERSION,
 } from "./wire.ts";
 
@@ -77,6 +78,8 @@ export interface TransportOptions {
   acceptQueueConnections?: number;
   /** Gateway accept ramp; [] for none. Default 5/s for 30 s, 20/s until 2 min, then unlimited. */
   acceptRamp?: readonly AcceptRampStep[];
+  /** Bounds and timers of every connection's reliable delivery (message size, windows, RTO floor, keep-alive...). */
+  reliability?: ReliabilityOptions;
   /** Defaults for connect(): intro re-sends every 200 ms ± 20%, at most 40, within 3 s. */
   retry?: RetryOptions;
   /** The protocol version this node speaks and the oldest it accepts. Default 1.0, accepting ≥ 1.0. */
@@ -85,6 +88,8 @@ export interface TransportOptions {
   log?: ((message: string) => void) | null;
   /** @internal Replaces the UDP socket (tests put a seeded fault injector in front of a real one). */
   socket?: SocketFactory;
+  /** @internal For tests: connections to peers with these public keys never consume their inbound queue. */
+  stallConsumersOf?: (remotePublicKey: Uint8Array) => boolean;
   /** Random numbers in [0, 1) for retry jitter. Default Math.random. */
   random?: () => number;
 }
@@ -155,6 +160,8 @@ export class Transport {
   readonly #framer: Framer;
   #socket!: DatagramSocket;
   readonly #retry: Required<RetryOptions>;
+  readonly #reliability: ReliabilityConfig;
+  readonly #stallConsumersOf: ((remotePublicKey: Uint8Array) => boolean) | undefined;
   readonly #random: () => number;
   readonly #log: ((message: string) => void) | null;
   readonly #limits: {
@@ -192,6 +199,8 @@ export class Transport {
     this.#gateway = options.gateway === true;
     this.#version = normalizeVersion(options.version);
     this.#retry = checkRetryOptions(options.retry, "options.retry");
+    this.#reliability = checkReliabilityOptions(options.reliability, "options.reliability");
+    this.#stallConsumersOf = options.stallConsumersOf;
     this.#random = options.random ?? Math.random;
     this.#log = options.log === undefined ? (message) => console.warn(message) : options.log;
     this.#limits = {
@@ -324,8 +333,8 @@ export class Transport {
     if (this.#closed) return;
     this.#closed = true;
     for (const handshake of [...this.#handshakeByAddress.values()]) this.#failHandshake(handshake, new Error("the transport was closed"));
-    for (const connection of [...this.#connectionByAddress.values()]) connection.close();
-    for (const connection of this.#acceptQueue.splice(0)) connection.close();
+    for (const connection of [...this.#connectionByAddress.values()]) connection.abort();
+    for (const connection of this.#acceptQueue.splice(0)) connection.abort();
     for (const waiter of this.#acceptWaiters.splice(0)) waiter(undefined);
     await this.#socket.close();
     this.#framer.dispose();
@@ -546,6 +555,8 @@ export class Transport {
       remotePublicKey: handshake.remoteStatic!,
       keys: opened.keys,
       inboundQueuePackets: this.#limits.inboundQueuePackets,
+      reliability: this.#reliability,
+      stalled: this.#stallConsumersOf?.(handshake.remoteStatic!),
       observedAddress: opened.observedAddress,
       confirm: { options: this.#retry, random: this.#random },
     });
@@ -572,11 +583,12 @@ export class Transport {
       remotePublicKey: opened.initiatorStatic,
       keys: handshake.keys,
       inboundQueuePackets: this.#limits.inboundQueuePackets,
+      reliability: this.#reliability,
+      stalled: this.#stallConsumersOf?.(opened.initiatorStatic),
     });
-    connection.recordPacket(packetNumber);
-    if (plaintext[0] === FRAME_MESSAGE) connection.deliverOpened(plaintext.subarray(1));
-    connection.sendFrame(FRAME_CONFIRM_ACK);
-    if (plaintext[0] !== FRAME_CONFIRM && plaintext[0] !== FRAME_MESSAGE) this.#consumerDrop("malformed");
+    // The confirm (answered inside), or the initiator's first data if the confirm was lost: either proves its keys.
+    connection.deliverOpened(plaintext, packetNumber);
+    if (plaintext[0] !== FRAME_CONFIRM) connection.sendFrame(FRAME_CONFIRM_ACK);
     this.#establish(handshake, connection);
   }
 
@@ -584,9 +596,9 @@ export class Transport {
   #establish(handshake: Handshake, connection: Connection): void {
     this.#endHandshake(handshake);
     this.#stats.handshakesCompleted++;
-    handshake.replacing?.close(); // the restarted peer's old connection
+    handshake.replacing?.abort(); // the restarted peer's old connection
     const previous = this.#connectionByAddress.get(handshake.key);
-    if (previous !== undefined && previous !== handshake.replacing) previous.close(); // a fresh connect supersedes
+    if (previous !== undefined && previous !== handshake.replacing) previous.abort(); // a fresh connect supersedes
     this.#byId.set(connection.localId, connection);
     this.#connectionByAddress.set(handshake.key, connection);
     this.#recentlyClosedAddresses.delete(handshake.key);
@@ -608,7 +620,7 @@ export class Transport {
       // The application is not accepting: refuse the newcomer rather than wait for room.
       this.#countDrop("acceptQueueFull");
       this.#warn("acceptQueueFull", `accept queue full (${this.#limits.acceptQueueConnections}): new connection from ${handshake.key} refused`);
-      connection.close();
+      connection.abort();
     }
   }
 

@@ -34,13 +34,9 @@ export const WIRE_UNKNOWN_VERSION = -5;
 export const WIRE_BAD_CONNECTION = -6;
 export const WIRE_BAD_PACKET_NUMBER = -7;
 
-// The first byte of a data packet's plaintext says what follows (docs/wire.md, "Frames").
-/** An application message: the rest of the plaintext. */
-export const FRAME_MESSAGE = 0x01;
+// The first byte of a data packet's plaintext says what follows (docs/wire.md, "Frames"): these two
+// stand alone in their packet and belong to the handshake; the rest are in reliable/frames.ts.
 /** Initiator → responder, right after the response: proves the initiator holds its static key. */
 export const FRAME_CONFIRM = 0x02;
 /** Responder → initiator: the confirm arrived (the initiator stops repeating it). */
 export const FRAME_CONFIRM_ACK = 0x03;
-
-/** Largest message one data packet carries: the plaintext less its frame type byte. */
-export const MAX_MESSAGE_BYTES = MAX_DATA_PLAINTEXT_BYTES - 1; // 1170

@@ -118,13 +118,14 @@ test("a restarted peer (same key, same address) replaces its old connection", as
   expect(gateway.stats().connections).toBe(1);
 });
 
-test("a message larger than one datagram is a RangeError naming the limit; bad arguments are clear errors", async () => {
+test("a message over maxMessageBytes is a RangeError naming the limit; bad arguments are clear errors", async () => {
   const gateway = await bind({ gateway: true });
-  const joiner = await bind();
+  const joiner = await bind({ reliability: { maxMessageBytes: 5000 } });
   const connection = await joiner.connect(gateway.address, gateway.publicKey);
-  await expect(connection.send(new Uint8Array(1171))).rejects.toThrow(RangeError);
-  await expect(connection.send(new Uint8Array(1171))).rejects.toThrow(/1171 bytes exceeds the 1170-byte limit/);
-  await expect(connection.send(new Uint8Array(1170))).resolves.toBeUndefined();
+  await expect(connection.send(new Uint8Array(5001))).rejects.toThrow(RangeError);
+  await expect(connection.send(new Uint8Array(5001))).rejects.toThrow(/5001 bytes exceeds the 5000-byte limit \(maxMessageBytes\)/);
+  await expect(connection.send(new Uint8Array(5000))).resolves.toBeUndefined(); // several datagrams
+  await expect(Transport.bind({ reliability: { rtoFloorMs: 0 } })).rejects.toThrow(/options.reliability.rtoFloorMs must be in \[1, 60000\], got 0/);
   await expect(connection.send("text" as unknown as Uint8Array)).rejects.toThrow(TypeError);
   await expect(joiner.connect({ host: "localhost", port: 1 }, gateway.publicKey)).rejects.toThrow(/address.host must be an IPv4 or IPv6 address/);
   await expect(joiner.connect({ host: "127.0.0.1", port: 0 }, gateway.publicKey)).rejects.toThrow(RangeError);

@@ -43,7 +43,7 @@ function introShaped(): Uint8Array {
 }
 
 test("established: a connection whose consumer never reads", async () => {
-  const gateway = await bind({ gateway: true, inboundQueuePackets: 4 });
+  const gateway = await bind({ gateway: true, inboundQueuePackets: 4, stallConsumersOf: () => true });
   const joiner = await bind({});
   const [, held] = await Promise.all([joiner.connect(gateway.address, gateway.publicKey), gateway.accept()]);
   const result = routeMany(gateway, dataPacket(held!.localId), joiner.address.port);
@@ -79,7 +79,7 @@ test("traversal: a connecting side whose handshake queue is not being read", asy
 });
 
 test("established, over a real socket: 1000 datagrams to a stalled connection are counted full within 1 s", async () => {
-  const gateway = await bind({ gateway: true, inboundQueuePackets: 4 });
+  const gateway = await bind({ gateway: true, inboundQueuePackets: 4, stallConsumersOf: () => true });
   const joiner = await bind({});
   const [, held] = await Promise.all([joiner.connect(gateway.address, gateway.publicKey), gateway.accept()]);
   const flooder = createSocket("udp4");
@@ -91,7 +91,7 @@ test("established, over a real socket: 1000 datagrams to a stalled connection ar
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   const stats = gateway.stats();
-  expect(stats.datagramsReceived - before).toBe(ATTEMPTS);
+  expect(stats.datagramsReceived - before).toBeGreaterThanOrEqual(ATTEMPTS); // the flood, and the joiner's few acknowledgements
   expect(performance.now() - started).toBeLessThan(1000);
   expect(held!.stats().routed).toBeLessThanOrEqual(4);
   expect(held!.stats().drops.queueFull).toBeGreaterThanOrEqual(996);

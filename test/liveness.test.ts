@@ -13,12 +13,13 @@ const open: Transport[] = [];
 afterEach(() => closeAll(...open.splice(0)));
 
 test("a flood at a stalled connection stalls nobody else: HTTP answers, other connections deliver", async () => {
-  const gateway = await bindTest({ gateway: true, inboundQueuePackets: 256 });
   const stalledPeer = await bindTest();
+  // Its connection at the gateway never consumes its queue: the stalled consumer of the incident.
+  const gateway = await bindTest({ gateway: true, inboundQueuePackets: 256, stallConsumersOf: (key) => Buffer.from(key).equals(stalledPeer.publicKey) });
   const livePeer = await bindTest();
   open.push(gateway, stalledPeer, livePeer);
   await stalledPeer.connect(gateway.address, gateway.publicKey);
-  const stalled = (await gateway.accept())!; // never read
+  const stalled = (await gateway.accept())!;
   const live = await livePeer.connect(gateway.address, gateway.publicKey);
   const liveAtGateway = (await gateway.accept())!;
 
