@@ -554,6 +554,7 @@ export class Session {
     if (largest >= this.#nextPacketNumber) return; // acknowledges what we never sent: ignore the frame
     let newlyAcked = false;
     let sample: SentPacket | undefined;
+    let sampleNumber = -1;
     // Ranges run from the highest down; walk our in-flight packets from the lowest up against them.
     let r = ranges.length - 1;
     for (const [packetNumber, packet] of this.#sent) {
@@ -570,10 +571,13 @@ export class Session {
         stream.lastActivity = Math.max(stream.lastActivity, now);
       }
       if (packet.close && this.#state === "closing") this.#enterDrain();
-      if (packetNumber === largest) sample = packet;
+      sample = packet; // ascending: ends as the newest newly acknowledged
+      sampleNumber = packetNumber;
     }
     if (!newlyAcked) return;
-    if (sample !== undefined) this.#rtt.addSample(now - sample.time, delayMs, MAX_ACK_DELAY_MS);
+    // The reported delay is the frame's largest packet's: it is taken off only a sample from that packet.
+    // Another (the largest was one of the peer's pure ACKs) gives a sample with the delay in: an overestimate.
+    if (sample !== undefined) this.#rtt.addSample(now - sample.time, sampleNumber === largest ? delayMs : 0, MAX_ACK_DELAY_MS);
     this.#largestAcked = Math.max(this.#largestAcked, largest);
     this.#consecutiveTimeouts = 0;
     this.#probeSent = false;

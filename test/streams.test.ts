@@ -1,0 +1,170 @@
+// Reliable delivery over real loopback sockets: large streams and messages with hashes compared,
+// concurrency, backpressure, close, idle timeout and the retransmission limit.
+import { createHash } from "node:crypto";
+import { afterEach, expect, test } from "vitest";
+import type { Connection, Transport, TransportOptions } from "sluice";
+import { mulberry32 } from "./support/random.ts";
+import { bindTest, closeAll, filteredSocket } from "./support/transports.ts";
+
+const open: Transport[] = [];
+afterEach(() => closeAll(...open.splice(0)));
+
+/** A gateway and a joiner, connected; `muted` silences the joiner's socket when set. */
+async function connected(gatewayOptions: TransportOptions = {}, joinerOptions: TransportOptions = {}) {
+  const muted = { on: false };
+  const gateway = await bindTest({ gateway: true, ...gatewayOptions });
+  const joiner = await bindTest({ socket: filteredSocket(() => !muted.on), ...joinerOptions });
+  open.push(gateway, joiner);
+  const [atJoiner, atGateway] = await Promise.all([joiner.connect(gateway.address, gateway.publicKey), gateway.accept()]);
+  return { gateway, joiner, atJoiner, atGateway: atGateway!, muted };
+}
+
+/** `total` seeded pseudo-random bytes in chunks of `chunkBytes`. */
+function* chunks(seed: number, total: number, chunkBytes: number): Generator<Uint8Array> {
+  const random = mulberry32(seed);
+  for (let at = 0; at < total; at += chunkBytes) {
+    const chunk = new Uint8Array(Math.min(chunkBytes, total - at));
+    const words = new Uint32Array(chunk.buffer, 0, chunk.length >> 2);
+    for (let i = 0; i < words.length; i++) words[i] = random() * 2 ** 32;
+    yield chunk;
+  }
+}
+
+async function writeAll(connection: Connection, seed: number, total: number): Promise<string> {
+  const hash = createHash("sha256");
+  const writer = connection.openStream().getWriter();
+  for (const chunk of chunks(seed, total, 256 * 1024)) {
+    hash.update(chunk);
+    await writer.write(chunk);
+  }
+  await writer.close();
+  return hash.digest("hex");
+}
+
+async function readAll(stream: ReadableStream<Uint8Array>): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  const reader = stream.getReader();
+  for (let read = await reader.read(); !read.done; read = await reader.read()) {
+    hash.update(read.value);
+    bytes += read.value.length;
+  }
+  return { sha256: hash.digest("hex"), bytes };
+}
+
+test("a 64 MiB stream arrives with the same SHA-256 at both ends; so does a 64 MiB message", async () => {
+  const { atJoiner, atGateway } = await connected();
+  const total = 64 * 2 ** 20;
+  const [sent, received] = await Promise.all([writeAll(atJoiner, 1, total), atGateway.acceptStream().then((s) => readAll(s!))]);
+  expect(received).toEqual({ sha256: sent, bytes: total });
+
+  const message = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks(2, total, 2 ** 20)) message.set(chunk, at), (at += chunk.length);
+  await atGateway.send(message);
+  const echoed = await atJoiner.recv();
+  expect(createHash("sha256").update(echoed!).digest("hex")).toBe(createHash("sha256").update(message).digest("hex"));
+  const { delivery } = atJoiner.stats();
+  console.log(`64 MiB each way: RTT ${delivery.rttMs.toFixed(2)} ms, cwnd ${delivery.congestionWindowBytes} B, lost ${delivery.packetsLost}, RTOs ${delivery.retransmissionTimeouts}`);
+}, 120_000);
+
+test("four concurrent streams each complete, and small messages pass between them", async () => {
+  const { atJoiner, atGateway } = await connected();
+  const total = 4 * 2 ** 20;
+  const readers = (async () => {
+    const results = [];
+    for (let i = 0; i < 4; i++) results.push(readAll((await atGateway.acceptStream())!));
+    return Promise.all(results);
+  })();
+  const writers = Promise.all([1, 2, 3, 4].map((seed) => writeAll(atJoiner, seed, total)));
+  await atJoiner.send(new Uint8Array([42]));
+  expect(await atGateway.recv()).toEqual(new Uint8Array([42]));
+  const [sent, received] = await Promise.all([writers, readers]);
+  expect(received.map((r) => r.bytes)).toEqual([total, total, total, total]);
+  expect(new Set(received.map((r) => r.sha256))).toEqual(new Set(sent));
+}, 60_000);
+
+test("a receiver that stops reading makes the sender wait, with memory bounded", async () => {
+  const { atJoiner, atGateway } = await connected();
+  const writer = atJoiner.openStream().getWriter();
+  const chunk = new Uint8Array(64 * 1024);
+  let accepted = 0;
+  let pending: Promise<void> | undefined;
+  const before = process.memoryUsage().arrayBuffers;
+  const started = performance.now();
+  while (performance.now() - started < 1500) {
+    pending = writer.write(chunk);
+    const settled = await Promise.race([pending.then(() => true), new Promise((resolve) => setTimeout(resolve, 200, false))]);
+    if (!settled) break;
+    accepted += chunk.length;
+  }
+  const stream = (await atGateway.acceptStream())!; // accepted, never read (yet)
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  // The writer waits: its buffer (4 MiB) and the reader's window (1 MiB) are full, nothing more.
+  expect(await Promise.race([pending!.then(() => "resolved"), new Promise((resolve) => setTimeout(resolve, 100, "pending"))])).toBe("pending");
+  expect(accepted).toBeLessThanOrEqual(4 * 2 ** 20 + 2 ** 20 + chunk.length);
+  expect(atJoiner.stats().delivery.sendBufferedBytes).toBeLessThanOrEqual(4 * 2 ** 20 + chunk.length);
+  expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(32 * 2 ** 20);
+  // Messages wait the same way behind a reader that does not call recv().
+  let messagesAccepted = 0;
+  for (;;) {
+    const sending = atGateway.send(new Uint8Array(100_000));
+    if (await Promise.race([sending.then(() => false), new Promise((resolve) => setTimeout(resolve, 200, true))])) break;
+    messagesAccepted++;
+  }
+  expect(messagesAccepted * 100_000).toBeLessThanOrEqual(4 * 2 ** 20 + 4 * 2 ** 20 + 100_000);
+  // The reader resumes: everything flows again.
+  const reading = readAll(stream);
+  await pending;
+  await writer.close();
+  expect((await reading).bytes).toBe(accepted + chunk.length);
+  for (let i = 0; i <= messagesAccepted; i++) expect((await atJoiner.recv())!.length).toBe(100_000);
+}, 60_000);
+
+test("close: the peer's recv() ends after the messages that already arrived", async () => {
+  const { atJoiner, atGateway } = await connected();
+  for (let i = 0; i < 100; i++) await atJoiner.send(new Uint8Array(2000).fill(i));
+  await atJoiner.close();
+  expect(await atJoiner.recv()).toBeUndefined();
+  await expect(atJoiner.send(new Uint8Array(1))).rejects.toThrow(/the connection was closed/);
+  const received: number[] = [];
+  for await (const message of atGateway) received.push(message[0]!);
+  expect(received).toEqual(Array.from({ length: 100 }, (_, i) => i));
+  expect(await atGateway.acceptStream()).toBeUndefined();
+  expect(atGateway.error).toBeUndefined();
+  await expect(atGateway.send(new Uint8Array(1))).rejects.toThrow(/the peer closed the connection/);
+});
+
+test("the idle timeout: a peer that goes silent is noticed, with a clear error", async () => {
+  const { atGateway, muted } = await connected({ reliability: { idleTimeoutMs: 800, keepAliveMs: 100 } });
+  muted.on = true;
+  const started = performance.now();
+  await expect(atGateway.recv()).rejects.toThrow(/idle timeout: nothing from the peer for 800 ms/);
+  expect(performance.now() - started).toBeLessThan(2000);
+  expect(atGateway.closed).toBe(true);
+});
+
+test("the retransmission limit fails the connection when the peer vanishes", async () => {
+  const { atGateway, muted } = await connected({ reliability: { rtoFloorMs: 20, maxRetransmissions: 4 } });
+  await atGateway.send(new Uint8Array(10));
+  await new Promise((resolve) => setTimeout(resolve, 50)); // acknowledged: the RTO is at its 20 ms floor
+  muted.on = true;
+  await atGateway.send(new Uint8Array(10_000));
+  await expect(atGateway.recv()).rejects.toThrow(/peer unreachable: 4 consecutive retransmission timeouts/);
+  await expect(atGateway.send(new Uint8Array(1))).rejects.toThrow(/peer unreachable/);
+  expect(atGateway.stats().delivery.retransmissionTimeouts).toBe(5);
+});
+
+test("transport.close() closes every connection and leaves no timers or sockets behind", async () => {
+  const resources = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout" || r === "UDPWrap").length;
+  await new Promise((resolve) => setTimeout(resolve, 50)); // the previous test's sockets finish closing
+  const baseline = resources();
+  const { gateway, joiner, atJoiner, atGateway } = await connected();
+  await atJoiner.send(new Uint8Array(5000));
+  await atGateway.recv();
+  await Promise.all([gateway.close(), joiner.close()]);
+  open.length = 0;
+  expect(atJoiner.closed && atGateway.closed).toBe(true);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  expect(resources()).toBe(baseline);
+});
