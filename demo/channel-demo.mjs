@@ -1,7 +1,7 @@
-// The main job until the transport lands: a worker thread produces 1200-byte packets into a Sluice
+// The channel on its own (no network): a worker thread produces 1200-byte packets into a Sluice
 // channel and the main thread receives them, printing a live packets/s line.
-//   npm start                 (5 seconds)
-//   npm start -- --seconds 20
+//   node demo/channel-demo.mjs                (5 seconds)
+//   node demo/channel-demo.mjs --seconds 20
 import { Worker } from "node:worker_threads";
 import { channel } from "sluice";
 
