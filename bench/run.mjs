@@ -1,9 +1,10 @@
-// npm run bench [-- --json] [-- --runs N]
+// npm run bench [-- --json] [-- --runs N] [-- --only channel|datagram|delivery]
 // Every figure is the median of N runs (default 5), and every contender runs in the same process,
 // interleaved run by run, so a ratio compares like with like on a noisy 2-core machine.
 import { execFileSync } from "node:child_process";
 import { arch, cpus, platform } from "node:os";
-import { handshakeTimes, openedRate, rawRate, rawRoundTrips, routedRate, startFlooder } from "./listener.mjs";
+import { handshakeTimes, messageRate, rawRate, rawRoundTrips, routedRate, startFlooder } from "./listener.mjs";
+import { dgramRoundTrips, dgramStream, sluiceRoundTrips, sluiceStream, udxRoundTrips, udxStream } from "./transfer.mjs";
 import { portLatency, sluiceLatency } from "./latency.mjs";
 import { portCrossThread, ringbufCrossThread, sluiceCrossThread, startProducer } from "./cross-thread.mjs";
 import { median, percentile, report } from "./lib/report.mjs";
@@ -12,6 +13,9 @@ import { arraySameThread, ringbufSameThread, sluiceSameThread } from "./same-thr
 const json = process.argv.includes("--json");
 const runsArg = process.argv.indexOf("--runs");
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 5;
+const onlyArg = process.argv.indexOf("--only");
+const only = onlyArg > 0 ? process.argv[onlyArg + 1] : undefined;
+const section = (name) => only === undefined || only === name;
 const log = (text) => {
   if (!json) process.stderr.write(text);
 };
@@ -30,86 +34,134 @@ log(`Sluice benchmarks, ${RUNS} runs each, Node ${process.version}, ${platform()
 const rows = [];
 const UNIT = "packets/s";
 
-log("same thread ");
-const SAME_THREAD_PACKETS = 500_000;
-for (const warm of [sluiceSameThread, arraySameThread, ringbufSameThread]) warm(50_000);
-const same = await medians({
-  sluice: () => sluiceSameThread(SAME_THREAD_PACKETS),
-  array: () => arraySameThread(SAME_THREAD_PACKETS),
-  ringbuf: () => ringbufSameThread(SAME_THREAD_PACKETS),
-});
-rows.push({ name: "same thread, 1200 B, batch path (drain)", unit: UNIT, value: same.sluice, baseline: "JS array of copied Uint8Arrays", baseline_value: same.array, target: "≥ 1.0×" });
-rows.push({ name: "same thread, 1200 B, batch path (drain)", unit: UNIT, value: same.sluice, baseline: "ringbuf.js", baseline_value: same.ringbuf });
+if (section("channel")) {
+  log("same thread ");
+  const SAME_THREAD_PACKETS = 500_000;
+  for (const warm of [sluiceSameThread, arraySameThread, ringbufSameThread]) warm(50_000);
+  const same = await medians({
+    sluice: () => sluiceSameThread(SAME_THREAD_PACKETS),
+    array: () => arraySameThread(SAME_THREAD_PACKETS),
+    ringbuf: () => ringbufSameThread(SAME_THREAD_PACKETS),
+  });
+  rows.push({ name: "same thread, 1200 B, batch path (drain)", unit: UNIT, value: same.sluice, baseline: "JS array of copied Uint8Arrays", baseline_value: same.array, target: "≥ 1.0×" });
+  rows.push({ name: "same thread, 1200 B, batch path (drain)", unit: UNIT, value: same.sluice, baseline: "ringbuf.js", baseline_value: same.ringbuf });
 
-log("\ncross thread ");
-const producers = {
-  sluice: await startProducer("sluice-producer"),
-  port: await startProducer("port-producer"),
-  ringbuf: await startProducer("ringbuf-producer"),
-  latency: await startProducer("latency-producer"),
-};
-await sluiceCrossThread(producers.sluice, 200_000); // warm-up
-await ringbufCrossThread(producers.ringbuf, 200_000);
-await portCrossThread(producers.port, 50_000, 1);
-const cross = await medians({
-  sluice: () => sluiceCrossThread(producers.sluice, 1_000_000),
-  port1: () => portCrossThread(producers.port, 250_000, 1),
-  port32: () => portCrossThread(producers.port, 1_000_000, 32),
-  ringbuf: () => ringbufCrossThread(producers.ringbuf, 1_000_000),
-});
-const crossName = "worker → main, 1200 B, receiver sleeps when idle";
-rows.push({ name: crossName, unit: UNIT, value: cross.sluice, baseline: "MessagePort, 1 packet/message", baseline_value: cross.port1, target: "≥ 20×" });
-rows.push({ name: crossName, unit: UNIT, value: cross.sluice, baseline: "MessagePort, 32 packets/message", baseline_value: cross.port32 });
-rows.push({ name: crossName, unit: UNIT, value: cross.sluice, baseline: "ringbuf.js + same sleep/notify", baseline_value: cross.ringbuf, target: "≥ 1.0×" });
+  log("\ncross thread ");
+  const producers = {
+    sluice: await startProducer("sluice-producer"),
+    port: await startProducer("port-producer"),
+    ringbuf: await startProducer("ringbuf-producer"),
+    latency: await startProducer("latency-producer"),
+  };
+  await sluiceCrossThread(producers.sluice, 200_000); // warm-up
+  await ringbufCrossThread(producers.ringbuf, 200_000);
+  await portCrossThread(producers.port, 50_000, 1);
+  const cross = await medians({
+    sluice: () => sluiceCrossThread(producers.sluice, 1_000_000),
+    port1: () => portCrossThread(producers.port, 250_000, 1),
+    port32: () => portCrossThread(producers.port, 1_000_000, 32),
+    ringbuf: () => ringbufCrossThread(producers.ringbuf, 1_000_000),
+  });
+  const crossName = "worker → main, 1200 B, receiver sleeps when idle";
+  rows.push({ name: crossName, unit: UNIT, value: cross.sluice, baseline: "MessagePort, 1 packet/message", baseline_value: cross.port1, target: "≥ 20×" });
+  rows.push({ name: crossName, unit: UNIT, value: cross.sluice, baseline: "MessagePort, 32 packets/message", baseline_value: cross.port32 });
+  rows.push({ name: crossName, unit: UNIT, value: cross.sluice, baseline: "ringbuf.js + same sleep/notify", baseline_value: cross.ringbuf, target: "≥ 1.0×" });
 
-log("\nwake-up latency ");
-const SAMPLES = 200;
-const latency = { sluice: [], port: [] };
-for (let run = 0; run < RUNS; run++) {
-  latency.sluice.push(await sluiceLatency(producers.latency, SAMPLES));
-  latency.port.push(await portLatency(producers.latency, SAMPLES));
-  log(".");
-}
-const p = (side, key) => median(latency[side].map((r) => r[key]));
-rows.push({ name: "wake-up latency p50, worker send → main recv", unit: "µs", value: p("sluice", "p50"), baseline: "MessagePort", baseline_value: p("port", "p50"), target: "≤ 1.0×" });
-rows.push({ name: "wake-up latency p99, worker send → main recv", unit: "µs", value: p("sluice", "p99"), baseline: "MessagePort", baseline_value: p("port", "p99") });
-
-await Promise.all(Object.values(producers).map((w) => w.terminate()));
-
-log("\ndatagram path ");
-const flooder = await startFlooder();
-await routedRate(flooder); // warm-up
-await openedRate(flooder);
-const udp = await medians({ raw: () => rawRate(flooder), routed: () => routedRate(flooder), opened: () => openedRate(flooder) });
-await flooder.terminate();
-const DATAGRAMS = "datagrams/s";
-rows.push({ name: "UDP listener, 1200 B flood, routed to a consumer", unit: DATAGRAMS, value: udp.routed, baseline: "raw node:dgram, handler only counts", baseline_value: udp.raw, target: "≥ 0.9×" });
-rows.push({ name: "UDP listener, routed + opened (AES-128-GCM) + recv()", unit: DATAGRAMS, value: udp.opened, baseline: "raw node:dgram, handler only counts", baseline_value: udp.raw, target: "≥ 0.7×" });
-
-log("\nhandshakes ");
-await handshakeTimes(10); // warm-up
-const handshakes = [];
-const roundTrips = [];
-for (let run = 0; run < RUNS; run++) {
-  handshakes.push(...(await handshakeTimes(30)));
-  roundTrips.push(...(await rawRoundTrips(100)));
-  log(".");
-}
-rows.push({ name: "handshake p50, loopback (connect → established)", unit: "ms", value: percentile(handshakes, 50), baseline: "raw dgram round trip p50", baseline_value: percentile(roundTrips, 50), target: "< 2 ms" });
-rows.push({ name: "handshake p99, loopback", unit: "ms", value: percentile(handshakes, 99), baseline: "raw dgram round trip p99", baseline_value: percentile(roundTrips, 99) });
-
-log("\nDeno ");
-const deno = new URL("../node_modules/.bin/deno", import.meta.url).pathname;
-const denoTimes = { "Deno.listenDatagram": [], "node:dgram": [] };
-for (let run = 0; run < RUNS; run++) {
-  for (const flags of [["--unstable-net"], []]) {
-    const out = JSON.parse(execFileSync(deno, ["run", "-A", ...flags, new URL("./deno/handshake.ts", import.meta.url).pathname, "30"], { encoding: "utf8" }));
-    denoTimes[out.socket].push(...out.times.slice(5)); // the first few include compilation
+  log("\nwake-up latency ");
+  const SAMPLES = 200;
+  const latency = { sluice: [], port: [] };
+  for (let run = 0; run < RUNS; run++) {
+    latency.sluice.push(await sluiceLatency(producers.latency, SAMPLES));
+    latency.port.push(await portLatency(producers.latency, SAMPLES));
+    log(".");
   }
-  log(".");
+  const p = (side, key) => median(latency[side].map((r) => r[key]));
+  rows.push({ name: "wake-up latency p50, worker send → main recv", unit: "µs", value: p("sluice", "p50"), baseline: "MessagePort", baseline_value: p("port", "p50"), target: "≤ 1.0×" });
+  rows.push({ name: "wake-up latency p99, worker send → main recv", unit: "µs", value: p("sluice", "p99"), baseline: "MessagePort", baseline_value: p("port", "p99") });
+
+  await Promise.all(Object.values(producers).map((w) => w.terminate()));
 }
-for (const [socket, times] of Object.entries(denoTimes)) {
-  rows.push({ name: `handshake p50 in Deno over ${socket}`, unit: "ms", value: percentile(times, 50), baseline: "Node, node:dgram (above)", baseline_value: percentile(handshakes, 50) });
+
+if (section("datagram")) {
+  log("\ndatagram path ");
+  const flooder = await startFlooder();
+  await routedRate(flooder); // warm-up
+  await messageRate();
+  const udp = await medians({ raw: () => rawRate(flooder), routed: () => routedRate(flooder), messages: () => messageRate() });
+  await flooder.terminate();
+  const DATAGRAMS = "datagrams/s";
+  rows.push({ name: "UDP listener, 1200 B flood, routed to a consumer", unit: DATAGRAMS, value: udp.routed, baseline: "raw node:dgram, handler only counts", baseline_value: udp.raw, target: "≥ 0.9×" });
+  rows.push({ name: "reliable 1100 B messages, sealed, opened, acked, recv() (sender in-process)", unit: DATAGRAMS, value: udp.messages, baseline: "raw node:dgram, handler only counts", baseline_value: udp.raw, target: "≥ 0.7×" });
+
+  log("\nhandshakes ");
+  await handshakeTimes(10); // warm-up
+  const handshakes = [];
+  const roundTrips = [];
+  for (let run = 0; run < RUNS; run++) {
+    handshakes.push(...(await handshakeTimes(30)));
+    roundTrips.push(...(await rawRoundTrips(100)));
+    log(".");
+  }
+  rows.push({ name: "handshake p50, loopback (connect → established)", unit: "ms", value: percentile(handshakes, 50), baseline: "raw dgram round trip p50", baseline_value: percentile(roundTrips, 50), target: "< 2 ms" });
+  rows.push({ name: "handshake p99, loopback", unit: "ms", value: percentile(handshakes, 99), baseline: "raw dgram round trip p99", baseline_value: percentile(roundTrips, 99) });
+
+  log("\nDeno ");
+  const deno = new URL("../node_modules/.bin/deno", import.meta.url).pathname;
+  const denoTimes = { "Deno.listenDatagram": [], "node:dgram": [] };
+  for (let run = 0; run < RUNS; run++) {
+    for (const flags of [["--unstable-net"], []]) {
+      const out = JSON.parse(execFileSync(deno, ["run", "-A", ...flags, new URL("./deno/handshake.ts", import.meta.url).pathname, "30"], { encoding: "utf8" }));
+      denoTimes[out.socket].push(...out.times.slice(5)); // the first few include compilation
+    }
+    log(".");
+  }
+  for (const [socket, times] of Object.entries(denoTimes)) {
+    rows.push({ name: `handshake p50 in Deno over ${socket}`, unit: "ms", value: percentile(times, 50), baseline: "Node, node:dgram (above)", baseline_value: percentile(handshakes, 50) });
+  }
 }
+
+if (section("delivery")) {
+  log("\nreliable delivery ");
+  const STREAM_BYTES = 256 * 2 ** 20;
+  await sluiceStream(32 * 2 ** 20); // warm-up
+  await udxStream(32 * 2 ** 20);
+  const streams = { sluice: [], udx: [], dgram: [] };
+  const trips = { sluice: [], udx: [], dgram: [] };
+  for (let run = 0; run < RUNS; run++) {
+    streams.sluice.push(await sluiceStream(STREAM_BYTES));
+    streams.udx.push(await udxStream(STREAM_BYTES));
+    streams.dgram.push(await dgramStream(STREAM_BYTES));
+    trips.sluice.push(...(await sluiceRoundTrips(2000, 1024)));
+    trips.udx.push(...(await udxRoundTrips(2000, 1024)));
+    trips.dgram.push(...(await dgramRoundTrips(2000, 1024)));
+    log(".");
+  }
+  const rate = (side) => median(streams[side].map((r) => r.bytesPerSecond)) / 2 ** 20;
+  const cpu = (side) => median(streams[side].map((r) => r.cpuSecondsPerGiB));
+  const STREAM = "256 MiB stream, loopback, both ends in one process";
+  const UDX = "udx-native (native C, BBR, unencrypted)";
+  const DGRAM = "raw node:dgram blast (no reliability; what arrives)";
+  rows.push({ name: `${STREAM} (Sluice: AES-128-GCM)`, unit: "MiB/s", value: rate("sluice"), baseline: UDX, baseline_value: rate("udx"), target: "≥ 1.0×" });
+  rows.push({ name: STREAM, unit: "MiB/s", value: rate("sluice"), baseline: DGRAM, baseline_value: rate("dgram") });
+  rows.push({ name: `${STREAM}: CPU seconds per GiB`, unit: "CPU s/GiB", value: cpu("sluice"), baseline: UDX, baseline_value: cpu("udx") });
+  rows.push({ name: `${STREAM}: CPU seconds per GiB`, unit: "CPU s/GiB", value: cpu("sluice"), baseline: DGRAM, baseline_value: cpu("dgram") });
+  const ROUND = "1 KiB request/response round trip";
+  rows.push({ name: `${ROUND} p50 (${(2000 * RUNS).toLocaleString("en")} over ${RUNS} runs)`, unit: "µs", value: percentile(trips.sluice, 50) * 1000, baseline: UDX, baseline_value: percentile(trips.udx, 50) * 1000, target: "≤ 1.2×" });
+  rows.push({ name: `${ROUND} p99`, unit: "µs", value: percentile(trips.sluice, 99) * 1000, baseline: UDX, baseline_value: percentile(trips.udx, 99) * 1000 });
+  rows.push({ name: `${ROUND} p50`, unit: "µs", value: percentile(trips.sluice, 50) * 1000, baseline: "raw node:dgram ping-pong", baseline_value: percentile(trips.dgram, 50) * 1000 });
+
+  log(" Deno ");
+  const deno = new URL("../node_modules/.bin/deno", import.meta.url).pathname;
+  const transfer = new URL("../demo/deno-transfer.ts", import.meta.url).pathname;
+  const denoRates = [];
+  const nodeRates = [];
+  for (let run = 0; run < RUNS; run++) {
+    denoRates.push(JSON.parse(execFileSync(deno, ["run", "-A", "--unstable-net", transfer], { encoding: "utf8" })).mibPerSecond);
+    nodeRates.push((await sluiceStream(64 * 2 ** 20)).bytesPerSecond / 2 ** 20);
+    log(".");
+  }
+  rows.push({ name: "64 MiB stream in Deno over Deno.listenDatagram", unit: "MiB/s", value: median(denoRates), baseline: "the same in Node", baseline_value: median(nodeRates) });
+}
+
 log("\n\n");
 report(rows, json);

@@ -27,7 +27,7 @@ for (const [flags, socket] of [[["--unstable-net"], "Deno.listenDatagram"], [[],
 }
 
 test("Deno: a 64 MiB stream over Deno.listenDatagram arrives with the same SHA-256", async () => {
-  const { stdout } = await run(deno, ["run", "--allow-read", "--allow-net", "--allow-env", "--unstable-net", "test/deno/transfer.ts"], { cwd: root, timeout: 60_000 });
+  const { stdout } = await run(deno, ["run", "--allow-read", "--allow-net", "--allow-env", "--unstable-net", "demo/deno-transfer.ts"], { cwd: root, timeout: 60_000 });
   const result = JSON.parse(stdout);
   expect(result).toMatchObject({ socket: "Deno.listenDatagram", bytes: 64 * 2 ** 20, sameSha256: true, listenerErrors: 0 });
   console.log(`Deno 64 MiB transfer: ${result.mibPerSecond} MiB/s`);

@@ -11,7 +11,8 @@ export function percentile(values, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-const format = (value, unit) => (unit.endsWith("/s") ? (value >= 1e6 ? `${(value / 1e6).toFixed(2)} M` : `${(value / 1e3).toFixed(1)} k`) : value < 10 ? value.toFixed(2) : value.toFixed(1));
+/** Counts per second in k or M; everything else (MiB/s, ms, µs...) as a plain number. */
+const format = (value, unit) => (unit.endsWith("/s") && !unit.includes("B/s") ? (value >= 1e6 ? `${(value / 1e6).toFixed(2)} M` : `${(value / 1e3).toFixed(1)} k`) : value < 10 ? value.toFixed(2) : value.toFixed(1));
 
 export function report(rows, json) {
   if (json) {

@@ -1,5 +1,6 @@
-// The 64 MiB transfer in Deno: one stream over loopback, SHA-256 compared at both ends. Prints what
+// The main job in Deno: a 64 MiB stream over loopback, SHA-256 compared at both ends. Prints what
 // happened as JSON. Run with --unstable-net for Deno.listenDatagram, without it for Deno's node:dgram.
+//   node_modules/.bin/deno run -A --unstable-net demo/deno-transfer.ts
 import { createHash } from "node:crypto";
 import { Transport } from "sluice";
 
