@@ -26,3 +26,5 @@ export {
   wireWriteIntroHeader, wireWriteResponseHeader, INTRO_BYTES, RESPONSE_BYTES, DATA_HEADER_BYTES, DATA_MIN_BYTES,
   MAX_DATAGRAM_BYTES, WIRE_VERSION,
 } from "./wire";
+// The AEAD of data packets (ChaCha20-Poly1305, RFC 8439), in place on shared memory.
+export { aeadOpen, aeadSeal, AEAD_SCRATCH_BYTES, AEAD_TAG_BYTES } from "./aead";

@@ -6,8 +6,7 @@
 import type { Address } from "./address.ts";
 import type { Arena } from "./arena.ts";
 import { channel } from "./channel.ts";
-import { open, seal, type SealKey } from "./crypto.ts";
-import type { Framer } from "./framer.ts";
+import type { PacketAead } from "./packet-aead.ts";
 import type { SessionKeys } from "./handshake.ts";
 import { RetrySchedule, type RetryOptions } from "./limits.ts";
 import type { Receiver } from "./receiver.ts";
@@ -16,12 +15,12 @@ import { Session, type SessionStats, type Transmit } from "./reliable/session.ts
 import { ReplayWindow } from "./replay-window.ts";
 import type { Sender } from "./sender.ts";
 import type { ConnectionStats, DropReason } from "./transport-stats.ts";
-import { DATA_HEADER_BYTES, FRAME_CONFIRM, FRAME_CONFIRM_ACK, MAX_DATAGRAM_BYTES, TAG_BYTES } from "./wire.ts";
+import { FRAME_CONFIRM, FRAME_CONFIRM_ACK, MAX_DATAGRAM_BYTES } from "./wire.ts";
 
 /** What a connection needs from its transport. */
 export interface ConnectionHost {
   readonly arena: Arena;
-  readonly framer: Framer;
+  readonly aead: PacketAead;
   sendDatagram(chunks: readonly Uint8Array[], to: Address): void;
   /** Counts a drop of a routed datagram in the transport's totals (the connection counts its own as well). */
   countDrop(reason: DropReason): void;
@@ -70,8 +69,6 @@ export class Connection {
   readonly #queue: Receiver;
   readonly #session: Session;
   readonly #window = new ReplayWindow();
-  readonly #sendNonce = new Uint8Array(12);
-  readonly #receiveNonce = new Uint8Array(12);
   #ended = false;
   /** close() was called: recv() ends here, whatever the peer still sends. */
   #closing = false;
@@ -281,7 +278,7 @@ export class Connection {
     if (this.#bypass !== undefined) return this.#bypass(bytes, at, length);
     const { core } = this.#host.arena;
     const packetNumber = core.wirePacketNumberHigh(at) * 2 ** 32 + (core.wirePacketNumberLow(at) >>> 0);
-    const plaintext = this.#open(bytes, at, length, packetNumber);
+    const plaintext = this.#open(at, length, packetNumber);
     if (plaintext !== undefined) this.#dispatch(plaintext, packetNumber);
   };
 
@@ -297,13 +294,13 @@ export class Connection {
     this.#host.countDrop(reason);
   }
 
-  /** The plaintext of an authenticated, new packet; undefined (counted) otherwise. */
-  #open(bytes: Uint8Array, at: number, length: number, packetNumber: number): Buffer | undefined {
+  /** The plaintext of an authenticated, new packet (opened in place in the arena, copied out); undefined (counted) otherwise. */
+  #open(at: number, length: number, packetNumber: number): Uint8Array | undefined {
     if (!this.#window.check(packetNumber)) {
       this.#drop("replayed");
       return undefined;
     }
-    const plaintext = openDataPacket(this.#keys.receive, this.#receiveNonce, bytes, at, length);
+    const plaintext = this.#host.aead.openInPlace(this.#keys.receive, at, length);
     if (plaintext === undefined || plaintext.length === 0) {
       this.#drop(plaintext === undefined ? "decryptFailed" : "malformed");
       return undefined;
@@ -355,11 +352,8 @@ export class Connection {
       this.abort(); // 2^53 packets: unreachable in practice, but a nonce must never repeat
       return;
     }
-    const header = this.#host.framer.dataHeader(this.#remoteId, transmit.packetNumber);
-    const nonce = this.#sendNonce;
-    nonce.set(header.subarray(5, DATA_HEADER_BYTES), 4);
     this.#datagramsSent++;
-    this.#host.sendDatagram([header, ...seal(this.#keys.send, nonce, header, transmit.parts)], this.#remoteAddress);
+    this.#host.sendDatagram([this.#host.aead.seal(this.#keys.send, this.#remoteId, transmit.packetNumber, transmit.parts)], this.#remoteAddress);
   }
 
   #end(): void {
@@ -459,13 +453,3 @@ export class Connection {
 }
 
 const frameByte = new Uint8Array(1);
-
-/**
- * Opens the data packet bytes[at, at + length) (already classified by the core) under `key`. `nonce`
- * is 12 bytes of scratch whose first 4 stay zero. The plaintext, or undefined if it does not authenticate.
- */
-export function openDataPacket(key: SealKey, nonce: Uint8Array, bytes: Uint8Array, at: number, length: number): Buffer | undefined {
-  nonce.set(bytes.subarray(at + 5, at + DATA_HEADER_BYTES), 4);
-  const tagAt = at + length - TAG_BYTES;
-  return open(key, nonce, bytes.subarray(at, at + DATA_HEADER_BYTES), bytes.subarray(at + DATA_HEADER_BYTES, tagAt), bytes.subarray(tagAt, tagAt + TAG_BYTES));
-}

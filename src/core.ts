@@ -62,6 +62,10 @@ export interface CoreExports {
   wireWriteResponseHeader(at: number, connection: number): void;
   wireWriteDataHeader(at: number, connection: number, packetNumberLow: number, packetNumberHigh: number): void;
 
+  aeadSeal(key: number, nonce: number, aad: number, aadLength: number, text: number, textLength: number, tag: number, scratch: number): void;
+  aeadOpen(key: number, nonce: number, aad: number, aadLength: number, text: number, textLength: number, tag: number, scratch: number): number;
+  AEAD_SCRATCH_BYTES: WebAssembly.Global;
+
   AR_MAGIC: WebAssembly.Global;
   AR_ID: WebAssembly.Global;
   AR_POOL_SEQ: WebAssembly.Global;

@@ -19,6 +19,7 @@ import { INTRO_EPHEMERAL, INTRO_SEALED, KEY_BYTES, RESPONSE_EPHEMERAL, RESPONSE_
 const INTRO_LABEL = "sluice/1 intro";
 const SESSION_LABEL = "sluice/1 session";
 const AES_KEY_BYTES = 16;
+const CHACHA_KEY_BYTES = 32;
 /** Handshake messages are each sealed once under a key of their own, so a zero nonce is safe. */
 const ZERO_NONCE = new Uint8Array(12);
 
@@ -30,9 +31,10 @@ export interface Identity {
   publicKey: Uint8Array;
 }
 
+/** Data-packet keys per direction: 32-byte ChaCha20-Poly1305 keys (packet-aead.ts). */
 export interface SessionKeys {
-  send: SealKey;
-  receive: SealKey;
+  send: Uint8Array;
+  receive: Uint8Array;
 }
 
 /** What the initiator keeps between its intro and the response. */
@@ -67,10 +69,10 @@ function introKey(es: Uint8Array, ephemeral: Uint8Array, responderStatic: Uint8A
 }
 
 function sessionKeys(secrets: Uint8Array[], transcript: Uint8Array, initiator: boolean): { response: SealKey; keys: SessionKeys } {
-  const okm = hkdf(concat(...secrets), SESSION_LABEL, transcript, 3 * AES_KEY_BYTES);
-  const response = sealKey(okm.subarray(0, 16));
-  const toResponder = sealKey(okm.subarray(16, 32));
-  const toInitiator = sealKey(okm.subarray(32, 48));
+  const okm = hkdf(concat(...secrets), SESSION_LABEL, transcript, AES_KEY_BYTES + 2 * CHACHA_KEY_BYTES);
+  const response = sealKey(okm.subarray(0, AES_KEY_BYTES));
+  const toResponder = okm.slice(AES_KEY_BYTES, AES_KEY_BYTES + CHACHA_KEY_BYTES);
+  const toInitiator = okm.slice(AES_KEY_BYTES + CHACHA_KEY_BYTES);
   return { response, keys: initiator ? { send: toResponder, receive: toInitiator } : { send: toInitiator, receive: toResponder } };
 }
 

@@ -13,9 +13,10 @@
 import { addressKey, checkAddress, type Address } from "./address.ts";
 import { Arena, DEFAULT_FRAME_BYTES } from "./arena.ts";
 import { channel } from "./channel.ts";
-import { Connection, openDataPacket, type ConnectionHost } from "./connection.ts";
+import { Connection, type ConnectionHost } from "./connection.ts";
 import { generateKeyPair, importPrivateKey, importPublicKey, rawPublicKey, type PublicKey } from "./crypto.ts";
 import { Framer } from "./framer.ts";
+import { PacketAead } from "./packet-aead.ts";
 import {
   buildIntro, buildResponse, openIntro, openResponse, STATUS_OK, STATUS_VERSION_MISMATCH,
   type Identity, type IntroState, type OpenedIntro, type SessionKeys,
@@ -158,6 +159,7 @@ export class Transport {
   readonly #version: Required<ProtocolVersion>;
   readonly #arena: Arena;
   readonly #framer: Framer;
+  readonly #aead: PacketAead;
   #socket!: DatagramSocket;
   readonly #retry: Required<RetryOptions>;
   readonly #reliability: ReliabilityConfig;
@@ -212,13 +214,14 @@ export class Transport {
     };
     this.#arena = Arena.create({ bytes: arenaBytesFor(this.#limits), frameBytes: DEFAULT_FRAME_BYTES });
     this.#framer = new Framer(this.#arena);
+    this.#aead = new PacketAead(this.#arena);
     const now = performance.now();
     this.#acceptRamp = new AcceptRamp(options.acceptRamp ?? DEFAULT_ACCEPT_RAMP, now);
     this.#recentlyClosedIds = new RecentlyClosed(RECENTLY_CLOSED_MS, 4 * this.#limits.maxConnections);
     this.#recentlyClosedAddresses = new RecentlyClosed(RECENTLY_CLOSED_MS, 4 * this.#limits.maxConnections);
     this.#host = {
       arena: this.#arena,
-      framer: this.#framer,
+      aead: this.#aead,
       sendDatagram: (chunks, to) => this.#send(chunks, to),
       countDrop: (reason) => this.#consumerDrop(reason),
       connectionClosed: (connection) => this.#forget(connection),
@@ -255,6 +258,7 @@ export class Transport {
       });
     } catch (error) {
       transport.#framer.dispose();
+      transport.#aead.dispose();
       throw error;
     }
     return transport;
@@ -338,6 +342,7 @@ export class Transport {
     for (const waiter of this.#acceptWaiters.splice(0)) waiter(undefined);
     await this.#socket.close();
     this.#framer.dispose();
+    this.#aead.dispose();
     this.#arena.forget();
   }
 
@@ -569,7 +574,7 @@ export class Transport {
       this.#consumerDrop("unknownSender");
       return;
     }
-    const plaintext = openDataPacket(handshake.keys.receive, new Uint8Array(12), packet, 0, packet.length);
+    const plaintext = this.#aead.open(handshake.keys.receive, packet);
     if (plaintext === undefined) {
       this.#consumerDrop("decryptFailed");
       return;
@@ -675,7 +680,7 @@ function arenaBytesFor(limits: { inboundQueuePackets: number; handshakeQueuePack
   const perChannel = (capacity: number) => capacity + 2 + Math.ceil((capacity * 4) / DEFAULT_FRAME_BYTES) + 1;
   const frames = limits.maxConnections * perChannel(limits.inboundQueuePackets)
     + limits.maxHandshakes * perChannel(limits.handshakeQueuePackets)
-    + 256; // the scratch frame, the thread's frame cache, bitmap overheads
+    + 256; // the two scratch frames (framing, AEAD), the thread's frame cache, bitmap overheads
   const bytes = frames * DEFAULT_FRAME_BYTES + 64 * 1024;
   const ceiling = 2 * 1024 * 1024 * 1024 - 65536;
   if (bytes > ceiling) {

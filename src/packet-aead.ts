@@ -1,0 +1,89 @@
+// Data packets' AEAD: ChaCha20-Poly1305 in the WebAssembly core (assembly/aead.ts), on bytes in the
+// transport's shared memory. A queued datagram is opened where it lies (no copy in, one copy of the
+// plaintext out); a packet is sealed in a scratch frame and copied out once for the socket. One per
+// transport (one thread), like the Framer; it owns one frame of the arena.
+//
+// Nonce: 4 zero bytes, then the header's 8-byte little-endian packet number (never reused). AAD: the
+// 13-byte data header. Layout of the scratch frame, after the frame's own header:
+//   [0, 128) the core's AEAD scratch   [128, 160) key   [160, 172) nonce   [176, 176 + 1500) packet
+import type { Arena } from "./arena.ts";
+import { FRAME_DATA } from "./core.ts";
+import { DATA_HEADER_BYTES, KEY_BYTES, MAX_DATAGRAM_BYTES, TAG_BYTES } from "./wire.ts";
+
+const KEY_AT = 128;
+const NONCE_AT = 160;
+const PACKET_AT = 176;
+
+export class PacketAead {
+  readonly #arena: Arena;
+  readonly #frame: number;
+  readonly #scratch: number;
+  readonly #key: number;
+  readonly #nonce: number;
+  readonly #packet: number;
+
+  constructor(arena: Arena) {
+    if (arena.frameBytes < FRAME_DATA + PACKET_AT + MAX_DATAGRAM_BYTES) throw new RangeError(`a transport needs frames of at least 2048 bytes, this arena has ${arena.frameBytes}`);
+    const frame = arena.core.allocFrame();
+    if (frame === 0) throw new RangeError("the arena's frame pool is exhausted: no scratch frame for packet encryption");
+    this.#arena = arena;
+    this.#frame = frame;
+    this.#scratch = frame + FRAME_DATA;
+    this.#key = this.#scratch + KEY_AT;
+    this.#nonce = this.#scratch + NONCE_AT;
+    this.#packet = this.#scratch + PACKET_AT;
+    arena.bytes.fill(0, this.#nonce, this.#nonce + 4);
+  }
+
+  /**
+   * The datagram: a data header for (connection, packet number), the plaintext `parts` sealed under
+   * `key` (32 bytes), the tag. `parts` total at most MAX_DATA_PLAINTEXT_BYTES.
+   */
+  seal(key: Uint8Array, connection: number, packetNumber: number, parts: readonly Uint8Array[]): Buffer {
+    const { bytes, core } = this.#arena;
+    const packet = this.#packet;
+    core.wireWriteDataHeader(packet, connection, packetNumber % 2 ** 32, Math.floor(packetNumber / 2 ** 32));
+    let end = packet + DATA_HEADER_BYTES;
+    for (const part of parts) {
+      bytes.set(part, end);
+      end += part.length;
+    }
+    this.#prepare(key, packet);
+    const textLength = end - packet - DATA_HEADER_BYTES;
+    core.aeadSeal(this.#key, this.#nonce, packet, DATA_HEADER_BYTES, packet + DATA_HEADER_BYTES, textLength, end, this.#scratch);
+    const datagram = Buffer.allocUnsafe(end + TAG_BYTES - packet);
+    datagram.set(bytes.subarray(packet, end + TAG_BYTES));
+    return datagram;
+  }
+
+  /**
+   * Opens the data packet bytes[at, at + length) of the arena in place (a frame the caller owns, already
+   * classified by the core). The plaintext, copied out; undefined if it does not authenticate.
+   */
+  openInPlace(key: Uint8Array, at: number, length: number): Uint8Array | undefined {
+    const { bytes, core } = this.#arena;
+    this.#prepare(key, at);
+    const textLength = length - DATA_HEADER_BYTES - TAG_BYTES;
+    const text = at + DATA_HEADER_BYTES;
+    if (core.aeadOpen(this.#key, this.#nonce, at, DATA_HEADER_BYTES, text, textLength, text + textLength, this.#scratch) === 0) return undefined;
+    return bytes.slice(text, text + textLength);
+  }
+
+  /** Opens a data packet held outside the arena (the handshake's): copied into the scratch first. */
+  open(key: Uint8Array, datagram: Uint8Array): Uint8Array | undefined {
+    this.#arena.bytes.set(datagram, this.#packet);
+    return this.openInPlace(key, this.#packet, datagram.length);
+  }
+
+  dispose(): void {
+    this.#arena.core.freeFrame(this.#frame);
+  }
+
+  /** Key into the scratch; the nonce's last 8 bytes from the header at `header` (its packet number). */
+  #prepare(key: Uint8Array, header: number): void {
+    if (key.length !== KEY_BYTES) throw new RangeError(`a data packet key is ${KEY_BYTES} bytes, got ${key.length}`);
+    const { bytes } = this.#arena;
+    bytes.set(key, this.#key);
+    bytes.copyWithin(this.#nonce + 4, header + 5, header + DATA_HEADER_BYTES);
+  }
+}
