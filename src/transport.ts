@@ -83,7 +83,7 @@ export interface TransportOptions {
   reliability?: ReliabilityOptions;
   /** Defaults for connect(): intro re-sends every 200 ms ± 20%, at most 40, within 3 s. */
   retry?: RetryOptions;
-  /** The protocol version this node speaks and the oldest it accepts. Default 1.0, accepting ≥ 1.0. */
+  /** The protocol version this node speaks and the oldest it accepts. Default 2.0, accepting ≥ 2.0. */
   version?: ProtocolVersion;
   /** Where rate-limited warnings go. Default console.warn; null for silence. */
   log?: ((message: string) => void) | null;

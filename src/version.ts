@@ -8,7 +8,8 @@ export interface ProtocolVersion {
   minimum?: { major: number; minor: number };
 }
 
-export const PROTOCOL_VERSION: Required<ProtocolVersion> = { major: 1, minor: 0, minimum: { major: 1, minor: 0 } };
+/** 2.0: reliable delivery (frames of docs/wire.md, ChaCha20-Poly1305 data packets); 1.x spoke single-datagram AES-GCM messages. */
+export const PROTOCOL_VERSION: Required<ProtocolVersion> = { major: 2, minor: 0, minimum: { major: 2, minor: 0 } };
 export const VERSION_BYTES = 4;
 
 export function normalizeVersion(version: ProtocolVersion | undefined): Required<ProtocolVersion> {

@@ -3,7 +3,7 @@
 import { afterEach, expect, test } from "vitest";
 import { Transport } from "sluice";
 import { mulberry32 } from "./support/random.ts";
-import { bindTest, bytes, closeAll, dropFirstIntros, text } from "./support/transports.ts";
+import { bindTest, bytes, closeAll, dropFirstIntros, filteredSocket, text } from "./support/transports.ts";
 
 const open: Transport[] = [];
 async function bind(options: Parameters<typeof bindTest>[0] = {}): Promise<Transport> {
@@ -104,10 +104,12 @@ test("incompatible protocol versions are refused both ways, with both versions i
 test("a restarted peer (same key, same address) replaces its old connection", async () => {
   const gateway = await bind({ gateway: true });
   const key = crypto.getRandomValues(new Uint8Array(32));
-  const peer = await bind({ secretKey: key });
+  const crashed = { on: false };
+  const peer = await bind({ secretKey: key, socket: filteredSocket(() => !crashed.on) });
   const [, old] = await Promise.all([peer.connect(gateway.address, gateway.publicKey), gateway.accept()]);
   const { port } = peer.address;
-  await peer.close(); // no close message: the gateway still holds the old connection
+  crashed.on = true; // a crash: its CLOSE never leaves, so the gateway still holds the old connection
+  await peer.close();
   const restarted = await bind({ secretKey: key, port });
   expect(restarted.publicKey).toEqual(peer.publicKey);
   const [toGateway, replacement] = await Promise.all([restarted.connect(gateway.address, gateway.publicKey), gateway.accept()]);
