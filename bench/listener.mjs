@@ -80,6 +80,7 @@ async function pair(options = {}) {
 /** Floods `packets` at the pair's gateway while `consume` reads its connection; answers the rate of `handled`. */
 async function floodPair({ gateway, joiner, atGateway, clock }, flooder, packets, consume, handled) {
   const consumer = consume();
+  clock.count = 0; // the rate counts from the flood's first datagram, not from the pair's own traffic
   const rate = await settle(clock, handled, flood(flooder, gateway.address.port, packets, FLOOD_DATAGRAMS));
   atGateway.close();
   await consumer;

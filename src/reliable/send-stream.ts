@@ -37,6 +37,11 @@ export class SendStream {
     return this.#written - this.#released;
   }
 
+  /** Every byte (and the end) went out at least once; lost ones may still be due again. */
+  get allSent(): boolean {
+    return this.#finished && this.#next >= this.#virtualEnd;
+  }
+
   get hasLost(): boolean {
     return !this.#lost.isEmpty;
   }

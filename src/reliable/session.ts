@@ -33,6 +33,11 @@ import { SendStream } from "./send-stream.ts";
 export const MAX_ACK_DELAY_MS = 25;
 /** Unacknowledged ack-eliciting packets that make the receiver acknowledge at once (freenet's 20). */
 export const ACK_ELICITING_THRESHOLD = 20;
+/**
+ * The first packets of a connection are acknowledged one by one (as Chromium's QUIC does for its
+ * first 100): slow start grows per ACK, and a window of 10 must not sit out the 25 ms ACK delay.
+ */
+const ACK_EVERY_PACKET_UNTIL = 100;
 /** RFC 9002 §6.1.1: a packet this many behind an acknowledged one is lost. */
 const PACKET_THRESHOLD = 3;
 /** RFC 9002 §6.1.2: ...or sent this many RTTs before one that was acknowledged. */
@@ -399,7 +404,7 @@ export class Session {
     } else this.#ackNow = true; // reordered or a retransmission: the sender wants to know
     if (this.#elicits) {
       if (this.#elicitingSinceAck++ === 0) this.#ackDeadline = now + MAX_ACK_DELAY_MS;
-      if (this.#elicitingSinceAck >= ACK_ELICITING_THRESHOLD) this.#ackNow = true;
+      if (this.#elicitingSinceAck >= ACK_ELICITING_THRESHOLD || this.#stats.packetsReceived <= ACK_EVERY_PACKET_UNTIL) this.#ackNow = true;
     }
     this.#queueCloseIfFlushed();
     return undefined;
@@ -905,8 +910,8 @@ export class Session {
     if (this.#state !== "open" && this.#state !== "closing") return false;
     if (this.#pingDue || this.#messageCreditDirty || this.#streamsCreditDirty) return true;
     for (const stream of this.#inStreams.values()) if (stream.creditDirty) return true;
-    if (this.#lostMessages.size > 0) return true;
-    const next = this.#outMessages[this.#nextNewMessage];
+    for (const message of this.#lostMessages) if (message.stream.hasLost) return true;
+    const next = this.#firstUnsentMessage();
     if (next !== undefined && next.sequence < this.#peerSequenceLimit && next.stream.hasSendable(this.#peerMessageLimit - next.start)) return true;
     for (const out of this.#outStreams) {
       if (out.id < this.#peerStreamsLimit && out.stream.hasSendable(out.limit)) return true;
@@ -943,20 +948,23 @@ export class Session {
         this.#lostMessages.delete(lost);
       }
       if (message === undefined) {
-        message = this.#outMessages[this.#nextNewMessage];
+        message = this.#firstUnsentMessage();
         if (message === undefined || message.sequence >= this.#peerSequenceLimit) return;
         limit = this.#peerMessageLimit - message.start;
       }
       const range = message.stream.take(Math.min(0xffff, writer.remaining - MESSAGE_DATA_HEADER_BYTES), limit);
-      if (range === undefined) {
-        if (limit === Infinity || message.stream.hasSendable(Infinity)) return; // waiting for credit
-        this.#nextNewMessage++;
-        continue;
-      }
+      if (range === undefined) return; // waiting for credit
       writer.messageData(message.sequence, message.stream.written, range.offset, range.data);
       packet.data.push({ stream: message.stream, offset: range.offset, length: range.data.length, fin: range.fin });
       if (!message.stream.hasLost) this.#lostMessages.delete(message);
     }
+  }
+
+  /** The first message with bytes never sent (the index moves past messages sent whole). */
+  #firstUnsentMessage(): OutMessage | undefined {
+    let message = this.#outMessages[this.#nextNewMessage];
+    while (message !== undefined && message.stream.allSent) message = this.#outMessages[++this.#nextNewMessage];
+    return message;
   }
 
   #writeStream(packet: SentPacket, out: OutStream): void {
