@@ -86,6 +86,22 @@ describe("in virtual time", () => {
     expect(Math.abs(minRttMs - 80) / 80).toBeLessThan(0.2);
   });
 
+  it("keeps sending back to back: one-datagram messages never wait for a probe timer", () => {
+    // Regression: a message sent whole at the very end of a packet once left the sender idle until its
+    // tail-loss probe fired (~35 ms per stall).
+    const net = new SimNetwork(10, { delayMs: 1 });
+    const [a, b] = net.sessions;
+    let received = 0;
+    // Sizes that end exactly at a packet's end, with and without an ACK frame in it (1171 − 15 − 18, 1171 − 15).
+    for (let i = 0; i < 3000; i++) a.sendMessage(new Uint8Array([1138, 1156, 1000][i % 3]!));
+    net.run(() => received === 3000, 60_000, () => {
+      while (b.readMessage() !== undefined) received++;
+    });
+    expect(received).toBe(3000);
+    expect(a.stats().tailLossProbes).toBe(0);
+    expect(net.now).toBeLessThan(200); // 3.3 MB over a 2 ms RTT path with no bottleneck: slow start, not timers
+  });
+
   it("delivers duplicated packets once", () => {
     const net = new SimNetwork(2, { delayMs: 5, duplicate: 0.5, jitterMs: 3 });
     const [a, b] = net.sessions;
