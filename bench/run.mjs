@@ -141,7 +141,7 @@ if (section("delivery")) {
   const STREAM = "256 MiB stream, loopback, both ends in one process";
   const UDX = "udx-native (native C, BBR, unencrypted)";
   const DGRAM = "raw node:dgram blast (no reliability; what arrives)";
-  rows.push({ name: `${STREAM} (Sluice: AES-128-GCM)`, unit: "MiB/s", value: rate("sluice"), baseline: UDX, baseline_value: rate("udx"), target: "≥ 1.0×" });
+  rows.push({ name: `${STREAM} (Sluice: ChaCha20-Poly1305)`, unit: "MiB/s", value: rate("sluice"), baseline: UDX, baseline_value: rate("udx"), target: "≥ 1.0×" });
   rows.push({ name: STREAM, unit: "MiB/s", value: rate("sluice"), baseline: DGRAM, baseline_value: rate("dgram") });
   rows.push({ name: `${STREAM}: CPU seconds per GiB`, unit: "CPU s/GiB", value: cpu("sluice"), baseline: UDX, baseline_value: cpu("udx") });
   rows.push({ name: `${STREAM}: CPU seconds per GiB`, unit: "CPU s/GiB", value: cpu("sluice"), baseline: DGRAM, baseline_value: cpu("dgram") });

@@ -198,11 +198,53 @@ describe("in virtual time", () => {
     quiet.run(() => false, 60_000);
     expect(quiet.sessions[0].state).toBe("open"); // pings answered: alive
     expect(quiet.sessions[0].stats().packetsSent).toBeGreaterThanOrEqual(10);
+    expect(quiet.sessions[0].stats().keepAliveIntervalMs).toBe(5000);
     const gone = new SimNetwork(8, { delayMs: 5, loss: 1 }, { maxRetransmissions: 100 });
     const [a] = gone.sessions;
-    gone.run(() => a.state === "closed", 1_000_000);
+    const intervals = new Set<number>();
+    gone.run(() => a.state === "closed", 1_000_000, () => intervals.add(a.stats().keepAliveIntervalMs));
+    expect([...intervals]).toEqual([5000, 10_000, 20_000, 40_000, 60_000]);
     expect(a.error?.message).toMatch(/idle timeout: nothing from the peer for 120000 ms/);
     expect(gone.now).toBeCloseTo(120_000, -2);
+  });
+
+  it("never acknowledges pure ACKs: an idle connection exchanges only keep-alives", () => {
+    const net = new SimNetwork(11, { delayMs: 5 });
+    const [a, b] = net.sessions;
+    for (let i = 0; i < 100; i++) a.sendMessage(new Uint8Array(500));
+    net.run(() => b.stats().messagesReceived === 100, 10_000, () => {
+      while (b.readMessage() !== undefined);
+    });
+    const before = a.stats().packetsSent + b.stats().packetsSent;
+    net.run(() => false, net.now + 60_000);
+    // A minute of quiet: one PING and its ACK per 5 s per side at most (freenet traded a NoOp every 100 ms).
+    expect(a.stats().packetsSent + b.stats().packetsSent - before).toBeLessThanOrEqual(2 * 2 * 12 + 4);
+  });
+
+  it("fails an incoming stream whose writer goes silent for 5 s, and only that stream", () => {
+    const net = new SimNetwork(12, { delayMs: 5 });
+    const [a, b] = net.sessions;
+    const stalled = a.openStream();
+    a.writeStream(stalled, new Uint8Array(10_000)); // then nothing, and no end
+    let error: string | undefined;
+    let streamId: number | undefined;
+    net.run(() => error !== undefined, 60_000, () => {
+      streamId ??= b.acceptStream();
+      try {
+        while (streamId !== undefined && b.readStream(streamId));
+      } catch (failure) {
+        error = (failure as Error).message;
+      }
+    });
+    expect(error).toBe(`stream ${stalled}: no data from the peer for 5000 ms`);
+    expect(net.now).toBeGreaterThan(5000);
+    expect(net.now).toBeLessThan(7000);
+    expect(b.state).toBe("open"); // the stream failed, not the connection:
+    a.sendMessage(new Uint8Array([1, 2, 3]));
+    let message: Uint8Array | undefined;
+    net.run(() => (message ??= b.readMessage()) !== undefined, net.now + 1000);
+    expect(message).toEqual(new Uint8Array([1, 2, 3]));
+    expect(b.stats().streamErrors).toBe(1);
   });
 
   it("close: the peer's recv ends after what already arrived", () => {

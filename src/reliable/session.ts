@@ -125,6 +125,8 @@ export interface SessionStats {
   /** Data beyond the credit we granted. */
   flowControlViolations: number;
   sendBufferedBytes: number;
+  /** The keep-alive interval now: 5 s, doubling while pings go unanswered, up to 60 s. */
+  keepAliveIntervalMs: number;
 }
 
 export interface Transmit {
@@ -509,6 +511,7 @@ export class Session {
       congestionWindowBytes: this.#congestion.window,
       bytesInFlight: this.#congestion.bytesInFlight,
       sendBufferedBytes: this.#sendBuffered,
+      keepAliveIntervalMs: this.#keepAliveInterval,
     };
   }
 
