@@ -4,6 +4,8 @@
 //  - raw: a node:dgram socket whose handler only counts (the ceiling).
 //  - routed: Sluice's listener classifies each datagram in wasm and routes it to a connection's
 //    queue (no consumer work: the queue is sized to hold the whole run).
+//  - opened: a peer on another thread streams to a gateway here: datagrams received, opened
+//    (ChaCha20-Poly1305 in wasm), reassembled and read on this thread.
 //  - messages: reliable 1100-byte messages through the whole stack: sent by a peer in this process
 //    (sealed, congestion controlled), received, opened (replay window, AES-128-GCM), acknowledged,
 //    and handed to recv(). Not a flood: the sender shares this thread and is paced by the receiver.
@@ -117,6 +119,31 @@ export async function messageRate() {
   await sending;
   await Promise.all([gateway.close(), joiner.close()]);
   return rate;
+}
+
+/**
+ * The receive path with decryption: a peer on another thread streams `bytes` to a gateway here;
+ * answers the datagrams/s this thread received, opened (ChaCha20-Poly1305), reassembled and read.
+ */
+export async function openedRate(sender, bytes) {
+  const gateway = await Transport.bind({ host: "127.0.0.1", gateway: true, log: null, maxConnections: 2, maxHandshakes: 2 });
+  const done = new Promise((resolve) => sender.once("message", resolve));
+  sender.postMessage({ address: gateway.address, publicKey: gateway.publicKey, bytes });
+  const connection = await gateway.accept();
+  const reader = (await connection.acceptStream()).getReader();
+  const before = gateway.stats().datagramsReceived;
+  const started = performance.now();
+  for (let read = await reader.read(); !read.done; read = await reader.read());
+  const rate = (gateway.stats().datagramsReceived - before) / ((performance.now() - started) / 1000);
+  await done;
+  await gateway.close();
+  return rate;
+}
+
+export async function startStreamSender() {
+  const worker = new Worker(new URL("./workers/stream-sender.mjs", import.meta.url));
+  await new Promise((resolve) => worker.once("message", resolve));
+  return worker;
 }
 
 /** Handshake times (ms) on loopback: fresh joiners (the gateway allows one intro per address per second). */
