@@ -13,14 +13,19 @@ let slab = new ArrayBuffer(COPY_SLAB_BYTES);
 let used = 0;
 
 export function ownedCopy(source: Uint8Array, offset: number, length: number): Uint8Array {
-  const bytes = source.subarray(offset, offset + length);
-  if (length > LARGEST_SLAB_COPY) return new Uint8Array(bytes);
+  const copy = ownedBytes(length);
+  copy.set(source.subarray(offset, offset + length));
+  return copy;
+}
+
+/** `length` bytes of the caller's own (contents unspecified), from a slab when small. */
+export function ownedBytes(length: number): Uint8Array {
+  if (length > LARGEST_SLAB_COPY) return new Uint8Array(length);
   if (used + length > COPY_SLAB_BYTES) {
     slab = new ArrayBuffer(COPY_SLAB_BYTES);
     used = 0;
   }
-  const copy = new Uint8Array(slab, used, length);
+  const bytes = new Uint8Array(slab, used, length);
   used += (length + 7) & ~7; // keep every copy 8-byte aligned: V8 copies aligned runs word by word
-  copy.set(bytes);
-  return copy;
+  return bytes;
 }

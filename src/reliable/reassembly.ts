@@ -2,6 +2,7 @@
 // kept as views of the packets' plaintext (no copy) and handed out in order. Memory is what arrived:
 // nothing is allocated from a length the peer declares.
 
+import { ownedBytes } from "../owned-copy.ts";
 import { RangeSet } from "./range-set.ts";
 
 export class Reassembly {
@@ -55,7 +56,7 @@ export class Reassembly {
 
   /** All of [0, length) as one array (call once hasAll(length) holds; allocates exactly `length`). */
   assemble(length: number): Uint8Array {
-    const whole = new Uint8Array(length);
+    const whole = ownedBytes(length);
     for (let at = this.#readOffset, piece = this.read(); piece !== undefined; at = this.#readOffset, piece = this.read()) whole.set(piece, at);
     return whole;
   }
