@@ -171,19 +171,29 @@ export class Connection {
    * resolves once the peer has acknowledged every byte and the end.
    */
   openStream(): WritableStream<Uint8Array> {
-    const id = this.#session.openStream();
+    const session = this.#session;
+    const id = session.openStream(this.#host.now());
+    const refusal = (): Error | undefined => {
+      const state = session.streamState(id);
+      return typeof state === "object" ? new Error(state.reset) : this.#writeRefusal();
+    };
     return new WritableStream<Uint8Array>({
       write: async (chunk) => {
         if (!(chunk instanceof Uint8Array)) throw new TypeError(`stream chunks must be Uint8Array, got ${chunk === null ? "null" : typeof chunk}`);
-        await this.#until(() => this.#session.writable, () => this.#writeRefusal());
-        this.#session.writeStream(id, chunk.slice());
+        await this.#until(() => session.writable && refusal() === undefined, refusal);
+        session.writeStream(id, chunk.slice(), this.#host.now());
         this.#scheduleDrive();
       },
       close: async () => {
-        if (this.#session.state !== "open") throw this.#writeRefusal();
-        this.#session.finishStream(id);
+        const refused = refusal();
+        if (refused !== undefined) throw refused;
+        session.finishStream(id);
         this.#scheduleDrive();
-        await this.#until(() => this.#session.streamDelivered(id), () => this.#ended ? this.#writeRefusal() : undefined);
+        await this.#until(() => session.streamState(id) === "delivered", () => refusal() ?? (this.#ended ? new Error("the connection closed before the stream was delivered") : undefined));
+      },
+      abort: () => {
+        session.resetStream(id, `stream ${id} was aborted by its writer`);
+        this.#scheduleDrive();
       },
     });
   }

@@ -44,7 +44,7 @@ describe.each([0, 0.05, 0.2])("at %s loss", (loss) => {
     const random = mulberry32(16);
     const source = new Uint8Array(total);
     for (let i = 0; i < total; i += 4) source[i] = Math.floor(random() * 256);
-    const id = a.openStream();
+    const id = a.openStream(net.now);
     let written = 0;
     let incoming: number | undefined;
     const pieces: Uint8Array[] = [];
@@ -52,7 +52,7 @@ describe.each([0, 0.05, 0.2])("at %s loss", (loss) => {
     const done = net.run(() => ended, 3_600_000, () => {
       while (written < total && a.writable) {
         const chunk = source.subarray(written, Math.min(total, written + 64 * 1024));
-        a.writeStream(id, chunk);
+        a.writeStream(id, chunk, net.now);
         written += chunk.length;
         if (written === total) a.finishStream(id);
       }
@@ -119,13 +119,13 @@ describe("in virtual time", () => {
     // 1 MB/s bottleneck, 64 KiB of queue, 20 ms RTT: a sender that did not back off would overflow it.
     const net = new SimNetwork(3, { delayMs: 10, bytesPerMs: 1000, queueBytes: 64 * 1024 });
     const [a, b] = net.sessions;
-    const id = a.openStream();
+    const id = a.openStream(net.now);
     const chunk = new Uint8Array(64 * 1024);
     let peakWindow = 0;
     let received = 0;
     let incoming: number | undefined;
     net.run(() => net.now > 20_000, 20_001, () => {
-      while (a.writable) a.writeStream(id, chunk);
+      while (a.writable) a.writeStream(id, chunk, net.now);
       peakWindow = Math.max(peakWindow, a.stats().congestionWindowBytes);
       incoming ??= b.acceptStream();
       for (let piece = incoming === undefined ? undefined : b.readStream(incoming); piece; piece = b.readStream(incoming!)) received += piece.length;
@@ -141,10 +141,10 @@ describe("in virtual time", () => {
   it("a reader that stops makes the writer wait, with buffers bounded", () => {
     const net = new SimNetwork(4, { delayMs: 5 }, { sendBufferBytes: 256 * 1024, streamWindowBytes: 128 * 1024, messageWindowBytes: 128 * 1024 });
     const [a, b] = net.sessions;
-    const id = a.openStream();
+    const id = a.openStream(net.now);
     let written = 0;
     net.run(() => false, 10_000, () => {
-      while (a.writable) a.writeStream(id, new Uint8Array(16 * 1024)), written += 16 * 1024;
+      while (a.writable) a.writeStream(id, new Uint8Array(16 * 1024), net.now), written += 16 * 1024;
       while (a.writable) a.sendMessage(new Uint8Array(10_000)), written += 10_000;
     });
     expect(a.writable).toBe(false);
@@ -157,9 +157,9 @@ describe("in virtual time", () => {
   it("shares the path between concurrent streams", () => {
     const net = new SimNetwork(5, { delayMs: 5, bytesPerMs: 5000, queueBytes: 128 * 1024 });
     const [a, b] = net.sessions;
-    const ids = [a.openStream(), a.openStream(), a.openStream(), a.openStream()];
+    const ids = [a.openStream(net.now), a.openStream(net.now), a.openStream(net.now), a.openStream(net.now)];
     const total = 2 * 2 ** 20;
-    for (const id of ids) a.writeStream(id, new Uint8Array(total)), a.finishStream(id);
+    for (const id of ids) a.writeStream(id, new Uint8Array(total), net.now), a.finishStream(id);
     const got = new Map<number, number>();
     const finishedAt = new Map<number, number>();
     net.run(() => finishedAt.size === 4, 60_000, () => {
@@ -221,11 +221,11 @@ describe("in virtual time", () => {
     expect(a.stats().packetsSent + b.stats().packetsSent - before).toBeLessThanOrEqual(2 * 2 * 12 + 4);
   });
 
-  it("fails an incoming stream whose writer goes silent for 5 s, and only that stream", () => {
+  it("a writer silent for 5 s resets its stream: the reader fails with a clear error, the connection goes on", () => {
     const net = new SimNetwork(12, { delayMs: 5 });
     const [a, b] = net.sessions;
-    const stalled = a.openStream();
-    a.writeStream(stalled, new Uint8Array(10_000)); // then nothing, and no end
+    const stalled = a.openStream(net.now);
+    a.writeStream(stalled, new Uint8Array(10_000), net.now); // then nothing, and no end
     let error: string | undefined;
     let streamId: number | undefined;
     net.run(() => error !== undefined, 60_000, () => {
@@ -236,15 +236,43 @@ describe("in virtual time", () => {
         error = (failure as Error).message;
       }
     });
-    expect(error).toBe(`stream ${stalled}: no data from the peer for 5000 ms`);
+    expect(error).toBe(`stream ${stalled} was reset by its writer: it wrote nothing for its inactivity timeout`);
     expect(net.now).toBeGreaterThan(5000);
-    expect(net.now).toBeLessThan(7000);
+    expect(net.now).toBeLessThan(5100);
+    expect(a.streamState(stalled)).toEqual({ reset: `stream ${stalled}: its writer wrote nothing for 5000 ms` });
+    expect(() => a.writeStream(stalled, new Uint8Array(1), net.now)).toThrow(/wrote nothing for 5000 ms/);
     expect(b.state).toBe("open"); // the stream failed, not the connection:
     a.sendMessage(new Uint8Array([1, 2, 3]));
     let message: Uint8Array | undefined;
     net.run(() => (message ??= b.readMessage()) !== undefined, net.now + 1000);
     expect(message).toEqual(new Uint8Array([1, 2, 3]));
     expect(b.stats().streamErrors).toBe(1);
+  });
+
+  it("a stream held up by loss or by its reader is not idle, however long", () => {
+    // A reader that stops for 20 s: the writer waits on credit, with nothing to write; no reset.
+    const net = new SimNetwork(13, { delayMs: 5 }, { streamWindowBytes: 64 * 1024 });
+    const [a, b] = net.sessions;
+    const id = a.openStream(net.now);
+    a.writeStream(id, new Uint8Array(1 << 20), net.now);
+    a.finishStream(id);
+    let incoming: number | undefined;
+    let received = 0;
+    let ended = false;
+    net.run(() => ended, 120_000, () => {
+      incoming ??= b.acceptStream();
+      if (incoming === undefined || net.now < 20_000) return;
+      for (let piece = b.readStream(incoming); piece !== undefined; piece = b.readStream(incoming)) {
+        if (piece === null) {
+          ended = true;
+          break;
+        }
+        received += piece.length;
+      }
+    });
+    expect(received).toBe(1 << 20);
+    net.run(() => a.streamState(id) === "delivered", net.now + 1000); // the last ACK on its way back
+    expect(a.streamState(id)).toBe("delivered");
   });
 
   it("close: the peer's recv ends after what already arrived", () => {

@@ -68,6 +68,21 @@ test("a 64 MiB stream arrives with the same SHA-256 at both ends; so does a 64 M
   console.log(`64 MiB each way: RTT ${delivery.rttMs.toFixed(2)} ms, cwnd ${delivery.congestionWindowBytes} B, lost ${delivery.packetsLost}, RTOs ${delivery.retransmissionTimeouts}`);
 }, 120_000);
 
+test("over real sockets with 5% of data packets dropped each way (seeded), 8 MiB arrive intact", async () => {
+  const lossy = (seed: number) => {
+    const random = mulberry32(seed);
+    return filteredSocket((datagram) => datagram[0] !== 0x02 || random() >= 0.05);
+  };
+  const gateway = await bindTest({ gateway: true, socket: lossy(51) });
+  const joiner = await bindTest({ socket: lossy(52) });
+  open.push(gateway, joiner);
+  const [atJoiner, atGateway] = await Promise.all([joiner.connect(gateway.address, gateway.publicKey), gateway.accept()]);
+  const total = 8 * 2 ** 20;
+  const [sent, received] = await Promise.all([writeAll(atJoiner, 5, total), atGateway!.acceptStream().then((s) => readAll(s!))]);
+  expect(received).toEqual({ sha256: sent, bytes: total });
+  expect(atJoiner.stats().delivery.packetsLost).toBeGreaterThan(0);
+}, 60_000);
+
 test("four concurrent streams each complete, and small messages pass between them", async () => {
   const { atJoiner, atGateway } = await connected();
   const total = 4 * 2 ** 20;
@@ -133,6 +148,21 @@ test("close: the peer's recv() ends after the messages that already arrived", as
   expect(await atGateway.acceptStream()).toBeUndefined();
   expect(atGateway.error).toBeUndefined();
   await expect(atGateway.send(new Uint8Array(1))).rejects.toThrow(/the peer closed the connection/);
+});
+
+test("an aborted writer: the reader's stream fails with a clear error, the connection goes on", async () => {
+  const { atJoiner, atGateway } = await connected();
+  const writer = atJoiner.openStream().getWriter();
+  await writer.write(new Uint8Array(5000));
+  const incoming = (await atGateway.acceptStream())!.getReader();
+  expect((await incoming.read()).value!.length).toBeGreaterThan(0);
+  await writer.abort(new Error("changed my mind"));
+  await expect((async () => {
+    for (;;) if ((await incoming.read()).done) return;
+  })()).rejects.toThrow(/stream 0 was aborted by its writer/);
+  await atJoiner.send(new Uint8Array([7]));
+  expect(await atGateway.recv()).toEqual(new Uint8Array([7]));
+  expect(atGateway.stats().delivery.streamErrors).toBe(1);
 });
 
 test("the idle timeout: a peer that goes silent is noticed, with a clear error", async () => {

@@ -11,6 +11,7 @@ export const FRAME_STREAM_DATA = 0x14;
 export const FRAME_MESSAGE_CREDIT = 0x15;
 export const FRAME_STREAM_CREDIT = 0x16;
 export const FRAME_STREAMS_CREDIT = 0x17;
+export const FRAME_STREAM_RESET = 0x18;
 
 /** type, largest u64, delay µs u32, range count u8, first range length u32; then (gap u32, length u32) each. */
 export const ACK_FIXED_BYTES = 18;
@@ -29,6 +30,11 @@ export const STREAM_CREDIT_BYTES = 13;
 export const STREAMS_CREDIT_BYTES = 5;
 /** type, code u8. */
 export const CLOSE_BYTES = 2;
+/** type, id u32, code u8. */
+export const STREAM_RESET_BYTES = 6;
+/** Why a writer reset its stream. */
+export const RESET_IDLE = 0;
+export const RESET_ABORTED = 1;
 export const STREAM_FLAG_FIN = 0x01;
 
 export const CLOSE_APPLICATION = 0;
@@ -45,6 +51,7 @@ export interface FrameVisitor {
   messageCredit(byteLimit: number, sequenceLimit: number): void;
   streamCredit(id: number, limit: number): void;
   streamsCredit(idLimit: number): void;
+  streamReset(id: number, code: number): void;
 }
 
 function u64(view: DataView, at: number): number {
@@ -149,6 +156,14 @@ export function parseFrames(plaintext: Uint8Array, visitor: FrameVisitor): numbe
         const idLimit = view.getUint32(at + 1, true);
         actions.push(() => visitor.streamsCredit(idLimit));
         at += STREAMS_CREDIT_BYTES;
+        break;
+      }
+      case FRAME_STREAM_RESET: {
+        if (!need(STREAM_RESET_BYTES)) return "truncated reset frame";
+        const id = view.getUint32(at + 1, true);
+        const code = plaintext[at + 5]!;
+        actions.push(() => visitor.streamReset(id, code));
+        at += STREAM_RESET_BYTES;
         break;
       }
       default:
@@ -268,6 +283,13 @@ export class PacketWriter {
     const at = this.#reserve(STREAMS_CREDIT_BYTES);
     this.#scratch[at] = FRAME_STREAMS_CREDIT;
     this.#view.setUint32(at + 1, idLimit, true);
+  }
+
+  streamReset(id: number, code: number): void {
+    const at = this.#reserve(STREAM_RESET_BYTES);
+    this.#scratch[at] = FRAME_STREAM_RESET;
+    this.#view.setUint32(at + 1, id, true);
+    this.#scratch[at + 5] = code;
   }
 
   #reserve(bytes: number): number {

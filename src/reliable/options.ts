@@ -15,7 +15,7 @@ export interface ReliabilityOptions {
   maxKeepAliveMs?: number;
   /** The connection fails after this long without a packet from the peer (default 120 s). */
   idleTimeoutMs?: number;
-  /** An incoming stream the peer may send on fails after this long without new data (default 5 s). */
+  /** An outgoing stream with nothing written for this long (and nothing in flight) is reset, failing its reader (default 5 s). */
   streamInactivityMs?: number;
   /** Bytes written and not yet acknowledged, across streams and messages, before writers wait (default 4 MiB). */
   sendBufferBytes?: number;

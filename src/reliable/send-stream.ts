@@ -24,6 +24,8 @@ export class SendStream {
   readonly #acked = new RangeSet();
   /** Bytes released from the front of the buffer (acknowledged and contiguous from 0). */
   #released = 0;
+  /** The stream was reset: nothing more goes out, and acknowledgements release nothing. */
+  #abandoned = false;
   get written(): number {
     return this.#written;
   }
@@ -53,6 +55,7 @@ export class SendStream {
 
   /** Whether there is something to send under a credit of `limit` data bytes. */
   hasSendable(limit: number): boolean {
+    if (this.#abandoned) return false;
     if (!this.#lost.isEmpty) return true;
     if (this.#next >= this.#virtualEnd) return false;
     return this.#next < limit || (this.#next === this.#written && this.#finished); // a bare FIN needs no credit
@@ -75,6 +78,7 @@ export class SendStream {
    * `limit` (the peer's credit). Undefined when there is nothing.
    */
   take(maxBytes: number, limit: number): SendRange | undefined {
+    if (this.#abandoned) return undefined;
     if (!this.#lost.isEmpty) {
       const [start, end] = this.#lost.rangeFromTop(this.#lost.rangeCount - 1); // lowest lost range first
       const range = this.#slice(start, end, maxBytes);
@@ -91,6 +95,7 @@ export class SendStream {
 
   /** Answers how many bytes this released from the buffer. */
   onAcked(offset: number, length: number, fin: boolean): number {
+    if (this.#abandoned) return 0;
     this.#acked.add(offset, offset + length + (fin ? 1 : 0));
     this.#lost.remove(offset, offset + length + (fin ? 1 : 0));
     const before = this.#released;
@@ -99,7 +104,18 @@ export class SendStream {
   }
 
   onLost(offset: number, length: number, fin: boolean): void {
+    if (this.#abandoned) return;
     this.#acked.forEachGap(offset, offset + length + (fin ? 1 : 0), (start, end) => this.#lost.add(start, end));
+  }
+
+  /** Gives up on the stream (it was reset): drops its bytes; answers how many were still held. */
+  abandon(): number {
+    const held = this.bufferedBytes;
+    this.#abandoned = true;
+    this.#chunks.length = 0;
+    this.#chunkOffsets.length = 0;
+    this.#released = this.#written;
+    return held;
   }
 
   get #virtualEnd(): number {

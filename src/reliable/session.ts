@@ -18,8 +18,8 @@
 import { DATA_HEADER_BYTES, MAX_DATA_PLAINTEXT_BYTES, TAG_BYTES } from "../wire.ts";
 import { MAX_DATAGRAM_SIZE_BYTES, NewReno, Pacer } from "./congestion.ts";
 import {
-  CLOSE_APPLICATION, MAX_ACK_RANGES, MESSAGE_DATA_HEADER_BYTES, PacketWriter, parseFrames, STREAM_DATA_HEADER_BYTES,
-  type FrameVisitor,
+  CLOSE_APPLICATION, MAX_ACK_RANGES, MESSAGE_DATA_HEADER_BYTES, PacketWriter, parseFrames, RESET_ABORTED, RESET_IDLE,
+  STREAM_DATA_HEADER_BYTES, STREAM_RESET_BYTES, type FrameVisitor,
 } from "./frames.ts";
 import {
   INITIAL_MESSAGE_CREDIT_BYTES, INITIAL_STREAM_CREDIT_BYTES, INITIAL_STREAMS_CREDIT, MESSAGES_AHEAD, type ReliabilityConfig,
@@ -46,6 +46,8 @@ const TIME_THRESHOLD = 9 / 8;
 const MIN_PROBE_TIMEOUT_MS = 10;
 /** Room left for data after stream credits: a packet of credits alone would starve the data (16 streams × 13 B fit). */
 const CREDIT_ROOM_BYTES = 600;
+/** Reasons kept for reset outgoing streams (the oldest dropped beyond this). */
+const MAX_RESET_REASONS = 64;
 /** After a CLOSE either way, keep answering retransmitted CLOSEs for this many RTOs. */
 const DRAIN_RTOS = 3;
 
@@ -64,6 +66,7 @@ interface SentPacket {
   messageCredit: boolean;
   streamsCredit: boolean;
   streamCredits: InStream[];
+  resets: OutStream[];
   close: boolean;
 }
 
@@ -79,6 +82,10 @@ interface OutStream {
   stream: SendStream;
   /** The peer's credit: data bytes below this offset may go. */
   limit: number;
+  /** When the application last wrote (or opened it): the writer's inactivity clock. */
+  lastWrite: number;
+  /** Why it was reset (then its RESET frame is due or sent), else undefined. */
+  reset: { reason: string; code: number } | undefined;
 }
 
 interface InMessage {
@@ -92,10 +99,6 @@ interface InStream {
   /** The credit we granted: bytes below this offset may arrive. */
   limit: number;
   creditDirty: boolean;
-  /** A raised credit is on its way and not yet acknowledged: the peer may not know it may send. */
-  creditUnconfirmed: boolean;
-  /** The last time the peer could be expected to send: data arrived, or it acknowledged our credit. */
-  lastActivity: number;
   error: string | undefined;
 }
 
@@ -188,6 +191,10 @@ export class Session {
   readonly #outStreamById = new Map<number, OutStream>();
   #nextStreamId = 0;
   #peerStreamsLimit = INITIAL_STREAMS_CREDIT;
+  /** Reset streams whose RESET frame is due (again, if one was lost). */
+  readonly #resetsDue = new Set<OutStream>();
+  /** Why outgoing streams were reset, for the application (the last MAX_RESET_REASONS). */
+  readonly #resetReasons = new Map<number, string>();
   #sendBuffered = 0;
   #rotation = 0;
 
@@ -263,29 +270,53 @@ export class Session {
   }
 
   /** A new outgoing stream's id. Its data waits for the peer's stream credit. */
-  openStream(): number {
+  openStream(now: number): number {
     this.#assertOpen();
-    const out: OutStream = { id: this.#nextStreamId++, stream: new SendStream(), limit: INITIAL_STREAM_CREDIT_BYTES };
+    const out: OutStream = { id: this.#nextStreamId++, stream: new SendStream(), limit: INITIAL_STREAM_CREDIT_BYTES, lastWrite: now, reset: undefined };
     this.#outStreams.push(out);
     this.#outStreamById.set(out.id, out);
     this.#stats.streamsOpened++;
     return out.id;
   }
 
-  writeStream(id: number, bytes: Uint8Array): void {
+  writeStream(id: number, bytes: Uint8Array, now: number): void {
     this.#assertOpen();
-    this.#outStream(id).stream.write(bytes);
+    const out = this.#outStream(id);
+    if (out.reset !== undefined) throw new Error(out.reset.reason);
+    out.stream.write(bytes);
+    out.lastWrite = now;
     this.#sendBuffered += bytes.length;
   }
 
   finishStream(id: number): void {
     this.#assertOpen();
-    this.#outStream(id).stream.finish();
+    const out = this.#outStream(id);
+    if (out.reset !== undefined) throw new Error(out.reset.reason);
+    out.stream.finish();
   }
 
-  /** Whether every byte of outgoing stream `id` and its end were acknowledged. */
-  streamDelivered(id: number): boolean {
-    return !this.#outStreamById.has(id);
+  /**
+   * Outgoing stream `id`: "delivered" once the peer acknowledged every byte and the end, the reason
+   * if it was reset (remembered for the last MAX_RESET_REASONS resets), else "sending".
+   */
+  streamState(id: number): "sending" | "delivered" | { reset: string } {
+    const reason = this.#resetReasons.get(id);
+    if (reason !== undefined) return { reset: reason };
+    return this.#outStreamById.has(id) ? "sending" : "delivered";
+  }
+
+  /**
+   * Gives up on outgoing stream `id`: its unsent bytes are dropped and the peer is told (a STREAM_RESET,
+   * retransmitted until acknowledged), so its reader fails with a clear error instead of waiting.
+   */
+  resetStream(id: number, reason: string, code = RESET_ABORTED): void {
+    const out = this.#outStreamById.get(id);
+    if (out === undefined || out.reset !== undefined) return;
+    out.reset = { reason, code };
+    this.#sendBuffered -= out.stream.abandon();
+    this.#resetsDue.add(out);
+    this.#resetReasons.set(id, reason);
+    if (this.#resetReasons.size > MAX_RESET_REASONS) this.#resetReasons.delete(this.#resetReasons.keys().next().value!);
   }
 
   /** The next whole message, in order; undefined if none is ready. */
@@ -418,8 +449,8 @@ export class Session {
     let deadline = Math.min(this.#ackDeadline, this.#pacingAt, this.#drainUntil, this.#lastReceiveTime + this.#config.idleTimeoutMs);
     if (this.#sent.size > 0) deadline = Math.min(deadline, this.#lossDeadline());
     if (this.#state === "open" || this.#state === "closing") deadline = Math.min(deadline, this.#nextPingTime());
-    for (const stream of this.#inStreams.values()) {
-      if (this.#silentWriter(stream)) deadline = Math.min(deadline, stream.lastActivity + this.#config.streamInactivityMs);
+    for (const out of this.#outStreams) {
+      if (this.#idleWriter(out)) deadline = Math.min(deadline, out.lastWrite + this.#config.streamInactivityMs);
     }
     return deadline;
   }
@@ -442,9 +473,9 @@ export class Session {
       this.#lastPingTime = now;
       this.#pingDue = true;
     }
-    for (const [id, stream] of this.#inStreams) {
-      if (this.#silentWriter(stream) && now >= stream.lastActivity + this.#config.streamInactivityMs) {
-        this.#failStream(stream, `stream ${id}: no data from the peer for ${this.#config.streamInactivityMs} ms`);
+    for (const out of this.#outStreams) {
+      if (this.#idleWriter(out) && now >= out.lastWrite + this.#config.streamInactivityMs) {
+        this.resetStream(out.id, `stream ${out.id}: its writer wrote nothing for ${this.#config.streamInactivityMs} ms`, RESET_IDLE);
       }
     }
   }
@@ -478,16 +509,19 @@ export class Session {
       return { packetNumber, parts: writer.finish() };
     }
     if (probe) this.#probesDue--;
-    const packet: SentPacket = { time: now, bytes: 0, data: [], messageCredit: false, streamsCredit: false, streamCredits: [], close: false };
+    const packet: SentPacket = { time: now, bytes: 0, data: [], messageCredit: false, streamsCredit: false, streamCredits: [], resets: [], close: false };
     this.#writeCredits(packet);
     if (this.#closeDue) {
       writer.close(CLOSE_APPLICATION);
       this.#closeDue = false;
       packet.close = true;
     }
+    // The last packet the window lets out asks for an ACK at once: a receiver waiting for its 20th
+    // packet (or 25 ms) would otherwise stall a small window for the whole ACK delay every round trip.
+    if (this.#congestion.bytesInFlight + 2 * MAX_DATAGRAM_SIZE_BYTES > this.#congestion.window) writer.ping();
     if (this.#state === "open" || this.#state === "closing") this.#writeData(packet);
     // Any ack-eliciting packet does what a PING would; add one only when nothing else elicits.
-    if (!packet.messageCredit && !packet.streamsCredit && packet.streamCredits.length === 0 && !packet.close && packet.data.length === 0) writer.ping();
+    if (!packet.messageCredit && !packet.streamsCredit && packet.streamCredits.length === 0 && packet.resets.length === 0 && !packet.close && packet.data.length === 0) writer.ping();
     this.#pingDue = false;
     const parts = writer.finish();
     packet.bytes = writer.length + DATA_HEADER_BYTES + TAG_BYTES; // the datagram: what the window counts
@@ -554,6 +588,10 @@ export class Session {
       this.#elicits = true;
       this.#peerStreamsLimit = Math.max(this.#peerStreamsLimit, idLimit);
     },
+    streamReset: (id, code) => {
+      this.#elicits = true;
+      this.#onStreamReset(id, code);
+    },
   };
 
   #onAck(ranges: Array<[number, number]>, delayMs: number): void {
@@ -573,11 +611,7 @@ export class Session {
       this.#sent.delete(packetNumber);
       this.#congestion.onAcked(packet.bytes, packet.time);
       for (const data of packet.data) this.#onDataAcked(data);
-      for (const stream of packet.streamCredits) {
-        if (stream.creditDirty) continue; // a newer credit is yet to go
-        stream.creditUnconfirmed = false;
-        stream.lastActivity = Math.max(stream.lastActivity, now);
-      }
+      for (const out of packet.resets) this.#forgetOutStream(out);
       if (packet.close && this.#state === "closing") this.#enterDrain();
       sample = packet; // ascending: ends as the newest newly acknowledged
       sampleNumber = packetNumber;
@@ -602,13 +636,16 @@ export class Session {
       this.#lostMessages.delete(this.#outMessages.shift()!);
       if (this.#nextNewMessage > 0) this.#nextNewMessage--;
     }
-    for (let i = 0; i < this.#outStreams.length; i++) {
-      if (this.#outStreams[i]!.stream === data.stream) {
-        this.#outStreamById.delete(this.#outStreams[i]!.id);
-        this.#outStreams.splice(i, 1);
-        break;
-      }
-    }
+    const out = this.#outStreams.find((candidate) => candidate.stream === data.stream);
+    if (out !== undefined) this.#forgetOutStream(out);
+  }
+
+  /** The stream is done with: delivered whole, or its reset was acknowledged. */
+  #forgetOutStream(out: OutStream): void {
+    const at = this.#outStreams.indexOf(out);
+    if (at >= 0) this.#outStreams.splice(at, 1);
+    this.#outStreamById.delete(out.id);
+    this.#resetsDue.delete(out);
   }
 
   #detectLoss(now: number): void {
@@ -635,6 +672,7 @@ export class Session {
     if (packet.messageCredit) this.#messageCreditDirty = true;
     if (packet.streamsCredit) this.#streamsCreditDirty = true;
     for (const stream of packet.streamCredits) stream.creditDirty = true;
+    for (const out of packet.resets) if (this.#outStreamById.has(out.id)) this.#resetsDue.add(out);
     if (packet.close && this.#state === "closing") this.#closeDue = true;
   }
 
@@ -725,23 +763,29 @@ export class Session {
     this.#deliverMessages();
   }
 
-  #onStreamData(id: number, offset: number, fin: boolean, data: Uint8Array): void {
-    if (this.#state !== "open" || this.#finishedStreamIds.has(id)) return;
+  /**
+   * Incoming stream `id`, made (and queued for acceptStream) on its first frame; undefined when its
+   * frames are to be dropped: not open, already finished, or beyond the streams we allowed (counted).
+   */
+  #incomingStream(id: number): InStream | undefined {
+    if (this.#state !== "open" || this.#finishedStreamIds.has(id)) return undefined;
     let stream = this.#inStreams.get(id);
     if (stream === undefined) {
       if (id >= this.#streamsLimit) {
         this.#stats.flowControlViolations++;
-        return;
+        return undefined;
       }
-      stream = {
-        reassembly: new Reassembly(), finalSize: undefined, limit: INITIAL_STREAM_CREDIT_BYTES, creditDirty: false,
-        creditUnconfirmed: false, lastActivity: this.#now, error: undefined,
-      };
+      stream = { reassembly: new Reassembly(), finalSize: undefined, limit: INITIAL_STREAM_CREDIT_BYTES, creditDirty: false, error: undefined };
       if (this.#config.streamWindowBytes > INITIAL_STREAM_CREDIT_BYTES) this.#raiseStreamCredit(stream, this.#config.streamWindowBytes);
       this.#inStreams.set(id, stream);
       this.#acceptQueue.push(id);
     }
-    if (stream.error !== undefined) return;
+    return stream;
+  }
+
+  #onStreamData(id: number, offset: number, fin: boolean, data: Uint8Array): void {
+    const stream = this.#incomingStream(id);
+    if (stream === undefined || stream.error !== undefined) return;
     const end = offset + data.length;
     if (fin) {
       if (stream.finalSize !== undefined && stream.finalSize !== end) return this.#failStream(stream, `stream ${id} ended at ${stream.finalSize}, then at ${end}`);
@@ -755,7 +799,14 @@ export class Session {
       return this.#failStream(stream, `stream ${id} sent bytes up to ${end}, beyond the ${stream.limit} we allowed`);
     }
     stream.reassembly.insert(offset, data);
-    stream.lastActivity = this.#now; // even a duplicate shows the writer's side is still sending
+  }
+
+  #onStreamReset(id: number, code: number): void {
+    const stream = this.#incomingStream(id); // a reset before any data still reaches the reader, as a failure
+    if (stream === undefined || stream.error !== undefined) return;
+    this.#failStream(stream, code === RESET_IDLE
+      ? `stream ${id} was reset by its writer: it wrote nothing for its inactivity timeout`
+      : `stream ${id} was aborted by its writer`);
   }
 
   #failStream(stream: InStream, reason: string): void {
@@ -783,19 +834,15 @@ export class Session {
   #raiseStreamCredit(stream: InStream, limit: number): void {
     stream.limit = limit;
     stream.creditDirty = true;
-    stream.creditUnconfirmed = true;
   }
 
   /**
-   * An incomplete incoming stream whose writer, not the path, is silent: the peer knows it has credit
-   * (we are not holding it up: our reader has room and our credit was acknowledged) and has sent us
-   * other packets since the stream's last frame. A path that loses everything is the connection's
-   * business (retransmission limit, idle timeout), not a reason to fail one stream.
+   * An outgoing stream whose writer, not the path or the reader, is the reason nothing moves: open,
+   * not finished, every byte written already acknowledged. A stream with bytes in flight or waiting
+   * for credit is not idle, however long loss or a slow reader holds it.
    */
-  #silentWriter(stream: InStream): boolean {
-    return stream.error === undefined && !stream.creditUnconfirmed && stream.finalSize !== stream.reassembly.highestReceived
-      && stream.reassembly.readOffset + stream.reassembly.bufferedBytes < stream.limit
-      && this.#lastReceiveTime > stream.lastActivity;
+  #idleWriter(out: OutStream): boolean {
+    return out.reset === undefined && !out.stream.finished && out.stream.bufferedBytes === 0;
   }
 
   #onPeerClose(): void {
@@ -900,6 +947,12 @@ export class Session {
       this.#streamsCreditDirty = false;
       packet.streamsCredit = true;
     }
+    for (const out of this.#resetsDue) {
+      if (writer.remaining < CREDIT_ROOM_BYTES + STREAM_RESET_BYTES) break;
+      writer.streamReset(out.id, out.reset!.code);
+      this.#resetsDue.delete(out);
+      packet.resets.push(out);
+    }
     for (const [id, stream] of this.#inStreams) {
       if (!stream.creditDirty || writer.remaining < CREDIT_ROOM_BYTES) continue;
       writer.streamCredit(id, stream.limit);
@@ -911,7 +964,7 @@ export class Session {
   #hasElicitingWork(): boolean {
     if (this.#closeDue) return true;
     if (this.#state !== "open" && this.#state !== "closing") return false;
-    if (this.#pingDue || this.#messageCreditDirty || this.#streamsCreditDirty) return true;
+    if (this.#pingDue || this.#messageCreditDirty || this.#streamsCreditDirty || this.#resetsDue.size > 0) return true;
     for (const stream of this.#inStreams.values()) if (stream.creditDirty) return true;
     for (const message of this.#lostMessages) if (message.stream.hasLost) return true;
     const next = this.#firstUnsentMessage();
@@ -971,7 +1024,7 @@ export class Session {
   }
 
   #writeStream(packet: SentPacket, out: OutStream): void {
-    if (out.id >= this.#peerStreamsLimit) return;
+    if (out.id >= this.#peerStreamsLimit || out.reset !== undefined) return;
     const writer = this.#writer;
     while (writer.remaining > STREAM_DATA_HEADER_BYTES) {
       const range = out.stream.take(Math.min(0xffff, writer.remaining - STREAM_DATA_HEADER_BYTES), out.limit);
