@@ -6,6 +6,7 @@
 import type { Address } from "./address.ts";
 import type { Arena } from "./arena.ts";
 import { channel } from "./channel.ts";
+import { ownedCopy } from "./owned-copy.ts";
 import type { PacketAead } from "./packet-aead.ts";
 import type { SessionKeys } from "./handshake.ts";
 import { RetrySchedule, type RetryOptions } from "./limits.ts";
@@ -134,7 +135,7 @@ export class Connection {
       throw new RangeError(`message of ${message.length} bytes exceeds the ${this.#config.maxMessageBytes}-byte limit (maxMessageBytes); use openStream() for more`);
     }
     await this.#until(() => this.#session.writable, () => this.#writeRefusal());
-    this.#session.sendMessage(message.slice());
+    this.#session.sendMessage(ownedCopy(message, 0, message.length)); // a slab copy: slice() allocates a backing store (~3 µs)
     this.#scheduleDrive();
   }
 
@@ -181,7 +182,7 @@ export class Connection {
       write: async (chunk) => {
         if (!(chunk instanceof Uint8Array)) throw new TypeError(`stream chunks must be Uint8Array, got ${chunk === null ? "null" : typeof chunk}`);
         await this.#until(() => session.writable && refusal() === undefined, refusal);
-        session.writeStream(id, chunk.slice(), this.#host.now());
+        session.writeStream(id, ownedCopy(chunk, 0, chunk.length), this.#host.now());
         this.#scheduleDrive();
       },
       close: async () => {
