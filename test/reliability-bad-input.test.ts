@@ -1,5 +1,6 @@
 // An authenticated peer that breaks the rules: the message or stream it broke fails alone, counted,
 // with an error that says what was wrong; nothing is allocated from what it merely declares.
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { PacketWriter } from "../src/reliable/frames.ts";
 import { checkReliabilityOptions } from "../src/reliable/options.ts";
@@ -65,5 +66,37 @@ describe("bad input from an authenticated peer", () => {
     expect(s.handlePacket(new Uint8Array([0x10, 1, 2]), packetNumber++, 1)).toMatch(/truncated ACK frame/);
     expect(s.readMessage()).toBeUndefined();
     expect(s.stats().malformedPackets).toBe(3);
+  });
+});
+
+describe("any plaintext an authenticated peer could send", () => {
+  it("never throws out of handlePacket, pollTransmit or handleTimeout; every packet is taken or counted malformed", () => {
+    const frameBytes = fc.oneof(
+      fc.uint8Array({ maxLength: 1171 }), // noise
+      fc.tuple(fc.constantFrom(0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18), fc.uint8Array({ maxLength: 60 }))
+        .map(([type, rest]) => Uint8Array.from([type, ...rest])), // a known type with arbitrary fields
+    );
+    fc.assert(fc.property(fc.array(frameBytes, { minLength: 1, maxLength: 40 }), (packets) => {
+      const s = new Session(checkReliabilityOptions({ maxMessageBytes: 1 << 16 }, "options"), 0);
+      let malformed = 0;
+      packets.forEach((plaintext, i) => {
+        if (s.handlePacket(plaintext, i, i) !== undefined) malformed++;
+        for (let t = s.pollTransmit(i); t !== undefined; t = s.pollTransmit(i));
+        if (s.nextDeadline() <= i + 1) s.handleTimeout(i + 1);
+        for (;;) {
+          const id = s.acceptStream();
+          if (id === undefined) break;
+          try {
+            while (s.readStream(id));
+          } catch {
+            // a stream the peer broke: reported to its reader, as it should be
+          }
+        }
+        while (s.readMessage() !== undefined);
+      });
+      const stats = s.stats();
+      expect(stats.malformedPackets).toBe(malformed);
+      expect(stats.packetsReceived + stats.malformedPackets).toBe(packets.length);
+    }), { seed: 0xbad, numRuns: 500 });
   });
 });
