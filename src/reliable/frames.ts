@@ -65,26 +65,33 @@ function setU64(view: DataView, at: number, value: number): void {
 
 /**
  * Parses every frame of `plaintext`, calling the visitor for each, only once the whole packet is known
- * to be well formed (so a bad packet has no partial effect). Answers the number of frames, or a string
- * that says what was malformed.
+ * to be well formed (so a bad packet has no partial effect): a checking pass, then a visiting pass.
+ * Answers the number of frames, or a string that says what was malformed.
  */
 export function parseFrames(plaintext: Uint8Array, visitor: FrameVisitor): number | string {
   const view = new DataView(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
+  const checked = walkFrames(plaintext, view, undefined);
+  return typeof checked === "string" ? checked : walkFrames(plaintext, view, visitor);
+}
+
+/** One pass over the frames: checks every length, and calls `visitor` for each frame if given. */
+function walkFrames(plaintext: Uint8Array, view: DataView, visitor: FrameVisitor | undefined): number | string {
   const length = plaintext.length;
-  const actions: Array<() => void> = [];
+  let frames = 0;
   let at = 0;
   while (at < length) {
     const type = plaintext[at]!;
-    const need = (bytes: number): boolean => at + bytes <= length;
+    const room = length - at;
+    frames++;
     switch (type) {
       case FRAME_ACK: {
-        if (!need(ACK_FIXED_BYTES)) return "truncated ACK frame";
+        if (room < ACK_FIXED_BYTES) return "truncated ACK frame";
         const largest = u64(view, at + 1);
         const delayMs = view.getUint32(at + 9, true) / 1000;
         const count = plaintext[at + 13]!;
         const firstLength = view.getUint32(at + 14, true);
         if (count === 0 || count > MAX_ACK_RANGES || firstLength === 0 || firstLength > largest + 1) return "bad ACK ranges";
-        if (!need(ACK_FIXED_BYTES + (count - 1) * ACK_RANGE_BYTES)) return "truncated ACK frame";
+        if (room < ACK_FIXED_BYTES + (count - 1) * ACK_RANGE_BYTES) return "truncated ACK frame";
         const ranges: Array<[number, number]> = [[largest + 1 - firstLength, largest + 1]];
         let low = largest + 1 - firstLength;
         for (let i = 1; i < count; i++) {
@@ -95,84 +102,64 @@ export function parseFrames(plaintext: Uint8Array, visitor: FrameVisitor): numbe
           ranges.push([end - rangeLength, end]);
           low = end - rangeLength;
         }
-        actions.push(() => visitor.ack(ranges, delayMs));
+        visitor?.ack(ranges, delayMs);
         at += ACK_FIXED_BYTES + (count - 1) * ACK_RANGE_BYTES;
         break;
       }
       case FRAME_PING:
-        actions.push(() => visitor.ping());
+        visitor?.ping();
         at += 1;
         break;
-      case FRAME_CLOSE: {
-        if (!need(CLOSE_BYTES)) return "truncated CLOSE frame";
-        const code = plaintext[at + 1]!;
-        actions.push(() => visitor.close(code));
+      case FRAME_CLOSE:
+        if (room < CLOSE_BYTES) return "truncated CLOSE frame";
+        visitor?.close(plaintext[at + 1]!);
         at += CLOSE_BYTES;
         break;
-      }
       case FRAME_MESSAGE_DATA: {
-        if (!need(MESSAGE_DATA_HEADER_BYTES)) return "truncated message frame";
-        const sequence = view.getUint32(at + 1, true);
-        const total = view.getUint32(at + 5, true);
-        const offset = view.getUint32(at + 9, true);
+        if (room < MESSAGE_DATA_HEADER_BYTES) return "truncated message frame";
         const dataLength = view.getUint16(at + 13, true);
-        if (!need(MESSAGE_DATA_HEADER_BYTES + dataLength)) return "message frame longer than its packet";
-        const data = plaintext.subarray(at + MESSAGE_DATA_HEADER_BYTES, at + MESSAGE_DATA_HEADER_BYTES + dataLength);
-        actions.push(() => visitor.messageData(sequence, total, offset, data));
+        if (room < MESSAGE_DATA_HEADER_BYTES + dataLength) return "message frame longer than its packet";
+        const data = at + MESSAGE_DATA_HEADER_BYTES;
+        visitor?.messageData(view.getUint32(at + 1, true), view.getUint32(at + 5, true), view.getUint32(at + 9, true), plaintext.subarray(data, data + dataLength));
         at += MESSAGE_DATA_HEADER_BYTES + dataLength;
         break;
       }
       case FRAME_STREAM_DATA: {
-        if (!need(STREAM_DATA_HEADER_BYTES)) return "truncated stream frame";
-        const flags = plaintext[at + 1]!;
-        const id = view.getUint32(at + 2, true);
+        if (room < STREAM_DATA_HEADER_BYTES) return "truncated stream frame";
         const offset = u64(view, at + 6);
         const dataLength = view.getUint16(at + 14, true);
-        if (!need(STREAM_DATA_HEADER_BYTES + dataLength)) return "stream frame longer than its packet";
+        if (room < STREAM_DATA_HEADER_BYTES + dataLength) return "stream frame longer than its packet";
         if (offset + dataLength > Number.MAX_SAFE_INTEGER) return "stream offset out of range";
-        const data = plaintext.subarray(at + STREAM_DATA_HEADER_BYTES, at + STREAM_DATA_HEADER_BYTES + dataLength);
-        actions.push(() => visitor.streamData(id, offset, (flags & STREAM_FLAG_FIN) !== 0, data));
+        const data = at + STREAM_DATA_HEADER_BYTES;
+        visitor?.streamData(view.getUint32(at + 2, true), offset, (plaintext[at + 1]! & STREAM_FLAG_FIN) !== 0, plaintext.subarray(data, data + dataLength));
         at += STREAM_DATA_HEADER_BYTES + dataLength;
         break;
       }
-      case FRAME_MESSAGE_CREDIT: {
-        if (!need(MESSAGE_CREDIT_BYTES)) return "truncated credit frame";
-        const byteLimit = u64(view, at + 1);
-        const sequenceLimit = view.getUint32(at + 9, true);
-        actions.push(() => visitor.messageCredit(byteLimit, sequenceLimit));
+      case FRAME_MESSAGE_CREDIT:
+        if (room < MESSAGE_CREDIT_BYTES) return "truncated credit frame";
+        visitor?.messageCredit(u64(view, at + 1), view.getUint32(at + 9, true));
         at += MESSAGE_CREDIT_BYTES;
         break;
-      }
-      case FRAME_STREAM_CREDIT: {
-        if (!need(STREAM_CREDIT_BYTES)) return "truncated credit frame";
-        const id = view.getUint32(at + 1, true);
-        const limit = u64(view, at + 5);
-        actions.push(() => visitor.streamCredit(id, limit));
+      case FRAME_STREAM_CREDIT:
+        if (room < STREAM_CREDIT_BYTES) return "truncated credit frame";
+        visitor?.streamCredit(view.getUint32(at + 1, true), u64(view, at + 5));
         at += STREAM_CREDIT_BYTES;
         break;
-      }
-      case FRAME_STREAMS_CREDIT: {
-        if (!need(STREAMS_CREDIT_BYTES)) return "truncated credit frame";
-        const idLimit = view.getUint32(at + 1, true);
-        actions.push(() => visitor.streamsCredit(idLimit));
+      case FRAME_STREAMS_CREDIT:
+        if (room < STREAMS_CREDIT_BYTES) return "truncated credit frame";
+        visitor?.streamsCredit(view.getUint32(at + 1, true));
         at += STREAMS_CREDIT_BYTES;
         break;
-      }
-      case FRAME_STREAM_RESET: {
-        if (!need(STREAM_RESET_BYTES)) return "truncated reset frame";
-        const id = view.getUint32(at + 1, true);
-        const code = plaintext[at + 5]!;
-        actions.push(() => visitor.streamReset(id, code));
+      case FRAME_STREAM_RESET:
+        if (room < STREAM_RESET_BYTES) return "truncated reset frame";
+        visitor?.streamReset(view.getUint32(at + 1, true), plaintext[at + 5]!);
         at += STREAM_RESET_BYTES;
         break;
-      }
       default:
         return `unknown frame type 0x${type.toString(16)}`;
     }
   }
-  if (actions.length === 0) return "no frames";
-  for (const action of actions) action();
-  return actions.length;
+  return frames === 0 ? "no frames" : frames;
 }
 
 /**
