@@ -7,16 +7,16 @@
 //   data a lost packet carried is sent again in a new packet. Pure ACK packets are never acknowledged
 //   nor retransmitted. Karn's rule holds by construction, as in QUIC: a packet is sent once, so the
 //   acknowledgement of the packet an RTT sample comes from is never the acknowledgement of another.
-// - Loss: three packets or 9/8 RTT behind an acknowledged one (RFC 9002 §6.1), a tail-loss probe after
-//   max(2·SRTT, 10 ms) + the peer's ACK delay, and the RFC 6298 retransmission timeout; the connection
-//   fails after `maxRetransmissions` consecutive timeouts.
+// - Loss (loss-recovery.ts): three packets or 9/8 RTT behind an acknowledged one (RFC 9002 §6.1), a
+//   tail-loss probe, the RFC 6298 retransmission timeout; the connection fails after
+//   `maxRetransmissions` consecutive timeouts.
 // - Messages are streams of declared length delivered whole and in order; byte streams deliver bytes
 //   in order per stream. Both are flow controlled by credit the receiver grants as its reader consumes,
 //   so a reader that stops makes the writer wait instead of memory grow.
 // - Congestion: NewReno with pacing (congestion.ts).
 
 import { DATA_HEADER_BYTES, MAX_DATA_PLAINTEXT_BYTES, TAG_BYTES } from "../wire.ts";
-import { MAX_DATAGRAM_SIZE_BYTES, NewReno, Pacer } from "./congestion.ts";
+import { MAX_DATAGRAM_SIZE_BYTES, Pacer } from "./congestion.ts";
 import {
   CLOSE_APPLICATION, MAX_ACK_RANGES, MESSAGE_DATA_HEADER_BYTES, PacketWriter, parseFrames, RESET_ABORTED, RESET_IDLE,
   STREAM_DATA_HEADER_BYTES, STREAM_RESET_BYTES, type FrameVisitor,
@@ -24,9 +24,9 @@ import {
 import {
   INITIAL_MESSAGE_CREDIT_BYTES, INITIAL_STREAM_CREDIT_BYTES, INITIAL_STREAMS_CREDIT, MESSAGES_AHEAD, type ReliabilityConfig,
 } from "./options.ts";
+import { LossRecovery } from "./loss-recovery.ts";
 import { RangeSet } from "./range-set.ts";
 import { Reassembly } from "./reassembly.ts";
-import { RttEstimator } from "./rtt.ts";
 import { SendStream } from "./send-stream.ts";
 
 /** The longest a receiver holds an acknowledgement (a protocol constant: the sender's probe timer counts on it). */
@@ -38,12 +38,6 @@ export const ACK_ELICITING_THRESHOLD = 20;
  * first 100): slow start grows per ACK, and a window of 10 must not sit out the 25 ms ACK delay.
  */
 const ACK_EVERY_PACKET_UNTIL = 100;
-/** RFC 9002 §6.1.1: a packet this many behind an acknowledged one is lost. */
-const PACKET_THRESHOLD = 3;
-/** RFC 9002 §6.1.2: ...or sent this many RTTs before one that was acknowledged. */
-const TIME_THRESHOLD = 9 / 8;
-/** The tail-loss probe waits at least this long (freenet: max(2·SRTT, 10 ms)). */
-const MIN_PROBE_TIMEOUT_MS = 10;
 /** Room left for data after stream credits: a packet of credits alone would starve the data (16 streams × 13 B fit). */
 const CREDIT_ROOM_BYTES = 600;
 /** Reasons kept for reset outgoing streams (the oldest dropped beyond this). */
@@ -140,8 +134,7 @@ export interface Transmit {
 
 export class Session {
   readonly #config: ReliabilityConfig;
-  readonly #rtt: RttEstimator;
-  readonly #congestion = new NewReno();
+  readonly #recovery: LossRecovery<SentPacket>;
   readonly #pacer = new Pacer();
   readonly #writer = new PacketWriter(MAX_DATA_PLAINTEXT_BYTES);
   #state: SessionState = "open";
@@ -149,15 +142,6 @@ export class Session {
 
   // Sending packets.
   #nextPacketNumber = 0;
-  /** In-flight ack-eliciting packets by number, oldest first (Map keeps insertion order). */
-  readonly #sent = new Map<number, SentPacket>();
-  #largestAcked = -1;
-  #lastElicitingSentTime = 0;
-  /** When the retransmission timer was (re)started: at the first packet in flight, or the last new ack. */
-  #rtoStart = 0;
-  #probeSent = false;
-  #probesDue = 0;
-  #consecutiveTimeouts = 0;
   #pacingAt = Infinity;
 
   // Receiving packets.
@@ -219,14 +203,14 @@ export class Session {
   #lastStreamError: string | undefined;
 
   readonly #stats = {
-    packetsSent: 0, packetsReceived: 0, packetsLost: 0, ackOnlyPackets: 0, tailLossProbes: 0, retransmissionTimeouts: 0,
+    packetsSent: 0, packetsReceived: 0, ackOnlyPackets: 0,
     messagesSent: 0, messagesReceived: 0, streamsOpened: 0, streamsAccepted: 0, streamErrors: 0, malformedPackets: 0,
     flowControlViolations: 0,
   };
 
   constructor(config: ReliabilityConfig, now: number) {
     this.#config = config;
-    this.#rtt = new RttEstimator(config.rtoFloorMs);
+    this.#recovery = new LossRecovery(config.rtoFloorMs, config.maxRetransmissions, MAX_ACK_DELAY_MS);
     this.#lastReceiveTime = now;
     this.#keepAliveInterval = config.keepAliveMs;
     // Grant the windows we are configured for at once, where they exceed what the protocol assumes.
@@ -447,7 +431,7 @@ export class Session {
   nextDeadline(): number {
     if (this.#state === "closed") return Infinity;
     let deadline = Math.min(this.#ackDeadline, this.#pacingAt, this.#drainUntil, this.#lastReceiveTime + this.#config.idleTimeoutMs);
-    if (this.#sent.size > 0) deadline = Math.min(deadline, this.#lossDeadline());
+    deadline = Math.min(deadline, this.#recovery.deadline());
     if (this.#state === "open" || this.#state === "closing") deadline = Math.min(deadline, this.#nextPingTime());
     for (const out of this.#outStreams) {
       if (this.#idleWriter(out)) deadline = Math.min(deadline, out.lastWrite + this.#config.streamInactivityMs);
@@ -466,8 +450,10 @@ export class Session {
       this.#state = "closed";
       return;
     }
-    if (this.#sent.size > 0 && now >= this.#lossDeadline()) this.#onLossTimer(now);
-    if ((this.#state as SessionState) === "closed") return; // the loss timer may have failed it
+    if (now >= this.#recovery.deadline() && this.#recovery.onTimeout(now, this.#onPacketLost) === "failed") {
+      this.#fail(new Error(`peer unreachable: ${this.#config.maxRetransmissions} consecutive retransmission timeouts without an acknowledgement`));
+      return;
+    }
     if ((this.#state === "open" || this.#state === "closing") && now >= this.#nextPingTime()) {
       if (this.#lastPingTime > this.#lastReceiveTime) this.#keepAliveInterval = Math.min(2 * this.#keepAliveInterval, this.#config.maxKeepAliveMs);
       this.#lastPingTime = now;
@@ -485,13 +471,14 @@ export class Session {
     if (this.#state === "closed") return undefined;
     this.#now = now;
     const ackDue = this.#elicitingSinceAck > 0 && (this.#ackNow || now >= this.#ackDeadline);
-    const probe = this.#probesDue > 0;
+    const recovery = this.#recovery;
+    const probe = recovery.probeDue;
     let eliciting = probe || this.#hasElicitingWork();
     if (eliciting && !probe) {
       this.#pacingAt = Infinity;
-      if (!this.#congestion.canSend(MAX_DATAGRAM_SIZE_BYTES)) eliciting = false;
+      if (!recovery.congestion.canSend(MAX_DATAGRAM_SIZE_BYTES)) eliciting = false;
       else {
-        const at = this.#pacer.nextSendTime(MAX_DATAGRAM_SIZE_BYTES, this.#congestion.window, this.#rtt.smoothed, now);
+        const at = this.#pacer.nextSendTime(MAX_DATAGRAM_SIZE_BYTES, recovery.congestion.window, recovery.rtt.smoothed, now);
         if (at > now) {
           this.#pacingAt = at;
           eliciting = false;
@@ -508,7 +495,6 @@ export class Session {
       this.#stats.packetsSent++;
       return { packetNumber, parts: writer.finish() };
     }
-    if (probe) this.#probesDue--;
     const packet: SentPacket = { time: now, bytes: 0, data: [], messageCredit: false, streamsCredit: false, streamCredits: [], resets: [], close: false };
     this.#writeCredits(packet);
     if (this.#closeDue) {
@@ -518,32 +504,31 @@ export class Session {
     }
     // The last packet the window lets out asks for an ACK at once: a receiver waiting for its 20th
     // packet (or 25 ms) would otherwise stall a small window for the whole ACK delay every round trip.
-    if (this.#congestion.bytesInFlight + 2 * MAX_DATAGRAM_SIZE_BYTES > this.#congestion.window) writer.ping();
+    if (recovery.congestion.bytesInFlight + 2 * MAX_DATAGRAM_SIZE_BYTES > recovery.congestion.window) writer.ping();
     if (this.#state === "open" || this.#state === "closing") this.#writeData(packet);
     // Any ack-eliciting packet does what a PING would; add one only when nothing else elicits.
     if (!packet.messageCredit && !packet.streamsCredit && packet.streamCredits.length === 0 && packet.resets.length === 0 && !packet.close && packet.data.length === 0) writer.ping();
     this.#pingDue = false;
     const parts = writer.finish();
     packet.bytes = writer.length + DATA_HEADER_BYTES + TAG_BYTES; // the datagram: what the window counts
-    if (this.#sent.size === 0) this.#rtoStart = now;
-    this.#sent.set(packetNumber, packet);
-    this.#lastElicitingSentTime = now;
-    this.#congestion.onSent(packet.bytes);
+    recovery.onSent(packetNumber, packet, probe);
     this.#pacer.onSent(packet.bytes);
     this.#stats.packetsSent++;
-    if (!this.#hasElicitingWork()) this.#congestion.onApplicationLimited();
+    if (!this.#hasElicitingWork()) recovery.congestion.onApplicationLimited();
     return { packetNumber, parts };
   }
 
   stats(): SessionStats {
+    const { rtt } = this.#recovery;
     return {
       ...this.#stats,
-      rttMs: this.#rtt.hasSample ? this.#rtt.smoothed : 0,
-      rttVariationMs: this.#rtt.variation,
-      minRttMs: this.#rtt.hasSample ? this.#rtt.min : 0,
-      rtoMs: this.#rtt.rto,
-      congestionWindowBytes: this.#congestion.window,
-      bytesInFlight: this.#congestion.bytesInFlight,
+      ...this.#recovery.stats,
+      rttMs: rtt.hasSample ? rtt.smoothed : 0,
+      rttVariationMs: rtt.variation,
+      minRttMs: rtt.hasSample ? rtt.min : 0,
+      rtoMs: rtt.rto,
+      congestionWindowBytes: this.#recovery.congestion.window,
+      bytesInFlight: this.#recovery.congestion.bytesInFlight,
       sendBufferedBytes: this.#sendBuffered,
       keepAliveIntervalMs: this.#keepAliveInterval,
     };
@@ -595,38 +580,15 @@ export class Session {
   };
 
   #onAck(ranges: Array<[number, number]>, delayMs: number): void {
-    const now = this.#now;
-    const largest = ranges[0]![1] - 1;
-    if (largest >= this.#nextPacketNumber) return; // acknowledges what we never sent: ignore the frame
-    let newlyAcked = false;
-    let sample: SentPacket | undefined;
-    let sampleNumber = -1;
-    // Ranges run from the highest down; walk our in-flight packets from the lowest up against them.
-    let r = ranges.length - 1;
-    for (const [packetNumber, packet] of this.#sent) {
-      while (r >= 0 && ranges[r]![1] <= packetNumber) r--;
-      if (r < 0) break;
-      if (packetNumber < ranges[r]![0]) continue;
-      newlyAcked = true;
-      this.#sent.delete(packetNumber);
-      this.#congestion.onAcked(packet.bytes, packet.time);
-      for (const data of packet.data) this.#onDataAcked(data);
-      for (const out of packet.resets) this.#forgetOutStream(out);
-      if (packet.close && this.#state === "closing") this.#enterDrain();
-      sample = packet; // ascending: ends as the newest newly acknowledged
-      sampleNumber = packetNumber;
-    }
-    if (!newlyAcked) return;
-    // The reported delay is the frame's largest packet's: it is taken off only a sample from that packet.
-    // Another (the largest was one of the peer's pure ACKs) gives a sample with the delay in: an overestimate.
-    if (sample !== undefined) this.#rtt.addSample(now - sample.time, sampleNumber === largest ? delayMs : 0, MAX_ACK_DELAY_MS);
-    this.#largestAcked = Math.max(this.#largestAcked, largest);
-    this.#consecutiveTimeouts = 0;
-    this.#probeSent = false;
-    this.#rtoStart = now;
-    this.#detectLoss(now);
-    this.#queueCloseIfFlushed();
+    if (ranges[0]![1] > this.#nextPacketNumber) return; // acknowledges what we never sent: ignore the frame
+    if (this.#recovery.onAck(ranges, delayMs, this.#now, this.#onPacketAcked, this.#onPacketLost)) this.#queueCloseIfFlushed();
   }
+
+  readonly #onPacketAcked = (packet: SentPacket): void => {
+    for (const data of packet.data) this.#onDataAcked(data);
+    for (const out of packet.resets) this.#forgetOutStream(out);
+    if (packet.close && this.#state === "closing") this.#enterDrain();
+  };
 
   #onDataAcked(data: SentData): void {
     this.#sendBuffered -= data.stream.onAcked(data.offset, data.length, data.fin);
@@ -648,22 +610,8 @@ export class Session {
     this.#resetsDue.delete(out);
   }
 
-  #detectLoss(now: number): void {
-    const lossDelay = Math.max(1, TIME_THRESHOLD * Math.max(this.#rtt.latest, this.#rtt.smoothed));
-    let newestLost: SentPacket | undefined;
-    for (const [packetNumber, packet] of this.#sent) {
-      if (packetNumber >= this.#largestAcked) break;
-      if (this.#largestAcked - packetNumber < PACKET_THRESHOLD && packet.time > now - lossDelay) continue;
-      this.#sent.delete(packetNumber);
-      this.#onPacketLost(packet);
-      newestLost = packet;
-    }
-    if (newestLost !== undefined) this.#congestion.onCongestion(newestLost.time, now);
-  }
-
-  #onPacketLost(packet: SentPacket): void {
-    this.#stats.packetsLost++;
-    this.#congestion.onRemoved(packet.bytes);
+  /** A packet is lost: its data, credits, resets and CLOSE go again (in new packets). */
+  readonly #onPacketLost = (packet: SentPacket): void => {
     for (const data of packet.data) {
       data.stream.onLost(data.offset, data.length, data.fin);
       const message = this.#messageOf(data.stream);
@@ -674,7 +622,7 @@ export class Session {
     for (const stream of packet.streamCredits) stream.creditDirty = true;
     for (const out of packet.resets) if (this.#outStreamById.has(out.id)) this.#resetsDue.add(out);
     if (packet.close && this.#state === "closing") this.#closeDue = true;
-  }
+  };
 
   #messageOf(stream: SendStream): OutMessage | undefined {
     for (const message of this.#outMessages) if (message.stream === stream) return message;
@@ -853,7 +801,7 @@ export class Session {
 
   #enterDrain(): void {
     this.#state = "draining";
-    this.#drainUntil = this.#now + DRAIN_RTOS * this.#rtt.rto;
+    this.#drainUntil = this.#now + DRAIN_RTOS * this.#recovery.rtt.rto;
     this.#closeDue = false;
   }
 
@@ -875,7 +823,7 @@ export class Session {
     this.#error = error;
     this.#state = "closed";
     this.#discardOutgoing();
-    this.#sent.clear();
+    this.#recovery.clear();
   }
 
   #queueCloseIfFlushed(): void {
@@ -883,39 +831,6 @@ export class Session {
       this.#closeQueued = true;
       this.#closeDue = true;
     }
-  }
-
-  // ---------------------------------------------------------------- timers
-
-  #lossDeadline(): number {
-    const rto = this.#rtoStart + this.#rtt.rto;
-    if (this.#probeSent) return rto;
-    const probe = this.#lastElicitingSentTime + Math.max(2 * this.#rtt.smoothed, MIN_PROBE_TIMEOUT_MS) + MAX_ACK_DELAY_MS;
-    return Math.min(probe, rto);
-  }
-
-  #onLossTimer(now: number): void {
-    if (!this.#probeSent && now < this.#rtoStart + this.#rtt.rto) {
-      // Tail-loss probe: one packet (new data if any, else a PING) to draw an ACK that reveals the loss.
-      this.#probeSent = true;
-      this.#probesDue = 1;
-      this.#stats.tailLossProbes++;
-      return;
-    }
-    this.#stats.retransmissionTimeouts++;
-    if (++this.#consecutiveTimeouts > this.#config.maxRetransmissions) {
-      this.#fail(new Error(`peer unreachable: ${this.#config.maxRetransmissions} consecutive retransmission timeouts without an acknowledgement`));
-      return;
-    }
-    for (const [packetNumber, packet] of this.#sent) {
-      this.#sent.delete(packetNumber);
-      this.#onPacketLost(packet);
-    }
-    this.#congestion.onRetransmissionTimeout(now);
-    this.#rtt.backOff();
-    this.#rtoStart = now;
-    this.#probeSent = true;
-    this.#probesDue = 1;
   }
 
   #nextPingTime(): number {

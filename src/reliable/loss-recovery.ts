@@ -1,0 +1,157 @@
+// Which packets are in flight, which were acknowledged, which are lost, and when to probe or time out:
+// RFC 9002 §6.1 thresholds, a tail-loss probe, RFC 6298's retransmission timer, and the congestion
+// controller and RTT estimator they feed. It knows nothing of what a packet carried: the session
+// learns through the `acked` and `lost` callbacks and decides what that means for its frames.
+
+import { NewReno } from "./congestion.ts";
+import { RttEstimator } from "./rtt.ts";
+
+/** RFC 9002 §6.1.1: a packet this many behind an acknowledged one is lost. */
+const PACKET_THRESHOLD = 3;
+/** RFC 9002 §6.1.2: ...or sent this many RTTs before one that was acknowledged. */
+const TIME_THRESHOLD = 9 / 8;
+/** The tail-loss probe waits at least this long (freenet: max(2·SRTT, 10 ms)). */
+const MIN_PROBE_TIMEOUT_MS = 10;
+
+/** What recovery needs of a packet: when it left and how many bytes the window counts for it. */
+export interface InFlight {
+  time: number;
+  bytes: number;
+}
+
+export type LossTimerOutcome = "probe" | "timeout" | "failed";
+
+export class LossRecovery<P extends InFlight> {
+  readonly rtt: RttEstimator;
+  readonly congestion = new NewReno();
+  /** The peer's longest ACK delay: the probe timer waits it out. */
+  readonly #peerAckDelayMs: number;
+  readonly #maxTimeouts: number;
+  /** In-flight ack-eliciting packets by number, oldest first (a Map keeps insertion order). */
+  readonly #sent = new Map<number, P>();
+  #largestAcked = -1;
+  #lastSentTime = 0;
+  /** When the retransmission timer was (re)started: at the first packet in flight, or the last new ACK. */
+  #timerStart = 0;
+  #probeSent = false;
+  #probesDue = 0;
+  #consecutiveTimeouts = 0;
+  readonly stats = { packetsLost: 0, tailLossProbes: 0, retransmissionTimeouts: 0 };
+
+  constructor(rtoFloorMs: number, maxTimeouts: number, peerAckDelayMs: number) {
+    this.rtt = new RttEstimator(rtoFloorMs);
+    this.#maxTimeouts = maxTimeouts;
+    this.#peerAckDelayMs = peerAckDelayMs;
+  }
+
+  get hasInFlight(): boolean {
+    return this.#sent.size > 0;
+  }
+
+  /** A probe is due: the next packet goes whatever the window says. */
+  get probeDue(): boolean {
+    return this.#probesDue > 0;
+  }
+
+  onSent(packetNumber: number, packet: P, probe: boolean): void {
+    if (probe) this.#probesDue--;
+    if (this.#sent.size === 0) this.#timerStart = packet.time;
+    this.#sent.set(packetNumber, packet);
+    this.#lastSentTime = packet.time;
+    this.congestion.onSent(packet.bytes);
+  }
+
+  /**
+   * An ACK frame: `ranges` [start, end) from the highest down, `delayMs` the peer's delay for the
+   * highest. Calls `acked` for each newly acknowledged packet, then `lost` for each one now declared
+   * lost. Answers whether anything was newly acknowledged.
+   */
+  onAck(ranges: ReadonlyArray<readonly [number, number]>, delayMs: number, now: number, acked: (packet: P) => void, lost: (packet: P) => void): boolean {
+    const largest = ranges[0]![1] - 1;
+    let sample: P | undefined;
+    let sampleNumber = -1;
+    // Walk our in-flight packets from the lowest up against the ranges from the lowest up.
+    let r = ranges.length - 1;
+    for (const [packetNumber, packet] of this.#sent) {
+      while (r >= 0 && ranges[r]![1] <= packetNumber) r--;
+      if (r < 0) break;
+      if (packetNumber < ranges[r]![0]) continue;
+      this.#sent.delete(packetNumber);
+      this.congestion.onAcked(packet.bytes, packet.time);
+      acked(packet);
+      sample = packet; // ascending: ends as the newest newly acknowledged
+      sampleNumber = packetNumber;
+    }
+    if (sample === undefined) return false;
+    // The reported delay is the frame's largest packet's: it is taken off only a sample from that packet.
+    // Another (the largest was one of the peer's pure ACKs) gives a sample with the delay in: an overestimate.
+    this.rtt.addSample(now - sample.time, sampleNumber === largest ? delayMs : 0, this.#peerAckDelayMs);
+    this.#largestAcked = Math.max(this.#largestAcked, largest);
+    this.#consecutiveTimeouts = 0;
+    this.#probeSent = false;
+    this.#timerStart = now;
+    this.#detectLoss(now, lost);
+    return true;
+  }
+
+  /** When onTimeout() is due (Infinity with nothing in flight). */
+  deadline(): number {
+    if (this.#sent.size === 0) return Infinity;
+    const timeout = this.#timerStart + this.rtt.rto;
+    if (this.#probeSent) return timeout;
+    return Math.min(timeout, this.#lastSentTime + Math.max(2 * this.rtt.smoothed, MIN_PROBE_TIMEOUT_MS) + this.#peerAckDelayMs);
+  }
+
+  /**
+   * The timer fired: first a tail-loss probe (one packet to draw an ACK that reveals the loss), then
+   * the retransmission timeout (everything in flight is lost, the window restarts, the timeout
+   * doubles), "failed" once the consecutive timeouts pass the limit.
+   */
+  onTimeout(now: number, lost: (packet: P) => void): LossTimerOutcome {
+    if (!this.#probeSent && now < this.#timerStart + this.rtt.rto) {
+      this.#probeSent = true;
+      this.#probesDue = 1;
+      this.stats.tailLossProbes++;
+      return "probe";
+    }
+    this.stats.retransmissionTimeouts++;
+    if (++this.#consecutiveTimeouts > this.#maxTimeouts) {
+      this.#sent.clear();
+      return "failed";
+    }
+    for (const [packetNumber, packet] of this.#sent) {
+      this.#sent.delete(packetNumber);
+      this.#declareLost(packet, lost);
+    }
+    this.congestion.onRetransmissionTimeout(now);
+    this.rtt.backOff();
+    this.#timerStart = now;
+    this.#probeSent = true;
+    this.#probesDue = 1;
+    return "timeout";
+  }
+
+  /** Forgets everything in flight (the connection is over). */
+  clear(): void {
+    this.#sent.clear();
+  }
+
+  #detectLoss(now: number, lost: (packet: P) => void): void {
+    const lossDelay = Math.max(1, TIME_THRESHOLD * Math.max(this.rtt.latest, this.rtt.smoothed));
+    let newestLost: P | undefined;
+    for (const [packetNumber, packet] of this.#sent) {
+      if (packetNumber >= this.#largestAcked) break;
+      if (this.#largestAcked - packetNumber < PACKET_THRESHOLD && packet.time > now - lossDelay) continue;
+      this.#sent.delete(packetNumber);
+      this.#declareLost(packet, lost);
+      newestLost = packet;
+    }
+    if (newestLost !== undefined) this.congestion.onCongestion(newestLost.time, now);
+  }
+
+  #declareLost(packet: P, lost: (packet: P) => void): void {
+    this.stats.packetsLost++;
+    this.congestion.onRemoved(packet.bytes);
+    lost(packet);
+  }
+}
