@@ -19,14 +19,14 @@ import { DATA_HEADER_BYTES, MAX_DATA_PLAINTEXT_BYTES, TAG_BYTES } from "../wire.
 import { MAX_DATAGRAM_SIZE_BYTES, Pacer } from "./congestion.ts";
 import {
   CLOSE_APPLICATION, MAX_ACK_RANGES, MESSAGE_DATA_HEADER_BYTES, PacketWriter, parseFrames, RESET_ABORTED, RESET_IDLE,
-  STREAM_DATA_HEADER_BYTES, STREAM_RESET_BYTES, type FrameVisitor,
+  STREAM_DATA_HEADER_BYTES, type FrameVisitor,
 } from "./frames.ts";
 import {
   INITIAL_MESSAGE_CREDIT_BYTES, INITIAL_STREAM_CREDIT_BYTES, INITIAL_STREAMS_CREDIT, MESSAGES_AHEAD, type ReliabilityConfig,
 } from "./options.ts";
+import { Inbound, type CreditsSent } from "./inbound.ts";
 import { LossRecovery } from "./loss-recovery.ts";
 import { RangeSet } from "./range-set.ts";
-import { Reassembly } from "./reassembly.ts";
 import { SendStream } from "./send-stream.ts";
 
 /** The longest a receiver holds an acknowledgement (a protocol constant: the sender's probe timer counts on it). */
@@ -38,8 +38,8 @@ export const ACK_ELICITING_THRESHOLD = 20;
  * first 100): slow start grows per ACK, and a window of 10 must not sit out the 25 ms ACK delay.
  */
 const ACK_EVERY_PACKET_UNTIL = 100;
-/** Room left for data after stream credits: a packet of credits alone would starve the data (16 streams × 13 B fit). */
-const CREDIT_ROOM_BYTES = 600;
+/** Resets are written while this much room is left, so a packet of control frames still carries data. */
+const RESET_ROOM_BYTES = 600;
 /** Reasons kept for reset outgoing streams (the oldest dropped beyond this). */
 const MAX_RESET_REASONS = 64;
 /** After a CLOSE either way, keep answering retransmitted CLOSEs for this many RTOs. */
@@ -52,14 +52,11 @@ interface SentData {
   fin: boolean;
 }
 
-interface SentPacket {
+/** A packet in flight, and what it carried (its credit frames in CreditsSent's fields). */
+interface SentPacket extends CreditsSent {
   time: number;
   bytes: number;
   data: SentData[];
-  /** Credit frames it carried: the message credit, the streams credit, and the streams whose credit it raised. */
-  messageCredit: boolean;
-  streamsCredit: boolean;
-  streamCredits: InStream[];
   resets: OutStream[];
   close: boolean;
 }
@@ -82,19 +79,6 @@ interface OutStream {
   reset: { reason: string; code: number } | undefined;
 }
 
-interface InMessage {
-  total: number;
-  reassembly: Reassembly;
-}
-
-interface InStream {
-  reassembly: Reassembly;
-  finalSize: number | undefined;
-  /** The credit we granted: bytes below this offset may arrive. */
-  limit: number;
-  creditDirty: boolean;
-  error: string | undefined;
-}
 
 export type SessionState = "open" | "closing" | "draining" | "closed";
 
@@ -182,42 +166,20 @@ export class Session {
   #sendBuffered = 0;
   #rotation = 0;
 
-  // Incoming messages and streams.
-  readonly #inMessages = new Map<number, InMessage>();
-  readonly #failedMessages = new Set<number>();
-  #nextDeliverSequence = 0;
-  readonly #ready: Uint8Array[] = [];
-  #readyHead = 0;
-  #readyBytes = 0;
-  #messageBuffered = 0;
-  #consumedBytes = 0;
-  #consumedMessages = 0;
-  #messageLimit = INITIAL_MESSAGE_CREDIT_BYTES;
-  #sequenceLimit = MESSAGES_AHEAD;
-  #messageCreditDirty = false;
-  readonly #inStreams = new Map<number, InStream>();
-  readonly #finishedStreamIds = new RangeSet();
-  readonly #acceptQueue: number[] = [];
-  #streamsLimit = INITIAL_STREAMS_CREDIT;
-  #streamsCreditDirty = false;
-  #lastStreamError: string | undefined;
-
   readonly #stats = {
     packetsSent: 0, packetsReceived: 0, ackOnlyPackets: 0,
     messagesSent: 0, messagesReceived: 0, streamsOpened: 0, streamsAccepted: 0, streamErrors: 0, malformedPackets: 0,
     flowControlViolations: 0,
   };
+  /** The receiving half: incoming messages and streams, and their credit. */
+  readonly #inbound: Inbound;
 
   constructor(config: ReliabilityConfig, now: number) {
     this.#config = config;
     this.#recovery = new LossRecovery(config.rtoFloorMs, config.maxRetransmissions, MAX_ACK_DELAY_MS);
+    this.#inbound = new Inbound(config, this.#stats);
     this.#lastReceiveTime = now;
     this.#keepAliveInterval = config.keepAliveMs;
-    // Grant the windows we are configured for at once, where they exceed what the protocol assumes.
-    this.#messageLimit = Math.max(INITIAL_MESSAGE_CREDIT_BYTES, config.messageWindowBytes);
-    this.#messageCreditDirty = this.#messageLimit > INITIAL_MESSAGE_CREDIT_BYTES;
-    this.#streamsLimit = config.maxIncomingStreams;
-    this.#streamsCreditDirty = this.#streamsLimit > INITIAL_STREAMS_CREDIT;
   }
 
   get state(): SessionState {
@@ -231,7 +193,7 @@ export class Session {
 
   /** The last incoming message or stream the peer broke, and why. */
   get lastStreamError(): string | undefined {
-    return this.#lastStreamError;
+    return this.#inbound.lastStreamError;
   }
 
   // ---------------------------------------------------------------- application side
@@ -305,60 +267,27 @@ export class Session {
 
   /** The next whole message, in order; undefined if none is ready. */
   readMessage(): Uint8Array | undefined {
-    if (this.#readyHead === this.#ready.length) return undefined;
-    const message = this.#ready[this.#readyHead++]!;
-    if (this.#readyHead === this.#ready.length) {
-      this.#ready.length = 0;
-      this.#readyHead = 0;
-    }
-    this.#readyBytes -= message.length;
-    this.#consumedBytes += message.length;
-    this.#consumedMessages++;
-    this.#stats.messagesReceived++;
-    this.#updateMessageCredit(false);
-    return message;
+    return this.#inbound.readMessage();
   }
 
   /** No message will ever be ready again (closed either way, or failed). */
   get messagesEnded(): boolean {
-    return this.#readyHead === this.#ready.length && this.#state !== "open";
+    return !this.#inbound.hasReadyMessage && this.#state !== "open";
   }
 
   /** The id of the next incoming stream, if one arrived. */
   acceptStream(): number | undefined {
-    const id = this.#acceptQueue.shift();
-    if (id !== undefined) this.#stats.streamsAccepted++;
-    return id;
+    return this.#inbound.acceptStream();
   }
 
   /** The next bytes of incoming stream `id`: data, null at its end, undefined if none yet; throws if it failed. */
   readStream(id: number): Uint8Array | null | undefined {
-    const stream = this.#inStreams.get(id);
-    if (stream === undefined) return null;
-    if (stream.error !== undefined) {
-      this.#retireStream(id);
-      throw new Error(stream.error);
-    }
-    const piece = stream.reassembly.read();
-    if (piece !== undefined) {
-      const limit = stream.reassembly.readOffset + this.#config.streamWindowBytes;
-      if (limit - stream.limit >= this.#config.streamWindowBytes / 4) this.#raiseStreamCredit(stream, limit);
-      return piece;
-    }
-    if (stream.finalSize === stream.reassembly.readOffset) {
-      this.#retireStream(id);
-      return null;
-    }
-    if (this.#state !== "open" && this.#state !== "closing") {
-      this.#retireStream(id);
-      throw new Error(this.#error?.message ?? `stream ${id} ended early: the connection closed before its end`);
-    }
-    return undefined;
+    return this.#inbound.readStream(id, this.#state !== "open" && this.#state !== "closing", this.#error);
   }
 
   /** The reader gave up on incoming stream `id`: later data for it is dropped. */
   cancelStream(id: number): void {
-    if (this.#inStreams.has(id)) this.#retireStream(id);
+    this.#inbound.cancelStream(id);
   }
 
   /**
@@ -368,7 +297,7 @@ export class Session {
   close(): void {
     if (this.#state !== "open") return;
     this.#state = "closing";
-    this.#discardIncoming();
+    this.#inbound.discardIncomplete();
     this.#queueCloseIfFlushed();
   }
 
@@ -496,7 +425,7 @@ export class Session {
       return { packetNumber, parts: writer.finish() };
     }
     const packet: SentPacket = { time: now, bytes: 0, data: [], messageCredit: false, streamsCredit: false, streamCredits: [], resets: [], close: false };
-    this.#writeCredits(packet);
+    this.#writeControl(packet);
     if (this.#closeDue) {
       writer.close(CLOSE_APPLICATION);
       this.#closeDue = false;
@@ -553,11 +482,11 @@ export class Session {
     },
     messageData: (sequence, total, offset, data) => {
       this.#elicits = true;
-      this.#onMessageData(sequence, total, offset, data);
+      if (this.#state === "open") this.#inbound.messageData(sequence, total, offset, data); // closing: acknowledged, not delivered
     },
     streamData: (id, offset, fin, data) => {
       this.#elicits = true;
-      this.#onStreamData(id, offset, fin, data);
+      if (this.#state === "open") this.#inbound.streamData(id, offset, fin, data);
     },
     messageCredit: (byteLimit, sequenceLimit) => {
       this.#elicits = true;
@@ -575,7 +504,7 @@ export class Session {
     },
     streamReset: (id, code) => {
       this.#elicits = true;
-      this.#onStreamReset(id, code);
+      if (this.#state === "open") this.#inbound.streamReset(id, code);
     },
   };
 
@@ -617,9 +546,7 @@ export class Session {
       const message = this.#messageOf(data.stream);
       if (message !== undefined && data.stream.hasLost) this.#lostMessages.add(message);
     }
-    if (packet.messageCredit) this.#messageCreditDirty = true;
-    if (packet.streamsCredit) this.#streamsCreditDirty = true;
-    for (const stream of packet.streamCredits) stream.creditDirty = true;
+    this.#inbound.onCreditsLost(packet);
     for (const out of packet.resets) if (this.#outStreamById.has(out.id)) this.#resetsDue.add(out);
     if (packet.close && this.#state === "closing") this.#closeDue = true;
   };
@@ -627,161 +554,6 @@ export class Session {
   #messageOf(stream: SendStream): OutMessage | undefined {
     for (const message of this.#outMessages) if (message.stream === stream) return message;
     return undefined;
-  }
-
-  #onMessageData(sequence: number, total: number, offset: number, data: Uint8Array): void {
-    if (this.#state !== "open") return; // closing: we no longer deliver; the packet is still acknowledged
-    if (sequence < this.#nextDeliverSequence || this.#failedMessages.has(sequence)) return; // a duplicate
-    if (sequence >= this.#sequenceLimit) {
-      this.#stats.flowControlViolations++;
-      return;
-    }
-    if (total > this.#config.maxMessageBytes) {
-      this.#failMessage(sequence, `message ${sequence} declares ${total} bytes, over the ${this.#config.maxMessageBytes}-byte limit`);
-      return;
-    }
-    if (offset + data.length > total) {
-      this.#failMessage(sequence, `message ${sequence}: bytes [${offset}, ${offset + data.length}) lie beyond its declared ${total} bytes`);
-      return;
-    }
-    let message = this.#inMessages.get(sequence);
-    if (message === undefined) {
-      message = { total, reassembly: new Reassembly() };
-      this.#inMessages.set(sequence, message);
-    } else if (message.total !== total) {
-      this.#failMessage(sequence, `message ${sequence} declared ${message.total} bytes, then ${total}`);
-      return;
-    }
-    this.#messageBuffered += message.reassembly.insert(offset, data);
-    if (this.#messageBuffered + this.#readyBytes > this.#messageLimit - this.#consumedBytes) {
-      this.#stats.flowControlViolations++;
-      this.#failMessage(sequence, `message ${sequence} overran the message credit`);
-      return;
-    }
-    this.#deliverMessages();
-  }
-
-  /** Moves complete messages, in order, to the ready queue; extends credit for the first incomplete one. */
-  #deliverMessages(): void {
-    for (;;) {
-      const sequence = this.#nextDeliverSequence;
-      if (this.#failedMessages.delete(sequence)) {
-        this.#nextDeliverSequence++;
-        this.#consumedMessages++; // a failed message is skipped: it takes its slot of the sequence credit
-        continue;
-      }
-      const message = this.#inMessages.get(sequence);
-      if (message === undefined || !message.reassembly.hasAll(message.total)) break;
-      this.#inMessages.delete(sequence);
-      this.#messageBuffered -= message.total;
-      this.#ready.push(message.reassembly.assemble(message.total));
-      this.#readyBytes += message.total;
-      this.#nextDeliverSequence++;
-    }
-    this.#updateMessageCredit(true);
-  }
-
-  #updateMessageCredit(extendForHead: boolean): void {
-    const window = this.#config.messageWindowBytes;
-    let limit = this.#consumedBytes + window;
-    if (extendForHead) {
-      // The first incomplete message may be larger than the window: let all of it in, or it could never complete.
-      const head = this.#inMessages.get(this.#nextDeliverSequence);
-      if (head !== undefined) limit = Math.max(limit, this.#consumedBytes + this.#readyBytes + head.total);
-    }
-    if (limit - this.#messageLimit >= window / 4 || (extendForHead && limit > this.#messageLimit && limit - this.#consumedBytes > window)) {
-      this.#messageLimit = limit;
-      this.#messageCreditDirty = true;
-    }
-    const sequenceLimit = this.#consumedMessages + MESSAGES_AHEAD;
-    if (sequenceLimit - this.#sequenceLimit >= MESSAGES_AHEAD / 4) {
-      this.#sequenceLimit = sequenceLimit;
-      this.#messageCreditDirty = true;
-    }
-  }
-
-  #failMessage(sequence: number, reason: string): void {
-    const message = this.#inMessages.get(sequence);
-    if (message !== undefined) {
-      this.#messageBuffered -= message.reassembly.bufferedBytes;
-      this.#inMessages.delete(sequence);
-    }
-    this.#failedMessages.add(sequence);
-    this.#streamError(reason);
-    this.#deliverMessages();
-  }
-
-  /**
-   * Incoming stream `id`, made (and queued for acceptStream) on its first frame; undefined when its
-   * frames are to be dropped: not open, already finished, or beyond the streams we allowed (counted).
-   */
-  #incomingStream(id: number): InStream | undefined {
-    if (this.#state !== "open" || this.#finishedStreamIds.has(id)) return undefined;
-    let stream = this.#inStreams.get(id);
-    if (stream === undefined) {
-      if (id >= this.#streamsLimit) {
-        this.#stats.flowControlViolations++;
-        return undefined;
-      }
-      stream = { reassembly: new Reassembly(), finalSize: undefined, limit: INITIAL_STREAM_CREDIT_BYTES, creditDirty: false, error: undefined };
-      if (this.#config.streamWindowBytes > INITIAL_STREAM_CREDIT_BYTES) this.#raiseStreamCredit(stream, this.#config.streamWindowBytes);
-      this.#inStreams.set(id, stream);
-      this.#acceptQueue.push(id);
-    }
-    return stream;
-  }
-
-  #onStreamData(id: number, offset: number, fin: boolean, data: Uint8Array): void {
-    const stream = this.#incomingStream(id);
-    if (stream === undefined || stream.error !== undefined) return;
-    const end = offset + data.length;
-    if (fin) {
-      if (stream.finalSize !== undefined && stream.finalSize !== end) return this.#failStream(stream, `stream ${id} ended at ${stream.finalSize}, then at ${end}`);
-      if (stream.reassembly.highestReceived > end) return this.#failStream(stream, `stream ${id} ends at ${end} but sent bytes up to ${stream.reassembly.highestReceived}`);
-      stream.finalSize = end;
-    } else if (stream.finalSize !== undefined && end > stream.finalSize) {
-      return this.#failStream(stream, `stream ${id} sent bytes up to ${end}, beyond its end at ${stream.finalSize}`);
-    }
-    if (end > stream.limit) {
-      this.#stats.flowControlViolations++;
-      return this.#failStream(stream, `stream ${id} sent bytes up to ${end}, beyond the ${stream.limit} we allowed`);
-    }
-    stream.reassembly.insert(offset, data);
-  }
-
-  #onStreamReset(id: number, code: number): void {
-    const stream = this.#incomingStream(id); // a reset before any data still reaches the reader, as a failure
-    if (stream === undefined || stream.error !== undefined) return;
-    this.#failStream(stream, code === RESET_IDLE
-      ? `stream ${id} was reset by its writer: it wrote nothing for its inactivity timeout`
-      : `stream ${id} was aborted by its writer`);
-  }
-
-  #failStream(stream: InStream, reason: string): void {
-    stream.error = reason;
-    stream.reassembly = new Reassembly(); // what it buffered is released now
-    this.#streamError(reason);
-  }
-
-  #streamError(reason: string): void {
-    this.#stats.streamErrors++;
-    this.#lastStreamError = reason;
-  }
-
-  /** The stream is done with (read to its end, failed and reported, or cancelled): forget it, grant another. */
-  #retireStream(id: number): void {
-    this.#inStreams.delete(id);
-    this.#finishedStreamIds.add(id, id + 1);
-    const limit = this.#finishedStreamIds.contiguousEnd(0) + this.#config.maxIncomingStreams;
-    if (limit > this.#streamsLimit) {
-      this.#streamsLimit = limit;
-      this.#streamsCreditDirty = true;
-    }
-  }
-
-  #raiseStreamCredit(stream: InStream, limit: number): void {
-    stream.limit = limit;
-    stream.creditDirty = true;
   }
 
   /**
@@ -812,11 +584,6 @@ export class Session {
     this.#outStreams.length = 0;
     this.#outStreamById.clear();
     this.#sendBuffered = 0;
-  }
-
-  #discardIncoming(): void {
-    this.#inMessages.clear();
-    this.#messageBuffered = 0;
   }
 
   #fail(error: Error | undefined): void {
@@ -850,37 +617,22 @@ export class Session {
     this.#ackNow = false;
   }
 
-  #writeCredits(packet: SentPacket): void {
+  /** Credit frames (the inbound side's) and our streams' resets: control frames, before any data. */
+  #writeControl(packet: SentPacket): void {
     const writer = this.#writer;
-    if (this.#messageCreditDirty) {
-      writer.messageCredit(this.#messageLimit, this.#sequenceLimit);
-      this.#messageCreditDirty = false;
-      packet.messageCredit = true;
-    }
-    if (this.#streamsCreditDirty) {
-      writer.streamsCredit(this.#streamsLimit);
-      this.#streamsCreditDirty = false;
-      packet.streamsCredit = true;
-    }
+    this.#inbound.writeCredits(writer, packet);
     for (const out of this.#resetsDue) {
-      if (writer.remaining < CREDIT_ROOM_BYTES + STREAM_RESET_BYTES) break;
+      if (writer.remaining < RESET_ROOM_BYTES) break;
       writer.streamReset(out.id, out.reset!.code);
       this.#resetsDue.delete(out);
       packet.resets.push(out);
-    }
-    for (const [id, stream] of this.#inStreams) {
-      if (!stream.creditDirty || writer.remaining < CREDIT_ROOM_BYTES) continue;
-      writer.streamCredit(id, stream.limit);
-      stream.creditDirty = false;
-      packet.streamCredits.push(stream);
     }
   }
 
   #hasElicitingWork(): boolean {
     if (this.#closeDue) return true;
     if (this.#state !== "open" && this.#state !== "closing") return false;
-    if (this.#pingDue || this.#messageCreditDirty || this.#streamsCreditDirty || this.#resetsDue.size > 0) return true;
-    for (const stream of this.#inStreams.values()) if (stream.creditDirty) return true;
+    if (this.#pingDue || this.#resetsDue.size > 0 || this.#inbound.creditDue) return true;
     for (const message of this.#lostMessages) if (message.stream.hasLost) return true;
     const next = this.#firstUnsentMessage();
     if (next !== undefined && next.sequence < this.#peerSequenceLimit && next.stream.hasSendable(this.#peerMessageLimit - next.start)) return true;
