@@ -291,3 +291,52 @@ describe("in virtual time", () => {
     expect(a.error).toBeUndefined();
   });
 });
+
+describe("a seeded sweep", () => {
+  it("90 networks (5/20/30% loss, duplication, jitter, some with a bottleneck): messages and a stream, both intact", () => {
+    const failures: string[] = [];
+    for (let seed = 1; seed <= 30; seed++) {
+      for (const loss of [0.05, 0.2, 0.3]) {
+        const net = new SimNetwork(seed * 1000 + Math.round(loss * 100), {
+          delayMs: 1 + (seed % 20), loss, jitterMs: seed % 7, duplicate: 0.05,
+          bytesPerMs: seed % 3 === 0 ? 2000 : Infinity, queueBytes: 64 * 1024,
+        });
+        const [a, b] = net.sessions;
+        const random = mulberry32(seed);
+        const received: number[] = [];
+        const id = a.openStream(net.now);
+        const total = 2 * 2 ** 20;
+        let sent = 0;
+        let written = 0;
+        let streamBytes = 0;
+        let ended = false;
+        let incoming: number | undefined;
+        const done = net.run(() => received.length === 300 && ended, 3_600_000, () => {
+          while (sent < 300 && a.writable) {
+            const message = new Uint8Array(2 + Math.floor(random() * 3000));
+            message[0] = sent & 0xff;
+            message[1] = sent++ >> 8;
+            a.sendMessage(message);
+          }
+          while (written < total && a.writable) {
+            a.writeStream(id, new Uint8Array(64 * 1024), net.now);
+            written += 64 * 1024;
+            if (written === total) a.finishStream(id);
+          }
+          for (let m = b.readMessage(); m !== undefined; m = b.readMessage()) received.push(m[0]! | (m[1]! << 8));
+          incoming ??= b.acceptStream();
+          for (let piece = incoming === undefined ? undefined : b.readStream(incoming); piece !== undefined; piece = b.readStream(incoming!)) {
+            if (piece === null) {
+              ended = true;
+              break;
+            }
+            streamBytes += piece.length;
+          }
+        });
+        const inOrder = received.every((n, i) => n === i);
+        if (!done || streamBytes !== total || !inOrder) failures.push(`seed ${seed}, loss ${loss}: done ${done}, stream ${streamBytes}, messages ${received.length} in order ${inOrder}`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+});
