@@ -17,17 +17,12 @@
 
 import { DATA_HEADER_BYTES, MAX_DATA_PLAINTEXT_BYTES, TAG_BYTES } from "../wire.ts";
 import { MAX_DATAGRAM_SIZE_BYTES, Pacer } from "./congestion.ts";
-import {
-  CLOSE_APPLICATION, MAX_ACK_RANGES, MESSAGE_DATA_HEADER_BYTES, PacketWriter, parseFrames, RESET_ABORTED, RESET_IDLE,
-  STREAM_DATA_HEADER_BYTES, type FrameVisitor,
-} from "./frames.ts";
-import {
-  INITIAL_MESSAGE_CREDIT_BYTES, INITIAL_STREAM_CREDIT_BYTES, INITIAL_STREAMS_CREDIT, MESSAGES_AHEAD, type ReliabilityConfig,
-} from "./options.ts";
+import { CLOSE_APPLICATION, MAX_ACK_RANGES, PacketWriter, parseFrames, RESET_ABORTED, type FrameVisitor } from "./frames.ts";
 import { Inbound, type CreditsSent } from "./inbound.ts";
 import { LossRecovery } from "./loss-recovery.ts";
+import type { ReliabilityConfig } from "./options.ts";
+import { Outbound, type OutboundSent } from "./outbound.ts";
 import { RangeSet } from "./range-set.ts";
-import { SendStream } from "./send-stream.ts";
 
 /** The longest a receiver holds an acknowledgement (a protocol constant: the sender's probe timer counts on it). */
 export const MAX_ACK_DELAY_MS = 25;
@@ -38,47 +33,15 @@ export const ACK_ELICITING_THRESHOLD = 20;
  * first 100): slow start grows per ACK, and a window of 10 must not sit out the 25 ms ACK delay.
  */
 const ACK_EVERY_PACKET_UNTIL = 100;
-/** Resets are written while this much room is left, so a packet of control frames still carries data. */
-const RESET_ROOM_BYTES = 600;
-/** Reasons kept for reset outgoing streams (the oldest dropped beyond this). */
-const MAX_RESET_REASONS = 64;
 /** After a CLOSE either way, keep answering retransmitted CLOSEs for this many RTOs. */
 const DRAIN_RTOS = 3;
 
-interface SentData {
-  stream: SendStream;
-  offset: number;
-  length: number;
-  fin: boolean;
-}
-
-/** A packet in flight, and what it carried (its credit frames in CreditsSent's fields). */
-interface SentPacket extends CreditsSent {
+/** A packet in flight, and what it carried: data and resets (OutboundSent), credit (CreditsSent), a CLOSE. */
+interface SentPacket extends CreditsSent, OutboundSent {
   time: number;
   bytes: number;
-  data: SentData[];
-  resets: OutStream[];
   close: boolean;
 }
-
-interface OutMessage {
-  sequence: number;
-  /** Where the message starts in the concatenation of all messages: what message credit counts. */
-  start: number;
-  stream: SendStream;
-}
-
-interface OutStream {
-  id: number;
-  stream: SendStream;
-  /** The peer's credit: data bytes below this offset may go. */
-  limit: number;
-  /** When the application last wrote (or opened it): the writer's inactivity clock. */
-  lastWrite: number;
-  /** Why it was reset (then its RESET frame is due or sent), else undefined. */
-  reset: { reason: string; code: number } | undefined;
-}
-
 
 export type SessionState = "open" | "closing" | "draining" | "closed";
 
@@ -146,37 +109,20 @@ export class Session {
   #closeQueued = false;
   #drainUntil = Infinity;
 
-  // Outgoing messages and streams.
-  readonly #outMessages: OutMessage[] = [];
-  /** Index in #outMessages of the first message with bytes never sent. */
-  #nextNewMessage = 0;
-  readonly #lostMessages = new Set<OutMessage>();
-  #nextMessageSequence = 0;
-  #messageBytesQueued = 0;
-  #peerMessageLimit = INITIAL_MESSAGE_CREDIT_BYTES;
-  #peerSequenceLimit = MESSAGES_AHEAD;
-  readonly #outStreams: OutStream[] = [];
-  readonly #outStreamById = new Map<number, OutStream>();
-  #nextStreamId = 0;
-  #peerStreamsLimit = INITIAL_STREAMS_CREDIT;
-  /** Reset streams whose RESET frame is due (again, if one was lost). */
-  readonly #resetsDue = new Set<OutStream>();
-  /** Why outgoing streams were reset, for the application (the last MAX_RESET_REASONS). */
-  readonly #resetReasons = new Map<number, string>();
-  #sendBuffered = 0;
-  #rotation = 0;
-
   readonly #stats = {
     packetsSent: 0, packetsReceived: 0, ackOnlyPackets: 0,
     messagesSent: 0, messagesReceived: 0, streamsOpened: 0, streamsAccepted: 0, streamErrors: 0, malformedPackets: 0,
     flowControlViolations: 0,
   };
+  /** The sending half: outgoing messages and streams. */
+  readonly #outbound: Outbound;
   /** The receiving half: incoming messages and streams, and their credit. */
   readonly #inbound: Inbound;
 
   constructor(config: ReliabilityConfig, now: number) {
     this.#config = config;
     this.#recovery = new LossRecovery(config.rtoFloorMs, config.maxRetransmissions, MAX_ACK_DELAY_MS);
+    this.#outbound = new Outbound(config, this.#stats);
     this.#inbound = new Inbound(config, this.#stats);
     this.#lastReceiveTime = now;
     this.#keepAliveInterval = config.keepAliveMs;
@@ -200,69 +146,40 @@ export class Session {
 
   /** Whether a writer may add bytes now (the send buffer is under its bound and the connection open). */
   get writable(): boolean {
-    return this.#state === "open" && this.#sendBuffered < this.#config.sendBufferBytes;
+    return this.#state === "open" && this.#outbound.hasRoom;
   }
 
   /** Queues one message (the caller checked its size and `writable`, and hands over `bytes`). */
   sendMessage(bytes: Uint8Array): void {
     this.#assertOpen();
-    const stream = new SendStream();
-    stream.write(bytes);
-    stream.finish();
-    this.#outMessages.push({ sequence: this.#nextMessageSequence++, start: this.#messageBytesQueued, stream });
-    this.#messageBytesQueued += bytes.length;
-    this.#sendBuffered += bytes.length;
-    this.#stats.messagesSent++;
+    this.#outbound.sendMessage(bytes);
   }
 
   /** A new outgoing stream's id. Its data waits for the peer's stream credit. */
   openStream(now: number): number {
     this.#assertOpen();
-    const out: OutStream = { id: this.#nextStreamId++, stream: new SendStream(), limit: INITIAL_STREAM_CREDIT_BYTES, lastWrite: now, reset: undefined };
-    this.#outStreams.push(out);
-    this.#outStreamById.set(out.id, out);
-    this.#stats.streamsOpened++;
-    return out.id;
+    return this.#outbound.openStream(now);
   }
 
+  /** Adds bytes to outgoing stream `id`; throws if the stream was reset (with why). */
   writeStream(id: number, bytes: Uint8Array, now: number): void {
     this.#assertOpen();
-    const out = this.#outStream(id);
-    if (out.reset !== undefined) throw new Error(out.reset.reason);
-    out.stream.write(bytes);
-    out.lastWrite = now;
-    this.#sendBuffered += bytes.length;
+    this.#outbound.writeStream(id, bytes, now);
   }
 
   finishStream(id: number): void {
     this.#assertOpen();
-    const out = this.#outStream(id);
-    if (out.reset !== undefined) throw new Error(out.reset.reason);
-    out.stream.finish();
+    this.#outbound.finishStream(id);
   }
 
-  /**
-   * Outgoing stream `id`: "delivered" once the peer acknowledged every byte and the end, the reason
-   * if it was reset (remembered for the last MAX_RESET_REASONS resets), else "sending".
-   */
+  /** Outgoing stream `id`: "delivered", "sending", or why it was reset. */
   streamState(id: number): "sending" | "delivered" | { reset: string } {
-    const reason = this.#resetReasons.get(id);
-    if (reason !== undefined) return { reset: reason };
-    return this.#outStreamById.has(id) ? "sending" : "delivered";
+    return this.#outbound.streamState(id);
   }
 
-  /**
-   * Gives up on outgoing stream `id`: its unsent bytes are dropped and the peer is told (a STREAM_RESET,
-   * retransmitted until acknowledged), so its reader fails with a clear error instead of waiting.
-   */
+  /** Gives up on outgoing stream `id`; the peer's reader fails with a clear error (see Outbound). */
   resetStream(id: number, reason: string, code = RESET_ABORTED): void {
-    const out = this.#outStreamById.get(id);
-    if (out === undefined || out.reset !== undefined) return;
-    out.reset = { reason, code };
-    this.#sendBuffered -= out.stream.abandon();
-    this.#resetsDue.add(out);
-    this.#resetReasons.set(id, reason);
-    if (this.#resetReasons.size > MAX_RESET_REASONS) this.#resetReasons.delete(this.#resetReasons.keys().next().value!);
+    this.#outbound.resetStream(id, reason, code);
   }
 
   /** The next whole message, in order; undefined if none is ready. */
@@ -362,9 +279,7 @@ export class Session {
     let deadline = Math.min(this.#ackDeadline, this.#pacingAt, this.#drainUntil, this.#lastReceiveTime + this.#config.idleTimeoutMs);
     deadline = Math.min(deadline, this.#recovery.deadline());
     if (this.#state === "open" || this.#state === "closing") deadline = Math.min(deadline, this.#nextPingTime());
-    for (const out of this.#outStreams) {
-      if (this.#idleWriter(out)) deadline = Math.min(deadline, out.lastWrite + this.#config.streamInactivityMs);
-    }
+    if (this.#state === "open" || this.#state === "closing") deadline = Math.min(deadline, this.#outbound.idleDeadline());
     return deadline;
   }
 
@@ -388,11 +303,7 @@ export class Session {
       this.#lastPingTime = now;
       this.#pingDue = true;
     }
-    for (const out of this.#outStreams) {
-      if (this.#idleWriter(out) && now >= out.lastWrite + this.#config.streamInactivityMs) {
-        this.resetStream(out.id, `stream ${out.id}: its writer wrote nothing for ${this.#config.streamInactivityMs} ms`, RESET_IDLE);
-      }
-    }
+    if (this.#state === "open" || this.#state === "closing") this.#outbound.resetIdle(now); // an unfinished stream cannot hold a close forever
   }
 
   /** The next packet to seal and send, or undefined (then wait for input or nextDeadline()). */
@@ -434,7 +345,7 @@ export class Session {
     // The last packet the window lets out asks for an ACK at once: a receiver waiting for its 20th
     // packet (or 25 ms) would otherwise stall a small window for the whole ACK delay every round trip.
     if (recovery.congestion.bytesInFlight + 2 * MAX_DATAGRAM_SIZE_BYTES > recovery.congestion.window) writer.ping();
-    if (this.#state === "open" || this.#state === "closing") this.#writeData(packet);
+    if (this.#state === "open" || this.#state === "closing") this.#outbound.writeData(writer, packet);
     // Any ack-eliciting packet does what a PING would; add one only when nothing else elicits.
     if (!packet.messageCredit && !packet.streamsCredit && packet.streamCredits.length === 0 && packet.resets.length === 0 && !packet.close && packet.data.length === 0) writer.ping();
     this.#pingDue = false;
@@ -458,7 +369,7 @@ export class Session {
       rtoMs: rtt.rto,
       congestionWindowBytes: this.#recovery.congestion.window,
       bytesInFlight: this.#recovery.congestion.bytesInFlight,
-      sendBufferedBytes: this.#sendBuffered,
+      sendBufferedBytes: this.#outbound.bufferedBytes,
       keepAliveIntervalMs: this.#keepAliveInterval,
     };
   }
@@ -490,17 +401,15 @@ export class Session {
     },
     messageCredit: (byteLimit, sequenceLimit) => {
       this.#elicits = true;
-      this.#peerMessageLimit = Math.max(this.#peerMessageLimit, byteLimit);
-      this.#peerSequenceLimit = Math.max(this.#peerSequenceLimit, sequenceLimit);
+      this.#outbound.onMessageCredit(byteLimit, sequenceLimit);
     },
     streamCredit: (id, limit) => {
       this.#elicits = true;
-      const out = this.#outStreamById.get(id);
-      if (out !== undefined) out.limit = Math.max(out.limit, limit);
+      this.#outbound.onStreamCredit(id, limit);
     },
     streamsCredit: (idLimit) => {
       this.#elicits = true;
-      this.#peerStreamsLimit = Math.max(this.#peerStreamsLimit, idLimit);
+      this.#outbound.onStreamsCredit(idLimit);
     },
     streamReset: (id, code) => {
       this.#elicits = true;
@@ -514,60 +423,20 @@ export class Session {
   }
 
   readonly #onPacketAcked = (packet: SentPacket): void => {
-    for (const data of packet.data) this.#onDataAcked(data);
-    for (const out of packet.resets) this.#forgetOutStream(out);
+    this.#outbound.onAcked(packet);
     if (packet.close && this.#state === "closing") this.#enterDrain();
   };
 
-  #onDataAcked(data: SentData): void {
-    this.#sendBuffered -= data.stream.onAcked(data.offset, data.length, data.fin);
-    if (!data.stream.complete) return;
-    // Retire completed messages from the front (later ones wait their turn: the array stays ordered).
-    while (this.#outMessages.length > 0 && this.#outMessages[0]!.stream.complete) {
-      this.#lostMessages.delete(this.#outMessages.shift()!);
-      if (this.#nextNewMessage > 0) this.#nextNewMessage--;
-    }
-    const out = this.#outStreams.find((candidate) => candidate.stream === data.stream);
-    if (out !== undefined) this.#forgetOutStream(out);
-  }
-
-  /** The stream is done with: delivered whole, or its reset was acknowledged. */
-  #forgetOutStream(out: OutStream): void {
-    const at = this.#outStreams.indexOf(out);
-    if (at >= 0) this.#outStreams.splice(at, 1);
-    this.#outStreamById.delete(out.id);
-    this.#resetsDue.delete(out);
-  }
-
   /** A packet is lost: its data, credits, resets and CLOSE go again (in new packets). */
   readonly #onPacketLost = (packet: SentPacket): void => {
-    for (const data of packet.data) {
-      data.stream.onLost(data.offset, data.length, data.fin);
-      const message = this.#messageOf(data.stream);
-      if (message !== undefined && data.stream.hasLost) this.#lostMessages.add(message);
-    }
+    this.#outbound.onLost(packet);
     this.#inbound.onCreditsLost(packet);
-    for (const out of packet.resets) if (this.#outStreamById.has(out.id)) this.#resetsDue.add(out);
     if (packet.close && this.#state === "closing") this.#closeDue = true;
   };
 
-  #messageOf(stream: SendStream): OutMessage | undefined {
-    for (const message of this.#outMessages) if (message.stream === stream) return message;
-    return undefined;
-  }
-
-  /**
-   * An outgoing stream whose writer, not the path or the reader, is the reason nothing moves: open,
-   * not finished, every byte written already acknowledged. A stream with bytes in flight or waiting
-   * for credit is not idle, however long loss or a slow reader holds it.
-   */
-  #idleWriter(out: OutStream): boolean {
-    return out.reset === undefined && !out.stream.finished && out.stream.bufferedBytes === 0;
-  }
-
   #onPeerClose(): void {
     if (this.#state === "closed" || this.#state === "draining") return;
-    this.#discardOutgoing();
+    this.#outbound.discard();
     this.#enterDrain();
   }
 
@@ -577,24 +446,15 @@ export class Session {
     this.#closeDue = false;
   }
 
-  #discardOutgoing(): void {
-    this.#outMessages.length = 0;
-    this.#nextNewMessage = 0;
-    this.#lostMessages.clear();
-    this.#outStreams.length = 0;
-    this.#outStreamById.clear();
-    this.#sendBuffered = 0;
-  }
-
   #fail(error: Error | undefined): void {
     this.#error = error;
     this.#state = "closed";
-    this.#discardOutgoing();
+    this.#outbound.discard();
     this.#recovery.clear();
   }
 
   #queueCloseIfFlushed(): void {
-    if (this.#state === "closing" && !this.#closeQueued && this.#sendBuffered === 0 && this.#outStreams.length === 0 && this.#outMessages.length === 0) {
+    if (this.#state === "closing" && !this.#closeQueued && this.#outbound.delivered) {
       this.#closeQueued = true;
       this.#closeDue = true;
     }
@@ -617,94 +477,16 @@ export class Session {
     this.#ackNow = false;
   }
 
-  /** Credit frames (the inbound side's) and our streams' resets: control frames, before any data. */
+  /** Control frames, before any data: our credit to the peer, and our streams' resets. */
   #writeControl(packet: SentPacket): void {
-    const writer = this.#writer;
-    this.#inbound.writeCredits(writer, packet);
-    for (const out of this.#resetsDue) {
-      if (writer.remaining < RESET_ROOM_BYTES) break;
-      writer.streamReset(out.id, out.reset!.code);
-      this.#resetsDue.delete(out);
-      packet.resets.push(out);
-    }
+    this.#inbound.writeCredits(this.#writer, packet);
+    this.#outbound.writeResets(this.#writer, packet);
   }
 
   #hasElicitingWork(): boolean {
     if (this.#closeDue) return true;
     if (this.#state !== "open" && this.#state !== "closing") return false;
-    if (this.#pingDue || this.#resetsDue.size > 0 || this.#inbound.creditDue) return true;
-    for (const message of this.#lostMessages) if (message.stream.hasLost) return true;
-    const next = this.#firstUnsentMessage();
-    if (next !== undefined && next.sequence < this.#peerSequenceLimit && next.stream.hasSendable(this.#peerMessageLimit - next.start)) return true;
-    for (const out of this.#outStreams) {
-      if (out.id < this.#peerStreamsLimit && out.stream.hasSendable(out.limit)) return true;
-    }
-    return false;
-  }
-
-  /**
-   * Fills the packet with data, taking turns between the messages and each stream: the next packet
-   * starts with the source after the last one that wrote here, so none starves.
-   */
-  #writeData(packet: SentPacket): void {
-    const sources = 1 + this.#outStreams.length;
-    const first = this.#rotation % sources;
-    for (let k = 0; k < sources && this.#writer.remaining > STREAM_DATA_HEADER_BYTES; k++) {
-      const source = (first + k) % sources;
-      const before = packet.data.length;
-      if (source === 0) this.#writeMessages(packet);
-      else this.#writeStream(packet, this.#outStreams[source - 1]!);
-      if (packet.data.length > before) this.#rotation = source + 1;
-    }
-  }
-
-  #writeMessages(packet: SentPacket): void {
-    const writer = this.#writer;
-    while (writer.remaining > MESSAGE_DATA_HEADER_BYTES) {
-      let message: OutMessage | undefined;
-      let limit = Infinity;
-      for (const lost of this.#lostMessages) {
-        if (lost.stream.hasLost) {
-          message = lost;
-          break;
-        }
-        this.#lostMessages.delete(lost);
-      }
-      if (message === undefined) {
-        message = this.#firstUnsentMessage();
-        if (message === undefined || message.sequence >= this.#peerSequenceLimit) return;
-        limit = this.#peerMessageLimit - message.start;
-      }
-      const range = message.stream.take(Math.min(0xffff, writer.remaining - MESSAGE_DATA_HEADER_BYTES), limit);
-      if (range === undefined) return; // waiting for credit
-      writer.messageData(message.sequence, message.stream.written, range.offset, range.data);
-      packet.data.push({ stream: message.stream, offset: range.offset, length: range.data.length, fin: range.fin });
-      if (!message.stream.hasLost) this.#lostMessages.delete(message);
-    }
-  }
-
-  /** The first message with bytes never sent (the index moves past messages sent whole). */
-  #firstUnsentMessage(): OutMessage | undefined {
-    let message = this.#outMessages[this.#nextNewMessage];
-    while (message !== undefined && message.stream.allSent) message = this.#outMessages[++this.#nextNewMessage];
-    return message;
-  }
-
-  #writeStream(packet: SentPacket, out: OutStream): void {
-    if (out.id >= this.#peerStreamsLimit || out.reset !== undefined) return;
-    const writer = this.#writer;
-    while (writer.remaining > STREAM_DATA_HEADER_BYTES) {
-      const range = out.stream.take(Math.min(0xffff, writer.remaining - STREAM_DATA_HEADER_BYTES), out.limit);
-      if (range === undefined) return;
-      writer.streamData(out.id, range.offset, range.fin, range.data);
-      packet.data.push({ stream: out.stream, offset: range.offset, length: range.data.length, fin: range.fin });
-    }
-  }
-
-  #outStream(id: number): OutStream {
-    const out = this.#outStreamById.get(id);
-    if (out === undefined) throw new Error(`stream ${id} is not open for writing`);
-    return out;
+    return this.#pingDue || this.#inbound.creditDue || this.#outbound.hasWork;
   }
 
   #assertOpen(): void {
