@@ -27,16 +27,17 @@ describe("ChaCha20-Poly1305 in the core", () => {
     const nonce = Uint8Array.from([0x07, 0, 0, 0, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47]);
     const aad = Uint8Array.from([0x50, 0x51, 0x52, 0x53, 0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7]);
     const text = new TextEncoder().encode("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.");
-    bytes.set(key, frame + 128);
-    bytes.set(nonce, frame + 160);
-    bytes.set(aad, frame + 176);
-    bytes.set(text, frame + 200);
-    core.aeadSeal(frame + 128, frame + 160, frame + 176, aad.length, frame + 200, text.length, frame + 400, frame);
-    expect(Buffer.from(bytes.subarray(frame + 400, frame + 416)).toString("hex")).toBe("1ae10b594f09e26a7e902ecbd0600691");
-    expect(Buffer.from(bytes.subarray(frame + 200, frame + 216)).toString("hex")).toBe("d31a8d34648e60db7b86afbc53ef7ec2");
-    expect(core.aeadOpen(frame + 128, frame + 160, frame + 176, aad.length, frame + 200, text.length, frame + 400, frame)).toBe(1);
-    expect(new TextDecoder().decode(bytes.subarray(frame + 200, frame + 200 + text.length))).toBe(new TextDecoder().decode(text));
+    bytes.set(key, frame + 320);
+    bytes.set(nonce, frame + 352);
+    bytes.set(aad, frame + 368);
+    bytes.set(text, frame + 400);
+    core.aeadSeal(frame + 320, frame + 352, frame + 368, aad.length, frame + 400, text.length, frame + 600, frame);
+    expect(Buffer.from(bytes.subarray(frame + 600, frame + 616)).toString("hex")).toBe("1ae10b594f09e26a7e902ecbd0600691");
+    expect(Buffer.from(bytes.subarray(frame + 400, frame + 416)).toString("hex")).toBe("d31a8d34648e60db7b86afbc53ef7ec2");
+    expect(core.aeadOpen(frame + 320, frame + 352, frame + 368, aad.length, frame + 400, text.length, frame + 600, frame)).toBe(1);
+    expect(new TextDecoder().decode(bytes.subarray(frame + 400, frame + 400 + text.length))).toBe(new TextDecoder().decode(text));
     core.freeFrame(frame - 8);
+    expect(core.AEAD_SCRATCH_BYTES.value).toBe(320); // the scratch layout src/packet-aead.ts lends the core
   });
 
   it("seals exactly as OpenSSL does, for every plaintext length, and opens its own packets", () => {
