@@ -101,43 +101,23 @@ function chacha20Blocks4(key: usize, nonce: usize, counter: u32, out: usize): vo
   x13 = i32x4.add(x13, y13);
   x14 = i32x4.add(x14, y14);
   x15 = i32x4.add(x15, y15);
-  let t0: v128, t1: v128, t2: v128, t3: v128;
-  // words 0..3 of the four blocks: transpose lanes (block) and words
-  t0 = v128.shuffle<i32>(x0, x1, 0, 4, 1, 5);
-  t1 = v128.shuffle<i32>(x2, x3, 0, 4, 1, 5);
-  t2 = v128.shuffle<i32>(x0, x1, 2, 6, 3, 7);
-  t3 = v128.shuffle<i32>(x2, x3, 2, 6, 3, 7);
-  v128.store(out, v128.shuffle<i64>(t0, t1, 0, 2), 0);
-  v128.store(out, v128.shuffle<i64>(t0, t1, 1, 3), 64);
-  v128.store(out, v128.shuffle<i64>(t2, t3, 0, 2), 128);
-  v128.store(out, v128.shuffle<i64>(t2, t3, 1, 3), 192);
-  // words 4..7 of the four blocks: transpose lanes (block) and words
-  t0 = v128.shuffle<i32>(x4, x5, 0, 4, 1, 5);
-  t1 = v128.shuffle<i32>(x6, x7, 0, 4, 1, 5);
-  t2 = v128.shuffle<i32>(x4, x5, 2, 6, 3, 7);
-  t3 = v128.shuffle<i32>(x6, x7, 2, 6, 3, 7);
-  v128.store(out, v128.shuffle<i64>(t0, t1, 0, 2), 16);
-  v128.store(out, v128.shuffle<i64>(t0, t1, 1, 3), 80);
-  v128.store(out, v128.shuffle<i64>(t2, t3, 0, 2), 144);
-  v128.store(out, v128.shuffle<i64>(t2, t3, 1, 3), 208);
-  // words 8..11 of the four blocks: transpose lanes (block) and words
-  t0 = v128.shuffle<i32>(x8, x9, 0, 4, 1, 5);
-  t1 = v128.shuffle<i32>(x10, x11, 0, 4, 1, 5);
-  t2 = v128.shuffle<i32>(x8, x9, 2, 6, 3, 7);
-  t3 = v128.shuffle<i32>(x10, x11, 2, 6, 3, 7);
-  v128.store(out, v128.shuffle<i64>(t0, t1, 0, 2), 32);
-  v128.store(out, v128.shuffle<i64>(t0, t1, 1, 3), 96);
-  v128.store(out, v128.shuffle<i64>(t2, t3, 0, 2), 160);
-  v128.store(out, v128.shuffle<i64>(t2, t3, 1, 3), 224);
-  // words 12..15 of the four blocks: transpose lanes (block) and words
-  t0 = v128.shuffle<i32>(x12, x13, 0, 4, 1, 5);
-  t1 = v128.shuffle<i32>(x14, x15, 0, 4, 1, 5);
-  t2 = v128.shuffle<i32>(x12, x13, 2, 6, 3, 7);
-  t3 = v128.shuffle<i32>(x14, x15, 2, 6, 3, 7);
-  v128.store(out, v128.shuffle<i64>(t0, t1, 0, 2), 48);
-  v128.store(out, v128.shuffle<i64>(t0, t1, 1, 3), 112);
-  v128.store(out, v128.shuffle<i64>(t2, t3, 0, 2), 176);
-  v128.store(out, v128.shuffle<i64>(t2, t3, 1, 3), 240);
+  // Lane j of x_i is word i of block j: each group of four words is a 4 × 4 transpose.
+  storeWords(x0, x1, x2, x3, out);
+  storeWords(x4, x5, x6, x7, out + 16);
+  storeWords(x8, x9, x10, x11, out + 32);
+  storeWords(x12, x13, x14, x15, out + 48);
+}
+
+/** Four words of four blocks (a: word w of blocks 0..3, b: word w + 1...) to each block's place at `at` + 64 × block. */
+@inline function storeWords(a: v128, b: v128, c: v128, d: v128, at: usize): void {
+  const ab01 = v128.shuffle<i32>(a, b, 0, 4, 1, 5);
+  const cd01 = v128.shuffle<i32>(c, d, 0, 4, 1, 5);
+  const ab23 = v128.shuffle<i32>(a, b, 2, 6, 3, 7);
+  const cd23 = v128.shuffle<i32>(c, d, 2, 6, 3, 7);
+  v128.store(at, v128.shuffle<i64>(ab01, cd01, 0, 2), 0);
+  v128.store(at, v128.shuffle<i64>(ab01, cd01, 1, 3), 64);
+  v128.store(at, v128.shuffle<i64>(ab23, cd23, 0, 2), 128);
+  v128.store(at, v128.shuffle<i64>(ab23, cd23, 1, 3), 192);
 }
 
 /** XORs `length` bytes at `data` with `keystream`, 16 bytes at a time, then the rest. */
