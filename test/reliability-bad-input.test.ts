@@ -58,6 +58,13 @@ describe("bad input from an authenticated peer", () => {
     expect(s.stats().flowControlViolations).toBe(2);
   });
 
+  it("ignores and counts an ACK of packet numbers never sent", () => {
+    const s = session();
+    s.handlePacket(packet((w) => w.ack([[0, 1_000_000]], 0)), packetNumber++, 1);
+    expect(s.stats().invalidAcks).toBe(1);
+    expect(s.state).toBe("open");
+  });
+
   it("drops a packet whose frames do not parse, whole, and says why", () => {
     const s = session();
     const good = packet((w) => w.messageData(0, 3, 0, new Uint8Array([1, 2, 3])));

@@ -1,6 +1,7 @@
 // The reliable-delivery state machine in virtual time, over a seeded lossy network (no sockets).
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { MAX_OPEN_STREAMS, MAX_QUEUED_MESSAGES } from "../src/reliable/outbound.ts";
 import { SimNetwork } from "./support/sim-network.ts";
 import { mulberry32 } from "./support/random.ts";
 
@@ -152,6 +153,17 @@ describe("in virtual time", () => {
     expect(written).toBeLessThan(256 * 1024 + 128 * 1024 + 128 * 1024 + 32 * 1024);
     expect(b.state).toBe("open"); // no stream failed for it: the writer is held up by us, not silent
     expect(b.stats().streamErrors).toBe(0);
+  });
+
+  it("bounds what an application can queue: 4096 messages, 1024 open streams", () => {
+    const net = new SimNetwork(14, { delayMs: 5 });
+    const [a] = net.sessions;
+    let queued = 0;
+    while (a.writable) a.sendMessage(new Uint8Array(0)), queued++; // empty: the byte bound alone would never stop these
+    expect(queued).toBe(MAX_QUEUED_MESSAGES);
+    for (let i = 0; i < MAX_OPEN_STREAMS; i++) a.openStream(net.now);
+    expect(() => a.openStream(net.now)).toThrow(RangeError);
+    expect(() => a.openStream(net.now)).toThrow(/1024 outgoing streams are open already/);
   });
 
   it("shares the path between concurrent streams", () => {

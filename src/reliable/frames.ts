@@ -92,17 +92,17 @@ function walkFrames(plaintext: Uint8Array, view: DataView, visitor: FrameVisitor
         const firstLength = view.getUint32(at + 14, true);
         if (count === 0 || count > MAX_ACK_RANGES || firstLength === 0 || firstLength > largest + 1) return "bad ACK ranges";
         if (room < ACK_FIXED_BYTES + (count - 1) * ACK_RANGE_BYTES) return "truncated ACK frame";
-        const ranges: Array<[number, number]> = [[largest + 1 - firstLength, largest + 1]];
+        const ranges: Array<[number, number]> | undefined = visitor && [[largest + 1 - firstLength, largest + 1]]; // built when visiting
         let low = largest + 1 - firstLength;
         for (let i = 1; i < count; i++) {
           const gap = view.getUint32(at + ACK_FIXED_BYTES + (i - 1) * ACK_RANGE_BYTES, true);
           const rangeLength = view.getUint32(at + ACK_FIXED_BYTES + (i - 1) * ACK_RANGE_BYTES + 4, true);
           const end = low - gap;
           if (gap === 0 || rangeLength === 0 || end - rangeLength < 0) return "bad ACK ranges";
-          ranges.push([end - rangeLength, end]);
+          ranges?.push([end - rangeLength, end]);
           low = end - rangeLength;
         }
-        visitor?.ack(ranges, delayMs);
+        if (ranges !== undefined) visitor!.ack(ranges, delayMs);
         at += ACK_FIXED_BYTES + (count - 1) * ACK_RANGE_BYTES;
         break;
       }

@@ -11,10 +11,19 @@ import { SendStream } from "./send-stream.ts";
 const RESET_ROOM_BYTES = 600;
 /** Reasons kept for reset outgoing streams (the oldest dropped beyond this). */
 const MAX_RESET_REASONS = 64;
+/**
+ * Messages queued and not yet acknowledged, before writers wait: bytes alone would not bound a queue
+ * of empty messages. Four times the 1024 the peer lets ahead of its reader.
+ */
+export const MAX_QUEUED_MESSAGES = 4 * MESSAGES_AHEAD;
+/** Outgoing streams open at once (not yet delivered or reset); openStream() beyond is a RangeError. */
+export const MAX_OPEN_STREAMS = 1024;
 
 /** A range of a stream (or message) a packet carried. */
 export interface SentData {
   stream: SendStream;
+  /** The message it belongs to, if it is one (so a loss or an ACK finds it without a search). */
+  message: OutMessage | undefined;
   offset: number;
   length: number;
   fin: boolean;
@@ -26,7 +35,7 @@ export interface OutboundSent {
   resets: OutStream[];
 }
 
-interface OutMessage {
+export interface OutMessage {
   sequence: number;
   /** Where the message starts in the concatenation of all messages: what message credit counts. */
   start: number;
@@ -82,9 +91,9 @@ export class Outbound {
     return this.#buffered;
   }
 
-  /** Whether a writer may add bytes (the send buffer is under its bound). */
+  /** Whether a writer may add more (the send buffer and the message queue are under their bounds). */
   get hasRoom(): boolean {
-    return this.#buffered < this.#config.sendBufferBytes;
+    return this.#buffered < this.#config.sendBufferBytes && this.#messages.length < MAX_QUEUED_MESSAGES;
   }
 
   /** Everything written was acknowledged (a graceful close may go). */
@@ -107,6 +116,9 @@ export class Outbound {
 
   /** A new outgoing stream's id. Its data waits for the peer's stream credit. */
   openStream(now: number): number {
+    if (this.#streams.length >= MAX_OPEN_STREAMS) {
+      throw new RangeError(`${MAX_OPEN_STREAMS} outgoing streams are open already: close or abort one before opening another`);
+    }
     const out: OutStream = { id: this.#nextStreamId++, stream: new SendStream(), limit: INITIAL_STREAM_CREDIT_BYTES, lastWrite: now, reset: undefined };
     this.#streams.push(out);
     this.#streamById.set(out.id, out);
@@ -243,8 +255,7 @@ export class Outbound {
   onLost(packet: OutboundSent): void {
     for (const data of packet.data) {
       data.stream.onLost(data.offset, data.length, data.fin);
-      const message = this.#messageOf(data.stream);
-      if (message !== undefined && data.stream.hasLost) this.#lostMessages.add(message);
+      if (data.message !== undefined && data.stream.hasLost) this.#lostMessages.add(data.message);
     }
     for (const out of packet.resets) if (this.#streamById.has(out.id)) this.#resetsDue.add(out);
   }
@@ -252,13 +263,16 @@ export class Outbound {
   #onDataAcked(data: SentData): void {
     this.#buffered -= data.stream.onAcked(data.offset, data.length, data.fin);
     if (!data.stream.complete) return;
+    if (data.message === undefined) {
+      const out = this.#streams.find((candidate) => candidate.stream === data.stream);
+      if (out !== undefined) this.#forget(out);
+      return;
+    }
     // Retire completed messages from the front (later ones wait their turn: the array stays ordered).
     while (this.#messages.length > 0 && this.#messages[0]!.stream.complete) {
       this.#lostMessages.delete(this.#messages.shift()!);
       if (this.#nextNewMessage > 0) this.#nextNewMessage--;
     }
-    const out = this.#streams.find((candidate) => candidate.stream === data.stream);
-    if (out !== undefined) this.#forget(out);
   }
 
   /** The stream is done with: delivered whole, or its reset was acknowledged. */
@@ -267,11 +281,6 @@ export class Outbound {
     if (at >= 0) this.#streams.splice(at, 1);
     this.#streamById.delete(out.id);
     this.#resetsDue.delete(out);
-  }
-
-  #messageOf(stream: SendStream): OutMessage | undefined {
-    for (const message of this.#messages) if (message.stream === stream) return message;
-    return undefined;
   }
 
   #writeMessages(writer: PacketWriter, packet: OutboundSent): void {
@@ -293,7 +302,7 @@ export class Outbound {
       const range = message.stream.take(Math.min(0xffff, writer.remaining - MESSAGE_DATA_HEADER_BYTES), limit);
       if (range === undefined) return; // waiting for credit
       writer.messageData(message.sequence, message.stream.written, range.offset, range.data);
-      packet.data.push({ stream: message.stream, offset: range.offset, length: range.data.length, fin: range.fin });
+      packet.data.push({ stream: message.stream, message, offset: range.offset, length: range.data.length, fin: range.fin });
       if (!message.stream.hasLost) this.#lostMessages.delete(message);
     }
   }
@@ -311,7 +320,7 @@ export class Outbound {
       const range = out.stream.take(Math.min(0xffff, writer.remaining - STREAM_DATA_HEADER_BYTES), out.limit);
       if (range === undefined) return;
       writer.streamData(out.id, range.offset, range.fin, range.data);
-      packet.data.push({ stream: out.stream, offset: range.offset, length: range.data.length, fin: range.fin });
+      packet.data.push({ stream: out.stream, message: undefined, offset: range.offset, length: range.data.length, fin: range.fin });
     }
   }
 

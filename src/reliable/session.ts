@@ -68,6 +68,8 @@ export interface SessionStats {
   malformedPackets: number;
   /** Data beyond the credit we granted. */
   flowControlViolations: number;
+  /** ACK frames naming packet numbers we never sent (the frame is ignored). */
+  invalidAcks: number;
   sendBufferedBytes: number;
   /** The keep-alive interval now: 5 s, doubling while pings go unanswered, up to 60 s. */
   keepAliveIntervalMs: number;
@@ -112,7 +114,7 @@ export class Session {
   readonly #stats = {
     packetsSent: 0, packetsReceived: 0, ackOnlyPackets: 0,
     messagesSent: 0, messagesReceived: 0, streamsOpened: 0, streamsAccepted: 0, streamErrors: 0, malformedPackets: 0,
-    flowControlViolations: 0,
+    flowControlViolations: 0, invalidAcks: 0,
   };
   /** The sending half: outgoing messages and streams. */
   readonly #outbound: Outbound;
@@ -418,7 +420,10 @@ export class Session {
   };
 
   #onAck(ranges: Array<[number, number]>, delayMs: number): void {
-    if (ranges[0]![1] > this.#nextPacketNumber) return; // acknowledges what we never sent: ignore the frame
+    if (ranges[0]![1] > this.#nextPacketNumber) {
+      this.#stats.invalidAcks++; // acknowledges what we never sent: ignore the frame
+      return;
+    }
     if (this.#recovery.onAck(ranges, delayMs, this.#now, this.#onPacketAcked, this.#onPacketLost)) this.#queueCloseIfFlushed();
   }
 
