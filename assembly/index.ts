@@ -6,7 +6,7 @@ export {
   loadArenaGlobals, endPoolWait, preparePoolWait,
 } from "./pool";
 export {
-  available, commit, endSpaceWait, hasSpace, notifySpace, peekFrame, prepareSpaceWait,
+  available, commit, endSpaceWait, handOver, hasSpace, notifySpace, peekFrame, prepareSpaceWait,
   publish, release, reserve,
 } from "./lane";
 export {

@@ -44,6 +44,18 @@ import { allocFrame, freeFrame, segmentShift } from "./pool";
 // May see a stale LN_HEAD (then it re-reads once); never a stale CH_RECV_CLOSED for long, since the
 // receiver's store is atomic.
 export function reserve(lane: u32): i32 {
+  const refused = admit(lane);
+  if (refused != 0) return refused;
+  const frame = allocFrame();
+  if (frame == 0) {
+    bump64(lane + LN_POOL_EMPTY);
+    return RESERVE_POOL_EMPTY;
+  }
+  return <i32>frame;
+}
+
+// Whether the lane takes one more packet: 0, or RESERVE_CLOSED / RESERVE_FULL (counted).
+@inline function admit(lane: u32): i32 {
   if (atomic.load<u32>(load<u32>(lane + LN_CHANNEL) + CH_RECV_CLOSED) != 0) {
     bump64(lane + LN_CLOSED_REFUSED);
     return RESERVE_CLOSED;
@@ -58,12 +70,16 @@ export function reserve(lane: u32): i32 {
       return RESERVE_FULL;
     }
   }
-  const frame = allocFrame();
-  if (frame == 0) {
-    bump64(lane + LN_POOL_EMPTY);
-    return RESERVE_POOL_EMPTY;
-  }
-  return <i32>frame;
+  return 0;
+}
+
+// reserve() and commit() for a frame the producer filled before it knew the lane (the listener
+// copies a datagram in to parse it, then hands that same frame over: one copy, not two). Answers
+// what commit() answers, or RESERVE_CLOSED / RESERVE_FULL, and then the frame stays the caller's.
+export function handOver(lane: u32, frame: u32, length: u32): i32 {
+  const refused = admit(lane);
+  if (refused != 0) return refused;
+  return <i32>commit(lane, frame, length);
 }
 
 // Commits a reserved frame holding `length` bytes, not yet visible to the consumer. Answers how many

@@ -5,6 +5,7 @@
 // application's calls (send, recv, streams, close) wait on the Session's state, never on the socket.
 import type { Address } from "./address.ts";
 import type { Arena } from "./arena.ts";
+import type { Framer } from "./framer.ts";
 import { channel } from "./channel.ts";
 import { ownedCopy } from "./owned-copy.ts";
 import type { PacketAead } from "./packet-aead.ts";
@@ -245,13 +246,12 @@ export class Connection {
   }
 
   /** @internal The listener's synchronous hand-off. */
-  route(datagram: Uint8Array, host: string, port: number, packetNumber: number): "sent" | "full" | "closed" {
-    const outcome = this.inbound.trySend(datagram);
+  route(framer: Framer, host: string, port: number): "sent" | "full" | "closed" {
+    const packetNumber = host !== this.#remoteAddress.host || port !== this.#remoteAddress.port ? framer.packetNumber() : -1;
+    const outcome = framer.handOver(this.inbound);
     if (outcome === "sent") {
       this.#routed++;
-      if ((host !== this.#remoteAddress.host || port !== this.#remoteAddress.port) && this.#pathCandidates.size < MAX_PATH_CANDIDATES) {
-        this.#pathCandidates.set(packetNumber, { host, port });
-      }
+      if (packetNumber >= 0 && this.#pathCandidates.size < MAX_PATH_CANDIDATES) this.#pathCandidates.set(packetNumber, { host, port });
     } else if (outcome === "full") this.#drops.queueFull++;
     return outcome;
   }

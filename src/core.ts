@@ -17,6 +17,7 @@ export interface CoreExports {
 
   reserve(lane: number): number;
   commit(lane: number, frame: number, length: number): number;
+  handOver(lane: number, frame: number, length: number): number;
   publish(lane: number): number;
   prepareSpaceWait(lane: number): number;
   endSpaceWait(lane: number): void;

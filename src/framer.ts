@@ -1,45 +1,63 @@
-// The listener's and senders' door to assembly/wire.ts: a datagram is copied once into a scratch
-// frame of the transport's arena, where the core classifies it and reads its fields; headers are
-// built there and copied out. One Framer per transport (one thread), so one scratch frame suffices.
+// The listener's and senders' door to assembly/wire.ts. A datagram is copied once, into a landing
+// frame of the transport's arena, where the core classifies it and reads its fields; when it is
+// routed, that frame itself goes to the queue (handOver), and the framer takes a fresh one. Headers
+// are built in a scratch frame and copied out. One Framer per transport (one thread).
 import type { Arena } from "./arena.ts";
 import { FRAME_DATA } from "./core.ts";
+import type { Sender, TrySendResult } from "./sender.ts";
 import { DATA_HEADER_BYTES, MAX_DATAGRAM_BYTES, RESPONSE_SEALED } from "./wire.ts";
 
-// Parsed datagrams sit at the start of the scratch payload; headers are built after them.
-const BUILD_AREA = FRAME_DATA + 1536;
+/** parse()'s answer when the frame pool is empty, so there is nowhere to parse (counted as a full queue). */
+export const PARSE_NO_FRAME = -100;
 
 export class Framer {
   private readonly arena: Arena;
-  private readonly frame: number;
-  private readonly parsed: number;
   private readonly build: number;
+  /** The frame the next datagram lands in; 0 after a hand-over found the pool empty. */
+  private landing: number;
+  private landed = 0;
 
   constructor(arena: Arena) {
-    if (arena.frameBytes < BUILD_AREA + 64) throw new RangeError(`a transport needs frames of at least 2048 bytes, this arena has ${arena.frameBytes}`);
-    const frame = arena.core.allocFrame();
-    if (frame === 0) throw new RangeError("the arena's frame pool is exhausted: no scratch frame for the transport");
+    if (arena.frameBytes < FRAME_DATA + MAX_DATAGRAM_BYTES + 64) throw new RangeError(`a transport needs frames of at least 2048 bytes, this arena has ${arena.frameBytes}`);
+    const build = arena.core.allocFrame();
+    const landing = arena.core.allocFrame();
+    if (build === 0 || landing === 0) throw new RangeError("the arena's frame pool is exhausted: no scratch frames for the transport");
     this.arena = arena;
-    this.frame = frame;
-    this.parsed = frame + FRAME_DATA;
-    this.build = frame + BUILD_AREA;
+    this.build = build + FRAME_DATA;
+    this.landing = landing;
   }
 
-  /** Copies the datagram in and classifies it: its kind, or a negative WIRE_* reason. */
+  /** Copies the datagram in and classifies it: its kind, or a negative WIRE_* reason (or PARSE_NO_FRAME). */
   parse(datagram: Uint8Array): number {
-    if (datagram.length > MAX_DATAGRAM_BYTES || datagram.length === 0) return this.arena.core.wireParse(this.parsed, datagram.length);
-    this.arena.bytes.set(datagram, this.parsed);
-    return this.arena.core.wireParse(this.parsed, datagram.length);
+    const { core } = this.arena;
+    const length = datagram.length;
+    if (length > MAX_DATAGRAM_BYTES || length === 0) return core.wireParse(0, length); // refused on its length alone
+    if (this.landing === 0 && (this.landing = core.allocFrame()) === 0) return PARSE_NO_FRAME;
+    this.arena.bytes.set(datagram, this.landing + FRAME_DATA);
+    this.landed = length;
+    return core.wireParse(this.landing + FRAME_DATA, length);
   }
 
   /** Destination connection id of the DATA or RESPONSE packet parse() last accepted. */
   connection(): number {
-    return this.arena.core.wireConnection(this.parsed) >>> 0;
+    return this.arena.core.wireConnection(this.landing + FRAME_DATA) >>> 0;
   }
 
   /** Packet number of the DATA packet parse() last accepted (below 2^53). */
   packetNumber(): number {
     const { core } = this.arena;
-    return core.wirePacketNumberHigh(this.parsed) * 2 ** 32 + (core.wirePacketNumberLow(this.parsed) >>> 0);
+    const at = this.landing + FRAME_DATA;
+    return core.wirePacketNumberHigh(at) * 2 ** 32 + (core.wirePacketNumberLow(at) >>> 0);
+  }
+
+  /**
+   * trySend() of the datagram parse() last accepted, without copying it again: its frame goes to
+   * the queue (which must live in this framer's arena) and the next datagram lands in a fresh one.
+   */
+  handOver(queue: Sender): TrySendResult {
+    const outcome = queue.trySendFrame(this.landing, this.landed);
+    if (outcome === "sent") this.landing = this.arena.core.allocFrame(); // 0 if the pool is empty: parse() tries again
+    return outcome;
   }
 
   dataHeader(connection: number, packetNumber: number): Buffer {
@@ -66,6 +84,8 @@ export class Framer {
   }
 
   dispose(): void {
-    this.arena.core.freeFrame(this.frame);
+    this.arena.core.freeFrame(this.build - FRAME_DATA);
+    if (this.landing !== 0) this.arena.core.freeFrame(this.landing);
+    this.landing = 0;
   }
 }

@@ -223,6 +223,7 @@ export class Receiver {
     channel.arena.core.offerReceiver(channel.offset, token);
     channel.goCrossThread();
     channel.receiverHere = false;
+    publishThisThread(); // same-thread producers left their packets for this receiver to publish
     collected.unregister(this); // the receiving end lives on in the handle
     this.#end = End.Moved;
     return { sluice: "receiver", ...handleFields(channel.arena, channel.offset, channel.nonce, channel.maxPacketSize), token };

@@ -45,8 +45,12 @@ export class Sender {
     if (!(packet instanceof Uint8Array)) {
       throw new TypeError(`packet must be a Uint8Array, got ${packet === null ? "null" : typeof packet === "object" ? packet.constructor?.name ?? "object" : typeof packet}`);
     }
-    if (packet.length > this.#channel.maxPacketSize) {
-      throw new RangeError(`packet of ${packet.length} bytes exceeds this channel's maxPacketSize of ${this.#channel.maxPacketSize} bytes`);
+    this.#checkLength(packet.length);
+  }
+
+  #checkLength(length: number): void {
+    if (length > this.#channel.maxPacketSize) {
+      throw new RangeError(`packet of ${length} bytes exceeds this channel's maxPacketSize of ${this.#channel.maxPacketSize} bytes`);
     }
   }
 
@@ -55,6 +59,18 @@ export class Sender {
     const lane = this.#lane;
     if (lane === undefined) return "closed";
     const outcome = lane.push(packet);
+    return outcome === 0 ? "sent" : outcome === RESERVE_CLOSED ? "closed" : "full";
+  }
+
+  /**
+   * @internal trySend() of a packet already in `frame`, a frame of this channel's arena that the
+   * caller owns: on 'sent' the frame belongs to the channel, otherwise it stays the caller's.
+   */
+  trySendFrame(frame: number, length: number): TrySendResult {
+    this.#checkLength(length);
+    const lane = this.#lane;
+    if (lane === undefined) return "closed";
+    const outcome = lane.pushFrame(frame, length);
     return outcome === 0 ? "sent" : outcome === RESERVE_CLOSED ? "closed" : "full";
   }
 

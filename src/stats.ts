@@ -1,6 +1,6 @@
 // Channel counters, summed over lanes. Each counter has one writer (a lane's producer, or the
 // consumer), so a reader on another thread sees a recent snapshot, not an atomic one.
-import type { ChannelCore } from "./channel-core.ts";
+import { publishThisThread, type ChannelCore } from "./channel-core.ts";
 
 export interface ChannelStats {
   /** Packets each lane may hold. */
@@ -20,6 +20,7 @@ export interface ChannelStats {
 
 export function channelStats(channel: ChannelCore): ChannelStats {
   const { core } = channel.arena;
+  publishThisThread(); // this thread's sends count as queued at once, as a receive here would see them
   const stats: ChannelStats = {
     capacity: channel.capacity, lanes: 0, queued: 0, sent: 0, received: 0, full: 0, poolEmpty: 0, closedRefused: 0,
   };

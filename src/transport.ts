@@ -15,7 +15,7 @@ import { Arena, DEFAULT_FRAME_BYTES } from "./arena.ts";
 import { channel } from "./channel.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { generateKeyPair, importPrivateKey, importPublicKey, rawPublicKey, type PublicKey } from "./crypto.ts";
-import { Framer } from "./framer.ts";
+import { Framer, PARSE_NO_FRAME } from "./framer.ts";
 import { PacketAead } from "./packet-aead.ts";
 import {
   buildIntro, buildResponse, openIntro, openResponse, STATUS_OK, STATUS_VERSION_MISMATCH,
@@ -363,25 +363,27 @@ export class Transport {
     this.#stats.datagramsReceived++;
     this.#stats.bytesReceived += datagram.length;
     if (this.#closed) return this.#countDrop("recentlyClosed");
-    const kind = this.#framer.parse(datagram);
-    if (kind < 0) return this.#countDrop(kind === WIRE_UNKNOWN_VERSION ? "versionMismatch" : "malformed");
-    if (kind === KIND_INTRO) return this.#routeIntro(datagram, host, port);
-    const id = this.#framer.connection();
+    const framer = this.#framer;
+    const kind = framer.parse(datagram);
+    if (kind < 0) return kind === PARSE_NO_FRAME ? this.#counted("full") : this.#countDrop(kind === WIRE_UNKNOWN_VERSION ? "versionMismatch" : "malformed");
+    if (kind === KIND_INTRO) return this.#routeIntro(host, port);
+    const id = framer.connection();
     const target = this.#byId.get(id);
     if (target === undefined) return this.#countDrop(this.#recentlyClosedIds.has(id, performance.now()) ? "recentlyClosed" : "unknownSender");
     if (target instanceof Connection) {
       if (kind !== KIND_DATA) return this.#countDrop("unknownSender");
-      return this.#counted(target.route(datagram, host, port, this.#framer.packetNumber()));
+      return this.#counted(target.route(framer, host, port));
     }
     // A response belongs to an initiator, data to a responder awaiting its confirm.
     if ((kind === KIND_RESPONSE) !== (target.role === "initiator")) return this.#countDrop("unknownSender");
-    return this.#counted(target.queue.trySend(datagram));
+    return this.#counted(framer.handOver(target.queue));
   }
 
-  #routeIntro(datagram: Uint8Array, host: string, port: number): "sent" | "full" | "closed" | "dropped" {
+  /** An intro parse() accepted: to its handshake, or (within the limits on strangers) to a new one. */
+  #routeIntro(host: string, port: number): "sent" | "full" | "closed" | "dropped" {
     const key = addressKey(host, port);
     const handshake = this.#handshakeByAddress.get(key);
-    if (handshake !== undefined) return this.#counted(handshake.queue.trySend(datagram));
+    if (handshake !== undefined) return this.#counted(this.#framer.handOver(handshake.queue));
     const now = performance.now();
     const established = this.#connectionByAddress.get(key);
     if (established === undefined) {
@@ -396,7 +398,7 @@ export class Transport {
     const fresh = this.#newHandshake("responder", { host, port }, key);
     fresh.replacing = established;
     fresh.timer = setTimeout(() => this.#failHandshake(fresh, new Error("no confirm from the initiator")), RESPONDER_CONFIRM_TIMEOUT_MS);
-    return this.#counted(fresh.queue.trySend(datagram));
+    return this.#counted(this.#framer.handOver(fresh.queue));
   }
 
   #counted(outcome: "sent" | "full" | "closed"): "sent" | "full" | "closed" {
@@ -609,8 +611,7 @@ export class Transport {
     this.#recentlyClosedAddresses.delete(handshake.key);
     for (let packet = handshake.receiver.tryRecv(); packet instanceof Uint8Array; packet = handshake.receiver.tryRecv()) {
       if (packet[0] === KIND_DATA) {
-        this.#framer.parse(packet);
-        connection.route(packet, handshake.address.host, handshake.address.port, this.#framer.packetNumber());
+        if (this.#framer.parse(packet) === KIND_DATA) connection.route(this.#framer, handshake.address.host, handshake.address.port);
       }
     }
     handshake.receiver.close();
