@@ -3,18 +3,27 @@
 // kernel drops while the receiver is saturated is not counted, for any contender.
 //  - raw: a node:dgram socket whose handler only counts (the ceiling).
 //  - routed: Sluice's listener classifies each datagram in wasm and routes it to a connection's
-//    queue (no consumer work: the queue is sized to hold the whole run).
-//  - opened: a peer on another thread streams to a gateway here: datagrams received, opened
-//    (ChaCha20-Poly1305 in wasm), reassembled and read on this thread.
+//    queue; the queue's consumer counts it (no decryption, no frames).
+//  - sealed: the flood is data packets sealed for a live connection (each packet number once); the
+//    consumer also opens them (replay window, ChaCha20-Poly1305, plaintext copied out), frames not read.
+//  - stream: a peer on another thread streams to a gateway here: datagrams received, opened,
+//    reassembled and read on this thread (the whole receive path; the sender's sealing and
+//    congestion control pace it, so it is not a flood).
 //  - messages: reliable 1100-byte messages through the whole stack: sent by a peer in this process
-//    (sealed, congestion controlled), received, opened (replay window, AES-128-GCM), acknowledged,
-//    and handed to recv(). Not a flood: the sender shares this thread and is paced by the receiver.
+//    (sealed, congestion controlled), received, opened, acknowledged, and handed to recv(). Not a
+//    flood: the sender shares this thread and is paced by the receiver.
 import { createSocket } from "node:dgram";
 import { Worker } from "node:worker_threads";
 import { Transport } from "../dist/index.js";
 
-export const FLOOD_DATAGRAMS = Number(process.env.FLOOD ?? 60_000);
+/** Datagrams per flood: enough that a GC pause or a scheduling hiccup is a small part of the run. */
+export const FLOOD_DATAGRAMS = 200_000;
+const MESSAGES = 60_000;
 const IDLE_MS = 150;
+const FLOOD_BYTES = 1200;
+const FLOOD_FILL = 7;
+/** Distinct packets a raw or routed flood cycles through (a sealed flood sends each packet once). */
+const CYCLED = 256;
 
 export async function startFlooder() {
   const worker = new Worker(new URL("./workers/udp-flooder.mjs", import.meta.url));
@@ -22,14 +31,15 @@ export async function startFlooder() {
   return worker;
 }
 
-function flood(flooder, port, packets, count) {
+/** Sends `packets` (equal-sized, back to back; `distinct` of them, cycled) to `port`; the buffer moves to the flooder. */
+function flood(flooder, port, packets, distinct) {
   return new Promise((resolve) => {
     flooder.once("message", resolve);
-    flooder.postMessage({ port, packets, count });
+    flooder.postMessage({ port, packets, stride: packets.length / distinct, distinct, count: FLOOD_DATAGRAMS }, [packets.buffer]);
   });
 }
 
-/** Resolves with { handled, seconds } once `handled()` stops growing for IDLE_MS after the flood. */
+/** The receiver's rate once `handled()` stops growing for IDLE_MS after the flood. */
 async function settle(clock, handled, flooding) {
   await flooding;
   let last = -1;
@@ -40,25 +50,27 @@ async function settle(clock, handled, flooding) {
   return handled() / ((clock.last - clock.first) / 1000);
 }
 
-const FLOOD_BYTES = 1200;
-const FLOOD_FILL = 7;
-
-function payloads(count, make) {
-  return Array.from({ length: count }, (_, i) => make(i));
+/** A clock and counter for the flood's datagrams, as a consumer sees them. */
+function counter() {
+  const clock = { first: 0, last: 0 };
+  let count = 0;
+  return {
+    clock,
+    count: () => count,
+    tick() {
+      const now = performance.now();
+      if (count++ === 0) clock.first = now;
+      clock.last = now;
+    },
+  };
 }
 
 export async function rawRate(flooder) {
   const socket = createSocket({ type: "udp4", recvBufferSize: 4 << 20 });
   await new Promise((resolve) => socket.bind(0, "127.0.0.1", resolve));
-  const clock = { first: 0, last: 0 };
-  let count = 0;
-  socket.on("message", () => {
-    const now = performance.now();
-    if (count++ === 0) clock.first = now;
-    clock.last = now;
-  });
-  const packets = payloads(256, () => new Uint8Array(FLOOD_BYTES).fill(FLOOD_FILL));
-  const rate = await settle(clock, () => count, flood(flooder, socket.address().port, packets, FLOOD_DATAGRAMS));
+  const seen = counter();
+  socket.on("message", seen.tick);
+  const rate = await settle(seen.clock, seen.count, flood(flooder, socket.address().port, new Uint8Array(FLOOD_BYTES * CYCLED).fill(FLOOD_FILL), CYCLED));
   socket.close();
   return rate;
 }
@@ -71,30 +83,45 @@ async function pair(options = {}) {
   return { gateway, joiner, toGateway, atGateway };
 }
 
-export async function routedRate(flooder) {
-  const { gateway, joiner, atGateway } = await pair({ inboundQueuePackets: 4096 });
-  // 256 distinct packets, cycled, as for the raw receiver (the bypass does not check packet numbers).
-  const packets = payloads(256, (i) => {
-    const datagram = new Uint8Array(FLOOD_BYTES).fill(FLOOD_FILL);
-    datagram[0] = 0x02;
-    new DataView(datagram.buffer).setUint32(1, atGateway.localId, true);
-    new DataView(datagram.buffer).setUint32(5, i, true);
-    new DataView(datagram.buffer).setUint32(9, 0, true); // packet number < 2^32
-    return datagram;
-  });
-  // The consumer counts and times the flood's datagrams only: a late packet of the pair's own (a
-  // handshake confirm, an ACK) must not start the clock early (seen: a run measured at half its rate).
-  const clock = { first: 0, last: 0 };
-  let drained = 0;
-  atGateway.bypassForBenchmark((bytes, at, length) => {
-    if (length !== FLOOD_BYTES || bytes[at + FLOOD_BYTES - 1] !== FLOOD_FILL) return;
-    const now = performance.now();
-    if (drained++ === 0) clock.first = now;
-    clock.last = now;
-  });
-  const rate = await settle(clock, () => drained, flood(flooder, gateway.address.port, packets, FLOOD_DATAGRAMS));
-  await Promise.all([gateway.close(), joiner.close()]);
+/**
+ * Floods the gateway of a fresh pair with `makePackets(pair)` and answers the rate at which its
+ * connection's consumer sees them. The consumer counts and times only the flood's datagrams: a
+ * late packet of the pair's own (a handshake confirm, an ACK) must not start the clock early (seen:
+ * a run measured at half its rate).
+ */
+async function floodedPairRate(flooder, { opened, makePackets, distinct }) {
+  const connected = await pair({ inboundQueuePackets: 4096 });
+  const seen = counter();
+  const floodLength = opened ? FLOOD_BYTES - 29 : FLOOD_BYTES; // a plaintext is the datagram less header and tag
+  connected.atGateway.bypassForBenchmark((bytes, at, length) => {
+    if (length === floodLength && bytes[at + length - 1] === FLOOD_FILL) seen.tick();
+  }, { opened });
+  const rate = await settle(seen.clock, seen.count, flood(flooder, connected.gateway.address.port, makePackets(connected), distinct));
+  await Promise.all([connected.gateway.close(), connected.joiner.close()]);
   return rate;
+}
+
+export function routedRate(flooder) {
+  // CYCLED distinct packets, as for the raw receiver (the unopened bypass does not check packet numbers).
+  const makePackets = ({ atGateway }) => {
+    const packets = new Uint8Array(FLOOD_BYTES * CYCLED).fill(FLOOD_FILL);
+    const view = new DataView(packets.buffer);
+    for (let i = 0; i < CYCLED; i++) {
+      const at = i * FLOOD_BYTES;
+      packets[at] = 0x02;
+      view.setUint32(at + 1, atGateway.localId, true);
+      view.setUint32(at + 5, i, true);
+      view.setUint32(at + 9, 0, true); // packet number < 2^32
+    }
+    return packets;
+  };
+  return floodedPairRate(flooder, { opened: false, makePackets, distinct: CYCLED });
+}
+
+export function sealedRate(flooder) {
+  const plaintext = new Uint8Array(FLOOD_BYTES - 29).fill(FLOOD_FILL);
+  const makePackets = ({ toGateway }) => toGateway.sealForBenchmark(plaintext, FLOOD_DATAGRAMS);
+  return floodedPairRate(flooder, { opened: true, makePackets, distinct: FLOOD_DATAGRAMS });
 }
 
 export async function messageRate() {
@@ -102,10 +129,10 @@ export async function messageRate() {
   const message = new Uint8Array(1100).fill(9);
   const started = performance.now();
   const sending = (async () => {
-    for (let i = 0; i < FLOOD_DATAGRAMS; i++) await toGateway.send(message);
+    for (let i = 0; i < MESSAGES; i++) await toGateway.send(message);
   })();
-  for (let i = 0; i < FLOOD_DATAGRAMS; i++) await atGateway.recv();
-  const rate = FLOOD_DATAGRAMS / ((performance.now() - started) / 1000);
+  for (let i = 0; i < MESSAGES; i++) await atGateway.recv();
+  const rate = MESSAGES / ((performance.now() - started) / 1000);
   await sending;
   await Promise.all([gateway.close(), joiner.close()]);
   return rate;
@@ -115,7 +142,7 @@ export async function messageRate() {
  * The receive path with decryption: a peer on another thread streams `bytes` to a gateway here;
  * answers the datagrams/s this thread received, opened (ChaCha20-Poly1305), reassembled and read.
  */
-export async function openedRate(sender, bytes) {
+export async function streamRate(sender, bytes) {
   const gateway = await Transport.bind({ host: "127.0.0.1", gateway: true, log: null, maxConnections: 2, maxHandshakes: 2 });
   const done = new Promise((resolve) => sender.once("message", resolve));
   sender.postMessage({ address: gateway.address, publicKey: gateway.publicKey, bytes });

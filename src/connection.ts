@@ -17,7 +17,7 @@ import { Session, type SessionStats, type Transmit } from "./reliable/session.ts
 import { ReplayWindow } from "./replay-window.ts";
 import type { Sender } from "./sender.ts";
 import type { ConnectionStats, DropReason } from "./transport-stats.ts";
-import { FRAME_CONFIRM, FRAME_CONFIRM_ACK, MAX_DATAGRAM_BYTES } from "./wire.ts";
+import { DATA_HEADER_BYTES, FRAME_CONFIRM, FRAME_CONFIRM_ACK, MAX_DATAGRAM_BYTES, TAG_BYTES } from "./wire.ts";
 
 /** What a connection needs from its transport. */
 export interface ConnectionHost {
@@ -83,8 +83,10 @@ export class Connection {
   #confirmTimer: ReturnType<typeof setTimeout> | undefined;
   /** Packet number → the new address it came from; adopted once that packet authenticates. */
   readonly #pathCandidates = new Map<number, Address>();
-  /** For benchmarks: when set, the queue's datagrams go here unopened. */
+  /** For benchmarks: when set, the queue's datagrams (or their plaintexts) go here instead of to the Session. */
   #bypass: ((bytes: Uint8Array, at: number, length: number) => void) | undefined;
+  #bypassOpens = false;
+  #benchmarkPacketNumber = 2 ** 40;
 
   #routed = 0;
   #datagramsSent = 0;
@@ -256,9 +258,28 @@ export class Connection {
     return outcome;
   }
 
-  /** @internal For benchmarks: the queue's datagrams go to `visit` unopened (the listener's cost alone). */
-  bypassForBenchmark(visit: (bytes: Uint8Array, at: number, length: number) => void): void {
+  /**
+   * @internal For benchmarks: the queue's datagrams go to `visit` instead of to the Session, unopened
+   * (the listener's cost alone) or, with `opened`, as plaintexts after the replay window and the AEAD.
+   */
+  bypassForBenchmark(visit: (bytes: Uint8Array, at: number, length: number) => void, { opened = false } = {}): void {
     this.#bypass = visit;
+    this.#bypassOpens = opened;
+  }
+
+  /**
+   * @internal For benchmarks: `count` data packets sealed as this side would send them, each carrying
+   * `plaintext`, back to back in one buffer (each `plaintext.length` + 29 bytes). Their packet numbers
+   * run from 2^40 up, never reused and far above the Session's own, so the peer's replay window
+   * moves past the Session's packets sent meanwhile instead of refusing the flood.
+   */
+  sealForBenchmark(plaintext: Uint8Array, count: number): Uint8Array {
+    const stride = DATA_HEADER_BYTES + plaintext.length + TAG_BYTES;
+    const packets = new Uint8Array(stride * count);
+    for (let i = 0; i < count; i++) {
+      packets.set(this.#host.aead.seal(this.#keys.send, this.#remoteId, this.#benchmarkPacketNumber++, [plaintext]), i * stride);
+    }
+    return packets;
   }
 
   /** @internal A packet the handshake already opened (it arrived before the connection existed). */
@@ -286,11 +307,13 @@ export class Connection {
 
   // The queue's visitor: `bytes` is the arena; the datagram is bytes[at, at + length).
   readonly #visit = (bytes: Uint8Array, at: number, length: number): void => {
-    if (this.#bypass !== undefined) return this.#bypass(bytes, at, length);
+    if (this.#bypass !== undefined && !this.#bypassOpens) return this.#bypass(bytes, at, length);
     const { core } = this.#host.arena;
     const packetNumber = core.wirePacketNumberHigh(at) * 2 ** 32 + (core.wirePacketNumberLow(at) >>> 0);
     const plaintext = this.#open(at, length, packetNumber);
-    if (plaintext !== undefined) this.#dispatch(plaintext, packetNumber);
+    if (plaintext === undefined) return;
+    if (this.#bypass !== undefined) this.#bypass(plaintext, 0, plaintext.length);
+    else this.#dispatch(plaintext, packetNumber);
   };
 
   #dispatch(plaintext: Uint8Array, packetNumber: number): void {
@@ -317,10 +340,15 @@ export class Connection {
       return undefined;
     }
     this.#window.record(packetNumber);
-    const moved = this.#pathCandidates.get(packetNumber);
-    if (moved !== undefined) this.#remoteAddress = moved; // authenticated from there: the peer moved (NAT rebinding)
-    if (this.#pathCandidates.size > 0 && (moved !== undefined || this.#pathCandidates.size === MAX_PATH_CANDIDATES)) this.#pathCandidates.clear();
+    if (this.#pathCandidates.size > 0) this.#adoptPath(packetNumber);
     return plaintext;
+  }
+
+  /** Packet `packetNumber` authenticated: if it came from a new address, the peer moved there (NAT rebinding). */
+  #adoptPath(packetNumber: number): void {
+    const moved = this.#pathCandidates.get(packetNumber);
+    if (moved !== undefined) this.#remoteAddress = moved;
+    if (moved !== undefined || this.#pathCandidates.size === MAX_PATH_CANDIDATES) this.#pathCandidates.clear();
   }
 
   // ------------------------------------------------------------------ driving the Session

@@ -3,7 +3,8 @@
 import fc from "fast-check";
 import { expect, test } from "vitest";
 import { Arena } from "../src/arena.ts";
-import { Framer } from "../src/framer.ts";
+import { channel } from "../src/channel.ts";
+import { Framer, PARSE_NO_FRAME } from "../src/framer.ts";
 import * as wire from "../src/wire.ts";
 
 const arena = Arena.create({ bytes: 1 << 20 });
@@ -84,6 +85,33 @@ test("fields: connection id and a packet number up to 2^53 − 1 round-trip thro
     expect(framer.connection()).toBe(id);
     expect(framer.packetNumber()).toBe(packetNumber);
   }), { numRuns: 2000, seed: 0x3909 });
+});
+
+test("a parsed datagram is handed over to a queue as it lies; with the frame pool empty, parse() answers PARSE_NO_FRAME until frames come back", () => {
+  const small = Arena.create({ bytes: 128 * 1024 });
+  const landing = new Framer(small);
+  const [tx, rx] = channel(1024, { arena: small, maxPacketSize: wire.MAX_DATAGRAM_BYTES });
+  const datagram = (i: number) => {
+    const d = new Uint8Array(1200).fill(i & 0xff);
+    d[0] = wire.KIND_DATA;
+    const view = new DataView(d.buffer);
+    view.setUint32(1, i + 1, true); // connection id
+    view.setBigUint64(5, BigInt(i), true); // packet number
+    return d;
+  };
+  let handed = 0;
+  for (;;) {
+    const kind = landing.parse(datagram(handed));
+    if (kind === PARSE_NO_FRAME) break;
+    expect(kind).toBe(wire.KIND_DATA);
+    expect(landing.handOver(tx)).toBe("sent");
+    handed++;
+  }
+  expect(handed).toBeGreaterThan(8); // the pool ran out, not the queue
+  expect(rx.stats().queued).toBe(handed);
+  for (let i = 0; i < handed; i++) expect(rx.tryRecv()).toEqual(datagram(i));
+  expect(landing.parse(datagram(0))).toBe(wire.KIND_DATA); // frames are back
+  expect(landing.connection()).toBe(1);
 });
 
 test("the host's mirrors match the module; a response is never larger than the intro it answers", () => {
