@@ -12,7 +12,9 @@
 //  - messages: reliable 1100-byte messages through the whole stack: sent by a peer in this process
 //    (sealed, congestion controlled), received, opened, acknowledged, and handed to recv(). Not a
 //    flood: the sender shares this thread and is paced by the receiver.
+import { spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
+import { createInterface } from "node:readline";
 import { Worker } from "node:worker_threads";
 import { Transport } from "../dist/index.js";
 
@@ -103,25 +105,45 @@ async function floodedPairRate(flooder, { opened, makePackets, distinct }) {
 
 export function routedRate(flooder) {
   // CYCLED distinct packets, as for the raw receiver (the unopened bypass does not check packet numbers).
-  const makePackets = ({ atGateway }) => {
-    const packets = new Uint8Array(FLOOD_BYTES * CYCLED).fill(FLOOD_FILL);
-    const view = new DataView(packets.buffer);
-    for (let i = 0; i < CYCLED; i++) {
-      const at = i * FLOOD_BYTES;
-      packets[at] = 0x02;
-      view.setUint32(at + 1, atGateway.localId, true);
-      view.setUint32(at + 5, i, true);
-      view.setUint32(at + 9, 0, true); // packet number < 2^32
-    }
-    return packets;
-  };
+  const makePackets = ({ atGateway }) => addressFlood(new Uint8Array(FLOOD_BYTES * CYCLED).fill(FLOOD_FILL), atGateway.localId);
   return floodedPairRate(flooder, { opened: false, makePackets, distinct: CYCLED });
+}
+
+/** Makes the CYCLED flood packets data packets for connection `id` (packet numbers 0..CYCLED − 1). */
+function addressFlood(packets, id) {
+  const view = new DataView(packets.buffer);
+  for (let i = 0; i < CYCLED; i++) {
+    const at = i * FLOOD_BYTES;
+    packets[at] = 0x02;
+    view.setUint32(at + 1, id, true);
+    view.setUint32(at + 5, i, true);
+    view.setUint32(at + 9, 0, true); // packet number < 2^32
+  }
+  return packets;
 }
 
 export function sealedRate(flooder) {
   const plaintext = new Uint8Array(FLOOD_BYTES - 29).fill(FLOOD_FILL);
   const makePackets = ({ toGateway }) => toGateway.sealForBenchmark(plaintext, FLOOD_DATAGRAMS);
   return floodedPairRate(flooder, { opened: true, makePackets, distinct: FLOOD_DATAGRAMS });
+}
+
+/**
+ * The same floods at a receiver in Deno (bench/deno/listener.ts, a child process): `mode` "raw" or
+ * "routed", over Deno.listenDatagram (`unstableNet`) or Deno's node:dgram. Answers { socket, rate }.
+ */
+export async function denoRate(flooder, mode, unstableNet) {
+  const deno = new URL("../node_modules/.bin/deno", import.meta.url).pathname;
+  const script = new URL("./deno/listener.ts", import.meta.url).pathname;
+  const child = spawn(deno, ["run", "-A", ...(unstableNet ? ["--unstable-net"] : []), script, mode], { stdio: ["ignore", "pipe", "inherit"] });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const { port, id } = JSON.parse((await lines.next()).value);
+  const packets = new Uint8Array(FLOOD_BYTES * CYCLED).fill(FLOOD_FILL);
+  if (mode === "routed") addressFlood(packets, id);
+  await flood(flooder, port, packets, CYCLED);
+  const result = JSON.parse((await lines.next()).value);
+  await new Promise((resolve) => (child.exitCode === null ? child.once("exit", resolve) : resolve()));
+  return result;
 }
 
 export async function messageRate() {

@@ -1,9 +1,9 @@
 // npm run bench [-- --json] [-- --runs N] [-- --only channel|datagram|delivery]
-// Every figure is the median of N runs (default 5), and every contender runs in the same process,
+// Every figure is the median of N runs (default 5), and every contender runs in the same process (the Deno ones in a child process),
 // interleaved run by run, so a ratio compares like with like on a noisy 2-core machine.
 import { execFileSync } from "node:child_process";
 import { arch, cpus, platform } from "node:os";
-import { handshakeTimes, messageRate, rawRate, rawRoundTrips, routedRate, sealedRate, startFlooder, startStreamSender, streamRate } from "./listener.mjs";
+import { denoRate, handshakeTimes, messageRate, rawRate, rawRoundTrips, routedRate, sealedRate, startFlooder, startStreamSender, streamRate } from "./listener.mjs";
 import { dgramRoundTrips, dgramStream, sluiceRoundTrips, sluiceStream, udxRoundTrips, udxStream } from "./transfer.mjs";
 import { portLatency, sluiceLatency } from "./latency.mjs";
 import { portCrossThread, ringbufCrossThread, sluiceCrossThread, startProducer } from "./cross-thread.mjs";
@@ -98,6 +98,13 @@ if (section("datagram")) {
     stream: () => streamRate(sender, STREAM_BYTES),
     messages: () => messageRate(),
   });
+  log(" Deno ");
+  const denoUdp = await medians({
+    raw: async () => (await denoRate(flooder, "raw", true)).rate,
+    routed: async () => (await denoRate(flooder, "routed", true)).rate,
+    nodeRaw: async () => (await denoRate(flooder, "raw", false)).rate,
+    nodeRouted: async () => (await denoRate(flooder, "routed", false)).rate,
+  });
   await Promise.all([flooder.terminate(), sender.terminate()]);
   const DATAGRAMS = "datagrams/s";
   const RAW = "raw node:dgram, handler only counts";
@@ -105,6 +112,11 @@ if (section("datagram")) {
   rows.push({ name: "UDP listener, flood of sealed 1200 B data packets, routed and opened (replay window, ChaCha20-Poly1305)", unit: DATAGRAMS, value: udp.sealed, baseline: RAW, baseline_value: udp.raw, target: "≥ 0.7×" });
   rows.push({ name: "a stream from another thread: received, opened, reassembled, read (paced by its sender)", unit: DATAGRAMS, value: udp.stream, baseline: RAW, baseline_value: udp.raw });
   rows.push({ name: "reliable 1100 B messages, sealed, opened, acked, recv() (sender in-process)", unit: DATAGRAMS, value: udp.messages, baseline: RAW, baseline_value: udp.raw });
+  const DENO_RAW = "raw Deno.listenDatagram, handler only counts";
+  rows.push({ name: "Deno: UDP listener over Deno.listenDatagram, 1200 B flood, routed to a consumer", unit: DATAGRAMS, value: denoUdp.routed, baseline: DENO_RAW, baseline_value: denoUdp.raw });
+  rows.push({ name: "Deno: raw Deno.listenDatagram, handler only counts", unit: DATAGRAMS, value: denoUdp.raw, baseline: `${RAW} (Node)`, baseline_value: udp.raw });
+  rows.push({ name: "Deno: UDP listener over Deno's node:dgram (no --unstable-net), routed", unit: DATAGRAMS, value: denoUdp.nodeRouted, baseline: "raw node:dgram in Deno, handler only counts", baseline_value: denoUdp.nodeRaw });
+  rows.push({ name: "Deno: raw node:dgram in Deno, handler only counts", unit: DATAGRAMS, value: denoUdp.nodeRaw, baseline: `${RAW} (Node)`, baseline_value: udp.raw });
 
   log("\nhandshakes ");
   await handshakeTimes(10); // warm-up

@@ -2,9 +2,9 @@
 // runtime (and a test can put a seeded fault injector in front of it):
 //  - Node: node:dgram, with the receive buffer raised (the kernel default of ~208 KiB lost 58–64%
 //    of a flood in a cross-process test; platform notes §8).
-//  - Deno: Deno.listenDatagram when it exists (it needs --unstable-net), which received ~77k
-//    datagrams/s here; else Deno's node:dgram, which received only ~2k/s under flood. Both rates are
-//    re-measured by `npm run bench` and recorded in docs/benchmarks.md.
+//  - Deno: Deno.listenDatagram when it exists (it needs --unstable-net), which received ~480k
+//    datagrams/s of a flood here (Node's node:dgram: ~360k); else Deno's node:dgram, which received
+//    only ~2k/s. Both rates are re-measured by `npm run bench` and recorded in docs/benchmarks.md.
 import type { Address } from "./address.ts";
 
 /** Called once per datagram, synchronously. The bytes are valid only during the call. */
