@@ -5,7 +5,7 @@
 import type { Arena } from "./arena.ts";
 import { FRAME_DATA } from "./core.ts";
 import type { Sender, TrySendResult } from "./sender.ts";
-import { DATA_HEADER_BYTES, MAX_DATAGRAM_BYTES, RESPONSE_SEALED } from "./wire.ts";
+import { MAX_DATAGRAM_BYTES, RESPONSE_SEALED } from "./wire.ts";
 
 /** parse()'s answer when the frame pool is empty, so there is nowhere to parse (counted as a full queue). */
 export const PARSE_NO_FRAME = -100;
@@ -58,11 +58,6 @@ export class Framer {
     const outcome = queue.trySendFrame(this.landing, this.landed);
     if (outcome === "sent") this.landing = this.arena.core.allocFrame(); // 0 if the pool is empty: parse() tries again
     return outcome;
-  }
-
-  dataHeader(connection: number, packetNumber: number): Buffer {
-    this.arena.core.wireWriteDataHeader(this.build, connection, packetNumber % 2 ** 32, Math.floor(packetNumber / 2 ** 32));
-    return this.copyOut(DATA_HEADER_BYTES);
   }
 
   /** The 2-byte intro header (kind, wire version). */
