@@ -36,10 +36,6 @@ export function generateKeyPair(): KeyPair {
   return { privateKey, publicKey: rawPublicKey(publicKey) };
 }
 
-export function secretKeyBytes(key: PrivateKey): Uint8Array {
-  return new Uint8Array(Buffer.from(key.export({ format: "jwk" }).d!, "base64url"));
-}
-
 /** X25519. Throws on a low-order public key (an all-zero shared secret), which node:crypto refuses. */
 export function agree(privateKey: PrivateKey, publicKey: PublicKey): Buffer {
   return nodeCrypto.diffieHellman({ privateKey, publicKey });
