@@ -1,5 +1,6 @@
 // Socket addresses: the { host, port } shape of the API, the map key the listener uses, and the
-// 19-byte form a handshake response carries (family 4 or 6, port u16 LE, 16 address bytes).
+// 19-byte form a handshake response carries (family 4 or 6, port u16 LE, 16 address bytes; an
+// IPv4-mapped IPv6 address travels as IPv4, and IPv6 is read back in RFC 5952's compressed form).
 import { isIP } from "node:net";
 
 export interface Address {
@@ -25,18 +26,15 @@ export function writeAddress(address: Address, into: Uint8Array, at: number): vo
   into.fill(0, at, at + ADDRESS_BYTES);
   into[at + 1] = address.port & 0xff;
   into[at + 2] = address.port >>> 8;
-  if (isIP(address.host) === 4) {
+  const mapped = IPV4_MAPPED.exec(address.host); // an IPv4 peer seen by a dual-stack socket is an IPv4 address
+  const v4 = mapped?.[1] ?? (isIP(address.host) === 4 ? address.host : undefined);
+  if (v4 !== undefined) {
     into[at] = 4;
-    address.host.split(".").forEach((octet, i) => (into[at + 3 + i] = Number(octet)));
+    v4.split(".").forEach((octet, i) => (into[at + 3 + i] = Number(octet)));
     return;
   }
   into[at] = 6;
-  const [head = "", tail = ""] = address.host.split("::");
-  const groups = (part: string) => (part === "" ? [] : part.split(":").map((g) => parseInt(g, 16)));
-  const front = groups(head);
-  const back = groups(tail);
-  const all = address.host.includes("::") ? [...front, ...new Array<number>(8 - front.length - back.length).fill(0), ...back] : front;
-  all.forEach((group, i) => {
+  ipv6Groups(address.host).forEach((group, i) => {
     into[at + 3 + 2 * i] = group >>> 8;
     into[at + 4 + 2 * i] = group & 0xff;
   });
@@ -48,7 +46,45 @@ export function readAddress(from: Uint8Array, at: number): Address | undefined {
   if (port === 0) return undefined;
   if (from[at] === 4) return { host: Array.from(from.subarray(at + 3, at + 7)).join("."), port };
   if (from[at] !== 6) return undefined;
-  const groups: string[] = [];
-  for (let i = 0; i < 8; i++) groups.push(((from[at + 3 + 2 * i]! << 8) | from[at + 4 + 2 * i]!).toString(16));
-  return { host: groups.join(":"), port };
+  const groups: number[] = [];
+  for (let i = 0; i < 8; i++) groups.push((from[at + 3 + 2 * i]! << 8) | from[at + 4 + 2 * i]!);
+  return { host: formatIpv6(groups), port };
+}
+
+const IPV4_MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
+
+/** The eight 16-bit groups of a valid IPv6 address string (a zone index is dropped; an IPv4 tail is two groups). */
+function ipv6Groups(host: string): number[] {
+  const address = host.split("%")[0]!;
+  const groups = (part: string): number[] => {
+    if (part === "") return [];
+    return part.split(":").flatMap((group) => {
+      if (!group.includes(".")) return [parseInt(group, 16)];
+      const [a, b, c, d] = group.split(".").map(Number) as [number, number, number, number];
+      return [(a << 8) | b, (c << 8) | d];
+    });
+  };
+  if (!address.includes("::")) return groups(address);
+  const [head = "", tail = ""] = address.split("::");
+  const front = groups(head);
+  const back = groups(tail);
+  return [...front, ...new Array<number>(8 - front.length - back.length).fill(0), ...back];
+}
+
+/** RFC 5952's text form: lower case, no leading zeros, the longest run of two or more zero groups as "::". */
+function formatIpv6(groups: readonly number[]): string {
+  let runAt = -1;
+  let runLength = 1;
+  for (let i = 0; i < 8;) {
+    let end = i;
+    while (end < 8 && groups[end] === 0) end++;
+    if (end - i > runLength) {
+      runAt = i;
+      runLength = end - i;
+    }
+    i = end === i ? i + 1 : end;
+  }
+  const text = (from: number, to: number) => groups.slice(from, to).map((group) => group.toString(16)).join(":");
+  if (runAt < 0) return text(0, 8);
+  return `${text(0, runAt)}::${text(runAt + runLength, 8)}`;
 }

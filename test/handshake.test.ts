@@ -1,5 +1,5 @@
 // Handshakes over real loopback sockets: gateway and peer-to-peer, lost intros (seeded), a wrong
-// public key, incompatible versions both ways, and a restarted peer.
+// public key, incompatible versions both ways, a restarted peer, and IPv6 (also dual-stack).
 import { afterEach, expect, test } from "vitest";
 import { Transport } from "sluice";
 import { mulberry32 } from "./support/random.ts";
@@ -29,6 +29,24 @@ test("gateway: a joiner connects, both ends are established, messages flow both 
   await toJoiner!.send(bytes("world"));
   expect(text(await toGateway.recv())).toBe("world");
   expect(gateway.stats()).toMatchObject({ connections: 1, handshakes: 0, handshakesCompleted: 1, listenerErrors: 0 });
+});
+
+test("IPv6: over ::1 the joiner learns its address as ::1; a dual-stack gateway reports an IPv4 joiner as IPv4", async () => {
+  const gateway = await bind({ gateway: true, host: "::1" });
+  const joiner = await bind({ host: "::1" });
+  const [toGateway, toJoiner] = await Promise.all([joiner.connect(gateway.address, gateway.publicKey), gateway.accept()]);
+  expect(joiner.address.host).toBe("::1");
+  expect(toGateway.observedAddress).toEqual(joiner.address);
+  expect(toJoiner!.remoteAddress).toEqual(joiner.address);
+
+  // A gateway on "::" also hears IPv4 peers, as ::ffff:a.b.c.d; the joiner learns plain IPv4.
+  const dual = await bind({ gateway: true, host: "::" });
+  const v4 = await bind({ host: "127.0.0.1" });
+  const [toDual, atDual] = await Promise.all([v4.connect({ host: "127.0.0.1", port: dual.address.port }, dual.publicKey), dual.accept()]);
+  expect(toDual.observedAddress).toEqual(v4.address);
+  expect(atDual!.remoteAddress).toEqual({ host: "::ffff:127.0.0.1", port: v4.address.port });
+  await toDual.send(bytes("over the mapped address"));
+  expect(text(await atDual!.recv())).toBe("over the mapped address");
 });
 
 test("peer to peer: both sides connect at once and both get the one connection", async () => {
