@@ -19,11 +19,13 @@ import { Worker } from "node:worker_threads";
 import { Transport } from "../dist/index.js";
 
 /** Datagrams per flood: enough that a GC pause or a scheduling hiccup is a small part of the run. */
-export const FLOOD_DATAGRAMS = 200_000;
+const FLOOD_DATAGRAMS = 200_000;
 const MESSAGES = 60_000;
 const IDLE_MS = 150;
 const FLOOD_BYTES = 1200;
 const FLOOD_FILL = 7;
+/** A sealed flood packet's plaintext: the datagram less its 13-byte header and 16-byte tag. */
+const FLOOD_PLAINTEXT_BYTES = FLOOD_BYTES - 13 - 16;
 /** Distinct packets a raw or routed flood cycles through (a sealed flood sends each packet once). */
 const CYCLED = 256;
 
@@ -94,7 +96,7 @@ async function pair(options = {}) {
 async function floodedPairRate(flooder, { opened, makePackets, distinct }) {
   const connected = await pair({ inboundQueuePackets: 4096 });
   const seen = counter();
-  const floodLength = opened ? FLOOD_BYTES - 29 : FLOOD_BYTES; // a plaintext is the datagram less header and tag
+  const floodLength = opened ? FLOOD_PLAINTEXT_BYTES : FLOOD_BYTES;
   connected.atGateway.bypassForBenchmark((bytes, at, length) => {
     if (length === floodLength && bytes[at + length - 1] === FLOOD_FILL) seen.tick();
   }, { opened });
@@ -123,7 +125,7 @@ function addressFlood(packets, id) {
 }
 
 export function sealedRate(flooder) {
-  const plaintext = new Uint8Array(FLOOD_BYTES - 29).fill(FLOOD_FILL);
+  const plaintext = new Uint8Array(FLOOD_PLAINTEXT_BYTES).fill(FLOOD_FILL);
   const makePackets = ({ toGateway }) => toGateway.sealForBenchmark(plaintext, FLOOD_DATAGRAMS);
   return floodedPairRate(flooder, { opened: true, makePackets, distinct: FLOOD_DATAGRAMS });
 }
