@@ -1,4 +1,5 @@
 // Counters a transport keeps. Every datagram that is not delivered is counted under exactly one reason.
+import type { SessionStats } from "./reliable/session.ts";
 
 export interface DropCounts {
   /** The connection's (or handshake's) inbound queue was full: its consumer is behind. */
@@ -33,8 +34,6 @@ export function noDrops(): DropCounts {
 }
 
 export type DropReason = keyof DropCounts;
-
-import type { SessionStats } from "./reliable/session.ts";
 
 export interface ConnectionStats {
   id: number;

@@ -612,9 +612,7 @@ export class Transport {
     this.#connectionByAddress.set(handshake.key, connection);
     this.#recentlyClosedAddresses.delete(handshake.key);
     for (let packet = handshake.receiver.tryRecv(); packet instanceof Uint8Array; packet = handshake.receiver.tryRecv()) {
-      if (packet[0] === KIND_DATA) {
-        if (this.#framer.parse(packet) === KIND_DATA) connection.route(this.#framer, handshake.address.host, handshake.address.port);
-      }
+      if (this.#framer.parse(packet) === KIND_DATA) connection.route(this.#framer, handshake.address.host, handshake.address.port);
     }
     handshake.receiver.close();
     if (handshake.settle) {
@@ -683,7 +681,7 @@ function arenaBytesFor(limits: { inboundQueuePackets: number; handshakeQueuePack
   const perChannel = (capacity: number) => capacity + 2 + Math.ceil((capacity * 4) / DEFAULT_FRAME_BYTES) + 1;
   const frames = limits.maxConnections * perChannel(limits.inboundQueuePackets)
     + limits.maxHandshakes * perChannel(limits.handshakeQueuePackets)
-    + 256; // the two scratch frames (framing, AEAD), the thread's frame cache, bitmap overheads
+    + 256; // the scratch frames (the framer's two, the AEAD's), the thread's frame cache, bitmap overheads
   const bytes = frames * DEFAULT_FRAME_BYTES + 64 * 1024;
   const ceiling = 2 * 1024 * 1024 * 1024 - 65536;
   if (bytes > ceiling) {

@@ -3,12 +3,12 @@
 // (§7.7). Chosen over LEDBAT++ and BBRv3 because it is fully specified by one RFC, has no model
 // parameters to tune, and is what QUIC stacks ship by default; docs/design.md says more.
 
-/** The datagram size the window is counted in. */
-export const MAX_DATAGRAM_SIZE_BYTES = 1200;
+import { MAX_SEND_DATAGRAM_BYTES } from "../wire.ts";
+
 /** RFC 9002 §7.2: min(10 × size, max(14720, 2 × size)). */
-export const INITIAL_WINDOW_BYTES = Math.min(10 * MAX_DATAGRAM_SIZE_BYTES, Math.max(14_720, 2 * MAX_DATAGRAM_SIZE_BYTES));
+export const INITIAL_WINDOW_BYTES = Math.min(10 * MAX_SEND_DATAGRAM_BYTES, Math.max(14_720, 2 * MAX_SEND_DATAGRAM_BYTES));
 /** RFC 9002 §7.2: 2 × size. */
-export const MINIMUM_WINDOW_BYTES = 2 * MAX_DATAGRAM_SIZE_BYTES;
+export const MINIMUM_WINDOW_BYTES = 2 * MAX_SEND_DATAGRAM_BYTES;
 /** RFC 9002 §7.3.2: halve on loss. */
 const LOSS_REDUCTION_FACTOR = 0.5;
 /** RFC 9002 §7.7: pace at 1.25 × cwnd / SRTT so the window is not the only brake. */
@@ -52,7 +52,7 @@ export class NewReno {
     this.#bytesInFlight -= bytes;
     if (sentTime <= this.#recoveryStartTime || !this.#windowLimited) return;
     if (this.#window < this.#slowStartThreshold) this.#window += bytes;
-    else this.#window += (MAX_DATAGRAM_SIZE_BYTES * bytes) / this.#window;
+    else this.#window += (MAX_SEND_DATAGRAM_BYTES * bytes) / this.#window;
   }
 
   /** A packet is gone from the network without an ack (lost, or abandoned). */

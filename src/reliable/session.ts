@@ -15,8 +15,8 @@
 //   so a reader that stops makes the writer wait instead of memory grow.
 // - Congestion: NewReno with pacing (congestion.ts).
 
-import { DATA_HEADER_BYTES, MAX_DATA_PLAINTEXT_BYTES, TAG_BYTES } from "../wire.ts";
-import { MAX_DATAGRAM_SIZE_BYTES, Pacer } from "./congestion.ts";
+import { DATA_HEADER_BYTES, MAX_DATA_PLAINTEXT_BYTES, MAX_SEND_DATAGRAM_BYTES, TAG_BYTES } from "../wire.ts";
+import { Pacer } from "./congestion.ts";
 import { CLOSE_APPLICATION, MAX_ACK_RANGES, PacketWriter, parseFrames, RESET_ABORTED, type FrameVisitor } from "./frames.ts";
 import { Inbound, type CreditsSent } from "./inbound.ts";
 import { LossRecovery } from "./loss-recovery.ts";
@@ -201,7 +201,7 @@ export class Session {
 
   /** The next bytes of incoming stream `id`: data, null at its end, undefined if none yet; throws if it failed. */
   readStream(id: number): Uint8Array | null | undefined {
-    return this.#inbound.readStream(id, this.#state !== "open" && this.#state !== "closing", this.#error);
+    return this.#inbound.readStream(id, !this.#sending, this.#error);
   }
 
   /** The reader gave up on incoming stream `id`: later data for it is dropped. */
@@ -280,8 +280,7 @@ export class Session {
     if (this.#state === "closed") return Infinity;
     let deadline = Math.min(this.#ackDeadline, this.#pacingAt, this.#drainUntil, this.#lastReceiveTime + this.#config.idleTimeoutMs);
     deadline = Math.min(deadline, this.#recovery.deadline());
-    if (this.#state === "open" || this.#state === "closing") deadline = Math.min(deadline, this.#nextPingTime());
-    if (this.#state === "open" || this.#state === "closing") deadline = Math.min(deadline, this.#outbound.idleDeadline());
+    if (this.#sending) deadline = Math.min(deadline, this.#nextPingTime(), this.#outbound.idleDeadline());
     return deadline;
   }
 
@@ -300,12 +299,12 @@ export class Session {
       this.#fail(new Error(`peer unreachable: ${this.#config.maxRetransmissions} consecutive retransmission timeouts without an acknowledgement`));
       return;
     }
-    if ((this.#state === "open" || this.#state === "closing") && now >= this.#nextPingTime()) {
+    if (this.#sending && now >= this.#nextPingTime()) {
       if (this.#lastPingTime > this.#lastReceiveTime) this.#keepAliveInterval = Math.min(2 * this.#keepAliveInterval, this.#config.maxKeepAliveMs);
       this.#lastPingTime = now;
       this.#pingDue = true;
     }
-    if (this.#state === "open" || this.#state === "closing") this.#outbound.resetIdle(now); // an unfinished stream cannot hold a close forever
+    if (this.#sending) this.#outbound.resetIdle(now); // an unfinished stream cannot hold a close forever
   }
 
   /** The next packet to seal and send, or undefined (then wait for input or nextDeadline()). */
@@ -318,9 +317,9 @@ export class Session {
     let eliciting = probe || this.#hasElicitingWork();
     if (eliciting && !probe) {
       this.#pacingAt = Infinity;
-      if (!recovery.congestion.canSend(MAX_DATAGRAM_SIZE_BYTES)) eliciting = false;
+      if (!recovery.congestion.canSend(MAX_SEND_DATAGRAM_BYTES)) eliciting = false;
       else {
-        const at = this.#pacer.nextSendTime(MAX_DATAGRAM_SIZE_BYTES, recovery.congestion.window, recovery.rtt.smoothed, now);
+        const at = this.#pacer.nextSendTime(MAX_SEND_DATAGRAM_BYTES, recovery.congestion.window, recovery.rtt.smoothed, now);
         if (at > now) {
           this.#pacingAt = at;
           eliciting = false;
@@ -346,8 +345,8 @@ export class Session {
     }
     // The last packet the window lets out asks for an ACK at once: a receiver waiting for its 20th
     // packet (or 25 ms) would otherwise stall a small window for the whole ACK delay every round trip.
-    if (recovery.congestion.bytesInFlight + 2 * MAX_DATAGRAM_SIZE_BYTES > recovery.congestion.window) writer.ping();
-    if (this.#state === "open" || this.#state === "closing") this.#outbound.writeData(writer, packet);
+    if (recovery.congestion.bytesInFlight + 2 * MAX_SEND_DATAGRAM_BYTES > recovery.congestion.window) writer.ping();
+    if (this.#sending) this.#outbound.writeData(writer, packet);
     // Any ack-eliciting packet does what a PING would; add one only when nothing else elicits.
     if (!packet.messageCredit && !packet.streamsCredit && packet.streamCredits.length === 0 && packet.resets.length === 0 && !packet.close && packet.data.length === 0) writer.ping();
     this.#pingDue = false;
@@ -490,8 +489,13 @@ export class Session {
 
   #hasElicitingWork(): boolean {
     if (this.#closeDue) return true;
-    if (this.#state !== "open" && this.#state !== "closing") return false;
+    if (!this.#sending) return false;
     return this.#pingDue || this.#inbound.creditDue || this.#outbound.hasWork;
+  }
+
+  /** Open or closing: data, credit, pings and writer timeouts still run (draining and closed only answer CLOSEs). */
+  get #sending(): boolean {
+    return this.#state === "open" || this.#state === "closing";
   }
 
   #assertOpen(): void {
