@@ -17,6 +17,7 @@ import { createSocket } from "node:dgram";
 import { createInterface } from "node:readline";
 import { Worker } from "node:worker_threads";
 import { Transport } from "../dist/index.js";
+import { connectedPair } from "./lib/pair.mjs";
 
 /** Datagrams per flood: enough that a GC pause or a scheduling hiccup is a small part of the run. */
 const FLOOD_DATAGRAMS = 200_000;
@@ -79,14 +80,6 @@ export async function rawRate(flooder) {
   return rate;
 }
 
-/** A gateway and one joiner connected to it. */
-async function pair(options = {}) {
-  const gateway = await Transport.bind({ host: "127.0.0.1", gateway: true, log: null, maxConnections: 2, maxHandshakes: 2, ...options });
-  const joiner = await Transport.bind({ host: "127.0.0.1", log: null, maxConnections: 2, maxHandshakes: 2 });
-  const [toGateway, atGateway] = await Promise.all([joiner.connect(gateway.address, gateway.publicKey), gateway.accept()]);
-  return { gateway, joiner, toGateway, atGateway };
-}
-
 /**
  * Floods the gateway of a fresh pair with `makePackets(pair)` and answers the rate at which its
  * connection's consumer sees them. The consumer counts and times only the flood's datagrams: a
@@ -94,14 +87,14 @@ async function pair(options = {}) {
  * a run measured at half its rate).
  */
 async function floodedPairRate(flooder, { opened, makePackets, distinct }) {
-  const connected = await pair({ inboundQueuePackets: 4096 });
+  const connected = await connectedPair({ inboundQueuePackets: 4096 });
   const seen = counter();
   const floodLength = opened ? FLOOD_PLAINTEXT_BYTES : FLOOD_BYTES;
   connected.atGateway.bypassForBenchmark((bytes, at, length) => {
     if (length === floodLength && bytes[at + length - 1] === FLOOD_FILL) seen.tick();
   }, { opened });
   const rate = await settle(seen.clock, seen.count, flood(flooder, connected.gateway.address.port, makePackets(connected), distinct));
-  await Promise.all([connected.gateway.close(), connected.joiner.close()]);
+  await connected.close();
   return rate;
 }
 
@@ -149,7 +142,7 @@ export async function denoRate(flooder, mode, unstableNet) {
 }
 
 export async function messageRate() {
-  const { gateway, joiner, toGateway, atGateway } = await pair();
+  const { toGateway, atGateway, close } = await connectedPair();
   const message = new Uint8Array(1100).fill(9);
   const started = performance.now();
   const sending = (async () => {
@@ -158,7 +151,7 @@ export async function messageRate() {
   for (let i = 0; i < MESSAGES; i++) await atGateway.recv();
   const rate = MESSAGES / ((performance.now() - started) / 1000);
   await sending;
-  await Promise.all([gateway.close(), joiner.close()]);
+  await close();
   return rate;
 }
 

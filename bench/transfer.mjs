@@ -1,18 +1,18 @@
 // Reliable delivery on loopback, both ends in this process (one event loop) for every contender:
 //  - a 256 MiB stream: throughput and CPU seconds per GiB (process.cpuUsage, both ends together);
 //  - 1 KiB request/response round trips, sequential: p50 and p99.
-// Contenders: Sluice (encrypted: AES-128-GCM, in JavaScript over node:dgram), udx-native (libudx:
-// reliable streams with BBR, unencrypted, native C), and raw node:dgram (no reliability at all: its
-// "stream" is a blast of 1200-byte datagrams, counting what arrives).
+// Contenders: Sluice (ChaCha20-Poly1305 in wasm, its protocol in JavaScript, over node:dgram),
+// udx-native (libudx: reliable streams with BBR, unencrypted, native C), and raw node:dgram (no
+// reliability at all: its "stream" is a blast of 1200-byte datagrams, counting what arrives).
 import { createSocket } from "node:dgram";
 import UDX from "udx-native";
-import { Transport } from "../dist/index.js";
+import { connectedPair } from "./lib/pair.mjs";
 
 const CHUNK_BYTES = 256 * 1024;
 const GIB = 2 ** 30;
 
-function measure(start) {
-  return { wall: performance.now(), cpu: process.cpuUsage(), start };
+function measure() {
+  return { wall: performance.now(), cpu: process.cpuUsage() };
 }
 
 function finish(mark, bytes) {
@@ -21,15 +21,8 @@ function finish(mark, bytes) {
   return { bytesPerSecond: bytes / seconds, cpuSecondsPerGiB: (cpu.user + cpu.system) / 1e6 / (bytes / GIB) };
 }
 
-async function sluicePair() {
-  const gateway = await Transport.bind({ host: "127.0.0.1", gateway: true, log: null, maxConnections: 2, maxHandshakes: 2 });
-  const peer = await Transport.bind({ host: "127.0.0.1", log: null, maxConnections: 2, maxHandshakes: 2 });
-  const [near, far] = await Promise.all([peer.connect(gateway.address, gateway.publicKey), gateway.accept()]);
-  return { near, far, close: () => Promise.all([gateway.close(), peer.close()]) };
-}
-
 export async function sluiceStream(totalBytes) {
-  const { near, far, close } = await sluicePair();
+  const { toGateway: near, atGateway: far, close } = await connectedPair();
   const chunk = new Uint8Array(CHUNK_BYTES).fill(7);
   const mark = measure();
   const writing = (async () => {
@@ -47,7 +40,7 @@ export async function sluiceStream(totalBytes) {
 }
 
 export async function sluiceRoundTrips(count, bytes) {
-  const { near, far, close } = await sluicePair();
+  const { toGateway: near, atGateway: far, close } = await connectedPair();
   const echo = (async () => {
     for await (const message of far) await far.send(message);
   })();
@@ -148,7 +141,7 @@ export async function dgramStream(totalBytes) {
     await new Promise((resolve) => setImmediate(resolve));
   }
   while (performance.now() - last < 100) await new Promise((resolve) => setTimeout(resolve, 20));
-  const result = finish({ ...mark, wall: mark.wall }, received);
+  const result = finish(mark, received);
   result.bytesPerSecond = received / ((last - mark.wall) / 1000);
   close();
   return result;

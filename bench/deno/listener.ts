@@ -5,7 +5,7 @@
 // once no datagram has come for IDLE_MS, one line { socket, handled, rate } and exits.
 //  - raw: the runtime's socket, a handler that only counts.
 //  - routed: Sluice's listener routes each datagram to a connection's queue; its consumer counts.
-import { Transport } from "sluice";
+import { connectedPair } from "../lib/pair.mjs";
 
 interface DenoDatagramConn {
   addr: { port: number };
@@ -53,18 +53,11 @@ async function rawSocket(): Promise<{ port: number; kind: string; close: () => v
 }
 
 async function routedPair(): Promise<{ port: number; id: number; kind: string; close: () => Promise<unknown> }> {
-  const gateway = await Transport.bind({ host: "127.0.0.1", gateway: true, log: null, maxConnections: 2, maxHandshakes: 2, inboundQueuePackets: 4096 });
-  const joiner = await Transport.bind({ host: "127.0.0.1", log: null, maxConnections: 2, maxHandshakes: 2 });
-  const [, atGateway] = await Promise.all([joiner.connect(gateway.address, gateway.publicKey), gateway.accept()]);
-  atGateway!.bypassForBenchmark((_bytes, _at, length) => {
+  const { gateway, atGateway, close } = await connectedPair({ inboundQueuePackets: 4096 });
+  atGateway.bypassForBenchmark((_bytes: Uint8Array, _at: number, length: number) => {
     if (length === FLOOD_BYTES) tick(); // the flood's datagrams only, not the pair's own packets
   });
-  return {
-    port: gateway.address.port,
-    id: atGateway!.localId,
-    kind: gateway.stats().socket,
-    close: () => Promise.all([gateway.close(), joiner.close()]),
-  };
+  return { port: gateway.address.port, id: atGateway.localId, kind: gateway.stats().socket, close };
 }
 
 const receiver = deno.args[0] === "routed" ? await routedPair() : { ...(await rawSocket()), id: 0 };
