@@ -7,6 +7,7 @@ import type { Address } from "./address.ts";
 import type { Arena } from "./arena.ts";
 import type { Framer } from "./framer.ts";
 import { channel } from "./channel.ts";
+import { validateByteLength, validateBytes } from "./errors/validate.ts";
 import { ownedCopy } from "./owned-copy.ts";
 import type { PacketAead } from "./packet-aead.ts";
 import type { SessionKeys } from "./handshake.ts";
@@ -133,10 +134,8 @@ export class Connection {
    * one datagram go as one; larger ones, up to `maxMessageBytes` (default 64 MiB), are streamed.
    */
   async send(message: Uint8Array): Promise<void> {
-    if (!(message instanceof Uint8Array)) throw new TypeError(`message must be a Uint8Array, got ${message === null ? "null" : typeof message}`);
-    if (message.length > this.#config.maxMessageBytes) {
-      throw new RangeError(`message of ${message.length} bytes exceeds the ${this.#config.maxMessageBytes}-byte limit (maxMessageBytes); use openStream() for more`);
-    }
+    validateBytes(message, "message");
+    validateByteLength(message.length, "message", this.#config.maxMessageBytes, "options.reliability.maxMessageBytes; use openStream() for more");
     await this.#until(() => this.#session.writable, () => this.#writeRefusal());
     this.#session.sendMessage(ownedCopy(message, 0, message.length)); // a slab copy: slice() allocates a backing store (~3 µs)
     this.#scheduleDrive();
@@ -183,7 +182,7 @@ export class Connection {
     };
     return new WritableStream<Uint8Array>({
       write: async (chunk) => {
-        if (!(chunk instanceof Uint8Array)) throw new TypeError(`stream chunks must be Uint8Array, got ${chunk === null ? "null" : typeof chunk}`);
+        validateBytes(chunk, "chunk");
         await this.#until(() => session.writable && refusal() === undefined, refusal);
         session.writeStream(id, ownedCopy(chunk, 0, chunk.length), this.#host.now());
         this.#scheduleDrive();

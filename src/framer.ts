@@ -4,6 +4,7 @@
 // are built in a scratch frame and copied out. One Framer per transport (one thread).
 import type { Arena } from "./arena.ts";
 import { FRAME_DATA } from "./core.ts";
+import { validateInteger } from "./errors/validate.ts";
 import type { Sender, TrySendResult } from "./sender.ts";
 import { MAX_DATAGRAM_BYTES, RESPONSE_SEALED } from "./wire.ts";
 
@@ -18,7 +19,7 @@ export class Framer {
   private landed = 0;
 
   constructor(arena: Arena) {
-    if (arena.frameBytes < FRAME_DATA + MAX_DATAGRAM_BYTES + 64) throw new RangeError(`a transport needs frames of at least 2048 bytes, this arena has ${arena.frameBytes}`);
+    validateInteger(arena.frameBytes, "arena.frameBytes", FRAME_DATA + MAX_DATAGRAM_BYTES + 64);
     const build = arena.core.allocFrame();
     const landing = arena.core.allocFrame();
     if (build === 0 || landing === 0) throw new RangeError("the arena's frame pool is exhausted: no scratch frames for the transport");

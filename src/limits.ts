@@ -1,5 +1,6 @@
 // Bounds on the work strangers can cause, each with a bound on its own memory. All take `now` (ms)
 // as an argument, so tests drive them in virtual time.
+import { invalidArgType, validateInteger, validateNumber, validateObject } from "./errors/validate.ts";
 
 /**
  * At most one event per `intervalMs` per key (one intro decryption per second per source address,
@@ -39,6 +40,19 @@ export const DEFAULT_ACCEPT_RAMP: readonly AcceptRampStep[] = [
   { untilMs: 30_000, perSecond: 5 },
   { untilMs: 120_000, perSecond: 20 },
 ];
+
+/** `steps` checked (an array of { untilMs ≥ 0, perSecond: an integer ≥ 0 }), or `fallback`; `name` names it in errors. */
+export function checkAcceptRamp(steps: readonly AcceptRampStep[] | undefined, name: string, fallback: readonly AcceptRampStep[]): readonly AcceptRampStep[] {
+  if (steps === undefined) return fallback;
+  if (!Array.isArray(steps)) throw invalidArgType(name, "an instance of Array", steps);
+  steps.forEach((step: unknown, i) => {
+    validateObject(step, `${name}[${i}]`);
+    const { untilMs, perSecond } = step as Partial<AcceptRampStep>;
+    validateNumber(untilMs, `${name}[${i}].untilMs`, { min: 0 });
+    validateInteger(perSecond, `${name}[${i}].perSecond`, 0);
+  });
+  return steps;
+}
 
 /** Counts new inbound handshakes in 1 s tumbling windows against the step for the transport's age. */
 export class AcceptRamp {
@@ -138,19 +152,14 @@ export class RetrySchedule {
   }
 }
 
-export function checkRetryOptions(options: RetryOptions | undefined, what: string): Required<RetryOptions> {
-  const merged = { ...DEFAULT_RETRY, ...options };
-  const positive = (name: keyof RetryOptions, integer: boolean) => {
-    const value = merged[name];
-    if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
-      throw new RangeError(`${what}.${name} must be a positive ${integer ? "integer" : "number"}, got ${String(value)}`);
-    }
-  };
-  positive("intervalMs", false);
-  positive("maxAttempts", true);
-  positive("deadlineMs", false);
-  if (typeof merged.jitter !== "number" || !(merged.jitter >= 0 && merged.jitter < 1)) {
-    throw new RangeError(`${what}.jitter must be a number from 0 to below 1, got ${String(merged.jitter)}`);
-  }
+/** `options` over `base`, every value checked; `name` names the options object in errors. */
+export function checkRetryOptions(options: RetryOptions | undefined, name: string, base: Required<RetryOptions>): Required<RetryOptions> {
+  if (options === undefined) return { ...base };
+  validateObject(options, name);
+  const merged = { ...base, ...options };
+  validateNumber(merged.intervalMs, `${name}.intervalMs`, { above: 0, below: Infinity });
+  validateInteger(merged.maxAttempts, `${name}.maxAttempts`, 1);
+  validateNumber(merged.deadlineMs, `${name}.deadlineMs`, { above: 0, below: Infinity });
+  validateNumber(merged.jitter, `${name}.jitter`, { min: 0, below: 1 });
   return merged;
 }

@@ -8,6 +8,7 @@
 //   [0, 320) the core's AEAD scratch   [320, 352) key   [352, 364) nonce   [368, 368 + 1500) packet
 import type { Arena } from "./arena.ts";
 import { FRAME_DATA } from "./core.ts";
+import { validateBytes, validateInteger } from "./errors/validate.ts";
 import { ownedCopy } from "./owned-copy.ts";
 import { DATA_HEADER_BYTES, KEY_BYTES, MAX_DATAGRAM_BYTES, TAG_BYTES } from "./wire.ts";
 
@@ -24,7 +25,7 @@ export class PacketAead {
   readonly #packet: number;
 
   constructor(arena: Arena) {
-    if (arena.frameBytes < FRAME_DATA + PACKET_AT + MAX_DATAGRAM_BYTES) throw new RangeError(`a transport needs frames of at least 2048 bytes, this arena has ${arena.frameBytes}`);
+    validateInteger(arena.frameBytes, "arena.frameBytes", FRAME_DATA + PACKET_AT + MAX_DATAGRAM_BYTES);
     const frame = arena.core.allocFrame();
     if (frame === 0) throw new RangeError("the arena's frame pool is exhausted: no scratch frame for packet encryption");
     this.#arena = arena;
@@ -82,7 +83,7 @@ export class PacketAead {
 
   /** Key into the scratch; the nonce's last 8 bytes from the header at `header` (its packet number). */
   #prepare(key: Uint8Array, header: number): void {
-    if (key.length !== KEY_BYTES) throw new RangeError(`a data packet key is ${KEY_BYTES} bytes, got ${key.length}`);
+    validateBytes(key, "key", KEY_BYTES);
     const { bytes } = this.#arena;
     bytes.set(key, this.#key);
     bytes.copyWithin(this.#nonce + 4, header + 5, header + DATA_HEADER_BYTES);

@@ -10,6 +10,7 @@
 import { FRAME_DATA, STATE_EMPTY, STATE_ENDED } from "./core.ts";
 import { ChannelCore, publishThisThread } from "./channel-core.ts";
 import { ownedCopy } from "./owned-copy.ts";
+import { invalidArgValue, validateFunction, validateInteger } from "./errors/validate.ts";
 import { handleFields, openHandle, type ReceiverHandle } from "./handle.ts";
 import { park } from "./park.ts";
 import { channelStats, type ChannelStats } from "./stats.ts";
@@ -44,10 +45,8 @@ function refuseNewPackets(channel: ChannelCore): void {
 }
 
 function checkBatch(visit: unknown, limit: unknown): void {
-  if (typeof visit !== "function") throw new TypeError(`visit must be a function (bytes, offset, length) => void, got ${visit === null ? "null" : typeof visit}`);
-  if (limit !== Infinity && (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1)) {
-    throw new RangeError(`limit must be a positive integer or Infinity, got ${String(limit)}`);
-  }
+  validateFunction(visit, "visit");
+  if (limit !== Infinity) validateInteger(limit, "limit", 1);
 }
 
 const enum End {
@@ -232,9 +231,10 @@ export class Receiver {
   /** The receiver a handle carries, on this thread. Each handle works once. */
   static fromHandle(handle: ReceiverHandle): Receiver {
     const { arena, fields } = openHandle(handle, "receiver");
-    const token = (handle as ReceiverHandle).token;
-    if (typeof token !== "number" || arena.core.claimReceiver(fields.channel, token | 0) === 0) {
-      throw new TypeError("this Sluice receiver handle was already used, or its token is wrong: each handle works once");
+    const token = (handle as { token?: unknown }).token;
+    validateInteger(token, "handle.token", 1, 2 ** 32 - 1);
+    if (arena.core.claimReceiver(fields.channel, token | 0) === 0) {
+      throw invalidArgValue("handle.token", token, "was already claimed, or is not this channel's: each handle works once");
     }
     return new Receiver(new ChannelCore(arena, fields.channel, fields.maxPacketSize, false, true));
   }

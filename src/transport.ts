@@ -18,11 +18,15 @@ import { generateKeyPair, importPrivateKey, importPublicKey, rawPublicKey, type 
 import { Framer, PARSE_NO_FRAME } from "./framer.ts";
 import { PacketAead } from "./packet-aead.ts";
 import {
+  invalidArgType, invalidArgValue, validateBoolean, validateBytes, validateFunction, validateInteger, validateObject,
+  validateString,
+} from "./errors/validate.ts";
+import {
   buildIntro, buildResponse, openIntro, openResponse, STATUS_OK, STATUS_VERSION_MISMATCH,
   type Identity, type IntroState, type OpenedIntro, type SessionKeys,
 } from "./handshake.ts";
 import {
-  AcceptRamp, checkRetryOptions, DEFAULT_ACCEPT_RAMP, PerKeyInterval, RecentlyClosed, RetrySchedule,
+  AcceptRamp, checkAcceptRamp, checkRetryOptions, DEFAULT_ACCEPT_RAMP, DEFAULT_RETRY, PerKeyInterval, RecentlyClosed, RetrySchedule,
   type AcceptRampStep, type RetryOptions,
 } from "./limits.ts";
 import type { Receiver } from "./receiver.ts";
@@ -128,9 +132,7 @@ interface Handshake {
 
 function positiveInteger(options: TransportOptions, name: keyof TransportOptions, fallback: number, max: number): number {
   const value = options[name] ?? fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > max) {
-    throw new RangeError(`options.${name} must be an integer from 1 to ${max}, got ${String(value)}`);
-  }
+  validateInteger(value, `options.${name}`, 1, max);
   return value;
 }
 
@@ -145,11 +147,6 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return 0;
 }
 
-function checkPublicKey(publicKey: unknown, what: string): Uint8Array {
-  if (!(publicKey instanceof Uint8Array)) throw new TypeError(`${what} must be a Uint8Array of 32 bytes, got ${publicKey === null ? "null" : typeof publicKey}`);
-  if (publicKey.length !== 32) throw new RangeError(`${what} must be 32 bytes (an X25519 public key), got ${publicKey.length}`);
-  return new Uint8Array(publicKey);
-}
 
 export class Transport {
   /** This node's static X25519 public key (32 bytes): what peers pass to connect(). */
@@ -198,12 +195,17 @@ export class Transport {
   private constructor(options: TransportOptions, identity: Identity) {
     this.#identity = identity;
     this.publicKey = identity.publicKey;
+    if (options.gateway !== undefined) validateBoolean(options.gateway, "options.gateway");
     this.#gateway = options.gateway === true;
-    this.#version = normalizeVersion(options.version);
-    this.#retry = checkRetryOptions(options.retry, "options.retry");
+    this.#version = normalizeVersion(options.version, "options.version");
+    this.#retry = checkRetryOptions(options.retry, "options.retry", DEFAULT_RETRY);
     this.#reliability = checkReliabilityOptions(options.reliability, "options.reliability");
     this.#stallConsumersOf = options.stallConsumersOf;
+    if (options.random !== undefined) validateFunction(options.random, "options.random");
     this.#random = options.random ?? Math.random;
+    if (options.log !== undefined && options.log !== null && typeof options.log !== "function") {
+      throw invalidArgType("options.log", "of type function or null", options.log);
+    }
     this.#log = options.log === undefined ? (message) => console.warn(message) : options.log;
     this.#limits = {
       inboundQueuePackets: positiveInteger(options, "inboundQueuePackets", DEFAULT_INBOUND_QUEUE_PACKETS, 65536),
@@ -216,7 +218,7 @@ export class Transport {
     this.#framer = new Framer(this.#arena);
     this.#aead = new PacketAead(this.#arena);
     const now = performance.now();
-    this.#acceptRamp = new AcceptRamp(options.acceptRamp ?? DEFAULT_ACCEPT_RAMP, now);
+    this.#acceptRamp = new AcceptRamp(checkAcceptRamp(options.acceptRamp, "options.acceptRamp", DEFAULT_ACCEPT_RAMP), now);
     this.#recentlyClosedIds = new RecentlyClosed(RECENTLY_CLOSED_MS, 4 * this.#limits.maxConnections);
     this.#recentlyClosedAddresses = new RecentlyClosed(RECENTLY_CLOSED_MS, 4 * this.#limits.maxConnections);
     this.#host = {
@@ -231,17 +233,15 @@ export class Transport {
 
   /** Binds a UDP socket and starts listening. */
   static async bind(options: TransportOptions = {}): Promise<Transport> {
-    if (options === null || typeof options !== "object") throw new TypeError("Transport.bind options must be an object");
+    validateObject(options, "options");
     const host = options.host ?? "0.0.0.0";
-    if (typeof host !== "string") throw new TypeError(`options.host must be an address string, got ${typeof host}`);
+    validateString(host, "options.host");
     const port = options.port ?? 0;
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`options.port must be an integer from 0 to 65535, got ${String(port)}`);
+    validateInteger(port, "options.port", 0, 65535);
     let identity: Identity;
     if (options.secretKey === undefined) identity = generateKeyPair();
     else {
-      if (!(options.secretKey instanceof Uint8Array) || options.secretKey.length !== 32) {
-        throw new RangeError(`options.secretKey must be a Uint8Array of 32 bytes (an X25519 secret key), got ${options.secretKey instanceof Uint8Array ? `${options.secretKey.length} bytes` : typeof options.secretKey}`);
-      }
+      validateBytes(options.secretKey, "options.secretKey", 32);
       const privateKey = importPrivateKey(options.secretKey);
       identity = { privateKey, publicKey: rawPublicKey(privateKey) };
     }
@@ -282,14 +282,15 @@ export class Transport {
   connect(address: Address, publicKey: Uint8Array, options?: RetryOptions): Promise<Connection> {
     try {
       const to = checkAddress(address, "address");
-      const remoteStatic = checkPublicKey(publicKey, "publicKey");
-      const retry = options === undefined ? this.#retry : checkRetryOptions({ ...this.#retry, ...options }, "options");
+      validateBytes(publicKey, "publicKey", 32);
+      const remoteStatic = new Uint8Array(publicKey);
+      const retry = options === undefined ? this.#retry : checkRetryOptions(options, "options", this.#retry);
       if (this.#closed) throw new Error("connect on a closed transport");
       let remoteStaticKey: PublicKey;
       try {
         remoteStaticKey = importPublicKey(remoteStatic);
       } catch {
-        throw new RangeError("publicKey is not a usable X25519 public key");
+        throw invalidArgValue("publicKey", publicKey, "is not a usable X25519 public key");
       }
       const key = addressKey(to.host, to.port);
       if (this.#handshakeByAddress.has(key)) throw new Error(`a handshake with ${key} is already in progress`);
