@@ -1,12 +1,12 @@
-export { channel, DEFAULT_MAX_LANES, DEFAULT_MAX_PACKET_SIZE, type ChannelOptions } from "./channel.ts";
-export { Sender, type TrySendResult } from "./sender.ts";
-export { Receiver, type PacketVisitor } from "./receiver.ts";
-export type { SenderHandle, ReceiverHandle } from "./handle.ts";
-export type { ChannelStats } from "./stats.ts";
+export { channel, DEFAULT_MAX_LANES, DEFAULT_MAX_PACKET_SIZE, type ChannelOptions } from "./channel/channel.ts";
+export { Sender, type TrySendResult } from "./channel/sender.ts";
+export { Receiver, type PacketVisitor } from "./channel/receiver.ts";
+export type { SenderHandle, ReceiverHandle } from "./channel/handle.ts";
+export type { ChannelStats } from "./channel/stats.ts";
 export {
   Arena, DEFAULT_ARENA_BYTES, DEFAULT_FRAME_BYTES, MAX_FRAME_BYTES, MIN_FRAME_BYTES, type ArenaOptions, type ArenaStats,
-} from "./arena.ts";
-export { PARK_SAFETY_MS } from "./park.ts";
+} from "./memory/arena.ts";
+export { PARK_SAFETY_MS } from "./memory/park.ts";
 export {
   Transport, DEFAULT_ACCEPT_QUEUE_CONNECTIONS, DEFAULT_HANDSHAKE_QUEUE_PACKETS, DEFAULT_INBOUND_QUEUE_PACKETS,
   DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HANDSHAKES, DEFAULT_RECEIVE_BUFFER_BYTES, INTRO_DECRYPT_INTERVAL_MS,

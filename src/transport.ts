@@ -11,8 +11,8 @@
 // A handshake's consumer awaits its own queue's recv(): a receive, never a send. No await anywhere
 // waits for a bounded queue to have room.
 import { addressKey, checkAddress, type Address } from "./address.ts";
-import { Arena, DEFAULT_FRAME_BYTES } from "./arena.ts";
-import { channel } from "./channel.ts";
+import { Arena, DEFAULT_FRAME_BYTES } from "./memory/arena.ts";
+import { channel } from "./channel/channel.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { generateKeyPair, importPrivateKey, importPublicKey, rawPublicKey, type PublicKey } from "./crypto.ts";
 import { Framer, PARSE_NO_FRAME } from "./framer.ts";
@@ -29,9 +29,9 @@ import {
   AcceptRamp, checkAcceptRamp, checkRetryOptions, DEFAULT_ACCEPT_RAMP, DEFAULT_RETRY, PerKeyInterval, RecentlyClosed, RetrySchedule,
   type AcceptRampStep, type RetryOptions,
 } from "./limits.ts";
-import type { Receiver } from "./receiver.ts";
+import type { Receiver } from "./channel/receiver.ts";
 import { checkReliabilityOptions, type ReliabilityConfig, type ReliabilityOptions } from "./reliable/options.ts";
-import type { Sender } from "./sender.ts";
+import type { Sender } from "./channel/sender.ts";
 import { noDrops, type DropReason, type TransportStats } from "./transport-stats.ts";
 import { openSocket, type DatagramSocket, type SocketFactory } from "./udp-socket.ts";
 import { compatible, describeVersion, normalizeVersion, type ProtocolVersion } from "./version.ts";

@@ -3,7 +3,7 @@
 import { createCipheriv } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Arena } from "../src/arena.ts";
+import { Arena } from "../src/memory/arena.ts";
 import { PacketAead } from "../src/packet-aead.ts";
 import { DATA_HEADER_BYTES } from "../src/wire.ts";
 

@@ -2,8 +2,8 @@
 // (fast-check), plus the host's mirrors of its constants and the sizes that forbid amplification.
 import fc from "fast-check";
 import { expect, test } from "vitest";
-import { Arena } from "../src/arena.ts";
-import { channel } from "../src/channel.ts";
+import { Arena } from "../src/memory/arena.ts";
+import { channel } from "../src/channel/channel.ts";
 import { Framer, PARSE_NO_FRAME } from "../src/framer.ts";
 import * as wire from "../src/wire.ts";
 

@@ -10,9 +10,10 @@
 //    sees it after at most 16 more packets, or when this thread's current task ends (a microtask),
 //    whichever is first: publishing is one fenced store, paid per batch rather than per packet.
 //    flush() publishes now, for a producer about to block its thread synchronously.
-import { RESERVE_CLOSED } from "./core.ts";
-import { ChannelCore, LaneProducer } from "./channel-core.ts";
-import { invalidArgValue, validateByteLength, validateBytes, validateInteger } from "./errors/validate.ts";
+import { RESERVE_CLOSED } from "../memory/core.ts";
+import { LaneProducer } from "./lane-producer.ts";
+import { SharedChannel } from "./shared-channel.ts";
+import { invalidArgValue, validateByteLength, validateBytes, validateInteger } from "../errors/validate.ts";
 import { handleFields, openHandle, type SenderHandle } from "./handle.ts";
 import { channelStats, type ChannelStats } from "./stats.ts";
 
@@ -24,7 +25,7 @@ const collected = new FinalizationRegistry<LaneProducer>((lane) => lane.release(
 
 export class Sender {
   #lane: LaneProducer | undefined;
-  readonly #channel: ChannelCore;
+  readonly #channel: SharedChannel;
 
   /** @internal Use channel() or Sender.fromHandle(). */
   constructor(lane: LaneProducer) {
@@ -136,7 +137,7 @@ export class Sender {
     validateInteger(lane, "handle.lane", 1, 2 ** 32 - 1);
     if (arena.core.hasLane(fields.channel, lane) === 0) throw invalidArgValue("handle.lane", lane, "names no lane of its channel");
     if (arena.core.claimLane(lane) === 0) throw invalidArgValue("handle.lane", lane, "was already claimed: each handle works once");
-    const channel = new ChannelCore(arena, fields.channel, fields.maxPacketSize, false, false);
+    const channel = new SharedChannel(arena, fields.channel, fields.maxPacketSize, false, false);
     return new Sender(new LaneProducer(channel, lane));
   }
 }

@@ -1,8 +1,8 @@
 // Handles: plain structured-cloneable objects that carry one end of a channel to ONE other thread
 // (Node worker_threads, Deno Web Workers). The memory and the compiled module travel with them, so
 // the receiving thread never re-compiles or re-reads the wasm.
-import { Arena } from "./arena.ts";
-import { invalidArgValue, validateInteger, validateObject, validateOneOf } from "./errors/validate.ts";
+import { Arena } from "../memory/arena.ts";
+import { invalidArgValue, validateInteger, validateObject, validateOneOf } from "../errors/validate.ts";
 
 const HANDLE_VERSION = 1;
 

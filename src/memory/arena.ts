@@ -3,7 +3,7 @@
 // so the memory never grows (views never go stale) and the pool is the one bound on shared memory.
 // Pages the pool has not touched are not resident: the operating system commits them on first write.
 import { ARENA_MAGIC, coreModule, instantiateCore, type CoreExports } from "./core.ts";
-import { invalidArgType, invalidArgValue, validateInteger, validateObject, validateOneOf } from "./errors/validate.ts";
+import { invalidArgType, invalidArgValue, validateInteger, validateObject, validateOneOf } from "../errors/validate.ts";
 import { WordWaiter } from "./park.ts";
 
 /** Default arena size: room for ~10,000 idle channels of capacity 2048 plus their traffic. */

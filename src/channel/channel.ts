@@ -1,8 +1,9 @@
 // channel(capacity, options) → [Sender, Receiver]: a bounded queue of byte packets in shared memory.
-import { Arena } from "./arena.ts";
-import { FRAME_DATA } from "./core.ts";
-import { validateInteger, validateObject } from "./errors/validate.ts";
-import { ChannelCore, LaneProducer } from "./channel-core.ts";
+import { Arena } from "../memory/arena.ts";
+import { FRAME_DATA } from "../memory/core.ts";
+import { validateInteger, validateObject } from "../errors/validate.ts";
+import { LaneProducer } from "./lane-producer.ts";
+import { SharedChannel } from "./shared-channel.ts";
 import { Receiver } from "./receiver.ts";
 import { Sender } from "./sender.ts";
 
@@ -37,6 +38,6 @@ export function channel(capacity: number, options: ChannelOptions = {}): [Sender
   const nonce = crypto.getRandomValues(new Uint32Array(1))[0]! >>> 1 | 1; // 1..2^31−1: a positive i32
   const offset = core.createChannel(capacity, maxLanes, nonce);
   if (offset === 0) throw new RangeError("the arena's frame pool is exhausted: no room for another channel");
-  const shared = new ChannelCore(arena, offset, maxPacketSize, true, true);
+  const shared = new SharedChannel(arena, offset, maxPacketSize, true, true);
   return [new Sender(new LaneProducer(shared, core.laneOf(offset, 0))), new Receiver(shared)];
 }

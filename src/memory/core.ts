@@ -1,6 +1,6 @@
 // The compiled WebAssembly core and the typed shape of its exports. The module is compiled once per
 // thread that needs it (or received ready-compiled inside a handle) and instantiated once per arena.
-import coreBase64 from "../build/core-wasm.js";
+import coreBase64 from "../../build/core-wasm.js";
 
 /** Exports of assembly/index.ts. Offsets and counts are i32 on this side; see docs/ring.md. */
 export interface CoreExports {
