@@ -3,22 +3,22 @@
 // then AES-GCM), answers the handshake's confirm, feeds the rest to the Session with the time, seals
 // and sends what the Session answers, and keeps one timer at the Session's next deadline. The
 // application's calls (send, recv, streams, close) wait on the Session's state, never on the socket.
-import type { Address } from "./address.ts";
+import type { Address } from "./wire/address.ts";
 import type { Arena } from "./memory/arena.ts";
-import type { Framer } from "./framer.ts";
+import type { Framer } from "./wire/framer.ts";
 import { channel } from "./channel/channel.ts";
 import { validateByteLength, validateBytes } from "./errors/validate.ts";
 import { ownedCopy } from "./memory/owned-copy.ts";
-import type { PacketAead } from "./packet-aead.ts";
-import type { SessionKeys } from "./handshake.ts";
-import { RetrySchedule, type RetryOptions } from "./limits.ts";
+import type { PacketAead } from "./wire/packet-aead.ts";
+import type { SessionKeys } from "./handshake/messages.ts";
+import { RetrySchedule, type RetryOptions } from "./handshake/retry.ts";
 import type { Receiver } from "./channel/receiver.ts";
 import type { ReliabilityConfig } from "./reliable/options.ts";
 import { Session, type SessionStats, type Transmit } from "./reliable/session.ts";
-import { ReplayWindow } from "./replay-window.ts";
+import { ReplayWindow } from "./wire/replay-window.ts";
 import type { Sender } from "./channel/sender.ts";
 import type { ConnectionStats, DropReason } from "./transport-stats.ts";
-import { DATA_HEADER_BYTES, FRAME_CONFIRM, FRAME_CONFIRM_ACK, MAX_DATAGRAM_BYTES, TAG_BYTES } from "./wire.ts";
+import { DATA_HEADER_BYTES, FRAME_CONFIRM, FRAME_CONFIRM_ACK, MAX_DATAGRAM_BYTES, TAG_BYTES } from "./wire/constants.ts";
 
 /** What a connection needs from its transport. */
 export interface ConnectionHost {

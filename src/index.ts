@@ -13,11 +13,12 @@ export {
   RECENTLY_CLOSED_MS, RESPONDER_CONFIRM_TIMEOUT_MS, type TransportOptions,
 } from "./transport.ts";
 export { Connection } from "./connection.ts";
-export type { Address } from "./address.ts";
+export type { Address } from "./wire/address.ts";
 export type { ConnectionStats, DropCounts, TransportStats } from "./transport-stats.ts";
-export { DEFAULT_ACCEPT_RAMP, DEFAULT_RETRY, type AcceptRampStep, type RetryOptions } from "./limits.ts";
-export { PROTOCOL_VERSION, type ProtocolVersion } from "./version.ts";
-export { MAX_SEND_DATAGRAM_BYTES, MAX_DATAGRAM_BYTES } from "./wire.ts";
+export { DEFAULT_ACCEPT_RAMP, type AcceptRampStep } from "./handshake/admission.ts";
+export { DEFAULT_RETRY, type RetryOptions } from "./handshake/retry.ts";
+export { PROTOCOL_VERSION, type ProtocolVersion } from "./wire/version.ts";
+export { MAX_SEND_DATAGRAM_BYTES, MAX_DATAGRAM_BYTES } from "./wire/constants.ts";
 export { DEFAULT_RELIABILITY, type ReliabilityOptions } from "./reliable/options.ts";
 export type { SessionStats as DeliveryStats } from "./reliable/session.ts";
 export type { DatagramSocket, SocketFactory, SocketOptions, DatagramHandler } from "./udp-socket.ts";

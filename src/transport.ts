@@ -10,13 +10,13 @@
 //
 // A handshake's consumer awaits its own queue's recv(): a receive, never a send. No await anywhere
 // waits for a bounded queue to have room.
-import { addressKey, checkAddress, type Address } from "./address.ts";
+import { addressKey, checkAddress, type Address } from "./wire/address.ts";
 import { Arena, DEFAULT_FRAME_BYTES } from "./memory/arena.ts";
 import { channel } from "./channel/channel.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
-import { generateKeyPair, importPrivateKey, importPublicKey, rawPublicKey, type PublicKey } from "./crypto.ts";
-import { Framer, PARSE_NO_FRAME } from "./framer.ts";
-import { PacketAead } from "./packet-aead.ts";
+import { generateKeyPair, importPrivateKey, importPublicKey, rawPublicKey, type PublicKey } from "./handshake/crypto.ts";
+import { Framer, PARSE_NO_FRAME } from "./wire/framer.ts";
+import { PacketAead } from "./wire/packet-aead.ts";
 import {
   invalidArgType, invalidArgValue, validateBoolean, validateBytes, validateFunction, validateInteger, validateObject,
   validateString,
@@ -24,21 +24,21 @@ import {
 import {
   buildIntro, buildResponse, openIntro, openResponse, STATUS_OK, STATUS_VERSION_MISMATCH,
   type Identity, type IntroState, type OpenedIntro, type SessionKeys,
-} from "./handshake.ts";
+} from "./handshake/messages.ts";
 import {
-  AcceptRamp, checkAcceptRamp, checkRetryOptions, DEFAULT_ACCEPT_RAMP, DEFAULT_RETRY, PerKeyInterval, RecentlyClosed, RetrySchedule,
-  type AcceptRampStep, type RetryOptions,
-} from "./limits.ts";
+  AcceptRamp, checkAcceptRamp, DEFAULT_ACCEPT_RAMP, PerKeyInterval, RecentlyClosed, type AcceptRampStep,
+} from "./handshake/admission.ts";
+import { checkRetryOptions, DEFAULT_RETRY, RetrySchedule, type RetryOptions } from "./handshake/retry.ts";
 import type { Receiver } from "./channel/receiver.ts";
 import { checkReliabilityOptions, type ReliabilityConfig, type ReliabilityOptions } from "./reliable/options.ts";
 import type { Sender } from "./channel/sender.ts";
 import { noDrops, type DropReason, type TransportStats } from "./transport-stats.ts";
 import { openSocket, type DatagramSocket, type SocketFactory } from "./udp-socket.ts";
-import { compatible, describeVersion, normalizeVersion, type ProtocolVersion } from "./version.ts";
+import { compatible, describeVersion, normalizeVersion, type ProtocolVersion } from "./wire/version.ts";
 import {
   FRAME_CONFIRM, FRAME_CONFIRM_ACK, KIND_DATA, KIND_INTRO, KIND_RESPONSE, MAX_DATAGRAM_BYTES,
   WIRE_UNKNOWN_VERSION,
-} from "./wire.ts";
+} from "./wire/constants.ts";
 
 /** Kernel receive buffer asked for (Linux doubles it): a 208 KiB default lost most of a flood. */
 export const DEFAULT_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;

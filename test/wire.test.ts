@@ -4,8 +4,8 @@ import fc from "fast-check";
 import { expect, test } from "vitest";
 import { Arena } from "../src/memory/arena.ts";
 import { channel } from "../src/channel/channel.ts";
-import { Framer, PARSE_NO_FRAME } from "../src/framer.ts";
-import * as wire from "../src/wire.ts";
+import { Framer, PARSE_NO_FRAME } from "../src/wire/framer.ts";
+import * as wire from "../src/wire/constants.ts";
 
 const arena = Arena.create({ bytes: 1 << 20 });
 const framer = new Framer(arena);

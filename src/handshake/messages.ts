@@ -10,11 +10,11 @@
 // so nothing later can be spliced from another handshake (freenet's flaw: no KDF, no binding). The
 // responder learns that the initiator really holds S_I's secret when the first data packet (the
 // confirm) opens under the derived keys.
-import { ADDRESS_BYTES, readAddress, writeAddress, type Address } from "./address.ts";
+import { ADDRESS_BYTES, readAddress, writeAddress, type Address } from "../wire/address.ts";
 import { agree, generateKeyPair, hkdf, importPublicKey, open, seal, sealKey, sha256, type PrivateKey, type PublicKey, type SealKey } from "./crypto.ts";
-import type { Framer } from "./framer.ts";
-import { readVersion, VERSION_BYTES, writeVersion, type ProtocolVersion } from "./version.ts";
-import { INTRO_EPHEMERAL, INTRO_SEALED, KEY_BYTES, RESPONSE_EPHEMERAL, RESPONSE_SEALED, TAG_BYTES } from "./wire.ts";
+import type { Framer } from "../wire/framer.ts";
+import { readVersion, VERSION_BYTES, writeVersion, type ProtocolVersion } from "../wire/version.ts";
+import { INTRO_EPHEMERAL, INTRO_SEALED, KEY_BYTES, RESPONSE_EPHEMERAL, RESPONSE_SEALED, TAG_BYTES } from "../wire/constants.ts";
 
 const INTRO_LABEL = "sluice/1 intro";
 const SESSION_LABEL = "sluice/1 session";
@@ -31,7 +31,7 @@ export interface Identity {
   publicKey: Uint8Array;
 }
 
-/** Data-packet keys per direction: 32-byte ChaCha20-Poly1305 keys (packet-aead.ts). */
+/** Data-packet keys per direction: 32-byte ChaCha20-Poly1305 keys (wire/packet-aead.ts). */
 export interface SessionKeys {
   send: Uint8Array;
   receive: Uint8Array;

@@ -2,11 +2,11 @@
 // frame of the transport's arena, where the core classifies it and reads its fields; when it is
 // routed, that frame itself goes to the queue (handOver), and the framer takes a fresh one. Headers
 // are built in a scratch frame and copied out. One Framer per transport (one thread).
-import type { Arena } from "./memory/arena.ts";
-import { FRAME_DATA } from "./memory/core.ts";
-import { validateInteger } from "./errors/validate.ts";
-import type { Sender, TrySendResult } from "./channel/sender.ts";
-import { MAX_DATAGRAM_BYTES, RESPONSE_SEALED } from "./wire.ts";
+import type { Arena } from "../memory/arena.ts";
+import { FRAME_DATA } from "../memory/core.ts";
+import { validateInteger } from "../errors/validate.ts";
+import type { Sender, TrySendResult } from "../channel/sender.ts";
+import { MAX_DATAGRAM_BYTES, RESPONSE_SEALED } from "./constants.ts";
 
 /** parse()'s answer when the frame pool is empty, so there is nowhere to parse (counted as a full queue). */
 export const PARSE_NO_FRAME = -100;

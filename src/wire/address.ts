@@ -2,7 +2,7 @@
 // 19-byte form a handshake response carries (family 4 or 6, port u16 LE, 16 address bytes; an
 // IPv4-mapped IPv6 address travels as IPv4, and IPv6 is read back in RFC 5952's compressed form).
 import { isIP } from "node:net";
-import { invalidArgValue, validateInteger, validateObject, validateString } from "./errors/validate.ts";
+import { invalidArgValue, validateInteger, validateObject, validateString } from "../errors/validate.ts";
 
 export interface Address {
   host: string;

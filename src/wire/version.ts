@@ -1,6 +1,6 @@
 // Protocol versions: each side says what it speaks and the oldest it still accepts, and both sides
 // check both ways, as freenet does (remote ≥ my minimum, and me ≥ the remote's minimum).
-import { invalidArgValue, validateInteger, validateObject } from "./errors/validate.ts";
+import { invalidArgValue, validateInteger, validateObject } from "../errors/validate.ts";
 
 export interface ProtocolVersion {
   major: number;

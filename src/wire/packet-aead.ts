@@ -6,11 +6,11 @@
 // Nonce: 4 zero bytes, then the header's 8-byte little-endian packet number (never reused). AAD: the
 // 13-byte data header. Layout of the scratch frame, after the frame's own header:
 //   [0, 320) the core's AEAD scratch   [320, 352) key   [352, 364) nonce   [368, 368 + 1500) packet
-import type { Arena } from "./memory/arena.ts";
-import { FRAME_DATA } from "./memory/core.ts";
-import { validateBytes, validateInteger } from "./errors/validate.ts";
-import { ownedCopy } from "./memory/owned-copy.ts";
-import { DATA_HEADER_BYTES, KEY_BYTES, MAX_DATAGRAM_BYTES, TAG_BYTES } from "./wire.ts";
+import type { Arena } from "../memory/arena.ts";
+import { FRAME_DATA } from "../memory/core.ts";
+import { validateBytes, validateInteger } from "../errors/validate.ts";
+import { ownedCopy } from "../memory/owned-copy.ts";
+import { DATA_HEADER_BYTES, KEY_BYTES, MAX_DATAGRAM_BYTES, TAG_BYTES } from "./constants.ts";
 
 const KEY_AT = 320; // after the core's AEAD_SCRATCH_BYTES (test/aead.test.ts checks they agree)
 const NONCE_AT = 352;
