@@ -1,7 +1,7 @@
 // Handshakes over real loopback sockets: gateway and peer-to-peer, lost intros (seeded), a wrong
 // public key, incompatible versions both ways, a restarted peer, and IPv6 (also dual-stack).
 import { afterEach, expect, test } from "vitest";
-import { Transport } from "sluice";
+import { Connection, Transport } from "sluice";
 import { caught, expectCoded } from "./support/errors.ts";
 import { mulberry32 } from "./support/random.ts";
 import { bindTest, bytes, closeAll, dropFirstIntros, filteredSocket, text } from "./support/transports.ts";
@@ -169,6 +169,10 @@ test("a message over maxMessageBytes is a RangeError naming the limit; bad argum
   expectCoded(await caught(() => Transport.bind({ acceptRamp: [{ untilMs: 1000, perSecond: 0.5 }] })), RangeError, "ERR_OUT_OF_RANGE", /"options.acceptRamp\[0\].perSecond"/);
   expectCoded(await caught(() => Transport.bind({ log: 5 as never })), TypeError, "ERR_INVALID_ARG_TYPE", /"options.log" property must be of type function or null/);
   expectCoded(await caught(() => Transport.bind({ random: "x" as never })), TypeError, "ERR_INVALID_ARG_TYPE", /"options.random" property must be of type function/);
+  expectCoded(await caught(() => Transport.bind({ maxConnections: 65536, inboundQueuePackets: 65536 })), RangeError, "ERR_OUT_OF_RANGE",
+    /The value of "options.maxConnections" is out of range. It must be at most \d+ with 65536 inboundQueuePackets/);
+  expectCoded(await caught(() => new (Transport as unknown as new () => unknown)()), TypeError, "ERR_ILLEGAL_CONSTRUCTOR", /Illegal constructor: transports come from Transport.bind\(\)/);
+  expectCoded(await caught(() => new (Connection as unknown as new () => unknown)()), TypeError, "ERR_ILLEGAL_CONSTRUCTOR", /connections come from Transport.connect\(\)/);
   expectCoded(await caught(() => Transport.bind({ retry: { jitter: 1 } })), RangeError, "ERR_OUT_OF_RANGE", /"options.retry.jitter".* >= 0 and < 1. Received 1/);
   expectCoded(await caught(() => Transport.bind({ reliability: { keepAliveMs: 9000, maxKeepAliveMs: 8000 } })), RangeError, "ERR_OUT_OF_RANGE",
     /"options.reliability.maxKeepAliveMs" is out of range. It must be >= keepAliveMs \(9000\). Received 8000/);

@@ -2,7 +2,7 @@
 // says which one (stable across releases, so a program can test it without parsing the message).
 
 /** The codes of Sluice's errors. */
-export type ErrorCode = "ERR_INVALID_ARG_TYPE" | "ERR_INVALID_ARG_VALUE" | "ERR_OUT_OF_RANGE";
+export type ErrorCode = "ERR_ILLEGAL_CONSTRUCTOR" | "ERR_INVALID_ARG_TYPE" | "ERR_INVALID_ARG_VALUE" | "ERR_OUT_OF_RANGE";
 
 /**
  * `new Type(message)` with `code` attached. Its stack starts at the caller of `from` (the check that
@@ -29,4 +29,12 @@ export function codedError<E extends Error>(
     writable: true,
   });
   return error;
+}
+
+/**
+ * What a public class's constructor throws when called from outside the package (its first argument
+ * is a token only its own module holds): "Illegal constructor: <how to get one instead>".
+ */
+export function illegalConstructor(instead: string, from: Function): TypeError {
+  return codedError(TypeError, "ERR_ILLEGAL_CONSTRUCTOR", `Illegal constructor: ${instead}`, from);
 }
