@@ -1,6 +1,6 @@
 // A lane's producing end on this thread, and when what it commits becomes visible to the receiver
 // (docs/ring.md, "Batched publication").
-import { FRAME_DATA, RESERVE_FULL, RESERVE_POOL_EMPTY } from "../memory/core.ts";
+import { FRAME_DATA, LN_SPACE_SEQ, RESERVE_FULL, RESERVE_POOL_EMPTY } from "../memory/core.ts";
 import { park, Waker, WordWaiter } from "../memory/park.ts";
 import type { SharedChannel } from "./shared-channel.ts";
 
@@ -39,7 +39,7 @@ export class LaneProducer {
     this.channel = channel;
     this.lane = lane;
     const { arena } = channel;
-    this.#spaceWord = new WordWaiter(arena.words, (lane + (arena.core.LN_SPACE_SEQ.value as number)) >> 2);
+    this.#spaceWord = new WordWaiter(arena.words, (lane + LN_SPACE_SEQ) >> 2);
     channel.localLanes.set(lane, this);
   }
 

@@ -1,6 +1,7 @@
 // This thread's view of one channel: the arena it lives in, its frame offset, and the same-thread
 // wake-up state that lets a producer and a consumer on one thread skip the atomic notify.
 import type { Arena } from "../memory/arena.ts";
+import { CH_WAKE_SEQ } from "../memory/core.ts";
 import type { LaneProducer } from "./lane-producer.ts";
 import { Waker, WordWaiter } from "../memory/park.ts";
 
@@ -31,7 +32,7 @@ export class SharedChannel {
     this.maxPacketSize = maxPacketSize;
     this.localOnly = localOnly;
     this.receiverHere = receiverHere;
-    this.receiverWord = new WordWaiter(arena.words, (offset + (arena.core.CH_WAKE_SEQ.value as number)) >> 2);
+    this.receiverWord = new WordWaiter(arena.words, (offset + CH_WAKE_SEQ) >> 2);
   }
 
   /** A producer saw the receiver's sleeping flag. */

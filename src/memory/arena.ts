@@ -2,7 +2,7 @@
 // every channel in it takes its packets, rings and control blocks. Its size is fixed at creation,
 // so the memory never grows (views never go stale) and the pool is the one bound on shared memory.
 // Pages the pool has not touched are not resident: the operating system commits them on first write.
-import { ARENA_MAGIC, coreModule, instantiateCore, type CoreExports } from "./core.ts";
+import { AR_FRAME_COUNT, AR_ID, AR_MAGIC, AR_POOL_SEQ, ARENA_MAGIC_VALUE, coreModule, instantiateCore, type CoreExports } from "./core.ts";
 import { invalidArgType, invalidArgValue, validateInteger, validateObject, validateOneOf } from "../errors/validate.ts";
 import { WordWaiter } from "./park.ts";
 
@@ -58,10 +58,10 @@ export class Arena {
     this.core = instantiateCore(module, memory);
     this.bytes = new Uint8Array(memory.buffer);
     this.words = new Int32Array(memory.buffer);
-    this.id = this.words[(this.core.AR_ID.value as number) >> 2]!;
+    this.id = this.words[AR_ID >> 2]!;
     this.core.loadArenaGlobals();
     this.frameBytes = this.core.frameBytes();
-    this.poolWord = new WordWaiter(this.words, (this.core.AR_POOL_SEQ.value as number) >> 2);
+    this.poolWord = new WordWaiter(this.words, AR_POOL_SEQ >> 2);
     if (this.core.attachThread() === 0) {
       throw new RangeError("Sluice arena has no free frame left for this thread's frame cache");
     }
@@ -99,9 +99,10 @@ export class Arena {
       throw invalidArgType("handle.memory", "a shared WebAssembly.Memory", memory);
     }
     if (!(module instanceof WebAssembly.Module)) throw invalidArgType("handle.module", "an instance of WebAssembly.Module", module);
+    // The header's magic and id are read before any instance exists.
     const words = new Int32Array(memory.buffer, 0, 2);
-    if (words[0] !== ARENA_MAGIC) throw invalidArgValue("handle.memory", memory, "is not a Sluice arena");
-    const known = attached.get(words[1]!);
+    if (words[AR_MAGIC >> 2] !== ARENA_MAGIC_VALUE) throw invalidArgValue("handle.memory", memory, "is not a Sluice arena");
+    const known = attached.get(words[AR_ID >> 2]!);
     if (known) return known;
     const arena = new Arena(memory, module);
     threadDefault ??= arena;
@@ -118,7 +119,7 @@ export class Arena {
     return {
       bytes: this.memory.buffer.byteLength,
       frameBytes: this.frameBytes,
-      frames: this.words[(this.core.AR_FRAME_COUNT.value as number) >> 2]!,
+      frames: this.words[AR_FRAME_COUNT >> 2]!,
       freeFrames: this.core.freeFrameCount(),
       discarded: this.core.discardedCount(),
     };

@@ -6,7 +6,7 @@ import type { Arena } from "../memory/arena.ts";
 import { FRAME_DATA } from "../memory/core.ts";
 import { validateInteger } from "../errors/validate.ts";
 import type { Sender, TrySendResult } from "../channel/sender.ts";
-import { MAX_DATAGRAM_BYTES, RESPONSE_SEALED } from "./constants.ts";
+import { INTRO_EPHEMERAL, MAX_DATAGRAM_BYTES, RESPONSE_EPHEMERAL } from "./constants.ts";
 
 /** parse()'s answer when the frame pool is empty, so there is nowhere to parse (counted as a full queue). */
 export const PARSE_NO_FRAME = -100;
@@ -61,16 +61,16 @@ export class Framer {
     return outcome;
   }
 
-  /** The 2-byte intro header (kind, wire version). */
+  /** The intro header up to its ephemeral key (kind, wire version). */
   introHeader(): Buffer {
     this.arena.core.wireWriteIntroHeader(this.build);
-    return this.copyOut(2);
+    return this.copyOut(INTRO_EPHEMERAL);
   }
 
   /** The response header up to its ephemeral key (kind, wire version, destination connection). */
   responseHeader(connection: number): Buffer {
     this.arena.core.wireWriteResponseHeader(this.build, connection);
-    return this.copyOut(RESPONSE_SEALED - 32);
+    return this.copyOut(RESPONSE_EPHEMERAL);
   }
 
   private copyOut(length: number): Buffer {
