@@ -23,12 +23,12 @@ import {
   type Identity, type IntroState, type OpenedIntro, type SessionKeys,
 } from "../handshake/messages.ts";
 import { RetrySchedule, type RetryOptions } from "../handshake/retry.ts";
-import type { Connection } from "./connection.ts";
+import { connectionFor, type Connection } from "./connection.ts";
 import type { Warnings } from "./log.ts";
 import type { TransportConfig, TransportSeams } from "./options.ts";
 import { SessionDriver, type ConnectionHost, type SessionDriverInit } from "./session-driver.ts";
 import type { TransportCounters } from "./stats.ts";
-import type { ConnectionTable } from "./table.ts";
+import type { ConnectionTable, RoutedHandshake } from "./table.ts";
 
 /** One intro decryption per source address per this interval (freenet: 1 s). */
 export const INTRO_DECRYPT_INTERVAL_MS = 1000;
@@ -43,7 +43,7 @@ interface Settle {
 }
 
 /** A handshake in progress: the listener sends its packets into `inlet`; its consumer receives them from `outlet`. */
-export interface Handshake {
+interface Handshake extends RoutedHandshake {
   role: "initiator" | "responder";
   localId: number;
   address: Address;
@@ -80,7 +80,7 @@ interface HandshakesInit {
   host: ConnectionHost;
   send(chunks: readonly Uint8Array[], to: Address): void;
   /** A connection a peer started is established: for accept(). */
-  accepted(connection: SessionDriver): void;
+  accepted(connection: Connection): void;
   /** A gateway told us our address as it sees it. */
   observed(address: Address): void;
 }
@@ -99,6 +99,8 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 export class Handshakes {
   /** One intro decryption per source address per INTRO_DECRYPT_INTERVAL_MS, shared with the listener. */
   readonly introLimiter = new PerKeyInterval(INTRO_DECRYPT_INTERVAL_MS, MAX_TRACKED_ADDRESSES);
+  /** Handshakes in progress by address (the listener routes intros by address: they name no id). */
+  readonly #byAddress = new Map<string, Handshake>();
   readonly #identity: Identity;
   readonly #config: TransportConfig;
   readonly #seams: TransportSeams;
@@ -110,7 +112,7 @@ export class Handshakes {
   readonly #warnings: Warnings;
   readonly #host: ConnectionHost;
   readonly #send: (chunks: readonly Uint8Array[], to: Address) => void;
-  readonly #accepted: (connection: SessionDriver) => void;
+  readonly #accepted: (connection: Connection) => void;
   readonly #observed: (address: Address) => void;
 
   constructor(init: HandshakesInit) {
@@ -136,8 +138,8 @@ export class Handshakes {
   connect(address: Address, key: string, remoteStatic: Uint8Array, remoteStaticKey: PublicKey, retry: Required<RetryOptions>): Promise<Connection> {
     const table = this.#table;
     const { maxHandshakes, maxConnections } = this.#config;
-    if (table.handshakeByAddress.has(key)) throw new Error(`a handshake with ${key} is already in progress`);
-    if (table.handshakeByAddress.size >= maxHandshakes) throw new RangeError(`too many handshakes in progress (options.maxHandshakes = ${maxHandshakes})`);
+    if (this.#byAddress.has(key)) throw new Error(`a handshake with ${key} is already in progress`);
+    if (this.#byAddress.size >= maxHandshakes) throw new RangeError(`too many handshakes in progress (options.maxHandshakes = ${maxHandshakes})`);
     if (table.connectionByAddress.size >= maxConnections && !table.connectionByAddress.has(key)) {
       throw new RangeError(`too many connections (options.maxConnections = ${maxConnections})`);
     }
@@ -153,7 +155,7 @@ export class Handshakes {
   }
 
   /** A responder for a new intro from `address` (the listener checked the limits), replacing `replacing` once it confirms. */
-  respond(address: Address, key: string, replacing: SessionDriver | undefined): Handshake {
+  respond(address: Address, key: string, replacing: SessionDriver | undefined): RoutedHandshake {
     const handshake = this.#new("responder", address, key);
     handshake.replacing = replacing;
     handshake.timer = setTimeout(() => this.#fail(handshake, new Error("no confirm from the initiator")), RESPONDER_CONFIRM_TIMEOUT_MS);
@@ -162,14 +164,24 @@ export class Handshakes {
 
   /** Fails every handshake in progress with `error` (the transport is closing). */
   failAll(error: Error): void {
-    for (const handshake of [...this.#table.handshakeByAddress.values()]) this.#fail(handshake, error);
+    for (const handshake of [...this.#byAddress.values()]) this.#fail(handshake, error);
+  }
+
+  /** How many are in progress. */
+  get count(): number {
+    return this.#byAddress.size;
+  }
+
+  /** The handshake in progress with `key`'s address, for its intros. */
+  byAddress(key: string): RoutedHandshake | undefined {
+    return this.#byAddress.get(key);
   }
 
   #new(role: "initiator" | "responder", address: Address, key: string): Handshake {
     const [inlet, outlet] = channel(this.#config.handshakeQueuePackets, { arena: this.#arena, maxPacketSize: MAX_DATAGRAM_BYTES, maxLanes: 1 });
     const handshake: Handshake = { role, localId: this.#table.newConnectionId(), address, key, inlet, outlet, done: false };
     this.#table.byId.set(handshake.localId, handshake);
-    this.#table.handshakeByAddress.set(key, handshake);
+    this.#byAddress.set(key, handshake);
     void this.#run(handshake);
     return handshake;
   }
@@ -276,14 +288,14 @@ export class Handshakes {
       return;
     }
     if (opened.observedAddress) this.#observed(opened.observedAddress);
-    const connection = this.#newConnection(handshake, {
+    const driver = this.#newDriver(handshake, {
       remoteId: opened.responderConnection,
       remotePublicKey: handshake.remoteStatic!,
       keys: opened.keys,
       observedAddress: opened.observedAddress,
       confirm: { options: this.#config.retry, random: this.#config.random },
     });
-    this.#establish(handshake, connection);
+    this.#establish(handshake, driver);
   }
 
   /** A data packet to a responder: the initiator's confirm (or its first message, if the confirm was lost). */
@@ -298,15 +310,15 @@ export class Handshakes {
       return;
     }
     const opened = handshake.opened!;
-    const connection = this.#newConnection(handshake, { remoteId: opened.initiatorConnection, remotePublicKey: opened.initiatorStatic, keys: handshake.keys });
+    const driver = this.#newDriver(handshake, { remoteId: opened.initiatorConnection, remotePublicKey: opened.initiatorStatic, keys: handshake.keys });
     // The confirm (answered inside), or the initiator's first data if the confirm was lost: either proves its keys.
-    connection.deliverOpened(plaintext, packetNumber);
-    if (plaintext[0] !== FRAME_CONFIRM) connection.sendFrame(FRAME_CONFIRM_ACK);
-    this.#establish(handshake, connection);
+    driver.deliverOpened(plaintext, packetNumber);
+    if (plaintext[0] !== FRAME_CONFIRM) driver.sendFrame(FRAME_CONFIRM_ACK);
+    this.#establish(handshake, driver);
   }
 
   /** The connection `handshake` completes: same id, same address, this transport's queue size and reliability. */
-  #newConnection(handshake: Handshake, peer: Pick<SessionDriverInit, "remoteId" | "remotePublicKey" | "keys" | "observedAddress" | "confirm">): SessionDriver {
+  #newDriver(handshake: Handshake, peer: Pick<SessionDriverInit, "remoteId" | "remotePublicKey" | "keys" | "observedAddress" | "confirm">): SessionDriver {
     return new SessionDriver({
       host: this.#host,
       localId: handshake.localId,
@@ -319,21 +331,22 @@ export class Handshakes {
   }
 
   /** The handshake becomes a connection: same id, packets queued meanwhile move over. */
-  #establish(handshake: Handshake, connection: SessionDriver): void {
+  #establish(handshake: Handshake, driver: SessionDriver): void {
     const table = this.#table;
     this.#end(handshake);
     this.#counters.handshakesCompleted++;
     handshake.replacing?.abort(); // the restarted peer's old connection
     const previous = table.connectionByAddress.get(handshake.key);
     if (previous !== undefined && previous !== handshake.replacing) previous.abort(); // a fresh connect supersedes
-    table.byId.set(connection.localId, connection);
-    table.connectionByAddress.set(handshake.key, connection);
+    table.byId.set(driver.localId, driver);
+    table.connectionByAddress.set(handshake.key, driver);
     table.recentlyClosedAddresses.delete(handshake.key);
     for (let packet = handshake.outlet.tryRecv(); packet instanceof Uint8Array; packet = handshake.outlet.tryRecv()) {
-      if (this.#framer.parse(packet) === KIND_DATA) connection.route(this.#framer, handshake.address.host, handshake.address.port);
+      if (this.#framer.parse(packet) === KIND_DATA) driver.route(this.#framer, handshake.address.host, handshake.address.port);
     }
     handshake.outlet.close();
-    if (handshake.settle) handshake.settle.resolve(connection.connection);
+    const connection = connectionFor(driver);
+    if (handshake.settle) handshake.settle.resolve(connection);
     else this.#accepted(connection);
   }
 
@@ -358,7 +371,7 @@ export class Handshakes {
     handshake.done = true;
     clearTimeout(handshake.timer);
     if (table.byId.get(handshake.localId) === handshake) table.byId.delete(handshake.localId);
-    if (table.handshakeByAddress.get(handshake.key) === handshake) table.handshakeByAddress.delete(handshake.key);
+    if (this.#byAddress.get(handshake.key) === handshake) this.#byAddress.delete(handshake.key);
     handshake.inlet.close();
   }
 

@@ -9,12 +9,12 @@ import { addressKey } from "../wire/address.ts";
 import { KIND_DATA, KIND_INTRO, KIND_RESPONSE, WIRE_UNKNOWN_VERSION } from "../wire/constants.ts";
 import { PARSE_NO_FRAME, type Framer } from "../wire/framer.ts";
 import { AcceptRamp } from "../handshake/admission.ts";
-import type { Handshake, Handshakes } from "./handshakes.ts";
+import type { Handshakes } from "./handshakes.ts";
 import type { Warnings } from "./log.ts";
 import type { TransportConfig } from "./options.ts";
 import { SessionDriver } from "./session-driver.ts";
 import type { TransportCounters } from "./stats.ts";
-import type { ConnectionTable } from "./table.ts";
+import type { ConnectionTable, RoutedHandshake } from "./table.ts";
 
 /** What became of a datagram: handed to a queue ('sent'), refused by it ('full', 'closed'), or not routed at all. */
 export type RouteOutcome = "sent" | "full" | "closed" | "dropped";
@@ -30,7 +30,7 @@ interface ListenerInit {
 
 export class Listener {
   readonly #framer: Framer;
-  readonly #byId: Map<number, SessionDriver | Handshake>;
+  readonly #byId: Map<number, SessionDriver | RoutedHandshake>;
   readonly #table: ConnectionTable;
   readonly #handshakes: Handshakes;
   readonly #counters: TransportCounters;
@@ -97,7 +97,7 @@ export class Listener {
     const table = this.#table;
     const counters = this.#counters;
     const key = addressKey(host, port);
-    const handshake = table.handshakeByAddress.get(key);
+    const handshake = this.#handshakes.byAddress(key);
     if (handshake !== undefined) return this.#counted(this.#framer.handOver(handshake.inlet));
     const now = performance.now();
     const introLimiter = this.#handshakes.introLimiter;
@@ -109,7 +109,7 @@ export class Listener {
     } else if (!introLimiter.tryTake(key, now)) {
       return counters.drop("rateLimited"); // a restarted peer re-sends intros; one decryption per second
     }
-    if (table.handshakeByAddress.size >= this.#maxHandshakes) return counters.drop("overCapacity");
+    if (this.#handshakes.count >= this.#maxHandshakes) return counters.drop("overCapacity");
     if (established === undefined && table.connectionByAddress.size >= this.#maxConnections) return counters.drop("overCapacity");
     const fresh = this.#handshakes.respond({ host, port }, key, established);
     return this.#counted(this.#framer.handOver(fresh.inlet));

@@ -2,7 +2,7 @@
 // the consumer of the queue the listener routes the connection's datagrams to: it opens each one
 // (replay window, then ChaCha20-Poly1305), answers the handshake's confirm, feeds the rest to the
 // Session with the time, seals and sends what the Session answers, and keeps one timer at the
-// Session's next deadline. Its public face is a Connection (connection.ts); the application's calls
+// Session's next deadline. A Connection (connection.ts) is its face to the application, whose calls
 // wait on the Session's state through until() and changed(), never on the socket.
 import type { Arena } from "../memory/arena.ts";
 import { channel } from "../channel/channel.ts";
@@ -17,7 +17,6 @@ import type { SessionKeys } from "../handshake/messages.ts";
 import { RetrySchedule, type RetryOptions } from "../handshake/retry.ts";
 import type { ReliabilityConfig } from "../reliable/options.ts";
 import { Session, type Transmit } from "../reliable/session.ts";
-import { connectionFor, type Connection } from "./connection.ts";
 import type { ConnectionStats, DropReason } from "./stats.ts";
 
 /** What a connection needs from its transport. */
@@ -64,8 +63,6 @@ export interface SessionDriverInit {
 }
 
 export class SessionDriver {
-  /** The application's side of this connection. */
-  readonly connection: Connection;
   /** The peer's static X25519 public key (32 bytes), authenticated by the handshake. */
   readonly remotePublicKey: Uint8Array;
   /** The id the peer puts on packets to us (chosen by us). */
@@ -114,7 +111,6 @@ export class SessionDriver {
     this.config = init.reliability;
     this.session = new Session(init.reliability, init.host.now());
     [this.#inlet, this.#outlet] = channel(init.inboundQueuePackets, { arena: init.host.arena, maxPacketSize: MAX_DATAGRAM_BYTES, maxLanes: 1 });
-    this.connection = connectionFor(this);
     if (init.confirm) {
       this.#confirm = new RetrySchedule(init.confirm.options, init.host.now(), init.confirm.random);
       this.#repeatConfirm();

@@ -1,8 +1,8 @@
 // Whom the listener routes to: connections and handshakes by the connection id their packets carry,
-// and by address (an intro names no id: it comes from an address); and the ids and addresses closed
-// a moment ago, whose late packets are dropped without crypto.
+// connections by address (handshakes.ts keeps its own by address: an intro names no id); and the ids
+// and addresses closed a moment ago, whose late packets are dropped without crypto.
+import type { Sender } from "../channel/sender.ts";
 import { RecentlyClosed } from "../handshake/admission.ts";
-import type { Handshake } from "./handshakes.ts";
 import type { SessionDriver } from "./session-driver.ts";
 
 /** Late packets for a closed connection are dropped without crypto for this long. */
@@ -13,10 +13,17 @@ export const RECENTLY_CLOSED_MS = 2000;
  */
 const CONNECTION_ID_DRAWS = 16;
 
+/** What the listener needs of a handshake in progress (handshakes.ts has the rest). */
+export interface RoutedHandshake {
+  /** A response belongs to an initiator, data (the confirm) to a responder. */
+  readonly role: "initiator" | "responder";
+  /** Where the listener sends its packets: the handshake's queue. */
+  readonly inlet: Sender;
+}
+
 export class ConnectionTable {
   /** Connections and handshakes by the connection id the peer sends to (chosen by us). */
-  readonly byId = new Map<number, SessionDriver | Handshake>();
-  readonly handshakeByAddress = new Map<string, Handshake>();
+  readonly byId = new Map<number, SessionDriver | RoutedHandshake>();
   readonly connectionByAddress = new Map<string, SessionDriver>();
   readonly recentlyClosedIds: RecentlyClosed<number>;
   readonly recentlyClosedAddresses: RecentlyClosed<string>;

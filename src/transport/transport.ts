@@ -10,12 +10,11 @@ import { PacketAead } from "../wire/packet-aead.ts";
 import { generateKeyPair, importPrivateKey, importPublicKey, rawPublicKey, type PublicKey } from "../handshake/crypto.ts";
 import type { Identity } from "../handshake/messages.ts";
 import { checkRetryOptions, type RetryOptions } from "../handshake/retry.ts";
-import type { Connection } from "./connection.ts";
+import { driverOf, type Connection } from "./connection.ts";
 import { Handshakes } from "./handshakes.ts";
 import { Listener } from "./listener.ts";
 import { Warnings } from "./log.ts";
 import { arenaBytesFor, checkTransportOptions, type TransportConfig, type TransportOptions, type TransportSeams } from "./options.ts";
-import type { SessionDriver } from "./session-driver.ts";
 import { TransportCounters, type TransportStats } from "./stats.ts";
 import { ConnectionTable } from "./table.ts";
 import { openSocket, type DatagramSocket } from "./udp-socket.ts";
@@ -54,7 +53,7 @@ export class Transport {
   readonly #table: ConnectionTable;
   readonly #handshakes: Handshakes;
   readonly #listener: Listener;
-  readonly #acceptQueue: SessionDriver[] = [];
+  readonly #acceptQueue: Connection[] = [];
   readonly #acceptWaiters: ((connection: Connection | undefined) => void)[] = [];
   #closed = false;
   #externalAddress: Address | undefined;
@@ -171,7 +170,7 @@ export class Transport {
   /** The next inbound connection, or undefined once the transport is closed. */
   accept(): Promise<Connection | undefined> {
     const ready = this.#acceptQueue.shift();
-    if (ready !== undefined) return Promise.resolve(ready.connection);
+    if (ready !== undefined) return Promise.resolve(ready);
     if (this.#closed) return Promise.resolve(undefined);
     return new Promise((resolve) => this.#acceptWaiters.push(resolve));
   }
@@ -182,7 +181,7 @@ export class Transport {
       socket: this.#socket.kind,
       ...this.#counters.snapshot(),
       connections: connections.size,
-      handshakes: this.#table.handshakeByAddress.size,
+      handshakes: this.#handshakes.count,
       perConnection: [...connections.values()].map((connection) => connection.stats()),
     };
   }
@@ -194,7 +193,7 @@ export class Transport {
     this.#listener.close();
     this.#handshakes.failAll(new Error("the transport was closed"));
     for (const connection of [...this.#table.connectionByAddress.values()]) connection.abort();
-    for (const connection of this.#acceptQueue.splice(0)) connection.abort();
+    for (const connection of this.#acceptQueue.splice(0)) driverOf(connection).abort();
     for (const waiter of this.#acceptWaiters.splice(0)) waiter(undefined);
     await this.#socket.close();
     this.#framer.dispose();
@@ -203,15 +202,15 @@ export class Transport {
   }
 
   /** A connection a peer started is established: to a waiting accept(), or the accept queue, or refused. */
-  #accepted(connection: SessionDriver): void {
+  #accepted(connection: Connection): void {
     const waiter = this.#acceptWaiters.shift();
-    if (waiter !== undefined) waiter(connection.connection);
+    if (waiter !== undefined) waiter(connection);
     else if (this.#acceptQueue.length < this.#config.acceptQueueConnections) this.#acceptQueue.push(connection);
     else {
       // The application is not accepting: refuse the newcomer rather than wait for room.
       this.#counters.drop("acceptQueueFull");
       this.#warnings.warn("acceptQueueFull", `accept queue full (${this.#config.acceptQueueConnections}): new connection from ${addressKey(connection.remoteAddress.host, connection.remoteAddress.port)} refused`);
-      connection.abort();
+      driverOf(connection).abort();
     }
   }
 
