@@ -7,14 +7,12 @@
 //
 // A handshake's consumer awaits its own queue's recv(): a receive, never a send. No await anywhere
 // waits for a bounded queue to have room.
-import type { Arena } from "../memory/arena.ts";
 import { channel } from "../channel/channel.ts";
 import type { Receiver } from "../channel/receiver.ts";
 import type { Sender } from "../channel/sender.ts";
 import type { Address } from "../wire/address.ts";
 import { FRAME_CONFIRM, FRAME_CONFIRM_ACK, KIND_DATA, KIND_INTRO, KIND_RESPONSE, MAX_DATAGRAM_BYTES } from "../wire/constants.ts";
 import type { Framer } from "../wire/framer.ts";
-import type { PacketAead } from "../wire/packet-aead.ts";
 import { compatible, describeVersion } from "../wire/version.ts";
 import { PerKeyInterval } from "../handshake/admission.ts";
 import type { PublicKey } from "../handshake/crypto.ts";
@@ -70,15 +68,12 @@ interface HandshakesInit {
   identity: Identity;
   config: TransportConfig;
   seams: TransportSeams;
-  arena: Arena;
   framer: Framer;
-  aead: PacketAead;
   table: ConnectionTable;
   counters: TransportCounters;
   warnings: Warnings;
-  /** What the connections the handshakes make need from the transport. */
+  /** The transport's arena, packet AEAD and socket, for the handshakes and the connections they make. */
   host: ConnectionHost;
-  send(chunks: readonly Uint8Array[], to: Address): void;
   /** A connection a peer started is established: for accept(). */
   accepted(connection: Connection): void;
   /** A gateway told us our address as it sees it. */
@@ -104,14 +99,11 @@ export class Handshakes {
   readonly #identity: Identity;
   readonly #config: TransportConfig;
   readonly #seams: TransportSeams;
-  readonly #arena: Arena;
   readonly #framer: Framer;
-  readonly #aead: PacketAead;
   readonly #table: ConnectionTable;
   readonly #counters: TransportCounters;
   readonly #warnings: Warnings;
   readonly #host: ConnectionHost;
-  readonly #send: (chunks: readonly Uint8Array[], to: Address) => void;
   readonly #accepted: (connection: Connection) => void;
   readonly #observed: (address: Address) => void;
 
@@ -119,14 +111,11 @@ export class Handshakes {
     this.#identity = init.identity;
     this.#config = init.config;
     this.#seams = init.seams;
-    this.#arena = init.arena;
     this.#framer = init.framer;
-    this.#aead = init.aead;
     this.#table = init.table;
     this.#counters = init.counters;
     this.#warnings = init.warnings;
     this.#host = init.host;
-    this.#send = init.send;
     this.#accepted = init.accepted;
     this.#observed = init.observed;
   }
@@ -178,7 +167,7 @@ export class Handshakes {
   }
 
   #new(role: "initiator" | "responder", address: Address, key: string): Handshake {
-    const [inlet, outlet] = channel(this.#config.handshakeQueuePackets, { arena: this.#arena, maxPacketSize: MAX_DATAGRAM_BYTES, maxLanes: 1 });
+    const [inlet, outlet] = channel(this.#config.handshakeQueuePackets, { arena: this.#host.arena, maxPacketSize: MAX_DATAGRAM_BYTES, maxLanes: 1 });
     const handshake: Handshake = { role, localId: this.#table.newConnectionId(), address, key, inlet, outlet, done: false };
     this.#table.byId.set(handshake.localId, handshake);
     this.#byAddress.set(key, handshake);
@@ -211,7 +200,7 @@ export class Handshakes {
     const counters = this.#counters;
     if (handshake.role === "responder" && handshake.opened !== undefined) {
       // The initiator did not get our response and repeats its intro: repeat the same response.
-      if (equalBytes(packet, handshake.opened.datagram) && handshake.response) this.#send([handshake.response], handshake.address);
+      if (equalBytes(packet, handshake.opened.datagram) && handshake.response) this.#host.sendDatagram([handshake.response], handshake.address);
       else counters.dropAfterRouting("handshakeRedundant");
       return;
     }
@@ -255,7 +244,7 @@ export class Handshakes {
       if (handshake.role === "responder") this.#fail(handshake);
       return;
     }
-    this.#send([built.datagram], handshake.address);
+    this.#host.sendDatagram([built.datagram], handshake.address);
     if (!agreed) {
       counters.dropAfterRouting("versionMismatch");
       this.#fail(handshake, new Error(`protocol version mismatch: ${handshake.key} speaks ${describeVersion(opened.version)}, this node ${describeVersion(version)}`));
@@ -304,7 +293,7 @@ export class Handshakes {
       this.#counters.dropAfterRouting("unknownSender");
       return;
     }
-    const plaintext = this.#aead.open(handshake.keys.receive, packet);
+    const plaintext = this.#host.aead.open(handshake.keys.receive, packet);
     if (plaintext === undefined) {
       this.#counters.dropAfterRouting("decryptFailed");
       return;
@@ -362,7 +351,7 @@ export class Handshakes {
       ));
       return;
     }
-    if (due === "send") this.#send([handshake.intro!.datagram], handshake.address);
+    if (due === "send") this.#host.sendDatagram([handshake.intro!.datagram], handshake.address);
     handshake.timer = setTimeout(() => this.#resendIntro(handshake), Math.max(0, schedule.nextDeadline() - now));
   }
 

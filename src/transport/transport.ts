@@ -72,9 +72,7 @@ export class Transport {
       identity,
       config,
       seams,
-      arena: this.#arena,
       framer: this.#framer,
-      aead: this.#aead,
       table: this.#table,
       counters: this.#counters,
       warnings: this.#warnings,
@@ -86,7 +84,6 @@ export class Transport {
         connectionClosed: (connection) => this.#table.forget(connection),
         now: () => performance.now(),
       },
-      send: (chunks, to) => this.#send(chunks, to),
       accepted: (connection) => this.#accepted(connection),
       observed: (address) => (this.#externalAddress = address),
     });
