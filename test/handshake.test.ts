@@ -155,6 +155,9 @@ test("a message over maxMessageBytes is a RangeError naming the limit; bad argum
   expectCoded(await caught(() => joiner.connect({ host: "127.0.0.1", port: 0 }, gateway.publicKey)), RangeError, "ERR_OUT_OF_RANGE", /"address.port"/);
   expectCoded(await caught(() => joiner.connect(gateway.address, new Uint8Array(31))), RangeError, "ERR_OUT_OF_RANGE",
     /The value of "publicKey.byteLength" is out of range. It must be 32. Received 31/);
+  expectCoded(await caught(() => joiner.connect(gateway.address, new Uint8Array(32))), TypeError, "ERR_INVALID_ARG_VALUE",
+    /The argument 'publicKey' is not a usable X25519 public key/); // a low-order point
+  expect(joiner.stats().handshakes).toBe(0);
   expectCoded(await caught(() => joiner.connect(gateway.address, gateway.publicKey, { deadlineMs: -1 })), RangeError, "ERR_OUT_OF_RANGE",
     /The value of "options.deadlineMs" is out of range. It must be a number > 0 and < Infinity. Received -1/);
   expectCoded(await caught(() => Transport.bind({ secretKey: new Uint8Array(5) })), RangeError, "ERR_OUT_OF_RANGE", /"options.secretKey.byteLength"/);

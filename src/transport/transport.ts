@@ -7,7 +7,7 @@ import { Arena, DEFAULT_FRAME_BYTES } from "../memory/arena.ts";
 import { addressKey, checkAddress, type Address } from "../wire/address.ts";
 import { Framer } from "../wire/framer.ts";
 import { PacketAead } from "../wire/packet-aead.ts";
-import { generateKeyPair, importPrivateKey, importPublicKey, rawPublicKey, type PublicKey } from "../handshake/crypto.ts";
+import { agree, generateKeyPair, importPrivateKey, importPublicKey, rawPublicKey, type PublicKey } from "../handshake/crypto.ts";
 import type { Identity } from "../handshake/messages.ts";
 import { checkRetryOptions, type RetryOptions } from "../handshake/retry.ts";
 import { driverOf, type Connection } from "./connection.ts";
@@ -43,6 +43,7 @@ export class Transport {
 
   /** This node's static X25519 public key (32 bytes): what peers pass to connect(). */
   readonly publicKey: Uint8Array;
+  readonly #identity: Identity;
   readonly #config: TransportConfig;
   readonly #arena: Arena;
   readonly #framer: Framer;
@@ -62,6 +63,7 @@ export class Transport {
   constructor(token: typeof FROM_BIND, config: TransportConfig, identity: Identity, seams: TransportSeams) {
     if (token !== FROM_BIND) throw illegalConstructor("transports come from Transport.bind()", Transport);
     this.publicKey = identity.publicKey;
+    this.#identity = identity;
     this.#config = config;
     this.#warnings = new Warnings(config.log);
     this.#arena = Arena.create({ bytes: arenaBytesFor(config), frameBytes: DEFAULT_FRAME_BYTES });
@@ -155,6 +157,8 @@ export class Transport {
       let remoteStaticKey: PublicKey;
       try {
         remoteStaticKey = importPublicKey(remoteStatic);
+        // Any 32 bytes import; a low-order point agrees on nothing, which node:crypto refuses here.
+        agree(this.#identity.privateKey, remoteStaticKey);
       } catch {
         throw invalidArgValue("publicKey", publicKey, "is not a usable X25519 public key");
       }
