@@ -21,21 +21,19 @@ const FIRST_STREAM_BLOCK_BYTES = 4 * 1024;
 export const MESSAGE_BLOCK_BYTES = 16 * 1024;
 
 /**
- * Where blocks begin: sizes `first`, 2·first, … up to `largest` (powers of two), then `largest` each,
- * cut at `total`. A pure function of the offset, so a block can be made wherever data lands.
+ * Where blocks begin: sizes `first`, 2·first, … up to `largest` (powers of two), then `largest` each.
+ * A pure function of the offset, so a block can be made wherever data lands.
  */
 class BlockLayout {
   readonly #first: number;
   readonly #largest: number;
-  readonly #total: number;
   /** Blocks before the first of size `largest`, and where they end. */
   readonly #growing: number;
   readonly #growingEnd: number;
 
-  constructor(first: number, largest: number, total: number) {
+  constructor(first: number, largest: number) {
     this.#first = first;
     this.#largest = largest;
-    this.#total = total;
     this.#growing = Math.log2(largest / first);
     this.#growingEnd = largest - first;
   }
@@ -51,8 +49,7 @@ class BlockLayout {
   }
 
   sizeOf(index: number): number {
-    const size = index < this.#growing ? this.#first * 2 ** index : this.#largest;
-    return Math.min(size, this.#total - this.startOf(index));
+    return index < this.#growing ? this.#first * 2 ** index : this.#largest;
   }
 }
 
@@ -65,6 +62,10 @@ interface Block {
 
 export class Reassembly {
   readonly #layout: BlockLayout;
+  /** Where the data ends (Infinity for a stream): the last block is cut there. */
+  readonly #total: number;
+  /** Storage the owner lends for a message's only block: the owner's, never handed out. */
+  readonly #lent: Uint8Array | undefined;
   readonly #blocks = new Map<number, Block>();
   /** The block last touched (most fragments land where the previous one did). */
   #lastIndex = -1;
@@ -83,13 +84,20 @@ export class Reassembly {
     return new Reassembly(Math.min(FIRST_STREAM_BLOCK_BYTES, largestBlock), largestBlock, Infinity);
   }
 
-  /** A message of `total` bytes: blocks of MESSAGE_BLOCK_BYTES, the last one cut to the message. */
-  static forMessage(total: number): Reassembly {
-    return new Reassembly(MESSAGE_BLOCK_BYTES, MESSAGE_BLOCK_BYTES, total);
+  /**
+   * A message of `total` bytes: blocks of MESSAGE_BLOCK_BYTES, the last one cut to the message. A
+   * message of one block may be kept in `lent` (its first `total` bytes): wholeBlock then answers
+   * undefined, and the owner copies the message out.
+   */
+  static forMessage(total: number, lent?: Uint8Array): Reassembly {
+    return new Reassembly(MESSAGE_BLOCK_BYTES, MESSAGE_BLOCK_BYTES, total, lent);
   }
 
-  constructor(firstBlock: number, largestBlock: number, total: number) {
-    this.#layout = new BlockLayout(firstBlock, largestBlock, total);
+  /** Blocks of `firstBlock` bytes, doubling to `largestBlock` (powers of two), the last cut at `total`. */
+  constructor(firstBlock: number, largestBlock: number, total: number, lent?: Uint8Array) {
+    this.#layout = new BlockLayout(firstBlock, largestBlock);
+    this.#total = total;
+    this.#lent = lent;
   }
 
   /** Bytes handed out so far. */
@@ -128,7 +136,7 @@ export class Reassembly {
     if (start >= end) return 0;
     let added = 0;
     for (let index = this.#layout.indexOf(start), last = this.#layout.indexOf(end - 1); index <= last; index++) {
-      if (!this.#blocks.has(index)) added += this.#layout.sizeOf(index);
+      if (!this.#blocks.has(index)) added += this.#sizeOf(index);
     }
     return added;
   }
@@ -166,9 +174,9 @@ export class Reassembly {
     return block.bytes.subarray(from - block.start, end - block.start);
   }
 
-  /** The whole message (call once contiguousEnd reached `total`): its one block when it has one, else undefined. */
+  /** The whole message (call once contiguousEnd reached `total`): its one block when it has one of its own, else undefined. */
   get wholeBlock(): Uint8Array | undefined {
-    if (this.#blocks.size !== 1) return undefined;
+    if (this.#blocks.size !== 1 || this.#lent !== undefined) return undefined;
     const block = this.#blocks.get(0);
     return block !== undefined && block.bytes.length === this.#contiguousEnd ? block.bytes : undefined;
   }
@@ -189,6 +197,11 @@ export class Reassembly {
     this.#lastBlock = undefined;
     this.#blockBytes = 0;
     this.#bitmapBytes = 0;
+  }
+
+  /** Block `index`'s size: the layout's, cut at the end of the data. */
+  #sizeOf(index: number): number {
+    return Math.min(this.#layout.sizeOf(index), this.#total - this.#layout.startOf(index));
   }
 
   #block(index: number): Block | undefined {
@@ -217,8 +230,8 @@ export class Reassembly {
       const index = this.#layout.indexOf(at);
       let block = this.#block(index);
       if (block === undefined) {
-        const size = this.#layout.sizeOf(index);
-        block = { start: this.#layout.startOf(index), bytes: new Uint8Array(size), bits: undefined };
+        const size = this.#sizeOf(index);
+        block = { start: this.#layout.startOf(index), bytes: this.#lent?.subarray(0, size) ?? new Uint8Array(size), bits: undefined };
         this.#blocks.set(index, block);
         this.#blockBytes += size;
         this.#lastIndex = index;
