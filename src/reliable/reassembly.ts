@@ -77,7 +77,6 @@ export class Reassembly {
   /** Runs of received bytes beyond contiguousEnd: each has a gap before it. */
   #islands = 0;
   #blockBytes = 0;
-  #bitmapBytes = 0;
 
   /** A stream's bytes: blocks from 4 KiB doubling to `largestBlock` (a power of two). */
   static forStream(largestBlock: number): Reassembly {
@@ -123,11 +122,6 @@ export class Reassembly {
   /** Bytes of the blocks held (what a message is charged). */
   get blockBytes(): number {
     return this.#blockBytes;
-  }
-
-  /** Everything this holds: blocks and their arrival bits. */
-  get heldBytes(): number {
-    return this.#blockBytes + this.#bitmapBytes;
   }
 
   /** Block bytes that storing [offset, end) would add (ask before insert, to charge them first). */
@@ -196,7 +190,6 @@ export class Reassembly {
     this.#lastIndex = -1;
     this.#lastBlock = undefined;
     this.#blockBytes = 0;
-    this.#bitmapBytes = 0;
   }
 
   /** Block `index`'s size: the layout's, cut at the end of the data. */
@@ -217,7 +210,6 @@ export class Reassembly {
   #drop(index: number, block: Block): void {
     this.#blocks.delete(index);
     this.#blockBytes -= block.bytes.length;
-    if (block.bits !== undefined) this.#bitmapBytes -= block.bits.byteLength;
     if (index === this.#lastIndex) {
       this.#lastIndex = -1;
       this.#lastBlock = undefined;
@@ -258,10 +250,7 @@ export class Reassembly {
   #setBits(start: number, end: number): void {
     for (let at = start; at < end;) {
       const block = this.#block(this.#layout.indexOf(at))!;
-      if (block.bits === undefined) {
-        block.bits = new Int32Array((block.bytes.length + 31) >>> 5);
-        this.#bitmapBytes += block.bits.byteLength;
-      }
+      block.bits ??= new Int32Array((block.bytes.length + 31) >>> 5);
       const blockEnd = Math.min(end, block.start + block.bytes.length);
       fillBits(block.bits, at - block.start, blockEnd - block.start);
       at = blockEnd;
