@@ -199,7 +199,11 @@ export class Session {
     return this.#inbound.acceptStream();
   }
 
-  /** The next bytes of incoming stream `id`: data, null at its end, undefined if none yet; throws if it failed. */
+  /**
+   * The next bytes of incoming stream `id`: data (all that arrived in order, up to 64 KiB: a reader
+   * that fell behind gets it in few large pieces), null at its end, undefined if none yet; throws if
+   * it failed. The bytes are the caller's.
+   */
   readStream(id: number): Uint8Array | null | undefined {
     return this.#inbound.readStream(id, !this.#sending, this.#error);
   }
@@ -245,7 +249,9 @@ export class Session {
 
   /**
    * One authenticated, non-replayed packet's plaintext. Answers undefined, or why it was malformed
-   * (it then had no effect; the host counts it).
+   * (it then had no effect; the host counts it). `plaintext` need only be valid during the call: the
+   * session copies what it keeps into memory of its own, so the host may pass a view of memory it
+   * reuses (a shared ring's slot) and overwrite it as soon as this returns.
    */
   handlePacket(plaintext: Uint8Array, packetNumber: number, now: number): string | undefined {
     if (this.#state === "closed") return undefined;
