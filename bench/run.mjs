@@ -1,4 +1,4 @@
-// npm run bench [-- --json] [-- --runs N] [-- --only channel|channel-api|datagram|delivery]
+// npm run bench [-- --json] [-- --runs N] [-- --only channel|channel-api|datagram|delivery|peers|scale]
 // Every figure is the median of N runs (default 5), and every contender runs in the same process (the Deno ones in a child process),
 // interleaved run by run, so a ratio compares like with like on a noisy 2-core machine.
 import { execFileSync } from "node:child_process";
@@ -8,6 +8,7 @@ import { dgramRoundTrips, dgramStream, sluiceRoundTrips, sluiceStream, udxRoundT
 import { portLatency, sluiceLatency } from "./latency.mjs";
 import { portCrossThread, ringbufCrossThread, sluiceCrossThread, startProducer } from "./cross-thread.mjs";
 import { forAwaitCrossThread, recvCrossThread } from "./channel-api.mjs";
+import { peerRows } from "./peers.mjs";
 import { median, percentile, report } from "./lib/report.mjs";
 import { arraySameThread, ringbufSameThread, sluiceSameThread } from "./same-thread.mjs";
 
@@ -17,6 +18,10 @@ const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 5;
 const onlyArg = process.argv.indexOf("--only");
 const only = onlyArg > 0 ? process.argv[onlyArg + 1] : undefined;
 const section = (name) => only === undefined || only === name;
+const option = (flag, fallback) => {
+  const at = process.argv.indexOf(flag);
+  return at > 0 ? Number(process.argv[at + 1]) : fallback;
+};
 const log = (text) => {
   if (!json) process.stderr.write(text);
 };
@@ -216,6 +221,21 @@ if (section("delivery")) {
     log(".");
   }
   rows.push({ name: "64 MiB stream in Deno over Deno.listenDatagram", unit: "MiB/s", value: median(denoRates), baseline: "the same in Node", baseline_value: median(nodeRates) });
+}
+
+if (section("peers")) {
+  log("\npeers in separate processes ");
+  const contenders = process.argv.indexOf("--contenders");
+  rows.push(...(await peerRows({
+    runs: RUNS,
+    log,
+    options: {
+      streamBytes: option("--stream-mib", 64) * 2 ** 20,
+      roundTrips: option("--round-trips", 2000),
+      connectSamples: option("--connect-samples", 20),
+      ...(contenders > 0 ? { contenders: process.argv[contenders + 1].split(",") } : {}),
+    },
+  })));
 }
 
 log("\n\n");
