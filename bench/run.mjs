@@ -9,6 +9,7 @@ import { portLatency, sluiceLatency } from "./latency.mjs";
 import { portCrossThread, ringbufCrossThread, sluiceCrossThread, startProducer } from "./cross-thread.mjs";
 import { forAwaitCrossThread, recvCrossThread } from "./channel-api.mjs";
 import { peerRows } from "./peers.mjs";
+import { scaleRows } from "./scale.mjs";
 import { median, percentile, report } from "./lib/report.mjs";
 import { arraySameThread, ringbufSameThread, sluiceSameThread } from "./same-thread.mjs";
 
@@ -234,6 +235,20 @@ if (section("peers")) {
       roundTrips: option("--round-trips", 2000),
       connectSamples: option("--connect-samples", 20),
       ...(contenders > 0 ? { contenders: process.argv[contenders + 1].split(",") } : {}),
+    },
+  })));
+}
+
+// One run whatever --runs says: the phases build on each other on one gateway and take minutes.
+if (section("scale")) {
+  log("\nscale: ");
+  rows.push(...(await scaleRows({
+    log,
+    options: {
+      connections: option("--scale-connections", 10_000),
+      storm: option("--scale-storm", 1_000),
+      idleSeconds: option("--idle-seconds", 20),
+      ...(process.argv.includes("--queue-packets") ? { queuePackets: option("--queue-packets") } : {}),
     },
   })));
 }
