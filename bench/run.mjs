@@ -249,6 +249,7 @@ if (section("scale")) {
       storm: option("--scale-storm", 1_000),
       idleSeconds: option("--idle-seconds", 20),
       ...(process.argv.includes("--queue-packets") ? { queuePackets: option("--queue-packets") } : {}),
+      ...(process.argv.includes("--idle-profile") ? { idleProfile: process.argv[process.argv.indexOf("--idle-profile") + 1] } : {}),
     },
   })));
 }

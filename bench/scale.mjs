@@ -6,7 +6,8 @@
 //     inboundQueuePackets (every connection's queue is reserved in one arena of at most 2 GiB);
 //  2. hold: `connections` peers connect and stay idle (keep-alives running); the gateway's memory
 //     per connection (RSS, and V8 heap + ArrayBuffers, after a full GC) against the gateway bound with
-//     none, and its CPU over `idleSeconds`, in % of one core;
+//     none, and its CPU over `idleSeconds`, in % of one core (with `idleProfile`, a CPU profile of that
+//     window is written and its heaviest functions logged);
 //  3. a baseline: `baselineConnects` sequential connects (connect() → established) to the loaded gateway;
 //  4. the storm: `storm` more peers start connecting spread evenly over one second (accept ramp
 //     off): how many were established, and their connect times.
@@ -53,6 +54,9 @@ function start(script, fds, execArgv = []) {
   return connectTo(child);
 }
 
+/** The counts of `drops` that are not zero (less those of `since`). */
+const nonZero = (drops, since = {}) => Object.fromEntries(Object.entries(drops).map(([reason, n]) => [reason, n - (since[reason] ?? 0)]).filter(([, n]) => n > 0));
+
 /** `total` split into `parts` near-equal counts. */
 const split = (total, parts) => Array.from({ length: parts }, (_, k) => Math.floor(total / parts) + (k < total % parts ? 1 : 0));
 
@@ -97,12 +101,22 @@ export async function scaleRows({ log, options: overrides = {} }) {
     const held = await Promise.all(clients.map((client, k) => client.call("hold", { gateway: target, count: shares[k], concurrency: options.holdConcurrency })));
     const established = held.reduce((sum, h) => sum + h.established, 0);
     const holdErrors = held.flatMap((h) => Object.entries(h.errors));
-    log(`\n  ${established} of ${connections} held in ${((performance.now() - opening) / 1000).toFixed(1)} s${holdErrors.length ? ` (failures: ${JSON.stringify(holdErrors)})` : ""}`);
+    log(`\n  ${established} of ${connections} held in ${((performance.now() - opening) / 1000).toFixed(1)} s${holdErrors.length ? ` (failed attempts: ${JSON.stringify(holdErrors)})` : ""}`);
+    const afterHold = await gateway.call("stats");
+    log(`\n  gateway after the hold: drops ${JSON.stringify(nonZero(afterHold.drops))}, handshakes failed ${afterHold.handshakesFailed}`);
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    const settled = await gateway.call("stats");
+    const { open } = settled;
     const loaded = await gateway.call("memory");
-    const idleCpu = await gateway.call("cpu", { seconds: options.idleSeconds });
+    // The client processes' CPU over the same window: on a 2-core machine they share the gateway's cores.
+    const [idle, ...clientCpu] = await Promise.all([
+      gateway.call("cpu", { seconds: options.idleSeconds, profile: options.idleProfile }),
+      ...clients.map((client) => client.call("cpu", { seconds: options.idleSeconds })),
+    ]);
     const afterIdle = await gateway.call("stats");
-    log(`\n  after ${options.idleSeconds} s idle ${afterIdle.open} open`);
+    const perSecond = (key) => ((afterIdle[key] - settled[key]) / options.idleSeconds).toFixed(0);
+    log(`\n  idle ${options.idleSeconds} s: gateway ${idle.percent.toFixed(1)}% of a core, sent ${perSecond("datagramsSent")} and received ${perSecond("datagramsReceived")} datagrams/s; client processes ${clientCpu.map((c) => c.percent.toFixed(1)).join(" + ")}%; ${afterIdle.open} of ${open} still open${Object.keys(afterIdle.closed).length ? `, ended: ${JSON.stringify(afterIdle.closed)}` : ""}`);
+    if (idle.heaviest) log(`\n  idle profile (${options.idleProfile}), self time:\n    ${idle.heaviest.join("\n    ")}`);
 
     // 3. Baseline connects, then 4. the storm.
     const sequential = await clients[0].call("sequential", { gateway: target, count: baselineConnects });
@@ -113,18 +127,18 @@ export async function scaleRows({ log, options: overrides = {} }) {
     const stormErrors = {};
     for (const r of stormed) if (r.error !== undefined) stormErrors[r.error] = (stormErrors[r.error] ?? 0) + 1;
     const afterStorm = await gateway.call("stats");
-    log(`\n  storm: ${stormTimes.length} of ${storm} established${Object.keys(stormErrors).length ? `, failures ${JSON.stringify(stormErrors)}` : ""}; gateway drops ${JSON.stringify(afterStorm.drops)}, handshakes failed ${afterStorm.handshakesFailed}`);
+    log(`\n  storm: ${stormTimes.length} of ${storm} established${Object.keys(stormErrors).length ? `, failures ${JSON.stringify(stormErrors)}` : ""}; gateway drops since the hold ${JSON.stringify(nonZero(afterStorm.drops, afterHold.drops))}, handshakes failed ${afterStorm.handshakesFailed - afterHold.handshakesFailed}`);
 
-    const perConnectionKiB = (bytes) => bytes / Math.max(1, established) / 1024;
+    const perConnectionKiB = (bytes) => bytes / Math.max(1, open) / 1024;
     const heapAndBuffers = (m) => m.heapUsed + m.arrayBuffers;
-    const at = `${established.toLocaleString("en")} idle connections, inboundQueuePackets ${queuePackets}`;
+    const at = `${open.toLocaleString("en")} idle connections, inboundQueuePackets ${queuePackets}`;
     const baselineTimes = sequential.filter((r) => r.ms !== undefined).map((r) => r.ms);
     const TARGET = "issue 13's target";
     return [
       { name: `scale: largest maxConnections a gateway binds at the default inboundQueuePackets (${DEFAULT_INBOUND_QUEUE_PACKETS})`, unit: "connections", value: atDefaults.largest, baseline: TARGET, baseline_value: TARGET_CONNECTIONS, target: "≥ 1.0×" },
       { name: `scale: gateway memory per idle connection, RSS (${at})`, unit: "KiB", value: perConnectionKiB(loaded.rss - bare.rss), baseline: TARGET, baseline_value: TARGET_KIB_PER_CONNECTION, target: "≤ 1.0×" },
       { name: `scale: gateway memory per idle connection, V8 heap + ArrayBuffers (${at})`, unit: "KiB", value: perConnectionKiB(heapAndBuffers(loaded) - heapAndBuffers(bare)), baseline: TARGET, baseline_value: TARGET_KIB_PER_CONNECTION, target: "≤ 1.0×" },
-      { name: `scale: gateway CPU while idle, keep-alives running, over ${options.idleSeconds} s (${at})`, unit: "% of a core", value: idleCpu, baseline: TARGET, baseline_value: TARGET_IDLE_CPU_PERCENT, target: "≤ 1.0×" },
+      { name: `scale: gateway CPU while idle, keep-alives running, over ${options.idleSeconds} s (${at})`, unit: "% of a core", value: idle.percent, baseline: TARGET, baseline_value: TARGET_IDLE_CPU_PERCENT, target: "≤ 1.0×" },
       { name: `scale: storm of ${storm.toLocaleString("en")} peers within 1 s (accept ramp off), established`, unit: "connections", value: stormTimes.length, baseline: "peers in the storm", baseline_value: storm, target: "≥ 1.0×" },
       { name: "scale: storm connect time p50 (connect() → established)", unit: "ms", value: percentile(stormTimes, 50), baseline: `${baselineConnects} sequential connects before it, p50`, baseline_value: percentile(baselineTimes, 50) },
       { name: "scale: storm connect time p99", unit: "ms", value: percentile(stormTimes, 99), baseline: `${baselineConnects} sequential connects before it, p99`, baseline_value: percentile(baselineTimes, 99) },

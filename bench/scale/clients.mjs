@@ -3,6 +3,7 @@
 // one gateway needs a socket of its own). Peers are bound ahead (`bind`), then connect when told.
 import { Transport } from "../../dist/index.js";
 import { serve } from "../lib/rpc.mjs";
+import { cpuOver } from "./measure.mjs";
 
 const HOST = "127.0.0.1";
 /** A client peer holds one connection: the smallest arena and a modest socket buffer. */
@@ -30,6 +31,8 @@ async function connect(peer, gateway) {
 }
 
 serve({
+  cpu: ({ seconds }) => cpuOver(seconds),
+
   async bind({ count }) {
     for (let i = 0; i < count; i++) ready.push(await Transport.bind(PEER_OPTIONS));
     return { bound: ready.length };

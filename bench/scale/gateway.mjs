@@ -3,6 +3,7 @@
 // with --expose-gc: memory is read after a full collection.
 import { Transport } from "../../dist/index.js";
 import { serve } from "../lib/rpc.mjs";
+import { cpuOver, startProfiler } from "./measure.mjs";
 
 const HOST = "127.0.0.1";
 /** The largest maxConnections (and the largest queue) the option validators accept. */
@@ -60,18 +61,28 @@ serve({
 
   memory,
 
-  /** CPU of this process over `seconds` of wall time, in percent of one core. */
-  async cpu({ seconds }) {
-    const started = performance.now();
-    const before = process.cpuUsage();
-    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
-    const used = process.cpuUsage(before);
-    return ((used.user + used.system) / 1000 / (performance.now() - started)) * 100;
+  /**
+   * CPU of this process over `seconds` of wall time, in percent of one core; with `profile` (a file
+   * path), a V8 CPU profile of that window is written there and its heaviest functions answered.
+   */
+  async cpu({ seconds, profile }) {
+    const profiler = profile ? await startProfiler() : undefined;
+    const { percent } = await cpuOver(seconds);
+    return { percent, heaviest: profiler ? await profiler.stop(profile) : undefined };
   },
 
   stats() {
-    const { connections, handshakes, handshakesCompleted, handshakesFailed, drops } = gateway.stats();
-    const open = held.filter((connection) => !connection.closed).length;
-    return { connections, handshakes, handshakesCompleted, handshakesFailed, drops, held: held.length, open };
+    const { connections, handshakes, handshakesCompleted, handshakesFailed, drops, datagramsSent, datagramsReceived } = gateway.stats();
+    // Why held connections ended, by error message (a peer's retry after a connect it gave up on replaces its connection).
+    const closed = {};
+    let open = 0;
+    for (const connection of held) {
+      if (!connection.closed) open++;
+      else {
+        const why = connection.error?.message ?? "closed without error";
+        closed[why] = (closed[why] ?? 0) + 1;
+      }
+    }
+    return { connections, handshakes, handshakesCompleted, handshakesFailed, drops, datagramsSent, datagramsReceived, open, closed };
   },
 });
