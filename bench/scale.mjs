@@ -15,6 +15,7 @@
 // inboundQueuePackets that fits (said in the row names), so `connections` is measured at the count
 // asked for; once the arena allows it at the defaults, the defaults are what is measured.
 import { execFileSync, fork, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { DEFAULT_INBOUND_QUEUE_PACKETS } from "../dist/index.js";
 import { connectTo } from "./lib/rpc.mjs";
 import { percentile } from "./lib/report.mjs";
@@ -52,6 +53,16 @@ function start(script, fds, execArgv = []) {
   if (fds <= shellLimit("-Sn")) return connectTo(fork(path, [], { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"], serialization: "advanced" }));
   const child = spawn("sh", ["-c", `ulimit -n ${fds} && exec "$0" "$@"`, process.execPath, ...execArgv, path], { stdio: ["ignore", "inherit", "inherit", "ipc"], serialization: "advanced" });
   return connectTo(child);
+}
+
+/** Datagrams the kernel dropped because a socket's receive buffer was full, machine-wide (/proc/net/snmp; Linux only, else 0). */
+function udpReceiveBufferErrors() {
+  try {
+    const [names, values] = readFileSync("/proc/net/snmp", "utf8").split("\n").filter((line) => line.startsWith("Udp:")).map((line) => line.split(/\s+/));
+    return Number(values[names.indexOf("RcvbufErrors")]);
+  } catch {
+    return 0;
+  }
 }
 
 /** The counts of `drops` that are not zero (less those of `since`). */
@@ -115,11 +126,13 @@ export async function scaleRows({ log, options: overrides = {} }) {
     ]);
     const afterIdle = await gateway.call("stats");
     const perSecond = (key) => ((afterIdle[key] - settled[key]) / options.idleSeconds).toFixed(0);
-    log(`\n  idle ${options.idleSeconds} s: gateway ${idle.percent.toFixed(1)}% of a core, sent ${perSecond("datagramsSent")} and received ${perSecond("datagramsReceived")} datagrams/s; client processes ${clientCpu.map((c) => c.percent.toFixed(1)).join(" + ")}%; ${afterIdle.open} of ${open} still open${Object.keys(afterIdle.closed).length ? `, ended: ${JSON.stringify(afterIdle.closed)}` : ""}`);
+    const late = (d) => `${d.p50.toFixed(1)}/${d.p99.toFixed(1)}/${d.max.toFixed(1)} ms`;
+    log(`\n  idle ${options.idleSeconds} s: gateway ${idle.percent.toFixed(1)}% of a core, event loop late p50/p99/max ${late(idle.loopDelay)}, sent ${perSecond("datagramsSent")} and received ${perSecond("datagramsReceived")} datagrams/s; client processes ${clientCpu.map((c) => c.percent.toFixed(1)).join(" + ")}% (loops late p99 ${clientCpu.map((c) => c.loopDelay.p99.toFixed(1)).join(", ")} ms); ${afterIdle.open} of ${open} still open${Object.keys(afterIdle.closed).length ? `, ended: ${JSON.stringify(afterIdle.closed)}` : ""}`);
     if (idle.heaviest) log(`\n  idle profile (${options.idleProfile}), self time:\n    ${idle.heaviest.join("\n    ")}`);
 
     // 3. Baseline connects, then 4. the storm.
     const sequential = await clients[0].call("sequential", { gateway: target, count: baselineConnects });
+    const beforeStorm = { gateway: await gateway.call("stats"), kernelDrops: udpReceiveBufferErrors() };
     const startWall = performance.timeOrigin + performance.now() + STORM_LEAD_MS;
     const offsets = Array.from({ length: storm }, (_, i) => (i * STORM_SPREAD_MS) / storm);
     const stormed = (await Promise.all(clients.map((client, k) => client.call("storm", { gateway: target, startWall, offsets: offsets.filter((_, i) => i % processes === k) })))).flat();
@@ -127,7 +140,7 @@ export async function scaleRows({ log, options: overrides = {} }) {
     const stormErrors = {};
     for (const r of stormed) if (r.error !== undefined) stormErrors[r.error] = (stormErrors[r.error] ?? 0) + 1;
     const afterStorm = await gateway.call("stats");
-    log(`\n  storm: ${stormTimes.length} of ${storm} established${Object.keys(stormErrors).length ? `, failures ${JSON.stringify(stormErrors)}` : ""}; gateway drops since the hold ${JSON.stringify(nonZero(afterStorm.drops, afterHold.drops))}, handshakes failed ${afterStorm.handshakesFailed - afterHold.handshakesFailed}`);
+    log(`\n  storm: ${stormTimes.length} of ${storm} established${Object.keys(stormErrors).length ? `, failures ${JSON.stringify(stormErrors)}` : ""}; the gateway received ${afterStorm.datagramsReceived - beforeStorm.gateway.datagramsReceived} datagrams, dropped ${JSON.stringify(nonZero(afterStorm.drops, beforeStorm.gateway.drops))}, failed ${afterStorm.handshakesFailed - beforeStorm.gateway.handshakesFailed} handshakes; UDP receive-buffer overflows, whole machine: ${udpReceiveBufferErrors() - beforeStorm.kernelDrops}`);
 
     const perConnectionKiB = (bytes) => bytes / Math.max(1, open) / 1024;
     const heapAndBuffers = (m) => m.heapUsed + m.arrayBuffers;

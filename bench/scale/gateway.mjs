@@ -67,8 +67,8 @@ serve({
    */
   async cpu({ seconds, profile }) {
     const profiler = profile ? await startProfiler() : undefined;
-    const { percent } = await cpuOver(seconds);
-    return { percent, heaviest: profiler ? await profiler.stop(profile) : undefined };
+    const { percent, loopDelay } = await cpuOver(seconds);
+    return { percent, loopDelay, heaviest: profiler ? await profiler.stop(profile) : undefined };
   },
 
   stats() {

@@ -2,19 +2,33 @@
 // used by the scale benchmark's gateway and client processes.
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 
 /** Functions a profile summary names, heaviest first. */
 const HEAVIEST = 15;
+/** How often the event loop's delay is sampled. */
+const LOOP_DELAY_RESOLUTION_MS = 10;
 /** Sampling interval of the profile, µs (V8's default is 1000). */
 const SAMPLING_INTERVAL_US = 500;
 
-/** This process's CPU over `seconds` of wall time, in percent of one core. */
+/**
+ * This process's CPU over `seconds` of wall time, in percent of one core, and how late its event loop
+ * ran over that time (p50, p99 and max, ms): a stalled loop delays every peer's packets.
+ */
 export async function cpuOver(seconds) {
+  const delay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
+  delay.enable();
   const started = performance.now();
   const before = process.cpuUsage();
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
   const used = process.cpuUsage(before);
-  return { percent: ((used.user + used.system) / 1000 / (performance.now() - started)) * 100 };
+  delay.disable();
+  // The histogram holds the intervals between samples: the resolution itself is not lateness.
+  const ms = (nanoseconds) => Math.max(0, nanoseconds / 1e6 - LOOP_DELAY_RESOLUTION_MS);
+  return {
+    percent: ((used.user + used.system) / 1000 / (performance.now() - started)) * 100,
+    loopDelay: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max) },
+  };
 }
 
 /** Starts a CPU profile of this thread; `stop(path)` writes it (.cpuprofile, for DevTools) and answers its heaviest functions by self time. */
