@@ -1,6 +1,9 @@
 // Request/response over a child process's IPC channel: the parent calls `call(op, args)`, the child
 // answers from `serve({ op: handler })`. One answer per request, matched by id; a handler's error
-// comes back as a rejection with its message.
+// comes back as a rejection with its message, and no answer within CALL_TIMEOUT_MS as one too (a
+// benchmark must end: seen, a client process deadlocked inside node:crypto, see docs/benchmarks.md).
+
+const CALL_TIMEOUT_MS = 10 * 60 * 1000;
 
 /** The child's side: answers every request with its handler's result. */
 export function serve(handlers) {
@@ -34,7 +37,15 @@ export async function connectTo(child) {
   });
   const call = (op, args = {}) => new Promise((resolve, reject) => {
     const id = nextId++;
-    pending.set(id, { resolve, reject });
+    const timer = setTimeout(() => {
+      pending.delete(id);
+      reject(new Error(`no answer to ${op} from process ${child.pid} within ${CALL_TIMEOUT_MS / 1000} s`));
+    }, CALL_TIMEOUT_MS);
+    const settle = (then) => (value) => {
+      clearTimeout(timer);
+      then(value);
+    };
+    pending.set(id, { resolve: settle(resolve), reject: settle(reject) });
     child.send({ id, op, args });
   });
   return { call, child };
