@@ -20,9 +20,11 @@ const GIB = 2 ** 30;
 export const PEER_DEFAULTS = {
   streamBytes: 64 * MIB,
   roundTrips: 2000,
-  roundTripWarmup: 200,
+  /** Sluice's round trip needs ~1,500 to settle (p50 per 500 measured: 320, 311, 97, 88, 71, 67… µs; udx + secret-stream flat at ~75). */
+  roundTripWarmup: 2000,
   connectSamples: 20,
-  connectWarmup: 3,
+  /** Connect times fall over the first ten or so, for Sluice and udx + secret-stream alike. */
+  connectWarmup: 20,
   contenders: ["sluice", "udx+secret", "udx", "datachannel", "dgram"],
 };
 
