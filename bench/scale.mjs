@@ -68,6 +68,13 @@ function udpReceiveBufferErrors() {
 /** The counts of `drops` that are not zero (less those of `since`). */
 const nonZero = (drops, since = {}) => Object.fromEntries(Object.entries(drops).map(([reason, n]) => [reason, n - (since[reason] ?? 0)]).filter(([, n]) => n > 0));
 
+/** [message, count] pairs summed by message. */
+const tally = (pairs) => {
+  const sums = {};
+  for (const [message, count] of pairs) sums[message] = (sums[message] ?? 0) + count;
+  return sums;
+};
+
 /** `total` split into `parts` near-equal counts. */
 const split = (total, parts) => Array.from({ length: parts }, (_, k) => Math.floor(total / parts) + (k < total % parts ? 1 : 0));
 
@@ -111,8 +118,8 @@ export async function scaleRows({ log, options: overrides = {} }) {
     const opening = performance.now();
     const held = await Promise.all(clients.map((client, k) => client.call("hold", { gateway: target, count: shares[k], concurrency: options.holdConcurrency })));
     const established = held.reduce((sum, h) => sum + h.established, 0);
-    const holdErrors = held.flatMap((h) => Object.entries(h.errors));
-    log(`\n  ${established} of ${connections} held in ${((performance.now() - opening) / 1000).toFixed(1)} s${holdErrors.length ? ` (failed attempts: ${JSON.stringify(holdErrors)})` : ""}`);
+    const holdErrors = tally(held.flatMap((h) => Object.entries(h.errors)));
+    log(`\n  ${established} of ${connections} held in ${((performance.now() - opening) / 1000).toFixed(1)} s${Object.keys(holdErrors).length ? ` (failed attempts: ${JSON.stringify(holdErrors)})` : ""}`);
     const afterHold = await gateway.call("stats");
     log(`\n  gateway after the hold: drops ${JSON.stringify(nonZero(afterHold.drops))}, handshakes failed ${afterHold.handshakesFailed}`);
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
@@ -137,8 +144,7 @@ export async function scaleRows({ log, options: overrides = {} }) {
     const offsets = Array.from({ length: storm }, (_, i) => (i * STORM_SPREAD_MS) / storm);
     const stormed = (await Promise.all(clients.map((client, k) => client.call("storm", { gateway: target, startWall, offsets: offsets.filter((_, i) => i % processes === k) })))).flat();
     const stormTimes = stormed.filter((r) => r.ms !== undefined).map((r) => r.ms);
-    const stormErrors = {};
-    for (const r of stormed) if (r.error !== undefined) stormErrors[r.error] = (stormErrors[r.error] ?? 0) + 1;
+    const stormErrors = tally(stormed.filter((r) => r.error !== undefined).map((r) => [r.error, 1]));
     const afterStorm = await gateway.call("stats");
     log(`\n  storm: ${stormTimes.length} of ${storm} established${Object.keys(stormErrors).length ? `, failures ${JSON.stringify(stormErrors)}` : ""}; the gateway received ${afterStorm.datagramsReceived - beforeStorm.gateway.datagramsReceived} datagrams, dropped ${JSON.stringify(nonZero(afterStorm.drops, beforeStorm.gateway.drops))}, failed ${afterStorm.handshakesFailed - beforeStorm.gateway.handshakesFailed} handshakes; UDP receive-buffer overflows, whole machine: ${udpReceiveBufferErrors() - beforeStorm.kernelDrops}`);
 
