@@ -17,7 +17,7 @@ const MEASUREMENT_TIMEOUT_MS = 180_000;
 const MIB = 2 ** 20;
 const GIB = 2 ** 30;
 
-export const PEER_DEFAULTS = {
+const PEER_DEFAULTS = {
   streamBytes: 64 * MIB,
   roundTrips: 2000,
   /** Sluice's round trip needs ~1,500 to settle (p50 per 500 measured: 320, 311, 97, 88, 71, 67… µs; udx + secret-stream flat at ~75). */

@@ -20,7 +20,7 @@ import { DEFAULT_INBOUND_QUEUE_PACKETS } from "../dist/index.js";
 import { connectTo } from "./lib/rpc.mjs";
 import { percentile } from "./lib/report.mjs";
 
-export const SCALE_DEFAULTS = {
+const SCALE_DEFAULTS = {
   connections: 10_000,
   storm: 1_000,
   idleSeconds: 20,
