@@ -101,6 +101,8 @@ export interface Connected {
   secrets: TrafficSecrets;
   /** Initiator: our address as the responder saw it. */
   observedAddress: Address | undefined;
+  /** Initiator: the responder said it is a gateway (its view of our address is the world's). */
+  peerIsGateway: boolean;
   /** The connect() this connection answers, if any (a simultaneous open answers it as responder). */
   connectId: number | undefined;
   /** Responder: the data packet that proved the initiator, opened. */
@@ -299,7 +301,7 @@ export class HandshakeEndpoint {
     this.#addPeer(answering.keyHex, { localId: answering.id, timestamp: answering.timestamp, ip: answering.ip, inbound: connecting === undefined });
     this.#events.push({
       type: "connected", role: "responder", localId: answering.id, remoteId: answering.remoteId, remoteKey: answering.remoteKey,
-      address: from, secrets: answering.secrets, observedAddress: undefined, connectId: connecting?.id, firstData: opened,
+      address: from, secrets: answering.secrets, observedAddress: undefined, peerIsGateway: false, connectId: connecting?.id, firstData: opened,
     });
     return true;
   }
@@ -416,7 +418,7 @@ export class HandshakeEndpoint {
     const agreed = compatible(this.#config.version, opened.version);
     const id = agreed ? this.#config.newId() : 0;
     const written = writeResponse(this.#config.crypto, this.#config.identity, opened, {
-      status: agreed ? STATUS_OK : STATUS_VERSION_MISMATCH, version: this.#config.version, responderId: id, observedAddress: work.from,
+      status: agreed ? STATUS_OK : STATUS_VERSION_MISMATCH, gateway: this.#config.gateway, version: this.#config.version, responderId: id, observedAddress: work.from,
     });
     if (written === undefined) return this.#config.countDrop("decryptFailed");
     stampMacs(this.#config.crypto, written.response, RESPONSE_MAC1, mac1Key(this.#config.crypto, opened.initiatorStatic), undefined);
@@ -491,7 +493,7 @@ export class HandshakeEndpoint {
     this.#addPeer(connecting.keyHex, { localId: connecting.id, timestamp, ip: ipKey(work.from.host), inbound: false });
     this.#events.push({
       type: "connected", role: "initiator", localId: connecting.id, remoteId: opened.responderId, remoteKey: connecting.remoteKey,
-      address: work.from, secrets: opened.secrets, observedAddress: opened.observedAddress, connectId: connecting.id, firstData: undefined,
+      address: work.from, secrets: opened.secrets, observedAddress: opened.observedAddress, peerIsGateway: opened.gateway, connectId: connecting.id, firstData: undefined,
     });
   }
 

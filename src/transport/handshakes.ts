@@ -31,7 +31,7 @@ interface HandshakesInit {
   host: ConnectionHost;
   /** A connection a peer started is established: for accept(). */
   accepted(connection: Connection): void;
-  /** A peer told us our address as it sees it. */
+  /** A gateway told us our address as it sees it. */
   observed(address: Address): void;
 }
 
@@ -207,7 +207,7 @@ export class Handshakes {
       stalled: this.#seams.stallConsumersOf?.(event.remoteKey),
     });
     this.#table.add(driver)?.abort(); // the same peer's older connection: it restarted, or we connected again
-    if (event.observedAddress !== undefined) this.#observed(event.observedAddress);
+    if (event.observedAddress !== undefined && event.peerIsGateway) this.#observed(event.observedAddress);
     if (event.firstData !== undefined) {
       // The confirm (answered inside), or the initiator's first data if the confirm was lost: either proves its keys.
       driver.deliverOpened(event.firstData.plaintext, event.firstData.packetNumber);

@@ -140,7 +140,11 @@ export class Transport {
     return { ...this.#socket.address };
   }
 
-  /** This node's address as the last peer it connected to observed it (undefined before any). */
+  /**
+   * This node's address as the gateways it connected to see it: the observed address in the last
+   * handshake response from a gateway (undefined before any). A plain peer's view does not count: it
+   * may sit on the same LAN, or lie.
+   */
   get externalAddress(): Address | undefined {
     return this.#externalAddress && { ...this.#externalAddress };
   }
