@@ -1,7 +1,7 @@
 // A transport's options: what each means, its default and its bound, checked once by bind(); and the
 // size of the transport's arena, which has room for every queue at capacity at once.
 import {
-  invalidArgType, outOfRange, validateBoolean, validateBytes, validateFunction, validateInteger, validateObject, validateString,
+  invalidArgType, outOfRange, validateBoolean, validateFunction, validateInteger, validateObject, validateOneOf, validateString,
 } from "../errors/validate.ts";
 import { DEFAULT_FRAME_BYTES, MAX_ARENA_BYTES } from "../memory/arena.ts";
 import { normalizeVersion, type ProtocolVersion } from "../wire/version.ts";
@@ -10,6 +10,8 @@ import type { HandshakeLimits } from "../handshake/endpoint.ts";
 import { checkRetryOptions, DEFAULT_RETRY, type RetryOptions } from "../handshake/retry.ts";
 import { checkReliabilityOptions, type ReliabilityConfig, type ReliabilityOptions } from "../reliable/options.ts";
 import type { KeyPhaseLimits } from "../wire/packet-keys.ts";
+import type { AcceptIntroductionsPolicy, IntroductionPolicy } from "../rendezvous/rendezvous.ts";
+import { checkKey } from "./identity.ts";
 import type { SocketFactory } from "./udp-socket.ts";
 
 /** Kernel receive buffer asked for (Linux doubles it): a 208 KiB default lost most of a flood. */
@@ -46,8 +48,21 @@ export interface TransportOptions {
   port?: number;
   /** A gateway accepts intros from strangers; other nodes only answer peers they are connecting to. Default false. */
   gateway?: boolean;
-  /** This node's static X25519 secret key, 32 bytes. Default: a new random key. */
-  secretKey?: Uint8Array;
+  /** This node's static X25519 secret key: 32 bytes, or as text (hex or base64url). Default: a new random key. */
+  secretKey?: Uint8Array | string;
+  /**
+   * Which introduction requests (Transport.connectVia() on a peer) this node serves between two of its
+   * connected peers: "all", "none", or those for which the function (the requester's public key, the
+   * target's) answers true. Default "all" on a gateway, "none" otherwise.
+   */
+  introductions?: IntroductionPolicy;
+  /**
+   * Which introductions this node acts on when it did not ask for them (it connects to the peer at
+   * once, and the connection arrives through accept()): from a gateway it connected to ("gateways"),
+   * from any connected peer ("all"), "none", or those for which the function (the introducer's public
+   * key, the introduced peer's) answers true. Default "gateways".
+   */
+  acceptIntroductions?: AcceptIntroductionsPolicy;
   receiveBufferBytes?: number;
   inboundQueuePackets?: number;
   /** Connections accepted from peers at once (as many again may be opened by connect()). Default 128. */
@@ -96,6 +111,8 @@ export interface TransportConfig {
   port: number;
   gateway: boolean;
   secretKey: Uint8Array | undefined;
+  introductions: IntroductionPolicy;
+  acceptIntroductions: AcceptIntroductionsPolicy;
   receiveBufferBytes: number;
   inboundQueuePackets: number;
   maxConnections: number;
@@ -126,9 +143,13 @@ export function checkTransportOptions(options: TransportOptions): TransportConfi
   validateString(host, "options.host");
   const port = options.port ?? 0;
   validateInteger(port, "options.port", 0, 65535);
-  if (options.secretKey !== undefined) validateBytes(options.secretKey, "options.secretKey", 32);
+  const secretKey = options.secretKey === undefined ? undefined : checkKey(options.secretKey, "options.secretKey");
   const receiveBufferBytes = positiveInteger(options, "receiveBufferBytes", DEFAULT_RECEIVE_BUFFER_BYTES, 1 << 30);
   if (options.gateway !== undefined) validateBoolean(options.gateway, "options.gateway");
+  const introductions = options.introductions ?? (options.gateway === true ? "all" : "none");
+  if (typeof introductions !== "function") validateOneOf(introductions, "options.introductions", ["all", "none"] as const);
+  const acceptIntroductions = options.acceptIntroductions ?? "gateways";
+  if (typeof acceptIntroductions !== "function") validateOneOf(acceptIntroductions, "options.acceptIntroductions", ["gateways", "all", "none"] as const);
   const version = normalizeVersion(options.version, "options.version");
   const maxConnections = positiveInteger(options, "maxConnections", DEFAULT_MAX_CONNECTIONS, 65536);
   const handshakeLimits: HandshakeLimits = {
@@ -152,7 +173,9 @@ export function checkTransportOptions(options: TransportOptions): TransportConfi
     host,
     port,
     gateway: options.gateway === true,
-    secretKey: options.secretKey,
+    secretKey,
+    introductions,
+    acceptIntroductions,
     receiveBufferBytes,
     inboundQueuePackets: positiveInteger(options, "inboundQueuePackets", DEFAULT_INBOUND_QUEUE_PACKETS, 65536),
     maxConnections,

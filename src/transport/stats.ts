@@ -1,6 +1,7 @@
 // Counters a transport keeps, and what its stats() and a connection's answer. Every datagram that is
 // not delivered is counted under exactly one reason.
 import type { SessionStats } from "../reliable/session.ts";
+import type { IntroductionStats } from "../rendezvous/rendezvous.ts";
 
 export interface DropCounts {
   /** The connection's (or handshake's) inbound queue was full: its consumer is behind. */
@@ -84,6 +85,11 @@ export interface TransportStats {
   connections: number;
   handshakes: number;
   perConnection: ConnectionStats[];
+  /** The rendezvous: requests sent and served, refusals by reason, introductions acted on or declined. */
+  introductions: IntroductionStats & {
+    /** Connects an introduction started (asked for or not) that failed: no direct path opened. */
+    connectsFailed: number;
+  };
 }
 
 /** The transport's counters, written by its listener, its handshakes and itself. */
@@ -111,7 +117,7 @@ export class TransportCounters {
   }
 
   /** The counters now, for TransportStats (the handshake endpoint keeps the handshakes' own). */
-  snapshot(): Omit<TransportStats, "socket" | "connections" | "handshakes" | "perConnection" | "handshakesCompleted" | "handshakesFailed" | "cookiesSent"> {
+  snapshot(): Omit<TransportStats, "socket" | "connections" | "handshakes" | "perConnection" | "handshakesCompleted" | "handshakesFailed" | "cookiesSent" | "introductions"> {
     return { ...this, datagramsAccepted: this.datagramsRouted - this.droppedAfterRouting, drops: { ...this.drops } };
   }
 }
