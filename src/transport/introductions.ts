@@ -110,8 +110,8 @@ export class Introductions {
   /** See Transport.connectVia (arguments checked there). */
   connectVia(gateway: SessionDriver, key: Uint8Array, retry: Required<RetryOptions>, signal: AbortSignal | undefined): Promise<Connection> {
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const live = this.#init.table.byKey(key);
-    if (live !== undefined && !live.ended) return Promise.resolve(connectionFor(live));
+    const live = this.#openWith(key);
+    if (live !== undefined) return Promise.resolve(connectionFor(live));
     const introduced = this.#introducedConnects.get(encodeKey(key));
     if (introduced !== undefined) {
       introduced.claimed = true;
@@ -196,8 +196,8 @@ export class Introductions {
     const request = this.#requests.get(requestId);
     if (request === undefined) return;
     this.#requests.delete(requestId);
-    const live = this.#init.table.byKey(request.key);
-    if (live !== undefined && !live.ended) return request.resolve(connectionFor(live));
+    const live = this.#openWith(request.key);
+    if (live !== undefined) return request.resolve(connectionFor(live));
     const introduced = this.#introducedConnects.get(encodeKey(request.key));
     if (introduced !== undefined) introduced.claimed = true;
     this.#connect(request.key, address, request.retry).then(request.resolve, request.reject);
@@ -216,6 +216,12 @@ export class Introductions {
       },
       () => this.#introducedConnects.delete(keyText),
     );
+  }
+
+  /** The connection with `key` if it is open (not closing, draining or over: a new one replaces those). */
+  #openWith(key: Uint8Array): SessionDriver | undefined {
+    const driver = this.#init.table.byKey(key);
+    return driver !== undefined && !driver.closing && driver.session.state === "open" ? driver : undefined;
   }
 
   /** connect() for an introduction; its timeout says what was tried. */
