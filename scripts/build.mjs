@@ -9,6 +9,7 @@
 //   4. src/ → dist/index.js ("sluice") and dist/internal.js ("sluice/internal", the test seams): ESM for
 //      Node ≥ 20 and Deno 2 (platform neutral). Code splitting puts what both use in one shared chunk,
 //      so a program that imports both gets one module instance (one Transport class, one arena table).
+//      src/cli/main.ts → dist/cli.js, the `sluice` command (package.json "bin"), on the same chunk.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { build } from "esbuild";
@@ -58,7 +59,7 @@ rmSync(path("build/core.d.ts"));
 
 rmSync(path("dist"), { recursive: true, force: true }); // no stale chunk of an earlier build
 await build({
-  entryPoints: [path("src/index.ts"), path("src/internal.ts")],
+  entryPoints: [path("src/index.ts"), path("src/internal.ts"), { in: path("src/cli/main.ts"), out: "cli" }],
   outdir: path("dist"),
   splitting: true,
   bundle: true,
