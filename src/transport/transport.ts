@@ -162,7 +162,7 @@ export class Transport {
       validateBytes(publicKey, "publicKey", 32);
       const retry = options === undefined ? this.#config.retry : checkRetryOptions(options, "options", this.#config.retry);
       if (this.#closed) throw codedError(Error, "ERR_SLUICE_CLOSED", "connect() on a closed transport", Transport.prototype.connect);
-      return this.#handshakes.connect(to, new Uint8Array(publicKey), retry);
+      return this.#handshakes.connect([to], new Uint8Array(publicKey), retry);
     } catch (error) {
       return Promise.reject(error);
     }
