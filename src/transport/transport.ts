@@ -59,7 +59,7 @@ export class Transport {
   #closed = false;
   #externalAddress: Address | undefined;
 
-  /** Not for applications: transports come from Transport.bind(). */
+  /** Not for applications: transports come from Transport.bind(). @internal */
   constructor(token: typeof FROM_BIND, config: TransportConfig, identity: Identity, seams: TransportSeams) {
     if (token !== FROM_BIND) throw illegalConstructor("transports come from Transport.bind()", Transport);
     this.publicKey = identity.publicKey;
