@@ -123,6 +123,7 @@ export class Transport {
           transport.#counters.sendErrors++;
           transport.#warnings.warn("sendError", `UDP send failed: ${error.message}`);
         },
+        log: config.log,
       });
     } catch (error) {
       transport.#framer.dispose();

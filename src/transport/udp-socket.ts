@@ -5,6 +5,7 @@
 //  - Deno: Deno.listenDatagram when it exists (it needs --unstable-net), which received ~480k
 //    datagrams/s of a flood here (Node's node:dgram: ~360k); else Deno's node:dgram, which received
 //    only ~2k/s. Both rates are re-measured by `npm run bench` and recorded in docs/benchmarks.md.
+//    That fallback is worth a warning: a transfer ran ~18× slower, and nothing else says why.
 import type { Address } from "../wire/address.ts";
 
 /** Called once per datagram, synchronously. The bytes are valid only during the call. */
@@ -26,6 +27,8 @@ export interface SocketOptions {
   onDatagram: DatagramHandler;
   /** A send failed (unreachable host, socket closed...): counted by the transport, never thrown. */
   onSendError: (error: Error) => void;
+  /** The transport's `log` option: where a warning about the socket goes; null for silence. */
+  log: ((message: string) => void) | null;
 }
 
 export type SocketFactory = (options: SocketOptions) => Promise<DatagramSocket>;
@@ -40,10 +43,19 @@ interface DenoNamespace {
   listenDatagram?: (options: { transport: "udp"; hostname: string; port: number }) => DenoDatagramConn;
 }
 
+/** What a Deno without Deno.listenDatagram is told, once per process (through a transport that logs). */
+const DENO_WITHOUT_UNSTABLE_NET = "sluice: Deno.listenDatagram is not available, so UDP goes through Deno's node:dgram, which is "
+  + "much slower (a transfer ran ~18× slower). Run Deno with --unstable-net, or add \"unstable\": [\"net\"] to deno.json.";
+let toldDenoWithoutUnstableNet = false;
+
 /** The best socket this runtime offers. */
 export const openSocket: SocketFactory = (options) => {
   const deno = (globalThis as { Deno?: DenoNamespace }).Deno;
   if (typeof deno?.listenDatagram === "function") return openDenoSocket(deno.listenDatagram, options);
+  if (deno !== undefined && !toldDenoWithoutUnstableNet && options.log !== null) {
+    toldDenoWithoutUnstableNet = true;
+    options.log(DENO_WITHOUT_UNSTABLE_NET);
+  }
   return openNodeSocket(options);
 };
 

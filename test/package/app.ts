@@ -19,8 +19,10 @@ await writer.close();
 const streamed = await received;
 
 await outbound.close();
+const { socket } = gateway.stats();
 await Promise.all([peer.close(), gateway.close()]);
 console.log(JSON.stringify({
+  socket,
   message: message === undefined ? null : new TextDecoder().decode(message),
   streamedBytes: streamed.length,
   streamIntact: streamed.every((byte, i) => byte === payload[i]),
