@@ -2,7 +2,8 @@
 // into node_modules/sluice: it has no dependencies, so nothing is fetched), with @types/node 20
 // copied from this repository. A small application (test/package/app.ts: a gateway and a peer
 // exchanging a message and a stream, importing only "sluice") is type-checked under three ordinary
-// strict settings, run by Node, then checked and run by Deno from the same node_modules.
+// strict settings, run by Node, then checked and run by Deno from the same node_modules. The
+// README's runnable blocks are type-checked beside it (test/readme.test.ts runs them).
 import { execFile } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,6 +11,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { runnableBlocks } from "./support/readme.ts";
 
 const run = promisify(execFile);
 const root = new URL("..", import.meta.url).pathname;
@@ -60,8 +62,13 @@ beforeAll(async () => {
   await run("tar", ["-xzf", join(project, packed.filename), "-C", installed, "--strip-components=1"]);
   writeFileSync(join(project, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module", dependencies: { sluice: `file:${packed.filename}` } }));
   writeFileSync(join(project, "app.ts"), readFileSync(new URL("package/app.ts", import.meta.url)));
+  const files = ["app.ts"];
+  for (const block of runnableBlocks()) {
+    files.push(`readme-${block.name}.ts`);
+    writeFileSync(join(project, files.at(-1)!), block.code);
+  }
   for (const [name, compilerOptions] of Object.entries(SETTINGS)) {
-    writeFileSync(join(project, configFile(name)), JSON.stringify({ compilerOptions, files: ["app.ts"] }));
+    writeFileSync(join(project, configFile(name)), JSON.stringify({ compilerOptions, files }));
   }
 }, 30_000);
 
@@ -80,7 +87,7 @@ test("the tarball holds the bundle, its declarations and the docs; no sources, s
   console.log(`tarball: ${paths.length} files, ${(packed.size / 1024).toFixed(1)} KiB packed, ${(packed.unpackedSize / 1024).toFixed(1)} KiB unpacked`);
 });
 
-describe("a consumer's tsc (strict, @types/node 20) type-checks an app importing \"sluice\" with zero errors", () => {
+describe("a consumer's tsc (strict, @types/node 20) type-checks an app importing \"sluice\", and the README's code, with zero errors", () => {
   // One compiler host for the three programs, so @types/node and the package are parsed once.
   const parsed = new Map<string, ts.SourceFile>();
   for (const settings of Object.keys(SETTINGS)) {
