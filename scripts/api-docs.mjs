@@ -9,6 +9,8 @@
 //  - constants with their values
 //  - error codes: ERROR_CODES (when the package exports it) with each code's doc comment, plus every
 //    code the bundle raises, so a code missing from the list shows
+// It also reports what a reader would trip on (see apiDocs()): an option without a default, a code
+// without a meaning, a type the public declarations name but "sluice" does not export.
 import { readFileSync, readdirSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import ts from "typescript";
@@ -28,17 +30,19 @@ const printer = ts.createPrinter({ removeComments: true, newLine: ts.NewLineKind
 
 /**
  * docs/api.md for the package built in `root` (a file: URL of the repository): `markdown`, and what
- * it could not fill in: `missingDefaults` ("Interface.option" with no default to show) and
- * `undocumentedCodes` (codes the bundle raises with no doc comment in ERROR_CODES).
+ * it could not fill in: `missingDefaults` ("Interface.option" with no default to show),
+ * `undocumentedCodes` (codes the bundle raises with no doc comment in ERROR_CODES) and
+ * `unexportedTypes` ("Export: Type" for a type the public declarations name that is not exported).
  */
 export async function apiDocs(root) {
-  const gaps = { missingDefaults: [], undocumentedCodes: [] };
+  const gaps = { missingDefaults: [], undocumentedCodes: [], unexportedTypes: [] };
   const entry = new URL("dist/index.d.ts", root).pathname;
   const program = ts.createProgram([entry], { strict: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, types: [], noEmit: true });
   const checker = program.getTypeChecker();
   const exported = checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(entry)));
   const values = await import(pathToFileURL(new URL("dist/index.js", root).pathname).href);
   const items = exported.map((symbol) => describe(checker, symbol));
+  gaps.unexportedTypes = unexportedTypes(checker, exported, new URL("dist/types/", root).pathname);
   const byKind = (kind) => items.filter((item) => item.kind === kind);
   const docs = new Map(items.map((item) => [item.name, item.doc]));
 
@@ -62,6 +66,32 @@ export async function apiDocs(root) {
   return { markdown: `${lines.join("\n").replace(/\n{3,}/g, "\n\n").trimEnd()}\n`, ...gaps };
 }
 
+/**
+ * "Export: Name" for each type the public declarations name that the package declares but "sluice"
+ * does not export: a consumer can see it in a hover and cannot import it (an internal type that
+ * leaked, or one to export). A class's private constructor and an interface's bases are exempt.
+ */
+function unexportedTypes(checker, exported, packageTypes) {
+  const resolve = (symbol) => (symbol && symbol.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(symbol) : symbol);
+  const public_ = new Set(exported.map(resolve));
+  const found = new Set();
+  for (const alias of exported) {
+    for (const declaration of resolve(alias).declarations ?? []) {
+      const visit = (node) => {
+        if (ts.isConstructorDeclaration(node) && ts.getCombinedModifierFlags(node) & ts.ModifierFlags.Private) return;
+        if (ts.isHeritageClause(node) && ts.isInterfaceDeclaration(node.parent)) return;
+        const name = ts.isTypeReferenceNode(node) ? node.typeName : ts.isTypeQueryNode(node) ? node.exprName : ts.isExpressionWithTypeArguments(node) ? node.expression : undefined;
+        const symbol = name && resolve(checker.getSymbolAtLocation(name));
+        const at = symbol?.declarations?.[0]?.getSourceFile().fileName;
+        if (at?.startsWith(packageTypes) && !public_.has(symbol)) found.add(`${alias.name}: ${symbol.name}`);
+        ts.forEachChild(node, visit);
+      };
+      visit(declaration);
+    }
+  }
+  return [...found].sort();
+}
+
 function describe(checker, alias) {
   const symbol = alias.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(alias) : alias;
   const declaration = symbol.declarations?.[0];
@@ -72,7 +102,7 @@ function describe(checker, alias) {
   if (ts.isInterfaceDeclaration(declaration)) return { kind: "interface", name, doc, rows: propertyRows(checker, symbol) };
   if (ts.isTypeAliasDeclaration(declaration)) return { kind: "type", name, doc, declaration };
   if (ts.isVariableDeclaration(declaration)) return { kind: "const", name, doc, declaration, symbol };
-  throw new Error(`api-docs: ${name} is a ${ts.SyntaxKind[declaration.kind]}, which this script does not document yet`);
+  return { kind: "type", name, doc, declaration }; // an enum, a namespace...: its declaration as it stands
 }
 
 /** A symbol's doc comment, with its tags (but @internal and @packageDocumentation) as "**tag** text". */
