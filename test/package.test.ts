@@ -62,7 +62,8 @@ beforeAll(async () => {
   await run("tar", ["-xzf", join(project, packed.filename), "-C", installed, "--strip-components=1"]);
   writeFileSync(join(project, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module", dependencies: { sluice: `file:${packed.filename}` } }));
   writeFileSync(join(project, "app.ts"), readFileSync(new URL("package/app.ts", import.meta.url)));
-  const files = ["app.ts"];
+  // "sluice/internal" (the repository's test seams, not an API) is checked too: its declarations must hold.
+  const files = ["app.ts", "node_modules/sluice/dist/internal.d.ts"];
   for (const block of runnableBlocks()) {
     files.push(`readme-${block.name}.ts`);
     writeFileSync(join(project, files.at(-1)!), block.code);
@@ -106,6 +107,7 @@ describe("a consumer's tsc (strict, @types/node 20) type-checks an app importing
       // errors the same with or without Sluice.
       const ours = program.getSourceFiles().filter((file) => !file.fileName.includes("/node_modules/typescript/") && !/\/node_modules\/(@types\/node|undici-types)\//.test(file.fileName));
       expect(ours.map((file) => file.fileName)).toContain(join(project, "node_modules/sluice/dist/index.d.ts"));
+      expect(ours.map((file) => file.fileName)).toContain(join(project, "node_modules/sluice/dist/types/src/internal.d.ts"));
       const diagnostics = [
         ...config.errors, ...program.getOptionsDiagnostics(), ...program.getGlobalDiagnostics(),
         ...ours.flatMap((file) => [...program.getSyntacticDiagnostics(file), ...program.getSemanticDiagnostics(file)]),
