@@ -119,7 +119,7 @@ const anchor = (name) => name.toLowerCase().replace(/[^a-z0-9 -]/g, "").replace(
 const cell = (text) => text.replace(/\|/g, "\\|").replace(/\s*\n\s*/g, " ");
 
 function classSection(checker, item) {
-  const heritage = item.declaration.heritageClauses?.map((clause) => ` ${code(clause)}`).join("") ?? "";
+  const heritage = item.declaration.heritageClauses?.map((clause) => ` ${code(clause).trim()}`).join("") ?? "";
   const lines = [`### ${item.name}`, "", `\`class ${item.name}${heritage}\``, ""];
   if (item.doc) lines.push(item.doc, "");
   const members = item.declaration.members.filter((member) =>
@@ -130,7 +130,8 @@ function classSection(checker, item) {
   for (const member of members) {
     const symbol = member.name ? checker.getSymbolAtLocation(member.name) : undefined;
     lines.push(`- \`${code(member)}\``);
-    const doc = symbol ? documentation(checker, symbol) : "";
+    // Only a comment written here: an override without one would show its base's (Object's toString...).
+    const doc = symbol && ts.getJSDocCommentsAndTags(member).length > 0 ? documentation(checker, symbol) : "";
     if (doc) lines.push(indent(doc));
   }
   return lines;
@@ -201,7 +202,9 @@ function interfaceSection(item, values, docs, gaps) {
     // An option that is itself a group of options (reliability, retry) has its defaults in its own table.
     const group = /^\w+Options$/.test(row.type) && docs.has(row.type) ? `see [${row.type}](#${anchor(row.type)})` : undefined;
     const constant = constantDefault(values, item.name, row.name);
-    const shown = group ?? documentedDefault(row.doc) ?? (constant === undefined ? undefined : `\`${withUnit(constant.name, constant.value)}\``);
+    // An AbortSignal option has nothing to default to: without one, the call is not cancellable.
+    const none = /\bAbortSignal\b/.test(row.type) ? "none" : undefined;
+    const shown = group ?? documentedDefault(row.doc) ?? (constant === undefined ? none : `\`${withUnit(constant.name, constant.value)}\``);
     if (shown === undefined) gaps.missingDefaults.push(`${item.name}.${row.name}`);
     // An option documented only by its DEFAULT_… constant takes that constant's doc comment.
     const meaning = row.doc || (constant ? docs.get(constant.name) ?? "" : "");
@@ -243,7 +246,7 @@ function codesInBundle(root) {
 function errorCodesSection(checker, items, root, gaps) {
   const listed = items.find((item) => item.name === "ERROR_CODES");
   const lines = ["## Error codes", "", "Every error Sluice raises has a `code`; test it rather than the message."];
-  if (listed) lines.push(`The exported \`ERROR_CODES\` names each one: \`error.code === ERROR_CODES.ERR_…\`. ${listed.doc}`);
+  if (listed) lines.push("", `The exported \`ERROR_CODES\` names each one (\`error.code === ERROR_CODES.ERR_…\`). ${listed.doc.replace(/\s*\n\s*/g, " ")}`);
   lines.push("", "| Code | Meaning |", "|---|---|");
   const documented = new Map();
   if (listed) {

@@ -5,7 +5,6 @@
 //  - Deno: Deno.listenDatagram when it exists (it needs --unstable-net), which received ~480k
 //    datagrams/s of a flood here (Node's node:dgram: ~360k); else Deno's node:dgram, which received
 //    only ~2k/s. Both rates are re-measured by `npm run bench` and recorded in docs/benchmarks.md.
-//    That fallback is worth a warning: a transfer ran ~18× slower, and nothing else says why.
 import type { Address } from "../wire/address.ts";
 
 /** Called once per datagram, synchronously. The bytes are valid only during the call. */
@@ -43,7 +42,10 @@ interface DenoNamespace {
   listenDatagram?: (options: { transport: "udp"; hostname: string; port: number }) => DenoDatagramConn;
 }
 
-/** What a Deno without Deno.listenDatagram is told, once per process (through a transport that logs). */
+/**
+ * What a Deno without Deno.listenDatagram is told, once per process (through a transport that logs):
+ * the fallback is worth a warning, as a transfer ran ~18× slower and nothing else says why.
+ */
 const DENO_WITHOUT_UNSTABLE_NET = "sluice: Deno.listenDatagram is not available, so UDP goes through Deno's node:dgram, which is "
   + "much slower (a transfer ran ~18× slower). Run Deno with --unstable-net, or add \"unstable\": [\"net\"] to deno.json.";
 let toldDenoWithoutUnstableNet = false;
