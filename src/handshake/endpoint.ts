@@ -20,10 +20,11 @@ import { compatible, describeVersion, type ProtocolVersion } from "../wire/versi
 import { AcceptRamp, ipKey, KeyedBuckets, KeyedCounts, WindowCounter, type AcceptRampStep } from "./admission.ts";
 import { RetrySchedule, type RetryOptions } from "./retry.ts";
 import {
-  COOKIE_BYTES, HANDSHAKE_CONNECTION, INTRO_BYTES, INTRO_MAC1, INTRO_MAC2, KIND_COOKIE, KIND_INTRO, KIND_RESPONSE,
+  COOKIE_BYTES, HANDSHAKE_CONNECTION, INTRO_BYTES, MAC_BYTES, INTRO_MAC1, INTRO_MAC2, KIND_COOKIE, KIND_INTRO, KIND_RESPONSE,
   RESPONSE_BYTES, RESPONSE_MAC1,
 } from "../wire/constants.ts";
 import { CookieIssuer, COOKIE_SECRET_MS, mac1Key, openCookieReply, stampMacs, validMac1, type MacPrimitives } from "./macs.ts";
+import type { PreparedMac } from "./core-crypto.ts";
 import type { NoiseCrypto } from "./noise.ts";
 import {
   readIntro, readResponse, STATUS_OK, STATUS_VERSION_MISMATCH, writeIntro, writeResponse,
@@ -171,6 +172,12 @@ export interface EndpointStats {
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("hex");
 
+/** An intro's mac1 as a number (its first 48 bits): a map key that costs no string (a match is checked in full). */
+function macKey(intro: Uint8Array): number {
+  const view = new DataView(intro.buffer, intro.byteOffset + INTRO_MAC1, 6);
+  return view.getUint32(0, true) * 2 ** 16 + view.getUint16(4, true);
+}
+
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
   return 0;
@@ -183,7 +190,8 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 export class HandshakeEndpoint {
   readonly #config: EndpointConfig;
   readonly #limits: HandshakeLimits;
-  readonly #mac1Key: Uint8Array;
+  /** Our mac1 key, prepared: every handshake packet to us is checked against it. */
+  readonly #mac1: PreparedMac;
   readonly #cookies: CookieIssuer;
   readonly #introBudget: KeyedBuckets;
   readonly #introsDecrypted = new WindowCounter();
@@ -199,7 +207,7 @@ export class HandshakeEndpoint {
   readonly #answering = new Map<number, Answering>();
   readonly #answeringByKey = new Map<string, Answering>();
   /** Answered intros by their mac1 (a digest of the whole intro): a re-sent copy costs no X25519. */
-  readonly #answeringByMac = new Map<string, Answering>();
+  readonly #answeringByMac = new Map<number, Answering>();
   readonly #peers = new Map<string, Peer>();
   /** Cookies responders gave us, by their key, with when they were given (one per connect() at most). */
   readonly #cookieJar = new Map<string, { cookie: Uint8Array; at: number }>();
@@ -212,7 +220,7 @@ export class HandshakeEndpoint {
   constructor(config: EndpointConfig, now: number) {
     this.#config = config;
     this.#limits = config.limits;
-    this.#mac1Key = mac1Key(config.crypto, config.identity.publicKey);
+    this.#mac1 = config.crypto.prepareMac(mac1Key(config.crypto, config.identity.publicKey), MAC_BYTES);
     this.#cookies = new CookieIssuer(config.crypto, config.identity.publicKey, config.randomBytes, now);
     this.#introBudget = new KeyedBuckets(config.limits.introBurstPerIp, config.limits.introsPerIpPerSecond, MAX_TRACKED_IPS);
     this.#acceptRamp = new AcceptRamp(config.limits.acceptRamp, now);
@@ -362,9 +370,9 @@ export class HandshakeEndpoint {
 
   #admitIntro(datagram: Uint8Array, from: Address, now: number): void {
     const macs = this.#config.crypto;
-    if (!validMac1(macs, datagram, INTRO_MAC1, this.#mac1Key)) return this.#config.countDrop("badMac");
+    if (!validMac1(macs, datagram, INTRO_MAC1, this.#mac1)) return this.#config.countDrop("badMac");
     const ip = ipKey(from.host);
-    const copyOf = this.#answeringByMac.get(hex(datagram.subarray(INTRO_MAC1, INTRO_MAC2)));
+    const copyOf = this.#answeringByMac.get(macKey(datagram));
     const sameSource = copyOf !== undefined && copyOf.address.host === from.host && copyOf.address.port === from.port;
     if (copyOf !== undefined && (sameSource || !this.#underLoad(now)) && equalBytes(copyOf.intro, datagram)) {
       // The initiator did not get our response and repeats its intro, or the intro reached us first
@@ -377,11 +385,14 @@ export class HandshakeEndpoint {
     // per-IP budgets of proven and unproven senders are apart, so a sender spoofing an address cannot
     // use up the budget of the one who holds it.
     const proven = this.#underLoad(now);
-    if (proven && !this.#cookies.validMac2(datagram, INTRO_MAC2, from, now)) {
-      if (!this.#introBudget.tryTake(`${ip} cookie`, now)) return this.#config.countDrop("rateLimited");
-      this.#stats.cookiesSent++;
-      this.#transmits.push({ datagram: this.#cookies.reply(datagram, INTRO_MAC1, from, now), to: from });
-      return this.#config.countDrop("cookieRequired");
+    if (proven) {
+      const cookie = this.#cookies.cookieFor(from, now);
+      if (!this.#cookies.validMac2(datagram, INTRO_MAC2, cookie)) {
+        if (!this.#introBudget.tryTake(`${ip} cookie`, now)) return this.#config.countDrop("rateLimited");
+        this.#stats.cookiesSent++;
+        this.#transmits.push({ datagram: this.#cookies.reply(datagram, INTRO_MAC1, cookie), to: from });
+        return this.#config.countDrop("cookieRequired");
+      }
     }
     if (!this.#introBudget.tryTake(proven ? `${ip} proven` : ip, now)) return this.#config.countDrop("rateLimited");
     this.#queue({ kind: KIND_INTRO, datagram: new Uint8Array(datagram), from, ip });
@@ -432,7 +443,7 @@ export class HandshakeEndpoint {
     };
     this.#answering.set(id, answering);
     this.#answeringByKey.set(keyHex, answering);
-    this.#answeringByMac.set(hex(work.datagram.subarray(INTRO_MAC1, INTRO_MAC2)), answering);
+    this.#answeringByMac.set(macKey(work.datagram), answering);
     this.#answeringPerIp.add(work.ip);
   }
 
@@ -471,7 +482,7 @@ export class HandshakeEndpoint {
   #admitResponse(datagram: Uint8Array, from: Address): void {
     const connecting = this.#connecting.get(this.#destinationId(datagram));
     if (connecting === undefined) return this.#config.countDrop("unknownSender");
-    if (!validMac1(this.#config.crypto, datagram, RESPONSE_MAC1, this.#mac1Key)) return this.#config.countDrop("badMac");
+    if (!validMac1(this.#config.crypto, datagram, RESPONSE_MAC1, this.#mac1)) return this.#config.countDrop("badMac");
     if (connecting.responsesTried >= MAX_RESPONSES_PER_CONNECT) return this.#config.countDrop("rateLimited");
     connecting.responsesTried++;
     this.#queue({ kind: KIND_RESPONSE, datagram: new Uint8Array(datagram), from, ip: ipKey(from.host) });
@@ -571,7 +582,7 @@ export class HandshakeEndpoint {
   #endAnswering(answering: Answering): void {
     this.#answering.delete(answering.id);
     if (this.#answeringByKey.get(answering.keyHex) === answering) this.#answeringByKey.delete(answering.keyHex);
-    this.#answeringByMac.delete(hex(answering.intro.subarray(INTRO_MAC1, INTRO_MAC2)));
+    this.#answeringByMac.delete(macKey(answering.intro));
     this.#answeringPerIp.remove(answering.ip);
   }
 }
