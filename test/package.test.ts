@@ -25,8 +25,11 @@ const ALLOWED = [
   /^dist\/types\/(src|build)\/[a-z0-9/-]+\.d\.ts$/,
 ];
 const REQUIRED = ["package.json", "README.md", "LICENSE", "CHANGELOG.md", "docs/api.md", "dist/index.js", "dist/index.d.ts", "dist/internal.js", "dist/internal.d.ts"];
-/** The packed tarball's bound: today ~100 kB (the bundle holds the wasm core as base64). */
-const MAX_TARBALL_BYTES = 160 * 1024;
+/**
+ * The packed tarball's bound: 133 KiB today (a 247 kB bundle holding the wasm core as base64, its
+ * declarations, the docs). A source map of the bundle would add ~100 KiB; sources about as much.
+ */
+const MAX_TARBALL_BYTES = 200 * 1024;
 
 /** The consumer's compiler settings: each an ordinary strict project, none tailored to Sluice. */
 const SETTINGS: Record<string, object> = {
