@@ -71,7 +71,7 @@ export class Transport {
   #externalAddress: Address | undefined;
   readonly #natObservations = new NatObservations();
 
-  /** Not for applications: transports come from Transport.bind(). */
+  /** Not for applications: transports come from Transport.bind(). @internal */
   constructor(token: typeof FROM_BIND, config: TransportConfig, identity: Identity, seams: TransportSeams) {
     if (token !== FROM_BIND) throw illegalConstructor("transports come from Transport.bind()", Transport);
     this.publicKey = identity.publicKey;
@@ -142,6 +142,7 @@ export class Transport {
           transport.#counters.sendErrors++;
           transport.#warnings.warn("sendError", `UDP send failed: ${error.message}`);
         },
+        log: config.log,
       });
     } catch (error) {
       transport.#framer.dispose();
