@@ -227,7 +227,7 @@ export class Introductions {
   /** connect() for an introduction; its timeout says what was tried. */
   async #connect(key: Uint8Array, address: Address, retry: Required<RetryOptions>): Promise<Connection> {
     try {
-      return await this.#init.handshakes.connect(address, key, retry);
+      return await this.#init.handshakes.connect([address], key, retry);
     } catch (error) {
       this.#connectsFailed++;
       const code = (error as { code?: string }).code;

@@ -16,6 +16,8 @@ import { Handshakes } from "./handshakes.ts";
 import { checkKey } from "./identity.ts";
 import { Introductions } from "./introductions.ts";
 import { Listener } from "./listener.ts";
+import { NatObservations, type NatType } from "./nat-type.ts";
+import { relayHeader, Relays } from "./relays.ts";
 import { Warnings } from "./log.ts";
 import { arenaBytesFor, checkTransportOptions, type TransportConfig, type TransportOptions, type TransportSeams } from "./options.ts";
 import { TransportCounters, type TransportStats } from "./stats.ts";
@@ -28,10 +30,16 @@ const FROM_BIND = Symbol("Transport");
 
 let bindTransport: (options: TransportOptions, seams: TransportSeams) => Promise<Transport>;
 let listenerOfTransport: (transport: Transport) => Listener;
+let relaysOfTransport: (transport: Transport) => Relays;
 
 /** Transport.bind() with test seams (for src/internal.ts). */
 export function bindWithSeams(options: TransportOptions, seams: TransportSeams): Promise<Transport> {
   return bindTransport(options, seams);
+}
+
+/** The relays of `transport` (for src/internal.ts, until introductions carry them). */
+export function relaysOf(transport: Transport): Relays {
+  return relaysOfTransport(transport);
 }
 
 /** The listener of `transport` (for src/internal.ts). */
@@ -43,6 +51,7 @@ export class Transport {
   static {
     bindTransport = (options, seams) => Transport.#bind(options, seams);
     listenerOfTransport = (transport) => transport.#listener;
+    relaysOfTransport = (transport) => transport.#relays;
   }
 
   /** This node's static X25519 public key (32 bytes): what peers pass to connect(). */
@@ -58,13 +67,15 @@ export class Transport {
   readonly #table: ConnectionTable;
   readonly #handshakes: Handshakes;
   readonly #listener: Listener;
+  readonly #relays: Relays;
   readonly #introductions: Introductions;
   readonly #acceptQueue: Connection[] = [];
   readonly #acceptWaiters: ((connection: Connection | undefined) => void)[] = [];
   #closed = false;
   #externalAddress: Address | undefined;
+  readonly #natObservations = new NatObservations();
 
-  /** Not for applications: transports come from Transport.bind(). */
+  /** Not for applications: transports come from Transport.bind(). @internal */
   constructor(token: typeof FROM_BIND, config: TransportConfig, identity: Identity, seams: TransportSeams) {
     if (token !== FROM_BIND) throw illegalConstructor("transports come from Transport.bind()", Transport);
     this.publicKey = identity.publicKey;
@@ -90,13 +101,17 @@ export class Transport {
         connectionClosed: (connection) => {
           this.#table.forget(connection);
           this.#handshakes.connectionEnded(connection);
+          this.#relays.closeFor(connection);
           this.#introductions.connectionEnded(connection);
         },
         controlFrame: (connection, type, body) => this.#introductions.handleControl(connection, type, body),
         now: () => performance.now(),
       },
       accepted: (connection) => this.#accepted(connection),
-      observed: (address) => (this.#externalAddress = address),
+      observed: (address, gateway) => {
+        this.#externalAddress = address;
+        this.#natObservations.record(gateway, address);
+      },
       opened: (connection, initiator) => this.#introductions.opened(connection, initiator),
     });
     this.#introductions = new Introductions({
@@ -108,8 +123,10 @@ export class Transport {
       accepted: (connection) => this.#accepted(connection),
       now: () => performance.now(),
     });
+    this.#relays = new Relays(config.relay, (chunks, to) => this.#send(chunks, to));
     this.#listener = new Listener({
       framer: this.#framer,
+      relays: this.#relays,
       table: this.#table,
       handshakes: this.#handshakes,
       counters: this.#counters,
@@ -141,6 +158,7 @@ export class Transport {
           transport.#counters.sendErrors++;
           transport.#warnings.warn("sendError", `UDP send failed: ${error.message}`);
         },
+        log: config.log,
       });
     } catch (error) {
       transport.#framer.dispose();
@@ -168,6 +186,16 @@ export class Transport {
   }
 
   /**
+   * What kind of NAT this node is behind, from what the gateways it connected to observed: "open"
+   * (seen at its own address), "cone" (the same port whatever the gateway: hole punching works),
+   * "symmetric" (a port per gateway: punching works only towards a cone; a relay may be needed), or
+   * "unknown" (fewer than two gateways' views, or none).
+   */
+  get natType(): NatType {
+    return this.#natObservations.natType(this.#socket.address);
+  }
+
+  /**
    * Connects to the node at `address` whose static public key is `publicKey`: only that key's holder
    * can answer. A gateway answers at once; a peer that is not a gateway must be connecting to us at
    * about the same time. Intros are re-sent on `options` (default every 200 ms ± 20%, at most 40,
@@ -180,7 +208,7 @@ export class Transport {
       const key = checkKey(publicKey, "publicKey");
       const retry = options === undefined ? this.#config.retry : checkRetryOptions(options, "options", this.#config.retry);
       if (this.#closed) throw codedError(Error, "ERR_SLUICE_CLOSED", "connect() on a closed transport", Transport.prototype.connect);
-      return this.#handshakes.connect(to, key, retry);
+      return this.#handshakes.connect([to], key, retry);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -246,6 +274,8 @@ export class Transport {
       handshakesCompleted,
       handshakesFailed,
       cookiesSent,
+      ...this.#relays.counters,
+      relays: this.#relays.count,
       connections: this.#table.size,
       handshakes: this.#handshakes.count,
       perConnection: [...this.#table.connections()].map((connection) => connection.stats()),
@@ -292,11 +322,13 @@ export class Transport {
     }
   }
 
+  /** Sends one datagram; to a relayed address (`to.relay`), through the gateway's relay. */
   #send(chunks: readonly Uint8Array[], to: Address): void {
     const counters = this.#counters;
+    const sent = to.relay === undefined ? chunks : [relayHeader(to.relay), ...chunks];
     counters.datagramsSent++;
-    for (const chunk of chunks) counters.bytesSent += chunk.length;
-    this.#socket.send(chunks, to.host, to.port);
+    for (const chunk of sent) counters.bytesSent += chunk.length;
+    this.#socket.send(sent, to.host, to.port);
   }
 }
 
