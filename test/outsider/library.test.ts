@@ -1,0 +1,128 @@
+// The evil peer against our own minimal responder, in-process: frames, handshake, cookie, replay,
+// forgery, key update. Passing here means a disagreement with Sluice points at Sluice or the spec.
+import { afterEach, expect, test } from "vitest";
+import { EvilPeer, HandshakeFailed, randomIntro, timestampUs, type EvilSession } from "./evil-peer.ts";
+import { MiniResponder } from "./mini-responder.ts";
+import { generateKeyPair, keyPairFrom, writeIntro } from "./noise.ts";
+import { decodeAddress, decodeFrames, encodeAddress, encodeFrames, PROTOCOL_3_0, type Frame } from "./wire.ts";
+
+const cleanup: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await Promise.all(cleanup.splice(0).map((c) => c()));
+});
+
+async function pair(underLoad = false) {
+  const responder = await MiniResponder.bind("127.0.0.1");
+  responder.underLoad = underLoad;
+  const peer = await EvilPeer.bind("127.0.0.2");
+  cleanup.push(() => responder.close(), () => peer.close());
+  return { responder, peer };
+}
+
+const responderSession = async (responder: MiniResponder): Promise<EvilSession> => {
+  for (let i = 0; i < 100 && responder.sessions.size === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  return [...responder.sessions.values()][0];
+};
+
+test("every frame encodes and decodes to itself", () => {
+  const frames: Frame[] = [
+    { type: "ack", delayUs: 25_000, ranges: [{ high: 100, low: 90 }, { high: 88, low: 88 }, { high: 10, low: 0 }] },
+    { type: "ping" },
+    { type: "close", code: 1 },
+    { type: "messageData", sequence: 7, total: 5000, offset: 1200, bytes: Uint8Array.of(1, 2, 3) },
+    { type: "streamData", fin: true, stream: 3, offset: 2 ** 40, bytes: Uint8Array.of(9) },
+    { type: "messageCredit", byteLimit: 2 ** 33, sequenceLimit: 2048 },
+    { type: "streamCredit", stream: 2, byteLimit: 1 << 20 },
+    { type: "streamsCredit", limit: 16 },
+    { type: "streamReset", stream: 5, code: 1 },
+    { type: "pathChallenge", data: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8) },
+    { type: "pathResponse", data: Uint8Array.of(8, 7, 6, 5, 4, 3, 2, 1) },
+    { type: "padding", length: 5 },
+  ];
+  expect(decodeFrames(encodeFrames(frames))).toEqual(frames);
+  expect(() => decodeFrames(Uint8Array.of(0x77))).toThrow(/unknown frame/);
+  expect(() => decodeFrames(Uint8Array.of(0x13, 1, 2))).toThrow(/past the end/);
+});
+
+test("observed addresses encode in 19 bytes, IPv4-mapped IPv6 as IPv4", () => {
+  expect(decodeAddress(encodeAddress({ host: "127.0.0.3", port: 4242 }))).toEqual({ host: "127.0.0.3", port: 4242 });
+  expect(encodeAddress({ host: "::ffff:10.1.2.3", port: 1 })).toEqual(encodeAddress({ host: "10.1.2.3", port: 1 }));
+  expect(decodeAddress(encodeAddress({ host: "fe80::1:2", port: 9 }))).toEqual({ host: "fe80:0:0:0:0:0:1:2", port: 9 });
+});
+
+test("the initiator completes a handshake and both sides exchange frames", async () => {
+  const { responder, peer } = await pair();
+  const session = await peer.connect(responder.socket.address, responder.staticKey.public);
+  const other = await responderSession(responder);
+  session.send([{ type: "messageData", sequence: 0, total: 2, offset: 0, bytes: Uint8Array.of(4, 2) }]);
+  expect(await other.until(() => other.frames().some((f) => f.type === "messageData"))).toBe(true);
+  expect(other.frames()).toContainEqual({ type: "confirm" });
+  expect(await session.until(() => session.frames().some((f) => f.type === "confirmAck"))).toBe(true);
+  expect(await session.until(() => session.acked.has(1))).toBe(true); // the message's packet, acknowledged
+  other.send([{ type: "ping" }]);
+  expect(await session.until(() => session.frames().some((f) => f.type === "ping"))).toBe(true);
+});
+
+test("under load the initiator takes the cookie round trip", async () => {
+  const { responder, peer } = await pair(true);
+  await peer.connect(responder.socket.address, responder.staticKey.public);
+  expect(responder.cookiesSent).toBe(1);
+  expect(peer.cookiesReceived).toBe(1);
+});
+
+test("replayed, forged, random and wrong-version intros are refused", async () => {
+  const { responder, peer } = await pair();
+  const intros: Uint8Array[] = [];
+  await peer.connect(responder.socket.address, responder.staticKey.public, { onIntro: (i) => intros.push(i) });
+  peer.socket.send(intros[0], responder.socket.address);
+  const victim = generateKeyPair();
+  const forged = writeIntro({
+    initiator: { public: victim.public, secret: peer.staticKey.secret },
+    responderStatic: responder.staticKey.public,
+    senderId: 5,
+    timestampUs: timestampUs(),
+    version: PROTOCOL_3_0,
+  });
+  peer.socket.send(forged.packet, responder.socket.address);
+  peer.socket.send(randomIntro(), responder.socket.address);
+  await new Promise((r) => setTimeout(r, 50));
+  expect(responder.drops).toMatchObject({ replayed: 1, decryptFailed: 1, badMac: 1 });
+  const old = { ...PROTOCOL_3_0, major: 2, minimumMajor: 2 };
+  await expect(peer.connect(responder.socket.address, responder.staticKey.public, { version: old })).rejects.toThrow(
+    HandshakeFailed,
+  );
+});
+
+test("a key update moves both sides on, twice, and the old phase still opens reordered packets", async () => {
+  const { responder, peer } = await pair();
+  const session = await peer.connect(responder.socket.address, responder.staticKey.public);
+  const other = await responderSession(responder);
+  const late = session.seal([{ type: "ping" }]); // phase 0, sent after the update
+  session.updateKey();
+  session.send([{ type: "ping" }]);
+  expect(await other.until(() => other.receivePhase === 1)).toBe(true);
+  expect(other.sendPhase).toBe(1);
+  responder.socket.send(late, responder.socket.address); // a reordered phase-0 packet
+  other.send([{ type: "ping" }]);
+  expect(await session.until(() => session.received.some((p) => p.phase === 1))).toBe(true);
+  other.updateKey();
+  other.send([{ type: "ping" }]);
+  expect(await session.until(() => session.receivePhase === 2)).toBe(true);
+  expect(other.failedToOpen).toBe(0);
+  expect(session.failedToOpen).toBe(0);
+});
+
+test("a tampered data packet does not open", async () => {
+  const { responder, peer } = await pair();
+  const session = await peer.connect(responder.socket.address, responder.staticKey.public);
+  const other = await responderSession(responder);
+  const packet = session.seal([{ type: "ping" }]);
+  packet[5] ^= 1; // the packet number is authenticated data
+  peer.socket.send(packet, responder.socket.address);
+  expect(await other.until(() => other.failedToOpen === 1)).toBe(true);
+});
+
+test("a key pair from a secret matches node:crypto's public key", () => {
+  const pair = generateKeyPair();
+  expect(keyPairFrom(pair.secret).public).toEqual(pair.public);
+});
