@@ -21,6 +21,7 @@ import {
 } from "./noise.ts";
 import {
   INTRO,
+  MAX_PLAINTEXT_BYTES,
   PROTOCOL_3_0,
   decodeFrames,
   elicitsAck,
@@ -193,7 +194,13 @@ export class EvilSession {
   readonly acked = new Set<number>();
   failedToOpen = 0;
   duplicates = 0;
+  /** The peer's message credit: bytes over the concatenation of all messages (64 KiB before any credit frame). */
   messageCreditLimit = 64 * 1024;
+  /** The peer's credit per stream (64 KiB before any credit frame). */
+  readonly streamCreditLimits = new Map<number, number>();
+  /** Our next message's sequence number and where it starts in the concatenation. */
+  nextMessage = 0;
+  messageBytesSent = 0;
   readonly #sendKeys: DirectionKeys;
   readonly #receiveKeys: DirectionKeys;
   #waiters: (() => void)[] = [];
@@ -260,6 +267,7 @@ export class EvilSession {
     for (const f of frames) {
       if (f.type === "ack") for (const r of f.ranges) for (let n = r.low; n <= r.high; n++) this.acked.add(n);
       if (f.type === "messageCredit") this.messageCreditLimit = Math.max(this.messageCreditLimit, f.byteLimit);
+      if (f.type === "streamCredit") this.streamCreditLimits.set(f.stream, Math.max(this.streamCredit(f.stream), f.byteLimit));
       if (f.type === "confirm" && this.role === "responder") this.send([{ type: "confirmAck" }]);
       if (f.type === "pathChallenge" && this.answerChallenges) this.send([{ type: "pathResponse", data: f.data }]);
     }
@@ -290,6 +298,23 @@ export class EvilSession {
       });
     }
     return true;
+  }
+
+  streamCredit(stream: number): number {
+    return this.streamCreditLimits.get(stream) ?? 64 * 1024;
+  }
+
+  /** Waits until the peer's message credit covers a message of `total` bytes; answers its sequence number. */
+  async reserveMessage(total: number): Promise<number> {
+    const end = this.messageBytesSent + total;
+    if (!(await this.until(() => this.messageCreditLimit >= end, 5000))) throw new Error(`no credit for ${end} bytes`);
+    this.messageBytesSent = end;
+    return this.nextMessage++;
+  }
+
+  /** Sends one whole message reliably, once the peer's credit covers it. */
+  async sendMessage(bytes: Uint8Array): Promise<void> {
+    await this.sendAll(messagePackets(await this.reserveMessage(bytes.length), bytes));
   }
 
   /**
@@ -329,6 +354,18 @@ export class EvilSession {
   }
 }
 
+/** The MESSAGE_DATA frames of one message, `fragmentBytes` each, one frame per packet. */
+export function messagePackets(sequence: number, bytes: Uint8Array, fragmentBytes = MAX_PLAINTEXT_BYTES - 15): Frame[][] {
+  const packets: Frame[][] = [];
+  let offset = 0;
+  do {
+    const chunk = bytes.subarray(offset, offset + fragmentBytes);
+    packets.push([{ type: "messageData", sequence, total: bytes.length, offset, bytes: chunk }]);
+    offset += fragmentBytes;
+  } while (offset < bytes.length);
+  return packets;
+}
+
 export class HandshakeFailed extends Error {}
 
 export interface ConnectOptions {
@@ -348,24 +385,30 @@ export class EvilPeer {
   cookiesReceived = 0;
   readonly #pending = new Map<number, (d: Datagram) => void>();
 
-  private constructor(socket: EvilSocket, staticKey: KeyPair) {
+  /** A peer on `socket`; unless `shared`, it takes every datagram the socket gets (else feed it `claim`). */
+  constructor(socket: EvilSocket, staticKey: KeyPair = generateKeyPair(), shared = false) {
     this.socket = socket;
     this.staticKey = staticKey;
-    socket.handler = (d) => this.#dispatch(d);
+    if (!shared) {
+      socket.handler = (d) => {
+        if (!this.claim(d)) socket.inbox.push(d);
+      };
+    }
   }
 
   static async bind(host = "127.0.0.2", staticKey: KeyPair = generateKeyPair(), port = 0): Promise<EvilPeer> {
     return new EvilPeer(await EvilSocket.bind(host, port), staticKey);
   }
 
-  #dispatch(d: Datagram): void {
+  /** Takes a datagram that belongs to one of our handshakes or sessions; false when it is not ours. */
+  claim(d: Datagram): boolean {
     const kind = packetKind(d.bytes);
     if (kind === "data") {
-      this.sessions.get(dataConnectionId(d.bytes))?.handle(d);
-      return;
+      const session = this.sessions.get(dataConnectionId(d.bytes));
+      return session !== undefined && (session.handle(d), true);
     }
-    if (kind === "response" || kind === "cookie") this.#pending.get(readU32(d.bytes, 2))?.(d);
-    else this.socket.inbox.push(d);
+    const pending = kind === "response" || kind === "cookie" ? this.#pending.get(readU32(d.bytes, 2)) : undefined;
+    return pending !== undefined && (pending(d), true);
   }
 
   /** Completes a handshake with `remote` as initiator (cookie round trip included) and confirms it. */
@@ -421,6 +464,49 @@ export class EvilPeer {
 
   close(): Promise<void> {
     return this.socket.close();
+  }
+}
+
+/**
+ * An on-path relay: the client sends to `front`, the relay forwards from `back` to the server and
+ * the server's answers back to the last client address. It logs both directions; `intercept` sees
+ * each datagram first and can drop it (return false) or inject its own.
+ */
+export class Relay {
+  readonly front: EvilSocket;
+  readonly back: EvilSocket;
+  readonly server: Address;
+  client: Address | undefined;
+  readonly toServer: Datagram[] = [];
+  readonly toClient: Datagram[] = [];
+  intercept: ((d: Datagram, direction: "toServer" | "toClient") => boolean) | undefined;
+
+  private constructor(front: EvilSocket, back: EvilSocket, server: Address) {
+    this.front = front;
+    this.back = back;
+    this.server = server;
+    front.handler = (d) => {
+      this.client = d.from;
+      this.toServer.push(d);
+      if (this.intercept?.(d, "toServer") !== false) back.send(d.bytes, server);
+    };
+    back.handler = (d) => {
+      this.toClient.push(d);
+      if (this.intercept?.(d, "toClient") !== false && this.client) front.send(d.bytes, this.client);
+    };
+  }
+
+  static async open(server: Address, frontHost = "127.0.0.2", backHost = frontHost): Promise<Relay> {
+    return new Relay(await EvilSocket.bind(frontHost), await EvilSocket.bind(backHost), server);
+  }
+
+  /** Intros the client sent through this relay. */
+  intros(): Uint8Array[] {
+    return this.toServer.filter((d) => packetKind(d.bytes) === "intro").map((d) => d.bytes);
+  }
+
+  close(): Promise<unknown> {
+    return Promise.all([this.front.close(), this.back.close()]);
   }
 }
 
