@@ -131,27 +131,21 @@ export async function bindMany(host: string, count: number): Promise<EvilSocket[
 
 export const closeSockets = (sockets: EvilSocket[]) => Promise.all(sockets.map((s) => s.close()));
 
-/** Packet numbers seen, as ranges from the top down (the most recent 64 ranges). */
-class PacketNumbers {
+/** A set of packet numbers, as at most 64 ranges from the top down (the lowest forgotten first). */
+export class PacketNumbers {
   ranges: PacketRange[] = [];
   has(n: number): boolean {
     return this.ranges.some((r) => r.low <= n && n <= r.high);
   }
-  add(n: number): void {
-    if (this.has(n)) return;
-    let i = 0;
-    while (i < this.ranges.length && this.ranges[i].low > n) i++;
-    const above = this.ranges[i - 1] as PacketRange | undefined;
-    const below = this.ranges[i] as PacketRange | undefined;
-    const joinsAbove = above !== undefined && above.low === n + 1;
-    const joinsBelow = below !== undefined && below.high === n - 1;
-    if (joinsAbove && joinsBelow) {
-      above.low = below.low;
-      this.ranges.splice(i, 1);
-    } else if (joinsAbove) above.low = n;
-    else if (joinsBelow) below.high = n;
-    else this.ranges.splice(i, 0, { high: n, low: n });
-    if (this.ranges.length > 64) this.ranges.length = 64;
+  add(low: number, high = low): void {
+    const all = [...this.ranges, { low, high }].sort((a, b) => b.high - a.high);
+    const merged: PacketRange[] = [];
+    for (const r of all) {
+      const last = merged[merged.length - 1];
+      if (last !== undefined && r.high >= last.low - 1) last.low = Math.min(last.low, r.low);
+      else merged.push({ ...r });
+    }
+    this.ranges = merged.slice(0, 64);
   }
   get largest(): number {
     return this.ranges.length > 0 ? this.ranges[0].high : -1;
@@ -190,8 +184,9 @@ export class EvilSession {
   answerChallenges = true;
   readonly received: ReceivedPacket[] = [];
   readonly receivedNumbers = new PacketNumbers();
-  /** Our packet numbers the peer acknowledged. */
-  readonly acked = new Set<number>();
+  /** Our packet numbers the peer acknowledged, and how many ACK frames said so. */
+  readonly acked = new PacketNumbers();
+  ackFrames = 0;
   failedToOpen = 0;
   duplicates = 0;
   /** The peer's message credit: bytes over the concatenation of all messages (64 KiB before any credit frame). */
@@ -265,7 +260,10 @@ export class EvilSession {
     const frames = decodeFrames(plaintext);
     this.received.push({ packetNumber, phase, frames, from: d.from, bytes: d.bytes.length });
     for (const f of frames) {
-      if (f.type === "ack") for (const r of f.ranges) for (let n = r.low; n <= r.high; n++) this.acked.add(n);
+      if (f.type === "ack") {
+        this.ackFrames++;
+        for (const r of f.ranges) this.acked.add(r.low, r.high);
+      }
       if (f.type === "messageCredit") this.messageCreditLimit = Math.max(this.messageCreditLimit, f.byteLimit);
       if (f.type === "streamCredit") this.streamCreditLimits.set(f.stream, Math.max(this.streamCredit(f.stream), f.byteLimit));
       if (f.type === "confirm" && this.role === "responder") this.send([{ type: "confirmAck" }]);
@@ -347,8 +345,8 @@ export class EvilSession {
         outstanding.set(packetNumber, { frames: packets[next++], sentAt: now });
         sent++;
       }
-      const acked = this.acked.size;
-      await this.until(() => this.acked.size > acked, 30);
+      const ackFrames = this.ackFrames;
+      await this.until(() => this.ackFrames > ackFrames, 30);
     }
     return sent;
   }

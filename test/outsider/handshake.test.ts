@@ -6,7 +6,7 @@ import { expect, test } from "vitest";
 import type { Connection, Transport } from "sluice";
 import { EvilPeer, EvilSocket, Relay, sleep, timestampUs, type Datagram } from "./evil-peer.ts";
 import { bindSluice, bytes, closedAfterEach, describe3, eventually, figure, hex, text } from "./harness.ts";
-import { dh, generateKeyPair, mac, mac1Key, writeIntro, type KeyPair } from "./noise.ts";
+import { dh, generateKeyPair, mac, mac1Key, mac1Valid, writeIntro, type KeyPair } from "./noise.ts";
 import {
   COOKIE_BYTES,
   INTRO,
@@ -275,5 +275,23 @@ describe3("low-order keys", () => {
     expect(node.stats().handshakes).toBe(0);
     const connection = await node.connect(gateway.address, gateway.publicKey);
     expect(hex(connection.remotePublicKey)).toBe(hex(gateway.publicKey));
+  });
+});
+
+describe3("identity hiding", () => {
+  test("the initiator's static key never travels in the clear (a candidate list still confirms it through the response's mac1)", async () => {
+    const gateway = track(await bindSluice({ host: "127.0.0.1", gateway: true }));
+    const relay = track(await Relay.open(gateway.address, "127.0.0.2")); // a passive observer on the path
+    const node = track(await bindSluice());
+    await node.connect(relay.front.address, gateway.publicKey);
+    await sleep(100);
+    const seen = [...relay.toServer, ...relay.toClient].map((d) => Buffer.from(d.bytes));
+    expect(seen.filter((d) => d.includes(Buffer.from(node.publicKey)))).toEqual([]);
+    // What the spec's mac1 lets an observer do anyway: test candidate keys against the RESPONSE.
+    const response = relay.toClient.find((d) => packetKind(d.bytes) === "response")!.bytes;
+    const candidates = Array.from({ length: 1000 }, () => generateKeyPair().public);
+    candidates.splice(500, 0, node.publicKey);
+    const confirmed = candidates.filter((k) => mac1Valid(response, k, RESPONSE.mac1));
+    figure("passive observer with 1,001 candidate keys, by the RESPONSE's mac1", `${confirmed.length} confirmed, the initiator's: ${confirmed.some((k) => hex(k) === hex(node.publicKey))}`);
   });
 });

@@ -1,7 +1,7 @@
 // The evil peer against our own minimal responder, in-process: frames, handshake, cookie, replay,
 // forgery, key update. Passing here means a disagreement with Sluice points at Sluice or the spec.
 import { afterEach, expect, test } from "vitest";
-import { EvilPeer, HandshakeFailed, randomIntro, timestampUs, type EvilSession } from "./evil-peer.ts";
+import { EvilPeer, HandshakeFailed, PacketNumbers, randomIntro, timestampUs, type EvilSession } from "./evil-peer.ts";
 import { MiniResponder } from "./mini-responder.ts";
 import { generateKeyPair, keyPairFrom, writeIntro } from "./noise.ts";
 import { decodeAddress, decodeFrames, encodeAddress, encodeFrames, PROTOCOL_3_0, type Frame } from "./wire.ts";
@@ -42,6 +42,14 @@ test("every frame encodes and decodes to itself", () => {
   expect(decodeFrames(encodeFrames(frames))).toEqual(frames);
   expect(() => decodeFrames(Uint8Array.of(0x77))).toThrow(/unknown frame/);
   expect(() => decodeFrames(Uint8Array.of(0x13, 1, 2))).toThrow(/past the end/);
+});
+
+test("packet numbers merge into ranges from the top down", () => {
+  const numbers = new PacketNumbers();
+  for (const n of [5, 3, 4, 9, 0]) numbers.add(n);
+  numbers.add(10, 12);
+  expect(numbers.ranges).toEqual([{ high: 12, low: 9 }, { high: 5, low: 3 }, { high: 0, low: 0 }]);
+  expect([numbers.has(4), numbers.has(6), numbers.largest]).toEqual([true, false, 12]);
 });
 
 test("observed addresses encode in 19 bytes, IPv4-mapped IPv6 as IPv4", () => {
