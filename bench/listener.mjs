@@ -16,7 +16,8 @@ import { spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { createInterface } from "node:readline";
 import { Worker } from "node:worker_threads";
-import { Transport } from "../dist/index.js";
+import { Transport } from "sluice";
+import { bypassForBenchmark, sealForBenchmark } from "sluice/internal";
 import { connectedPair } from "./lib/pair.mjs";
 
 /** Datagrams per flood: enough that a GC pause or a scheduling hiccup is a small part of the run. */
@@ -90,7 +91,7 @@ async function floodedPairRate(flooder, { opened, makePackets, distinct }) {
   const connected = await connectedPair({ inboundQueuePackets: 4096 });
   const seen = counter();
   const floodLength = opened ? FLOOD_PLAINTEXT_BYTES : FLOOD_BYTES;
-  connected.atGateway.bypassForBenchmark((bytes, at, length) => {
+  bypassForBenchmark(connected.atGateway, (bytes, at, length) => {
     if (length === floodLength && bytes[at + length - 1] === FLOOD_FILL) seen.tick();
   }, { opened });
   const rate = await settle(seen.clock, seen.count, flood(flooder, connected.gateway.address.port, makePackets(connected), distinct));
@@ -100,7 +101,7 @@ async function floodedPairRate(flooder, { opened, makePackets, distinct }) {
 
 export function routedRate(flooder) {
   // CYCLED distinct packets, as for the raw receiver (the unopened bypass does not check packet numbers).
-  const makePackets = ({ atGateway }) => addressFlood(new Uint8Array(FLOOD_BYTES * CYCLED).fill(FLOOD_FILL), atGateway.localId);
+  const makePackets = ({ atGateway }) => addressFlood(new Uint8Array(FLOOD_BYTES * CYCLED).fill(FLOOD_FILL), atGateway.stats().id);
   return floodedPairRate(flooder, { opened: false, makePackets, distinct: CYCLED });
 }
 
@@ -119,7 +120,7 @@ function addressFlood(packets, id) {
 
 export function sealedRate(flooder) {
   const plaintext = new Uint8Array(FLOOD_PLAINTEXT_BYTES).fill(FLOOD_FILL);
-  const makePackets = ({ toGateway }) => toGateway.sealForBenchmark(plaintext, FLOOD_DATAGRAMS);
+  const makePackets = ({ toGateway }) => sealForBenchmark(toGateway, plaintext, FLOOD_DATAGRAMS);
   return floodedPairRate(flooder, { opened: true, makePackets, distinct: FLOOD_DATAGRAMS });
 }
 

@@ -1,24 +1,31 @@
-export { channel, DEFAULT_MAX_LANES, DEFAULT_MAX_PACKET_SIZE, type ChannelOptions } from "./channel.ts";
-export { Sender, type TrySendResult } from "./sender.ts";
-export { Receiver, type PacketVisitor } from "./receiver.ts";
-export type { SenderHandle, ReceiverHandle } from "./handle.ts";
-export type { ChannelStats } from "./stats.ts";
+// The package's public face: what `import ... from "sluice"` gives. Re-exports only; the seams that
+// tests and benchmarks need are in src/internal.ts ("sluice/internal"), never here.
+
+// Channels: bounded, wait-free packet queues in shared memory, across threads.
+export { channel, DEFAULT_MAX_LANES, DEFAULT_MAX_PACKET_SIZE, type ChannelOptions } from "./channel/channel.ts";
+export { Sender, type TrySendResult } from "./channel/sender.ts";
+export { Receiver, type PacketVisitor } from "./channel/receiver.ts";
+export type { SenderHandle, ReceiverHandle } from "./channel/handle.ts";
+export type { ChannelStats } from "./channel/stats.ts";
 export {
   Arena, DEFAULT_ARENA_BYTES, DEFAULT_FRAME_BYTES, MAX_FRAME_BYTES, MIN_FRAME_BYTES, type ArenaOptions, type ArenaStats,
-} from "./arena.ts";
-export { PARK_SAFETY_MS } from "./park.ts";
+} from "./memory/arena.ts";
+export { PARK_SAFETY_MS } from "./memory/park.ts";
+
+// Transports: one UDP socket, encrypted handshakes, reliable connections.
+export { Transport } from "./transport/transport.ts";
 export {
-  Transport, DEFAULT_ACCEPT_QUEUE_CONNECTIONS, DEFAULT_HANDSHAKE_QUEUE_PACKETS, DEFAULT_INBOUND_QUEUE_PACKETS,
-  DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HANDSHAKES, DEFAULT_RECEIVE_BUFFER_BYTES, INTRO_DECRYPT_INTERVAL_MS,
-  RECENTLY_CLOSED_MS, RESPONDER_CONFIRM_TIMEOUT_MS, type TransportOptions,
-} from "./transport.ts";
-export { Connection } from "./connection.ts";
-export type { Address } from "./address.ts";
-export type { ConnectionStats, DropCounts, TransportStats } from "./transport-stats.ts";
-export { DEFAULT_ACCEPT_RAMP, DEFAULT_RETRY, type AcceptRampStep, type RetryOptions } from "./limits.ts";
-export { PROTOCOL_VERSION, type ProtocolVersion } from "./version.ts";
-export { MAX_SEND_DATAGRAM_BYTES, MAX_DATAGRAM_BYTES } from "./wire.ts";
+  DEFAULT_ACCEPT_QUEUE_CONNECTIONS, DEFAULT_HANDSHAKE_QUEUE_PACKETS, DEFAULT_INBOUND_QUEUE_PACKETS, DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_HANDSHAKES, DEFAULT_RECEIVE_BUFFER_BYTES, type TransportOptions,
+} from "./transport/options.ts";
+export { INTRO_DECRYPT_INTERVAL_MS, RESPONDER_CONFIRM_TIMEOUT_MS } from "./transport/handshakes.ts";
+export { RECENTLY_CLOSED_MS } from "./transport/table.ts";
+export { Connection } from "./transport/connection.ts";
+export type { ConnectionStats, DropCounts, TransportStats } from "./transport/stats.ts";
+export type { Address } from "./wire/address.ts";
+export { DEFAULT_ACCEPT_RAMP, type AcceptRampStep } from "./handshake/admission.ts";
+export { DEFAULT_RETRY, type RetryOptions } from "./handshake/retry.ts";
+export { PROTOCOL_VERSION, type ProtocolVersion } from "./wire/version.ts";
+export { MAX_SEND_DATAGRAM_BYTES, MAX_DATAGRAM_BYTES } from "./wire/constants.ts";
 export { DEFAULT_RELIABILITY, type ReliabilityOptions } from "./reliable/options.ts";
 export type { SessionStats as DeliveryStats } from "./reliable/session.ts";
-export type { DatagramSocket, SocketFactory, SocketOptions, DatagramHandler } from "./udp-socket.ts";
-export { openNodeSocket } from "./udp-socket.ts";

@@ -3,7 +3,7 @@
 // checked against the WHATWG URL serializer (the same compression rule) on random addresses.
 import fc from "fast-check";
 import { expect, test } from "vitest";
-import { ADDRESS_BYTES, readAddress, writeAddress } from "../src/address.ts";
+import { ADDRESS_BYTES, readAddress, writeAddress } from "../src/wire/address.ts";
 
 function roundTrip(host: string, port = 4242): string | undefined {
   const bytes = new Uint8Array(ADDRESS_BYTES + 2);

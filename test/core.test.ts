@@ -1,11 +1,17 @@
-// The WebAssembly core's contract with the host: one import (a shared memory), no static data, the
-// JS mirrors of its constants, and the linking rules the arena relies on.
+// The WebAssembly core's contract with the host: one import (a shared memory), no static data, and
+// the host's view of its exports (build/core-constants.js, build/core-exports.d.ts, generated at build
+// time) agreeing with a fresh instantiation of build/core.wasm; then the linking rules the arena relies on.
 import { readFileSync } from "node:fs";
+import ts from "typescript";
 import { expect, test } from "vitest";
 import { Arena, channel } from "sluice";
+import * as generated from "../build/core-constants.js";
 
 const wasm = readFileSync(new URL("../build/core.wasm", import.meta.url));
 const module = new WebAssembly.Module(wasm);
+const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+const instance = new WebAssembly.Instance(module, { env: { memory } });
+const exported = (kind: string) => WebAssembly.Module.exports(module).filter((entry) => entry.kind === kind).map((entry) => entry.name);
 
 test("the module imports exactly one thing, env.memory, and has no data segment to re-apply", () => {
   expect(WebAssembly.Module.imports(module)).toEqual([{ module: "env", name: "memory", kind: "memory" }]);
@@ -15,14 +21,20 @@ test("the module imports exactly one thing, env.memory, and has no data segment 
   expect(wasm.byteLength).toBeLessThan(16 * 1024);
 });
 
-test("the host's mirrors of layout constants match the module's exports", () => {
-  const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
-  const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, WebAssembly.Global>;
-  expect(exports.ARENA_MAGIC_VALUE!.value).toBe(0x534c4331);
-  expect(exports.AR_MAGIC!.value).toBe(0);
-  expect(exports.AR_ID!.value).toBe(4);
-  expect(exports.FRAME_DATA!.value).toBe(8);
-  expect(exports.FRAME_LENGTH!.value).toBe(0);
+test("the host's constants are the module's globals: every one, with its value, and no other", () => {
+  const globals = Object.fromEntries(exported("global").map((name) => [name, (instance.exports[name] as WebAssembly.Global).value]));
+  expect({ ...generated }).toEqual(globals);
+  expect(Object.keys(globals).length).toBeGreaterThan(40);
+});
+
+test("the host's CoreExports type names every function of the module, with its parameter count, and no other", () => {
+  const path = new URL("../build/core-exports.d.ts", import.meta.url).pathname;
+  const source = ts.createSourceFile(path, readFileSync(path, "utf8"), ts.ScriptTarget.Latest, true);
+  const declared = source.statements.find((statement): statement is ts.InterfaceDeclaration => ts.isInterfaceDeclaration(statement) && statement.name.text === "CoreExports");
+  const methods = Object.fromEntries(declared!.members.filter(ts.isMethodSignature).map((method) => [method.name.getText(source), method.parameters.length]));
+  expect(declared!.members.length).toBe(Object.keys(methods).length); // methods only: the constants are literals
+  const functions = Object.fromEntries(exported("function").map((name) => [name, (instance.exports[name] as (...args: number[]) => unknown).length]));
+  expect(methods).toEqual(functions);
 });
 
 test("linking: a non-shared memory or a larger maximum than the module's is refused", () => {

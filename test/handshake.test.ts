@@ -1,7 +1,8 @@
 // Handshakes over real loopback sockets: gateway and peer-to-peer, lost intros (seeded), a wrong
 // public key, incompatible versions both ways, a restarted peer, and IPv6 (also dual-stack).
 import { afterEach, expect, test } from "vitest";
-import { Transport } from "sluice";
+import { Connection, Transport } from "sluice";
+import { caught, expectCoded } from "./support/errors.ts";
 import { mulberry32 } from "./support/random.ts";
 import { bindTest, bytes, closeAll, dropFirstIntros, filteredSocket, text } from "./support/transports.ts";
 
@@ -142,18 +143,39 @@ test("a message over maxMessageBytes is a RangeError naming the limit; bad argum
   const gateway = await bind({ gateway: true });
   const joiner = await bind({ reliability: { maxMessageBytes: 5000 } });
   const connection = await joiner.connect(gateway.address, gateway.publicKey);
-  await expect(connection.send(new Uint8Array(5001))).rejects.toThrow(RangeError);
-  await expect(connection.send(new Uint8Array(5001))).rejects.toThrow(/5001 bytes exceeds the 5000-byte limit \(maxMessageBytes\)/);
+  expectCoded(await caught(() => connection.send(new Uint8Array(5001))), RangeError, "ERR_OUT_OF_RANGE",
+    /The value of "message.byteLength" is out of range. It must be <= 5000 \(options.reliability.maxMessageBytes; use openStream\(\) for more\). Received 5001/);
   await expect(connection.send(new Uint8Array(5000))).resolves.toBeUndefined(); // several datagrams
-  await expect(Transport.bind({ reliability: { rtoFloorMs: 0 } })).rejects.toThrow(/options.reliability.rtoFloorMs must be in \[1, 60000\], got 0/);
-  await expect(connection.send("text" as unknown as Uint8Array)).rejects.toThrow(TypeError);
-  await expect(joiner.connect({ host: "localhost", port: 1 }, gateway.publicKey)).rejects.toThrow(/address.host must be an IPv4 or IPv6 address/);
-  await expect(joiner.connect({ host: "127.0.0.1", port: 0 }, gateway.publicKey)).rejects.toThrow(RangeError);
-  await expect(joiner.connect(gateway.address, new Uint8Array(31))).rejects.toThrow(/publicKey must be 32 bytes/);
-  await expect(joiner.connect(gateway.address, gateway.publicKey, { deadlineMs: -1 })).rejects.toThrow(/options.deadlineMs must be a positive number/);
-  await expect(Transport.bind({ secretKey: new Uint8Array(5) })).rejects.toThrow(/secretKey must be a Uint8Array of 32 bytes/);
-  await expect(Transport.bind({ port: 70000 })).rejects.toThrow(RangeError);
-  await expect(Transport.bind({ inboundQueuePackets: 0 })).rejects.toThrow(/inboundQueuePackets must be an integer/);
+  expectCoded(await caught(() => Transport.bind({ reliability: { rtoFloorMs: 0 } })), RangeError, "ERR_OUT_OF_RANGE",
+    /The value of "options.reliability.rtoFloorMs" is out of range. It must be an integer from 1 to 60000. Received 0/);
+  expectCoded(await caught(() => connection.send("text" as unknown as Uint8Array)), TypeError, "ERR_INVALID_ARG_TYPE",
+    /The "message" argument must be an instance of Uint8Array. Received type string \('text'\)/);
+  expectCoded(await caught(() => joiner.connect({ host: "localhost", port: 1 }, gateway.publicKey)), TypeError, "ERR_INVALID_ARG_VALUE",
+    /The property 'address.host' must be an IPv4 or IPv6 address. Received 'localhost'/);
+  expectCoded(await caught(() => joiner.connect({ host: "127.0.0.1", port: 0 }, gateway.publicKey)), RangeError, "ERR_OUT_OF_RANGE", /"address.port"/);
+  expectCoded(await caught(() => joiner.connect(gateway.address, new Uint8Array(31))), RangeError, "ERR_OUT_OF_RANGE",
+    /The value of "publicKey.byteLength" is out of range. It must be 32. Received 31/);
+  expectCoded(await caught(() => joiner.connect(gateway.address, gateway.publicKey, { deadlineMs: -1 })), RangeError, "ERR_OUT_OF_RANGE",
+    /The value of "options.deadlineMs" is out of range. It must be a number > 0 and < Infinity. Received -1/);
+  expectCoded(await caught(() => Transport.bind({ secretKey: new Uint8Array(5) })), RangeError, "ERR_OUT_OF_RANGE", /"options.secretKey.byteLength"/);
+  expectCoded(await caught(() => Transport.bind({ port: 70000 })), RangeError, "ERR_OUT_OF_RANGE", /"options.port".* from 0 to 65535. Received 70000/);
+  expectCoded(await caught(() => Transport.bind({ inboundQueuePackets: 0 })), RangeError, "ERR_OUT_OF_RANGE", /"options.inboundQueuePackets"/);
+  expectCoded(await caught(() => Transport.bind({ gateway: "yes" as never })), TypeError, "ERR_INVALID_ARG_TYPE", /"options.gateway" property must be of type boolean/);
+  expectCoded(await caught(() => Transport.bind(null as never)), TypeError, "ERR_INVALID_ARG_TYPE", /The "options" argument must be of type object. Received null/);
+  expectCoded(await caught(() => Transport.bind({ version: { major: 2, minor: 256 } })), RangeError, "ERR_OUT_OF_RANGE", /"options.version.minor".* from 0 to 255/);
+  expectCoded(await caught(() => Transport.bind({ version: { major: 2, minor: 0, minimum: { major: 3, minor: 0 } } })), TypeError, "ERR_INVALID_ARG_VALUE",
+    /The property 'options.version.minimum' must not be newer than the version itself \(2.0\)/);
+  expectCoded(await caught(() => Transport.bind({ acceptRamp: {} as never })), TypeError, "ERR_INVALID_ARG_TYPE", /"options.acceptRamp" property must be an instance of Array/);
+  expectCoded(await caught(() => Transport.bind({ acceptRamp: [{ untilMs: 1000, perSecond: 0.5 }] })), RangeError, "ERR_OUT_OF_RANGE", /"options.acceptRamp\[0\].perSecond"/);
+  expectCoded(await caught(() => Transport.bind({ log: 5 as never })), TypeError, "ERR_INVALID_ARG_TYPE", /"options.log" property must be of type function or null/);
+  expectCoded(await caught(() => Transport.bind({ random: "x" as never })), TypeError, "ERR_INVALID_ARG_TYPE", /"options.random" property must be of type function/);
+  expectCoded(await caught(() => Transport.bind({ maxConnections: 65536, inboundQueuePackets: 65536 })), RangeError, "ERR_OUT_OF_RANGE",
+    /The value of "options.maxConnections" is out of range. It must be at most \d+ with 65536 inboundQueuePackets/);
+  expectCoded(await caught(() => new (Transport as unknown as new () => unknown)()), TypeError, "ERR_ILLEGAL_CONSTRUCTOR", /Illegal constructor: transports come from Transport.bind\(\)/);
+  expectCoded(await caught(() => new (Connection as unknown as new () => unknown)()), TypeError, "ERR_ILLEGAL_CONSTRUCTOR", /connections come from Transport.connect\(\)/);
+  expectCoded(await caught(() => Transport.bind({ retry: { jitter: 1 } })), RangeError, "ERR_OUT_OF_RANGE", /"options.retry.jitter".* >= 0 and < 1. Received 1/);
+  expectCoded(await caught(() => Transport.bind({ reliability: { keepAliveMs: 9000, maxKeepAliveMs: 8000 } })), RangeError, "ERR_OUT_OF_RANGE",
+    /"options.reliability.maxKeepAliveMs" is out of range. It must be >= keepAliveMs \(9000\). Received 8000/);
 });
 
 test("close: accept() ends, pending connects reject, connections end, and the port is free again", async () => {

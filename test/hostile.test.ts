@@ -26,7 +26,7 @@ test("100,000 hostile datagrams: no exception, all counted, real traffic still f
 
   const flooder = await startWorker("flooder");
   const { sent } = await ask<{ sent: number }>(flooder, {
-    port: gateway.address.port, mode: "hostile", count: 100_000, connectionId: atGateway!.localId, captured, seed: 0x5eed, burstGapMs: 1,
+    port: gateway.address.port, mode: "hostile", count: 100_000, connectionId: atGateway!.stats().id, captured, seed: 0x5eed, burstGapMs: 1,
   });
   expect(sent).toBe(100_000);
   await new Promise((resolve) => setTimeout(resolve, 300));

@@ -1,8 +1,9 @@
 // Bounded work, in virtual time: the intro retry schedule, the gateway accept ramp, the per-address
 // intro limit, the recently-closed grace, and the replay window against a set model (seeded).
 import { expect, test } from "vitest";
-import { AcceptRamp, DEFAULT_ACCEPT_RAMP, DEFAULT_RETRY, PerKeyInterval, RecentlyClosed, RetrySchedule } from "../src/limits.ts";
-import { REPLAY_WINDOW_PACKETS, ReplayWindow } from "../src/replay-window.ts";
+import { AcceptRamp, DEFAULT_ACCEPT_RAMP, PerKeyInterval, RecentlyClosed } from "../src/handshake/admission.ts";
+import { DEFAULT_RETRY, RetrySchedule } from "../src/handshake/retry.ts";
+import { REPLAY_WINDOW_PACKETS, ReplayWindow } from "../src/wire/replay-window.ts";
 import { mulberry32 } from "./support/random.ts";
 
 function run(schedule: RetrySchedule, until: number): number[] {

@@ -4,7 +4,8 @@
 // (counted), never 'closed', all within 1 s. Then the established case again over a real socket.
 import { createSocket } from "node:dgram";
 import { afterEach, expect, test } from "vitest";
-import { Transport } from "sluice";
+import type { Transport } from "sluice";
+import { routeDatagram } from "sluice/internal";
 import { bindTest, closeAll } from "./support/transports.ts";
 
 const open: Transport[] = [];
@@ -21,7 +22,7 @@ const ATTEMPTS = 1000;
 function routeMany(transport: Transport, datagram: Uint8Array, port: number) {
   const outcomes = { sent: 0, full: 0, closed: 0, dropped: 0 };
   const started = performance.now();
-  for (let i = 0; i < ATTEMPTS; i++) outcomes[transport.route(datagram, "127.0.0.1", port)]++;
+  for (let i = 0; i < ATTEMPTS; i++) outcomes[routeDatagram(transport, datagram, "127.0.0.1", port)]++;
   return { ...outcomes, ms: performance.now() - started };
 }
 
@@ -46,7 +47,7 @@ test("established: a connection whose consumer never reads", async () => {
   const gateway = await bind({ gateway: true, inboundQueuePackets: 4, stallConsumersOf: () => true });
   const joiner = await bind({});
   const [, held] = await Promise.all([joiner.connect(gateway.address, gateway.publicKey), gateway.accept()]);
-  const result = routeMany(gateway, dataPacket(held!.localId), joiner.address.port);
+  const result = routeMany(gateway, dataPacket(held!.stats().id), joiner.address.port);
   expect(result.ms).toBeLessThan(1000);
   expect(result.sent).toBeLessThanOrEqual(4);
   expect(result.full).toBeGreaterThanOrEqual(996);
@@ -86,7 +87,7 @@ test("established, over a real socket: 1000 datagrams to a stalled connection ar
   await new Promise<void>((resolve) => flooder.bind(0, "127.0.0.1", resolve));
   const before = gateway.stats().datagramsReceived;
   const started = performance.now();
-  for (let i = 0; i < ATTEMPTS; i++) flooder.send(dataPacket(held!.localId, i), gateway.address.port, "127.0.0.1");
+  for (let i = 0; i < ATTEMPTS; i++) flooder.send(dataPacket(held!.stats().id, i), gateway.address.port, "127.0.0.1");
   while (gateway.stats().datagramsReceived - before < ATTEMPTS && performance.now() - started < 1000) {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }

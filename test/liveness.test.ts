@@ -28,7 +28,7 @@ test("a flood at a stalled connection stalls nobody else: HTTP answers, other co
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 
   const flooder = await startWorker("flooder");
-  const flood = ask<{ sent: number }>(flooder, { port: gateway.address.port, mode: "data", count: 50_000, connectionId: stalled.localId });
+  const flood = ask<{ sent: number }>(flooder, { port: gateway.address.port, mode: "data", count: 50_000, connectionId: stalled.stats().id });
 
   const latencies: number[] = [];
   const received: string[] = [];

@@ -5,6 +5,7 @@
 // once no datagram has come for IDLE_MS, one line { socket, handled, rate } and exits.
 //  - raw: the runtime's socket, a handler that only counts.
 //  - routed: Sluice's listener routes each datagram to a connection's queue; its consumer counts.
+import { bypassForBenchmark } from "sluice/internal";
 import { connectedPair } from "../lib/pair.mjs";
 
 interface DenoDatagramConn {
@@ -54,10 +55,10 @@ async function rawSocket(): Promise<{ port: number; kind: string; close: () => v
 
 async function routedPair(): Promise<{ port: number; id: number; kind: string; close: () => Promise<unknown> }> {
   const { gateway, atGateway, close } = await connectedPair({ inboundQueuePackets: 4096 });
-  atGateway.bypassForBenchmark((_bytes: Uint8Array, _at: number, length: number) => {
+  bypassForBenchmark(atGateway, (_bytes: Uint8Array, _at: number, length: number) => {
     if (length === FLOOD_BYTES) tick(); // the flood's datagrams only, not the pair's own packets
   });
-  return { port: gateway.address.port, id: atGateway.localId, kind: gateway.stats().socket, close };
+  return { port: gateway.address.port, id: atGateway.stats().id, kind: gateway.stats().socket, close };
 }
 
 const receiver = deno.args[0] === "routed" ? await routedPair() : { ...(await rawSocket()), id: 0 };

@@ -3,7 +3,7 @@
 // (§7.7). Chosen over LEDBAT++ and BBRv3 because it is fully specified by one RFC, has no model
 // parameters to tune, and is what QUIC stacks ship by default; docs/design.md says more.
 
-import { MAX_SEND_DATAGRAM_BYTES } from "../wire.ts";
+import { MAX_SEND_DATAGRAM_BYTES } from "../wire/constants.ts";
 
 /** RFC 9002 §7.2: min(10 × size, max(14720, 2 × size)). */
 export const INITIAL_WINDOW_BYTES = Math.min(10 * MAX_SEND_DATAGRAM_BYTES, Math.max(14_720, 2 * MAX_SEND_DATAGRAM_BYTES));

@@ -13,25 +13,48 @@ export const FRAME_STREAM_CREDIT = 0x16;
 export const FRAME_STREAMS_CREDIT = 0x17;
 export const FRAME_STREAM_RESET = 0x18;
 
-/** type, largest u64, delay µs u32, range count u8, first range length u32; then (gap u32, length u32) each. */
+// Each frame's fields, by offset from its type byte (at 0), for the parser and the writer alike.
+/** ACK: largest u64, delay µs u32, range count u8, first range length u32; then (gap u32, length u32) each. */
+const ACK_LARGEST = 1;
+const ACK_DELAY = 9;
+const ACK_RANGE_COUNT = 13;
+const ACK_FIRST_RANGE = 14;
 export const ACK_FIXED_BYTES = 18;
+const ACK_RANGE_GAP = 0;
+const ACK_RANGE_LENGTH = 4;
 export const ACK_RANGE_BYTES = 8;
 /** Ranges one ACK frame reports at most (older ones are left out; the sender's loss detection copes). */
 export const MAX_ACK_RANGES = 32;
-/** type, sequence u32, total u32, offset u32, length u16. */
+/** Message data: sequence u32, total u32, offset u32, length u16, then the data. */
+const MESSAGE_SEQUENCE = 1;
+const MESSAGE_TOTAL = 5;
+const MESSAGE_OFFSET = 9;
+const MESSAGE_LENGTH = 13;
 export const MESSAGE_DATA_HEADER_BYTES = 15;
-/** type, flags u8, id u32, offset u64, length u16. */
+/** Stream data: flags u8, id u32, offset u64, length u16, then the data. */
+const STREAM_FLAGS = 1;
+const STREAM_ID = 2;
+const STREAM_OFFSET = 6;
+const STREAM_LENGTH = 14;
 export const STREAM_DATA_HEADER_BYTES = 16;
-/** type, byte limit u64, sequence limit u32. */
-export const MESSAGE_CREDIT_BYTES = 13;
-/** type, id u32, limit u64. */
-export const STREAM_CREDIT_BYTES = 13;
-/** type, id limit u32. */
-export const STREAMS_CREDIT_BYTES = 5;
-/** type, code u8. */
-export const CLOSE_BYTES = 2;
-/** type, id u32, code u8. */
-export const STREAM_RESET_BYTES = 6;
+/** Message credit: byte limit u64, sequence limit u32. */
+const MESSAGE_CREDIT_BYTE_LIMIT = 1;
+const MESSAGE_CREDIT_SEQUENCE_LIMIT = 9;
+const MESSAGE_CREDIT_BYTES = 13;
+/** Stream credit: id u32, limit u64. */
+const STREAM_CREDIT_ID = 1;
+const STREAM_CREDIT_LIMIT = 5;
+const STREAM_CREDIT_BYTES = 13;
+/** Streams credit: id limit u32. */
+const STREAMS_CREDIT_ID_LIMIT = 1;
+const STREAMS_CREDIT_BYTES = 5;
+/** Close: code u8. */
+const CLOSE_CODE = 1;
+const CLOSE_BYTES = 2;
+/** Stream reset: id u32, code u8. */
+const RESET_ID = 1;
+const RESET_CODE = 5;
+const STREAM_RESET_BYTES = 6;
 /** Why a writer reset its stream. */
 export const RESET_IDLE = 0;
 export const RESET_ABORTED = 1;
@@ -86,17 +109,18 @@ function walkFrames(plaintext: Uint8Array, view: DataView, visitor: FrameVisitor
     switch (type) {
       case FRAME_ACK: {
         if (room < ACK_FIXED_BYTES) return "truncated ACK frame";
-        const largest = u64(view, at + 1);
-        const delayMs = view.getUint32(at + 9, true) / 1000;
-        const count = plaintext[at + 13]!;
-        const firstLength = view.getUint32(at + 14, true);
+        const largest = u64(view, at + ACK_LARGEST);
+        const delayMs = view.getUint32(at + ACK_DELAY, true) / 1000;
+        const count = plaintext[at + ACK_RANGE_COUNT]!;
+        const firstLength = view.getUint32(at + ACK_FIRST_RANGE, true);
         if (count === 0 || count > MAX_ACK_RANGES || firstLength === 0 || firstLength > largest + 1) return "bad ACK ranges";
         if (room < ACK_FIXED_BYTES + (count - 1) * ACK_RANGE_BYTES) return "truncated ACK frame";
         const ranges: Array<[number, number]> | undefined = visitor && [[largest + 1 - firstLength, largest + 1]]; // built when visiting
         let low = largest + 1 - firstLength;
         for (let i = 1; i < count; i++) {
-          const gap = view.getUint32(at + ACK_FIXED_BYTES + (i - 1) * ACK_RANGE_BYTES, true);
-          const rangeLength = view.getUint32(at + ACK_FIXED_BYTES + (i - 1) * ACK_RANGE_BYTES + 4, true);
+          const range = at + ACK_FIXED_BYTES + (i - 1) * ACK_RANGE_BYTES;
+          const gap = view.getUint32(range + ACK_RANGE_GAP, true);
+          const rangeLength = view.getUint32(range + ACK_RANGE_LENGTH, true);
           const end = low - gap;
           if (gap === 0 || rangeLength === 0 || end - rangeLength < 0) return "bad ACK ranges";
           ranges?.push([end - rangeLength, end]);
@@ -112,47 +136,50 @@ function walkFrames(plaintext: Uint8Array, view: DataView, visitor: FrameVisitor
         break;
       case FRAME_CLOSE:
         if (room < CLOSE_BYTES) return "truncated CLOSE frame";
-        visitor?.close(plaintext[at + 1]!);
+        visitor?.close(plaintext[at + CLOSE_CODE]!);
         at += CLOSE_BYTES;
         break;
       case FRAME_MESSAGE_DATA: {
         if (room < MESSAGE_DATA_HEADER_BYTES) return "truncated message frame";
-        const dataLength = view.getUint16(at + 13, true);
+        const dataLength = view.getUint16(at + MESSAGE_LENGTH, true);
         if (room < MESSAGE_DATA_HEADER_BYTES + dataLength) return "message frame longer than its packet";
         const data = at + MESSAGE_DATA_HEADER_BYTES;
-        visitor?.messageData(view.getUint32(at + 1, true), view.getUint32(at + 5, true), view.getUint32(at + 9, true), plaintext.subarray(data, data + dataLength));
+        visitor?.messageData(
+          view.getUint32(at + MESSAGE_SEQUENCE, true), view.getUint32(at + MESSAGE_TOTAL, true), view.getUint32(at + MESSAGE_OFFSET, true),
+          plaintext.subarray(data, data + dataLength),
+        );
         at += MESSAGE_DATA_HEADER_BYTES + dataLength;
         break;
       }
       case FRAME_STREAM_DATA: {
         if (room < STREAM_DATA_HEADER_BYTES) return "truncated stream frame";
-        const offset = u64(view, at + 6);
-        const dataLength = view.getUint16(at + 14, true);
+        const offset = u64(view, at + STREAM_OFFSET);
+        const dataLength = view.getUint16(at + STREAM_LENGTH, true);
         if (room < STREAM_DATA_HEADER_BYTES + dataLength) return "stream frame longer than its packet";
         if (offset + dataLength > Number.MAX_SAFE_INTEGER) return "stream offset out of range";
         const data = at + STREAM_DATA_HEADER_BYTES;
-        visitor?.streamData(view.getUint32(at + 2, true), offset, (plaintext[at + 1]! & STREAM_FLAG_FIN) !== 0, plaintext.subarray(data, data + dataLength));
+        visitor?.streamData(view.getUint32(at + STREAM_ID, true), offset, (plaintext[at + STREAM_FLAGS]! & STREAM_FLAG_FIN) !== 0, plaintext.subarray(data, data + dataLength));
         at += STREAM_DATA_HEADER_BYTES + dataLength;
         break;
       }
       case FRAME_MESSAGE_CREDIT:
         if (room < MESSAGE_CREDIT_BYTES) return "truncated credit frame";
-        visitor?.messageCredit(u64(view, at + 1), view.getUint32(at + 9, true));
+        visitor?.messageCredit(u64(view, at + MESSAGE_CREDIT_BYTE_LIMIT), view.getUint32(at + MESSAGE_CREDIT_SEQUENCE_LIMIT, true));
         at += MESSAGE_CREDIT_BYTES;
         break;
       case FRAME_STREAM_CREDIT:
         if (room < STREAM_CREDIT_BYTES) return "truncated credit frame";
-        visitor?.streamCredit(view.getUint32(at + 1, true), u64(view, at + 5));
+        visitor?.streamCredit(view.getUint32(at + STREAM_CREDIT_ID, true), u64(view, at + STREAM_CREDIT_LIMIT));
         at += STREAM_CREDIT_BYTES;
         break;
       case FRAME_STREAMS_CREDIT:
         if (room < STREAMS_CREDIT_BYTES) return "truncated credit frame";
-        visitor?.streamsCredit(view.getUint32(at + 1, true));
+        visitor?.streamsCredit(view.getUint32(at + STREAMS_CREDIT_ID_LIMIT, true));
         at += STREAMS_CREDIT_BYTES;
         break;
       case FRAME_STREAM_RESET:
         if (room < STREAM_RESET_BYTES) return "truncated reset frame";
-        visitor?.streamReset(view.getUint32(at + 1, true), plaintext[at + 5]!);
+        visitor?.streamReset(view.getUint32(at + RESET_ID, true), plaintext[at + RESET_CODE]!);
         at += STREAM_RESET_BYTES;
         break;
       default:
@@ -209,15 +236,16 @@ export class PacketWriter {
     const view = this.#view;
     const [firstStart, firstEnd] = ranges[0]!;
     this.#scratch[at] = FRAME_ACK;
-    setU64(view, at + 1, firstEnd - 1);
-    view.setUint32(at + 9, Math.min(0xffff_ffff, Math.round(delayMs * 1000)), true);
-    this.#scratch[at + 13] = count;
-    view.setUint32(at + 14, firstEnd - firstStart, true);
+    setU64(view, at + ACK_LARGEST, firstEnd - 1);
+    view.setUint32(at + ACK_DELAY, Math.min(0xffff_ffff, Math.round(delayMs * 1000)), true);
+    this.#scratch[at + ACK_RANGE_COUNT] = count;
+    view.setUint32(at + ACK_FIRST_RANGE, firstEnd - firstStart, true);
     let low = firstStart;
     for (let i = 1; i < count; i++) {
       const [start, end] = ranges[i]!;
-      view.setUint32(at + ACK_FIXED_BYTES + (i - 1) * ACK_RANGE_BYTES, low - end, true);
-      view.setUint32(at + ACK_FIXED_BYTES + (i - 1) * ACK_RANGE_BYTES + 4, end - start, true);
+      const range = at + ACK_FIXED_BYTES + (i - 1) * ACK_RANGE_BYTES;
+      view.setUint32(range + ACK_RANGE_GAP, low - end, true);
+      view.setUint32(range + ACK_RANGE_LENGTH, end - start, true);
       low = start;
     }
   }
@@ -229,54 +257,54 @@ export class PacketWriter {
   close(code: number): void {
     const at = this.#reserve(CLOSE_BYTES);
     this.#scratch[at] = FRAME_CLOSE;
-    this.#scratch[at + 1] = code;
+    this.#scratch[at + CLOSE_CODE] = code;
   }
 
   messageData(sequence: number, total: number, offset: number, data: Uint8Array): void {
     const at = this.#reserve(MESSAGE_DATA_HEADER_BYTES);
     this.#scratch[at] = FRAME_MESSAGE_DATA;
-    this.#view.setUint32(at + 1, sequence, true);
-    this.#view.setUint32(at + 5, total, true);
-    this.#view.setUint32(at + 9, offset, true);
-    this.#view.setUint16(at + 13, data.length, true);
+    this.#view.setUint32(at + MESSAGE_SEQUENCE, sequence, true);
+    this.#view.setUint32(at + MESSAGE_TOTAL, total, true);
+    this.#view.setUint32(at + MESSAGE_OFFSET, offset, true);
+    this.#view.setUint16(at + MESSAGE_LENGTH, data.length, true);
     this.#payload(data);
   }
 
   streamData(id: number, offset: number, fin: boolean, data: Uint8Array): void {
     const at = this.#reserve(STREAM_DATA_HEADER_BYTES);
     this.#scratch[at] = FRAME_STREAM_DATA;
-    this.#scratch[at + 1] = fin ? STREAM_FLAG_FIN : 0;
-    this.#view.setUint32(at + 2, id, true);
-    setU64(this.#view, at + 6, offset);
-    this.#view.setUint16(at + 14, data.length, true);
+    this.#scratch[at + STREAM_FLAGS] = fin ? STREAM_FLAG_FIN : 0;
+    this.#view.setUint32(at + STREAM_ID, id, true);
+    setU64(this.#view, at + STREAM_OFFSET, offset);
+    this.#view.setUint16(at + STREAM_LENGTH, data.length, true);
     this.#payload(data);
   }
 
   messageCredit(byteLimit: number, sequenceLimit: number): void {
     const at = this.#reserve(MESSAGE_CREDIT_BYTES);
     this.#scratch[at] = FRAME_MESSAGE_CREDIT;
-    setU64(this.#view, at + 1, byteLimit);
-    this.#view.setUint32(at + 9, sequenceLimit, true);
+    setU64(this.#view, at + MESSAGE_CREDIT_BYTE_LIMIT, byteLimit);
+    this.#view.setUint32(at + MESSAGE_CREDIT_SEQUENCE_LIMIT, sequenceLimit, true);
   }
 
   streamCredit(id: number, limit: number): void {
     const at = this.#reserve(STREAM_CREDIT_BYTES);
     this.#scratch[at] = FRAME_STREAM_CREDIT;
-    this.#view.setUint32(at + 1, id, true);
-    setU64(this.#view, at + 5, limit);
+    this.#view.setUint32(at + STREAM_CREDIT_ID, id, true);
+    setU64(this.#view, at + STREAM_CREDIT_LIMIT, limit);
   }
 
   streamsCredit(idLimit: number): void {
     const at = this.#reserve(STREAMS_CREDIT_BYTES);
     this.#scratch[at] = FRAME_STREAMS_CREDIT;
-    this.#view.setUint32(at + 1, idLimit, true);
+    this.#view.setUint32(at + STREAMS_CREDIT_ID_LIMIT, idLimit, true);
   }
 
   streamReset(id: number, code: number): void {
     const at = this.#reserve(STREAM_RESET_BYTES);
     this.#scratch[at] = FRAME_STREAM_RESET;
-    this.#view.setUint32(at + 1, id, true);
-    this.#scratch[at + 5] = code;
+    this.#view.setUint32(at + RESET_ID, id, true);
+    this.#scratch[at + RESET_CODE] = code;
   }
 
   #reserve(bytes: number): number {

@@ -1,5 +1,6 @@
 // A connection's bounds and timers: every one has a default here and a reason in docs/design.md.
 
+import { outOfRange, validateInteger, validateObject } from "../errors/validate.ts";
 import { DEFAULT_RTO_FLOOR_MS, MAX_RTO_MS } from "./rtt.ts";
 
 export interface ReliabilityOptions {
@@ -65,19 +66,19 @@ const RANGES: { [K in keyof ReliabilityConfig]: [min: number, max: number] } = {
   maxIncomingStreams: [INITIAL_STREAMS_CREDIT, 65_536],
 };
 
-/** Fills defaults and checks every given value; `where` names the options object in errors. */
-export function checkReliabilityOptions(options: ReliabilityOptions | undefined, where: string): ReliabilityConfig {
+/** Fills defaults and checks every given value; `name` names the options object in errors. */
+export function checkReliabilityOptions(options: ReliabilityOptions | undefined, name: string): ReliabilityConfig {
   const config: ReliabilityConfig = { ...DEFAULT_RELIABILITY };
   if (options === undefined) return config;
-  if (typeof options !== "object" || options === null) throw new TypeError(`${where} must be an object`);
-  for (const name of Object.keys(RANGES) as Array<keyof ReliabilityConfig>) {
-    const value = options[name];
+  validateObject(options, name);
+  for (const key of Object.keys(RANGES) as Array<keyof ReliabilityConfig>) {
+    const value = options[key];
     if (value === undefined) continue;
-    const [min, max] = RANGES[name];
-    if (typeof value !== "number" || !Number.isInteger(value)) throw new TypeError(`${where}.${name} must be an integer, got ${String(value)}`);
-    if (value < min || value > max) throw new RangeError(`${where}.${name} must be in [${min}, ${max}], got ${value}`);
-    config[name] = value;
+    validateInteger(value, `${name}.${key}`, ...RANGES[key]);
+    config[key] = value;
   }
-  if (config.maxKeepAliveMs < config.keepAliveMs) throw new RangeError(`${where}.maxKeepAliveMs (${config.maxKeepAliveMs}) is below keepAliveMs (${config.keepAliveMs})`);
+  if (config.maxKeepAliveMs < config.keepAliveMs) {
+    throw outOfRange(`${name}.maxKeepAliveMs`, `>= keepAliveMs (${config.keepAliveMs})`, config.maxKeepAliveMs);
+  }
   return config;
 }

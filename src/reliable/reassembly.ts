@@ -2,7 +2,7 @@
 // kept as views of the packets' plaintext (no copy) and handed out in order. Memory is what arrived:
 // nothing is allocated from a length the peer declares.
 
-import { ownedBytes } from "../owned-copy.ts";
+import { ownedBytes } from "../memory/owned-copy.ts";
 import { RangeSet } from "./range-set.ts";
 
 export class Reassembly {

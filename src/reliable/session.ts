@@ -15,7 +15,7 @@
 //   so a reader that stops makes the writer wait instead of memory grow.
 // - Congestion: NewReno with pacing (congestion.ts).
 
-import { DATA_HEADER_BYTES, MAX_DATA_PLAINTEXT_BYTES, MAX_SEND_DATAGRAM_BYTES, TAG_BYTES } from "../wire.ts";
+import { DATA_HEADER_BYTES, MAX_DATA_PLAINTEXT_BYTES, MAX_SEND_DATAGRAM_BYTES, TAG_BYTES } from "../wire/constants.ts";
 import { Pacer } from "./congestion.ts";
 import { CLOSE_APPLICATION, MAX_ACK_RANGES, PacketWriter, parseFrames, RESET_ABORTED, type FrameVisitor } from "./frames.ts";
 import { Inbound, type CreditsSent } from "./inbound.ts";

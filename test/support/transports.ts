@@ -1,11 +1,12 @@
 // Transports on loopback for tests, and a seeded fault injector in front of a real UDP socket.
-import { openNodeSocket, Transport, type SocketFactory, type TransportOptions } from "sluice";
+import type { Transport, TransportOptions } from "sluice";
+import { bindTransport, openNodeSocket, type SocketFactory, type TransportSeams } from "sluice/internal";
 
 export const quiet = { host: "127.0.0.1", log: null } as const;
 
-/** Small queues and tables: tests bind many transports. */
-export function bindTest(options: TransportOptions = {}): Promise<Transport> {
-  return Transport.bind({ ...quiet, maxConnections: 8, maxHandshakes: 8, inboundQueuePackets: 256, ...options });
+/** Small queues and tables: tests bind many transports. Seams (a socket, stalled consumers) may be given. */
+export function bindTest(options: TransportOptions & TransportSeams = {}): Promise<Transport> {
+  return bindTransport({ ...quiet, maxConnections: 8, maxHandshakes: 8, inboundQueuePackets: 256, ...options });
 }
 
 /**

@@ -7,11 +7,13 @@
 //    length) over the arena itself, with no copy and no allocation. Those bytes are valid only
 //    during the call: the frame goes back to the pool when drain() returns.
 // Lanes are visited round-robin, so one busy sending thread cannot starve another.
-import { FRAME_DATA, STATE_EMPTY, STATE_ENDED } from "./core.ts";
-import { ChannelCore, publishThisThread } from "./channel-core.ts";
-import { ownedCopy } from "./owned-copy.ts";
+import { FRAME_DATA, STATE_EMPTY, STATE_ENDED } from "../memory/core.ts";
+import { publishThisThread } from "./lane-producer.ts";
+import { SharedChannel } from "./shared-channel.ts";
+import { ownedCopy } from "../memory/owned-copy.ts";
+import { invalidArgValue, validateFunction, validateInteger } from "../errors/validate.ts";
 import { handleFields, openHandle, type ReceiverHandle } from "./handle.ts";
-import { park } from "./park.ts";
+import { park } from "../memory/park.ts";
 import { channelStats, type ChannelStats } from "./stats.ts";
 
 /** (bytes, offset, length): the packet is bytes[offset, offset + length), valid only during the call. */
@@ -31,23 +33,21 @@ function nextTurn(): Promise<void> {
 
 // A receiver garbage-collected before the end of its stream closes and leaves its channel, as a
 // dropped tokio receiver does: senders see 'closed', and the channel's frames come back.
-const collected = new FinalizationRegistry<ChannelCore>((channel) => {
+const collected = new FinalizationRegistry<SharedChannel>((channel) => {
   refuseNewPackets(channel);
   channel.arena.core.leaveReceiver(channel.offset);
 });
 
 /** Senders answer 'closed' from now on; those parked for space on any thread wake to see it. */
-function refuseNewPackets(channel: ChannelCore): void {
+function refuseNewPackets(channel: SharedChannel): void {
   publishThisThread(); // what this thread sent before the close stays receivable
   channel.arena.core.closeReceiver(channel.offset); // wakes other threads' parked senders
   for (const lane of channel.localLanes.values()) lane.spaceWaker.fire();
 }
 
 function checkBatch(visit: unknown, limit: unknown): void {
-  if (typeof visit !== "function") throw new TypeError(`visit must be a function (bytes, offset, length) => void, got ${visit === null ? "null" : typeof visit}`);
-  if (limit !== Infinity && (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1)) {
-    throw new RangeError(`limit must be a positive integer or Infinity, got ${String(limit)}`);
-  }
+  validateFunction(visit, "visit");
+  if (limit !== Infinity) validateInteger(limit, "limit", 1);
 }
 
 const enum End {
@@ -59,7 +59,7 @@ const enum End {
 }
 
 export class Receiver {
-  readonly #channel: ChannelCore;
+  readonly #channel: SharedChannel;
   #end = End.Open;
   #lanes: number[] = [];
   #lanesComplete = false;
@@ -68,7 +68,7 @@ export class Receiver {
   #parked = 0;
 
   /** @internal Use channel() or Receiver.fromHandle(). */
-  constructor(channel: ChannelCore) {
+  constructor(channel: SharedChannel) {
     this.#channel = channel;
     collected.register(this, channel, this);
   }
@@ -142,7 +142,7 @@ export class Receiver {
     let packet: Uint8Array | undefined;
     this.drain((bytes, offset, length) => {
       // Not bytes.slice(): on a SharedArrayBuffer it copies element by element (3.1 µs for 1200
-      // bytes on Node 20), and a fresh array per packet costs an off-heap allocation (see owned-copy.ts).
+      // bytes on Node 20), and a fresh array per packet costs an off-heap allocation (see memory/owned-copy.ts).
       packet = ownedCopy(bytes, offset, length);
     }, 1);
     if (packet !== undefined) return packet;
@@ -232,10 +232,11 @@ export class Receiver {
   /** The receiver a handle carries, on this thread. Each handle works once. */
   static fromHandle(handle: ReceiverHandle): Receiver {
     const { arena, fields } = openHandle(handle, "receiver");
-    const token = (handle as ReceiverHandle).token;
-    if (typeof token !== "number" || arena.core.claimReceiver(fields.channel, token | 0) === 0) {
-      throw new TypeError("this Sluice receiver handle was already used, or its token is wrong: each handle works once");
+    const token = (handle as { token?: unknown }).token;
+    validateInteger(token, "handle.token", 1, 2 ** 32 - 1);
+    if (arena.core.claimReceiver(fields.channel, token | 0) === 0) {
+      throw invalidArgValue("handle.token", token, "was already claimed, or is not this channel's: each handle works once");
     }
-    return new Receiver(new ChannelCore(arena, fields.channel, fields.maxPacketSize, false, true));
+    return new Receiver(new SharedChannel(arena, fields.channel, fields.maxPacketSize, false, true));
   }
 }

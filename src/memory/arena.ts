@@ -2,7 +2,8 @@
 // every channel in it takes its packets, rings and control blocks. Its size is fixed at creation,
 // so the memory never grows (views never go stale) and the pool is the one bound on shared memory.
 // Pages the pool has not touched are not resident: the operating system commits them on first write.
-import { ARENA_MAGIC, coreModule, instantiateCore, type CoreExports } from "./core.ts";
+import { AR_FRAME_COUNT, AR_ID, AR_MAGIC, AR_POOL_SEQ, ARENA_MAGIC_VALUE, coreModule, instantiateCore, type CoreExports } from "./core.ts";
+import { invalidArgType, invalidArgValue, validateInteger, validateObject, validateOneOf } from "../errors/validate.ts";
 import { WordWaiter } from "./park.ts";
 
 /** Default arena size: room for ~10,000 idle channels of capacity 2048 plus their traffic. */
@@ -15,6 +16,8 @@ export const MAX_FRAME_BYTES = 65536;
 export const MAX_ARENA_BYTES = 2 * 1024 * 1024 * 1024 - 65536;
 const WASM_PAGE_BYTES = 65536;
 const BITMAP_OFFSET = 1024;
+/** The frame sizes an arena may have: powers of two from MIN_FRAME_BYTES to MAX_FRAME_BYTES. */
+const FRAME_SIZES = Array.from({ length: Math.log2(MAX_FRAME_BYTES / MIN_FRAME_BYTES) + 1 }, (_, i) => MIN_FRAME_BYTES << i);
 
 export interface ArenaOptions {
   /** Total shared memory, in bytes (rounded up to 64 KiB). Default 256 MiB. */
@@ -37,10 +40,6 @@ export interface ArenaStats {
 const attached = new Map<number, Arena>();
 let threadDefault: Arena | undefined;
 
-function isPowerOfTwo(n: number): boolean {
-  return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
-}
-
 export class Arena {
   readonly memory: WebAssembly.Memory;
   readonly module: WebAssembly.Module;
@@ -59,10 +58,10 @@ export class Arena {
     this.core = instantiateCore(module, memory);
     this.bytes = new Uint8Array(memory.buffer);
     this.words = new Int32Array(memory.buffer);
-    this.id = this.words[(this.core.AR_ID.value as number) >> 2]!;
+    this.id = this.words[AR_ID >> 2]!;
     this.core.loadArenaGlobals();
     this.frameBytes = this.core.frameBytes();
-    this.poolWord = new WordWaiter(this.words, (this.core.AR_POOL_SEQ.value as number) >> 2);
+    this.poolWord = new WordWaiter(this.words, AR_POOL_SEQ >> 2);
     if (this.core.attachThread() === 0) {
       throw new RangeError("Sluice arena has no free frame left for this thread's frame cache");
     }
@@ -71,15 +70,12 @@ export class Arena {
 
   /** A new arena. Most programs use the per-thread default arena and never call this. */
   static create(options: ArenaOptions = {}): Arena {
+    validateObject(options, "options");
     const frameBytes = options.frameBytes ?? DEFAULT_FRAME_BYTES;
-    if (!isPowerOfTwo(frameBytes) || frameBytes < MIN_FRAME_BYTES || frameBytes > MAX_FRAME_BYTES) {
-      throw new RangeError(`frameBytes must be a power of two from ${MIN_FRAME_BYTES} to ${MAX_FRAME_BYTES}, got ${String(frameBytes)}`);
-    }
+    validateInteger(frameBytes, "options.frameBytes", MIN_FRAME_BYTES, MAX_FRAME_BYTES);
+    validateOneOf(frameBytes, "options.frameBytes", FRAME_SIZES);
     const requested = options.bytes ?? DEFAULT_ARENA_BYTES;
-    const minimum = 4 * frameBytes + BITMAP_OFFSET + 32 * frameBytes;
-    if (!Number.isInteger(requested) || requested < minimum || requested > MAX_ARENA_BYTES) {
-      throw new RangeError(`arena bytes must be an integer from ${minimum} to ${MAX_ARENA_BYTES}, got ${String(requested)}`);
-    }
+    validateInteger(requested, "options.bytes", 4 * frameBytes + BITMAP_OFFSET + 32 * frameBytes, MAX_ARENA_BYTES);
     const pages = Math.ceil(requested / WASM_PAGE_BYTES);
     const bytes = pages * WASM_PAGE_BYTES;
     // Header (1 KiB), bitmap (one bit per frame), summary (one bit per bitmap word), then frames
@@ -100,14 +96,13 @@ export class Arena {
   /** The arena a handle lives in, attached to this thread on first use. */
   static attach(memory: unknown, module: unknown): Arena {
     if (!(memory instanceof WebAssembly.Memory) || !(memory.buffer instanceof SharedArrayBuffer)) {
-      throw new TypeError("not a Sluice handle: its memory is not a shared WebAssembly.Memory");
+      throw invalidArgType("handle.memory", "a shared WebAssembly.Memory", memory);
     }
-    if (!(module instanceof WebAssembly.Module)) {
-      throw new TypeError("not a Sluice handle: its module is not a WebAssembly.Module");
-    }
+    if (!(module instanceof WebAssembly.Module)) throw invalidArgType("handle.module", "an instance of WebAssembly.Module", module);
+    // The header's magic and id are read before any instance exists.
     const words = new Int32Array(memory.buffer, 0, 2);
-    if (words[0] !== ARENA_MAGIC) throw new TypeError("not a Sluice handle: its memory is not a Sluice arena");
-    const known = attached.get(words[1]!);
+    if (words[AR_MAGIC >> 2] !== ARENA_MAGIC_VALUE) throw invalidArgValue("handle.memory", memory, "is not a Sluice arena");
+    const known = attached.get(words[AR_ID >> 2]!);
     if (known) return known;
     const arena = new Arena(memory, module);
     threadDefault ??= arena;
@@ -124,7 +119,7 @@ export class Arena {
     return {
       bytes: this.memory.buffer.byteLength,
       frameBytes: this.frameBytes,
-      frames: this.words[(this.core.AR_FRAME_COUNT.value as number) >> 2]!,
+      frames: this.words[AR_FRAME_COUNT >> 2]!,
       freeFrames: this.core.freeFrameCount(),
       discarded: this.core.discardedCount(),
     };

@@ -10,8 +10,10 @@
 //    sees it after at most 16 more packets, or when this thread's current task ends (a microtask),
 //    whichever is first: publishing is one fenced store, paid per batch rather than per packet.
 //    flush() publishes now, for a producer about to block its thread synchronously.
-import { RESERVE_CLOSED } from "./core.ts";
-import { ChannelCore, LaneProducer } from "./channel-core.ts";
+import { RESERVE_CLOSED } from "../memory/core.ts";
+import { LaneProducer } from "./lane-producer.ts";
+import { SharedChannel } from "./shared-channel.ts";
+import { invalidArgValue, validateByteLength, validateBytes, validateInteger } from "../errors/validate.ts";
 import { handleFields, openHandle, type SenderHandle } from "./handle.ts";
 import { channelStats, type ChannelStats } from "./stats.ts";
 
@@ -23,7 +25,7 @@ const collected = new FinalizationRegistry<LaneProducer>((lane) => lane.release(
 
 export class Sender {
   #lane: LaneProducer | undefined;
-  readonly #channel: ChannelCore;
+  readonly #channel: SharedChannel;
 
   /** @internal Use channel() or Sender.fromHandle(). */
   constructor(lane: LaneProducer) {
@@ -42,16 +44,8 @@ export class Sender {
   }
 
   #check(packet: unknown): asserts packet is Uint8Array {
-    if (!(packet instanceof Uint8Array)) {
-      throw new TypeError(`packet must be a Uint8Array, got ${packet === null ? "null" : typeof packet === "object" ? packet.constructor?.name ?? "object" : typeof packet}`);
-    }
-    this.#checkLength(packet.length);
-  }
-
-  #checkLength(length: number): void {
-    if (length > this.#channel.maxPacketSize) {
-      throw new RangeError(`packet of ${length} bytes exceeds this channel's maxPacketSize of ${this.#channel.maxPacketSize} bytes`);
-    }
+    validateBytes(packet, "packet");
+    validateByteLength(packet.length, "packet", this.#channel.maxPacketSize, "the channel's maxPacketSize");
   }
 
   trySend(packet: Uint8Array): TrySendResult {
@@ -67,7 +61,7 @@ export class Sender {
    * caller owns: on 'sent' the frame belongs to the channel, otherwise it stays the caller's.
    */
   trySendFrame(frame: number, length: number): TrySendResult {
-    this.#checkLength(length);
+    validateByteLength(length, "packet", this.#channel.maxPacketSize, "the channel's maxPacketSize");
     const lane = this.#lane;
     if (lane === undefined) return "closed";
     const outcome = lane.pushFrame(frame, length);
@@ -139,12 +133,11 @@ export class Sender {
   /** The sender a handle carries, on this thread. Each handle works once. */
   static fromHandle(handle: SenderHandle): Sender {
     const { arena, fields } = openHandle(handle, "sender");
-    const lane = (handle as SenderHandle).lane;
-    if (typeof lane !== "number" || arena.core.hasLane(fields.channel, lane) === 0) {
-      throw new TypeError("Sluice sender handle names no lane of its channel");
-    }
-    if (arena.core.claimLane(lane) === 0) throw new TypeError("this Sluice sender handle was already used: each handle works once");
-    const channel = new ChannelCore(arena, fields.channel, fields.maxPacketSize, false, false);
+    const lane = (handle as { lane?: unknown }).lane;
+    validateInteger(lane, "handle.lane", 1, 2 ** 32 - 1);
+    if (arena.core.hasLane(fields.channel, lane) === 0) throw invalidArgValue("handle.lane", lane, "names no lane of its channel");
+    if (arena.core.claimLane(lane) === 0) throw invalidArgValue("handle.lane", lane, "was already claimed: each handle works once");
+    const channel = new SharedChannel(arena, fields.channel, fields.maxPacketSize, false, false);
     return new Sender(new LaneProducer(channel, lane));
   }
 }

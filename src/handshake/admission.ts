@@ -1,5 +1,6 @@
 // Bounds on the work strangers can cause, each with a bound on its own memory. All take `now` (ms)
 // as an argument, so tests drive them in virtual time.
+import { invalidArgType, validateInteger, validateNumber, validateObject } from "../errors/validate.ts";
 
 /**
  * At most one event per `intervalMs` per key (one intro decryption per second per source address,
@@ -39,6 +40,19 @@ export const DEFAULT_ACCEPT_RAMP: readonly AcceptRampStep[] = [
   { untilMs: 30_000, perSecond: 5 },
   { untilMs: 120_000, perSecond: 20 },
 ];
+
+/** `steps` checked (an array of { untilMs ≥ 0, perSecond: an integer ≥ 0 }), or `fallback`; `name` names it in errors. */
+export function checkAcceptRamp(steps: readonly AcceptRampStep[] | undefined, name: string, fallback: readonly AcceptRampStep[]): readonly AcceptRampStep[] {
+  if (steps === undefined) return fallback;
+  if (!Array.isArray(steps)) throw invalidArgType(name, "an instance of Array", steps);
+  steps.forEach((step: unknown, i) => {
+    validateObject(step, `${name}[${i}]`);
+    const { untilMs, perSecond } = step as Partial<AcceptRampStep>;
+    validateNumber(untilMs, `${name}[${i}].untilMs`, { min: 0 });
+    validateInteger(perSecond, `${name}[${i}].perSecond`, 0);
+  });
+  return steps;
+}
 
 /** Counts new inbound handshakes in 1 s tumbling windows against the step for the transport's age. */
 export class AcceptRamp {
@@ -92,65 +106,4 @@ export class RecentlyClosed<K> {
       this.closedAt.delete(oldest);
     }
   }
-}
-
-export interface RetryOptions {
-  /** Between attempts, before jitter. Default 200 ms. */
-  intervalMs?: number;
-  /** Each interval is scaled by a random factor in [1 − jitter, 1 + jitter]. Default 0.2. */
-  jitter?: number;
-  /** Default 40. */
-  maxAttempts?: number;
-  /** Give up this long after the first attempt. Default 3000 ms. */
-  deadlineMs?: number;
-}
-
-export const DEFAULT_RETRY: Required<RetryOptions> = { intervalMs: 200, jitter: 0.2, maxAttempts: 40, deadlineMs: 3000 };
-
-/** A bounded, jittered retry schedule (intro re-sends, confirm re-sends). */
-export class RetrySchedule {
-  attempts = 0;
-  private nextAt: number;
-  readonly startedAt: number;
-  readonly deadlineAt: number;
-  constructor(
-    private readonly options: Required<RetryOptions>,
-    now: number,
-    private readonly random: () => number,
-  ) {
-    this.startedAt = now;
-    this.nextAt = now;
-    this.deadlineAt = now + options.deadlineMs;
-  }
-
-  /** 'send' (an attempt is due now: it is counted), 'wait' (until nextDeadline()), or 'expired'. */
-  poll(now: number): "send" | "wait" | "expired" {
-    if (now >= this.deadlineAt || (this.attempts >= this.options.maxAttempts && now >= this.nextAt)) return "expired";
-    if (now < this.nextAt) return "wait";
-    this.attempts++;
-    const { intervalMs, jitter } = this.options;
-    this.nextAt = now + intervalMs * (1 - jitter + 2 * jitter * this.random());
-    return "send";
-  }
-
-  nextDeadline(): number {
-    return Math.min(this.nextAt, this.deadlineAt);
-  }
-}
-
-export function checkRetryOptions(options: RetryOptions | undefined, what: string): Required<RetryOptions> {
-  const merged = { ...DEFAULT_RETRY, ...options };
-  const positive = (name: keyof RetryOptions, integer: boolean) => {
-    const value = merged[name];
-    if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
-      throw new RangeError(`${what}.${name} must be a positive ${integer ? "integer" : "number"}, got ${String(value)}`);
-    }
-  };
-  positive("intervalMs", false);
-  positive("maxAttempts", true);
-  positive("deadlineMs", false);
-  if (typeof merged.jitter !== "number" || !(merged.jitter >= 0 && merged.jitter < 1)) {
-    throw new RangeError(`${what}.jitter must be a number from 0 to below 1, got ${String(merged.jitter)}`);
-  }
-  return merged;
 }

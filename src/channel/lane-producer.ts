@@ -1,61 +1,8 @@
-// This thread's view of one channel: the arena it lives in, its frame offset, and the same-thread
-// wake-up state that lets a producer and a consumer on one thread skip the atomic notify.
-import type { Arena } from "./arena.ts";
-import { FRAME_DATA, RESERVE_FULL, RESERVE_POOL_EMPTY } from "./core.ts";
-import { park, Waker, WordWaiter } from "./park.ts";
-
-export class ChannelCore {
-  readonly arena: Arena;
-  /** Byte offset of the channel frame. */
-  readonly offset: number;
-  readonly nonce: number;
-  readonly capacity: number;
-  readonly maxPacketSize: number;
-  /**
-   * True while every party is on this thread: the receiver is here and no handle was ever issued.
-   * Then parks need no Atomics.waitAsync and wakes need no notify.
-   */
-  localOnly: boolean;
-  /** True while the receiver of this channel lives on this thread. */
-  receiverHere: boolean;
-  readonly receiverWaker = new Waker();
-  readonly receiverWord: WordWaiter;
-  /** Lanes whose producer is on this thread, by lane offset. */
-  readonly localLanes = new Map<number, LaneProducer>();
-
-  constructor(arena: Arena, offset: number, maxPacketSize: number, localOnly: boolean, receiverHere: boolean) {
-    this.arena = arena;
-    this.offset = offset;
-    this.nonce = arena.core.nonceOf(offset);
-    this.capacity = arena.core.capacityOf(offset);
-    this.maxPacketSize = maxPacketSize;
-    this.localOnly = localOnly;
-    this.receiverHere = receiverHere;
-    this.receiverWord = new WordWaiter(arena.words, (offset + (arena.core.CH_WAKE_SEQ.value as number)) >> 2);
-  }
-
-  /** A producer saw the receiver's sleeping flag. */
-  wakeReceiver(): void {
-    if (this.receiverHere) this.receiverWaker.fire();
-    else this.arena.core.notifyReceiver(this.offset);
-  }
-
-  /** The consumer saw a lane's space-waiting flag. */
-  wakeProducer(lane: number): void {
-    const local = this.localLanes.get(lane);
-    if (local !== undefined) local.spaceWaker.fire();
-    if (local === undefined || !this.localOnly) this.arena.core.notifySpace(lane);
-  }
-
-  /** A handle is about to leave this thread: from now on wakes may have to cross threads. */
-  goCrossThread(): void {
-    if (!this.localOnly) return;
-    this.localOnly = false;
-    // A receiver parked without a waitAsync re-parks with one.
-    this.receiverWaker.fire();
-    for (const lane of this.localLanes.values()) lane.spaceWaker.fire();
-  }
-}
+// A lane's producing end on this thread, and when what it commits becomes visible to the receiver
+// (docs/ring.md, "Batched publication").
+import { FRAME_DATA, LN_SPACE_SEQ, RESERVE_FULL, RESERVE_POOL_EMPTY } from "../memory/core.ts";
+import { park, Waker, WordWaiter } from "../memory/park.ts";
+import type { SharedChannel } from "./shared-channel.ts";
 
 /**
  * Packets a lane commits before it publishes them without waiting for the end of the burst. A
@@ -75,24 +22,24 @@ export function publishThisThread(): void {
 
 /** The producing end of one lane on this thread, shared by a sender and its same-thread clones. */
 export class LaneProducer {
-  readonly channel: ChannelCore;
+  readonly channel: SharedChannel;
   readonly lane: number;
   openSenders = 1;
   readonly spaceWaker = new Waker();
-  private readonly spaceWord: WordWaiter;
+  readonly #spaceWord: WordWaiter;
   /** Sends on this thread parked for space: the shared flag stays set until the last one leaves. */
-  private parkedForSpace = 0;
+  #parkedForSpace = 0;
   /** Committed packets await publish(). */
-  private pending = false;
-  /** A publishLater microtask is queued (it may outlive `pending`: then it finds nothing to do). */
-  private publishQueued = false;
-  private closed = false;
+  #pending = false;
+  /** A #publishLater microtask is queued (it may outlive #pending: then it finds nothing to do). */
+  #publishQueued = false;
+  #closed = false;
 
-  constructor(channel: ChannelCore, lane: number) {
+  constructor(channel: SharedChannel, lane: number) {
     this.channel = channel;
     this.lane = lane;
     const { arena } = channel;
-    this.spaceWord = new WordWaiter(arena.words, (lane + (arena.core.LN_SPACE_SEQ.value as number)) >> 2);
+    this.#spaceWord = new WordWaiter(arena.words, (lane + LN_SPACE_SEQ) >> 2);
     channel.localLanes.set(lane, this);
   }
 
@@ -128,25 +75,25 @@ export class LaneProducer {
 
   #committed(unpublishedCount: number): void {
     if (unpublishedCount >= PUBLISH_EVERY) this.publish();
-    else if (!this.pending) {
-      this.pending = true;
+    else if (!this.#pending) {
+      this.#pending = true;
       unpublished.add(this);
-      if (!this.publishQueued && !this.channel.receiverHere) {
-        this.publishQueued = true;
-        queueMicrotask(this.publishLater);
+      if (!this.#publishQueued && !this.channel.receiverHere) {
+        this.#publishQueued = true;
+        queueMicrotask(this.#publishLater);
       }
     }
   }
 
   /** Makes every committed packet visible to the receiver, and wakes it if it sleeps. */
   publish(): void {
-    this.pending = false;
+    this.#pending = false;
     unpublished.delete(this);
-    if (!this.closed && this.channel.arena.core.publish(this.lane) !== 0) this.channel.wakeReceiver();
+    if (!this.#closed && this.channel.arena.core.publish(this.lane) !== 0) this.channel.wakeReceiver();
   }
 
-  private readonly publishLater = (): void => {
-    this.publishQueued = false;
+  readonly #publishLater = (): void => {
+    this.#publishQueued = false;
     this.publish();
   };
 
@@ -155,13 +102,13 @@ export class LaneProducer {
     const { core, poolWord } = this.channel.arena;
     this.publish(); // the receiver can only make room for what it can see
     if (reason === RESERVE_FULL) {
-      this.parkedForSpace++;
+      this.#parkedForSpace++;
       const seq = core.prepareSpaceWait(this.lane);
       try {
         if (core.hasSpace(this.lane) !== 0 || core.isReceiverClosed(this.channel.offset) !== 0) return;
-        await park(this.spaceWaker, this.channel.localOnly ? undefined : this.spaceWord, seq);
+        await park(this.spaceWaker, this.channel.localOnly ? undefined : this.#spaceWord, seq);
       } finally {
-        if (--this.parkedForSpace === 0) core.endSpaceWait(this.lane);
+        if (--this.#parkedForSpace === 0) core.endSpaceWait(this.lane);
       }
     } else if (reason === RESERVE_POOL_EMPTY) {
       // Frames may be freed by any thread, so this wait always goes through the shared word.
@@ -178,7 +125,7 @@ export class LaneProducer {
   /** One sender on this lane closed; the last one closes the lane. */
   release(): void {
     if (--this.openSenders > 0) return;
-    this.closed = true; // closeLane() publishes; a queued publish must not touch the lane after this
+    this.#closed = true; // closeLane() publishes; a queued publish must not touch the lane after this
     unpublished.delete(this);
     const channel = this.channel;
     channel.localLanes.delete(this.lane);

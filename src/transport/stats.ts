@@ -1,5 +1,6 @@
-// Counters a transport keeps. Every datagram that is not delivered is counted under exactly one reason.
-import type { SessionStats } from "./reliable/session.ts";
+// Counters a transport keeps, and what its stats() and a connection's answer. Every datagram that is
+// not delivered is counted under exactly one reason.
+import type { SessionStats } from "../reliable/session.ts";
 
 export interface DropCounts {
   /** The connection's (or handshake's) inbound queue was full: its consumer is behind. */
@@ -72,4 +73,36 @@ export interface TransportStats {
   connections: number;
   handshakes: number;
   perConnection: ConnectionStats[];
+}
+
+/** The transport's counters, written by its listener, its handshakes and itself. */
+export class TransportCounters {
+  datagramsReceived = 0;
+  bytesReceived = 0;
+  datagramsRouted = 0;
+  datagramsSent = 0;
+  bytesSent = 0;
+  sendErrors = 0;
+  listenerErrors = 0;
+  handshakesCompleted = 0;
+  handshakesFailed = 0;
+  droppedAfterRouting = 0;
+  readonly drops = noDrops();
+
+  /** A datagram that goes nowhere, for `reason`. */
+  drop(reason: DropReason): "dropped" {
+    this.drops[reason]++;
+    return "dropped";
+  }
+
+  /** A datagram the listener routed and its queue's consumer then dropped (so it is in datagramsRouted too). */
+  dropAfterRouting(reason: DropReason): void {
+    this.drops[reason]++;
+    this.droppedAfterRouting++;
+  }
+
+  /** The counters now, for TransportStats. */
+  snapshot(): Omit<TransportStats, "socket" | "connections" | "handshakes" | "perConnection"> {
+    return { ...this, drops: { ...this.drops } };
+  }
 }

@@ -1,6 +1,7 @@
 // Channel counters, summed over lanes. Each counter has one writer (a lane's producer, or the
 // consumer), so a reader on another thread sees a recent snapshot, not an atomic one.
-import { publishThisThread, type ChannelCore } from "./channel-core.ts";
+import { publishThisThread } from "./lane-producer.ts";
+import type { SharedChannel } from "./shared-channel.ts";
 
 export interface ChannelStats {
   /** Packets each lane may hold. */
@@ -18,7 +19,7 @@ export interface ChannelStats {
   closedRefused: number;
 }
 
-export function channelStats(channel: ChannelCore): ChannelStats {
+export function channelStats(channel: SharedChannel): ChannelStats {
   const { core } = channel.arena;
   publishThisThread(); // this thread's sends count as queued at once, as a receive here would see them
   const stats: ChannelStats = {

@@ -6,14 +6,22 @@
 // Nonce: 4 zero bytes, then the header's 8-byte little-endian packet number (never reused). AAD: the
 // 13-byte data header. Layout of the scratch frame, after the frame's own header:
 //   [0, 320) the core's AEAD scratch   [320, 352) key   [352, 364) nonce   [368, 368 + 1500) packet
-import type { Arena } from "./arena.ts";
-import { FRAME_DATA } from "./core.ts";
-import { ownedCopy } from "./owned-copy.ts";
-import { DATA_HEADER_BYTES, KEY_BYTES, MAX_DATAGRAM_BYTES, TAG_BYTES } from "./wire.ts";
+// (the packet 8-byte aligned: V8 copies aligned runs word by word).
+import { validateBytes, validateInteger } from "../errors/validate.ts";
+import type { Arena } from "../memory/arena.ts";
+import { FRAME_DATA } from "../memory/core.ts";
+import { ownedCopy } from "../memory/owned-copy.ts";
+import {
+  AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_SCRATCH_BYTES, DATA_HEADER_BYTES, DATA_PACKET_NUMBER, MAX_DATAGRAM_BYTES, TAG_BYTES,
+} from "./constants.ts";
 
-const KEY_AT = 320; // after the core's AEAD_SCRATCH_BYTES (test/aead.test.ts checks they agree)
-const NONCE_AT = 352;
-const PACKET_AT = 368;
+const KEY_AT = AEAD_SCRATCH_BYTES;
+const NONCE_AT = KEY_AT + AEAD_KEY_BYTES;
+const PACKET_AT = Math.ceil((NONCE_AT + AEAD_NONCE_BYTES) / 8) * 8;
+/** A data packet's number: 8 bytes, little-endian, at DATA_PACKET_NUMBER of its header. */
+const PACKET_NUMBER_BYTES = 8;
+/** Where the packet number goes in the nonce: after the zero bytes that fill the rest. */
+const NONCE_PACKET_NUMBER_AT = AEAD_NONCE_BYTES - PACKET_NUMBER_BYTES;
 
 export class PacketAead {
   readonly #arena: Arena;
@@ -24,7 +32,7 @@ export class PacketAead {
   readonly #packet: number;
 
   constructor(arena: Arena) {
-    if (arena.frameBytes < FRAME_DATA + PACKET_AT + MAX_DATAGRAM_BYTES) throw new RangeError(`a transport needs frames of at least 2048 bytes, this arena has ${arena.frameBytes}`);
+    validateInteger(arena.frameBytes, "arena.frameBytes", FRAME_DATA + PACKET_AT + MAX_DATAGRAM_BYTES);
     const frame = arena.core.allocFrame();
     if (frame === 0) throw new RangeError("the arena's frame pool is exhausted: no scratch frame for packet encryption");
     this.#arena = arena;
@@ -33,7 +41,7 @@ export class PacketAead {
     this.#key = this.#scratch + KEY_AT;
     this.#nonce = this.#scratch + NONCE_AT;
     this.#packet = this.#scratch + PACKET_AT;
-    arena.bytes.fill(0, this.#nonce, this.#nonce + 4);
+    arena.bytes.fill(0, this.#nonce, this.#nonce + NONCE_PACKET_NUMBER_AT);
   }
 
   /**
@@ -80,11 +88,12 @@ export class PacketAead {
     this.#arena.core.freeFrame(this.#frame);
   }
 
-  /** Key into the scratch; the nonce's last 8 bytes from the header at `header` (its packet number). */
+  /** Key into the scratch; the nonce's packet number from the header at `header`. */
   #prepare(key: Uint8Array, header: number): void {
-    if (key.length !== KEY_BYTES) throw new RangeError(`a data packet key is ${KEY_BYTES} bytes, got ${key.length}`);
+    validateBytes(key, "key", AEAD_KEY_BYTES);
     const { bytes } = this.#arena;
     bytes.set(key, this.#key);
-    bytes.copyWithin(this.#nonce + 4, header + 5, header + DATA_HEADER_BYTES);
+    const packetNumber = header + DATA_PACKET_NUMBER;
+    bytes.copyWithin(this.#nonce + NONCE_PACKET_NUMBER_AT, packetNumber, packetNumber + PACKET_NUMBER_BYTES);
   }
 }

@@ -5,7 +5,7 @@
 //  - Deno: Deno.listenDatagram when it exists (it needs --unstable-net), which received ~480k
 //    datagrams/s of a flood here (Node's node:dgram: ~360k); else Deno's node:dgram, which received
 //    only ~2k/s. Both rates are re-measured by `npm run bench` and recorded in docs/benchmarks.md.
-import type { Address } from "./address.ts";
+import type { Address } from "../wire/address.ts";
 
 /** Called once per datagram, synchronously. The bytes are valid only during the call. */
 export type DatagramHandler = (datagram: Uint8Array, host: string, port: number) => void;

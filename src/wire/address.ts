@@ -2,6 +2,7 @@
 // 19-byte form a handshake response carries (family 4 or 6, port u16 LE, 16 address bytes; an
 // IPv4-mapped IPv6 address travels as IPv4, and IPv6 is read back in RFC 5952's compressed form).
 import { isIP } from "node:net";
+import { invalidArgValue, validateInteger, validateObject, validateString } from "../errors/validate.ts";
 
 export interface Address {
   host: string;
@@ -14,12 +15,14 @@ export function addressKey(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-export function checkAddress(address: unknown, what: string): Address {
-  if (typeof address !== "object" || address === null) throw new TypeError(`${what} must be an object { host, port }, got ${address === null ? "null" : typeof address}`);
-  const { host, port } = address as Partial<Address>;
-  if (typeof host !== "string" || isIP(host) === 0) throw new TypeError(`${what}.host must be an IPv4 or IPv6 address string, got ${JSON.stringify(host)}`);
-  if (!Number.isInteger(port) || port! < 1 || port! > 65535) throw new RangeError(`${what}.port must be an integer from 1 to 65535, got ${String(port)}`);
-  return { host, port: port! };
+/** A copy of `address` once it is { host: an IP address, port: 1..65535 }; `name` names it in errors. */
+export function checkAddress(address: unknown, name: string): Address {
+  validateObject(address, name);
+  const { host, port } = address as { host?: unknown; port?: unknown };
+  validateString(host, `${name}.host`);
+  if (isIP(host) === 0) throw invalidArgValue(`${name}.host`, host, "must be an IPv4 or IPv6 address");
+  validateInteger(port, `${name}.port`, 1, 65535);
+  return { host, port };
 }
 
 export function writeAddress(address: Address, into: Uint8Array, at: number): void {

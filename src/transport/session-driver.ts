@@ -1,23 +1,24 @@
-// An established connection: the host of its reliable-delivery Session (reliable/session.ts). It is
-// the consumer of the queue the listener routes its datagrams to: it opens each one (replay window,
-// then AES-GCM), answers the handshake's confirm, feeds the rest to the Session with the time, seals
-// and sends what the Session answers, and keeps one timer at the Session's next deadline. The
-// application's calls (send, recv, streams, close) wait on the Session's state, never on the socket.
-import type { Address } from "./address.ts";
-import type { Arena } from "./arena.ts";
-import type { Framer } from "./framer.ts";
-import { channel } from "./channel.ts";
-import { ownedCopy } from "./owned-copy.ts";
-import type { PacketAead } from "./packet-aead.ts";
-import type { SessionKeys } from "./handshake.ts";
-import { RetrySchedule, type RetryOptions } from "./limits.ts";
-import type { Receiver } from "./receiver.ts";
-import type { ReliabilityConfig } from "./reliable/options.ts";
-import { Session, type SessionStats, type Transmit } from "./reliable/session.ts";
-import { ReplayWindow } from "./replay-window.ts";
-import type { Sender } from "./sender.ts";
-import type { ConnectionStats, DropReason } from "./transport-stats.ts";
-import { DATA_HEADER_BYTES, FRAME_CONFIRM, FRAME_CONFIRM_ACK, MAX_DATAGRAM_BYTES, TAG_BYTES } from "./wire.ts";
+// The driver of an established connection's reliable-delivery Session (reliable/session.ts). It is
+// the consumer of the queue the listener routes the connection's datagrams to: it opens each one
+// (replay window, then ChaCha20-Poly1305), answers the handshake's confirm, feeds the rest to the
+// Session with the time, seals and sends what the Session answers, and keeps one timer at the
+// Session's next deadline. Its public face is a Connection (connection.ts); the application's calls
+// wait on the Session's state through until() and changed(), never on the socket.
+import type { Arena } from "../memory/arena.ts";
+import { channel } from "../channel/channel.ts";
+import type { Receiver } from "../channel/receiver.ts";
+import type { Sender } from "../channel/sender.ts";
+import type { Address } from "../wire/address.ts";
+import { DATA_HEADER_BYTES, FRAME_CONFIRM, FRAME_CONFIRM_ACK, MAX_DATAGRAM_BYTES, TAG_BYTES } from "../wire/constants.ts";
+import type { Framer } from "../wire/framer.ts";
+import type { PacketAead } from "../wire/packet-aead.ts";
+import { ReplayWindow } from "../wire/replay-window.ts";
+import type { SessionKeys } from "../handshake/messages.ts";
+import { RetrySchedule, type RetryOptions } from "../handshake/retry.ts";
+import type { ReliabilityConfig } from "../reliable/options.ts";
+import { Session, type Transmit } from "../reliable/session.ts";
+import { connectionFor, type Connection } from "./connection.ts";
+import type { ConnectionStats, DropReason } from "./stats.ts";
 
 /** What a connection needs from its transport. */
 export interface ConnectionHost {
@@ -26,7 +27,7 @@ export interface ConnectionHost {
   sendDatagram(chunks: readonly Uint8Array[], to: Address): void;
   /** Counts a drop of a routed datagram in the transport's totals (the connection counts its own as well). */
   countDrop(reason: DropReason): void;
-  connectionClosed(connection: Connection): void;
+  connectionClosed(connection: SessionDriver): void;
   now(): number;
 }
 
@@ -36,8 +37,16 @@ const OPEN_BATCH = 32;
 const MAX_PATH_CANDIDATES = 4;
 /** Packet numbers are doubles: the connection closes before one could repeat. */
 const LAST_PACKET_NUMBER = 2 ** 53 - 1;
+/**
+ * The first packet number of a benchmark's sealed flood: far above the Session's own, so the peer's
+ * replay window moves past the Session's packets sent meanwhile instead of refusing the flood.
+ */
+const BENCHMARK_FIRST_PACKET_NUMBER = 2 ** 40;
 
-export interface ConnectionInit {
+/** A datagram (or, opened, its plaintext) as the queue's consumer sees it: bytes[at, at + length). */
+export type DatagramVisitor = (bytes: Uint8Array, at: number, length: number) => void;
+
+export interface SessionDriverInit {
   host: ConnectionHost;
   localId: number;
   remoteId: number;
@@ -54,26 +63,28 @@ export interface ConnectionInit {
   stalled?: boolean;
 }
 
-export class Connection {
+export class SessionDriver {
+  /** The application's side of this connection. */
+  readonly connection: Connection;
   /** The peer's static X25519 public key (32 bytes), authenticated by the handshake. */
   readonly remotePublicKey: Uint8Array;
-  /** @internal The id the peer puts on packets to us (chosen by us). */
+  /** The id the peer puts on packets to us (chosen by us). */
   readonly localId: number;
   /** Our own address as the peer observed it (initiator side; undefined on the responder's). */
   readonly observedAddress: Address | undefined;
-  /** @internal The listener's end of the inbound queue. */
-  readonly inbound: Sender;
+  readonly session: Session;
+  readonly config: ReliabilityConfig;
+  /** close() was called: recv() ends here, whatever the peer still sends. */
+  closing = false;
   readonly #remoteId: number;
   #remoteAddress: Address;
   readonly #host: ConnectionHost;
   readonly #keys: SessionKeys;
-  readonly #config: ReliabilityConfig;
-  readonly #queue: Receiver;
-  readonly #session: Session;
+  /** The inbound queue's two ends: the listener sends into the inlet, #pump receives from the outlet. */
+  readonly #inlet: Sender;
+  readonly #outlet: Receiver;
   readonly #window = new ReplayWindow();
   #ended = false;
-  /** close() was called: recv() ends here, whatever the peer still sends. */
-  #closing = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
   #driveScheduled = false;
@@ -84,16 +95,15 @@ export class Connection {
   /** Packet number → the new address it came from; adopted once that packet authenticates. */
   readonly #pathCandidates = new Map<number, Address>();
   /** For benchmarks: when set, the queue's datagrams (or their plaintexts) go here instead of to the Session. */
-  #bypass: ((bytes: Uint8Array, at: number, length: number) => void) | undefined;
+  #bypass: DatagramVisitor | undefined;
   #bypassOpens = false;
-  #benchmarkPacketNumber = 2 ** 40;
+  #benchmarkPacketNumber = BENCHMARK_FIRST_PACKET_NUMBER;
 
   #routed = 0;
   #datagramsSent = 0;
   readonly #drops = { queueFull: 0, decryptFailed: 0, replayed: 0, malformed: 0 };
 
-  /** @internal Made by a Transport. */
-  constructor(init: ConnectionInit) {
+  constructor(init: SessionDriverInit) {
     this.#host = init.host;
     this.localId = init.localId;
     this.#remoteId = init.remoteId;
@@ -101,15 +111,16 @@ export class Connection {
     this.remotePublicKey = init.remotePublicKey;
     this.observedAddress = init.observedAddress;
     this.#keys = init.keys;
-    this.#config = init.reliability;
-    this.#session = new Session(init.reliability, init.host.now());
-    [this.inbound, this.#queue] = channel(init.inboundQueuePackets, { arena: init.host.arena, maxPacketSize: MAX_DATAGRAM_BYTES, maxLanes: 1 });
+    this.config = init.reliability;
+    this.session = new Session(init.reliability, init.host.now());
+    [this.#inlet, this.#outlet] = channel(init.inboundQueuePackets, { arena: init.host.arena, maxPacketSize: MAX_DATAGRAM_BYTES, maxLanes: 1 });
+    this.connection = connectionFor(this);
     if (init.confirm) {
       this.#confirm = new RetrySchedule(init.confirm.options, init.host.now(), init.confirm.random);
       this.#repeatConfirm();
     }
     if (init.stalled !== true) void this.#pump();
-    this.#scheduleDrive(); // the Session may have credit to grant at once
+    this.scheduleDrive(); // the Session may have credit to grant at once
   }
 
   /** Where the peer's packets come from now. It changes only after a packet from the new address authenticates. */
@@ -118,124 +129,25 @@ export class Connection {
   }
 
   /** Whether the connection is over (closed either way, or failed). */
-  get closed(): boolean {
+  get ended(): boolean {
     return this.#ended;
   }
 
-  /** Why the connection failed: the retransmission limit, the idle timeout... (undefined if it closed cleanly or is open). */
-  get error(): Error | undefined {
-    return this.#session.error;
+  now(): number {
+    return this.#host.now();
   }
 
-  /**
-   * Sends one message, reliably and in order. Resolves once the message is in the send buffer (it
-   * waits while the buffer is full: the peer is not reading, or the path is slow). Messages up to
-   * one datagram go as one; larger ones, up to `maxMessageBytes` (default 64 MiB), are streamed.
-   */
-  async send(message: Uint8Array): Promise<void> {
-    if (!(message instanceof Uint8Array)) throw new TypeError(`message must be a Uint8Array, got ${message === null ? "null" : typeof message}`);
-    if (message.length > this.#config.maxMessageBytes) {
-      throw new RangeError(`message of ${message.length} bytes exceeds the ${this.#config.maxMessageBytes}-byte limit (maxMessageBytes); use openStream() for more`);
-    }
-    await this.#until(() => this.#session.writable, () => this.#writeRefusal());
-    this.#session.sendMessage(ownedCopy(message, 0, message.length)); // a slab copy: slice() allocates a backing store (~3 µs)
-    this.#scheduleDrive();
-  }
-
-  /**
-   * The next message, in the order sent; undefined once the connection is closed (after the messages
-   * that had already arrived). Rejects with the reason if the connection failed.
-   */
-  async recv(): Promise<Uint8Array | undefined> {
-    for (;;) {
-      if (this.#closing) return undefined;
-      const message = this.#session.readMessage();
-      if (message !== undefined) {
-        this.#scheduleDrive(); // reading may have raised the peer's credit
-        return message;
-      }
-      if (this.#session.messagesEnded || this.#ended) {
-        if (this.#session.error) throw this.#session.error;
-        return undefined;
-      }
-      await this.#changed();
-    }
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
-    for (;;) {
-      const message = await this.recv();
-      if (message === undefined) return;
-      yield message;
-    }
-  }
-
-  /**
-   * Opens an outgoing byte stream. Writes resolve once the bytes are in the send buffer; close()
-   * resolves once the peer has acknowledged every byte and the end.
-   */
-  openStream(): WritableStream<Uint8Array> {
-    const session = this.#session;
-    const id = session.openStream(this.#host.now());
-    const refusal = (): Error | undefined => {
-      const state = session.streamState(id);
-      return typeof state === "object" ? new Error(state.reset) : this.#writeRefusal();
-    };
-    return new WritableStream<Uint8Array>({
-      write: async (chunk) => {
-        if (!(chunk instanceof Uint8Array)) throw new TypeError(`stream chunks must be Uint8Array, got ${chunk === null ? "null" : typeof chunk}`);
-        await this.#until(() => session.writable && refusal() === undefined, refusal);
-        session.writeStream(id, ownedCopy(chunk, 0, chunk.length), this.#host.now());
-        this.#scheduleDrive();
-      },
-      close: async () => {
-        const refused = refusal();
-        if (refused !== undefined) throw refused;
-        session.finishStream(id);
-        this.#scheduleDrive();
-        await this.#until(() => session.streamState(id) === "delivered", () => refusal() ?? (this.#ended ? new Error("the connection closed before the stream was delivered") : undefined));
-      },
-      abort: () => {
-        session.resetStream(id, `stream ${id} was aborted by its writer`);
-        this.#scheduleDrive();
-      },
-    });
-  }
-
-  /** The next stream the peer opened, or undefined once the connection is closed. */
-  async acceptStream(): Promise<ReadableStream<Uint8Array> | undefined> {
-    for (;;) {
-      const id = this.#session.acceptStream();
-      if (id !== undefined) return this.#readable(id);
-      if (this.#ended || this.#closing || this.#session.state !== "open") return undefined;
-      await this.#changed();
-    }
-  }
-
-  /**
-   * Closes gracefully: no more sends; the peer gets everything already sent, then an authenticated
-   * CLOSE, and its recv() ends after the messages that arrived. Resolves once the peer acknowledged
-   * the CLOSE (or the connection failed, e.g. the peer vanished: then it rejects with why).
-   */
-  async close(): Promise<void> {
-    this.#closing = true;
-    this.#session.close();
-    this.#scheduleDrive();
-    await this.#until(() => this.#session.state === "draining" || this.#session.state === "closed", () => undefined);
-    if (this.#session.error) throw this.#session.error;
-  }
-
-  /** @internal Closes at once (transport.close(), a replaced connection): one CLOSE is sent, nothing waits. */
+  /** Closes at once (transport.close(), a replaced connection): one CLOSE is sent, nothing waits. */
   abort(): void {
     if (this.#ended) return;
-    this.#closing = true;
-    const transmit = this.#session.abort(this.#host.now());
+    this.closing = true;
+    const transmit = this.session.abort(this.#host.now());
     if (transmit !== undefined) this.#transmit(transmit);
     this.#end();
   }
 
   stats(): ConnectionStats {
-    const delivery: SessionStats = this.#session.stats();
+    const delivery = this.session.stats();
     return {
       id: this.localId,
       remoteAddress: this.remoteAddress,
@@ -247,10 +159,10 @@ export class Connection {
     };
   }
 
-  /** @internal The listener's synchronous hand-off. */
+  /** The listener's synchronous hand-off of the datagram `framer` parsed last, which came from host:port. */
   route(framer: Framer, host: string, port: number): "sent" | "full" | "closed" {
     const packetNumber = host !== this.#remoteAddress.host || port !== this.#remoteAddress.port ? framer.packetNumber() : -1;
-    const outcome = framer.handOver(this.inbound);
+    const outcome = framer.handOver(this.#inlet);
     if (outcome === "sent") {
       this.#routed++;
       if (packetNumber >= 0 && this.#pathCandidates.size < MAX_PATH_CANDIDATES) this.#pathCandidates.set(packetNumber, { host, port });
@@ -258,20 +170,32 @@ export class Connection {
     return outcome;
   }
 
+  /** A packet the handshake already opened (it arrived before the connection existed). */
+  deliverOpened(plaintext: Uint8Array, packetNumber: number): void {
+    this.#window.record(packetNumber);
+    this.#dispatch(plaintext, packetNumber);
+    this.scheduleDrive();
+  }
+
+  /** Seals and sends one handshake frame outside the Session (a fresh packet number all the same). */
+  sendFrame(frame: number): void {
+    frameByte[0] = frame;
+    this.#transmit({ packetNumber: this.session.allocatePacketNumber(), parts: [frameByte] });
+  }
+
   /**
-   * @internal For benchmarks: the queue's datagrams go to `visit` instead of to the Session, unopened
-   * (the listener's cost alone) or, with `opened`, as plaintexts after the replay window and the AEAD.
+   * For benchmarks: the queue's datagrams go to `visit` instead of to the Session, unopened (the
+   * listener's cost alone) or, with `opened`, as plaintexts after the replay window and the AEAD.
    */
-  bypassForBenchmark(visit: (bytes: Uint8Array, at: number, length: number) => void, { opened = false } = {}): void {
+  bypassForBenchmark(visit: DatagramVisitor, opened: boolean): void {
     this.#bypass = visit;
     this.#bypassOpens = opened;
   }
 
   /**
-   * @internal For benchmarks: `count` data packets sealed as this side would send them, each carrying
+   * For benchmarks: `count` data packets sealed as this side would send them, each carrying
    * `plaintext`, back to back in one buffer (each `plaintext.length` + 29 bytes). Their packet numbers
-   * run from 2^40 up, never reused and far above the Session's own, so the peer's replay window
-   * moves past the Session's packets sent meanwhile instead of refusing the flood.
+   * run from BENCHMARK_FIRST_PACKET_NUMBER up, never reused.
    */
   sealForBenchmark(plaintext: Uint8Array, count: number): Uint8Array {
     const stride = DATA_HEADER_BYTES + plaintext.length + TAG_BYTES;
@@ -282,19 +206,6 @@ export class Connection {
     return packets;
   }
 
-  /** @internal A packet the handshake already opened (it arrived before the connection existed). */
-  deliverOpened(plaintext: Uint8Array, packetNumber: number): void {
-    this.#window.record(packetNumber);
-    this.#dispatch(plaintext, packetNumber);
-    this.#scheduleDrive();
-  }
-
-  /** @internal Seals and sends one handshake frame outside the Session (a fresh packet number all the same). */
-  sendFrame(frame: number): void {
-    frameByte[0] = frame;
-    this.#transmit({ packetNumber: this.#session.allocatePacketNumber(), parts: [frameByte] });
-  }
-
   // ------------------------------------------------------------------ receiving
 
   /**
@@ -302,7 +213,7 @@ export class Connection {
    * try-send: nothing here ever waits for room on a bounded queue.
    */
   async #pump(): Promise<void> {
-    while ((await this.#queue.recvBatch(this.#visit, OPEN_BATCH)) > 0) this.#drive();
+    while ((await this.#outlet.recvBatch(this.#visit, OPEN_BATCH)) > 0) this.#drive();
   }
 
   // The queue's visitor: `bytes` is the arena; the datagram is bytes[at, at + length).
@@ -320,7 +231,7 @@ export class Connection {
     const frame = plaintext[0];
     if (frame === FRAME_CONFIRM) this.sendFrame(FRAME_CONFIRM_ACK);
     else if (frame === FRAME_CONFIRM_ACK) this.#stopConfirm();
-    else if (this.#session.handlePacket(plaintext, packetNumber, this.#host.now()) !== undefined) this.#drop("malformed");
+    else if (this.session.handlePacket(plaintext, packetNumber, this.#host.now()) !== undefined) this.#drop("malformed");
   }
 
   #drop(reason: "decryptFailed" | "replayed" | "malformed"): void {
@@ -357,7 +268,7 @@ export class Connection {
   #drive(): void {
     this.#driveScheduled = false;
     if (this.#ended) return;
-    const session = this.#session;
+    const session = this.session;
     const now = this.#host.now();
     if (session.nextDeadline() <= now) session.handleTimeout(now);
     for (let transmit = session.pollTransmit(now); transmit !== undefined; transmit = session.pollTransmit(now)) this.#transmit(transmit);
@@ -367,7 +278,7 @@ export class Connection {
   }
 
   /** Application calls batch their effect: one drive per turn of the event loop, not one per call. */
-  #scheduleDrive(): void {
+  scheduleDrive(): void {
     if (this.#driveScheduled || this.#ended) return;
     this.#driveScheduled = true;
     queueMicrotask(() => this.#drive());
@@ -401,17 +312,18 @@ export class Connection {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#stopConfirm();
-    this.inbound.close();
-    this.#queue.close();
+    this.#inlet.close();
+    this.#outlet.close();
     // Packets still queued are released unread; drain them so their frames go back to the pool.
-    this.#queue.drain(() => {});
+    this.#outlet.drain(() => {});
     this.#host.connectionClosed(this);
     this.#wake();
   }
 
   // ------------------------------------------------------------------ waiting
 
-  #changed(): Promise<void> {
+  /** Resolves at the next change of the Session's state (after a drive), or at the end. */
+  changed(): Promise<void> {
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
@@ -423,50 +335,20 @@ export class Connection {
   }
 
   /** Waits until `ready()`; rejects with what `refusal()` answers once it answers an error. */
-  async #until(ready: () => boolean, refusal: () => Error | undefined): Promise<void> {
+  async until(ready: () => boolean, refusal: () => Error | undefined): Promise<void> {
     for (;;) {
       if (ready()) return;
       const error = refusal();
       if (error !== undefined) throw error;
       if (this.#ended) return;
-      await this.#changed();
+      await this.changed();
     }
   }
 
-  #writeRefusal(): Error | undefined {
-    if (this.#session.state === "open") return undefined;
-    return this.#session.error ?? new Error(this.#closing ? "the connection was closed" : "the peer closed the connection");
-  }
-
-  #readable(id: number): ReadableStream<Uint8Array> {
-    return new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        for (;;) {
-          let piece: Uint8Array | null | undefined;
-          try {
-            piece = this.#session.readStream(id);
-          } catch (error) {
-            controller.error(error);
-            return;
-          }
-          if (piece === null) return controller.close();
-          if (piece !== undefined) {
-            controller.enqueue(piece);
-            this.#scheduleDrive(); // reading may have raised the peer's credit
-            return;
-          }
-          if (this.#ended && this.#session.state === "closed") {
-            controller.error(this.#session.error ?? new Error(`stream ${id} ended early: the connection closed before its end`));
-            return;
-          }
-          await this.#changed();
-        }
-      },
-      cancel: () => {
-        this.#session.cancelStream(id);
-        this.#scheduleDrive();
-      },
-    }, { highWaterMark: 0 });
+  /** Why nothing more may be written (undefined while the Session is open). */
+  writeRefusal(): Error | undefined {
+    if (this.session.state === "open") return undefined;
+    return this.session.error ?? new Error(this.closing ? "the connection was closed" : "the peer closed the connection");
   }
 
   // ------------------------------------------------------------------ the handshake's confirm

@@ -10,16 +10,36 @@
 // so nothing later can be spliced from another handshake (freenet's flaw: no KDF, no binding). The
 // responder learns that the initiator really holds S_I's secret when the first data packet (the
 // confirm) opens under the derived keys.
-import { ADDRESS_BYTES, readAddress, writeAddress, type Address } from "./address.ts";
+import { ADDRESS_BYTES, readAddress, writeAddress, type Address } from "../wire/address.ts";
 import { agree, generateKeyPair, hkdf, importPublicKey, open, seal, sealKey, sha256, type PrivateKey, type PublicKey, type SealKey } from "./crypto.ts";
-import type { Framer } from "./framer.ts";
-import { readVersion, VERSION_BYTES, writeVersion, type ProtocolVersion } from "./version.ts";
-import { INTRO_EPHEMERAL, INTRO_SEALED, KEY_BYTES, RESPONSE_EPHEMERAL, RESPONSE_SEALED, TAG_BYTES } from "./wire.ts";
+import type { Framer } from "../wire/framer.ts";
+import { readVersion, VERSION_BYTES, writeVersion, type ProtocolVersion } from "../wire/version.ts";
+import {
+  AEAD_KEY_BYTES, INTRO_BODY_BYTES, INTRO_EPHEMERAL, INTRO_SEALED, KEY_BYTES, RESPONSE_BODY_BYTES, RESPONSE_EPHEMERAL,
+  RESPONSE_SEALED, TAG_BYTES,
+} from "../wire/constants.ts";
 
 const INTRO_LABEL = "sluice/1 intro";
 const SESSION_LABEL = "sluice/1 session";
 const AES_KEY_BYTES = 16;
-const CHACHA_KEY_BYTES = 32;
+/** Data packets' keys, one per direction (ChaCha20-Poly1305 in the core). */
+const DATA_KEY_BYTES = AEAD_KEY_BYTES;
+
+// The sealed bodies' fields (docs/wire.md, "Handshake"); their sizes are the core's (it checks the lengths).
+/** Intro body: the initiator's static key, its protocol version, its connection id (u32). */
+const INTRO_STATIC = 0;
+const INTRO_VERSION = INTRO_STATIC + KEY_BYTES;
+const INTRO_CONNECTION = INTRO_VERSION + VERSION_BYTES;
+/** Response body: status (u8), the responder's protocol version, its connection id (u32), the initiator's address as seen. */
+const RESPONSE_STATUS = 0;
+const RESPONSE_VERSION = RESPONSE_STATUS + 1;
+const RESPONSE_CONNECTION_ID = RESPONSE_VERSION + VERSION_BYTES;
+const RESPONSE_OBSERVED_ADDRESS = RESPONSE_CONNECTION_ID + 4;
+// The core checks a handshake datagram's length against these sizes, so the fields must fill them
+// exactly: a body laid out short or long here would be cut or padded silently.
+if (INTRO_CONNECTION + 4 !== INTRO_BODY_BYTES || RESPONSE_OBSERVED_ADDRESS + ADDRESS_BYTES !== RESPONSE_BODY_BYTES) {
+  throw new Error("src/handshake/messages.ts and assembly/wire.ts disagree on the handshake bodies' layout");
+}
 /** Handshake messages are each sealed once under a key of their own, so a zero nonce is safe. */
 const ZERO_NONCE = new Uint8Array(12);
 
@@ -31,7 +51,7 @@ export interface Identity {
   publicKey: Uint8Array;
 }
 
-/** Data-packet keys per direction: 32-byte ChaCha20-Poly1305 keys (packet-aead.ts). */
+/** Data-packet keys per direction: 32-byte ChaCha20-Poly1305 keys (wire/packet-aead.ts). */
 export interface SessionKeys {
   send: Uint8Array;
   receive: Uint8Array;
@@ -69,10 +89,10 @@ function introKey(es: Uint8Array, ephemeral: Uint8Array, responderStatic: Uint8A
 }
 
 function sessionKeys(secrets: Uint8Array[], transcript: Uint8Array, initiator: boolean): { response: SealKey; keys: SessionKeys } {
-  const okm = hkdf(concat(...secrets), SESSION_LABEL, transcript, AES_KEY_BYTES + 2 * CHACHA_KEY_BYTES);
+  const okm = hkdf(concat(...secrets), SESSION_LABEL, transcript, AES_KEY_BYTES + 2 * DATA_KEY_BYTES);
   const response = sealKey(okm.subarray(0, AES_KEY_BYTES));
-  const toResponder = okm.slice(AES_KEY_BYTES, AES_KEY_BYTES + CHACHA_KEY_BYTES);
-  const toInitiator = okm.slice(AES_KEY_BYTES + CHACHA_KEY_BYTES);
+  const toResponder = okm.slice(AES_KEY_BYTES, AES_KEY_BYTES + DATA_KEY_BYTES);
+  const toInitiator = okm.slice(AES_KEY_BYTES + DATA_KEY_BYTES);
   return { response, keys: initiator ? { send: toResponder, receive: toInitiator } : { send: toInitiator, receive: toResponder } };
 }
 
@@ -90,10 +110,10 @@ export function buildIntro(framer: Framer, me: Identity, remoteStaticRaw: Uint8A
   const ephemeral = generateKeyPair();
   const es = agree(ephemeral.privateKey, remoteStatic);
   const header = concat(framer.introHeader(), ephemeral.publicKey);
-  const body = new Uint8Array(KEY_BYTES + VERSION_BYTES + 4);
-  body.set(me.publicKey, 0);
-  writeVersion(version, body, KEY_BYTES);
-  new DataView(body.buffer).setUint32(KEY_BYTES + VERSION_BYTES, connection, true);
+  const body = new Uint8Array(INTRO_BODY_BYTES);
+  body.set(me.publicKey, INTRO_STATIC);
+  writeVersion(version, body, INTRO_VERSION);
+  new DataView(body.buffer).setUint32(INTRO_CONNECTION, connection, true);
   const sealed = seal(introKey(es, ephemeral.publicKey, remoteStaticRaw), ZERO_NONCE, header, [body]);
   return { datagram: concat(header, ...sealed), ephemeral: ephemeral.privateKey, es, remoteStatic };
 }
@@ -113,9 +133,9 @@ export function openIntro(me: Identity, datagram: Uint8Array): OpenedIntro | und
   const body = open(introKey(es, ephemeralRaw, me.publicKey), ZERO_NONCE, datagram.subarray(0, INTRO_SEALED), datagram.subarray(INTRO_SEALED, tagAt), datagram.subarray(tagAt));
   if (body === undefined) return undefined;
   return {
-    initiatorStatic: new Uint8Array(body.subarray(0, KEY_BYTES)),
-    version: readVersion(body, KEY_BYTES),
-    initiatorConnection: body.readUInt32LE(KEY_BYTES + VERSION_BYTES),
+    initiatorStatic: new Uint8Array(body.subarray(INTRO_STATIC, INTRO_STATIC + KEY_BYTES)),
+    version: readVersion(body, INTRO_VERSION),
+    initiatorConnection: body.readUInt32LE(INTRO_CONNECTION),
     es,
     ephemeral,
     datagram: new Uint8Array(datagram),
@@ -141,11 +161,11 @@ export function buildResponse(framer: Framer, me: Identity, intro: OpenedIntro, 
   }
   const header = concat(framer.responseHeader(intro.initiatorConnection), ephemeral.publicKey);
   const { response, keys } = sessionKeys(secrets, sha256(intro.datagram, header), false);
-  const body = new Uint8Array(1 + VERSION_BYTES + 4 + ADDRESS_BYTES);
-  body[0] = fields.status;
-  writeVersion(fields.version, body, 1);
-  new DataView(body.buffer).setUint32(1 + VERSION_BYTES, fields.responderConnection, true);
-  writeAddress(fields.observedAddress, body, 1 + VERSION_BYTES + 4);
+  const body = new Uint8Array(RESPONSE_BODY_BYTES);
+  body[RESPONSE_STATUS] = fields.status;
+  writeVersion(fields.version, body, RESPONSE_VERSION);
+  new DataView(body.buffer).setUint32(RESPONSE_CONNECTION_ID, fields.responderConnection, true);
+  writeAddress(fields.observedAddress, body, RESPONSE_OBSERVED_ADDRESS);
   return { datagram: concat(header, ...seal(response, ZERO_NONCE, header, [body])), keys };
 }
 
@@ -163,10 +183,10 @@ export function openResponse(me: Identity, intro: IntroState, datagram: Uint8Arr
   const body = open(response, ZERO_NONCE, header, datagram.subarray(RESPONSE_SEALED, tagAt), datagram.subarray(tagAt));
   if (body === undefined) return undefined;
   return {
-    status: body[0]!,
-    version: readVersion(body, 1),
-    responderConnection: body.readUInt32LE(1 + VERSION_BYTES),
-    observedAddress: readAddress(body, 1 + VERSION_BYTES + 4),
+    status: body[RESPONSE_STATUS]!,
+    version: readVersion(body, RESPONSE_VERSION),
+    responderConnection: body.readUInt32LE(RESPONSE_CONNECTION_ID),
+    observedAddress: readAddress(body, RESPONSE_OBSERVED_ADDRESS),
     keys,
   };
 }

@@ -1,5 +1,6 @@
 // Protocol versions: each side says what it speaks and the oldest it still accepts, and both sides
 // check both ways, as freenet does (remote ≥ my minimum, and me ≥ the remote's minimum).
+import { invalidArgValue, validateInteger, validateObject } from "../errors/validate.ts";
 
 export interface ProtocolVersion {
   major: number;
@@ -12,15 +13,19 @@ export interface ProtocolVersion {
 export const PROTOCOL_VERSION: Required<ProtocolVersion> = { major: 2, minor: 0, minimum: { major: 2, minor: 0 } };
 export const VERSION_BYTES = 4;
 
-export function normalizeVersion(version: ProtocolVersion | undefined): Required<ProtocolVersion> {
+/** `version` checked, with its minimum filled in (default: its own major.0); `name` names it in errors. */
+export function normalizeVersion(version: ProtocolVersion | undefined, name: string): Required<ProtocolVersion> {
   if (version === undefined) return PROTOCOL_VERSION;
+  validateObject(version, name);
   const { major, minor } = version;
+  validateInteger(major, `${name}.major`, 0, 255);
+  validateInteger(minor, `${name}.minor`, 0, 255);
   const minimum = version.minimum ?? { major, minor: 0 };
-  for (const [name, value] of [["major", major], ["minor", minor], ["minimum.major", minimum.major], ["minimum.minor", minimum.minor]] as const) {
-    if (!Number.isInteger(value) || value < 0 || value > 255) throw new RangeError(`protocol version ${name} must be an integer from 0 to 255, got ${String(value)}`);
-  }
+  validateObject(minimum, `${name}.minimum`);
+  validateInteger(minimum.major, `${name}.minimum.major`, 0, 255);
+  validateInteger(minimum.minor, `${name}.minimum.minor`, 0, 255);
   if (order(minimum.major, minimum.minor) > order(major, minor)) {
-    throw new RangeError(`protocol version minimum ${minimum.major}.${minimum.minor} is newer than the version ${major}.${minor} itself`);
+    throw invalidArgValue(`${name}.minimum`, minimum, `must not be newer than the version itself (${major}.${minor})`);
   }
   return { major, minor, minimum };
 }

@@ -2,10 +2,11 @@
 // frame of the transport's arena, where the core classifies it and reads its fields; when it is
 // routed, that frame itself goes to the queue (handOver), and the framer takes a fresh one. Headers
 // are built in a scratch frame and copied out. One Framer per transport (one thread).
-import type { Arena } from "./arena.ts";
-import { FRAME_DATA } from "./core.ts";
-import type { Sender, TrySendResult } from "./sender.ts";
-import { MAX_DATAGRAM_BYTES, RESPONSE_SEALED } from "./wire.ts";
+import type { Arena } from "../memory/arena.ts";
+import { FRAME_DATA } from "../memory/core.ts";
+import { validateInteger } from "../errors/validate.ts";
+import type { Sender, TrySendResult } from "../channel/sender.ts";
+import { INTRO_EPHEMERAL, MAX_DATAGRAM_BYTES, RESPONSE_EPHEMERAL } from "./constants.ts";
 
 /** parse()'s answer when the frame pool is empty, so there is nowhere to parse (counted as a full queue). */
 export const PARSE_NO_FRAME = -100;
@@ -18,7 +19,7 @@ export class Framer {
   private landed = 0;
 
   constructor(arena: Arena) {
-    if (arena.frameBytes < FRAME_DATA + MAX_DATAGRAM_BYTES + 64) throw new RangeError(`a transport needs frames of at least 2048 bytes, this arena has ${arena.frameBytes}`);
+    validateInteger(arena.frameBytes, "arena.frameBytes", FRAME_DATA + MAX_DATAGRAM_BYTES + 64);
     const build = arena.core.allocFrame();
     const landing = arena.core.allocFrame();
     if (build === 0 || landing === 0) throw new RangeError("the arena's frame pool is exhausted: no scratch frames for the transport");
@@ -60,16 +61,16 @@ export class Framer {
     return outcome;
   }
 
-  /** The 2-byte intro header (kind, wire version). */
+  /** The intro header up to its ephemeral key (kind, wire version). */
   introHeader(): Buffer {
     this.arena.core.wireWriteIntroHeader(this.build);
-    return this.copyOut(2);
+    return this.copyOut(INTRO_EPHEMERAL);
   }
 
   /** The response header up to its ephemeral key (kind, wire version, destination connection). */
   responseHeader(connection: number): Buffer {
     this.arena.core.wireWriteResponseHeader(this.build, connection);
-    return this.copyOut(RESPONSE_SEALED - 32);
+    return this.copyOut(RESPONSE_EPHEMERAL);
   }
 
   private copyOut(length: number): Buffer {

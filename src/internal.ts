@@ -1,0 +1,44 @@
+// Test and benchmark seams, published as "sluice/internal" and never by "sluice": they reach inside a
+// Transport or a Connection, so the public types stay free of them. dist/index.js and
+// dist/internal.js share one chunk (scripts/build.mjs), so a seam works on objects made through
+// "sluice". Not an API: it changes whenever the tests need it to.
+import type { Connection } from "./transport/connection.ts";
+import { driverOf } from "./transport/connection.ts";
+import type { RouteOutcome } from "./transport/listener.ts";
+import type { TransportOptions, TransportSeams } from "./transport/options.ts";
+import type { DatagramVisitor } from "./transport/session-driver.ts";
+import { bindWithSeams, listenerOf, type Transport } from "./transport/transport.ts";
+
+export type { TransportSeams, RouteOutcome, DatagramVisitor };
+export { openNodeSocket, type DatagramSocket, type SocketFactory } from "./transport/udp-socket.ts";
+
+/**
+ * Transport.bind() with seams: `socket` replaces the UDP socket (a seeded fault injector in front of a
+ * real one), and connections to peers for which `stallConsumersOf` answers true never consume their
+ * inbound queue (a stalled consumer, for the never-blocks tests).
+ */
+export function bindTransport(options: TransportOptions & TransportSeams = {}): Promise<Transport> {
+  const { socket, stallConsumersOf, ...rest } = options;
+  return bindWithSeams(rest, { socket, stallConsumersOf });
+}
+
+/** Routes one datagram through the transport's listener, synchronously, as if its socket had received it. */
+export function routeDatagram(transport: Transport, datagram: Uint8Array, host: string, port: number): RouteOutcome {
+  return listenerOf(transport).route(datagram, host, port);
+}
+
+/**
+ * The connection's queued datagrams go to `visit` instead of to its Session: unopened (the listener's
+ * cost alone), or with `opened`, as plaintexts after the replay window and the AEAD.
+ */
+export function bypassForBenchmark(connection: Connection, visit: DatagramVisitor, { opened = false } = {}): void {
+  driverOf(connection).bypassForBenchmark(visit, opened);
+}
+
+/**
+ * `count` data packets sealed as `connection` would send them, each carrying `plaintext`, back to back
+ * in one buffer (each plaintext.length + 29 bytes), with packet numbers never used by its Session.
+ */
+export function sealForBenchmark(connection: Connection, plaintext: Uint8Array, count: number): Uint8Array {
+  return driverOf(connection).sealForBenchmark(plaintext, count);
+}

@@ -1,0 +1,224 @@
+// A transport: one UDP socket, its listener (listener.ts), the handshakes in progress (handshakes.ts)
+// and the connections they made (connection.ts), in one arena sized for every queue at capacity.
+// This is the public API; the parts above do the work.
+import { illegalConstructor } from "../errors/errors.ts";
+import { invalidArgValue, validateBytes } from "../errors/validate.ts";
+import { Arena, DEFAULT_FRAME_BYTES } from "../memory/arena.ts";
+import { addressKey, checkAddress, type Address } from "../wire/address.ts";
+import { Framer } from "../wire/framer.ts";
+import { PacketAead } from "../wire/packet-aead.ts";
+import { generateKeyPair, importPrivateKey, importPublicKey, rawPublicKey, type PublicKey } from "../handshake/crypto.ts";
+import type { Identity } from "../handshake/messages.ts";
+import { checkRetryOptions, type RetryOptions } from "../handshake/retry.ts";
+import type { Connection } from "./connection.ts";
+import { Handshakes } from "./handshakes.ts";
+import { Listener } from "./listener.ts";
+import { Warnings } from "./log.ts";
+import { arenaBytesFor, checkTransportOptions, type TransportConfig, type TransportOptions, type TransportSeams } from "./options.ts";
+import type { SessionDriver } from "./session-driver.ts";
+import { TransportCounters, type TransportStats } from "./stats.ts";
+import { ConnectionTable } from "./table.ts";
+import { openSocket, type DatagramSocket } from "./udp-socket.ts";
+
+/** The token only this module holds: transports come from Transport.bind(). */
+const FROM_BIND = Symbol("Transport");
+
+let bindTransport: (options: TransportOptions, seams: TransportSeams) => Promise<Transport>;
+let listenerOfTransport: (transport: Transport) => Listener;
+
+/** Transport.bind() with test seams (for src/internal.ts). */
+export function bindWithSeams(options: TransportOptions, seams: TransportSeams): Promise<Transport> {
+  return bindTransport(options, seams);
+}
+
+/** The listener of `transport` (for src/internal.ts). */
+export function listenerOf(transport: Transport): Listener {
+  return listenerOfTransport(transport);
+}
+
+export class Transport {
+  static {
+    bindTransport = (options, seams) => Transport.#bind(options, seams);
+    listenerOfTransport = (transport) => transport.#listener;
+  }
+
+  /** This node's static X25519 public key (32 bytes): what peers pass to connect(). */
+  readonly publicKey: Uint8Array;
+  readonly #config: TransportConfig;
+  readonly #arena: Arena;
+  readonly #framer: Framer;
+  readonly #aead: PacketAead;
+  #socket!: DatagramSocket;
+  readonly #counters = new TransportCounters();
+  readonly #warnings: Warnings;
+  readonly #table: ConnectionTable;
+  readonly #handshakes: Handshakes;
+  readonly #listener: Listener;
+  readonly #acceptQueue: SessionDriver[] = [];
+  readonly #acceptWaiters: ((connection: Connection | undefined) => void)[] = [];
+  #closed = false;
+  #externalAddress: Address | undefined;
+
+  /** Not for applications: transports come from Transport.bind(). */
+  constructor(token: typeof FROM_BIND, config: TransportConfig, identity: Identity, seams: TransportSeams) {
+    if (token !== FROM_BIND) throw illegalConstructor("transports come from Transport.bind()", Transport);
+    this.publicKey = identity.publicKey;
+    this.#config = config;
+    this.#warnings = new Warnings(config.log);
+    this.#arena = Arena.create({ bytes: arenaBytesFor(config), frameBytes: DEFAULT_FRAME_BYTES });
+    this.#framer = new Framer(this.#arena);
+    this.#aead = new PacketAead(this.#arena);
+    this.#table = new ConnectionTable(config.maxConnections);
+    this.#handshakes = new Handshakes({
+      identity,
+      config,
+      seams,
+      arena: this.#arena,
+      framer: this.#framer,
+      aead: this.#aead,
+      table: this.#table,
+      counters: this.#counters,
+      warnings: this.#warnings,
+      host: {
+        arena: this.#arena,
+        aead: this.#aead,
+        sendDatagram: (chunks, to) => this.#send(chunks, to),
+        countDrop: (reason) => this.#counters.dropAfterRouting(reason),
+        connectionClosed: (connection) => this.#table.forget(connection),
+        now: () => performance.now(),
+      },
+      send: (chunks, to) => this.#send(chunks, to),
+      accepted: (connection) => this.#accepted(connection),
+      observed: (address) => (this.#externalAddress = address),
+    });
+    this.#listener = new Listener({
+      config,
+      framer: this.#framer,
+      table: this.#table,
+      handshakes: this.#handshakes,
+      counters: this.#counters,
+      warnings: this.#warnings,
+    });
+  }
+
+  /** Binds a UDP socket and starts listening. */
+  static async bind(options: TransportOptions = {}): Promise<Transport> {
+    return Transport.#bind(options, {});
+  }
+
+  static async #bind(options: TransportOptions, seams: TransportSeams): Promise<Transport> {
+    const config = checkTransportOptions(options);
+    let identity: Identity;
+    if (config.secretKey === undefined) identity = generateKeyPair();
+    else {
+      const privateKey = importPrivateKey(config.secretKey);
+      identity = { privateKey, publicKey: rawPublicKey(privateKey) };
+    }
+    const transport = new Transport(FROM_BIND, config, identity, seams);
+    try {
+      transport.#socket = await (seams.socket ?? openSocket)({
+        host: config.host,
+        port: config.port,
+        receiveBufferBytes: config.receiveBufferBytes,
+        onDatagram: transport.#listener.onDatagram,
+        onSendError: (error) => {
+          transport.#counters.sendErrors++;
+          transport.#warnings.warn("sendError", `UDP send failed: ${error.message}`);
+        },
+      });
+    } catch (error) {
+      transport.#framer.dispose();
+      transport.#aead.dispose();
+      throw error;
+    }
+    return transport;
+  }
+
+  /** The bound local address. */
+  get address(): Address {
+    return { ...this.#socket.address };
+  }
+
+  /** This node's address as the last gateway it connected to observed it (undefined before any). */
+  get externalAddress(): Address | undefined {
+    return this.#externalAddress && { ...this.#externalAddress };
+  }
+
+  /**
+   * Connects to the node at `address` whose static public key is `publicKey`. A gateway answers at
+   * once; a peer that is not a gateway must be connecting to us at about the same time. Intros are
+   * re-sent on `options` (default every 200 ms ± 20%, at most 40, within 3 s), then this rejects.
+   */
+  connect(address: Address, publicKey: Uint8Array, options?: RetryOptions): Promise<Connection> {
+    try {
+      const to = checkAddress(address, "address");
+      validateBytes(publicKey, "publicKey", 32);
+      const remoteStatic = new Uint8Array(publicKey);
+      const retry = options === undefined ? this.#config.retry : checkRetryOptions(options, "options", this.#config.retry);
+      if (this.#closed) throw new Error("connect on a closed transport");
+      let remoteStaticKey: PublicKey;
+      try {
+        remoteStaticKey = importPublicKey(remoteStatic);
+      } catch {
+        throw invalidArgValue("publicKey", publicKey, "is not a usable X25519 public key");
+      }
+      return this.#handshakes.connect(to, addressKey(to.host, to.port), remoteStatic, remoteStaticKey, retry);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** The next inbound connection, or undefined once the transport is closed. */
+  accept(): Promise<Connection | undefined> {
+    const ready = this.#acceptQueue.shift();
+    if (ready !== undefined) return Promise.resolve(ready.connection);
+    if (this.#closed) return Promise.resolve(undefined);
+    return new Promise((resolve) => this.#acceptWaiters.push(resolve));
+  }
+
+  stats(): TransportStats {
+    const connections = this.#table.connectionByAddress;
+    return {
+      socket: this.#socket.kind,
+      ...this.#counters.snapshot(),
+      connections: connections.size,
+      handshakes: this.#table.handshakeByAddress.size,
+      perConnection: [...connections.values()].map((connection) => connection.stats()),
+    };
+  }
+
+  /** Closes every connection and handshake, then the socket. Pending connect()s reject; accept() ends. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#listener.close();
+    this.#handshakes.failAll(new Error("the transport was closed"));
+    for (const connection of [...this.#table.connectionByAddress.values()]) connection.abort();
+    for (const connection of this.#acceptQueue.splice(0)) connection.abort();
+    for (const waiter of this.#acceptWaiters.splice(0)) waiter(undefined);
+    await this.#socket.close();
+    this.#framer.dispose();
+    this.#aead.dispose();
+    this.#arena.forget();
+  }
+
+  /** A connection a peer started is established: to a waiting accept(), or the accept queue, or refused. */
+  #accepted(connection: SessionDriver): void {
+    const waiter = this.#acceptWaiters.shift();
+    if (waiter !== undefined) waiter(connection.connection);
+    else if (this.#acceptQueue.length < this.#config.acceptQueueConnections) this.#acceptQueue.push(connection);
+    else {
+      // The application is not accepting: refuse the newcomer rather than wait for room.
+      this.#counters.drop("acceptQueueFull");
+      this.#warnings.warn("acceptQueueFull", `accept queue full (${this.#config.acceptQueueConnections}): new connection from ${addressKey(connection.remoteAddress.host, connection.remoteAddress.port)} refused`);
+      connection.abort();
+    }
+  }
+
+  #send(chunks: readonly Uint8Array[], to: Address): void {
+    const counters = this.#counters;
+    counters.datagramsSent++;
+    for (const chunk of chunks) counters.bytesSent += chunk.length;
+    this.#socket.send(chunks, to.host, to.port);
+  }
+}

@@ -1,0 +1,23 @@
+// The host's side of the wire format (assembly/wire.ts parses and builds; docs/wire.md explains). The
+// kinds, sizes, field offsets and parse refusals are the core's own, generated from the module by
+// scripts/build.mjs; only what the host alone decides is written here.
+import { DATA_HEADER_BYTES, TAG_BYTES } from "../../build/core-constants.js";
+
+export {
+  AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_SCRATCH_BYTES, DATA_HEADER_BYTES, DATA_PACKET_NUMBER, INTRO_BODY_BYTES,
+  INTRO_EPHEMERAL, INTRO_SEALED, KEY_BYTES, KIND_DATA, KIND_INTRO, KIND_RESPONSE, MAX_DATAGRAM_BYTES, RESPONSE_BODY_BYTES,
+  RESPONSE_EPHEMERAL, RESPONSE_SEALED, TAG_BYTES, WIRE_UNKNOWN_VERSION,
+} from "../../build/core-constants.js";
+
+/** Largest datagram we send: QUIC's 1200, safe on any path without fragmentation. */
+export const MAX_SEND_DATAGRAM_BYTES = 1200;
+
+/** Largest sealed plaintext in one data packet we send. */
+export const MAX_DATA_PLAINTEXT_BYTES = MAX_SEND_DATAGRAM_BYTES - DATA_HEADER_BYTES - TAG_BYTES; // 1171
+
+// The first byte of a data packet's plaintext says what follows (docs/wire.md, "Frames"): these two
+// stand alone in their packet and belong to the handshake; the rest are in reliable/frames.ts.
+/** Initiator → responder, right after the response: proves the initiator holds its static key. */
+export const FRAME_CONFIRM = 0x02;
+/** Responder → initiator: the confirm arrived (the initiator stops repeating it). */
+export const FRAME_CONFIRM_ACK = 0x03;
