@@ -9,8 +9,8 @@ import type { TransportOptions, TransportSeams } from "./transport/options.ts";
 import type { DatagramVisitor } from "./transport/session-driver.ts";
 import { bindWithSeams, listenerOf, type Transport } from "./transport/transport.ts";
 
-export type { TransportSeams, RouteOutcome, DatagramVisitor };
-export { openNodeSocket, type DatagramSocket, type SocketFactory } from "./transport/udp-socket.ts";
+export type { TransportSeams };
+export { openNodeSocket, type SocketFactory } from "./transport/udp-socket.ts";
 
 /**
  * Transport.bind() with seams: `socket` replaces the UDP socket (a seeded fault injector in front of a

@@ -4,8 +4,8 @@ import { FRAME_DATA } from "../memory/core.ts";
 import { validateInteger, validateObject } from "../errors/validate.ts";
 import { LaneProducer } from "./lane-producer.ts";
 import { SharedChannel } from "./shared-channel.ts";
-import { Receiver } from "./receiver.ts";
-import { Sender } from "./sender.ts";
+import { receiverFor, type Receiver } from "./receiver.ts";
+import { senderFor, type Sender } from "./sender.ts";
 
 /** Largest packet a channel accepts unless told otherwise: one Ethernet-MTU datagram. */
 export const DEFAULT_MAX_PACKET_SIZE = 1500;
@@ -39,5 +39,5 @@ export function channel(capacity: number, options: ChannelOptions = {}): [Sender
   const offset = core.createChannel(capacity, maxLanes, nonce);
   if (offset === 0) throw new RangeError("the arena's frame pool is exhausted: no room for another channel");
   const shared = new SharedChannel(arena, offset, maxPacketSize, true, true);
-  return [new Sender(new LaneProducer(shared, core.laneOf(offset, 0))), new Receiver(shared)];
+  return [senderFor(new LaneProducer(shared, core.laneOf(offset, 0))), receiverFor(shared)];
 }

@@ -8,7 +8,7 @@ import type { SharedChannel } from "./shared-channel.ts";
  * Packets a lane commits before it publishes them without waiting for the end of the burst. A
  * publish is one fenced store; measured per packet it cost half the producer's time cross-thread.
  */
-export const PUBLISH_EVERY = 16;
+const PUBLISH_EVERY = 16;
 
 // Lanes of this thread with committed but unpublished packets. Any receiver on this thread publishes
 // them before it looks, so a packet sent on this thread is visible to a receive on this thread at

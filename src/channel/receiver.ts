@@ -7,17 +7,26 @@
 //    length) over the arena itself, with no copy and no allocation. Those bytes are valid only
 //    during the call: the frame goes back to the pool when drain() returns.
 // Lanes are visited round-robin, so one busy sending thread cannot starve another.
+import { illegalConstructor } from "../errors/errors.ts";
+import { invalidArgValue, validateFunction, validateInteger } from "../errors/validate.ts";
 import { FRAME_DATA, STATE_EMPTY, STATE_ENDED } from "../memory/core.ts";
+import { ownedCopy } from "../memory/owned-copy.ts";
+import { park } from "../memory/park.ts";
+import { handleFields, openHandle, type ReceiverHandle } from "./handle.ts";
 import { publishThisThread } from "./lane-producer.ts";
 import { SharedChannel } from "./shared-channel.ts";
-import { ownedCopy } from "../memory/owned-copy.ts";
-import { invalidArgValue, validateFunction, validateInteger } from "../errors/validate.ts";
-import { handleFields, openHandle, type ReceiverHandle } from "./handle.ts";
-import { park } from "../memory/park.ts";
 import { channelStats, type ChannelStats } from "./stats.ts";
 
 /** (bytes, offset, length): the packet is bytes[offset, offset + length), valid only during the call. */
 export type PacketVisitor = (bytes: Uint8Array, offset: number, length: number) => void;
+
+/** The token only this module holds: receivers come from channel() and Receiver.fromHandle(). */
+const FROM_CHANNEL = Symbol("Receiver");
+
+/** The receiver of `channel` (for channel()). */
+export function receiverFor(channel: SharedChannel): Receiver {
+  return new Receiver(FROM_CHANNEL, channel);
+}
 
 /**
  * One event-loop turn. A receiver that finds the queue empty looks once more after a turn before it
@@ -67,8 +76,9 @@ export class Receiver {
   /** recv() calls parked on this thread; the shared sleeping flag stays set until the last leaves. */
   #parked = 0;
 
-  /** @internal Use channel() or Receiver.fromHandle(). */
-  constructor(channel: SharedChannel) {
+  /** Not for applications: receivers come from channel() and Receiver.fromHandle(). */
+  constructor(token: typeof FROM_CHANNEL, channel: SharedChannel) {
+    if (token !== FROM_CHANNEL) throw illegalConstructor("receivers come from channel() and Receiver.fromHandle()", Receiver);
     this.#channel = channel;
     collected.register(this, channel, this);
   }
@@ -237,6 +247,6 @@ export class Receiver {
     if (arena.core.claimReceiver(fields.channel, token | 0) === 0) {
       throw invalidArgValue("handle.token", token, "was already claimed, or is not this channel's: each handle works once");
     }
-    return new Receiver(new SharedChannel(arena, fields.channel, fields.maxPacketSize, false, true));
+    return new Receiver(FROM_CHANNEL, new SharedChannel(arena, fields.channel, fields.maxPacketSize, false, true));
   }
 }

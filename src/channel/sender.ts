@@ -10,25 +10,56 @@
 //    sees it after at most 16 more packets, or when this thread's current task ends (a microtask),
 //    whichever is first: publishing is one fenced store, paid per batch rather than per packet.
 //    flush() publishes now, for a producer about to block its thread synchronously.
+import { illegalConstructor } from "../errors/errors.ts";
+import { invalidArgValue, validateByteLength, validateBytes, validateInteger } from "../errors/validate.ts";
 import { RESERVE_CLOSED } from "../memory/core.ts";
+import { handleFields, openHandle, type SenderHandle } from "./handle.ts";
 import { LaneProducer } from "./lane-producer.ts";
 import { SharedChannel } from "./shared-channel.ts";
-import { invalidArgValue, validateByteLength, validateBytes, validateInteger } from "../errors/validate.ts";
-import { handleFields, openHandle, type SenderHandle } from "./handle.ts";
 import { channelStats, type ChannelStats } from "./stats.ts";
 
 export type TrySendResult = "sent" | "full" | "closed";
+
+/** The token only this module holds: senders come from channel(), clone() and Sender.fromHandle(). */
+const FROM_CHANNEL = Symbol("Sender");
+
+/** A sender on `lane` (for channel()). */
+export function senderFor(lane: LaneProducer): Sender {
+  return new Sender(FROM_CHANNEL, lane);
+}
+
+let trySendFrameOf: (sender: Sender, frame: number, length: number) => TrySendResult;
+
+/**
+ * trySend() of a packet already in `frame`, a frame of the sender's arena that the caller owns: on
+ * 'sent' the frame belongs to the channel, otherwise it stays the caller's (the listener's hand-over,
+ * wire/framer.ts: a datagram is copied once, not twice).
+ */
+export function trySendFrame(sender: Sender, frame: number, length: number): TrySendResult {
+  return trySendFrameOf(sender, frame, length);
+}
 
 // A sender garbage-collected without close() still lets go of its lane, as a dropped tokio sender
 // does; until the collector gets to it, the receiver cannot see the end of the stream.
 const collected = new FinalizationRegistry<LaneProducer>((lane) => lane.release());
 
 export class Sender {
+  static {
+    trySendFrameOf = (sender, frame, length) => {
+      validateByteLength(length, "packet", sender.#channel.maxPacketSize, "the channel's maxPacketSize");
+      const lane = sender.#lane;
+      if (lane === undefined) return "closed";
+      const outcome = lane.pushFrame(frame, length);
+      return outcome === 0 ? "sent" : outcome === RESERVE_CLOSED ? "closed" : "full";
+    };
+  }
+
   #lane: LaneProducer | undefined;
   readonly #channel: SharedChannel;
 
-  /** @internal Use channel() or Sender.fromHandle(). */
-  constructor(lane: LaneProducer) {
+  /** Not for applications: senders come from channel(), clone() and Sender.fromHandle(). */
+  constructor(token: typeof FROM_CHANNEL, lane: LaneProducer) {
+    if (token !== FROM_CHANNEL) throw illegalConstructor("senders come from channel(), clone() and Sender.fromHandle()", Sender);
     this.#lane = lane;
     this.#channel = lane.channel;
     collected.register(this, lane, this);
@@ -56,18 +87,6 @@ export class Sender {
     return outcome === 0 ? "sent" : outcome === RESERVE_CLOSED ? "closed" : "full";
   }
 
-  /**
-   * @internal trySend() of a packet already in `frame`, a frame of this channel's arena that the
-   * caller owns: on 'sent' the frame belongs to the channel, otherwise it stays the caller's.
-   */
-  trySendFrame(frame: number, length: number): TrySendResult {
-    validateByteLength(length, "packet", this.#channel.maxPacketSize, "the channel's maxPacketSize");
-    const lane = this.#lane;
-    if (lane === undefined) return "closed";
-    const outcome = lane.pushFrame(frame, length);
-    return outcome === 0 ? "sent" : outcome === RESERVE_CLOSED ? "closed" : "full";
-  }
-
   async send(packet: Uint8Array): Promise<"sent" | "closed"> {
     this.#check(packet);
     for (;;) {
@@ -90,7 +109,7 @@ export class Sender {
     const lane = this.#lane;
     if (lane === undefined) throw new TypeError("cannot clone a closed Sender");
     lane.openSenders++;
-    return new Sender(lane);
+    return new Sender(FROM_CHANNEL, lane);
   }
 
   /** This sender is done. When every sender of every lane is closed, the receiver sees the end after draining. */
@@ -138,6 +157,6 @@ export class Sender {
     if (arena.core.hasLane(fields.channel, lane) === 0) throw invalidArgValue("handle.lane", lane, "names no lane of its channel");
     if (arena.core.claimLane(lane) === 0) throw invalidArgValue("handle.lane", lane, "was already claimed: each handle works once");
     const channel = new SharedChannel(arena, fields.channel, fields.maxPacketSize, false, false);
-    return new Sender(new LaneProducer(channel, lane));
+    return new Sender(FROM_CHANNEL, new LaneProducer(channel, lane));
   }
 }

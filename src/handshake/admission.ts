@@ -8,21 +8,24 @@ import { invalidArgType, validateInteger, validateNumber, validateObject } from 
  * always first and expiry is a walk from the front.
  */
 export class PerKeyInterval {
-  private readonly last = new Map<string, number>();
-  constructor(
-    private readonly intervalMs: number,
-    private readonly maxKeys: number,
-  ) {}
+  readonly #last = new Map<string, number>();
+  readonly #intervalMs: number;
+  readonly #maxKeys: number;
+
+  constructor(intervalMs: number, maxKeys: number) {
+    this.#intervalMs = intervalMs;
+    this.#maxKeys = maxKeys;
+  }
 
   /** True (and the event is recorded) if `key` had no event in the last interval. */
   tryTake(key: string, now: number): boolean {
-    const previous = this.last.get(key);
-    if (previous !== undefined && now - previous < this.intervalMs) return false;
-    this.last.delete(key);
-    this.last.set(key, now);
-    for (const [oldest, at] of this.last) {
-      if (now - at < this.intervalMs && this.last.size <= this.maxKeys) break;
-      this.last.delete(oldest);
+    const previous = this.#last.get(key);
+    if (previous !== undefined && now - previous < this.#intervalMs) return false;
+    this.#last.delete(key);
+    this.#last.set(key, now);
+    for (const [oldest, at] of this.#last) {
+      if (now - at < this.#intervalMs && this.#last.size <= this.#maxKeys) break;
+      this.#last.delete(oldest);
     }
     return true;
   }
@@ -56,54 +59,60 @@ export function checkAcceptRamp(steps: readonly AcceptRampStep[] | undefined, na
 
 /** Counts new inbound handshakes in 1 s tumbling windows against the step for the transport's age. */
 export class AcceptRamp {
-  private windowStart = -Infinity;
-  private inWindow = 0;
-  constructor(
-    private readonly steps: readonly AcceptRampStep[],
-    private readonly startedAt: number,
-  ) {}
+  #windowStart = -Infinity;
+  #inWindow = 0;
+  readonly #steps: readonly AcceptRampStep[];
+  readonly #startedAt: number;
+
+  constructor(steps: readonly AcceptRampStep[], startedAt: number) {
+    this.#steps = steps;
+    this.#startedAt = startedAt;
+  }
 
   tryTake(now: number): boolean {
-    const age = now - this.startedAt;
-    const step = this.steps.find((s) => age < s.untilMs);
+    const age = now - this.#startedAt;
+    const step = this.#steps.find((s) => age < s.untilMs);
     if (step === undefined) return true;
-    if (now - this.windowStart >= 1000) {
-      this.windowStart = now;
-      this.inWindow = 0;
+    if (now - this.#windowStart >= 1000) {
+      this.#windowStart = now;
+      this.#inWindow = 0;
     }
-    if (this.inWindow >= step.perSecond) return false;
-    this.inWindow++;
+    if (this.#inWindow >= step.perSecond) return false;
+    this.#inWindow++;
     return true;
   }
 }
 
 /** Ids or addresses closed in the last `graceMs`: late packets for them are dropped cheaply. */
 export class RecentlyClosed<K> {
-  private readonly closedAt = new Map<K, number>();
-  constructor(
-    private readonly graceMs: number,
-    private readonly maxEntries: number,
-  ) {}
+  readonly #closedAt = new Map<K, number>();
+  readonly #graceMs: number;
+  readonly #maxEntries: number;
+
+  constructor(graceMs: number, maxEntries: number) {
+    this.#graceMs = graceMs;
+    this.#maxEntries = maxEntries;
+  }
 
   add(key: K, now: number): void {
-    this.closedAt.delete(key);
-    this.closedAt.set(key, now);
-    this.expire(now);
+    this.#closedAt.delete(key);
+    this.#closedAt.set(key, now);
+    this.#expire(now);
   }
 
   has(key: K, now: number): boolean {
-    const at = this.closedAt.get(key);
-    return at !== undefined && now - at < this.graceMs;
+    const at = this.#closedAt.get(key);
+    return at !== undefined && now - at < this.#graceMs;
   }
 
   delete(key: K): void {
-    this.closedAt.delete(key);
+    this.#closedAt.delete(key);
   }
 
-  private expire(now: number): void {
-    for (const [oldest, at] of this.closedAt) {
-      if (now - at < this.graceMs && this.closedAt.size <= this.maxEntries) break;
-      this.closedAt.delete(oldest);
+  #expire(now: number): void {
+    for (const [oldest, at] of this.#closedAt) {
+      if (now - at < this.#graceMs && this.#closedAt.size <= this.#maxEntries) break;
+      this.#closedAt.delete(oldest);
     }
   }
 }

@@ -1,7 +1,8 @@
-// The platform's cryptography, synchronous (node:crypto, which Node and Deno both provide): X25519
-// for key agreement, HKDF-SHA256 to derive keys, AES-128-GCM to seal. WebCrypto is not used: it is
-// promise-based, and a datagram must be opened without an await. Measured costs are in
-// docs/benchmarks.md (an AES-GCM open of 1171 bytes is ~6–9 µs here, mostly cipher set-up).
+// The platform's cryptography for the handshake, synchronous (node:crypto, which Node and Deno both
+// provide): X25519 for key agreement, HKDF-SHA256 to derive keys, AES-128-GCM to seal its messages.
+// WebCrypto is not used: it is promise-based, and a datagram must be opened without an await. Data
+// packets are sealed in the WebAssembly core instead (wire/packet-aead.ts): a node:crypto cipher
+// costs ~6–9 µs per 1171-byte packet here, mostly its set-up (docs/benchmarks.md).
 import * as nodeCrypto from "node:crypto";
 
 export type PrivateKey = nodeCrypto.KeyObject;
@@ -12,7 +13,8 @@ export type PublicKey = nodeCrypto.KeyObject;
 const base64url = (raw: Uint8Array) => Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString("base64url");
 
 export function importPrivateKey(raw: Uint8Array): PrivateKey {
-  // Node and Deno both require the field x but derive the public half from d (checked in test/crypto.test.ts).
+  // Node 20 and Deno 2.9 both refuse a JWK without x, and with x empty both derive the public half
+  // from d (checked by hand in each; test/handshake.test.ts's restarted peer relies on it in Node).
   return nodeCrypto.createPrivateKey({ key: { kty: "OKP", crv: "X25519", d: base64url(raw), x: "" }, format: "jwk" });
 }
 
@@ -51,10 +53,6 @@ export function sha256(...parts: Uint8Array[]): Uint8Array {
   return new Uint8Array(hash.digest());
 }
 
-export function randomBytes(length: number): Uint8Array {
-  return nodeCrypto.getRandomValues(new Uint8Array(length));
-}
-
 /** An AES-128-GCM key, imported once: a cipher made from a KeyObject skips the key parse. */
 export type SealKey = nodeCrypto.KeyObject;
 
@@ -64,8 +62,8 @@ export function sealKey(raw: Uint8Array): SealKey {
 
 /**
  * Seals the concatenation of `parts` and answers their ciphertexts then the tag, as chunks for a
- * gathered send (GCM is a stream cipher: no need to join the parts first). Every (key, nonce) pair
- * must be used once: callers build the nonce from a never-reused packet number.
+ * gathered send (GCM is a stream cipher: no need to join the parts first). A (key, nonce) pair must
+ * never seal twice: each handshake message has a key of its own, so its nonce may be zero.
  */
 export function seal(key: SealKey, nonce: Uint8Array, aad: Uint8Array, parts: readonly Uint8Array[]): Buffer[] {
   const cipher = nodeCrypto.createCipheriv("aes-128-gcm", key, nonce);

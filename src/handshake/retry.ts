@@ -17,31 +17,32 @@ export const DEFAULT_RETRY: Required<RetryOptions> = { intervalMs: 200, jitter: 
 /** A bounded, jittered retry schedule (intro re-sends, confirm re-sends). */
 export class RetrySchedule {
   attempts = 0;
-  private nextAt: number;
+  #nextAt: number;
   readonly startedAt: number;
   readonly deadlineAt: number;
-  constructor(
-    private readonly options: Required<RetryOptions>,
-    now: number,
-    private readonly random: () => number,
-  ) {
+  readonly #options: Required<RetryOptions>;
+  readonly #random: () => number;
+
+  constructor(options: Required<RetryOptions>, now: number, random: () => number) {
+    this.#options = options;
+    this.#random = random;
     this.startedAt = now;
-    this.nextAt = now;
+    this.#nextAt = now;
     this.deadlineAt = now + options.deadlineMs;
   }
 
   /** 'send' (an attempt is due now: it is counted), 'wait' (until nextDeadline()), or 'expired'. */
   poll(now: number): "send" | "wait" | "expired" {
-    if (now >= this.deadlineAt || (this.attempts >= this.options.maxAttempts && now >= this.nextAt)) return "expired";
-    if (now < this.nextAt) return "wait";
+    if (now >= this.deadlineAt || (this.attempts >= this.#options.maxAttempts && now >= this.#nextAt)) return "expired";
+    if (now < this.#nextAt) return "wait";
     this.attempts++;
-    const { intervalMs, jitter } = this.options;
-    this.nextAt = now + intervalMs * (1 - jitter + 2 * jitter * this.random());
+    const { intervalMs, jitter } = this.#options;
+    this.#nextAt = now + intervalMs * (1 - jitter + 2 * jitter * this.#random());
     return "send";
   }
 
   nextDeadline(): number {
-    return Math.min(this.nextAt, this.deadlineAt);
+    return Math.min(this.#nextAt, this.deadlineAt);
   }
 }
 

@@ -3,6 +3,7 @@
 // so the memory never grows (views never go stale) and the pool is the one bound on shared memory.
 // Pages the pool has not touched are not resident: the operating system commits them on first write.
 import { AR_FRAME_COUNT, AR_ID, AR_MAGIC, AR_POOL_SEQ, ARENA_MAGIC_VALUE, coreModule, instantiateCore, type CoreExports } from "./core.ts";
+import { illegalConstructor } from "../errors/errors.ts";
 import { invalidArgType, invalidArgValue, validateInteger, validateObject, validateOneOf } from "../errors/validate.ts";
 import { WordWaiter } from "./park.ts";
 
@@ -36,6 +37,9 @@ export interface ArenaStats {
   discarded: number;
 }
 
+/** The token only this module holds: arenas come from Arena.create(), Arena.attach() and threadDefault(). */
+const FROM_ARENA = Symbol("Arena");
+
 // Arenas this thread has created or attached, by id. A handle's arena is attached at most once per thread.
 const attached = new Map<number, Arena>();
 let threadDefault: Arena | undefined;
@@ -52,7 +56,9 @@ export class Arena {
   /** Where senders park when the pool is empty. */
   readonly poolWord: WordWaiter;
 
-  private constructor(memory: WebAssembly.Memory, module: WebAssembly.Module) {
+  /** Not for applications: arenas come from Arena.create() and Arena.threadDefault(). */
+  constructor(token: typeof FROM_ARENA, memory: WebAssembly.Memory, module: WebAssembly.Module) {
+    if (token !== FROM_ARENA) throw illegalConstructor("arenas come from Arena.create() and Arena.threadDefault()", Arena);
     this.memory = memory;
     this.module = module;
     this.core = instantiateCore(module, memory);
@@ -90,7 +96,7 @@ export class Arena {
     const module = coreModule();
     const id = (crypto.getRandomValues(new Uint32Array(1))[0]! | 1) >>> 0;
     instantiateCore(module, memory).initArena(id, Math.log2(frameBytes), frames, poolBase, summaryOffset);
-    return new Arena(memory, module);
+    return new Arena(FROM_ARENA, memory, module);
   }
 
   /** The arena a handle lives in, attached to this thread on first use. */
@@ -104,7 +110,7 @@ export class Arena {
     if (words[AR_MAGIC >> 2] !== ARENA_MAGIC_VALUE) throw invalidArgValue("handle.memory", memory, "is not a Sluice arena");
     const known = attached.get(words[AR_ID >> 2]!);
     if (known) return known;
-    const arena = new Arena(memory, module);
+    const arena = new Arena(FROM_ARENA, memory, module);
     threadDefault ??= arena;
     return arena;
   }

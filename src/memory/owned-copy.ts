@@ -5,7 +5,7 @@
 // As with Buffer.allocUnsafe, `copy.buffer` is the whole slab: use byteOffset and byteLength.
 
 /** Slab size: small enough that one long-lived packet pins little, large enough to amortise. */
-export const COPY_SLAB_BYTES = 64 * 1024;
+const COPY_SLAB_BYTES = 64 * 1024;
 /** Packets larger than this get an exact allocation of their own. */
 const LARGEST_SLAB_COPY = COPY_SLAB_BYTES / 8;
 

@@ -21,20 +21,20 @@ type Wake = () => void;
 
 /** A same-thread wake-up: fire() wakes every caller parked on it now. */
 export class Waker {
-  private readonly sleepers = new Set<Wake>();
+  readonly #sleepers = new Set<Wake>();
 
   add(wake: Wake): void {
-    this.sleepers.add(wake);
+    this.#sleepers.add(wake);
   }
 
   delete(wake: Wake): void {
-    this.sleepers.delete(wake);
+    this.#sleepers.delete(wake);
   }
 
   fire(): void {
-    if (this.sleepers.size === 0) return;
-    const woken = [...this.sleepers];
-    this.sleepers.clear();
+    if (this.#sleepers.size === 0) return;
+    const woken = [...this.#sleepers];
+    this.#sleepers.clear();
     for (const wake of woken) wake();
   }
 }
@@ -45,35 +45,37 @@ export class Waker {
  * and parking again must not pile up one V8 waiter per park.
  */
 export class WordWaiter {
-  private pending: { expected: number; sleepers: Set<Wake> } | undefined;
+  #pending: { expected: number; sleepers: Set<Wake> } | undefined;
+  readonly #words: Int32Array;
+  readonly #index: number;
 
-  constructor(
-    private readonly words: Int32Array,
-    private readonly index: number,
-  ) {}
+  constructor(words: Int32Array, index: number) {
+    this.#words = words;
+    this.#index = index;
+  }
 
   add(expected: number, wake: Wake): void {
-    const pending = this.pending;
+    const pending = this.#pending;
     if (pending !== undefined && pending.expected === expected) {
       pending.sleepers.add(wake);
       return;
     }
-    const result = Atomics.waitAsync(this.words, this.index, expected, PARK_SAFETY_MS);
+    const result = Atomics.waitAsync(this.#words, this.#index, expected, PARK_SAFETY_MS);
     // Synchronous answers ("not-equal": the word already moved; "timed-out") carry no promise.
     if (!result.async) {
       queueMicrotask(wake);
       return;
     }
     const entry = { expected, sleepers: new Set([wake]) };
-    this.pending = entry;
+    this.#pending = entry;
     result.value.then(() => {
-      if (this.pending === entry) this.pending = undefined;
+      if (this.#pending === entry) this.#pending = undefined;
       for (const sleeper of entry.sleepers) sleeper();
     });
   }
 
   delete(wake: Wake): void {
-    this.pending?.sleepers.delete(wake);
+    this.#pending?.sleepers.delete(wake);
   }
 }
 

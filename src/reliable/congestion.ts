@@ -6,9 +6,9 @@
 import { MAX_SEND_DATAGRAM_BYTES } from "../wire/constants.ts";
 
 /** RFC 9002 §7.2: min(10 × size, max(14720, 2 × size)). */
-export const INITIAL_WINDOW_BYTES = Math.min(10 * MAX_SEND_DATAGRAM_BYTES, Math.max(14_720, 2 * MAX_SEND_DATAGRAM_BYTES));
+const INITIAL_WINDOW_BYTES = Math.min(10 * MAX_SEND_DATAGRAM_BYTES, Math.max(14_720, 2 * MAX_SEND_DATAGRAM_BYTES));
 /** RFC 9002 §7.2: 2 × size. */
-export const MINIMUM_WINDOW_BYTES = 2 * MAX_SEND_DATAGRAM_BYTES;
+const MINIMUM_WINDOW_BYTES = 2 * MAX_SEND_DATAGRAM_BYTES;
 /** RFC 9002 §7.3.2: halve on loss. */
 const LOSS_REDUCTION_FACTOR = 0.5;
 /** RFC 9002 §7.7: pace at 1.25 × cwnd / SRTT so the window is not the only brake. */
@@ -31,10 +31,6 @@ export class NewReno {
 
   get bytesInFlight(): number {
     return this.#bytesInFlight;
-  }
-
-  get slowStartThreshold(): number {
-    return this.#slowStartThreshold;
   }
 
   /** Whether a packet of `bytes` may go now. Records that the window was the limit when it was. */

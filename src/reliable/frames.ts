@@ -3,15 +3,15 @@
 // parse is dropped whole (counted as malformed). Integers are little-endian; 64-bit fields hold values
 // below 2^53 and are written as two 32-bit halves.
 
-export const FRAME_ACK = 0x10;
-export const FRAME_PING = 0x11;
-export const FRAME_CLOSE = 0x12;
-export const FRAME_MESSAGE_DATA = 0x13;
-export const FRAME_STREAM_DATA = 0x14;
-export const FRAME_MESSAGE_CREDIT = 0x15;
-export const FRAME_STREAM_CREDIT = 0x16;
-export const FRAME_STREAMS_CREDIT = 0x17;
-export const FRAME_STREAM_RESET = 0x18;
+const FRAME_ACK = 0x10;
+const FRAME_PING = 0x11;
+const FRAME_CLOSE = 0x12;
+const FRAME_MESSAGE_DATA = 0x13;
+const FRAME_STREAM_DATA = 0x14;
+const FRAME_MESSAGE_CREDIT = 0x15;
+const FRAME_STREAM_CREDIT = 0x16;
+const FRAME_STREAMS_CREDIT = 0x17;
+const FRAME_STREAM_RESET = 0x18;
 
 // Each frame's fields, by offset from its type byte (at 0), for the parser and the writer alike.
 /** ACK: largest u64, delay µs u32, range count u8, first range length u32; then (gap u32, length u32) each. */
@@ -19,10 +19,10 @@ const ACK_LARGEST = 1;
 const ACK_DELAY = 9;
 const ACK_RANGE_COUNT = 13;
 const ACK_FIRST_RANGE = 14;
-export const ACK_FIXED_BYTES = 18;
+const ACK_FIXED_BYTES = 18;
 const ACK_RANGE_GAP = 0;
 const ACK_RANGE_LENGTH = 4;
-export const ACK_RANGE_BYTES = 8;
+const ACK_RANGE_BYTES = 8;
 /** Ranges one ACK frame reports at most (older ones are left out; the sender's loss detection copes). */
 export const MAX_ACK_RANGES = 32;
 /** Message data: sequence u32, total u32, offset u32, length u16, then the data. */
@@ -58,10 +58,9 @@ const STREAM_RESET_BYTES = 6;
 /** Why a writer reset its stream. */
 export const RESET_IDLE = 0;
 export const RESET_ABORTED = 1;
-export const STREAM_FLAG_FIN = 0x01;
+const STREAM_FLAG_FIN = 0x01;
 
 export const CLOSE_APPLICATION = 0;
-export const CLOSE_PROTOCOL_ERROR = 1;
 
 /** What a packet's frames say, handed out one frame at a time by parseFrames. */
 export interface FrameVisitor {

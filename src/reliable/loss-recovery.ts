@@ -44,10 +44,6 @@ export class LossRecovery<P extends InFlight> {
     this.#peerAckDelayMs = peerAckDelayMs;
   }
 
-  get hasInFlight(): boolean {
-    return this.#sent.size > 0;
-  }
-
   /** A probe is due: the next packet goes whatever the window says. */
   get probeDue(): boolean {
     return this.#probesDue > 0;

@@ -1,7 +1,8 @@
-// Round-trip time and the retransmission timeout, per RFC 6298, with the constants the issue fixes.
+// Round-trip time and the retransmission timeout, per RFC 6298: its initial RTO and 60 s ceiling, a
+// lower floor than its 1 s (a LAN's RTT is well under it), and a cap on the backoff (below).
 
 /** RFC 6298's initial RTO, before any sample. */
-export const INITIAL_RTO_MS = 1000;
+const INITIAL_RTO_MS = 1000;
 /** Upper bound of the RTO after backoff (RFC 6298 allows ≥ 60 s). */
 export const MAX_RTO_MS = 60_000;
 /** Default lower bound of the RTO (RFC 6298 says 1 s; freenet uses 500 ms; loopback and LANs need less). */
@@ -48,10 +49,6 @@ export class RttEstimator {
 
   get min(): number {
     return this.#min;
-  }
-
-  get backoff(): number {
-    return this.#backoff;
   }
 
   /**

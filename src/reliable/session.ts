@@ -25,9 +25,9 @@ import { Outbound, type OutboundSent } from "./outbound.ts";
 import { RangeSet } from "./range-set.ts";
 
 /** The longest a receiver holds an acknowledgement (a protocol constant: the sender's probe timer counts on it). */
-export const MAX_ACK_DELAY_MS = 25;
+const MAX_ACK_DELAY_MS = 25;
 /** Unacknowledged ack-eliciting packets that make the receiver acknowledge at once (freenet's 20). */
-export const ACK_ELICITING_THRESHOLD = 20;
+const ACK_ELICITING_THRESHOLD = 20;
 /**
  * The first packets of a connection are acknowledged one by one (as Chromium's QUIC does for its
  * first 100): slow start grows per ACK, and a window of 10 must not sit out the 25 ms ACK delay.

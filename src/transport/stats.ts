@@ -27,7 +27,7 @@ export interface DropCounts {
   overCapacity: number;
 }
 
-export function noDrops(): DropCounts {
+function noDrops(): DropCounts {
   return {
     queueFull: 0, malformed: 0, decryptFailed: 0, rateLimited: 0, unknownSender: 0, recentlyClosed: 0,
     versionMismatch: 0, replayed: 0, acceptQueueFull: 0, handshakeRedundant: 0, overCapacity: 0,

@@ -5,83 +5,84 @@
 import type { Arena } from "../memory/arena.ts";
 import { FRAME_DATA } from "../memory/core.ts";
 import { validateInteger } from "../errors/validate.ts";
-import type { Sender, TrySendResult } from "../channel/sender.ts";
+import { trySendFrame, type Sender, type TrySendResult } from "../channel/sender.ts";
 import { INTRO_EPHEMERAL, MAX_DATAGRAM_BYTES, RESPONSE_EPHEMERAL } from "./constants.ts";
 
 /** parse()'s answer when the frame pool is empty, so there is nowhere to parse (counted as a full queue). */
 export const PARSE_NO_FRAME = -100;
 
 export class Framer {
-  private readonly arena: Arena;
-  private readonly build: number;
+  readonly #arena: Arena;
+  readonly #build: number;
   /** The frame the next datagram lands in; 0 after a hand-over found the pool empty. */
-  private landing: number;
-  private landed = 0;
+  #landing: number;
+  #landed = 0;
 
   constructor(arena: Arena) {
     validateInteger(arena.frameBytes, "arena.frameBytes", FRAME_DATA + MAX_DATAGRAM_BYTES + 64);
     const build = arena.core.allocFrame();
     const landing = arena.core.allocFrame();
     if (build === 0 || landing === 0) throw new RangeError("the arena's frame pool is exhausted: no scratch frames for the transport");
-    this.arena = arena;
-    this.build = build + FRAME_DATA;
-    this.landing = landing;
+    this.#arena = arena;
+    this.#build = build + FRAME_DATA;
+    this.#landing = landing;
   }
 
   /** Copies the datagram in and classifies it: its kind, or a negative WIRE_* reason (or PARSE_NO_FRAME). */
   parse(datagram: Uint8Array): number {
-    const { core } = this.arena;
+    const { core } = this.#arena;
     const length = datagram.length;
     if (length > MAX_DATAGRAM_BYTES || length === 0) return core.wireParse(0, length); // refused on its length alone
-    if (this.landing === 0 && (this.landing = core.allocFrame()) === 0) return PARSE_NO_FRAME;
-    this.arena.bytes.set(datagram, this.landing + FRAME_DATA);
-    this.landed = length;
-    return core.wireParse(this.landing + FRAME_DATA, length);
+    if (this.#landing === 0 && (this.#landing = core.allocFrame()) === 0) return PARSE_NO_FRAME;
+    this.#arena.bytes.set(datagram, this.#landing + FRAME_DATA);
+    this.#landed = length;
+    return core.wireParse(this.#landing + FRAME_DATA, length);
   }
 
   /** Destination connection id of the DATA or RESPONSE packet parse() last accepted. */
   connection(): number {
-    return this.arena.core.wireConnection(this.landing + FRAME_DATA) >>> 0;
+    return this.#arena.core.wireConnection(this.#landing + FRAME_DATA) >>> 0;
   }
 
   /** Packet number of the DATA packet parse() last accepted (below 2^53). */
   packetNumber(): number {
-    const { core } = this.arena;
-    const at = this.landing + FRAME_DATA;
+    const { core } = this.#arena;
+    const at = this.#landing + FRAME_DATA;
     return core.wirePacketNumberHigh(at) * 2 ** 32 + (core.wirePacketNumberLow(at) >>> 0);
   }
 
   /**
-   * trySend() of the datagram parse() last accepted, without copying it again: its frame goes to
-   * the queue (which must live in this framer's arena) and the next datagram lands in a fresh one.
+   * trySend() of the datagram parse() last accepted, without copying it again: its frame goes into
+   * the queue through `inlet` (the queue must live in this framer's arena), and the next datagram
+   * lands in a fresh one.
    */
-  handOver(queue: Sender): TrySendResult {
-    const outcome = queue.trySendFrame(this.landing, this.landed);
-    if (outcome === "sent") this.landing = this.arena.core.allocFrame(); // 0 if the pool is empty: parse() tries again
+  handOver(inlet: Sender): TrySendResult {
+    const outcome = trySendFrame(inlet, this.#landing, this.#landed);
+    if (outcome === "sent") this.#landing = this.#arena.core.allocFrame(); // 0 if the pool is empty: parse() tries again
     return outcome;
   }
 
   /** The intro header up to its ephemeral key (kind, wire version). */
   introHeader(): Buffer {
-    this.arena.core.wireWriteIntroHeader(this.build);
-    return this.copyOut(INTRO_EPHEMERAL);
+    this.#arena.core.wireWriteIntroHeader(this.#build);
+    return this.#copyOut(INTRO_EPHEMERAL);
   }
 
   /** The response header up to its ephemeral key (kind, wire version, destination connection). */
   responseHeader(connection: number): Buffer {
-    this.arena.core.wireWriteResponseHeader(this.build, connection);
-    return this.copyOut(RESPONSE_EPHEMERAL);
+    this.#arena.core.wireWriteResponseHeader(this.#build, connection);
+    return this.#copyOut(RESPONSE_EPHEMERAL);
   }
 
-  private copyOut(length: number): Buffer {
+  #copyOut(length: number): Buffer {
     const header = Buffer.allocUnsafe(length);
-    header.set(this.arena.bytes.subarray(this.build, this.build + length));
+    header.set(this.#arena.bytes.subarray(this.#build, this.#build + length));
     return header;
   }
 
   dispose(): void {
-    this.arena.core.freeFrame(this.build - FRAME_DATA);
-    if (this.landing !== 0) this.arena.core.freeFrame(this.landing);
-    this.landing = 0;
+    this.#arena.core.freeFrame(this.#build - FRAME_DATA);
+    if (this.#landing !== 0) this.#arena.core.freeFrame(this.#landing);
+    this.#landing = 0;
   }
 }

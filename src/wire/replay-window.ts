@@ -9,33 +9,33 @@ const WORDS = REPLAY_WINDOW_PACKETS / 32;
 
 export class ReplayWindow {
   /** Highest packet number recorded; -1 before the first. */
-  private highest = -1;
+  #highest = -1;
   /** Bit i (word i >> 5, bit i & 31) set = packet (highest − i) was seen. */
-  private readonly seen = new Uint32Array(WORDS);
+  readonly #seen = new Uint32Array(WORDS);
 
   /** True if `packetNumber` would be accepted now. */
   check(packetNumber: number): boolean {
-    if (packetNumber > this.highest) return true;
-    const age = this.highest - packetNumber;
+    if (packetNumber > this.#highest) return true;
+    const age = this.#highest - packetNumber;
     if (age >= REPLAY_WINDOW_PACKETS) return false;
-    return (this.seen[age >>> 5]! & (1 << (age & 31))) === 0;
+    return (this.#seen[age >>> 5]! & (1 << (age & 31))) === 0;
   }
 
   /** Marks an authenticated packet as seen. */
   record(packetNumber: number): void {
-    if (packetNumber > this.highest) {
-      this.shift(this.highest < 0 ? REPLAY_WINDOW_PACKETS : packetNumber - this.highest);
-      this.highest = packetNumber;
-      this.seen[0]! |= 1;
+    if (packetNumber > this.#highest) {
+      this.#shift(this.#highest < 0 ? REPLAY_WINDOW_PACKETS : packetNumber - this.#highest);
+      this.#highest = packetNumber;
+      this.#seen[0]! |= 1;
       return;
     }
-    const age = this.highest - packetNumber;
-    this.seen[age >>> 5]! |= 1 << (age & 31);
+    const age = this.#highest - packetNumber;
+    this.#seen[age >>> 5]! |= 1 << (age & 31);
   }
 
   /** Ages every bit by `by` packets. */
-  private shift(by: number): void {
-    const seen = this.seen;
+  #shift(by: number): void {
+    const seen = this.#seen;
     if (by >= REPLAY_WINDOW_PACKETS) {
       seen.fill(0);
       return;
