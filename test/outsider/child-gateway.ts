@@ -28,7 +28,7 @@ interface Reply {
   error?: { name: string; message: string; code?: string };
 }
 
-export class ChildError extends Error {
+class ChildError extends Error {
   readonly code: string | undefined;
   constructor(error: { name: string; message: string; code?: string }) {
     super(error.message);

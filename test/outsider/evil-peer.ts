@@ -353,7 +353,7 @@ export class EvilSession {
 }
 
 /** The MESSAGE_DATA frames of one message, `fragmentBytes` each, one frame per packet. */
-export function messagePackets(sequence: number, bytes: Uint8Array, fragmentBytes = MAX_PLAINTEXT_BYTES - 15): Frame[][] {
+function messagePackets(sequence: number, bytes: Uint8Array, fragmentBytes = MAX_PLAINTEXT_BYTES - 15): Frame[][] {
   const packets: Frame[][] = [];
   let offset = 0;
   do {

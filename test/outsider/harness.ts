@@ -12,7 +12,7 @@ import { INTRO } from "./wire.ts";
  */
 export const describe3 = describe.skipIf(PROTOCOL_VERSION.major < 3 && process.env.OUTSIDER_FORCE !== "1");
 
-export type TransportOptions = Parameters<typeof Transport.bind>[0];
+type TransportOptions = Parameters<typeof Transport.bind>[0];
 
 /** A Sluice transport on loopback, quiet. Legitimate peers live on 127.0.0.3, attackers elsewhere. */
 export function bindSluice(options: TransportOptions = {}): Promise<Transport> {

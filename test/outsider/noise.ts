@@ -73,12 +73,12 @@ export function dh(secret: Uint8Array, pub: Uint8Array): Uint8Array {
   }
 }
 
-export const isZero = (b: Uint8Array) => b.every((x) => x === 0);
+const isZero = (b: Uint8Array) => b.every((x) => x === 0);
 export const sha256 = (...parts: Uint8Array[]) => new Uint8Array(createHash("sha256").update(concat(...parts)).digest());
 const hkdf = (ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, bytes: number) =>
   new Uint8Array(hkdfSync("sha256", ikm, salt, info, bytes));
 export const mac = (key: Uint8Array, bytes: Uint8Array) => blake2s(bytes, key, 16);
-export const h32 = (bytes: Uint8Array) => blake2s(bytes, undefined, 32);
+const h32 = (bytes: Uint8Array) => blake2s(bytes, undefined, 32);
 
 const ZERO_NONCE = new Uint8Array(12);
 
@@ -99,13 +99,13 @@ function aesGcmOpen(key: Uint8Array, ad: Uint8Array, sealed: Uint8Array): Uint8A
   }
 }
 
-export function chachaSeal(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+function chachaSeal(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
   const cipher = createCipheriv("chacha20-poly1305", key, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(ad, { plaintextLength: plaintext.length });
   return concat(cipher.update(plaintext), cipher.final(), cipher.getAuthTag());
 }
 
-export function chachaOpen(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, sealed: Uint8Array): Uint8Array | undefined {
+function chachaOpen(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, sealed: Uint8Array): Uint8Array | undefined {
   if (sealed.length < TAG_BYTES) return undefined;
   try {
     const decipher = createDecipheriv("chacha20-poly1305", key, nonce, { authTagLength: TAG_BYTES });
@@ -347,8 +347,8 @@ const PACKET_KEY_INFO = ascii("sluice packet key");
 const KEY_UPDATE_INFO = ascii("sluice key update");
 const EMPTY = new Uint8Array(0);
 
-export const packetKey = (secret: Uint8Array) => hkdf(secret, EMPTY, PACKET_KEY_INFO, 32);
-export const nextSecret = (secret: Uint8Array) => hkdf(secret, EMPTY, KEY_UPDATE_INFO, 32);
+const packetKey = (secret: Uint8Array) => hkdf(secret, EMPTY, PACKET_KEY_INFO, 32);
+const nextSecret = (secret: Uint8Array) => hkdf(secret, EMPTY, KEY_UPDATE_INFO, 32);
 
 /** The keys of one direction, phase by phase (phase n's secret is n key updates after the traffic secret). */
 export class DirectionKeys {

@@ -1,7 +1,7 @@
 // The packet and frame layouts of protocol 3.0 (wire version 2), written from the wire spec alone.
 // Everything here is plain bytes: no crypto (noise.ts) and no sockets (evil-peer.ts).
 
-export const WIRE_VERSION = 2;
+const WIRE_VERSION = 2;
 export const KIND = { intro: 0x01, data: 0x02, response: 0x03, cookie: 0x04 } as const;
 export const KEY_PHASE_BIT = 0x80;
 
@@ -10,9 +10,9 @@ export const RESPONSE_BYTES = 114;
 export const COOKIE_BYTES = 50;
 export const DATA_HEADER_BYTES = 13;
 export const TAG_BYTES = 16;
-export const MAX_SEND_DATAGRAM_BYTES = 1200;
+const MAX_SEND_DATAGRAM_BYTES = 1200;
 export const MAX_PLAINTEXT_BYTES = MAX_SEND_DATAGRAM_BYTES - DATA_HEADER_BYTES - TAG_BYTES;
-export const OBSERVED_ADDRESS_BYTES = 19;
+const OBSERVED_ADDRESS_BYTES = 19;
 
 /** Offsets inside an INTRO. */
 export const INTRO = { senderId: 2, ephemeral: 6, sealedStatic: 38, sealedPayload: 86, mac1: 114, mac2: 130 } as const;
@@ -120,7 +120,7 @@ export function dataHeader(phase: number, connectionId: number, packetNumber: nu
 
 // ---- Frames ----
 
-export const FRAME = {
+const FRAME = {
   padding: 0x00,
   confirm: 0x02,
   confirmAck: 0x03,
@@ -160,7 +160,7 @@ export type Frame =
   | { type: "pathResponse"; data: Uint8Array };
 
 /** Bytes `frame` takes on the wire. */
-export function frameBytes(frame: Frame): number {
+function frameBytes(frame: Frame): number {
   switch (frame.type) {
     case "padding":
       return frame.length;
@@ -266,7 +266,7 @@ export function encodeFrames(frames: Frame[]): Uint8Array {
   return out;
 }
 
-export class MalformedFrames extends Error {}
+class MalformedFrames extends Error {}
 
 /** Parses a whole plaintext; throws MalformedFrames when any frame does not parse (the packet is dropped whole). */
 export function decodeFrames(plaintext: Uint8Array): Frame[] {
