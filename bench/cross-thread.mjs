@@ -6,7 +6,7 @@ import { channel } from "sluice";
 import { CONTROL, consumeAll } from "./ringbuf-wake.mjs";
 import { PACKET_BYTES } from "./same-thread.mjs";
 
-const CAPACITY = 2048; // packets in flight at most, for every contender
+export const CAPACITY = 2048; // packets in flight at most, for every contender
 const ACK_EVERY = 256;
 
 export async function startProducer(name) {
@@ -15,7 +15,7 @@ export async function startProducer(name) {
   return worker;
 }
 
-function finish(count, checksum, started) {
+export function finish(count, checksum, started) {
   if (checksum !== count) throw new Error(`lost packets: ${checksum} of ${count}`);
   return count / ((performance.now() - started) / 1000);
 }

@@ -32,7 +32,8 @@ const module = new WebAssembly.Module(wasm);
 const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
 const { exports } = new WebAssembly.Instance(module, { env: { memory } });
 const globals = WebAssembly.Module.exports(module).filter(({ kind }) => kind === "global").map(({ name }) => [name, exports[name].value]);
-writeFileSync(path("build/core-constants.js"), [GENERATED, ...globals.map(([name, value]) => `export const ${name} = ${value};`), ""].join("\n"));
+// @ts-self-types points Deno's type checker at the declarations (tsc finds them by name).
+writeFileSync(path("build/core-constants.js"), [GENERATED, '// @ts-self-types="./core-constants.d.ts"', ...globals.map(([name, value]) => `export const ${name} = ${value};`), ""].join("\n"));
 writeFileSync(path("build/core-constants.d.ts"), [GENERATED, ...globals.map(([name, value]) => `export declare const ${name}: ${value};`), ""].join("\n"));
 
 // asc --bindings raw (asconfig.json) declares every export in a namespace of build/core.d.ts; its
@@ -49,6 +50,9 @@ writeFileSync(path("build/core-exports.d.ts"), [
   "export interface CoreExports {" + methods.join("") + "\n}",
   "",
 ].join("\n"));
+// A module for the declarations to sit beside: Deno's type checker resolves "core-exports.js" only to
+// a file that exists (tsc is content with the .d.ts alone).
+writeFileSync(path("build/core-exports.js"), `${GENERATED}\n// @ts-self-types="./core-exports.d.ts"\nexport {};\n`);
 rmSync(path("build/core.js"));
 rmSync(path("build/core.d.ts"));
 

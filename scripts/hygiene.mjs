@@ -7,8 +7,9 @@
 //    type alias) is also in use when another export of its file names it: it is part of that
 //    export's shape (a constructor's parameter, a method's answer) and is exported to be nameable.
 //  - layerViolations(): src/'s folders are layers, each importing only from the layers below it
-//    (LAYERS), so no import goes up and no two folders import each other; src/ imports nothing but
-//    src/, build/ (the generated core) and node: built-ins.
+//    (LAYERS), so no import goes up and no two folders import each other; no files import each other
+//    in a circle either (type-only imports count); src/ imports nothing but src/, build/ (the
+//    generated core) and node: built-ins.
 //  - tsPrivateMembers(): members marked with TypeScript's `private`, which JavaScript does not
 //    enforce; src/ uses `#` fields and methods.
 import { readdirSync } from "node:fs";
@@ -168,9 +169,11 @@ export function layerViolations() {
   const { program: built, checker, files } = program();
   const violations = [];
   const edges = new Map(); // folder → folders it imports
+  const fileEdges = new Map(); // file → src files it imports
   for (const source of built.getSourceFiles()) {
     if (!files.has(source.fileName) || !rel(source.fileName).startsWith("src/")) continue;
     const from = layerOf(source.fileName);
+    fileEdges.set(rel(source.fileName), new Set());
     if (rankOf(from) < 0) violations.push(`${rel(source.fileName)}: in no layer (LAYERS in scripts/hygiene.mjs)`);
     for (const [specifier] of moduleReferences(source)) {
       const text = specifier.text;
@@ -185,6 +188,7 @@ export function layerViolations() {
         violations.push(`${rel(source.fileName)} → ${path}: src/ imports only src/, build/ and node: built-ins`);
         continue;
       }
+      fileEdges.get(rel(source.fileName)).add(path);
       const into = layerOf(to);
       if (into === from) continue;
       if (!edges.has(from)) edges.set(from, new Set());
@@ -192,20 +196,29 @@ export function layerViolations() {
       if (rankOf(into) >= rankOf(from)) violations.push(`${rel(source.fileName)} → ${path}: ${from} may not import ${into} (not below it)`);
     }
   }
-  // Cycles among folders (the ranks forbid them; this says so plainly if LAYERS is ever loosened).
+  // Cycles among folders (the ranks forbid them; this says so plainly if LAYERS is ever loosened),
+  // and among files.
+  violations.push(...cycles(edges).map((cycle) => `import cycle among src folders: ${cycle}`));
+  violations.push(...cycles(fileEdges).map((cycle) => `import cycle among src files: ${cycle}`));
+  return violations.sort();
+}
+
+/** Each cycle of the graph `edges` (node → nodes), once, as "a → b → a". */
+function cycles(edges) {
+  const found = [];
   const state = new Map();
-  const visit = (folder, path) => {
-    if (state.get(folder) === "done") return;
-    if (state.get(folder) === "open") {
-      violations.push(`import cycle among src folders: ${[...path.slice(path.indexOf(folder)), folder].join(" → ")}`);
+  const visit = (node, path) => {
+    if (state.get(node) === "done") return;
+    if (state.get(node) === "open") {
+      found.push([...path.slice(path.indexOf(node)), node].join(" → "));
       return;
     }
-    state.set(folder, "open");
-    for (const next of edges.get(folder) ?? []) visit(next, [...path, folder]);
-    state.set(folder, "done");
+    state.set(node, "open");
+    for (const next of edges.get(node) ?? []) visit(next, [...path, node]);
+    state.set(node, "done");
   };
-  for (const folder of edges.keys()) visit(folder, []);
-  return violations.sort();
+  for (const node of edges.keys()) visit(node, []);
+  return found;
 }
 
 /** "file:line: member" for every member of src/ declared with TypeScript's `private`. */

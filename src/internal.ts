@@ -14,12 +14,18 @@ export { openNodeSocket, type SocketFactory } from "./transport/udp-socket.ts";
 
 /**
  * Transport.bind() with seams: `socket` replaces the UDP socket (a seeded fault injector in front of a
- * real one), and connections to peers for which `stallConsumersOf` answers true never consume their
- * inbound queue (a stalled consumer, for the never-blocks tests).
+ * real one), connections to peers for which `stallConsumersOf` answers true never consume their
+ * inbound queue (a stalled consumer, for the never-blocks tests), and `keyPhaseLimits` makes keys
+ * move on within a short transfer.
  */
 export function bindTransport(options: TransportOptions & TransportSeams = {}): Promise<Transport> {
-  const { socket, stallConsumersOf, ...rest } = options;
-  return bindWithSeams(rest, { socket, stallConsumersOf });
+  const { socket, stallConsumersOf, keyPhaseLimits, ...rest } = options;
+  return bindWithSeams(rest, { socket, stallConsumersOf, keyPhaseLimits });
+}
+
+/** How many key updates `connection` made or followed (its send key phase). */
+export function keyPhaseOf(connection: Connection): number {
+  return driverOf(connection).keyPhase;
 }
 
 /** Routes one datagram through the transport's listener, synchronously, as if its socket had received it. */

@@ -111,6 +111,7 @@ describe("handles", () => {
       [{ ...real, channel: "12345" }, /"handle.channel" property must be of type number/, TypeError, "ERR_INVALID_ARG_TYPE"],
       [{ ...real, nonce: real.nonce + 1 }, /does not name a live channel/, TypeError, "ERR_INVALID_ARG_VALUE"],
       [{ ...real, lane: real.lane + 2048 }, /'handle.lane' names no lane of its channel/, TypeError, "ERR_INVALID_ARG_VALUE"],
+      [{ ...real, maxPacketSize: 4096 }, /"handle.maxPacketSize" is out of range. It must be an integer from 0 to 2040/, RangeError, "ERR_OUT_OF_RANGE"],
     ];
     for (const [fake, message, type, code] of fakes) expectCoded(await caught(() => Sender.fromHandle(fake as SenderHandle)), type, code, message);
     expect(() => Receiver.fromHandle(real as never)).toThrow(TypeError);

@@ -1,4 +1,4 @@
-// The same package in real Deno (the pinned `deno` npm package): imported by name, same-thread
+// The same package in real Deno (the pinned `deno` npm package): type-checked, imported by name, same-thread
 // send/recv, and a Web Worker producer into a receiver that parks on Atomics.waitAsync.
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
@@ -7,6 +7,11 @@ import { expect, test } from "vitest";
 const run = promisify(execFile);
 const root = new URL("..", import.meta.url).pathname;
 const deno = new URL("../node_modules/.bin/deno", import.meta.url).pathname;
+
+test("Deno type-checks both entries, as a Deno program importing \"sluice\" or \"sluice/internal\" does", async () => {
+  const entries = ["src/index.ts", "src/internal.ts", "bench/deno/listener.ts", "bench/deno/handshake.ts"];
+  await expect(run(deno, ["check", ...entries], { cwd: root, timeout: 60_000 })).resolves.toBeDefined();
+}, 60_000);
 
 test("Deno: import by name, same-thread channel, Web Worker producer, a parked receiver keeps Deno alive", async () => {
   const { stdout } = await run(deno, ["run", "--allow-read", "test/deno/smoke.ts"], { cwd: root, timeout: 20_000 });

@@ -1,8 +1,9 @@
 // Handles: plain structured-cloneable objects that carry one end of a channel to ONE other thread
 // (Node worker_threads, Deno Web Workers). The memory and the compiled module travel with them, so
 // the receiving thread never re-compiles or re-reads the wasm.
-import { Arena } from "../memory/arena.ts";
 import { invalidArgValue, validateInteger, validateObject, validateOneOf } from "../errors/validate.ts";
+import { Arena } from "../memory/arena.ts";
+import { FRAME_DATA } from "../memory/core.ts";
 
 const HANDLE_VERSION = 1;
 
@@ -42,8 +43,9 @@ export function openHandle(handle: unknown, kind: "sender" | "receiver"): { aren
   validateOneOf(h.version, "handle.version", [HANDLE_VERSION]);
   validateInteger(h.channel, "handle.channel", 1, 2 ** 32 - 1);
   validateInteger(h.nonce, "handle.nonce", 0, 2 ** 32 - 1);
-  validateInteger(h.maxPacketSize, "handle.maxPacketSize", 0);
   const arena = Arena.attach(h.memory, h.module);
+  // A packet is copied into one frame: a larger limit would let a send write past it.
+  validateInteger(h.maxPacketSize, "handle.maxPacketSize", 0, arena.frameBytes - FRAME_DATA);
   const live = h.channel % arena.frameBytes === 0 && h.channel + arena.frameBytes <= arena.memory.buffer.byteLength
     && arena.core.nonceOf(h.channel) === h.nonce;
   if (!live) throw invalidArgValue("handle.channel", h.channel, "does not name a live channel (it is closed, or the handle is from another arena)");

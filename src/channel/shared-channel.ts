@@ -2,7 +2,6 @@
 // wake-up state that lets a producer and a consumer on one thread skip the atomic notify.
 import type { Arena } from "../memory/arena.ts";
 import { CH_WAKE_SEQ } from "../memory/core.ts";
-import type { LaneProducer } from "./lane-producer.ts";
 import { Waker, WordWaiter } from "../memory/park.ts";
 
 export class SharedChannel {
@@ -21,8 +20,8 @@ export class SharedChannel {
   receiverHere: boolean;
   readonly receiverWaker = new Waker();
   readonly receiverWord: WordWaiter;
-  /** Lanes whose producer is on this thread, by lane offset. */
-  readonly localLanes = new Map<number, LaneProducer>();
+  /** Lanes whose producer (a LaneProducer) is on this thread, by lane offset: what wakes their parked sends. */
+  readonly localLanes = new Map<number, { readonly spaceWaker: Waker }>();
 
   constructor(arena: Arena, offset: number, maxPacketSize: number, localOnly: boolean, receiverHere: boolean) {
     this.arena = arena;

@@ -2,7 +2,14 @@
 // says which one (stable across releases, so a program can test it without parsing the message).
 
 /** The codes of Sluice's errors. */
-export type ErrorCode = "ERR_ILLEGAL_CONSTRUCTOR" | "ERR_INVALID_ARG_TYPE" | "ERR_INVALID_ARG_VALUE" | "ERR_OUT_OF_RANGE";
+export type ErrorCode =
+  | "ERR_ILLEGAL_CONSTRUCTOR" | "ERR_INVALID_ARG_TYPE" | "ERR_INVALID_ARG_VALUE" | "ERR_OUT_OF_RANGE"
+  /** connect() had no valid answer within its retry schedule. */
+  | "ERR_SLUICE_CONNECT_TIMEOUT"
+  /** The peer's protocol version and ours do not accept each other (an authenticated answer said so). */
+  | "ERR_SLUICE_VERSION_MISMATCH"
+  /** The transport was closed while the operation was in progress. */
+  | "ERR_SLUICE_CLOSED";
 
 /**
  * `new Type(message)` with `code` attached. Its stack starts at the caller of `from` (the check that

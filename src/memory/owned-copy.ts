@@ -19,7 +19,7 @@ export function ownedCopy(source: Uint8Array, offset: number, length: number): U
 }
 
 /** `length` bytes of the caller's own (contents unspecified), from a slab when small. */
-export function ownedBytes(length: number): Uint8Array {
+function ownedBytes(length: number): Uint8Array {
   if (length > LARGEST_SLAB_COPY) return new Uint8Array(length);
   if (used + length > COPY_SLAB_BYTES) {
     slab = new ArrayBuffer(COPY_SLAB_BYTES);

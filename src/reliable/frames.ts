@@ -3,6 +3,7 @@
 // parse is dropped whole (counted as malformed). Integers are little-endian; 64-bit fields hold values
 // below 2^53 and are written as two 32-bit halves.
 
+const FRAME_PADDING = 0x00;
 const FRAME_ACK = 0x10;
 const FRAME_PING = 0x11;
 const FRAME_CLOSE = 0x12;
@@ -12,6 +13,8 @@ const FRAME_MESSAGE_CREDIT = 0x15;
 const FRAME_STREAM_CREDIT = 0x16;
 const FRAME_STREAMS_CREDIT = 0x17;
 const FRAME_STREAM_RESET = 0x18;
+const FRAME_PATH_CHALLENGE = 0x19;
+const FRAME_PATH_RESPONSE = 0x1a;
 
 // Each frame's fields, by offset from its type byte (at 0), for the parser and the writer alike.
 /** ACK: largest u64, delay µs u32, range count u8, first range length u32; then (gap u32, length u32) each. */
@@ -55,12 +58,18 @@ const CLOSE_BYTES = 2;
 const RESET_ID = 1;
 const RESET_CODE = 5;
 const STREAM_RESET_BYTES = 6;
+/** Path challenge and response: 8 bytes of data. */
+const PATH_DATA = 1;
+export const PATH_DATA_BYTES = 8;
+const PATH_FRAME_BYTES = PATH_DATA + PATH_DATA_BYTES;
 /** Why a writer reset its stream. */
 export const RESET_IDLE = 0;
 export const RESET_ABORTED = 1;
 const STREAM_FLAG_FIN = 0x01;
 
 export const CLOSE_APPLICATION = 0;
+/** The peer broke the protocol (an optimistic ACK, say): the connection failed. */
+export const CLOSE_PROTOCOL_VIOLATION = 1;
 
 /** What a packet's frames say, handed out one frame at a time by parseFrames. */
 export interface FrameVisitor {
@@ -74,6 +83,9 @@ export interface FrameVisitor {
   streamCredit(id: number, limit: number): void;
   streamsCredit(idLimit: number): void;
   streamReset(id: number, code: number): void;
+  /** `data` is a view of the packet: valid only during the call. */
+  pathChallenge(data: Uint8Array): void;
+  pathResponse(data: Uint8Array): void;
 }
 
 function u64(view: DataView, at: number): number {
@@ -106,6 +118,20 @@ function walkFrames(plaintext: Uint8Array, view: DataView, visitor: FrameVisitor
     const room = length - at;
     frames++;
     switch (type) {
+      case FRAME_PADDING:
+        // Zero bytes to the end: no frame may follow padding.
+        while (at < length) if (plaintext[at++] !== FRAME_PADDING) return "padding followed by something else";
+        frames--;
+        break;
+      case FRAME_PATH_CHALLENGE:
+      case FRAME_PATH_RESPONSE: {
+        if (room < PATH_FRAME_BYTES) return "truncated path frame";
+        const data = plaintext.subarray(at + PATH_DATA, at + PATH_FRAME_BYTES);
+        if (type === FRAME_PATH_CHALLENGE) visitor?.pathChallenge(data);
+        else visitor?.pathResponse(data);
+        at += PATH_FRAME_BYTES;
+        break;
+      }
       case FRAME_ACK: {
         if (room < ACK_FIXED_BYTES) return "truncated ACK frame";
         const largest = u64(view, at + ACK_LARGEST);
@@ -200,19 +226,22 @@ export class PacketWriter {
   #partStart = 0;
   #parts: Uint8Array[] = [];
   #length = 0;
-  readonly capacity: number;
+  /** This packet's room: at most the writer's capacity, less when the path allows less. */
+  #capacity: number;
 
   constructor(capacity: number) {
-    this.capacity = capacity;
+    this.#capacity = capacity;
     this.#scratch = new Uint8Array(capacity);
     this.#view = new DataView(this.#scratch.buffer);
   }
 
-  begin(): void {
+  /** A new packet of at most `capacity` bytes (the writer's capacity by default). */
+  begin(capacity = this.#scratch.length): void {
     this.#scratchUsed = 0;
     this.#partStart = 0;
     this.#parts = [];
     this.#length = 0;
+    this.#capacity = Math.min(capacity, this.#scratch.length);
   }
 
   get length(): number {
@@ -220,7 +249,7 @@ export class PacketWriter {
   }
 
   get remaining(): number {
-    return this.capacity - this.#length;
+    return this.#capacity - this.#length;
   }
 
   /** The packet's parts, in order. */
@@ -251,6 +280,20 @@ export class PacketWriter {
 
   ping(): void {
     this.#scratch[this.#reserve(1)] = FRAME_PING;
+  }
+
+  pathChallenge(data: Uint8Array): void {
+    this.#pathFrame(FRAME_PATH_CHALLENGE, data);
+  }
+
+  pathResponse(data: Uint8Array): void {
+    this.#pathFrame(FRAME_PATH_RESPONSE, data);
+  }
+
+  #pathFrame(type: number, data: Uint8Array): void {
+    const at = this.#reserve(PATH_FRAME_BYTES);
+    this.#scratch[at] = type;
+    this.#scratch.set(data, at + PATH_DATA);
   }
 
   close(code: number): void {

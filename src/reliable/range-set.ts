@@ -1,9 +1,11 @@
 // A set of non-negative integers kept as sorted, disjoint, non-adjacent half-open ranges [start, end).
-// Used for received packet numbers (the ranges an ACK frame reports), for the bytes of a stream
-// that have arrived, and for the bytes of a send buffer the peer acknowledged.
+// Used for received packet numbers (the ranges an ACK frame reports), for the ids of finished
+// incoming streams, and for the bytes of a send buffer the peer acknowledged or that were lost.
+// (Received stream and message bytes are tracked by reassembly.ts, bit per byte.)
 //
-// Bounded by construction where it faces the peer: callers cap the number of ranges (`limitRanges`)
-// and drop the oldest, so a peer sending every other packet number cannot grow it without bound.
+// Bounded by construction where it faces the peer: received packet numbers are capped
+// (`limitRanges`, the oldest dropped), finished stream ids lie within the stream credit, and the send
+// buffer's ranges within the send buffer.
 
 export class RangeSet {
   /** starts[i] < ends[i] < starts[i + 1]: sorted, disjoint and never touching. */

@@ -1,21 +1,21 @@
 // A transport: one UDP socket, its listener (listener.ts), the handshakes in progress (handshakes.ts)
 // and the connections they made (connection.ts), in one arena sized for every queue at capacity.
 // This is the public API; the parts above do the work.
-import { illegalConstructor } from "../errors/errors.ts";
-import { invalidArgValue, validateBytes } from "../errors/validate.ts";
+import { codedError, illegalConstructor } from "../errors/errors.ts";
+import { validateBytes } from "../errors/validate.ts";
 import { Arena, DEFAULT_FRAME_BYTES } from "../memory/arena.ts";
 import { addressKey, checkAddress, type Address } from "../wire/address.ts";
 import { Framer } from "../wire/framer.ts";
 import { PacketAead } from "../wire/packet-aead.ts";
-import { generateKeyPair, importPrivateKey, importPublicKey, rawPublicKey, type PublicKey } from "../handshake/crypto.ts";
-import type { Identity } from "../handshake/messages.ts";
+import { CoreCrypto } from "../handshake/core-crypto.ts";
+import type { Identity } from "../handshake/noise.ts";
+import { generateKeyPair, importPrivateKey, rawPublicKey } from "../handshake/primitives.ts";
 import { checkRetryOptions, type RetryOptions } from "../handshake/retry.ts";
-import type { Connection } from "./connection.ts";
+import { driverOf, type Connection } from "./connection.ts";
 import { Handshakes } from "./handshakes.ts";
 import { Listener } from "./listener.ts";
 import { Warnings } from "./log.ts";
 import { arenaBytesFor, checkTransportOptions, type TransportConfig, type TransportOptions, type TransportSeams } from "./options.ts";
-import type { SessionDriver } from "./session-driver.ts";
 import { TransportCounters, type TransportStats } from "./stats.ts";
 import { ConnectionTable } from "./table.ts";
 import { openSocket, type DatagramSocket } from "./udp-socket.ts";
@@ -48,13 +48,14 @@ export class Transport {
   readonly #arena: Arena;
   readonly #framer: Framer;
   readonly #aead: PacketAead;
+  readonly #crypto: CoreCrypto;
   #socket!: DatagramSocket;
   readonly #counters = new TransportCounters();
   readonly #warnings: Warnings;
   readonly #table: ConnectionTable;
   readonly #handshakes: Handshakes;
   readonly #listener: Listener;
-  readonly #acceptQueue: SessionDriver[] = [];
+  readonly #acceptQueue: Connection[] = [];
   readonly #acceptWaiters: ((connection: Connection | undefined) => void)[] = [];
   #closed = false;
   #externalAddress: Address | undefined;
@@ -68,31 +69,30 @@ export class Transport {
     this.#arena = Arena.create({ bytes: arenaBytesFor(config), frameBytes: DEFAULT_FRAME_BYTES });
     this.#framer = new Framer(this.#arena);
     this.#aead = new PacketAead(this.#arena);
-    this.#table = new ConnectionTable(config.maxConnections);
+    this.#crypto = new CoreCrypto(this.#arena);
+    this.#table = new ConnectionTable(config.maxConnections, (id) => this.#handshakes.owns(id));
     this.#handshakes = new Handshakes({
       identity,
       config,
       seams,
-      arena: this.#arena,
-      framer: this.#framer,
-      aead: this.#aead,
       table: this.#table,
       counters: this.#counters,
-      warnings: this.#warnings,
       host: {
         arena: this.#arena,
         aead: this.#aead,
+        crypto: this.#crypto,
         sendDatagram: (chunks, to) => this.#send(chunks, to),
         countDrop: (reason) => this.#counters.dropAfterRouting(reason),
-        connectionClosed: (connection) => this.#table.forget(connection),
+        connectionClosed: (connection) => {
+          this.#table.forget(connection);
+          this.#handshakes.connectionEnded(connection);
+        },
         now: () => performance.now(),
       },
-      send: (chunks, to) => this.#send(chunks, to),
       accepted: (connection) => this.#accepted(connection),
       observed: (address) => (this.#externalAddress = address),
     });
     this.#listener = new Listener({
-      config,
       framer: this.#framer,
       table: this.#table,
       handshakes: this.#handshakes,
@@ -129,6 +129,7 @@ export class Transport {
     } catch (error) {
       transport.#framer.dispose();
       transport.#aead.dispose();
+      transport.#crypto.dispose();
       throw error;
     }
     return transport;
@@ -139,30 +140,25 @@ export class Transport {
     return { ...this.#socket.address };
   }
 
-  /** This node's address as the last gateway it connected to observed it (undefined before any). */
+  /** This node's address as the last peer it connected to observed it (undefined before any). */
   get externalAddress(): Address | undefined {
     return this.#externalAddress && { ...this.#externalAddress };
   }
 
   /**
-   * Connects to the node at `address` whose static public key is `publicKey`. A gateway answers at
-   * once; a peer that is not a gateway must be connecting to us at about the same time. Intros are
-   * re-sent on `options` (default every 200 ms ± 20%, at most 40, within 3 s), then this rejects.
+   * Connects to the node at `address` whose static public key is `publicKey`: only that key's holder
+   * can answer. A gateway answers at once; a peer that is not a gateway must be connecting to us at
+   * about the same time. Intros are re-sent on `options` (default every 200 ms ± 20%, at most 40,
+   * within 3 s), then this rejects (ERR_SLUICE_CONNECT_TIMEOUT). A connect() to a key already being
+   * connected to joins that one.
    */
   connect(address: Address, publicKey: Uint8Array, options?: RetryOptions): Promise<Connection> {
     try {
       const to = checkAddress(address, "address");
       validateBytes(publicKey, "publicKey", 32);
-      const remoteStatic = new Uint8Array(publicKey);
       const retry = options === undefined ? this.#config.retry : checkRetryOptions(options, "options", this.#config.retry);
-      if (this.#closed) throw new Error("connect on a closed transport");
-      let remoteStaticKey: PublicKey;
-      try {
-        remoteStaticKey = importPublicKey(remoteStatic);
-      } catch {
-        throw invalidArgValue("publicKey", publicKey, "is not a usable X25519 public key");
-      }
-      return this.#handshakes.connect(to, addressKey(to.host, to.port), remoteStatic, remoteStaticKey, retry);
+      if (this.#closed) throw codedError(Error, "ERR_SLUICE_CLOSED", "connect() on a closed transport", Transport.prototype.connect);
+      return this.#handshakes.connect(to, new Uint8Array(publicKey), retry);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -171,19 +167,22 @@ export class Transport {
   /** The next inbound connection, or undefined once the transport is closed. */
   accept(): Promise<Connection | undefined> {
     const ready = this.#acceptQueue.shift();
-    if (ready !== undefined) return Promise.resolve(ready.connection);
+    if (ready !== undefined) return Promise.resolve(ready);
     if (this.#closed) return Promise.resolve(undefined);
     return new Promise((resolve) => this.#acceptWaiters.push(resolve));
   }
 
   stats(): TransportStats {
-    const connections = this.#table.connectionByAddress;
+    const { handshakesCompleted, handshakesFailed, cookiesSent } = this.#handshakes.stats();
     return {
       socket: this.#socket.kind,
       ...this.#counters.snapshot(),
-      connections: connections.size,
-      handshakes: this.#table.handshakeByAddress.size,
-      perConnection: [...connections.values()].map((connection) => connection.stats()),
+      handshakesCompleted,
+      handshakesFailed,
+      cookiesSent,
+      connections: this.#table.size,
+      handshakes: this.#handshakes.count,
+      perConnection: [...this.#table.connections()].map((connection) => connection.stats()),
     };
   }
 
@@ -192,26 +191,27 @@ export class Transport {
     if (this.#closed) return;
     this.#closed = true;
     this.#listener.close();
-    this.#handshakes.failAll(new Error("the transport was closed"));
-    for (const connection of [...this.#table.connectionByAddress.values()]) connection.abort();
-    for (const connection of this.#acceptQueue.splice(0)) connection.abort();
+    this.#handshakes.close(codedError(Error, "ERR_SLUICE_CLOSED", "the transport was closed", Transport.prototype.close));
+    for (const connection of [...this.#table.connections()]) connection.abort();
+    for (const connection of this.#acceptQueue.splice(0)) driverOf(connection).abort();
     for (const waiter of this.#acceptWaiters.splice(0)) waiter(undefined);
     await this.#socket.close();
     this.#framer.dispose();
     this.#aead.dispose();
+    this.#crypto.dispose();
     this.#arena.forget();
   }
 
   /** A connection a peer started is established: to a waiting accept(), or the accept queue, or refused. */
-  #accepted(connection: SessionDriver): void {
+  #accepted(connection: Connection): void {
     const waiter = this.#acceptWaiters.shift();
-    if (waiter !== undefined) waiter(connection.connection);
+    if (waiter !== undefined) waiter(connection);
     else if (this.#acceptQueue.length < this.#config.acceptQueueConnections) this.#acceptQueue.push(connection);
     else {
       // The application is not accepting: refuse the newcomer rather than wait for room.
       this.#counters.drop("acceptQueueFull");
       this.#warnings.warn("acceptQueueFull", `accept queue full (${this.#config.acceptQueueConnections}): new connection from ${addressKey(connection.remoteAddress.host, connection.remoteAddress.port)} refused`);
-      connection.abort();
+      driverOf(connection).abort();
     }
   }
 

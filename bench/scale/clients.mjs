@@ -1,0 +1,78 @@
+// A client process of the scale benchmark (bench/scale.mjs): many peers, each its own Transport (one
+// UDP socket: a Transport holds at most one connection to a given address, so every connection to the
+// one gateway needs a socket of its own). Peers are bound ahead (`bind`), then connect when told.
+import { Transport } from "../../dist/index.js";
+import { serve } from "../lib/rpc.mjs";
+import { cpuOver } from "./measure.mjs";
+
+const HOST = "127.0.0.1";
+/** A client peer holds one connection: the smallest arena and a modest socket buffer. */
+const PEER_OPTIONS = { host: HOST, log: null, maxConnections: 1, maxHandshakes: 1, inboundQueuePackets: 16, receiveBufferBytes: 256 * 1024 };
+/** A connect that failed is tried again this many times (the hold wants every connection it can get). */
+const CONNECT_ATTEMPTS = 3;
+
+const ready = [];
+const connected = [];
+
+const take = (count) => {
+  if (ready.length < count) throw new Error(`${count} peers asked for, ${ready.length} bound`);
+  return ready.splice(0, count);
+};
+
+/** Connects `peer`; answers its connect time in ms, or the error's message. */
+async function connect(peer, gateway) {
+  const started = performance.now();
+  try {
+    connected.push(await peer.connect(gateway.address, gateway.publicKey));
+    return { ms: performance.now() - started };
+  } catch (error) {
+    return { error: error.message };
+  }
+}
+
+serve({
+  cpu: ({ seconds }) => cpuOver(seconds),
+
+  async bind({ count }) {
+    for (let i = 0; i < count; i++) ready.push(await Transport.bind(PEER_OPTIONS));
+    return { bound: ready.length };
+  },
+
+  /** Connects `count` bound peers, `concurrency` at a time, each tried up to CONNECT_ATTEMPTS times. */
+  async hold({ gateway, count, concurrency }) {
+    const peers = take(count);
+    const errors = new Map();
+    let established = 0;
+    const worker = async () => {
+      for (let peer = peers.pop(); peer; peer = peers.pop()) {
+        for (let attempt = 1; attempt <= CONNECT_ATTEMPTS; attempt++) {
+          const result = await connect(peer, gateway);
+          if (result.error === undefined) {
+            established++;
+            break;
+          }
+          errors.set(result.error, (errors.get(result.error) ?? 0) + 1);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    return { established, errors: Object.fromEntries(errors) };
+  },
+
+  /** Sequential connects of `count` bound peers: connect times with nothing else going on. */
+  async sequential({ gateway, count }) {
+    const times = [];
+    for (const peer of take(count)) times.push(await connect(peer, gateway));
+    return times;
+  },
+
+  /**
+   * The storm: peer j of this process starts its connect at `startWall + offsets[j]` (wall clock,
+   * ms); answers each connect's time or error.
+   */
+  async storm({ gateway, startWall, offsets }) {
+    const peers = take(offsets.length);
+    const delay = (offset) => Math.max(0, startWall + offset - (performance.timeOrigin + performance.now()));
+    return Promise.all(peers.map((peer, j) => new Promise((resolve) => setTimeout(() => resolve(connect(peer, gateway)), delay(offsets[j])))));
+  },
+});

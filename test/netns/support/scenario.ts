@@ -1,0 +1,111 @@
+// What the network-namespace scenarios share: the gate that skips them (or fails them in CI) where
+// namespaces cannot be made, the printed figures, and the usual topology: a gateway on the public
+// segment and two peers, each behind a NAT of its own, that learn their mapped addresses from the
+// gateway and open to each other by simultaneous open.
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import type { Address } from "sluice";
+import { Bed, netnsUnavailable, type Host, type Nat, type NatBehaviour, type Segment } from "./bed.ts";
+import type { Peer } from "./peer.ts";
+
+export const CONE: NatBehaviour = { mapping: "cone", filtering: "address-and-port" };
+export const FULL_CONE: NatBehaviour = { mapping: "cone", filtering: "endpoint-independent" };
+export const SYMMETRIC: NatBehaviour = { mapping: "symmetric", filtering: "address-and-port" };
+
+export const MiB = 2 ** 20;
+
+/**
+ * describe() where network namespaces can be made. Elsewhere it says so loudly, and then fails
+ * under CI (which runs as root on Linux: a bed that cannot run there is a broken CI) or skips.
+ */
+export function describeNetns(title: string, body: () => void): void {
+  const unavailable = netnsUnavailable();
+  if (unavailable === undefined) {
+    describe(title, body);
+    return;
+  }
+  const banner = "!".repeat(100);
+  console.warn(`${banner}\n!! network-namespace tests ${process.env.CI ? "FAIL" : "SKIPPED"}: ${title}\n!! ${unavailable}\n${banner}`);
+  if (process.env.CI) test(`${title}: network namespaces are available (required in CI)`, () => expect.fail(unavailable));
+  else describe.skip(title, body);
+}
+
+/** A bed for the enclosing describe(): made before its tests, removed after them (peers first). */
+export function useBed(): () => Bed {
+  let bed: Bed | undefined;
+  beforeAll(async () => {
+    bed = await Bed.create();
+  });
+  afterAll(() => bed?.destroy());
+  return () => {
+    if (bed === undefined) throw new Error("the bed was not made (see beforeAll's error)");
+    return bed;
+  };
+}
+
+/** One figure the lead can quote, printed on its own line. */
+export function figure(scenario: string, text: string): void {
+  console.log(`[netns] ${scenario}: ${text}`);
+}
+
+export const ms = (value: number): string => `${value.toFixed(1)} ms`;
+export const mibPerSecond = (bytes: number, elapsedMs: number): string => `${(bytes / MiB / (elapsedMs / 1000)).toFixed(1)} MiB/s`;
+export const show = (address: Address | undefined): string => (address === undefined ? "none" : `${address.host}:${address.port}`);
+
+/** The gateway on the public segment and two peers, A and B, each behind its own NAT. */
+interface NatPair {
+  internet: Segment;
+  gateway: Peer;
+  gatewayAddress: Address;
+  natA: Nat;
+  natB: Nat;
+  hostA: Host;
+  hostB: Host;
+  a: Peer;
+  b: Peer;
+}
+
+/** Builds the usual topology and binds the three Sluice nodes (the gateway on port 7000). */
+export async function natPair(bed: Bed, behaviourA: NatBehaviour, behaviourB: NatBehaviour): Promise<NatPair> {
+  const internet = await bed.internet();
+  // One after the other, so the addresses are always the same: gateway .2, natA .3, natB .4.
+  const gatewayHost = await bed.host("gateway", internet);
+  const natA = await bed.nat("natA", internet, behaviourA);
+  const natB = await bed.nat("natB", internet, behaviourB);
+  const [hostA, hostB] = await Promise.all([bed.host("a", natA.lan), bed.host("b", natB.lan)]);
+  const gateway = bed.peer(gatewayHost);
+  const a = bed.peer(hostA);
+  const b = bed.peer(hostB);
+  const [bound] = await Promise.all([gateway.bind({ port: 7000, gateway: true }), a.bind(), b.bind()]);
+  return { internet, gateway, gatewayAddress: { host: gatewayHost.address, port: bound.address.port }, natA, natB, hostA, hostB, a, b };
+}
+
+/** `peer` connects to the gateway: answers its address as the gateway saw it (transport.externalAddress). */
+async function learnExternalAddress(peer: Peer, pair: NatPair): Promise<Address> {
+  await peer.connect(pair.gatewayAddress, pair.gateway.publicKey);
+  const { externalAddress } = await peer.info();
+  if (externalAddress === undefined) throw new Error(`peer ${peer.name} learned no external address from the gateway`);
+  return externalAddress;
+}
+
+interface OpenedPair {
+  /** A's connection to B, and B's to A (each peer's number for it). */
+  ab: number;
+  ba: number;
+  /** From the later connect() call to the later of the two resolving. */
+  connectMs: number;
+  externalA: Address;
+  externalB: Address;
+}
+
+/**
+ * A and B learn their mapped addresses from the gateway, swap them and their keys through the test
+ * (a rendezvous would), and both call connect() at once: a simultaneous open through both NATs.
+ */
+export async function simultaneousOpen(pair: NatPair): Promise<OpenedPair> {
+  const { a, b } = pair;
+  const [externalA, externalB] = await Promise.all([learnExternalAddress(a, pair), learnExternalAddress(b, pair)]);
+  const [toB, toA] = await Promise.all([a.connect(externalB, b.publicKey), b.connect(externalA, a.publicKey)]);
+  const later = Math.max(toB.startedAt, toA.startedAt);
+  const connectMs = Math.max(toB.startedAt + toB.ms, toA.startedAt + toA.ms) - later;
+  return { ab: toB.connection, ba: toA.connection, connectMs, externalA, externalB };
+}
