@@ -81,10 +81,13 @@ export class ChildGateway {
     return child;
   }
 
-  /** A plain node:dgram socket in the child that only counts datagrams: the floor of any receiver. */
-  static async bare(host: string): Promise<ChildGateway> {
+  /**
+   * A plain node:dgram socket in the child that counts datagrams and, with `replyBytes`, answers
+   * each: the floor of any receiver (or responder).
+   */
+  static async bare(host: string, replyBytes = 0): Promise<ChildGateway> {
     const child = await ChildGateway.start();
-    child.address = (await child.request<{ address: Address }>("bare", { host })).address;
+    child.address = (await child.request<{ address: Address }>("bare", { host, replyBytes })).address;
     return child;
   }
 

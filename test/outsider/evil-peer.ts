@@ -63,6 +63,7 @@ export class EvilSocket {
   bytesReceived = 0;
   readonly #socket: Socket;
   #wake: (() => void) | undefined;
+  #closed = false;
 
   private constructor(socket: Socket) {
     this.#socket = socket;
@@ -91,6 +92,7 @@ export class EvilSocket {
   }
 
   send(bytes: Uint8Array, to: Address): void {
+    if (this.#closed) return; // a retry timer or an ACK after the test let go of this socket
     this.datagramsSent++;
     this.bytesSent += bytes.length;
     this.#socket.send(bytes, to.port, to.host);
@@ -116,6 +118,8 @@ export class EvilSocket {
   }
 
   close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
     return new Promise((resolve) => this.#socket.close(() => resolve()));
   }
 }
@@ -310,9 +314,17 @@ export class EvilSession {
     return this.nextMessage++;
   }
 
-  /** Sends one whole message reliably, once the peer's credit covers it. */
-  async sendMessage(bytes: Uint8Array): Promise<void> {
-    await this.sendAll(messagePackets(await this.reserveMessage(bytes.length), bytes));
+  /** Sends whole messages reliably, together, once the peer's credit covers them. */
+  async sendMessages(...messages: Uint8Array[]): Promise<void> {
+    let packets: Frame[][] = [];
+    for (const m of messages) {
+      if (packets.length > 0 && this.messageCreditLimit < this.messageBytesSent + m.length) {
+        await this.sendAll(packets); // what the credit covers, so that the peer can give more
+        packets = [];
+      }
+      packets.push(...messagePackets(await this.reserveMessage(m.length), m));
+    }
+    await this.sendAll(packets);
   }
 
   /**

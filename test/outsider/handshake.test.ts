@@ -127,7 +127,7 @@ describe3("impersonation", () => {
     // The attacker's own handshakes are a gateway's business as usual, under the attacker's keys only.
     const outcomes = await Promise.all(attackerSessions);
     const inbound: Connection[] = [];
-    for (let c = await acceptWithin(gateway, 300); c !== undefined; c = await acceptWithin(gateway, 300)) inbound.push(c);
+    for (let c = await acceptWithin(gateway, 100); c !== undefined; c = await acceptWithin(gateway, 100)) inbound.push(c);
     expect(inbound.map((c) => hex(c.remotePublicKey))).not.toContain(hex(low.public));
     const stats = gateway.stats();
     figure("impersonation", {

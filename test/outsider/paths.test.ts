@@ -21,6 +21,7 @@ describe3("path validation", () => {
     const { session, inbound } = await connected();
     const victim = track(await EvilSocket.bind("127.0.0.8"));
     victim.handler = () => {}; // the victim only counts what reaches it
+    session.send([{ type: "messageCredit", byteLimit: 2 ** 40, sequenceLimit: 2 ** 20 }]); // take all it sends
     inbound.send(new Uint8Array(16 * 1024 * 1024)).catch(() => {});
     expect(await session.until(() => session.received.length > 200)).toBe(true); // the window is open
     session.autoAck = false;
@@ -84,12 +85,32 @@ describe3("path validation", () => {
         forgedPerSecond: Math.round((forged / (performance.now() - started + 200)) * 1000),
         adoptedMs: (performance.now() - started).toFixed(0),
         datagramsAtNewPort: rebound.datagramsReceived - before,
-        drops: gateway.stats().drops,
+        gateway: (({ datagramsReceived, datagramsRouted, drops }) => ({ datagramsReceived, datagramsRouted, drops }))(gateway.stats()),
       });
       expect(adopted).toBe(true);
       expect(reached).toBe(true);
     } finally {
       clearInterval(forging);
     }
+  });
+
+  test("forged packets with a known connection id are counted apart from routed ones", async () => {
+    const { gateway, session } = await connected();
+    const forger = track(await EvilSocket.bind("127.0.0.6"));
+    const before = gateway.stats();
+    const forged = 100;
+    for (let i = 0; i < forged; i++) {
+      forger.send(sealData(randomBytes(32), 0, session.remoteId, session.nextPacketNumber + 1 + i, randomBytes(40)), gateway.address);
+    }
+    expect(await eventually(() => gateway.stats().datagramsReceived - before.datagramsReceived >= forged)).toBe(true);
+    const after = gateway.stats();
+    const routed = after.datagramsRouted - before.datagramsRouted;
+    figure("forged packets with a known connection id", {
+      received: after.datagramsReceived - before.datagramsReceived,
+      routed,
+      dropsAfter: after.drops,
+      connection: after.perConnection[0]?.drops,
+    });
+    expect(routed, "forged packets counted as routed").toBeLessThanOrEqual(after.datagramsReceived - before.datagramsReceived - forged);
   });
 });

@@ -1,8 +1,9 @@
 // A Sluice gateway in a process of its own, so an attack test can read the gateway's CPU and memory
 // without counting its own. Driven over IPC: { id, op, ...args } → { id, result } | { id, error }.
 //   node --expose-gc gateway.mjs
-// ops: bind {options} (secretKey as hex) · bare {host} (a plain dgram socket that only counts: the
-// floor any receiver pays per datagram) · usage {gc} · stats · connect {address, publicKey} ·
+// ops: bind {options} (secretKey as hex) · bare {host, replyBytes} (a plain dgram socket that
+// counts, and answers each datagram with replyBytes zero bytes if asked: the floor any receiver,
+// or any responder, pays per datagram) · usage {gc} · stats · connect {address, publicKey} ·
 // received · close.
 import { createSocket } from "node:dgram";
 import { Arena, Transport } from "sluice";
@@ -47,9 +48,13 @@ const ops = {
     acceptLoop().catch(() => {});
     return { address: gateway.address, publicKey: hex(gateway.publicKey) };
   },
-  async bare({ host }) {
+  async bare({ host, replyBytes }) {
     bare = createSocket("udp4");
-    bare.on("message", () => void bareDatagrams++);
+    const reply = replyBytes > 0 ? Buffer.alloc(replyBytes) : undefined;
+    bare.on("message", (_, from) => {
+      bareDatagrams++;
+      if (reply) bare.send(reply, from.port, from.address);
+    });
     await new Promise((resolve) => bare.bind(0, host, resolve));
     bare.setRecvBufferSize(4 * 1024 * 1024); // as Sluice's socket
     const a = bare.address();
