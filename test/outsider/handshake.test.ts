@@ -246,6 +246,29 @@ describe3("simultaneous open", () => {
   });
 });
 
+describe3("simultaneous open, afterwards", () => {
+  test("the higher side's intro, which the lower side opened and did not answer, is answered by nothing when replayed later", async () => {
+    const [low, high] = orderedKeys();
+    const a = track(await bindSluice({ host: "127.0.0.3", secretKey: low.secret }));
+    const b = track(await bindSluice({ host: "127.0.0.6", secretKey: high.secret }));
+    const pathToA = track(await Relay.open(a.address, "127.0.0.7")); // an observer on B's way to A
+    const [atA, atB] = await Promise.all([a.connect(b.address, b.publicKey), b.connect(pathToA.front.address, a.publicKey)]);
+    const [captured] = pathToA.intros();
+    const stranger = track(await EvilSocket.bind("127.0.0.8"));
+    for (let i = 0; i < 5; i++) stranger.send(captured, a.address);
+    await sleep(300);
+    const replies = handshakeReplies(stranger.inbox, 0);
+    figure("replays of the higher side's intro at the lower side", {
+      replies: replies.map((d) => `${packetKind(d.bytes)} ${d.bytes.length} B`),
+      lowerSide: (({ connections, handshakes, drops }) => ({ connections, handshakes, drops }))(a.stats()),
+    });
+    await atA.send(bytes("the live connection"));
+    expect(text(await atB.recv())).toBe("the live connection");
+    expect(replies).toEqual([]);
+    expect(a.stats().handshakes).toBe(0);
+  });
+});
+
 // Points of small order on Curve25519 (and non-canonical encodings of them): X25519 with any of them
 // gives all zeros.
 const LOW_ORDER_POINTS = [

@@ -20,7 +20,7 @@ export function bindSluice(options: TransportOptions = {}): Promise<Transport> {
 }
 
 /** The spec's "0 means always" under load: every intro needs a cookie. */
-export const ALWAYS_UNDER_LOAD = { underLoadIntrosPerSecond: 0 } as unknown as TransportOptions;
+export const ALWAYS_UNDER_LOAD: TransportOptions = { underLoadIntrosPerSecond: 0 };
 
 type Closable = { close(): Promise<unknown> };
 
