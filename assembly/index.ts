@@ -36,4 +36,4 @@ export {
 // The AEAD of data packets (ChaCha20-Poly1305, RFC 8439), in place on shared memory.
 export { aeadOpen, aeadSeal, AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_SCRATCH_BYTES, AEAD_TAG_BYTES } from "./aead";
 // BLAKE2s (RFC 7693), keyed or not: the handshake's hash, HMAC and MACs, and the cookies.
-export { blake2s, BLAKE2S_MAX_BYTES, BLAKE2S_SCRATCH_BYTES } from "./blake2s";
+export { blake2s, blake2sKeyState, blake2sWithState, BLAKE2S_MAX_BYTES, BLAKE2S_SCRATCH_BYTES } from "./blake2s";

@@ -140,7 +140,11 @@ export class Transport {
     return { ...this.#socket.address };
   }
 
-  /** This node's address as the last peer it connected to observed it (undefined before any). */
+  /**
+   * This node's address as the gateways it connected to see it: the observed address in the last
+   * handshake response from a gateway (undefined before any). A plain peer's view does not count: it
+   * may sit on the same LAN, or lie.
+   */
   get externalAddress(): Address | undefined {
     return this.#externalAddress && { ...this.#externalAddress };
   }
@@ -158,7 +162,7 @@ export class Transport {
       validateBytes(publicKey, "publicKey", 32);
       const retry = options === undefined ? this.#config.retry : checkRetryOptions(options, "options", this.#config.retry);
       if (this.#closed) throw codedError(Error, "ERR_SLUICE_CLOSED", "connect() on a closed transport", Transport.prototype.connect);
-      return this.#handshakes.connect(to, new Uint8Array(publicKey), retry);
+      return this.#handshakes.connect([to], new Uint8Array(publicKey), retry);
     } catch (error) {
       return Promise.reject(error);
     }
