@@ -23,6 +23,7 @@ import {
   INTRO,
   MAX_PLAINTEXT_BYTES,
   PROTOCOL_3_0,
+  RESPONSE_STATUS_CODE_MASK,
   decodeFrames,
   elicitsAck,
   encodeFrames,
@@ -131,6 +132,11 @@ export async function bindMany(host: string, count: number): Promise<EvilSocket[
     sockets.push(...(await Promise.all(Array.from({ length: Math.min(200, count - i) }, () => EvilSocket.bind(host)))));
   }
   return sockets;
+}
+
+/** `count` sockets, each on an IP of its own in 127.<net>.0.0/16: as many "strangers". */
+export function bindAcrossIps(net: number, count: number): Promise<EvilSocket[]> {
+  return Promise.all(Array.from({ length: count }, (_, i) => EvilSocket.bind(`127.${net}.${(i + 1) >> 8}.${(i + 1) & 255}`)));
 }
 
 export const closeSockets = (sockets: EvilSocket[]) => Promise.all(sockets.map((s) => s.close()));
@@ -457,7 +463,7 @@ export class EvilPeer {
         }
         const opened = readResponse(d.bytes, state as InitiatorState);
         if (opened === undefined) return;
-        if (opened.status !== 0) return finish(new HandshakeFailed(`response status ${opened.status}`));
+        if ((opened.status & RESPONSE_STATUS_CODE_MASK) !== 0) return finish(new HandshakeFailed(`response status ${opened.status}`));
         const session = new EvilSession(this.socket, remote, {
           role: "initiator",
           localId: senderId,

@@ -350,7 +350,8 @@ export function readIntro(packet: Uint8Array, responder: KeyPair): OpenedIntro |
 // ---- RESPONSE ----
 
 export interface ResponsePayload {
-  status: number; // 0 ok, 1 version mismatch
+  /** Low 4 bits: 0 ok, 1 version mismatch; bit 4: the responder is a gateway (docs/wire.md, after the 3.0 spec). */
+  status: number;
   version: ProtocolVersion;
   responderId: number;
   observed: Address;

@@ -79,7 +79,7 @@ describe3("slots", () => {
     );
     const attempts: Promise<unknown>[] = [];
     for (const a of attackers) {
-      attempts.push(a.connect(gateway.address, gateway.publicKey, { deadlineMs: 1000 }));
+      attempts.push(a.connect(gateway.address, gateway.publicKey, { deadlineMs: 2500 }));
       await sleep(5);
     }
     const attack = await outcomes(attempts);

@@ -18,6 +18,9 @@ const OBSERVED_ADDRESS_BYTES = 19;
 export const INTRO = { senderId: 2, ephemeral: 6, sealedStatic: 38, sealedPayload: 86, mac1: 114, mac2: 130 } as const;
 /** Offsets inside a RESPONSE. */
 export const RESPONSE = { initiatorId: 2, ephemeral: 6, sealedPayload: 38, mac1: 82, mac2: 98 } as const;
+/** The RESPONSE status's code bits (0 ok, 1 version mismatch); bit 4 says the responder is a gateway. */
+export const RESPONSE_STATUS_CODE_MASK = 0x0f;
+
 /** Offsets inside a COOKIE. */
 export const COOKIE = { initiatorId: 2, nonce: 6, sealedCookie: 18 } as const;
 
