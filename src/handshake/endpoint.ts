@@ -15,7 +15,7 @@
 // - A responder is established when the first data packet under the new keys opens (the initiator
 //   held e as well): a replayed intro never completes.
 import { codedError } from "../errors/errors.ts";
-import { addressKey, type Address } from "../wire/address.ts";
+import { addressKey, sameAddress, type Address } from "../wire/address.ts";
 import { compatible, describeVersion, type ProtocolVersion } from "../wire/version.ts";
 import { AcceptRamp, ipKey, KeyedBuckets, KeyedCounts, WindowCounter, type AcceptRampStep } from "./admission.ts";
 import { RetrySchedule, type RetryOptions } from "./retry.ts";
@@ -43,7 +43,7 @@ const MAX_RESPONSES_PER_CONNECT = 16;
  * Addresses one connect() sends each intro to (a peer's LAN and public addresses, a relay): the first
  * that answers wins. Each costs one intro per re-send, so this bounds what a connect() can send.
  */
-export const MAX_CANDIDATE_ADDRESSES = 8;
+const MAX_CANDIDATE_ADDRESSES = 8;
 /** Initiator keys whose newest timestamp is remembered after their handshake or connection ended. */
 const MAX_REMEMBERED_INITIATORS = 65_536;
 /** Source IPs whose intro budget is remembered at once. */
@@ -384,7 +384,7 @@ export class HandshakeEndpoint {
     if (!validMac1(macs, datagram, INTRO_MAC1, this.#mac1)) return this.#config.countDrop("badMac");
     const ip = ipKey(from.host);
     const copyOf = this.#answeringByMac.get(macKey(datagram));
-    const sameSource = copyOf !== undefined && copyOf.address.host === from.host && copyOf.address.port === from.port;
+    const sameSource = copyOf !== undefined && sameAddress(copyOf.address, from);
     if (copyOf !== undefined && (sameSource || !this.#underLoad(now)) && equalBytes(copyOf.intro, datagram)) {
       // The initiator did not get our response and repeats its intro, or the intro reached us first
       // from another address: the same response again, no crypto, never larger than the intro.
@@ -548,7 +548,7 @@ export class HandshakeEndpoint {
     const due = connecting.schedule.poll(now);
     if (due === "expired") {
       return this.#fail(connecting, codedError(Error, "ERR_SLUICE_CONNECT_TIMEOUT",
-        `connect to ${connecting.addresses.map((address) => addressKey(address.host, address.port)).join(", ")} failed: no valid answer after ${connecting.schedule.attempts} intros within ${Math.round(connecting.schedule.deadlineAt - connecting.schedule.startedAt)} ms ` +
+        `connect to ${connecting.addresses.map((address) => addressKey(address.host, address.port, address.relay)).join(", ")} failed: no valid answer after ${connecting.schedule.attempts} intros within ${Math.round(connecting.schedule.deadlineAt - connecting.schedule.startedAt)} ms ` +
         "(the peer is down, is not a gateway and not connecting to us, or its public key is not the one given)",
         HandshakeEndpoint.prototype.handleTimeout,
       ));
@@ -557,8 +557,8 @@ export class HandshakeEndpoint {
   }
 
   #addCandidate(connecting: Connecting, address: Address): void {
-    const known = connecting.addresses.some((candidate) => candidate.host === address.host && candidate.port === address.port);
-    if (!known && connecting.addresses.length < MAX_CANDIDATE_ADDRESSES) connecting.addresses.push({ host: address.host, port: address.port });
+    const known = connecting.addresses.some((candidate) => sameAddress(candidate, address));
+    if (!known && connecting.addresses.length < MAX_CANDIDATE_ADDRESSES) connecting.addresses.push({ ...address });
   }
 
   #sendIntro(connecting: Connecting, to: Address): void {

@@ -14,6 +14,7 @@ import { checkRetryOptions, type RetryOptions } from "../handshake/retry.ts";
 import { driverOf, type Connection } from "./connection.ts";
 import { Handshakes } from "./handshakes.ts";
 import { Listener } from "./listener.ts";
+import { relayHeader, Relays } from "./relays.ts";
 import { Warnings } from "./log.ts";
 import { arenaBytesFor, checkTransportOptions, type TransportConfig, type TransportOptions, type TransportSeams } from "./options.ts";
 import { TransportCounters, type TransportStats } from "./stats.ts";
@@ -25,10 +26,16 @@ const FROM_BIND = Symbol("Transport");
 
 let bindTransport: (options: TransportOptions, seams: TransportSeams) => Promise<Transport>;
 let listenerOfTransport: (transport: Transport) => Listener;
+let relaysOfTransport: (transport: Transport) => Relays;
 
 /** Transport.bind() with test seams (for src/internal.ts). */
 export function bindWithSeams(options: TransportOptions, seams: TransportSeams): Promise<Transport> {
   return bindTransport(options, seams);
+}
+
+/** The relays of `transport` (for src/internal.ts, until introductions carry them). */
+export function relaysOf(transport: Transport): Relays {
+  return relaysOfTransport(transport);
 }
 
 /** The listener of `transport` (for src/internal.ts). */
@@ -40,6 +47,7 @@ export class Transport {
   static {
     bindTransport = (options, seams) => Transport.#bind(options, seams);
     listenerOfTransport = (transport) => transport.#listener;
+    relaysOfTransport = (transport) => transport.#relays;
   }
 
   /** This node's static X25519 public key (32 bytes): what peers pass to connect(). */
@@ -55,6 +63,7 @@ export class Transport {
   readonly #table: ConnectionTable;
   readonly #handshakes: Handshakes;
   readonly #listener: Listener;
+  readonly #relays: Relays;
   readonly #acceptQueue: Connection[] = [];
   readonly #acceptWaiters: ((connection: Connection | undefined) => void)[] = [];
   #closed = false;
@@ -86,14 +95,17 @@ export class Transport {
         connectionClosed: (connection) => {
           this.#table.forget(connection);
           this.#handshakes.connectionEnded(connection);
+          this.#relays.closeFor(connection);
         },
         now: () => performance.now(),
       },
       accepted: (connection) => this.#accepted(connection),
       observed: (address) => (this.#externalAddress = address),
     });
+    this.#relays = new Relays(config.relay, (chunks, to) => this.#send(chunks, to));
     this.#listener = new Listener({
       framer: this.#framer,
+      relays: this.#relays,
       table: this.#table,
       handshakes: this.#handshakes,
       counters: this.#counters,
@@ -184,6 +196,8 @@ export class Transport {
       handshakesCompleted,
       handshakesFailed,
       cookiesSent,
+      ...this.#relays.counters,
+      relays: this.#relays.count,
       connections: this.#table.size,
       handshakes: this.#handshakes.count,
       perConnection: [...this.#table.connections()].map((connection) => connection.stats()),
@@ -219,10 +233,12 @@ export class Transport {
     }
   }
 
+  /** Sends one datagram; to a relayed address (`to.relay`), through the gateway's relay. */
   #send(chunks: readonly Uint8Array[], to: Address): void {
     const counters = this.#counters;
+    const sent = to.relay === undefined ? chunks : [relayHeader(to.relay), ...chunks];
     counters.datagramsSent++;
-    for (const chunk of chunks) counters.bytesSent += chunk.length;
-    this.#socket.send(chunks, to.host, to.port);
+    for (const chunk of sent) counters.bytesSent += chunk.length;
+    this.#socket.send(sent, to.host, to.port);
   }
 }
