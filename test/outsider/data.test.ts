@@ -58,9 +58,10 @@ describe3("replies to strangers", () => {
         sealData(randomBytes(32), 1, 12345, 2 ** 40, new Uint8Array(1171)),
         sealData(randomBytes(32), 0, session.remoteId, session.nextPacketNumber + 3, encodeFrames([{ type: "ping" }])),
       ];
-      // Every first byte at an intro's length, and the known kinds at every handshake length.
+      // Every first byte at an intro's length, the known kinds at every handshake length, and RELAY
+      // (0x05, in docs/wire.md since) from its shortest to its longest.
       for (let kind = 0; kind < 256; kind++) {
-        const lengths = [0x01, 0x02, 0x03, 0x04, 0x82].includes(kind) ? [50, 114, 146] : [146];
+        const lengths = kind === 0x05 ? [7, 50, 146, 1500] : [0x01, 0x02, 0x03, 0x04, 0x82].includes(kind) ? [50, 114, 146] : [146];
         for (const length of lengths) {
           const p = new Uint8Array(randomBytes(length));
           p[0] = kind;
