@@ -47,14 +47,14 @@ describe3("path validation", () => {
     expect(toVictim).toBeLessThanOrEqual(3 * fromVictim);
   });
 
-  test("800 forged packets/s with the connection id do not keep a real NAT rebinding from being adopted", async () => {
+  test("1,000 forged packets/s with the connection id do not keep a real NAT rebinding from being adopted", async () => {
     const { gateway, peer, session, inbound } = await connected();
     const sockets = await bindMany("127.0.0.6", 20);
     track({ close: () => closeSockets(sockets) });
     let forgedNumber = session.nextPacketNumber + 10; // above anything the peer will really send
     let forged = 0;
     const forging = setInterval(() => {
-      for (let i = 0; i < 8; i++, forged++) {
+      for (let i = 0; i < 10; i++, forged++) { // 1,000/s asked: timers run late on a busy machine
         const packet = sealData(randomBytes(32), 0, session.remoteId, forgedNumber++, randomBytes(40));
         sockets[forged % sockets.length].send(packet, gateway.address);
       }
