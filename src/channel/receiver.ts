@@ -76,7 +76,7 @@ export class Receiver {
   /** recv() calls parked on this thread; the shared sleeping flag stays set until the last leaves. */
   #parked = 0;
 
-  /** Not for applications: receivers come from channel() and Receiver.fromHandle(). */
+  /** Not for applications: receivers come from channel() and Receiver.fromHandle(). @internal */
   constructor(token: typeof FROM_CHANNEL, channel: SharedChannel) {
     if (token !== FROM_CHANNEL) throw illegalConstructor("receivers come from channel() and Receiver.fromHandle()", Receiver);
     this.#channel = channel;
