@@ -10,7 +10,7 @@ import { bindMany, closeSockets, EvilPeer, randomIntro, sleep, type EvilSocket }
 import { ALWAYS_UNDER_LOAD, bindSluice, closeAll, describe3, figure, mac1Intro, median } from "./harness.ts";
 import { packetKind } from "./wire.ts";
 
-const BATCHES = 5;
+const BATCHES = 7;
 const PER_BATCH = 2000;
 
 const cpuMicros = (before: Usage, after: Usage) =>
