@@ -108,7 +108,6 @@ describe3("path validation", () => {
     figure("forged packets with a known connection id", {
       received: after.datagramsReceived - before.datagramsReceived,
       routed,
-      accepted: after.datagramsAccepted - before.datagramsAccepted,
       dropsAfter: after.drops,
       connection: after.perConnection[0]?.drops,
     });
