@@ -443,15 +443,20 @@ export class HandshakeEndpoint {
       // Simultaneous open, and the peer answers. Its intro shows a way in from where it came (a
       // symmetric NAT maps a new port per destination): send our intro back there at once. One
       // intro per intro received, never more: a replayed intro from a spoofed address gains nothing.
+      // Its timestamp is remembered, so once connected a replay of it is refused as any other is.
+      if (opened.timestamp < this.#recent.get(keyHex)) return this.#config.countDrop("replayed");
+      this.#recent.record(keyHex, opened.timestamp);
       this.#sendIntro(connecting, work.from);
       return this.#config.countDrop("handshakeRedundant");
     }
     if (!this.#fresh(keyHex, opened, work)) return;
     const peer = this.#peers.get(keyHex);
     if (!this.#config.gateway && connecting === undefined && peer === undefined) return this.#config.countDrop("unknownSender");
-    if (!this.#admit(work.ip, peer === undefined && connecting === undefined, now)) return this.#config.countDrop("overCapacity");
-    this.#recent.record(keyHex, opened.timestamp); // answered: a copy of it is a replay from now on
+    // A version we do not speak is answered so (the initiator's connect() fails saying why), and takes
+    // no slot and nothing of the accept ramp.
     const agreed = compatible(this.#config.version, opened.version);
+    if (agreed && !this.#admit(work.ip, peer === undefined && connecting === undefined, now)) return this.#config.countDrop("overCapacity");
+    this.#recent.record(keyHex, opened.timestamp); // answered: a copy of it is a replay from now on
     const id = agreed ? this.#config.newId() : 0;
     const written = writeResponse(this.#config.crypto, this.#config.identity, opened, {
       status: agreed ? STATUS_OK : STATUS_VERSION_MISMATCH, gateway: this.#config.gateway, version: this.#config.version, responderId: id, observedAddress: work.from,

@@ -62,18 +62,13 @@ export interface TransportStats {
   socket: string;
   datagramsReceived: number;
   bytesReceived: number;
-  /** Datagrams the listener handed on: to a connection's queue, or to the handshakes. */
+  /**
+   * Datagrams that reached their connection or handshake and took effect: authenticated data, or a
+   * handshake packet acted on. A forged, replayed or refused one is never here, only in `drops`
+   * (failed authentication in drops.decryptFailed). Once the queues have drained,
+   * datagramsReceived = datagramsRouted + Σ drops.
+   */
   datagramsRouted: number;
-  /**
-   * Routed datagrams that authenticated and took effect: datagramsRouted − droppedAfterRouting (once the
-   * queues are drained). Forged packets are never here: they are in drops.decryptFailed.
-   */
-  datagramsAccepted: number;
-  /**
-   * Routed datagrams that the queue's consumer then dropped (failed authentication, replays...): they
-   * are in datagramsRouted and in drops. So datagramsReceived = datagramsRouted + Σ drops − droppedAfterRouting.
-   */
-  droppedAfterRouting: number;
   handshakesCompleted: number;
   handshakesFailed: number;
   /** COOKIE replies sent: intros refused under load until their sender proves its address. */
@@ -117,7 +112,7 @@ export class TransportCounters {
     return "dropped";
   }
 
-  /** A datagram the listener routed and its queue's consumer then dropped (so it is in datagramsRouted too). */
+  /** A datagram the listener handed on and its connection or handshake then dropped: it comes off datagramsRouted. */
   dropAfterRouting(reason: DropReason): void {
     this.drops[reason]++;
     this.droppedAfterRouting++;
@@ -125,6 +120,7 @@ export class TransportCounters {
 
   /** The counters now, for TransportStats (the handshake endpoint keeps the handshakes' own). */
   snapshot(): Omit<TransportStats, "socket" | "connections" | "handshakes" | "perConnection" | "handshakesCompleted" | "handshakesFailed" | "cookiesSent" | "datagramsRelayed" | "bytesRelayed" | "relays" | "introductions"> {
-    return { ...this, datagramsAccepted: this.datagramsRouted - this.droppedAfterRouting, drops: { ...this.drops } };
+    const { droppedAfterRouting, datagramsRouted, ...counts } = this;
+    return { ...counts, datagramsRouted: datagramsRouted - droppedAfterRouting, drops: { ...this.drops } };
   }
 }
