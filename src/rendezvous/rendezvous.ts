@@ -143,7 +143,8 @@ export class Rendezvous<P> {
    */
   opened(peer: P, initiator: boolean): void {
     const described = this.#config.describe(peer);
-    if (initiator) this.#transmits.push({ to: peer, type: CONTROL_OBSERVED_ADDRESS, body: observedAddressBody(described.address) });
+    // Over a relay the address is the gateway's: nothing the peer should take for its own.
+    if (initiator && described.address.relay === undefined) this.#transmits.push({ to: peer, type: CONTROL_OBSERVED_ADDRESS, body: observedAddressBody(described.address) });
     if (described.isGateway) this.#transmits.push({ to: peer, type: CONTROL_LOCAL_ADDRESSES, body: localAddressesBody(this.#config.localAddresses()) });
   }
 
@@ -249,7 +250,8 @@ export class Rendezvous<P> {
     let refusal: RefusalReason | undefined;
     if (!this.#take(from, now)) refusal = "rateLimited";
     else if (policy === "none" || (typeof policy === "function" && !allows(policy, requester.key, key))) refusal = "notAllowed";
-    else if (target === undefined || target === from) refusal = "unknownPeer";
+    // A peer reached only through a relay has no address of its own to give.
+    else if (target === undefined || target === from || this.#config.describe(target).address.relay !== undefined || requester.address.relay !== undefined) refusal = "unknownPeer";
     else if (!this.#config.hasRoom(target, 1) || !this.#config.hasRoom(from, 1)) refusal = "rateLimited";
     if (refusal !== undefined) {
       this.#stats.refused[refusal]++;
