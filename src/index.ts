@@ -27,7 +27,7 @@ export {
 } from "./transport/relays.ts";
 export { Connection } from "./transport/connection.ts";
 export { MAX_QUEUED_ADDRESS_CHANGES, type AddressChange } from "./transport/address-changes.ts";
-export { decodeKey, encodeKey, generateKeyPair, publicKeyOf, type KeyEncoding } from "./transport/identity.ts";
+export { decodeKey, encodeKey, generateKeyPair, publicKeyOf, type KeyPair } from "./transport/identity.ts";
 export {
   INTRODUCTION_ANSWER_MS, INTRODUCTION_BURST, INTRODUCTIONS_PER_SECOND, MAX_PENDING_INTRODUCTIONS,
   type AcceptIntroductionsPolicy, type IntroductionFailure, type IntroductionPolicy, type IntroductionStats,

@@ -23,7 +23,7 @@ test("keygen prints a secret key and its public key, in Node and in Deno", async
     const { status, stdout } = await sluice(["keygen"], runtime);
     expect(status).toBe(0);
     const [, secret, publicKey] = KEYS.exec(stdout)!;
-    expect(publicKeyOf(secret!)).toEqual(decodeKey(publicKey!));
+    expect(publicKeyOf(decodeKey(secret!))).toEqual(decodeKey(publicKey!));
   }
 });
 

@@ -6,8 +6,8 @@
 // 1 when something failed, 2 for a mistake on the command line.
 import { networkInterfaces } from "node:os";
 import { parseArgs } from "node:util";
-import { encodeKey, generateKeyPair, Transport } from "../index.ts";
-import { parseKey } from "./peer.ts";
+import { generateKeyPair, Transport } from "../index.ts";
+import { hexKey, parseKey } from "./peer.ts";
 import { CliError } from "./terminal.ts";
 import { receive, send } from "./transfer.ts";
 
@@ -26,8 +26,8 @@ const DEFAULT_GATEWAY_PORT = 7000;
 
 function keygen(): void {
   const { secretKey, publicKey } = generateKeyPair();
-  console.log(`secret: ${encodeKey(secretKey)}`);
-  console.log(`public: ${encodeKey(publicKey)}`);
+  console.log(`secret: ${hexKey(secretKey)}`);
+  console.log(`public: ${hexKey(publicKey)}`);
 }
 
 /** This machine's IPv4 addresses, for the line peers copy (none where they cannot be read: Deno without --allow-sys). */
@@ -43,7 +43,7 @@ async function gateway(options: { port: string | undefined; host: string | undef
   const port = options.port === undefined ? DEFAULT_GATEWAY_PORT : Number(options.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port must be a port number (0 to 65535), not ${options.port}`, 2);
   const secretKey = options.key === undefined ? undefined : parseKey(options.key, "--key");
-  const short = (key: Uint8Array) => `${encodeKey(key).slice(0, 12)}…`;
+  const short = (key: Uint8Array) => `${hexKey(key).slice(0, 12)}…`;
   let transport: Transport;
   try {
     transport = await Transport.bind({
@@ -61,7 +61,7 @@ async function gateway(options: { port: string | undefined; host: string | undef
     throw new CliError(`cannot listen on ${options.host ?? "0.0.0.0"}:${port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}. Try another --port`);
   }
   const { address } = transport;
-  const key = encodeKey(transport.publicKey);
+  const key = hexKey(transport.publicKey);
   console.log(`Gateway key: ${key}`);
   console.log(`Listening on ${address.host}:${address.port} (UDP)`);
   const reachable = address.host === "0.0.0.0" || address.host === "::" ? interfaceAddresses() : [address.host];

@@ -19,11 +19,14 @@ export async function parseAddress(text: string | undefined, option: string): Pr
   }
 }
 
+/** A key as the command prints it: hex (a base64url key may start with "-", which reads as an option). */
+export const hexKey = (key: Uint8Array): string => encodeKey(key, "hex");
+
 /** A key given as text (hex or base64url). */
 export function parseKey(text: string | undefined, option: string): Uint8Array {
   if (text === undefined) throw new CliError(`${option} is missing`, 2);
   try {
-    return decodeKey(text, option);
+    return decodeKey(text.trim());
   } catch {
     throw new CliError(`${option} must be a key as 64 hex or 43 base64url characters (as sluice keygen and the gateway print them), not "${text}"`, 2);
   }
@@ -52,7 +55,7 @@ export async function connectGateway(transport: Transport, address: Address, key
   } catch (error) {
     if ((error as { code?: string }).code !== "ERR_SLUICE_CONNECT_TIMEOUT") throw error;
     throw new CliError(
-      `no answer from a gateway with key ${encodeKey(key)} at ${address.host}:${address.port} within 3 s. ` +
+      `no answer from a gateway with key ${hexKey(key)} at ${address.host}:${address.port} within 3 s. ` +
       "Check --via and --gateway-key (the gateway prints both), that `sluice gateway` runs there, and that UDP reaches its port",
     );
   }
@@ -64,7 +67,7 @@ export async function connectPeer(transport: Transport, gateway: Connection, key
     return await transport.connectVia(gateway, key);
   } catch (error) {
     const { code, reason } = error as { code?: string; reason?: string };
-    const peer = encodeKey(key);
+    const peer = hexKey(key);
     if (reason === "unknownPeer") throw new CliError(`the gateway knows no peer with key ${peer}. Start \`sluice receive\` with the same --via and --gateway-key on the other machine and pass the key it prints as --to`);
     if (reason === "notAllowed") throw new CliError(`the gateway does not introduce peers to ${peer} (its policy). Ask its operator`);
     if (reason === "rateLimited") throw new CliError("the gateway is refusing requests from this connection for now (too many). Try again in a few seconds");

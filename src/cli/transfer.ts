@@ -5,8 +5,8 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open, rename, rm, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { encodeKey, type Connection, type Transport } from "../index.ts";
-import { bindNear, closeSoon, connectGateway, connectPeer, parseAddress, parseKey } from "./peer.ts";
+import type { Connection, Transport } from "../index.ts";
+import { bindNear, closeSoon, connectGateway, connectPeer, hexKey, parseAddress, parseKey } from "./peer.ts";
 import { CliError, formatBytes, formatRate, Progress } from "./terminal.ts";
 
 const CHUNK_BYTES = 64 * 1024;
@@ -88,7 +88,7 @@ export async function send(options: SendOptions): Promise<void> {
   closeOnSignal(transport);
   try {
     const gateway = await connectGateway(transport, via, gatewayKey);
-    console.log(`Connected to the gateway at ${via.host}:${via.port}; asking it for ${encodeKey(to)}`);
+    console.log(`Connected to the gateway at ${via.host}:${via.port}; asking it for ${hexKey(to)}`);
     const peer = await connectPeer(transport, gateway, to);
     console.log(`Connected to the receiver at ${peer.remoteAddress.host}:${peer.remoteAddress.port} (directly)`);
     const name = basename(options.file);
@@ -143,11 +143,11 @@ export async function receive(options: ReceiveOptions): Promise<void> {
   closeOnSignal(transport);
   try {
     await connectGateway(transport, via, gatewayKey);
-    const key = encodeKey(transport.publicKey);
+    const key = hexKey(transport.publicKey);
     console.log(`Your key: ${key}`);
     const seen = transport.externalAddress;
     console.log(`Waiting for senders introduced by the gateway at ${via.host}:${via.port}${seen ? ` (it sees this machine at ${seen.host}:${seen.port})` : ""}.`);
-    console.log(`On the sending machine: npx sluice send FILE --via ${options.via} --gateway-key ${encodeKey(gatewayKey)} --to ${key}`);
+    console.log(`On the sending machine: npx sluice send FILE --via ${options.via} --gateway-key ${hexKey(gatewayKey)} --to ${key}`);
     for (;;) {
       const connection = await transport.accept();
       if (connection === undefined) return;

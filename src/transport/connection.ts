@@ -2,7 +2,7 @@
 // acceptStream), close and stats. Everything waits on the Session's state through its driver
 // (session-driver.ts), never on the socket.
 import { illegalConstructor } from "../errors/errors.ts";
-import { validateByteLength, validateBytes } from "../errors/validate.ts";
+import { invalidArgType, validateByteLength, validateBytes, validateObject } from "../errors/validate.ts";
 import { ownedCopy } from "../memory/owned-copy.ts";
 import type { Address } from "../wire/address.ts";
 import type { AddressChange } from "./address-changes.ts";
@@ -64,7 +64,10 @@ export class Connection {
    * 16 changes.
    */
   addressChanges(options: { signal?: AbortSignal } = {}): AsyncGenerator<AddressChange, void, undefined> {
-    return this.#driver.addressChanges.subscribe(options.signal);
+    validateObject(options, "options");
+    const { signal } = options;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType("options.signal", "an instance of AbortSignal", signal);
+    return this.#driver.addressChanges.subscribe(signal);
   }
 
   /** Where the peer's packets come from now. It changes only after a packet from the new address authenticates. */

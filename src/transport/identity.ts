@@ -1,57 +1,58 @@
-// Static keys as people and programs pass them around: 32-byte X25519 keys as text, in hex (64
-// characters) or base64url (43, unpadded, as in a JWK), and key pairs made or completed from a secret.
-import { codedError } from "../errors/errors.ts";
-import { invalidArgType, invalidArgValue, validateBytes, validateOneOf } from "../errors/validate.ts";
+// A node's identity: its static X25519 key pair, made and read back so an application can keep the
+// same identity across restarts (Transport.bind({ secretKey })), and its keys as text.
+//
+// Keys are made from 32 random bytes, imported as a JWK with the public half left empty (node:crypto
+// derives it), and the public key read back through createPublicKey(). Not generateKeyPairSync("x25519")
+// then a JWK export: on Node 20.20.2 that pair deadlocks inside node:crypto (a GC during the export
+// destroys the key-generation job while the key's mutex is held; a loop of the two hung in 3 of 3 tries).
+import { Buffer } from "node:buffer";
+import { createPublicKey } from "node:crypto";
+import { invalidArgValue, validateBytes, validateOneOf, validateString } from "../errors/validate.ts";
 import { importPrivateKey, rawPublicKey } from "../handshake/primitives.ts";
 
+/** X25519 keys, secret and public, are 32 bytes. */
 const KEY_BYTES = 32;
-/** How encodeKey() writes a key: hex (64 characters) or base64url (43, no padding). */
-export type KeyEncoding = "hex" | "base64url";
-
 const HEX_KEY = /^[0-9a-fA-F]{64}$/;
-const BASE64URL_KEY = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]=?$/; // 256 bits: the last character holds 4 of them
+const BASE64URL_KEY = /^[A-Za-z0-9_-]{43}$/;
 
-/** `key` (32 bytes) as text: hex by default, or base64url. */
-export function encodeKey(key: Uint8Array, encoding: KeyEncoding = "hex"): string {
-  validateBytes(key, "key", KEY_BYTES);
-  validateOneOf(encoding, "encoding", ["hex", "base64url"] as const);
-  return Buffer.from(key.buffer, key.byteOffset, key.length).toString(encoding);
+export interface KeyPair {
+  /** 32 bytes: keep them secret (Transport.bind({ secretKey }) takes them). */
+  secretKey: Uint8Array;
+  /** 32 bytes: what peers pass to connect(). */
+  publicKey: Uint8Array;
 }
 
-/**
- * The 32 bytes of a key written as hex (64 characters, either case) or base64url (43 characters,
- * an "=" pad allowed); a TypeError (ERR_INVALID_ARG_VALUE) naming `name` for anything else. Spaces
- * around it are ignored (a key pasted from a terminal).
- */
-export function decodeKey(text: string, name = "key"): Uint8Array {
-  if (typeof text !== "string") throw invalidArgType(name, "of type string", text, decodeKey);
-  const trimmed = text.trim();
-  if (HEX_KEY.test(trimmed)) return new Uint8Array(Buffer.from(trimmed, "hex"));
-  if (BASE64URL_KEY.test(trimmed)) return new Uint8Array(Buffer.from(trimmed.replace("=", ""), "base64url"));
-  throw invalidArgValue(name, text.length > 100 ? `${text.slice(0, 100)}...` : text, "must be a 32-byte key as 64 hex characters or 43 base64url characters", decodeKey);
-}
-
-/** A key given as bytes (32, copied) or as text (hex or base64url). */
-export function checkKey(key: unknown, name: string): Uint8Array {
-  if (typeof key === "string") return decodeKey(key, name);
-  if (!(key instanceof Uint8Array)) throw invalidArgType(name, "a Uint8Array or a string (hex or base64url)", key, checkKey);
-  validateBytes(key, name, KEY_BYTES);
-  return new Uint8Array(key);
-}
-
-/** A new static key pair: `secretKey` for Transport.bind({ secretKey }), `publicKey` for peers' connect(). */
-export function generateKeyPair(): { secretKey: Uint8Array; publicKey: Uint8Array } {
-  // Any 32 bytes are a secret key: X25519 clamps them (RFC 7748 §5).
+/** A new static key pair from 32 random bytes (crypto.getRandomValues). */
+export function generateKeyPair(): KeyPair {
   const secretKey = crypto.getRandomValues(new Uint8Array(KEY_BYTES));
-  return { secretKey, publicKey: rawPublicKey(importPrivateKey(secretKey)) };
+  return { secretKey, publicKey: publicKeyOf(secretKey) };
 }
 
-/** The public key of a 32-byte secret key (bytes, or text in hex or base64url). */
-export function publicKeyOf(secretKey: Uint8Array | string): Uint8Array {
-  const secret = checkKey(secretKey, "secretKey");
-  try {
-    return rawPublicKey(importPrivateKey(secret));
-  } catch (error) {
-    throw codedError(TypeError, "ERR_INVALID_ARG_VALUE", `The argument 'secretKey' is not a usable X25519 secret key: ${(error as Error).message}`, publicKeyOf);
+/** The public key (32 bytes) of the X25519 secret key `secretKey` (32 bytes; every 32 bytes are a valid secret key). */
+export function publicKeyOf(secretKey: Uint8Array): Uint8Array {
+  validateBytes(secretKey, "secretKey", KEY_BYTES);
+  return rawPublicKey(createPublicKey(importPrivateKey(secretKey)));
+}
+
+/** `key` (32 bytes) as text: base64url (43 characters, the default) or hex (64). decodeKey() reads both. */
+export function encodeKey(key: Uint8Array, encoding: "base64url" | "hex" = "base64url"): string {
+  validateBytes(key, "key", KEY_BYTES);
+  validateOneOf(encoding, "encoding", ["base64url", "hex"]);
+  return encoding === "hex" ? Buffer.from(key.buffer, key.byteOffset, key.length).toString("hex") : base64url(key);
+}
+
+/** The 32-byte key `text` encodes: 64 hex digits, or 43 base64url characters (as encodeKey() writes them). */
+export function decodeKey(text: string): Uint8Array {
+  validateString(text, "text");
+  if (HEX_KEY.test(text)) return new Uint8Array(Buffer.from(text, "hex"));
+  if (BASE64URL_KEY.test(text)) {
+    const key = new Uint8Array(Buffer.from(text, "base64url"));
+    // 43 characters carry 258 bits: the last character's low 2 bits must be zero for one encoding per key.
+    if (base64url(key) === text) return key;
   }
+  throw invalidArgValue("text", text, "must be a 32-byte key as 64 hex digits or 43 base64url characters");
+}
+
+function base64url(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("base64url");
 }

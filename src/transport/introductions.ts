@@ -38,7 +38,7 @@ interface Request {
 
 /** The rejection of a connectVia() whose introduction failed, with `reason` saying why. */
 function introductionError(reason: IntroductionFailure, key: Uint8Array, detail: string): Error {
-  const peer = encodeKey(key);
+  const peer = encodeKey(key, "hex");
   const what: Record<IntroductionFailure, string> = {
     notAllowed: `the introducer does not introduce this node to ${peer} (its introductions policy refused)`,
     unknownPeer: `the introducer has no connection with ${peer}: that peer is not connected to it (not started yet, gone, or connected to another gateway)`,
@@ -233,7 +233,7 @@ export class Introductions {
       const code = (error as { code?: string }).code;
       if (code !== "ERR_SLUICE_CONNECT_TIMEOUT") throw error;
       const failed = codedError(Error, "ERR_SLUICE_CONNECT_TIMEOUT",
-        `introduced to ${encodeKey(key)} at ${address.host}:${address.port}, but no direct path opened within ${retry.deadlineMs} ms: ` +
+        `introduced to ${encodeKey(key, "hex")} at ${address.host}:${address.port}, but no direct path opened within ${retry.deadlineMs} ms: ` +
         "the peer did not connect back (it declined the introduction, or left), or the NATs between do not let a hole be punched (symmetric on both sides, say)",
         Introductions.prototype.connectVia);
       return Promise.reject(Object.assign(failed, { cause: error }));

@@ -1,7 +1,7 @@
 // A transport's options: what each means, its default and its bound, checked once by bind(); and the
 // size of the transport's arena, which has room for every queue at capacity at once.
 import {
-  invalidArgType, outOfRange, validateBoolean, validateFunction, validateInteger, validateObject, validateOneOf, validateString,
+  invalidArgType, invalidArgValue, outOfRange, validateBoolean, validateBytes, validateFunction, validateInteger, validateObject, validateOneOf, validateString,
 } from "../errors/validate.ts";
 import { DEFAULT_FRAME_BYTES, MAX_ARENA_BYTES } from "../memory/arena.ts";
 import { normalizeVersion, type ProtocolVersion } from "../wire/version.ts";
@@ -11,7 +11,7 @@ import { checkRetryOptions, DEFAULT_RETRY, type RetryOptions } from "../handshak
 import { checkReliabilityOptions, type ReliabilityConfig, type ReliabilityOptions } from "../reliable/options.ts";
 import type { KeyPhaseLimits } from "../wire/packet-keys.ts";
 import type { AcceptIntroductionsPolicy, IntroductionPolicy } from "../rendezvous/rendezvous.ts";
-import { checkKey } from "./identity.ts";
+import { decodeKey } from "./identity.ts";
 import { checkRelayOptions, type RelayConfig, type RelayOptions } from "./relays.ts";
 import type { SocketFactory } from "./udp-socket.ts";
 
@@ -138,6 +138,22 @@ function integerOption(options: TransportOptions, name: keyof TransportOptions, 
 
 function positiveInteger(options: TransportOptions, name: keyof TransportOptions, fallback: number, max: number): number {
   return integerOption(options, name, fallback, 1, max);
+}
+
+/**
+ * A static key given as 32 bytes (copied) or as text, hex or base64url (decodeKey()); a TypeError
+ * naming `name` otherwise.
+ */
+export function checkKey(key: unknown, name: string): Uint8Array {
+  if (typeof key !== "string") {
+    validateBytes(key, name, 32);
+    return new Uint8Array(key);
+  }
+  try {
+    return decodeKey(key);
+  } catch {
+    throw invalidArgValue(name, key, "must be a 32-byte key as 64 hex digits or 43 base64url characters", checkKey);
+  }
 }
 
 /** `options` checked (TypeError or RangeError, with a code, naming the first bad one) and completed. */

@@ -13,13 +13,12 @@ import { generateKeyPair, importPrivateKey, rawPublicKey } from "../handshake/pr
 import { checkRetryOptions, type RetryOptions } from "../handshake/retry.ts";
 import { Connection, driverOf } from "./connection.ts";
 import { Handshakes } from "./handshakes.ts";
-import { checkKey } from "./identity.ts";
 import { Introductions } from "./introductions.ts";
 import { Listener } from "./listener.ts";
 import { NatObservations, type NatType } from "./nat-type.ts";
 import { relayHeader, Relays } from "./relays.ts";
 import { Warnings } from "./log.ts";
-import { arenaBytesFor, checkTransportOptions, type TransportConfig, type TransportOptions, type TransportSeams } from "./options.ts";
+import { arenaBytesFor, checkKey, checkTransportOptions, type TransportConfig, type TransportOptions, type TransportSeams } from "./options.ts";
 import { TransportCounters, type TransportStats } from "./stats.ts";
 import { ConnectionTable } from "./table.ts";
 import type { SessionDriver } from "./session-driver.ts";
