@@ -97,7 +97,7 @@ export class Introductions {
       describe: (driver) => ({
         key: driver.remotePublicKey, address: driver.remoteAddress, localAddresses: driver.remoteLocalAddresses, isGateway: driver.remoteIsGateway,
       }),
-      find: (key) => init.table.byKey(key),
+      find: (key) => this.#openWith(key), // a closing connection's peer is leaving: unknown
       hasRoom: (driver, frames) => !driver.ended && driver.session.controlRoom >= frames,
       localAddresses: () => localAddresses(init.boundAddress()),
     });
