@@ -26,6 +26,8 @@ export {
   DEFAULT_MAX_RELAYS, DEFAULT_RELAY_BYTES_PER_SECOND, DEFAULT_RELAY_TOTAL_BYTES_PER_SECOND, type RelayOptions,
 } from "./transport/relays.ts";
 export { Connection } from "./transport/connection.ts";
+export { RELAY_AFTER_MS } from "./transport/introductions.ts";
+export { PROBE_INTERVAL_MS } from "./wire/path.ts";
 export { MAX_QUEUED_ADDRESS_CHANGES, type AddressChange } from "./transport/address-changes.ts";
 export { decodeKey, encodeKey, generateKeyPair, publicKeyOf, type KeyPair } from "./transport/identity.ts";
 export {

@@ -54,7 +54,7 @@ export function bindTransport(options: TransportOptions & TransportSeams = {}): 
 
 /** Gateway side: a relay between two of `gateway`'s connections; the relay id each peer sends with. */
 export function openRelay(gateway: Transport, a: Connection, b: Connection): { a: number; b: number } {
-  return relaysOf(gateway).open(driverOf(a), driverOf(b));
+  return relaysOf(gateway).open(driverOf(a), driverOf(b), performance.now());
 }
 
 /** Peer side: `transport` accepts relay `id` of the gateway at `gateway`; answers the address to connect to. */

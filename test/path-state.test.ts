@@ -1,7 +1,7 @@
 // Path validation in virtual time (RFC 9000 §8.2, §9): what moves a connection's address, and what an
 // unvalidated address can make it send.
 import { expect, test } from "vitest";
-import { MAX_AMPLIFICATION, PathState } from "../src/wire/path.ts";
+import { MAX_AMPLIFICATION, PathState, PROBE_INTERVAL_MS } from "../src/wire/path.ts";
 
 const home = { host: "198.18.0.1", port: 4000 };
 const moved = { host: "198.18.0.1", port: 4001 };
@@ -48,4 +48,52 @@ test("no answer within 3 RTOs (at least 1 s): back to the last validated address
   expect(path.handleTimeout(1000)).toBe("reverted");
   expect(path.address).toEqual(home);
   expect(path.validated).toBe(true);
+});
+
+const relayed = { host: "198.18.0.2", port: 7000, relay: 12 };
+const direct = { host: "198.18.0.4", port: 5000 };
+const local = { host: "198.19.2.2", port: 5000 };
+/** Distinct challenges: each call a new 8 bytes. */
+function counting() {
+  let n = 0;
+  return (length: number) => new Uint8Array(length).fill(++n);
+}
+
+test("a relayed path probes the peer's direct addresses each interval; the first answered becomes the path, validated", () => {
+  const path = new PathState(relayed, counting());
+  path.probe([direct, local, relayed], 0); // a relay address among the candidates is not probed
+  expect(path.nextDeadline()).toBe(0);
+  const first = path.takeProbes(0);
+  expect(first.map((probe) => probe.address)).toEqual([direct, local]);
+  expect(path.takeProbes(500)).toEqual([]);
+  expect(path.nextDeadline()).toBe(PROBE_INTERVAL_MS);
+  const second = path.takeProbes(PROBE_INTERVAL_MS);
+  expect(second[0]!.data).not.toEqual(first[0]!.data); // a fresh challenge each time
+  // A probe packet from the direct address moves nothing; the answer to an earlier probe still counts.
+  expect(path.onAuthenticated(direct, 9, 40, 1100, 200, true)).toBeUndefined();
+  expect(path.address).toEqual(relayed);
+  expect(path.onPathResponse(first[1]!.data)).toBe("migrated");
+  expect(path.address).toEqual(local);
+  expect(path.validated).toBe(true);
+  expect(path.allowance).toBe(Infinity);
+  expect(path.nextDeadline()).toBe(Infinity); // probing stopped
+  expect(path.onPathResponse(second[0]!.data)).toBeUndefined(); // a later answer moves nothing more
+});
+
+test("probing slows after 30 s and stops once the path is not a relay (the peer moved us first)", () => {
+  const path = new PathState(relayed, counting());
+  path.probe([direct], 0);
+  for (let now = 0; now < 30_000; now += PROBE_INTERVAL_MS) expect(path.takeProbes(now)).toHaveLength(1);
+  expect(path.takeProbes(30_000)).toHaveLength(1);
+  expect(path.nextDeadline()).toBe(35_000);
+  // A data packet from the direct address (the peer migrated first) moves the path as any move does.
+  expect(path.onAuthenticated(direct, 50, 100, 31_000, 200)).toBe("moved");
+  expect(path.takeProbes(35_000)).toEqual([]); // unvalidated yet: probing waits
+  expect(path.onPathResponse(path.takeChallenge(35_000)!)).toBe("validated");
+  expect(path.takeProbes(40_000)).toEqual([]);
+  expect(path.nextDeadline()).toBe(Infinity); // validated off the relay: probing stopped
+  // A direct path is never probed from.
+  const plain = new PathState(direct, counting());
+  plain.probe([local], 0);
+  expect(plain.takeProbes(0)).toEqual([]);
 });

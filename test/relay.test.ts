@@ -2,11 +2,10 @@
 // seams; introductions carry them in the rendezvous) open their own end-to-end connection through it.
 // The gateway forwards opaque datagrams: it cannot read them, and what it alters is refused by the
 // peer. Only the connection a relay id belongs to may use it, within its byte budget.
-import { createHash, randomBytes } from "node:crypto";
 import { afterEach, expect, test } from "vitest";
-import type { Connection, Transport } from "sluice";
+import type { Transport } from "sluice";
 import { grantRelay, openNodeSocket, openRelay, type SocketFactory } from "sluice/internal";
-import { bindTest, closeAll } from "./support/transports.ts";
+import { bindTest, closeAll, streamDigests } from "./support/transports.ts";
 import { mulberry32 } from "./support/random.ts";
 
 const open: Transport[] = [];
@@ -32,27 +31,13 @@ async function relayedPair(gatewayOptions: Parameters<typeof bindTest>[0] = {}, 
   return { gateway, a, b, ab, ba, ids };
 }
 
-async function transfer(from: Connection, to: Connection, bytes: number): Promise<{ sent: string; received: string }> {
-  const payload = randomBytes(bytes);
-  const writer = from.openStream().getWriter();
-  const writing = (async () => {
-    for (let at = 0; at < payload.length; at += 64 * 1024) await writer.write(payload.subarray(at, at + 64 * 1024));
-    await writer.close();
-  })();
-  const reader = (await to.acceptStream())!.getReader();
-  const hash = createHash("sha256");
-  for (let read = await reader.read(); !read.done; read = await reader.read()) hash.update(read.value);
-  await writing;
-  return { sent: createHash("sha256").update(payload).digest("hex"), received: hash.digest("hex") };
-}
-
 test("two peers connect through a gateway's relay, end to end: their keys, their data, the gateway only forwards", async () => {
   const { gateway, a, b, ab, ba } = await relayedPair();
   expect(ab.remotePublicKey).toEqual(b.publicKey);
   expect(ba.remotePublicKey).toEqual(a.publicKey);
   expect(ab.remoteAddress).toMatchObject({ host: "127.0.0.1", port: gateway.address.port });
   expect(ab.remoteAddress.relay).toBeGreaterThan(0);
-  const { sent, received } = await transfer(ab, ba, 1024 * 1024);
+  const { sent, received } = await streamDigests(ab, ba, 1024 * 1024);
   expect(received).toBe(sent);
   const stats = gateway.stats();
   expect(stats.datagramsRelayed).toBeGreaterThan(900);
@@ -78,7 +63,7 @@ test("the gateway cannot alter what it relays: a datagram it tampers with is ref
     };
   };
   const { a, b, ab, ba } = await relayedPair({ socket: tampering });
-  const { sent, received } = await transfer(ab, ba, 512 * 1024);
+  const { sent, received } = await streamDigests(ab, ba, 512 * 1024);
   expect(received).toBe(sent);
   const refused = a.stats().drops.decryptFailed + b.stats().drops.decryptFailed + a.stats().drops.badMac + b.stats().drops.badMac;
   expect(refused).toBeGreaterThan(0);
@@ -111,7 +96,7 @@ test("a relay past its byte budget drops (counted) and slows its pair; another p
   const second = await relayedPair({}, first.gateway);
   const timed = async (pair: typeof first, bytes: number) => {
     const started = performance.now();
-    const { sent, received } = await transfer(pair.ab, pair.ba, bytes);
+    const { sent, received } = await streamDigests(pair.ab, pair.ba, bytes);
     expect(received).toBe(sent);
     return performance.now() - started;
   };

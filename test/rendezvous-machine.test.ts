@@ -2,7 +2,7 @@
 // by hand: what an introduction carries (keys, observed and local addresses), the answer's deadline,
 // a connection that ends under a waiting request, and frames that answer nothing asked.
 import { describe, expect, it } from "vitest";
-import { CONTROL_INTRODUCTION, readControl } from "../src/rendezvous/frames.ts";
+import { CONTROL_INTRODUCTION, CONTROL_RELAY_OFFER, readControl } from "../src/rendezvous/frames.ts";
 import { INTRODUCTION_ANSWER_MS, Rendezvous, type RendezvousEvent } from "../src/rendezvous/rendezvous.ts";
 import type { Address } from "../src/wire/address.ts";
 
@@ -17,7 +17,7 @@ interface Link {
 const key = (byte: number) => new Uint8Array(32).fill(byte);
 
 /** A node whose connections are named by strings; `links` says what it knows of each. */
-function node(own: number, links: Record<string, Link>, local: Address[] = []) {
+function node(own: number, links: Record<string, Link>, local: Address[] = [], relayIds?: { a: number; b: number }) {
   return new Rendezvous<string>({
     ownKey: key(own),
     introductions: "all",
@@ -26,6 +26,7 @@ function node(own: number, links: Record<string, Link>, local: Address[] = []) {
     find: (wanted) => Object.keys(links).find((name) => links[name]!.key.every((byte, i) => byte === wanted[i])),
     hasRoom: () => true,
     localAddresses: () => local,
+    openRelay: () => relayIds,
   });
 }
 
@@ -59,6 +60,27 @@ describe("the rendezvous state machine", () => {
     a.handleControl("toGateway", toA.type, toA.body, 3);
     expect(events(a)).toEqual([]);
     expect(a.stats().malformed).toBe(1);
+  });
+
+  it("a gateway that relays offers each peer a relay id for the other before the introduction, and the peer learns it", () => {
+    const gateway = node(9, {
+      toA: { key: key(1), address: aAddress, localAddresses: [], isGateway: false },
+      toB: { key: key(2), address: bAddress, localAddresses: bLocal, isGateway: false },
+    }, [], { a: 11, b: 12 });
+    const a = node(1, { toGateway: { key: key(9), address: { host: "198.18.0.2", port: 7000 }, localAddresses: [], isGateway: true } });
+    a.request("toGateway", key(2), 0);
+    const request = a.pollTransmit()!;
+    gateway.handleControl("toA", request.type, request.body, 1);
+    const sent = [];
+    for (let transmit = gateway.pollTransmit(); transmit !== undefined; transmit = gateway.pollTransmit()) sent.push({ to: transmit.to, ...readControl(transmit.type, transmit.body)! });
+    expect(sent.map((frame) => [frame.to, frame.type])).toEqual([["toB", CONTROL_RELAY_OFFER], ["toA", CONTROL_RELAY_OFFER], ["toB", CONTROL_INTRODUCTION], ["toA", CONTROL_INTRODUCTION]]);
+    expect(sent[0]).toMatchObject({ key: key(1), relayId: 12 });
+    expect(sent[1]).toMatchObject({ key: key(2), relayId: 11 });
+    a.handleControl("toGateway", CONTROL_RELAY_OFFER, new Uint8Array([...key(2), 11, 0, 0, 0]), 2);
+    expect(events(a)).toEqual([{ type: "relayOffered", via: "toGateway", key: key(2), relayId: 11 }]);
+    // A relay id 0 does not read: the frame is malformed.
+    a.handleControl("toGateway", CONTROL_RELAY_OFFER, new Uint8Array([...key(2), 0, 0, 0, 0]), 3);
+    expect(events(a)).toEqual([]);
   });
 
   it("a node tells a gateway its local addresses once connected, and the initiator tells the responder its observed address", () => {

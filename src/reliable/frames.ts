@@ -114,6 +114,19 @@ function setU64(view: DataView, at: number, value: number): void {
 }
 
 /**
+ * Whether a well-formed packet is a probe: only PATH_CHALLENGE, PATH_RESPONSE and PADDING (RFC 9000
+ * §9.1: such a packet tests a path and does not move the connection onto it).
+ */
+export function isProbing(plaintext: Uint8Array): boolean {
+  for (let at = 0; at < plaintext.length; at += PATH_FRAME_BYTES) {
+    const type = plaintext[at];
+    if (type === FRAME_PADDING) return true;
+    if (type !== FRAME_PATH_CHALLENGE && type !== FRAME_PATH_RESPONSE) return false;
+  }
+  return true;
+}
+
+/**
  * Parses every frame of `plaintext`, calling the visitor for each, only once the whole packet is known
  * to be well formed (so a bad packet has no partial effect): a checking pass, then a visiting pass.
  * Answers the number of frames, or a string that says what was malformed.

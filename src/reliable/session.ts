@@ -121,6 +121,7 @@ export class Session {
   #challengeDue: Uint8Array | undefined;
   readonly #responsesDue: Uint8Array[] = [];
   readonly #pathResponses: Uint8Array[] = [];
+  readonly #challengesReceived: Uint8Array[] = [];
   #pacingAt = Infinity;
 
   // Receiving packets.
@@ -335,6 +336,33 @@ export class Session {
   }
 
   /**
+   * The data of a PATH_CHALLENGE that arrived, oldest first: the host answers it in the next packet
+   * (answerChallenge) when it came on the connection's path, or with a probe (probePacket) to where it
+   * came from otherwise (the peer is probing a direct path).
+   */
+  pollPathChallenge(): Uint8Array | undefined {
+    return this.#challengesReceived.shift();
+  }
+
+  /** Answers a PATH_CHALLENGE in the next packet, on the connection's path. */
+  answerChallenge(data: Uint8Array): void {
+    if (this.#responsesDue.length < MAX_PATH_FRAMES) this.#responsesDue.push(data);
+  }
+
+  /**
+   * A packet of one PATH_CHALLENGE or PATH_RESPONSE alone, for the host to send to an address that is
+   * not the connection's path (probing another path). It is not in flight: never retransmitted.
+   */
+  probePacket(frame: "challenge" | "response", data: Uint8Array): Transmit {
+    const writer = this.#writer;
+    writer.begin();
+    if (frame === "challenge") writer.pathChallenge(data);
+    else writer.pathResponse(data);
+    this.#stats.packetsSent++;
+    return { packetNumber: this.#allocate(), parts: writer.finish() };
+  }
+
+  /**
    * The host moved the connection to a validated new address: what is in flight was likely sent where
    * the peer no longer is, so it goes again at once (not a congestion signal), and the timers restart.
    */
@@ -537,7 +565,7 @@ export class Session {
     pathChallenge: (data) => {
       this.#elicits = true;
       this.#ackNow = true;
-      if (this.#responsesDue.length < MAX_PATH_FRAMES) this.#responsesDue.push(new Uint8Array(data)); // answered at once
+      if (this.#challengesReceived.length < MAX_PATH_FRAMES) this.#challengesReceived.push(new Uint8Array(data)); // the host answers at once
     },
     pathResponse: (data) => {
       this.#elicits = true;

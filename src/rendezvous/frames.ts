@@ -13,6 +13,8 @@ export const CONTROL_INTRODUCE_REQUEST = 0x22;
 export const CONTROL_INTRODUCTION = 0x23;
 /** The gateway will not introduce us as asked, and why. */
 export const CONTROL_INTRODUCE_REFUSED = 0x24;
+/** With an introduction: the gateway will relay to the introduced peer under this relay id, if no direct path opens. */
+export const CONTROL_RELAY_OFFER = 0x25;
 
 /** Local addresses one frame carries at most (a host's interfaces beyond these are left out). */
 export const MAX_LOCAL_ADDRESSES = 4;
@@ -38,7 +40,8 @@ export type ControlMessage =
   | { type: typeof CONTROL_LOCAL_ADDRESSES; addresses: Address[] }
   | { type: typeof CONTROL_INTRODUCE_REQUEST; requestId: number; key: Uint8Array }
   | ({ type: typeof CONTROL_INTRODUCTION } & Introduced)
-  | { type: typeof CONTROL_INTRODUCE_REFUSED; requestId: number; reason: RefusalReason };
+  | { type: typeof CONTROL_INTRODUCE_REFUSED; requestId: number; reason: RefusalReason }
+  | { type: typeof CONTROL_RELAY_OFFER; key: Uint8Array; relayId: number };
 
 function view(body: Uint8Array): DataView {
   return new DataView(body.buffer, body.byteOffset, body.byteLength);
@@ -103,6 +106,14 @@ export function introduceRefusedBody(requestId: number, reason: RefusalReason): 
   return body;
 }
 
+/** key (32) | relay id (u32, ≠ 0). */
+export function relayOfferBody(key: Uint8Array, relayId: number): Uint8Array {
+  const body = new Uint8Array(KEY_BYTES + 4);
+  body.set(key, 0);
+  view(body).setUint32(KEY_BYTES, relayId, true);
+  return body;
+}
+
 /** The message a control frame carries, or undefined if the body is malformed or the type unknown. */
 export function readControl(type: number, body: Uint8Array): ControlMessage | undefined {
   switch (type) {
@@ -131,6 +142,11 @@ export function readControl(type: number, body: Uint8Array): ControlMessage | un
       const requestId = view(body).getUint32(0, true);
       const reason = REASONS.get(body[4]!);
       return requestId === 0 || reason === undefined ? undefined : { type, requestId, reason };
+    }
+    case CONTROL_RELAY_OFFER: {
+      if (body.length !== KEY_BYTES + 4) return undefined;
+      const relayId = view(body).getUint32(KEY_BYTES, true);
+      return relayId === 0 ? undefined : { type, key: body.slice(0, KEY_BYTES), relayId };
     }
     default:
       return undefined;

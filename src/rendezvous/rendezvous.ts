@@ -18,8 +18,8 @@ import { codedError } from "../errors/errors.ts";
 import type { Address } from "../wire/address.ts";
 import {
   CONTROL_INTRODUCE_REFUSED, CONTROL_INTRODUCE_REQUEST, CONTROL_INTRODUCTION, CONTROL_LOCAL_ADDRESSES, CONTROL_OBSERVED_ADDRESS,
-  introduceRefusedBody, introduceRequestBody, introductionBody, localAddressesBody, observedAddressBody, readControl,
-  type RefusalReason,
+  CONTROL_RELAY_OFFER, introduceRefusedBody, introduceRequestBody, introductionBody, localAddressesBody, observedAddressBody,
+  readControl, relayOfferBody, type RefusalReason,
 } from "./frames.ts";
 
 /** Introduction requests a connection may have waiting for the introducer's answer. */
@@ -69,6 +69,11 @@ export interface RendezvousConfig<P> {
   hasRoom(peer: P, frames: number): boolean;
   /** This node's local addresses (its port on its interfaces), told to gateways. */
   localAddresses(): Address[];
+  /**
+   * A relay between two peers this node introduces to each other (the relay id each sends with), or
+   * undefined when it does not relay (off, or no room).
+   */
+  openRelay(a: P, b: P): { a: number; b: number } | undefined;
 }
 
 export interface RendezvousTransmit<P> {
@@ -82,6 +87,8 @@ export type RendezvousEvent<P> =
   | { type: "introduced"; via: P; requestId: number | undefined; key: Uint8Array; address: Address; localAddresses: Address[] }
   | { type: "failed"; requestId: number; reason: IntroductionFailure; detail: string }
   | { type: "observedAddress"; via: P; address: Address }
+  /** The introducer `via` will relay to the holder of `key` under `relayId` (if no direct path opens). */
+  | { type: "relayOffered"; via: P; key: Uint8Array; relayId: number }
   | { type: "localAddresses"; via: P; addresses: Address[] };
 
 export interface IntroductionStats {
@@ -205,6 +212,10 @@ export class Rendezvous<P> {
       case CONTROL_INTRODUCTION:
         this.#introduced(from, message.requestId, message.key, message.address, message.localAddresses, now);
         return;
+      case CONTROL_RELAY_OFFER:
+        if (sameKey(message.key, this.#config.ownKey)) return void this.#stats.malformed++;
+        this.#events.push({ type: "relayOffered", via: from, key: message.key, relayId: message.relayId });
+        return;
       case CONTROL_INTRODUCE_REFUSED: {
         const pending = this.#pending.get(message.requestId);
         if (pending === undefined || pending.via !== from) return void this.#stats.malformed++;
@@ -261,9 +272,18 @@ export class Rendezvous<P> {
     this.#introduce(from, requester, requestId, target!, this.#config.describe(target!));
   }
 
-  /** Tells each the other's key and addresses; `a` asked with `requestId` (0: neither asked). */
+  /**
+   * Tells each the other's key and addresses; `a` asked with `requestId` (0: neither asked). When this
+   * node relays, each also gets a relay id for the other, sent first so it is there when the
+   * introduction makes it connect.
+   */
   #introduce(a: P, first: RendezvousPeer, requestId: number, b: P, second: RendezvousPeer): void {
     this.#stats.made++;
+    const relay = this.#config.hasRoom(a, 2) && this.#config.hasRoom(b, 2) ? this.#config.openRelay(a, b) : undefined;
+    if (relay !== undefined) {
+      this.#transmits.push({ to: b, type: CONTROL_RELAY_OFFER, body: relayOfferBody(first.key, relay.b) });
+      this.#transmits.push({ to: a, type: CONTROL_RELAY_OFFER, body: relayOfferBody(second.key, relay.a) });
+    }
     const about = (peer: RendezvousPeer, id: number) => introductionBody({ requestId: id, key: peer.key, address: peer.address, localAddresses: [...peer.localAddresses] });
     this.#transmits.push({ to: b, type: CONTROL_INTRODUCTION, body: about(first, 0) });
     this.#transmits.push({ to: a, type: CONTROL_INTRODUCTION, body: about(second, requestId) });

@@ -15,8 +15,10 @@ export interface AddressChange {
    * "validated": `address` answered the challenge; what was in flight goes again at once.
    * "reverted": it did not answer within 3 RTOs (at least 1 s); the connection is back at `address`,
    * its last validated address.
+   * "direct": the connection ran over a relay and a direct address of the peer answered its probe;
+   * it sends there now, validated both ways, and what was in flight goes again at once.
    */
-  readonly kind: "moved" | "validated" | "reverted";
+  readonly kind: "moved" | "validated" | "reverted" | "direct";
   /** Where the connection sends now. */
   readonly address: Address;
   /** Where it sent before this change (for "validated", the address before the move). */

@@ -60,7 +60,7 @@ export class Connection {
    * The changes of remoteAddress from now on, as an async iterator that ends with the connection (or
    * when `signal` aborts): "moved" when an authenticated packet newer than any before comes from a new
    * address (a NAT rebinding), then "validated" once that address answers its challenge, or
-   * "reverted" if it does not (see AddressChange). An iterator that is not read keeps only the newest
+   * "reverted" if it does not; "direct" when a relayed connection moves to a direct path (see AddressChange). An iterator that is not read keeps only the newest
    * 16 changes.
    */
   addressChanges(options: { signal?: AbortSignal } = {}): AsyncGenerator<AddressChange, void, undefined> {
@@ -68,6 +68,15 @@ export class Connection {
     const { signal } = options;
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType("options.signal", "an instance of AbortSignal", signal);
     return this.#driver.addressChanges.subscribe(signal);
+  }
+
+  /**
+   * How packets reach the peer: "direct", or "relayed" through a gateway (remoteAddress is then the
+   * gateway's, with its relay id). A relayed connection keeps probing the peer's direct addresses and
+   * moves to the first that answers (an address change of kind "direct").
+   */
+  get path(): "direct" | "relayed" {
+    return this.#driver.remoteAddress.relay === undefined ? "direct" : "relayed";
   }
 
   /** Where the peer's packets come from now. It changes only after a packet from the new address authenticates. */

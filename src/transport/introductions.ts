@@ -1,8 +1,14 @@
 // The driver of the rendezvous state machine (rendezvous/rendezvous.ts): it hands it the control frames
 // connections deliver, queues what it answers on the connections named, keeps its timer, and acts on
-// its outcomes: an introduction makes this node connect() to the peer at the address given (a
-// simultaneous open, as the peer does the same), and the connection goes to the connectVia() that
-// asked for it, or else to accept().
+// its outcomes: an introduction makes this node connect() to the peer (a simultaneous open, as the
+// peer does the same), and the connection goes to the connectVia() that asked for it, or else to
+// accept().
+//
+// The connect climbs a ladder: the peer's local addresses (a LAN, or the same NAT without
+// hairpinning) and the address the introducer sees it at (hole punching) at once, the first that
+// answers winning; if none has answered after RELAY_AFTER_MS and the introducer offered a relay, the
+// relay too. A connection that opened over the relay keeps probing the direct addresses and moves to
+// one once it answers (session-driver.ts).
 import { networkInterfaces } from "node:os";
 import { codedError } from "../errors/errors.ts";
 import type { Address } from "../wire/address.ts";
@@ -11,6 +17,7 @@ import { MAX_LOCAL_ADDRESSES } from "../rendezvous/frames.ts";
 import { Rendezvous, type IntroductionFailure, type IntroductionStats, type RendezvousEvent } from "../rendezvous/rendezvous.ts";
 import { connectionFor, driverOf, type Connection } from "./connection.ts";
 import type { Handshakes } from "./handshakes.ts";
+import type { Relays } from "./relays.ts";
 import { encodeKey } from "./identity.ts";
 import type { TransportConfig } from "./options.ts";
 import type { SessionDriver } from "./session-driver.ts";
@@ -21,11 +28,29 @@ interface IntroductionsInit {
   config: TransportConfig;
   table: ConnectionTable;
   handshakes: Handshakes;
+  /** This node's relays: a gateway's table (it offers relays with its introductions), a peer's grants. */
+  relays: Relays;
   /** The socket's bound address. */
   boundAddress(): Address;
   /** A connection we were introduced to without asking: for accept(). */
   accepted(connection: Connection): void;
   now(): number;
+}
+
+/**
+ * A direct path has this long to open before the relay is tried as well (~5 intro re-sends: a hole
+ * punched through two cone NATs opened within ~50 ms in the network-namespace bed).
+ */
+export const RELAY_AFTER_MS = 1000;
+/** Relay offers remembered (by the introduced peer's key) while their introduction's connect runs. */
+const MAX_RELAY_OFFERS = 64;
+
+/** Where an introduction says to try: the direct rungs of the ladder. */
+interface Rungs {
+  /** The address the introducer sees the peer at. */
+  address: Address;
+  /** The peer's own addresses on its interfaces. */
+  localAddresses: readonly Address[];
 }
 
 /** A connectVia() waiting for the introducer's answer. */
@@ -84,6 +109,8 @@ export class Introductions {
    */
   readonly #introducedConnects = new Map<string, { promise: Promise<Connection>; claimed: boolean }>();
   #connectsFailed = 0;
+  /** Relays introducers offered, by the introduced peer's key (the relayed address to connect to). */
+  readonly #relayOffers = new Map<string, Address>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
   #closed = false;
@@ -100,6 +127,13 @@ export class Introductions {
       find: (key) => this.#openWith(key), // a closing connection's peer is leaving: unknown
       hasRoom: (driver, frames) => !driver.ended && driver.session.controlRoom >= frames,
       localAddresses: () => localAddresses(init.boundAddress()),
+      openRelay: (a, b) => {
+        try {
+          return init.relays.open(a, b, init.now());
+        } catch {
+          return undefined; // relaying is off, or the table is full: introduced without a relay
+        }
+      },
     });
   }
 
@@ -185,14 +219,21 @@ export class Introductions {
         request?.reject(introductionError(event.reason, request.key, event.detail));
         return;
       }
+      case "relayOffered": {
+        const keyText = encodeKey(event.key);
+        this.#relayOffers.delete(keyText);
+        this.#relayOffers.set(keyText, this.#init.relays.grant(event.via.remoteAddress, event.relayId));
+        if (this.#relayOffers.size > MAX_RELAY_OFFERS) this.#relayOffers.delete(this.#relayOffers.keys().next().value!);
+        return;
+      }
       case "introduced":
-        if (event.requestId === undefined) this.#connectIntroduced(event.key, event.address);
-        else this.#answered(event.requestId, event.address);
+        if (event.requestId === undefined) this.#connectIntroduced(event.key, event);
+        else this.#answered(event.requestId, event);
     }
   }
 
   /** Our request was answered: connect to the peer, which is connecting to us too. */
-  #answered(requestId: number, address: Address): void {
+  #answered(requestId: number, rungs: Rungs): void {
     const request = this.#requests.get(requestId);
     if (request === undefined) return;
     this.#requests.delete(requestId);
@@ -200,14 +241,14 @@ export class Introductions {
     if (live !== undefined) return request.resolve(connectionFor(live));
     const introduced = this.#introducedConnects.get(encodeKey(request.key));
     if (introduced !== undefined) introduced.claimed = true;
-    this.#connect(request.key, address, request.retry).then(request.resolve, request.reject);
+    this.#connect(request.key, rungs, request.retry).then(request.resolve, request.reject);
   }
 
   /** We were introduced without asking (and the policy accepts it): connect, and hand the connection to accept(). */
-  #connectIntroduced(key: Uint8Array, address: Address): void {
+  #connectIntroduced(key: Uint8Array, rungs: Rungs): void {
     const keyText = encodeKey(key);
     if (this.#introducedConnects.has(keyText)) return; // already connecting for the same introduction
-    const entry = { promise: this.#connect(key, address, this.#init.config.retry), claimed: false };
+    const entry = { promise: this.#connect(key, rungs, this.#init.config.retry), claimed: false };
     this.#introducedConnects.set(keyText, entry);
     entry.promise.then(
       (connection) => {
@@ -224,19 +265,38 @@ export class Introductions {
     return driver !== undefined && !driver.closing && driver.session.state === "open" ? driver : undefined;
   }
 
-  /** connect() for an introduction; its timeout says what was tried. */
-  async #connect(key: Uint8Array, address: Address, retry: Required<RetryOptions>): Promise<Connection> {
+  /**
+   * connect() for an introduction, up the ladder: the direct rungs at once, the relay after
+   * RELAY_AFTER_MS (or half the deadline, if shorter) if one was offered. A connection over the relay goes on probing the direct rungs.
+   * Its timeout says which rungs were tried and why each failed.
+   */
+  async #connect(key: Uint8Array, rungs: Rungs, retry: Required<RetryOptions>): Promise<Connection> {
+    const keyText = encodeKey(key);
+    const direct = [rungs.address, ...rungs.localAddresses];
+    const handshakes = this.#init.handshakes;
+    let relay: Address | undefined;
+    const connecting = handshakes.connect(direct, key, retry);
+    const relayTimer = setTimeout(() => {
+      relay = this.#relayOffers.get(keyText);
+      if (relay !== undefined) handshakes.connect([relay], key, retry).catch(() => {}); // joins the connect above
+    }, Math.min(RELAY_AFTER_MS, retry.deadlineMs / 2)); // a short deadline still leaves the relay its half
+    (relayTimer as { unref?: () => void }).unref?.();
     try {
-      return await this.#init.handshakes.connect([address], key, retry);
+      const connection = await connecting;
+      if (connection.remoteAddress.relay !== undefined) driverOf(connection).probeDirect(direct);
+      return connection;
     } catch (error) {
       this.#connectsFailed++;
       const code = (error as { code?: string }).code;
       if (code !== "ERR_SLUICE_CONNECT_TIMEOUT") throw error;
       const failed = codedError(Error, "ERR_SLUICE_CONNECT_TIMEOUT",
-        `introduced to ${encodeKey(key, "hex")} at ${address.host}:${address.port}, but no direct path opened within ${retry.deadlineMs} ms: ` +
-        "the peer did not connect back (it declined the introduction, or left), or the NATs between do not let a hole be punched (symmetric on both sides, say)",
+        `introduced to ${encodeKey(key, "hex")}, but no path opened within ${retry.deadlineMs} ms; tried ${describeRungs(rungs, relay, this.#relayOffers.has(keyText))}. ` +
+        "The peer did not connect back (it declined the introduction, or left), or the NATs between do not let a hole be punched and no relay answered",
         Introductions.prototype.connectVia);
       return Promise.reject(Object.assign(failed, { cause: error }));
+    } finally {
+      clearTimeout(relayTimer);
+      this.#relayOffers.delete(keyText);
     }
   }
 
@@ -253,6 +313,16 @@ export class Introductions {
     // The socket keeps the process alive while the transport is open; this timer must not on its own.
     (this.#timer as { unref?: () => void }).unref?.();
   }
+}
+
+/** What a failed connect tried, rung by rung, for its error. */
+function describeRungs(rungs: Rungs, relay: Address | undefined, offered: boolean): string {
+  const show = (address: Address) => `${address.host}:${address.port}`;
+  const local = rungs.localAddresses.length === 0 ? "no local address (the peer told none)" : `its local addresses ${rungs.localAddresses.map(show).join(", ")} (no answer)`;
+  const relayed = relay !== undefined
+    ? `a relay through ${show(relay)} (no answer)`
+    : offered ? "no relay (offered after the direct rungs had their time)" : "no relay (the introducer offered none: it does not relay, or has no room)";
+  return `${local}; the address the introducer sees it at, ${show(rungs.address)} (no answer); ${relayed}`;
 }
 
 /**

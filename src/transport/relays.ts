@@ -31,6 +31,11 @@ export const DEFAULT_MAX_RELAYS = 256;
 const MAX_GRANTED = 64;
 /** A budget holds a quarter of a second's bytes: a burst, not a backlog. */
 const BURST_SECONDS = 0.25;
+/**
+ * A full table makes room by closing relays idle this long: a relayed connection's keep-alives (every
+ * 5 s) keep its relay in use, so an idle one is a pair that moved to a direct path, or left.
+ */
+export const RELAY_IDLE_MS = 60_000;
 /** Random draws for a free relay id (see the connection ids' reasoning in table.ts). */
 const RELAY_ID_DRAWS = 16;
 
@@ -71,6 +76,8 @@ interface Forward {
   toId: number;
   /** Both directions of a relay count against one budget, under the lower id. */
   budgetKey: string;
+  /** Both directions share it: when the relay last forwarded (ms). */
+  use: { at: number };
 }
 
 export interface RelayCounters {
@@ -104,17 +111,23 @@ export class Relays {
 
   /**
    * Gateway side: a relay between connections `a` and `b`; answers the relay id each peer sends with.
-   * Throws (a coded RangeError) when relaying is off or the table is full.
+   * Throws (a RangeError) when relaying is off, or the table is full of relays in use.
    */
-  open(a: SessionDriver, b: SessionDriver): { a: number; b: number } {
+  open(a: SessionDriver, b: SessionDriver, now: number): { a: number; b: number } {
     if (!this.#config.enabled) throw new RangeError("this gateway does not relay (options.relay.enabled is false)");
+    if (this.count >= this.#config.maxRelays) this.#closeIdle(now);
     if (this.count >= this.#config.maxRelays) throw new RangeError(`too many relays (options.relay.maxRelays = ${this.#config.maxRelays})`);
     const idA = this.#newId();
     const idB = this.#newId(idA);
     const budgetKey = String(Math.min(idA, idB));
-    this.#forwards.set(idA, { id: idA, from: a, to: b, toId: idB, budgetKey });
-    this.#forwards.set(idB, { id: idB, from: b, to: a, toId: idA, budgetKey });
+    const use = { at: now };
+    this.#forwards.set(idA, { id: idA, from: a, to: b, toId: idB, budgetKey, use });
+    this.#forwards.set(idB, { id: idB, from: b, to: a, toId: idA, budgetKey, use });
     return { a: idA, b: idB };
+  }
+
+  #closeIdle(now: number): void {
+    for (const forward of [...this.#forwards.values()]) if (now - forward.use.at >= RELAY_IDLE_MS) this.#forwards.delete(forward.id);
   }
 
   /** Gateway side: connection `driver` ended; the relays it was in close. */
@@ -145,8 +158,10 @@ export class Relays {
   #forward(forward: Forward, datagram: Uint8Array, from: Address, now: number): RelayOutcome {
     const source = forward.from.remoteAddress;
     if (source.relay !== undefined || !sameAddress(source, from)) return { drop: "unknownSender" };
+    // Only to a proven address: a connection whose path moved is not forwarded to until the move is
+    // validated (the relay must not carry more than the path's 3× to an address that has not answered).
     const target = forward.to.remoteAddress;
-    if (target.relay !== undefined || forward.to.ended) return { drop: "unknownSender" };
+    if (target.relay !== undefined || forward.to.ended || !forward.to.pathValidated) return { drop: "unknownSender" };
     const bytes = datagram.length;
     if (!this.#pairBudget.tryTake(forward.budgetKey, now, bytes) || !this.#totalBudget.tryTake("all", now, bytes)) return { drop: "relayBudget" };
     // Copied once (the socket may send after the listener's frame is reused), the relay id rewritten.
@@ -155,6 +170,7 @@ export class Relays {
     copy[1] = WIRE_VERSION;
     new DataView(copy.buffer, copy.byteOffset, RELAY_HEADER_BYTES).setUint32(2, forward.toId, true);
     this.#send([copy], target);
+    forward.use.at = now;
     this.counters.datagramsRelayed++;
     this.counters.bytesRelayed += bytes;
     return { relayed: true };

@@ -9,7 +9,7 @@ import type { Arena } from "../memory/arena.ts";
 import { channel } from "../channel/channel.ts";
 import type { Receiver } from "../channel/receiver.ts";
 import type { Sender } from "../channel/sender.ts";
-import type { Address } from "../wire/address.ts";
+import { sameAddress, type Address } from "../wire/address.ts";
 import { FRAME_DATA } from "../memory/core.ts";
 import { DATA_HEADER_BYTES, FRAME_CONFIRM, FRAME_CONFIRM_ACK, MAX_DATAGRAM_BYTES, TAG_BYTES } from "../wire/constants.ts";
 import type { Framer } from "../wire/framer.ts";
@@ -21,6 +21,7 @@ import type { CoreCrypto } from "../handshake/core-crypto.ts";
 import type { TrafficSecrets } from "../handshake/noise.ts";
 import { RetrySchedule, type RetryOptions } from "../handshake/retry.ts";
 import type { ReliabilityConfig } from "../reliable/options.ts";
+import { isProbing } from "../reliable/frames.ts";
 import { Session, type Transmit } from "../reliable/session.ts";
 import { AddressChangeFeed, type AddressChange } from "./address-changes.ts";
 import type { ConnectionStats, DropReason } from "./stats.ts";
@@ -158,6 +159,11 @@ export class SessionDriver {
     return { ...this.#path.address };
   }
 
+  /** Whether the peer has proven it receives at remoteAddress (the handshake there, or a PATH_RESPONSE). */
+  get pathValidated(): boolean {
+    return this.#path.validated;
+  }
+
   /** Key updates so far (this side's key phase). */
   get keyPhase(): number {
     return this.#keys.phase;
@@ -224,6 +230,16 @@ export class SessionDriver {
     return queued;
   }
 
+  /**
+   * While the connection runs over a relay: probe these direct addresses of the peer (RFC 9000 §9.1,
+   * a PATH_CHALLENGE each, every PROBE_INTERVAL_MS); the first that answers becomes the path, proven
+   * both ways, and the relay is left (an address change of kind "direct").
+   */
+  probeDirect(candidates: readonly Address[]): void {
+    this.#path.probe(candidates, this.#host.now());
+    this.scheduleDrive();
+  }
+
   /** Seals and sends one handshake frame outside the Session (a fresh packet number all the same). */
   sendFrame(frame: number): void {
     frameByte[0] = frame;
@@ -273,15 +289,25 @@ export class SessionDriver {
     const plaintext = this.#open(at, length, packetNumber, core.wireKeyPhase(at), from);
     if (plaintext === undefined) return;
     if (this.#bypass !== undefined) this.#bypass(plaintext, 0, plaintext.length);
-    else this.#dispatch(plaintext, packetNumber);
+    else this.#dispatch(plaintext, packetNumber, from);
   };
 
-  #dispatch(plaintext: Uint8Array, packetNumber: number): void {
+  /** An authenticated packet's frames, which came from `from` (undefined: the current address). */
+  #dispatch(plaintext: Uint8Array, packetNumber: number, from?: Address): void {
     const frame = plaintext[0];
+    const session = this.session;
     if (frame === FRAME_CONFIRM) this.sendFrame(FRAME_CONFIRM_ACK);
     else if (frame === FRAME_CONFIRM_ACK) this.#stopConfirm();
-    else if (this.session.handlePacket(plaintext, packetNumber, this.#host.now()) !== undefined) this.#drop("malformed");
-    else for (let control = this.session.pollControl(); control !== undefined; control = this.session.pollControl()) this.#host.controlFrame(this, control.type, control.body);
+    else if (session.handlePacket(plaintext, packetNumber, this.#host.now()) !== undefined) this.#drop("malformed");
+    else {
+      for (let control = session.pollControl(); control !== undefined; control = session.pollControl()) this.#host.controlFrame(this, control.type, control.body);
+      // A challenge on the path is answered on the path; one from elsewhere is the peer probing a
+      // direct path, answered there alone (as small as the challenge: no amplification).
+      for (let data = session.pollPathChallenge(); data !== undefined; data = session.pollPathChallenge()) {
+        if (from === undefined || sameAddress(from, this.#path.address)) session.answerChallenge(data);
+        else this.#transmit(session.probePacket("response", data), from);
+      }
+    }
   }
 
   #drop(reason: "decryptFailed" | "replayed" | "malformed"): void {
@@ -318,7 +344,7 @@ export class SessionDriver {
     const rto = this.session.rto;
     keys.authenticated(candidate!.phase, now, rto);
     const before = this.#path.address;
-    if (this.#path.onAuthenticated(from ?? before, packetNumber, length, now, rto) === "moved") {
+    if (this.#path.onAuthenticated(from ?? before, packetNumber, length, now, rto, isProbing(plaintext)) === "moved") {
       this.#addressChanged("moved", before);
       this.scheduleDrive();
     }
@@ -338,13 +364,16 @@ export class SessionDriver {
     const unvalidated = path.validated ? undefined : path.address;
     if (path.nextDeadline() <= now && path.handleTimeout(now) === "reverted") this.#addressChanged("reverted", unvalidated!);
     for (let data = session.pollPathResponse(); data !== undefined; data = session.pollPathResponse()) {
-      if (path.onPathResponse(data) === "validated") {
-        session.onPathValidated(now);
-        this.#addressChanged("validated", this.#moveStart ?? path.address);
-      }
+      const relayed = path.address;
+      const outcome = path.onPathResponse(data);
+      if (outcome === undefined) continue;
+      session.onPathValidated(now);
+      if (outcome === "validated") this.#addressChanged("validated", this.#moveStart ?? path.address);
+      else this.#addressChanged("direct", relayed);
     }
     const challenge = path.takeChallenge(now);
     if (challenge !== undefined) session.sendPathChallenge(challenge);
+    for (const probe of path.takeProbes(now)) this.#transmit(session.probePacket("challenge", probe.data), probe.address);
     for (let transmit = session.pollTransmit(now, path.allowance); transmit !== undefined; transmit = session.pollTransmit(now, path.allowance)) this.#transmit(transmit);
     if (session.state === "closed") this.#end();
     else this.#arm(Math.min(session.nextDeadline(), path.nextDeadline()), now);
@@ -371,7 +400,8 @@ export class SessionDriver {
     (this.#timer as { unref?: () => void }).unref?.();
   }
 
-  #transmit(transmit: Transmit): void {
+  /** Seals and sends `transmit` to the path (or, for a probe, to `to`). */
+  #transmit(transmit: Transmit, to?: Address): void {
     if (transmit.packetNumber >= LAST_PACKET_NUMBER) {
       this.abort(); // 2^53 packets: unreachable in practice, but a nonce must never repeat
       return;
@@ -379,6 +409,7 @@ export class SessionDriver {
     this.#datagramsSent++;
     const { key, phaseBit } = this.#keys.sealKey(this.#host.now());
     const datagram = this.#host.aead.seal(key, phaseBit, this.#remoteId, transmit.packetNumber, transmit.parts);
+    if (to !== undefined) return this.#host.sendDatagram([datagram], to);
     this.#path.onSent(datagram.length);
     this.#host.sendDatagram([datagram], this.#path.address);
   }

@@ -113,16 +113,17 @@ export class Transport {
       },
       opened: (connection, initiator) => this.#introductions.opened(connection, initiator),
     });
+    this.#relays = new Relays(config.relay, (chunks, to) => this.#send(chunks, to));
     this.#introductions = new Introductions({
       ownKey: identity.publicKey,
       config,
       table: this.#table,
       handshakes: this.#handshakes,
+      relays: this.#relays,
       boundAddress: () => this.#socket.address,
       accepted: (connection) => this.#accepted(connection),
       now: () => performance.now(),
     });
-    this.#relays = new Relays(config.relay, (chunks, to) => this.#send(chunks, to));
     this.#listener = new Listener({
       framer: this.#framer,
       relays: this.#relays,

@@ -10,6 +10,9 @@
 //   sent there; until then at most MAX_AMPLIFICATION × the bytes received from it may be sent to it
 //   (a peer that moved its address to a third party and acknowledged blindly gets at most that).
 // - No answer within max(3 RTOs, 1 s): back to the last validated address.
+// - Probing (RFC 9000 §9.1): a connection running over a relay probes the peer's direct addresses
+//   with PATH_CHALLENGEs of their own (packets that move nothing); the first that is answered is
+//   proven both ways, and the connection migrates to it at once, validated.
 
 import { sameAddress, type Address } from "./address.ts";
 
@@ -19,6 +22,24 @@ const PATH_CHALLENGE_BYTES = 8;
 /** Validation gives up after this many RTOs (and at least MIN_VALIDATION_MS). */
 const VALIDATION_RTOS = 3;
 const MIN_VALIDATION_MS = 1000;
+/**
+ * A relayed connection probes its peer's direct addresses this often (the punch interval): a path that
+ * opens (a NAT that relaxes, a mapping that appears) is found within one interval and a round trip.
+ */
+export const PROBE_INTERVAL_MS = 1000;
+/** ...for this long at that pace; then every PROBE_SLOW_INTERVAL_MS, for as long as the relay is used. */
+const PROBE_FAST_MS = 30_000;
+const PROBE_SLOW_INTERVAL_MS = 5_000;
+/** Direct addresses probed at most (the peer's public one and its local ones). */
+const MAX_PROBED = 8;
+/** Challenges remembered per probed address: an answer slower than the interval still counts. */
+const PROBES_REMEMBERED = 3;
+
+/** A probe to send: PATH_CHALLENGE `data` to `address`. */
+export interface Probe {
+  address: Address;
+  data: Uint8Array;
+}
 
 export class PathState {
   readonly #randomBytes: (length: number) => Uint8Array;
@@ -33,6 +54,10 @@ export class PathState {
   #challengeDueAt = Infinity;
   #giveUpAt = Infinity;
   #rtoMs = 1000;
+  /** Direct addresses to probe while the path is a relay, and the challenges each was sent last. */
+  #probed: { address: Address; sent: Uint8Array[] }[] = [];
+  #probeAt = Infinity;
+  #probingSince = 0;
 
   /** `address` is where the handshake completed: validated by it. */
   constructor(address: Address, randomBytes: (length: number) => Uint8Array) {
@@ -55,16 +80,17 @@ export class PathState {
 
   /**
    * A packet of `bytes` that authenticated, numbered `packetNumber`, from `from`. Answers "moved" when
-   * the connection now sends to `from` (unvalidated: a challenge is due).
+   * the connection now sends to `from` (unvalidated: a challenge is due). A probe (`probing`: only
+   * path frames) moves nothing.
    */
-  onAuthenticated(from: Address, packetNumber: number, bytes: number, now: number, rtoMs: number): "moved" | undefined {
+  onAuthenticated(from: Address, packetNumber: number, bytes: number, now: number, rtoMs: number, probing = false): "moved" | undefined {
     const newest = packetNumber > this.#largestAuthenticated;
     if (newest) this.#largestAuthenticated = packetNumber;
     if (sameAddress(from, this.#address)) {
       if (!this.#validated) this.#received += bytes;
       return undefined;
     }
-    if (!newest) return undefined;
+    if (!newest || probing) return undefined;
     if (this.#validated) this.#fallback = this.#address;
     this.#address = from;
     this.#validated = false;
@@ -93,20 +119,67 @@ export class PathState {
     return this.#challenge;
   }
 
-  /** A PATH_RESPONSE arrived (authenticated, from any address): "validated" if it answers our challenge. */
-  onPathResponse(data: Uint8Array): "validated" | undefined {
+  /**
+   * A PATH_RESPONSE arrived (authenticated, from any address): "validated" if it answers our challenge
+   * of the current address, "migrated" if it answers a probe (the connection now runs on that direct
+   * address, proven both ways).
+   */
+  onPathResponse(data: Uint8Array): "validated" | "migrated" | undefined {
+    const probed = this.#probed.find((probe) => probe.sent.some((sent) => sameBytes(sent, data)));
+    if (probed !== undefined) {
+      this.#address = probed.address;
+      this.#stopProbing();
+      this.#settle();
+      return "migrated";
+    }
     const challenge = this.#challenge;
-    if (challenge === undefined || data.length !== challenge.length || !challenge.every((byte, i) => byte === data[i])) return undefined;
+    if (challenge === undefined || !sameBytes(challenge, data)) return undefined;
+    this.#settle();
+    return "validated";
+  }
+
+  /** The path is validated: nothing to fall back to, no challenge running. */
+  #settle(): void {
     this.#validated = true;
     this.#fallback = undefined;
     this.#challenge = undefined;
     this.#challengeDueAt = Infinity;
     this.#giveUpAt = Infinity;
-    return "validated";
+  }
+
+  /** While the path is a relay, probe these direct addresses of the peer (its public and local ones). */
+  probe(addresses: readonly Address[], now: number): void {
+    this.#probed = addresses.filter((address) => address.relay === undefined).slice(0, MAX_PROBED).map((address) => ({ address, sent: [] }));
+    this.#probingSince = now;
+    this.#probeAt = this.#probed.length > 0 && this.#address.relay !== undefined ? now : Infinity;
+  }
+
+  /** The probes due now (a fresh challenge to each direct address), if the path is still a relay. */
+  takeProbes(now: number): Probe[] {
+    if (now < this.#probeAt) return [];
+    const interval = now - this.#probingSince < PROBE_FAST_MS ? PROBE_INTERVAL_MS : PROBE_SLOW_INTERVAL_MS;
+    if (this.#address.relay === undefined) {
+      // Moved off the relay meanwhile (the peer migrated first): done once that address is validated;
+      // until then it may still revert to the relay, and probing resumes.
+      if (this.#validated) this.#stopProbing();
+      else this.#probeAt = now + interval;
+      return [];
+    }
+    this.#probeAt = now + interval;
+    return this.#probed.map((probe) => {
+      const data = this.#randomBytes(PATH_CHALLENGE_BYTES);
+      if (probe.sent.push(data) > PROBES_REMEMBERED) probe.sent.shift();
+      return { address: probe.address, data };
+    });
+  }
+
+  #stopProbing(): void {
+    this.#probed = [];
+    this.#probeAt = Infinity;
   }
 
   nextDeadline(): number {
-    return Math.min(this.#challengeDueAt, this.#giveUpAt);
+    return Math.min(this.#challengeDueAt, this.#giveUpAt, this.#probeAt);
   }
 
   /** Answers "reverted" when validation gave up and the connection sends to its last validated address again. */
@@ -121,4 +194,8 @@ export class PathState {
     this.#validated = true;
     return "reverted";
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }

@@ -2,7 +2,7 @@
 // through JSON lines: one command a line on stdin, `{ id, cmd, ...arguments }`; one answer a line on
 // stdout, `{ id, ok: true, ...result }` or `{ id, ok: false, error }`. Commands run concurrently.
 // Lines without an id are events: `{ event: "address", connection, kind, address, previous, at }` for
-// each of a connection's address changes (connection.addressChanges(): moved, validated, reverted),
+// each of a connection's address changes (connection.addressChanges(): moved, validated, reverted, direct),
 // `{ event: "progress", connection, bytes, at }` while a stream is read.
 // Times (`at`) are epoch milliseconds with sub-millisecond precision, comparable across processes.
 //
@@ -34,6 +34,7 @@ function register(connection) {
 function describe(connection) {
   return {
     remoteAddress: connection.remoteAddress,
+    path: connection.path,
     observedAddress: connection.observedAddress,
     remotePublicKey: hex(connection.remotePublicKey),
   };

@@ -1,6 +1,7 @@
 // Transports on loopback for tests, and a seeded fault injector in front of a real UDP socket.
+import { createHash, randomBytes } from "node:crypto";
 import { afterEach } from "vitest";
-import type { Transport, TransportOptions } from "sluice";
+import type { Connection, Transport, TransportOptions } from "sluice";
 import { bindTransport, openNodeSocket, type SocketFactory, type TransportSeams } from "sluice/internal";
 
 export const quiet = { host: "127.0.0.1", log: null } as const;
@@ -52,4 +53,25 @@ export function transportsPerTest(): (options?: Parameters<typeof bindTest>[0]) 
     open.push(transport);
     return transport;
   };
+}
+
+/**
+ * `bytes` random bytes on a new stream from `from` to `to` (16 KiB writes) while `during` runs: the
+ * SHA-256 of what was sent and of what arrived.
+ */
+export async function streamDigests(from: Connection, to: Connection, bytes: number, during = async () => {}): Promise<{ sent: string; received: string }> {
+  const payload = randomBytes(bytes);
+  const writer = from.openStream().getWriter();
+  const writing = (async () => {
+    for (let at = 0; at < payload.length; at += 16 * 1024) await writer.write(payload.subarray(at, at + 16 * 1024));
+    await writer.close();
+  })();
+  const reader = (await to.acceptStream())!.getReader();
+  const hash = createHash("sha256");
+  const reading = (async () => {
+    for (let read = await reader.read(); !read.done; read = await reader.read()) hash.update(read.value);
+  })();
+  await during();
+  await Promise.all([writing, reading]);
+  return { sent: createHash("sha256").update(payload).digest("hex"), received: hash.digest("hex") };
 }

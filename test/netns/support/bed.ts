@@ -24,6 +24,8 @@
 // - UDP mappings last 30 s (nf_conntrack_udp_timeout) until a flow has had replies for 2 s, then
 //   120 s (nf_conntrack_udp_timeout_stream), refreshed by each packet.
 // - No hairpinning: a LAN host's packet to its own router's WAN address ends at the router.
+// - Hosts on one LAN reach each other: with br_netfilter loaded (as on this machine), bridged packets
+//   pass the router's forward chain too (in and out on "lan"), which therefore accepts them.
 import { runIn, run, runSync } from "./commands.ts";
 import { Peer } from "./peer.ts";
 
@@ -339,6 +341,7 @@ export class Nat {
           type filter hook forward priority filter; policy drop;
           ${cut}
           ct state established,related accept
+          iifname "lan" oifname "lan" accept
           iifname "lan" oifname "wan" accept
           ${fullCone ? `iifname "wan" ct status dnat accept` : ""}
         }

@@ -12,12 +12,14 @@ const CALL_TIMEOUT_MS = 10_000;
 const STDERR_KEPT_CHARS = 4000;
 
 /** What JSON carries of TransportOptions (no functions, no keys). */
-export type PeerOptions = Pick<TransportOptions, "host" | "port" | "gateway" | "reliability" | "retry" | "acceptRamp">;
+export type PeerOptions = Pick<TransportOptions, "host" | "port" | "gateway" | "reliability" | "retry" | "acceptRamp" | "relay">;
 
 interface Opened {
   /** This peer's number for the connection. */
   connection: number;
   remoteAddress: Address;
+  /** Direct, or relayed through a gateway (connection.path). */
+  path: "direct" | "relayed";
   /** Our address as the peer saw it (initiator side only). */
   observedAddress?: Address;
   remotePublicKey: string;
@@ -67,6 +69,7 @@ interface Info {
   /** The named connection's, if one was named. */
   connectionStats?: ConnectionStats;
   remoteAddress?: Address;
+  path?: "direct" | "relayed";
   observedAddress?: Address;
 }
 
@@ -75,7 +78,7 @@ interface PeerEvent {
   connection: number;
   at: number;
   /** An address change's (connection.addressChanges()). */
-  kind?: "moved" | "validated" | "reverted";
+  kind?: "moved" | "validated" | "reverted" | "direct";
   address?: Address;
   previous?: Address;
   bytes?: number;
@@ -185,6 +188,11 @@ export class Peer {
 
   close(connection?: number): Promise<void> {
     return this.call("close", { connection });
+  }
+
+  /** Every event so far (for failure messages). */
+  events(): readonly PeerEvent[] {
+    return this.#events;
   }
 
   /** The first event (already received or to come) that `matches`; rejects after `timeoutMs`. */

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Address } from "sluice";
 import { Bed, netnsUnavailable, type Host, type Nat, type NatBehaviour, type Segment } from "./bed.ts";
-import type { Peer } from "./peer.ts";
+import type { Peer, PeerOptions } from "./peer.ts";
 
 export const CONE: NatBehaviour = { mapping: "cone", filtering: "address-and-port" };
 export const FULL_CONE: NatBehaviour = { mapping: "cone", filtering: "endpoint-independent" };
@@ -65,7 +65,7 @@ interface NatPair {
 }
 
 /** Builds the usual topology and binds the three Sluice nodes (the gateway on port 7000). */
-export async function natPair(bed: Bed, behaviourA: NatBehaviour, behaviourB: NatBehaviour): Promise<NatPair> {
+export async function natPair(bed: Bed, behaviourA: NatBehaviour, behaviourB: NatBehaviour, gatewayOptions: PeerOptions = {}): Promise<NatPair> {
   const internet = await bed.internet();
   // One after the other, so the addresses are always the same: gateway .2, natA .3, natB .4.
   const gatewayHost = await bed.host("gateway", internet);
@@ -75,7 +75,7 @@ export async function natPair(bed: Bed, behaviourA: NatBehaviour, behaviourB: Na
   const gateway = bed.peer(gatewayHost);
   const a = bed.peer(hostA);
   const b = bed.peer(hostB);
-  const [bound] = await Promise.all([gateway.bind({ port: 7000, gateway: true }), a.bind(), b.bind()]);
+  const [bound] = await Promise.all([gateway.bind({ port: 7000, gateway: true, ...gatewayOptions }), a.bind(), b.bind()]);
   return { internet, gateway, gatewayAddress: { host: gatewayHost.address, port: bound.address.port }, natA, natB, hostA, hostB, a, b };
 }
 
