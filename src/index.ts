@@ -1,6 +1,9 @@
 // The package's public face: what `import ... from "sluice"` gives. Re-exports only; the seams that
 // tests and benchmarks need are in src/internal.ts ("sluice/internal"), never here.
 
+// Errors: every one carries a `code` from ERROR_CODES.
+export { ERROR_CODES, SluiceError, type ErrorCode, type SluiceErrorCode } from "./errors/errors.ts";
+
 // Channels: bounded, wait-free packet queues in shared memory, across threads.
 export { channel, DEFAULT_MAX_LANES, DEFAULT_MAX_PACKET_SIZE, type ChannelOptions } from "./channel/channel.ts";
 export { Sender, type TrySendResult } from "./channel/sender.ts";

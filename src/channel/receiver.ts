@@ -7,7 +7,7 @@
 //    length) over the arena itself, with no copy and no allocation. Those bytes are valid only
 //    during the call: the frame goes back to the pool when drain() returns.
 // Lanes are visited round-robin, so one busy sending thread cannot starve another.
-import { illegalConstructor } from "../errors/errors.ts";
+import { illegalConstructor, invalidState } from "../errors/errors.ts";
 import { invalidArgValue, validateFunction, validateInteger } from "../errors/validate.ts";
 import { FRAME_DATA, STATE_EMPTY, STATE_ENDED } from "../memory/core.ts";
 import { ownedCopy } from "../memory/owned-copy.ts";
@@ -88,7 +88,7 @@ export class Receiver {
   }
 
   #usable(): boolean {
-    if (this.#end === End.Moved) throw new TypeError("this Receiver was moved to another thread with toHandle() and can no longer be used here");
+    if (this.#end === End.Moved) throw invalidState("this Receiver was moved to another thread with toHandle() and can no longer be used here", this.#usable);
     return this.#end === End.Open;
   }
 
@@ -210,7 +210,7 @@ export class Receiver {
   }
 
   stats(): ChannelStats {
-    if (!this.#usable()) throw new TypeError("stats() of an ended Receiver: the channel may already be gone");
+    if (!this.#usable()) throw invalidState("stats() of an ended Receiver: the channel may already be gone", this.stats);
     return channelStats(this.#channel);
   }
 
@@ -227,7 +227,7 @@ export class Receiver {
    * Queued packets stay queued. This receiver throws on any later use.
    */
   toHandle(): ReceiverHandle {
-    if (!this.#usable()) throw new TypeError("cannot move an ended Receiver");
+    if (!this.#usable()) throw invalidState("cannot move an ended Receiver", this.toHandle);
     const channel = this.#channel;
     const token = (crypto.getRandomValues(new Uint32Array(1))[0]! | 1) >>> 0;
     channel.arena.core.offerReceiver(channel.offset, token);

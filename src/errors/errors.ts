@@ -1,8 +1,96 @@
-// Errors that carry a `code`, as Node's own do: the class says what kind of mistake it is, the code
-// says which one (stable across releases, so a program can test it without parsing the message).
+// Every error Sluice raises carries a `code`, as Node's own do: the class says what kind of mistake it
+// is, the code says which one (stable across releases, so a program can test it without parsing the
+// message). ERROR_CODES below is the one list of them.
+
+/**
+ * Every `code` an error raised by Sluice can carry: Node's own for bad arguments and cancellation
+ * (the same class and code Node's APIs give), `ERR_SLUICE_*` for what happens on a connection. Each
+ * value is its own name, so `error.code === ERROR_CODES.ERR_SLUICE_RESET` reads as it should.
+ */
+export const ERROR_CODES = Object.freeze({
+  /** TypeError: an argument or option of the wrong type (Node's validators' code). */
+  ERR_INVALID_ARG_TYPE: "ERR_INVALID_ARG_TYPE",
+  /** TypeError: an argument of the right type with a value that cannot be used (not an address, a key that does not work...). */
+  ERR_INVALID_ARG_VALUE: "ERR_INVALID_ARG_VALUE",
+  /** RangeError: a number out of range, or not an integer where one is needed. */
+  ERR_OUT_OF_RANGE: "ERR_OUT_OF_RANGE",
+  /** TypeError: `new` on a class whose instances come from a factory (Transport.bind(), channel()...). */
+  ERR_ILLEGAL_CONSTRUCTOR: "ERR_ILLEGAL_CONSTRUCTOR",
+  /** TypeError: a call on an object that can no longer do it (a closed Sender, a Receiver moved to another thread). */
+  ERR_INVALID_STATE: "ERR_INVALID_STATE",
+  /** AbortError: the operation's AbortSignal fired; `cause` is the signal's reason (as Node's APIs do). */
+  ABORT_ERR: "ABORT_ERR",
+  /** Error: a bug in Sluice (an invariant did not hold). Please report it. */
+  ERR_INTERNAL_ASSERTION: "ERR_INTERNAL_ASSERTION",
+
+  /** connect() got no valid answer within its retry schedule (the peer is down, or not a gateway, or the key is wrong). */
+  ERR_SLUICE_CONNECT_TIMEOUT: "ERR_SLUICE_CONNECT_TIMEOUT",
+  /** The peer speaks a protocol version this node does not accept (or the other way round). */
+  ERR_SLUICE_VERSION_MISMATCH: "ERR_SLUICE_VERSION_MISMATCH",
+  /** The peer stopped acknowledging: `reliability.deadPeerTimeoutMs` (or `maxRetransmissions`) ran out. */
+  ERR_SLUICE_PEER_UNREACHABLE: "ERR_SLUICE_PEER_UNREACHABLE",
+  /** Nothing came from the peer for `reliability.idleTimeoutMs`. */
+  ERR_SLUICE_IDLE_TIMEOUT: "ERR_SLUICE_IDLE_TIMEOUT",
+  /** This side closed the connection or the transport (close(), transport.close()), so the call cannot go on. */
+  ERR_SLUICE_CLOSED: "ERR_SLUICE_CLOSED",
+  /** The peer closed the connection, so the call cannot go on. */
+  ERR_SLUICE_PEER_CLOSED: "ERR_SLUICE_PEER_CLOSED",
+  /** This side aborted the connection with connection.abort(reason); `cause` is the reason. */
+  ERR_SLUICE_ABORTED: "ERR_SLUICE_ABORTED",
+  /** The stream's writer reset it (writer.abort()): its reader fails with this. */
+  ERR_SLUICE_RESET: "ERR_SLUICE_RESET",
+  /** The stream's reader cancelled it (reader.cancel()): its writer's writes and close() fail with this. */
+  ERR_SLUICE_STREAM_CANCELLED: "ERR_SLUICE_STREAM_CANCELLED",
+  /** The peer broke the protocol on a stream (data past its end or its credit, too many gaps): that stream fails alone. */
+  ERR_SLUICE_PROTOCOL_VIOLATION: "ERR_SLUICE_PROTOCOL_VIOLATION",
+  /** A message is larger than the receiving peer accepts (its `reliability.maxMessageBytes`, named in the message). */
+  ERR_SLUICE_MESSAGE_TOO_LARGE: "ERR_SLUICE_MESSAGE_TOO_LARGE",
+  /** The arena's frame pool has no frame left (for a channel, a lane, or a transport's scratch frames). */
+  ERR_SLUICE_POOL_EXHAUSTED: "ERR_SLUICE_POOL_EXHAUSTED",
+  /** A bound of the options or of the protocol is reached (connections, handshakes, open streams, lanes). */
+  ERR_SLUICE_LIMIT_REACHED: "ERR_SLUICE_LIMIT_REACHED",
+  /** The UDP socket could not be bound; `cause` is the platform's error (EADDRINUSE, EACCES...). */
+  ERR_SLUICE_BIND_FAILED: "ERR_SLUICE_BIND_FAILED",
+  /** A host name did not resolve to an address (dns.lookup failed); `cause` is the resolver's error. */
+  ERR_SLUICE_HOST_NOT_FOUND: "ERR_SLUICE_HOST_NOT_FOUND",
+} as const);
 
 /** The codes of Sluice's errors. */
-export type ErrorCode = "ERR_ILLEGAL_CONSTRUCTOR" | "ERR_INVALID_ARG_TYPE" | "ERR_INVALID_ARG_VALUE" | "ERR_OUT_OF_RANGE";
+export type ErrorCode = keyof typeof ERROR_CODES;
+/** The codes of what happens on a connection (SluiceError's). */
+export type SluiceErrorCode = Extract<ErrorCode, `ERR_SLUICE_${string}`> | "ERR_INTERNAL_ASSERTION";
+
+/** Names the stack's first line with the code as Node does ("Error [ERR_X]: ..."), for any error class. */
+function headStack(error: Error, displayName: string, code: string, from: Function): void {
+  // The header of a V8 stack is written when the stack is first read: name it with the code, read it,
+  // and let the name fall back to the class's.
+  const own = Object.prototype.hasOwnProperty.call(error, "name");
+  const name = error.name;
+  error.name = `${displayName} [${code}]`;
+  Error.captureStackTrace(error, from);
+  void error.stack;
+  if (own) error.name = name;
+  else delete (error as { name?: string }).name;
+}
+
+/**
+ * What goes wrong on a connection, a stream or a transport (not a bad argument: those are Node's
+ * TypeError and RangeError). `code` says which (ERROR_CODES); `cause`, when set, what caused it.
+ */
+export class SluiceError extends Error {
+  readonly code: SluiceErrorCode;
+
+  constructor(code: SluiceErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    headStack(this, "SluiceError", code, new.target);
+  }
+
+  override toString(): string {
+    return `${this.name} [${this.code}]: ${this.message}`;
+  }
+}
+Object.defineProperty(SluiceError.prototype, "name", { value: "SluiceError", writable: true, configurable: true, enumerable: false });
 
 /**
  * `new Type(message)` with `code` attached. Its stack starts at the caller of `from` (the check that
@@ -13,12 +101,7 @@ export function codedError<E extends Error>(
   Type: new (message: string) => E, code: ErrorCode, message: string, from: Function,
 ): E & { code: ErrorCode } {
   const error = new Type(message) as E & { code: ErrorCode };
-  // The header of a V8 stack is written when the stack is first read: name it with the code, read it,
-  // and let the name fall back to the class's.
-  error.name = `${Type.name} [${code}]`;
-  Error.captureStackTrace(error, from);
-  void error.stack;
-  delete (error as { name?: string }).name;
+  headStack(error, Type.name, code, from);
   error.code = code;
   Object.defineProperty(error, "toString", {
     value(this: Error) {
@@ -37,4 +120,19 @@ export function codedError<E extends Error>(
  */
 export function illegalConstructor(instead: string, from: Function): TypeError {
   return codedError(TypeError, "ERR_ILLEGAL_CONSTRUCTOR", `Illegal constructor: ${instead}`, from);
+}
+
+/** A call on an object that can no longer do it: TypeError ERR_INVALID_STATE, as Node's streams say. */
+export function invalidState(message: string, from: Function): TypeError {
+  return codedError(TypeError, "ERR_INVALID_STATE", `Invalid state: ${message}`, from);
+}
+
+/** The arena has no frame for `what`: RangeError ERR_SLUICE_POOL_EXHAUSTED. */
+export function poolExhausted(what: string, from: Function): RangeError {
+  return codedError(RangeError, "ERR_SLUICE_POOL_EXHAUSTED", `the arena's frame pool is exhausted: no room for ${what}`, from);
+}
+
+/** A bound is reached: RangeError ERR_SLUICE_LIMIT_REACHED (the message names the bound and how to raise it). */
+export function limitReached(message: string, from: Function): RangeError {
+  return codedError(RangeError, "ERR_SLUICE_LIMIT_REACHED", message, from);
 }
