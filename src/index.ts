@@ -23,7 +23,8 @@ export {
 } from "./transport/options.ts";
 export { INTRO_DECRYPT_INTERVAL_MS, RESPONDER_CONFIRM_TIMEOUT_MS } from "./transport/handshakes.ts";
 export { RECENTLY_CLOSED_MS } from "./transport/table.ts";
-export { Connection } from "./transport/connection.ts";
+export { Connection, type WaitOptions } from "./transport/connection.ts";
+export { decodeKey, encodeKey, generateKeyPair, publicKeyOf, type KeyPair } from "./transport/identity.ts";
 export type { ConnectionStats, DropCounts, TransportStats } from "./transport/stats.ts";
 export type { Address } from "./wire/address.ts";
 export { DEFAULT_ACCEPT_RAMP, type AcceptRampStep } from "./handshake/admission.ts";

@@ -136,3 +136,26 @@ export function poolExhausted(what: string, from: Function): RangeError {
 export function limitReached(message: string, from: Function): RangeError {
   return codedError(RangeError, "ERR_SLUICE_LIMIT_REACHED", message, from);
 }
+
+/** An invariant of Sluice's own did not hold (`cause`: what a dependency threw): a bug, never the caller's mistake. */
+export function internalAssertion(message: string, cause?: unknown): SluiceError {
+  return new SluiceError("ERR_INTERNAL_ASSERTION", `${message} (a bug in Sluice: please report it)`, cause === undefined ? undefined : { cause });
+}
+
+/**
+ * Node's AbortError: `name` "AbortError", `code` "ABORT_ERR", message "The operation was aborted",
+ * `cause` the signal's reason, as node:events, node:timers/promises and fetch give.
+ */
+class AbortError extends Error {
+  readonly code = "ABORT_ERR" as const;
+
+  constructor(message = "The operation was aborted", options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+Object.defineProperty(AbortError.prototype, "name", { value: "AbortError", writable: true, configurable: true, enumerable: false });
+
+/** The AbortError for `signal` (which fired): its reason as the cause. */
+export function abortErrorOf(signal: AbortSignal): AbortError {
+  return new AbortError(undefined, { cause: signal.reason });
+}

@@ -10,6 +10,7 @@
 // (allocated only for blocks that receive data out of order): 1/8 of the block, however many gaps,
 // and a fragment costs O(its length) whatever the number of fragments before it. In-order data sets
 // no bits at all.
+import type { DeliverySlab } from "../memory/delivery-slab.ts";
 
 /** Gaps (runs of missing bytes below the highest byte received) one stream or message may have. */
 export const MAX_GAPS = 65_536;
@@ -154,8 +155,14 @@ export class Reassembly {
     if (end > this.#highestReceived) this.#highestReceived = end;
   }
 
-  /** The next bytes in order (as many as are contiguous, up to `maxBytes`, within one block), or undefined. */
-  read(maxBytes: number): Uint8Array | undefined {
+  /**
+   * The next bytes in order (as many as are contiguous, up to `maxBytes`, within one block), or
+   * undefined; they are the reader's. The piece that reads a block through is a view of it (the block
+   * is let go: it holds only what this reader was handed); a piece of a block that still takes data
+   * is copied out through `delivered`, so a reader that transfers a piece's buffer detaches nothing
+   * the stream still needs.
+   */
+  read(maxBytes: number, delivered: DeliverySlab): Uint8Array | undefined {
     const from = this.#readOffset;
     if (from === this.#contiguousEnd) return undefined;
     const index = this.#layout.indexOf(from);
@@ -163,8 +170,8 @@ export class Reassembly {
     const blockEnd = block.start + block.bytes.length;
     const end = Math.min(this.#contiguousEnd, blockEnd, from + maxBytes);
     this.#readOffset = end;
-    // The reader owns what it was handed (nothing writes below readOffset again); the block goes once read through.
-    if (end === blockEnd) this.#drop(index, block);
+    if (end !== blockEnd) return delivered.copy(block.bytes, from - block.start, end - from);
+    this.#drop(index, block);
     return block.bytes.subarray(from - block.start, end - block.start);
   }
 

@@ -1,14 +1,21 @@
 // A transport's options: what each means, its default and its bound, checked once by bind(); and the
 // size of the transport's arena, which has room for every queue at capacity at once.
 import {
-  invalidArgType, outOfRange, validateBoolean, validateBytes, validateFunction, validateInteger, validateObject, validateString,
+  invalidArgType, outOfRange, validateAbortSignal, validateBoolean, validateBytes, validateFunction, validateInteger, validateObject, validateString,
 } from "../errors/validate.ts";
 import { DEFAULT_FRAME_BYTES, MAX_ARENA_BYTES } from "../memory/arena.ts";
 import { normalizeVersion, type ProtocolVersion } from "../wire/version.ts";
 import { checkAcceptRamp, DEFAULT_ACCEPT_RAMP, type AcceptRampStep } from "../handshake/admission.ts";
 import { checkRetryOptions, DEFAULT_RETRY, type RetryOptions } from "../handshake/retry.ts";
 import { checkReliabilityOptions, type ReliabilityConfig, type ReliabilityOptions } from "../reliable/options.ts";
+import { traceFor, type Trace } from "./log.ts";
 import type { SocketFactory } from "./udp-socket.ts";
+
+// Frozen like DEFAULT_RELIABILITY, so no program can change another's defaults. (Here, not where they
+// are defined: src/handshake/ is being replaced; the replacement should freeze them where it defines them.)
+Object.freeze(DEFAULT_RETRY);
+for (const step of DEFAULT_ACCEPT_RAMP) Object.freeze(step);
+Object.freeze(DEFAULT_ACCEPT_RAMP);
 
 /** Kernel receive buffer asked for (Linux doubles it): a 208 KiB default lost most of a flood. */
 export const DEFAULT_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -22,7 +29,7 @@ export const DEFAULT_MAX_HANDSHAKES = 64;
 export const DEFAULT_ACCEPT_QUEUE_CONNECTIONS = 64;
 
 export interface TransportOptions {
-  /** Address to bind. Default "0.0.0.0" (use "::" for IPv6). */
+  /** Address to bind, or a host name resolved once (dns.lookup, IPv4 first). Default "0.0.0.0" (use "::" for IPv6). */
   host?: string;
   /** Port to bind; 0 picks a free one. Default 0. */
   port?: number;
@@ -46,6 +53,13 @@ export interface TransportOptions {
   version?: ProtocolVersion;
   /** Where rate-limited warnings go. Default console.warn; null for silence. */
   log?: ((message: string) => void) | null;
+  /**
+   * Where the debug trace goes (handshakes, path changes, losses, closes: one line each). Default: on
+   * Node, util.debuglog("sluice"), which prints when NODE_DEBUG names sluice; else nothing.
+   */
+  debug?: (message: string) => void;
+  /** Cancels bind() (the name lookup and the socket's bind): it rejects with an AbortError. */
+  signal?: AbortSignal;
   /** Random numbers in [0, 1) for retry jitter. Default Math.random. */
   random?: () => number;
 }
@@ -75,6 +89,8 @@ export interface TransportConfig {
   retry: Required<RetryOptions>;
   version: Required<ProtocolVersion>;
   log: ((message: string) => void) | null;
+  /** The debug trace, or undefined when off. */
+  trace: Trace | undefined;
   random: () => number;
 }
 
@@ -98,6 +114,8 @@ export function checkTransportOptions(options: TransportOptions): TransportConfi
   const retry = checkRetryOptions(options.retry, "options.retry", DEFAULT_RETRY);
   const reliability = checkReliabilityOptions(options.reliability, "options.reliability");
   if (options.random !== undefined) validateFunction(options.random, "options.random");
+  if (options.debug !== undefined) validateFunction(options.debug, "options.debug");
+  validateAbortSignal(options.signal, "options.signal");
   if (options.log !== undefined && options.log !== null && typeof options.log !== "function") {
     throw invalidArgType("options.log", "of type function or null", options.log);
   }
@@ -117,6 +135,7 @@ export function checkTransportOptions(options: TransportOptions): TransportConfi
     retry,
     version,
     log: options.log === undefined ? (message) => console.warn(message) : options.log,
+    trace: traceFor(options.debug),
     random: options.random ?? Math.random,
   };
 }

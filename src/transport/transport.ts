@@ -1,20 +1,21 @@
 // A transport: one UDP socket, its listener (listener.ts), the handshakes in progress (handshakes.ts)
 // and the connections they made (connection.ts), in one arena sized for every queue at capacity.
 // This is the public API; the parts above do the work.
-import { illegalConstructor } from "../errors/errors.ts";
-import { invalidArgValue, validateBytes } from "../errors/validate.ts";
+import { abortErrorOf, illegalConstructor, SluiceError } from "../errors/errors.ts";
+import { invalidArgValue, signalOf, validateBytes } from "../errors/validate.ts";
 import { Arena, DEFAULT_FRAME_BYTES } from "../memory/arena.ts";
 import { addressKey, checkAddress, type Address } from "../wire/address.ts";
 import { Framer } from "../wire/framer.ts";
 import { PacketAead } from "../wire/packet-aead.ts";
-import { agree, generateKeyPair, importPrivateKey, importPublicKey, rawPublicKey, type PublicKey } from "../handshake/crypto.ts";
+import { agree, importPrivateKey, importPublicKey, rawPublicKey, type PublicKey } from "../handshake/crypto.ts";
 import type { Identity } from "../handshake/messages.ts";
 import { checkRetryOptions, type RetryOptions } from "../handshake/retry.ts";
-import { driverOf, type Connection } from "./connection.ts";
+import { driverOf, type Connection, type WaitOptions } from "./connection.ts";
 import { Handshakes } from "./handshakes.ts";
 import { Listener } from "./listener.ts";
 import { Warnings } from "./log.ts";
 import { arenaBytesFor, checkTransportOptions, type TransportConfig, type TransportOptions, type TransportSeams } from "./options.ts";
+import { resolveHost } from "./resolve.ts";
 import { TransportCounters, type TransportStats } from "./stats.ts";
 import { ConnectionTable } from "./table.ts";
 import { openSocket, type DatagramSocket } from "./udp-socket.ts";
@@ -41,9 +42,8 @@ export class Transport {
     listenerOfTransport = (transport) => transport.#listener;
   }
 
-  /** This node's static X25519 public key (32 bytes): what peers pass to connect(). */
-  readonly publicKey: Uint8Array;
   readonly #identity: Identity;
+  readonly #secretKey: Uint8Array;
   readonly #config: TransportConfig;
   readonly #arena: Arena;
   readonly #framer: Framer;
@@ -55,15 +55,16 @@ export class Transport {
   readonly #handshakes: Handshakes;
   readonly #listener: Listener;
   readonly #acceptQueue: Connection[] = [];
-  readonly #acceptWaiters: ((connection: Connection | undefined) => void)[] = [];
+  /** accept() calls waiting, each resolved with the next connection (or undefined at the close). */
+  readonly #acceptWaiters = new Set<(connection: Connection | undefined) => void>();
   #closed = false;
   #externalAddress: Address | undefined;
 
-  /** Not for applications: transports come from Transport.bind(). */
-  constructor(token: typeof FROM_BIND, config: TransportConfig, identity: Identity, seams: TransportSeams) {
+  /** @internal Transports come from Transport.bind(). */
+  constructor(token: typeof FROM_BIND, config: TransportConfig, identity: Identity, secretKey: Uint8Array, seams: TransportSeams) {
     if (token !== FROM_BIND) throw illegalConstructor("transports come from Transport.bind()", Transport);
-    this.publicKey = identity.publicKey;
     this.#identity = identity;
+    this.#secretKey = secretKey;
     this.#config = config;
     this.#warnings = new Warnings(config.log);
     this.#arena = Arena.create({ bytes: arenaBytesFor(config), frameBytes: DEFAULT_FRAME_BYTES });
@@ -85,6 +86,7 @@ export class Transport {
         countDrop: (reason) => this.#counters.dropAfterRouting(reason),
         connectionClosed: (connection) => this.#table.forget(connection),
         now: () => performance.now(),
+        trace: config.trace,
       },
       accepted: (connection) => this.#accepted(connection),
       observed: (address) => (this.#externalAddress = address),
@@ -99,23 +101,27 @@ export class Transport {
     });
   }
 
-  /** Binds a UDP socket and starts listening. */
+  /**
+   * Binds a UDP socket and starts listening. `options.host` may be a name (resolved once, as
+   * node:dgram does); `options.signal` cancels the bind (AbortError).
+   */
   static async bind(options: TransportOptions = {}): Promise<Transport> {
     return Transport.#bind(options, {});
   }
 
   static async #bind(options: TransportOptions, seams: TransportSeams): Promise<Transport> {
     const config = checkTransportOptions(options);
-    let identity: Identity;
-    if (config.secretKey === undefined) identity = generateKeyPair();
-    else {
-      const privateKey = importPrivateKey(config.secretKey);
-      identity = { privateKey, publicKey: rawPublicKey(privateKey) };
-    }
-    const transport = new Transport(FROM_BIND, config, identity, seams);
+    const { signal } = options;
+    const host = await resolveHost(config.host, 0, signal);
+    // A key from random bytes, imported: see identity.ts for why not generateKeyPairSync().
+    const secretKey = config.secretKey === undefined ? crypto.getRandomValues(new Uint8Array(32)) : new Uint8Array(config.secretKey);
+    const privateKey = importPrivateKey(secretKey);
+    const identity: Identity = { privateKey, publicKey: rawPublicKey(privateKey) };
+    const transport = new Transport(FROM_BIND, config, identity, secretKey, seams);
     try {
+      if (signal?.aborted) throw abortErrorOf(signal);
       transport.#socket = await (seams.socket ?? openSocket)({
-        host: config.host,
+        host,
         port: config.port,
         receiveBufferBytes: config.receiveBufferBytes,
         onDatagram: transport.#listener.onDatagram,
@@ -129,7 +135,22 @@ export class Transport {
       transport.#aead.dispose();
       throw error;
     }
+    if (signal?.aborted) {
+      await transport.close();
+      throw abortErrorOf(signal);
+    }
+    config.trace?.(`transport bound to ${addressKey(transport.#socket.address.host, transport.#socket.address.port)} (${transport.#socket.kind})`);
     return transport;
+  }
+
+  /** This node's static X25519 public key (32 bytes, a copy): what peers pass to connect(). */
+  get publicKey(): Uint8Array {
+    return new Uint8Array(this.#identity.publicKey);
+  }
+
+  /** This node's static X25519 secret key (32 bytes, a copy): bind({ secretKey }) with it keeps the same identity. */
+  get secretKey(): Uint8Array {
+    return new Uint8Array(this.#secretKey);
   }
 
   /** The bound local address. */
@@ -168,12 +189,30 @@ export class Transport {
     }
   }
 
-  /** The next inbound connection, or undefined once the transport is closed. */
-  accept(): Promise<Connection | undefined> {
+  /** The next inbound connection, or undefined once the transport is closed. `options.signal` cancels the wait (AbortError). */
+  accept(options?: WaitOptions): Promise<Connection | undefined> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = signalOf(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const ready = this.#acceptQueue.shift();
     if (ready !== undefined) return Promise.resolve(ready);
     if (this.#closed) return Promise.resolve(undefined);
-    return new Promise((resolve) => this.#acceptWaiters.push(resolve));
+    if (signal?.aborted) return Promise.reject(abortErrorOf(signal));
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.#acceptWaiters.delete(waiter);
+        reject(abortErrorOf(signal!));
+      };
+      const waiter = (connection: Connection | undefined) => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve(connection);
+      };
+      this.#acceptWaiters.add(waiter);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
   }
 
   stats(): TransportStats {
@@ -187,25 +226,39 @@ export class Transport {
     };
   }
 
-  /** Closes every connection and handshake, then the socket. Pending connect()s reject; accept() ends. */
+  /**
+   * Closes every connection (each sends one CLOSE, which leaves before the socket closes) and handshake,
+   * then the socket. Pending connect()s reject; accept() resolves undefined; connections' pending calls
+   * end as transport.close() ends them (ERR_SLUICE_CLOSED, recv() undefined).
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#config.trace?.(`transport ${addressKey(this.#socket.address.host, this.#socket.address.port)} closing`);
     this.#listener.close();
-    this.#handshakes.failAll(new Error("the transport was closed"));
+    this.#handshakes.failAll(new SluiceError("ERR_SLUICE_CLOSED", "the transport was closed"));
     for (const connection of [...this.#table.connectionByAddress.values()]) connection.abort();
     for (const connection of this.#acceptQueue.splice(0)) driverOf(connection).abort();
-    for (const waiter of this.#acceptWaiters.splice(0)) waiter(undefined);
+    for (const waiter of [...this.#acceptWaiters]) waiter(undefined);
+    this.#acceptWaiters.clear();
     await this.#socket.close();
     this.#framer.dispose();
     this.#aead.dispose();
     this.#arena.forget();
   }
 
+  /** `await using`: close(). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   /** A connection a peer started is established: to a waiting accept(), or the accept queue, or refused. */
   #accepted(connection: Connection): void {
-    const waiter = this.#acceptWaiters.shift();
-    if (waiter !== undefined) waiter(connection);
+    const waiter = this.#acceptWaiters.values().next().value;
+    if (waiter !== undefined) {
+      this.#acceptWaiters.delete(waiter);
+      waiter(connection);
+    }
     else if (this.#acceptQueue.length < this.#config.acceptQueueConnections) this.#acceptQueue.push(connection);
     else {
       // The application is not accepting: refuse the newcomer rather than wait for room.
