@@ -103,6 +103,7 @@ export class Connection {
       validateBytes(message, "message");
       validateByteLength(message.length, "message", driver.config.maxMessageBytes, "options.reliability.maxMessageBytes; use openStream() for more");
       signal = signalOf(options);
+      if (signal?.aborted) throw abortErrorOf(signal);
       const refused = session.takeMessageRefusal() ?? session.overPeerLimit(message.length);
       if (refused !== undefined) throw refused;
       if (session.writable) {
@@ -111,7 +112,6 @@ export class Connection {
       }
       const ended = session.endReason;
       if (ended !== undefined) throw ended;
-      if (signal?.aborted) throw abortErrorOf(signal);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -357,8 +357,11 @@ export class SessionDriver {
   #end(): void {
     if (this.#ended) return;
     this.#ended = true;
-    const reason = this.session.endReason;
-    this.#host.trace?.(`connection ${this.localId} with ${describe(this.#remoteAddress)} ended: ${reason?.code ?? "closed"}${reason === undefined ? "" : ` (${reason.message})`}`);
+    if (this.#host.trace !== undefined) {
+      const { error, endReason } = this.session;
+      const how = error !== undefined ? `failed: ${error.code} (${error.message})` : `closed by ${endReason?.code === "ERR_SLUICE_PEER_CLOSED" ? "the peer" : "this side"}`;
+      this.#host.trace(`connection ${this.localId} with ${describe(this.#remoteAddress)} ended: ${how}`);
+    }
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#stopConfirm();
@@ -388,9 +391,11 @@ export class SessionDriver {
   /**
    * Runs `attempt` now and after every change of the Session until it answers something other than
    * WAIT (or throws); `attempt` must answer (or throw) once the connection has ended. Rejects with
-   * Node's AbortError if `signal` fires first; its listener goes when the wait does.
+   * Node's AbortError if `signal` fired already (before any attempt, as Node's APIs do) or fires
+   * first; its listener goes when the wait does.
    */
   async until<T>(attempt: () => T | typeof WAIT, signal?: AbortSignal): Promise<T> {
+    if (signal?.aborted) throw abortErrorOf(signal);
     let result = attempt();
     if (result !== WAIT) return result;
     if (signal === undefined) {
@@ -398,7 +403,6 @@ export class SessionDriver {
       while ((result = attempt()) === WAIT);
       return result;
     }
-    if (signal.aborted) throw abortErrorOf(signal);
     const onAbort = () => this.#wake();
     signal.addEventListener("abort", onAbort, { once: true });
     try {

@@ -197,10 +197,10 @@ export class Transport {
     } catch (error) {
       return Promise.reject(error);
     }
+    if (signal?.aborted) return Promise.reject(abortErrorOf(signal));
     const ready = this.#acceptQueue.shift();
     if (ready !== undefined) return Promise.resolve(ready);
     if (this.#closed) return Promise.resolve(undefined);
-    if (signal?.aborted) return Promise.reject(abortErrorOf(signal));
     return new Promise((resolve, reject) => {
       const onAbort = () => {
         this.#acceptWaiters.delete(waiter);

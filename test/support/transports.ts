@@ -1,5 +1,5 @@
 // Transports on loopback for tests, and a seeded fault injector in front of a real UDP socket.
-import type { Transport, TransportOptions } from "sluice";
+import { Transport, type TransportOptions } from "sluice";
 import { bindTransport, openNodeSocket, type SocketFactory, type TransportSeams } from "sluice/internal";
 
 export const quiet = { host: "127.0.0.1", log: null } as const;
@@ -40,4 +40,21 @@ export const bytes = (s: string) => new TextEncoder().encode(s);
 
 export async function closeAll(...transports: (Transport | undefined)[]): Promise<void> {
   await Promise.all(transports.map((t) => t?.close()));
+}
+
+/** Binds through the public entry alone ("sluice"), quiet, on loopback, and records it in `open` for closing. */
+export function publicBinder(open: Transport[]): (options?: TransportOptions) => Promise<Transport> {
+  return async (options = {}) => {
+    const transport = await Transport.bind({ ...quiet, ...options });
+    open.push(transport);
+    return transport;
+  };
+}
+
+/** A gateway and a joiner made by `bind`, connected: the transports and both ends of their connection. */
+export async function connectedPair<O extends TransportOptions>(bind: (options: O) => Promise<Transport>, gatewayOptions = {} as O, joinerOptions = {} as O) {
+  const gateway = await bind({ gateway: true, ...gatewayOptions });
+  const joiner = await bind(joinerOptions);
+  const [atJoiner, atGateway] = await Promise.all([joiner.connect(gateway.address, gateway.publicKey), gateway.accept()]);
+  return { gateway, joiner, atJoiner, atGateway: atGateway! };
 }
