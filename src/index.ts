@@ -18,10 +18,11 @@ export { PARK_SAFETY_MS } from "./memory/park.ts";
 // Transports: one UDP socket, encrypted handshakes, reliable connections.
 export { Transport } from "./transport/transport.ts";
 export {
-  DEFAULT_ACCEPT_QUEUE_CONNECTIONS, DEFAULT_HANDSHAKE_QUEUE_PACKETS, DEFAULT_INBOUND_QUEUE_PACKETS, DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_MAX_HANDSHAKES, DEFAULT_RECEIVE_BUFFER_BYTES, type TransportOptions,
+  DEFAULT_ACCEPT_QUEUE_CONNECTIONS, DEFAULT_INBOUND_QUEUE_PACKETS, DEFAULT_INTRO_BURST_PER_IP, DEFAULT_INTROS_PER_IP_PER_SECOND,
+  DEFAULT_MAX_CONNECTING, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_HANDSHAKES,
+  DEFAULT_MAX_HANDSHAKES_PER_IP, DEFAULT_RECEIVE_BUFFER_BYTES, DEFAULT_UNDER_LOAD_INTROS_PER_SECOND, type TransportOptions,
 } from "./transport/options.ts";
-export { INTRO_DECRYPT_INTERVAL_MS, RESPONDER_CONFIRM_TIMEOUT_MS } from "./transport/handshakes.ts";
+export { CONFIRM_TIMEOUT_MS } from "./handshake/endpoint.ts";
 export { RECENTLY_CLOSED_MS } from "./transport/table.ts";
 export { Connection, type WaitOptions } from "./transport/connection.ts";
 export { decodeKey, encodeKey, generateKeyPair, publicKeyOf, type KeyPair } from "./transport/identity.ts";

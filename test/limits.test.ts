@@ -1,7 +1,7 @@
-// Bounded work, in virtual time: the intro retry schedule, the gateway accept ramp, the per-address
-// intro limit, the recently-closed grace, and the replay window against a set model (seeded).
+// Bounded work, in virtual time: the intro retry schedule, the gateway accept ramp, per-IP budgets,
+// the recently-closed grace, and the replay window against a set model (seeded).
 import { expect, test } from "vitest";
-import { AcceptRamp, DEFAULT_ACCEPT_RAMP, PerKeyInterval, RecentlyClosed } from "../src/handshake/admission.ts";
+import { AcceptRamp, DEFAULT_ACCEPT_RAMP, ipKey, KeyedBuckets, RecentlyClosed } from "../src/handshake/admission.ts";
 import { DEFAULT_RETRY, RetrySchedule } from "../src/handshake/retry.ts";
 import { REPLAY_WINDOW_PACKETS, ReplayWindow } from "../src/wire/replay-window.ts";
 import { mulberry32 } from "./support/random.ts";
@@ -33,24 +33,35 @@ test("intros: every 200 ms ± 20% until the 3 s deadline; never more than 40", (
   expect(long.poll(59_999)).toBe("expired");
 });
 
-test("accept ramp: 5 per second for 30 s, 20 per second until 2 min, then unlimited", () => {
+test("accept ramp: 5 per second for 30 s, 20 per second until 2 min, then unlimited; one IP takes at most a quarter of a window", () => {
   const ramp = new AcceptRamp(DEFAULT_ACCEPT_RAMP, 0);
-  const take = (now: number, n: number) => Array.from({ length: n }, () => ramp.tryTake(now)).filter(Boolean).length;
+  const take = (now: number, n: number, ip = (i: number) => `198.18.0.${i}`) => Array.from({ length: n }, (_, i) => ramp.tryTake(ip(i), now)).filter(Boolean).length;
   expect(take(0, 6)).toBe(5);
   expect(take(500, 1)).toBe(0);
   expect(take(1001, 1)).toBe(1);
   expect(take(30_000, 25)).toBe(20);
   expect(take(120_000, 1000)).toBe(1000);
+  expect(take(31_000, 25, () => "198.18.9.9")).toBe(5); // 20/s, a quarter per IP
+  expect(take(1000 + 999, 5, () => "198.18.9.9")).toBe(0); // the window of 1001 is not over
 });
 
-test("one intro decryption per address per second, with a bounded memory of addresses", () => {
-  const limit = new PerKeyInterval(1000, 3);
-  expect(limit.tryTake("a", 0)).toBe(true);
-  expect(limit.tryTake("a", 999)).toBe(false);
-  expect(limit.tryTake("b", 999)).toBe(true);
-  expect(limit.tryTake("a", 1000)).toBe(true);
-  for (const key of ["c", "d", "e"]) expect(limit.tryTake(key, 1001)).toBe(true); // evicts the oldest beyond 3
-  expect(limit.tryTake("b", 1002)).toBe(true); // forgotten, so allowed: memory stays bounded
+test("per-IP token buckets: a burst, then the refill rate; a bounded memory of IPs", () => {
+  const buckets = new KeyedBuckets(3, 2, 4);
+  const take = (key: string, now: number, n: number) => Array.from({ length: n }, () => buckets.tryTake(key, now)).filter(Boolean).length;
+  expect(take("a", 0, 5)).toBe(3);
+  expect(take("a", 499, 1)).toBe(0);
+  expect(take("a", 500, 2)).toBe(1); // 2 per second: one more after 500 ms
+  expect(take("b", 500, 3)).toBe(3); // another IP has its own
+  for (const key of ["c", "d", "e", "f"]) take(key, 600, 1); // "a" is forgotten beyond 4 keys
+  expect(take("a", 600, 3)).toBe(3);
+});
+
+test("per IP means per IPv4 address and per IPv6 /64; an IPv4-mapped address is its IPv4", () => {
+  expect(ipKey("198.18.0.1")).toBe("198.18.0.1");
+  expect(ipKey("::ffff:198.18.0.1")).toBe("198.18.0.1");
+  expect(ipKey("2001:db8:1:2:3:4:5:6")).toBe(ipKey("2001:db8:1:2::9"));
+  expect(ipKey("2001:db8:1:2::9")).not.toBe(ipKey("2001:db8:1:3::9"));
+  expect(ipKey("::1")).toBe("0:0:0:0::/64");
 });
 
 test("recently closed: 2 s of grace, bounded", () => {

@@ -17,38 +17,42 @@ function model(d: Uint8Array): number {
   if (d.length === 0) return wire.WIRE_EMPTY;
   if (d.length > 1500) return wire.WIRE_OVERSIZE;
   const view = new DataView(d.buffer, d.byteOffset, d.length);
-  if (d[0] === wire.KIND_DATA) {
+  if (d[0] === 0x02 || d[0] === 0x82) {
     if (d.length < 30) return wire.WIRE_BAD_LENGTH;
     if (view.getUint32(1, true) === 0) return wire.WIRE_BAD_CONNECTION;
     if (view.getUint32(9, true) >= 2 ** 21) return wire.WIRE_BAD_PACKET_NUMBER;
     return wire.KIND_DATA;
   }
-  if (d[0] !== wire.KIND_INTRO && d[0] !== wire.KIND_RESPONSE) return wire.WIRE_UNKNOWN_KIND;
+  const lengths: Record<number, number> = { 0x01: 146, 0x03: 114, 0x04: 50 };
+  const exact = lengths[d[0]!];
+  if (exact === undefined) return wire.WIRE_UNKNOWN_KIND;
   if (d.length < 2) return wire.WIRE_BAD_LENGTH;
-  if (d[1] !== 1) return wire.WIRE_UNKNOWN_VERSION;
-  if (d.length !== (d[0] === wire.KIND_INTRO ? 90 : 82)) return wire.WIRE_BAD_LENGTH;
-  if (d[0] === wire.KIND_RESPONSE && view.getUint32(2, true) === 0) return wire.WIRE_BAD_CONNECTION;
+  if (d[1] !== 2) return wire.WIRE_UNKNOWN_VERSION;
+  if (d.length !== exact) return wire.WIRE_BAD_LENGTH;
+  if (view.getUint32(2, true) === 0) return wire.WIRE_BAD_CONNECTION;
   return d[0]!;
 }
 
-function valid(kind: number, length: number, seed: number): Uint8Array {
+function valid(first: number, length: number, seed: number): Uint8Array {
   const d = new Uint8Array(length).fill(seed & 255);
-  d[0] = kind;
-  if (kind !== wire.KIND_DATA) d[1] = 1;
+  d[0] = first;
   const view = new DataView(d.buffer);
-  if (kind === wire.KIND_DATA) {
+  if ((first & 0x7f) === wire.KIND_DATA) {
     view.setUint32(1, seed | 1, true);
     view.setUint32(9, seed & 0xfffff, true);
+  } else {
+    d[1] = 2;
+    view.setUint32(2, seed | 1, true);
   }
-  if (kind === wire.KIND_RESPONSE) view.setUint32(2, seed | 1, true);
   return d;
 }
 
 const arbitraryValid = fc.oneof(
-  fc.tuple(fc.constant(wire.KIND_INTRO), fc.constant(90), fc.nat()),
-  fc.tuple(fc.constant(wire.KIND_RESPONSE), fc.constant(82), fc.nat()),
-  fc.tuple(fc.constant(wire.KIND_DATA), fc.integer({ min: 30, max: 1500 }), fc.nat()),
-).map(([kind, length, seed]) => valid(kind, length, seed));
+  fc.tuple(fc.constant(wire.KIND_INTRO), fc.constant(146), fc.nat()),
+  fc.tuple(fc.constant(wire.KIND_RESPONSE), fc.constant(114), fc.nat()),
+  fc.tuple(fc.constant(wire.KIND_COOKIE), fc.constant(50), fc.nat()),
+  fc.tuple(fc.constantFrom(0x02, 0x82), fc.integer({ min: 30, max: 1500 }), fc.nat()),
+).map(([first, length, seed]) => valid(first, length, seed));
 
 const mutation = fc.oneof(
   fc.record({ at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }).map(({ at, value }) => (d: Uint8Array) => {
@@ -72,19 +76,20 @@ test("random bytes: the parser never traps and agrees with the model", () => {
 
 test("mutated valid packets: truncated, extended, bytes changed: the parser agrees with the model", () => {
   fc.assert(fc.property(arbitraryValid, fc.array(mutation, { maxLength: 4 }), (d, mutations) => {
-    expect(framer.parse(d)).toBe(d[0]);
+    expect(framer.parse(d)).toBe(d[0]! & 0x7f);
     const mutated = mutations.reduce((bytes, mutate) => mutate(bytes), d);
     expect(framer.parse(mutated)).toBe(model(mutated));
   }), { numRuns: 5000, seed: 0x3908 });
 });
 
-test("fields: connection id and a packet number up to 2^53 − 1 round-trip through the core", () => {
-  fc.assert(fc.property(fc.integer({ min: 1, max: 2 ** 32 - 1 }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (id, packetNumber) => {
+test("fields: key phase, connection id and a packet number up to 2^53 − 1 round-trip through the core", () => {
+  fc.assert(fc.property(fc.integer({ min: 0, max: 1 }), fc.integer({ min: 1, max: 2 ** 32 - 1 }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (phase, id, packetNumber) => {
     const at = scratch + 8;
-    arena.core.wireWriteDataHeader(at, id, packetNumber % 2 ** 32, Math.floor(packetNumber / 2 ** 32));
+    arena.core.wireWriteDataHeader(at, phase, id, packetNumber % 2 ** 32, Math.floor(packetNumber / 2 ** 32));
     const datagram = new Uint8Array(40);
     datagram.set(arena.bytes.subarray(at, at + wire.DATA_HEADER_BYTES));
     expect(framer.parse(datagram)).toBe(wire.KIND_DATA);
+    expect(datagram[0]! >> 7).toBe(phase);
     expect(framer.connection()).toBe(id);
     expect(framer.packetNumber()).toBe(packetNumber);
   }), { numRuns: 2000, seed: 0x3909 });
@@ -117,7 +122,8 @@ test("a parsed datagram is handed over to a queue as it lies; with the frame poo
   expect(landing.connection()).toBe(1);
 });
 
-test("a response is never larger than the intro it answers; a data packet we send carries at most 1171 bytes", () => {
+test("a response or a cookie is never larger than the intro it answers; a data packet we send carries at most 1171 bytes", () => {
   expect(wire.RESPONSE_BYTES).toBeLessThanOrEqual(wire.INTRO_BYTES);
+  expect(wire.COOKIE_BYTES).toBeLessThanOrEqual(wire.INTRO_BYTES);
   expect(MAX_DATA_PLAINTEXT_BYTES).toBe(1171);
 });

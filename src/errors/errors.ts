@@ -41,7 +41,10 @@ export const ERROR_CODES = Object.freeze({
   ERR_SLUICE_RESET: "ERR_SLUICE_RESET",
   /** The stream's reader cancelled it (reader.cancel()): its writer's writes and close() fail with this. */
   ERR_SLUICE_STREAM_CANCELLED: "ERR_SLUICE_STREAM_CANCELLED",
-  /** The peer broke the protocol on a stream (data past its end or its credit, too many gaps): that stream fails alone. */
+  /**
+   * The peer broke the protocol: on a stream (data past its end or its credit, too many gaps), that
+   * stream fails alone; on the connection (an acknowledgement of a packet never sent), it fails.
+   */
   ERR_SLUICE_PROTOCOL_VIOLATION: "ERR_SLUICE_PROTOCOL_VIOLATION",
   /** A message is larger than the receiving peer accepts (its `reliability.maxMessageBytes`, named in the message). */
   ERR_SLUICE_MESSAGE_TOO_LARGE: "ERR_SLUICE_MESSAGE_TOO_LARGE",

@@ -1,35 +1,138 @@
-// Bounds on the work strangers can cause, each with a bound on its own memory. All take `now` (ms)
-// as an argument, so tests drive them in virtual time.
+// What a stranger may cost a responder, per source IP and in all: intro decryptions, pending
+// handshakes, the gateway's accept ramp, connections; and the ids closed a moment ago. Every table has
+// a bound on its own memory, and every method takes `now` (ms), so tests drive them in virtual time.
+//
+// "Per IP" means per IPv4 address, or per IPv6 /64 (one host usually holds a whole /64, so a finer key
+// would let it multiply its budget by choosing addresses).
+import { isIP } from "node:net";
 import { invalidArgType, validateInteger, validateNumber, validateObject } from "../errors/validate.ts";
 
+/** The key budgets are kept under: the IPv4 address, or the first four groups of an IPv6 address. */
+export function ipKey(host: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host);
+  if (mapped !== null) return mapped[1]!;
+  if (isIP(host) !== 6) return host;
+  const address = host.split("%")[0]!.toLowerCase();
+  const [head = "", tail] = address.split("::");
+  const front = head === "" ? [] : head.split(":");
+  const back = tail === undefined || tail === "" ? [] : tail.split(":");
+  const groups = tail === undefined ? front : [...front, ...new Array<string>(8 - front.length - back.length).fill("0"), ...back];
+  return `${groups.slice(0, 4).map((group) => parseInt(group, 16).toString(16)).join(":")}::/64`;
+}
+
 /**
- * At most one event per `intervalMs` per key (one intro decryption per second per source address,
- * as freenet). Remembers at most `maxKeys` keys: Map order is insertion order, so the oldest entry is
- * always first and expiry is a walk from the front.
+ * Token buckets by key: `burst` events at once, refilled at `perSecond`. Remembers at most `maxKeys`
+ * keys; beyond that the least recently used is forgotten (a forgotten key starts full again, which a
+ * spoofing attacker gains nothing from: the buckets guard per-IP fairness, the global bounds guard work).
  */
-export class PerKeyInterval {
-  readonly #last = new Map<string, number>();
-  readonly #intervalMs: number;
+export class KeyedBuckets {
+  readonly #tokens = new Map<string, { tokens: number; at: number }>();
+  readonly #burst: number;
+  readonly #perSecond: number;
   readonly #maxKeys: number;
 
-  constructor(intervalMs: number, maxKeys: number) {
-    this.#intervalMs = intervalMs;
+  constructor(burst: number, perSecond: number, maxKeys: number) {
+    this.#burst = burst;
+    this.#perSecond = perSecond;
     this.#maxKeys = maxKeys;
   }
 
-  /** True (and the event is recorded) if `key` had no event in the last interval. */
+  /** Takes one token for `key` if it has one. */
   tryTake(key: string, now: number): boolean {
-    const previous = this.#last.get(key);
-    if (previous !== undefined && now - previous < this.#intervalMs) return false;
-    this.#last.delete(key);
-    this.#last.set(key, now);
-    for (const [oldest, at] of this.#last) {
-      if (now - at < this.#intervalMs && this.#last.size <= this.#maxKeys) break;
-      this.#last.delete(oldest);
+    const bucket = this.#tokens.get(key);
+    let tokens = this.#burst;
+    if (bucket !== undefined) {
+      tokens = Math.min(this.#burst, bucket.tokens + ((now - bucket.at) * this.#perSecond) / 1000);
+      this.#tokens.delete(key); // re-inserted below: Map order is then least recently used first
     }
+    if (tokens < 1) {
+      this.#tokens.set(key, { tokens, at: now });
+      return false;
+    }
+    this.#tokens.set(key, { tokens: tokens - 1, at: now });
+    if (this.#tokens.size > this.#maxKeys) this.#tokens.delete(this.#tokens.keys().next().value!);
     return true;
   }
 }
+
+/** Counts of things held per key (pending handshakes, connections), each under a per-key cap. */
+export class KeyedCounts {
+  readonly #counts = new Map<string, number>();
+
+  count(key: string): number {
+    return this.#counts.get(key) ?? 0;
+  }
+
+  add(key: string): void {
+    this.#counts.set(key, this.count(key) + 1);
+  }
+
+  remove(key: string): void {
+    const count = this.count(key) - 1;
+    if (count > 0) this.#counts.set(key, count);
+    else this.#counts.delete(key);
+  }
+}
+
+/** No one IP may take more than this share of a ramp window (at least one), so a few IPs cannot use it up. */
+const RAMP_SHARE_PER_IP = 4;
+
+/**
+ * New inbound connections per 1 s window for the transport's age, charged only for intros that are
+ * fully proven (mac1, cookie when under load, both seals, a fresh timestamp), so garbage and replays
+ * never use it; and per IP at most a quarter of each window.
+ */
+export class AcceptRamp {
+  readonly #steps: readonly AcceptRampStep[];
+  readonly #startedAt: number;
+  #windowStart = -Infinity;
+  #inWindow = 0;
+  readonly #perIp = new Map<string, number>();
+
+  constructor(steps: readonly AcceptRampStep[], startedAt: number) {
+    this.#steps = steps;
+    this.#startedAt = startedAt;
+  }
+
+  tryTake(ip: string, now: number): boolean {
+    const step = this.#steps.find((s) => now - this.#startedAt < s.untilMs);
+    if (step === undefined) return true;
+    if (now - this.#windowStart >= 1000) {
+      this.#windowStart = now;
+      this.#inWindow = 0;
+      this.#perIp.clear();
+    }
+    const fromIp = this.#perIp.get(ip) ?? 0;
+    if (this.#inWindow >= step.perSecond || fromIp >= Math.max(1, Math.floor(step.perSecond / RAMP_SHARE_PER_IP))) return false;
+    this.#inWindow++;
+    this.#perIp.set(ip, fromIp + 1);
+    return true;
+  }
+}
+
+/** Events in the current 1 s window (intros decrypted): the load signal for cookies. */
+export class WindowCounter {
+  #windowStart = -Infinity;
+  #count = 0;
+
+  add(now: number): void {
+    this.#roll(now);
+    this.#count++;
+  }
+
+  count(now: number): number {
+    this.#roll(now);
+    return this.#count;
+  }
+
+  #roll(now: number): void {
+    if (now - this.#windowStart >= 1000) {
+      this.#windowStart = now;
+      this.#count = 0;
+    }
+  }
+}
+
 
 export interface AcceptRampStep {
   /** This step applies while the transport is younger than this, in ms. */
@@ -55,32 +158,6 @@ export function checkAcceptRamp(steps: readonly AcceptRampStep[] | undefined, na
     validateInteger(perSecond, `${name}[${i}].perSecond`, 0);
   });
   return steps;
-}
-
-/** Counts new inbound handshakes in 1 s tumbling windows against the step for the transport's age. */
-export class AcceptRamp {
-  #windowStart = -Infinity;
-  #inWindow = 0;
-  readonly #steps: readonly AcceptRampStep[];
-  readonly #startedAt: number;
-
-  constructor(steps: readonly AcceptRampStep[], startedAt: number) {
-    this.#steps = steps;
-    this.#startedAt = startedAt;
-  }
-
-  tryTake(now: number): boolean {
-    const age = now - this.#startedAt;
-    const step = this.#steps.find((s) => age < s.untilMs);
-    if (step === undefined) return true;
-    if (now - this.#windowStart >= 1000) {
-      this.#windowStart = now;
-      this.#inWindow = 0;
-    }
-    if (this.#inWindow >= step.perSecond) return false;
-    this.#inWindow++;
-    return true;
-  }
 }
 
 /** Ids or addresses closed in the last `graceMs`: late packets for them are dropped cheaply. */

@@ -4,6 +4,7 @@
 // below 2^53 and are written as two 32-bit halves.
 import { internalAssertion } from "../errors/errors.ts";
 
+const FRAME_PADDING = 0x00;
 const FRAME_ACK = 0x10;
 const FRAME_PING = 0x11;
 const FRAME_CLOSE = 0x12;
@@ -13,7 +14,8 @@ const FRAME_MESSAGE_CREDIT = 0x15;
 const FRAME_STREAM_CREDIT = 0x16;
 const FRAME_STREAMS_CREDIT = 0x17;
 const FRAME_STREAM_RESET = 0x18;
-// 0x19 PATH_CHALLENGE and 0x1a PATH_RESPONSE belong to the path layer (docs/wire.md).
+const FRAME_PATH_CHALLENGE = 0x19;
+const FRAME_PATH_RESPONSE = 0x1a;
 const FRAME_STOP_SENDING = 0x1b;
 const FRAME_MESSAGE_REFUSED = 0x1c;
 
@@ -68,6 +70,10 @@ const REFUSED_SEQUENCE = 1;
 const REFUSED_LENGTH = 5;
 const REFUSED_LIMIT = 9;
 const MESSAGE_REFUSED_BYTES = 13;
+/** Path challenge and response: 8 bytes of data. */
+const PATH_DATA = 1;
+export const PATH_DATA_BYTES = 8;
+const PATH_FRAME_BYTES = PATH_DATA + PATH_DATA_BYTES;
 /** Why a writer reset its stream (0 is no longer sent: it meant an idle writer, a timeout since removed). */
 export const RESET_ABORTED = 1;
 /** Why a reader stopped its stream. */
@@ -75,6 +81,8 @@ export const STOP_CANCELLED = 0;
 const STREAM_FLAG_FIN = 0x01;
 
 export const CLOSE_APPLICATION = 0;
+/** The peer broke the protocol (an optimistic ACK, say): the connection failed. */
+export const CLOSE_PROTOCOL_VIOLATION = 1;
 
 /** What a packet's frames say, handed out one frame at a time by parseFrames. */
 export interface FrameVisitor {
@@ -90,6 +98,9 @@ export interface FrameVisitor {
   streamReset(id: number, code: number): void;
   stopSending(id: number, code: number): void;
   messageRefused(sequence: number, length: number, limit: number): void;
+  /** `data` is a view of the packet: valid only during the call. */
+  pathChallenge(data: Uint8Array): void;
+  pathResponse(data: Uint8Array): void;
 }
 
 function u64(view: DataView, at: number): number {
@@ -122,6 +133,20 @@ function walkFrames(plaintext: Uint8Array, view: DataView, visitor: FrameVisitor
     const room = length - at;
     frames++;
     switch (type) {
+      case FRAME_PADDING:
+        // Zero bytes to the end: no frame may follow padding.
+        while (at < length) if (plaintext[at++] !== FRAME_PADDING) return "padding followed by something else";
+        frames--;
+        break;
+      case FRAME_PATH_CHALLENGE:
+      case FRAME_PATH_RESPONSE: {
+        if (room < PATH_FRAME_BYTES) return "truncated path frame";
+        const data = plaintext.subarray(at + PATH_DATA, at + PATH_FRAME_BYTES);
+        if (type === FRAME_PATH_CHALLENGE) visitor?.pathChallenge(data);
+        else visitor?.pathResponse(data);
+        at += PATH_FRAME_BYTES;
+        break;
+      }
       case FRAME_ACK: {
         if (room < ACK_FIXED_BYTES) return "truncated ACK frame";
         const largest = u64(view, at + ACK_LARGEST);
@@ -226,19 +251,22 @@ export class PacketWriter {
   #partStart = 0;
   #parts: Uint8Array[] = [];
   #length = 0;
-  readonly capacity: number;
+  /** This packet's room: at most the writer's capacity, less when the path allows less. */
+  #capacity: number;
 
   constructor(capacity: number) {
-    this.capacity = capacity;
+    this.#capacity = capacity;
     this.#scratch = new Uint8Array(capacity);
     this.#view = new DataView(this.#scratch.buffer);
   }
 
-  begin(): void {
+  /** A new packet of at most `capacity` bytes (the writer's capacity by default). */
+  begin(capacity = this.#scratch.length): void {
     this.#scratchUsed = 0;
     this.#partStart = 0;
     this.#parts = [];
     this.#length = 0;
+    this.#capacity = Math.min(capacity, this.#scratch.length);
   }
 
   get length(): number {
@@ -246,7 +274,7 @@ export class PacketWriter {
   }
 
   get remaining(): number {
-    return this.capacity - this.#length;
+    return this.#capacity - this.#length;
   }
 
   /** The packet's parts, in order. */
@@ -277,6 +305,20 @@ export class PacketWriter {
 
   ping(): void {
     this.#scratch[this.#reserve(1)] = FRAME_PING;
+  }
+
+  pathChallenge(data: Uint8Array): void {
+    this.#pathFrame(FRAME_PATH_CHALLENGE, data);
+  }
+
+  pathResponse(data: Uint8Array): void {
+    this.#pathFrame(FRAME_PATH_RESPONSE, data);
+  }
+
+  #pathFrame(type: number, data: Uint8Array): void {
+    const at = this.#reserve(PATH_FRAME_BYTES);
+    this.#scratch[at] = type;
+    this.#scratch.set(data, at + PATH_DATA);
   }
 
   close(code: number): void {

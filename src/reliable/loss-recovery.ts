@@ -163,6 +163,24 @@ export class LossRecovery<P extends InFlight> {
     return "timeout";
   }
 
+  /**
+   * The connection moved to a validated new address: everything in flight is declared lost (without
+   * a congestion event: the old path ate it, the new one has not been tried) so it goes again at once,
+   * and the timers start over, as after an acknowledgement.
+   */
+  onPathValidated(now: number, lost: (packet: P) => void): void {
+    for (const [packetNumber, packet] of this.#sent) {
+      this.#sent.delete(packetNumber);
+      this.#declareLost(packet, lost);
+    }
+    this.#consecutiveTimeouts = 0;
+    this.#probeSent = false;
+    this.#probesDue = 0;
+    this.#timerStart = now;
+    this.#unansweredSince = Infinity; // the peer answered on the new path: what is sent again waits anew
+    this.rtt.clearBackoff();
+  }
+
   /** Forgets everything in flight (the connection is over, or draining). */
   clear(): void {
     this.#sent.clear();

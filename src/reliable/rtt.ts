@@ -82,6 +82,11 @@ export class RttEstimator {
     return Math.min(MAX_RTO_MS, Math.max(base, Math.min(base * this.#backoff, this.#backoffCeilingMs)));
   }
 
+  /** The backoff starts over without a sample (the connection moved to a new, validated address). */
+  clearBackoff(): void {
+    this.#backoff = 1;
+  }
+
   /** An RTO expired: double the next one (RFC 6298 §5.5). */
   backOff(): void {
     if (this.rto < MAX_RTO_MS && this.#backoff < MAX_BACKOFF) this.#backoff *= 2;

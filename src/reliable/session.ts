@@ -18,7 +18,7 @@
 import { SluiceError } from "../errors/errors.ts";
 import { DATA_HEADER_BYTES, MAX_DATA_PLAINTEXT_BYTES, MAX_SEND_DATAGRAM_BYTES, TAG_BYTES } from "../wire/constants.ts";
 import { Pacer } from "./congestion.ts";
-import { CLOSE_APPLICATION, MAX_ACK_RANGES, PacketWriter, parseFrames, RESET_ABORTED, type FrameVisitor } from "./frames.ts";
+import { CLOSE_APPLICATION, CLOSE_PROTOCOL_VIOLATION, MAX_ACK_RANGES, PacketWriter, parseFrames, PATH_DATA_BYTES, RESET_ABORTED, type FrameVisitor } from "./frames.ts";
 import { Inbound, type InboundSent } from "./inbound.ts";
 import { LossRecovery } from "./loss-recovery.ts";
 import type { ReliabilityConfig } from "./options.ts";
@@ -36,6 +36,22 @@ const ACK_ELICITING_THRESHOLD = 20;
 const ACK_EVERY_PACKET_UNTIL = 100;
 /** After a CLOSE either way, keep answering retransmitted CLOSEs for this many RTOs. */
 const DRAIN_RTOS = 3;
+/**
+ * One packet number in this many (on average, at random) is skipped, never sent: an ACK that names
+ * one acknowledges what the peer cannot have received (an optimistic ACK, RFC 9000 §21.4), and fails
+ * the connection. 1 in 128 costs nothing measurable and catches a blind acknowledger within a few
+ * hundred packets.
+ */
+const SKIP_ONE_IN = 128;
+/** Skipped packet numbers remembered (the newest: an optimistic acknowledger names recent ones). */
+const MAX_SKIPPED = 32;
+/** PATH_CHALLENGE data remembered to answer, and PATH_RESPONSE data kept for the host, at most. */
+const MAX_PATH_FRAMES = 4;
+/** A packet smaller than this carries only an ACK and path frames (an address not yet validated allows little). */
+const MIN_FULL_PACKET_BYTES = 300;
+/** Room an ACK frame needs before its extra ranges (frames.ts's ACK_FIXED_BYTES) and per extra range. */
+const ACK_MIN_BYTES = 18;
+const ACK_RANGE_BYTES = 8;
 
 /** A packet in flight, and what it carried: data and resets (OutboundSent), credit, stops, refusals (InboundSent), a CLOSE. */
 interface SentPacket extends InboundSent, OutboundSent {
@@ -71,6 +87,8 @@ export interface SessionStats {
   flowControlViolations: number;
   /** ACK frames naming packet numbers we never sent (the frame is ignored). */
   invalidAcks: number;
+  /** ACK frames naming a packet number skipped on purpose (the connection fails). */
+  optimisticAcks: number;
   sendBufferedBytes: number;
   /** The keep-alive interval now: 5 s, doubling while pings go unanswered, up to 60 s. */
   keepAliveIntervalMs: number;
@@ -95,7 +113,16 @@ export class Session {
   #endReason: SluiceError | undefined;
 
   // Sending packets.
+  readonly #random: () => number;
   #nextPacketNumber = 0;
+  /** Packet numbers skipped on purpose, newest last: an ACK of one is optimistic. */
+  readonly #skipped: number[] = [];
+  /** The CLOSE code of a failure that must tell the peer (sent by the next pollTransmit). */
+  #finalClose: number | undefined;
+  // Path frames.
+  #challengeDue: Uint8Array | undefined;
+  readonly #responsesDue: Uint8Array[] = [];
+  readonly #pathResponses: Uint8Array[] = [];
   #pacingAt = Infinity;
 
   // Receiving packets.
@@ -119,15 +146,19 @@ export class Session {
   readonly #stats = {
     packetsSent: 0, packetsReceived: 0, ackOnlyPackets: 0,
     messagesSent: 0, messagesReceived: 0, streamsOpened: 0, streamsAccepted: 0, streamErrors: 0, malformedPackets: 0,
-    flowControlViolations: 0, invalidAcks: 0,
+    flowControlViolations: 0, invalidAcks: 0, optimisticAcks: 0,
   };
   /** The sending half: outgoing messages and streams. */
   readonly #outbound: Outbound;
   /** The receiving half: incoming messages and streams, and their credit. */
   readonly #inbound: Inbound;
 
-  constructor(config: ReliabilityConfig, now: number) {
+  /**
+   * `random` (uniform in [0, 1)) picks the skipped packet numbers; tests give a seeded one.
+   */
+  constructor(config: ReliabilityConfig, now: number, random: () => number = Math.random) {
     this.#config = config;
+    this.#random = random;
     this.#recovery = new LossRecovery({
       rtoFloorMs: config.rtoFloorMs, maxTimeouts: config.maxRetransmissions, peerAckDelayMs: MAX_ACK_DELAY_MS, deadPeerTimeoutMs: config.deadPeerTimeoutMs,
     });
@@ -139,6 +170,11 @@ export class Session {
 
   get state(): SessionState {
     return this.#state;
+  }
+
+  /** The retransmission timeout now, in ms (the host times its path validation by it). */
+  get rto(): number {
+    return this.#recovery.rtt.rto;
   }
 
   /** Why the connection failed (undefined after a clean close, or while open). */
@@ -281,18 +317,53 @@ export class Session {
     this.#closedBy ??= "us";
     this.#fail(error);
     if (!wasOpen) return undefined;
+    return this.#closePacket(CLOSE_APPLICATION, now);
+  }
+
+  #closePacket(code: number, now: number): Transmit {
     this.#writer.begin();
     if (this.#newSinceAck) this.#writeAck(now);
-    this.#writer.close(CLOSE_APPLICATION);
+    this.#writer.close(code);
     this.#stats.packetsSent++;
-    return { packetNumber: this.#nextPacketNumber++, parts: this.#writer.finish() };
+    return { packetNumber: this.#allocate(), parts: this.#writer.finish() };
+  }
+
+  /** The next packet number: now and then one is skipped (see SKIP_ONE_IN). */
+  #allocate(): number {
+    if (this.#random() * SKIP_ONE_IN < 1) {
+      this.#skipped.push(this.#nextPacketNumber++);
+      if (this.#skipped.length > MAX_SKIPPED) this.#skipped.shift();
+    }
+    return this.#nextPacketNumber++;
   }
 
   // ---------------------------------------------------------------- network side
 
   /** A packet number for a packet the host sends itself (the handshake's confirm): never reused. */
   allocatePacketNumber(): number {
-    return this.#nextPacketNumber++;
+    return this.#allocate();
+  }
+
+  // ---------------------------------------------------------------- paths (the host decides where; these carry the frames)
+
+  /** Sends a PATH_CHALLENGE with `data` (8 bytes) in the next packet: the host validates a new address. */
+  sendPathChallenge(data: Uint8Array): void {
+    this.#challengeDue = new Uint8Array(data);
+  }
+
+  /** The data of a PATH_RESPONSE that arrived, oldest first; undefined when none is waiting. */
+  pollPathResponse(): Uint8Array | undefined {
+    return this.#pathResponses.shift();
+  }
+
+  /**
+   * The host moved the connection to a validated new address: what is in flight was likely sent where
+   * the peer no longer is, so it goes again at once (not a congestion signal), and the timers restart.
+   */
+  onPathValidated(now: number): void {
+    this.#now = now;
+    this.#recovery.onPathValidated(now, this.#onPacketLost);
+    this.#pingDue = this.#sending;
   }
 
   /**
@@ -365,10 +436,21 @@ export class Session {
     }
   }
 
-  /** The next packet to seal and send, or undefined (then wait for input or nextDeadline()). */
-  pollTransmit(now: number): Transmit | undefined {
-    if (this.#state === "closed") return undefined;
+  /**
+   * The next packet to seal and send, of at most `maxDatagramBytes` once sealed (an address not yet
+   * validated allows only a few times what it sent), or undefined (then wait for input or nextDeadline()).
+   */
+  pollTransmit(now: number, maxDatagramBytes = MAX_SEND_DATAGRAM_BYTES): Transmit | undefined {
+    if (this.#state === "closed") {
+      if (this.#finalClose === undefined) return undefined;
+      const code = this.#finalClose;
+      this.#finalClose = undefined;
+      return this.#closePacket(code, now);
+    }
     this.#now = now;
+    const room = Math.min(maxDatagramBytes, MAX_SEND_DATAGRAM_BYTES) - DATA_HEADER_BYTES - TAG_BYTES;
+    if (room < ACK_MIN_BYTES + 1 + PATH_DATA_BYTES) return undefined;
+    if (room < MIN_FULL_PACKET_BYTES - DATA_HEADER_BYTES - TAG_BYTES) return this.#pollSmall(now, room);
     const ackDue = this.#elicitingSinceAck > 0 && (this.#ackNow || now >= this.#ackDeadline);
     const recovery = this.#recovery;
     const probe = recovery.probeDue;
@@ -384,13 +466,16 @@ export class Session {
         }
       }
     }
-    if (!eliciting && !ackDue) return undefined;
+    const pathFrames = this.#challengeDue !== undefined || this.#responsesDue.length > 0;
+    if (!eliciting && !ackDue && !pathFrames) return undefined;
     const writer = this.#writer;
-    writer.begin();
+    writer.begin(room);
     if (this.#newSinceAck) this.#writeAck(now);
     const ackEnd = writer.length;
-    const packetNumber = this.#nextPacketNumber++;
+    this.#writePathFrames();
+    const packetNumber = this.#allocate();
     if (!eliciting) {
+      if (pathFrames) return this.#sentAlone(packetNumber, now);
       this.#stats.ackOnlyPackets++;
       this.#stats.packetsSent++;
       return { packetNumber, parts: writer.finish() };
@@ -408,7 +493,7 @@ export class Session {
     // packet (or 25 ms) would otherwise stall a small window for the whole ACK delay every round trip.
     if (recovery.congestion.bytesInFlight + 2 * MAX_SEND_DATAGRAM_BYTES > recovery.congestion.window) writer.ping();
     if (this.#sending) this.#outbound.writeData(writer, packet);
-    // Any frame but an ACK elicits an acknowledgement, as a PING would; add one only when nothing else does.
+    // Any frame but an ACK (path frames too) elicits an acknowledgement, as a PING would; add one only when nothing else does.
     if (writer.length === ackEnd) writer.ping();
     this.#pingDue = false;
     const parts = writer.finish();
@@ -485,12 +570,29 @@ export class Session {
       this.#elicits = true;
       if (this.#sending) this.#outbound.onMessageRefused(sequence, length, limit);
     },
+    pathChallenge: (data) => {
+      this.#elicits = true;
+      this.#ackNow = true;
+      if (this.#responsesDue.length < MAX_PATH_FRAMES) this.#responsesDue.push(new Uint8Array(data)); // answered at once
+    },
+    pathResponse: (data) => {
+      this.#elicits = true;
+      if (this.#pathResponses.length < MAX_PATH_FRAMES) this.#pathResponses.push(new Uint8Array(data));
+    },
   };
 
   #onAck(ranges: Array<[number, number]>, delayMs: number): void {
     if (ranges[0]![1] > this.#nextPacketNumber) {
       this.#stats.invalidAcks++; // acknowledges what we never sent: ignore the frame
       return;
+    }
+    for (const skipped of this.#skipped) {
+      if (ranges.some(([start, end]) => skipped >= start && skipped < end)) {
+        this.#stats.optimisticAcks++;
+        this.#fail(new SluiceError("ERR_SLUICE_PROTOCOL_VIOLATION", `protocol violation: the peer acknowledged packet ${skipped}, which was never sent (an optimistic ACK)`));
+        this.#finalClose = CLOSE_PROTOCOL_VIOLATION;
+        return;
+      }
     }
     if (this.#recovery.onAck(ranges, delayMs, this.#now, this.#onPacketAcked, this.#onPacketLost)) this.#queueCloseIfFlushed();
   }
@@ -542,7 +644,9 @@ export class Session {
   // ---------------------------------------------------------------- writing frames
 
   #writeAck(now: number): void {
-    const count = Math.min(this.#received.rangeCount, MAX_ACK_RANGES);
+    const room = this.#writer.remaining;
+    if (room < ACK_MIN_BYTES) return;
+    const count = Math.min(this.#received.rangeCount, MAX_ACK_RANGES, 1 + Math.floor((room - ACK_MIN_BYTES) / ACK_RANGE_BYTES));
     const ranges: Array<[number, number]> = [];
     for (let i = 0; i < count; i++) ranges.push(this.#received.rangeFromTop(i));
     this.#writer.ack(ranges, now - this.#largestReceivedTime);
@@ -556,6 +660,37 @@ export class Session {
   #writeControl(packet: SentPacket): void {
     this.#inbound.writeControl(this.#writer, packet);
     this.#outbound.writeResets(this.#writer, packet);
+  }
+
+  /** The PATH_CHALLENGE due and the PATH_RESPONSEs owed, where they fit. */
+  #writePathFrames(): void {
+    const writer = this.#writer;
+    if (this.#challengeDue !== undefined && writer.remaining >= 1 + PATH_DATA_BYTES) {
+      writer.pathChallenge(this.#challengeDue);
+      this.#challengeDue = undefined;
+    }
+    while (this.#responsesDue.length > 0 && writer.remaining >= 1 + PATH_DATA_BYTES) writer.pathResponse(this.#responsesDue.shift()!);
+  }
+
+  /** A packet too small for anything but an ACK and path frames (an unvalidated address's allowance). */
+  #pollSmall(now: number, room: number): Transmit | undefined {
+    const ackDue = this.#elicitingSinceAck > 0 && (this.#ackNow || now >= this.#ackDeadline);
+    if (this.#challengeDue === undefined && this.#responsesDue.length === 0 && !ackDue) return undefined;
+    this.#writer.begin(room);
+    this.#writePathFrames();
+    if (this.#newSinceAck) this.#writeAck(now);
+    if (this.#writer.length === 0) return undefined;
+    return this.#sentAlone(this.#allocate(), now);
+  }
+
+  /**
+   * Sends the packet begun without recording it in flight: path frames are not retransmitted (the host
+   * challenges again on its own schedule; a lost response is answered by the next challenge).
+   */
+  #sentAlone(packetNumber: number, now: number): Transmit {
+    void now;
+    this.#stats.packetsSent++;
+    return { packetNumber, parts: this.#writer.finish() };
   }
 
   #hasElicitingWork(): boolean {

@@ -1,78 +1,33 @@
-// The handshakes in progress, and what drives them. Each handshake has its own bounded queue: the
-// listener routes its packets there (intros, responses, the confirm), and one consumer takes them one
-// at a time, opens and answers them with messages.ts, and ends the handshake with a connection of the
-// same id, or a failure. Work for strangers stays bounded: one intro decryption per address per
-// INTRO_DECRYPT_INTERVAL_MS (the listener spends from the same budget), and a responder that never
-// hears the initiator's confirm gives up after RESPONDER_CONFIRM_TIMEOUT_MS.
+// The handshakes, driven. src/handshake/endpoint.ts decides everything about them with no I/O and no
+// clock; this gives it the listener's handshake datagrams and the time, runs its expensive work (the
+// X25519 of queued intros and responses) off the listener in its own macrotask, keeps one timer at its
+// next deadline, sends what it answers, and turns its outcomes into connections, or connect() failures.
 //
-// A handshake's consumer awaits its own queue's recv(): a receive, never a send. No await anywhere
-// waits for a bounded queue to have room.
-import { channel } from "../channel/channel.ts";
-import type { Receiver } from "../channel/receiver.ts";
-import type { Sender } from "../channel/sender.ts";
+// Nothing here waits on a bounded queue: the endpoint's work queue refuses (counted) when full.
 import type { Address } from "../wire/address.ts";
-import { FRAME_CONFIRM, FRAME_CONFIRM_ACK, KIND_DATA, KIND_INTRO, KIND_RESPONSE, MAX_DATAGRAM_BYTES } from "../wire/constants.ts";
-import type { Framer } from "../wire/framer.ts";
-import { compatible, describeVersion } from "../wire/version.ts";
-import { PerKeyInterval } from "../handshake/admission.ts";
-import type { PublicKey } from "../handshake/crypto.ts";
-import {
-  buildIntro, buildResponse, openIntro, openResponse, STATUS_OK, STATUS_VERSION_MISMATCH,
-  type Identity, type IntroState, type OpenedIntro, type SessionKeys,
-} from "../handshake/messages.ts";
-import { RetrySchedule, type RetryOptions } from "../handshake/retry.ts";
+import { DATA_PACKET_NUMBER, FRAME_CONFIRM, FRAME_CONFIRM_ACK } from "../wire/constants.ts";
+import { packetKey } from "../wire/packet-keys.ts";
+import { HandshakeEndpoint, type Connected, type EndpointStats } from "../handshake/endpoint.ts";
+import type { Identity } from "../handshake/noise.ts";
+import type { RetryOptions } from "../handshake/retry.ts";
 import { connectionFor, type Connection } from "./connection.ts";
-import type { Warnings } from "./log.ts";
 import type { TransportConfig, TransportSeams } from "./options.ts";
-import { SessionDriver, type ConnectionHost, type SessionDriverInit } from "./session-driver.ts";
+import { SessionDriver, type ConnectionHost } from "./session-driver.ts";
 import type { TransportCounters } from "./stats.ts";
-import type { ConnectionTable, RoutedHandshake } from "./table.ts";
-
-/** One intro decryption per source address per this interval (freenet: 1 s). */
-export const INTRO_DECRYPT_INTERVAL_MS = 1000;
-/** Source addresses the intro limiter remembers at once. */
-const MAX_TRACKED_ADDRESSES = 65536;
-/** A responder waits this long for the initiator's confirm (freenet: 5 s). */
-export const RESPONDER_CONFIRM_TIMEOUT_MS = 5000;
+import type { ConnectionTable } from "./table.ts";
 
 interface Settle {
   resolve(connection: Connection): void;
   reject(error: Error): void;
 }
 
-/** A handshake in progress: the listener sends its packets into `inlet`; its consumer receives them from `outlet`. */
-interface Handshake extends RoutedHandshake {
-  role: "initiator" | "responder";
-  localId: number;
-  address: Address;
-  key: string;
-  inlet: Sender;
-  outlet: Receiver;
-  done: boolean;
-  timer?: ReturnType<typeof setTimeout>;
-  /** connect()'s promise (both roles: a connecting side may become the responder in a simultaneous open). */
-  settle?: Settle;
-  // initiator
-  remoteStatic?: Uint8Array;
-  intro?: IntroState;
-  schedule?: RetrySchedule;
-  // responder
-  opened?: OpenedIntro;
-  response?: Uint8Array;
-  keys?: SessionKeys;
-  /** The connection a restarted peer's new handshake will replace once it confirms. */
-  replacing?: SessionDriver;
-}
-
 interface HandshakesInit {
   identity: Identity;
   config: TransportConfig;
   seams: TransportSeams;
-  framer: Framer;
   table: ConnectionTable;
   counters: TransportCounters;
-  warnings: Warnings;
-  /** The transport's arena, packet AEAD and socket, for the handshakes and the connections they make. */
+  /** The transport's arena, packet AEAD, crypto and socket, for the handshakes and the connections they make. */
   host: ConnectionHost;
   /** A connection a peer started is established: for accept(). */
   accepted(connection: Connection): void;
@@ -80,296 +35,204 @@ interface HandshakesInit {
   observed(address: Address): void;
 }
 
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+/**
+ * Random bytes carved from a pool refilled 4 KiB at a time: a COOKIE reply's nonce costs ~0.1 µs, where
+ * a getRandomValues call per reply cost ~8 µs (measured under a flood of intros).
+ */
+const RANDOM_POOL_BYTES = 4096;
+const randomPool = new Uint8Array(RANDOM_POOL_BYTES);
+let randomUsed = RANDOM_POOL_BYTES;
+function randomBytes(length: number): Uint8Array {
+  if (length > RANDOM_POOL_BYTES) return crypto.getRandomValues(new Uint8Array(length));
+  if (randomUsed + length > RANDOM_POOL_BYTES) {
+    crypto.getRandomValues(randomPool);
+    randomUsed = 0;
+  }
+  const bytes = randomPool.slice(randomUsed, randomUsed + length);
+  randomUsed += length;
+  return bytes;
 }
 
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return 0;
+/** The packet number of a DATA datagram the wire parser accepted (below 2^53). */
+function packetNumberOf(datagram: Uint8Array): number {
+  const view = new DataView(datagram.buffer, datagram.byteOffset, datagram.byteLength);
+  return view.getUint32(DATA_PACKET_NUMBER + 4, true) * 2 ** 32 + view.getUint32(DATA_PACKET_NUMBER, true);
 }
 
 export class Handshakes {
-  /** One intro decryption per source address per INTRO_DECRYPT_INTERVAL_MS, shared with the listener. */
-  readonly introLimiter = new PerKeyInterval(INTRO_DECRYPT_INTERVAL_MS, MAX_TRACKED_ADDRESSES);
-  /** Handshakes in progress by address (the listener routes intros by address: they name no id). */
-  readonly #byAddress = new Map<string, Handshake>();
-  readonly #identity: Identity;
+  readonly #endpoint: HandshakeEndpoint;
   readonly #config: TransportConfig;
   readonly #seams: TransportSeams;
-  readonly #framer: Framer;
   readonly #table: ConnectionTable;
   readonly #counters: TransportCounters;
-  readonly #warnings: Warnings;
   readonly #host: ConnectionHost;
   readonly #accepted: (connection: Connection) => void;
   readonly #observed: (address: Address) => void;
+  /** connect()s waiting, by the endpoint's connect id. */
+  readonly #settles = new Map<number, Settle[]>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+  #workScheduled = false;
+  #closed = false;
 
   constructor(init: HandshakesInit) {
-    this.#identity = init.identity;
     this.#config = init.config;
     this.#seams = init.seams;
-    this.#framer = init.framer;
     this.#table = init.table;
     this.#counters = init.counters;
-    this.#warnings = init.warnings;
     this.#host = init.host;
     this.#accepted = init.accepted;
     this.#observed = init.observed;
+    const { config } = init;
+    this.#endpoint = new HandshakeEndpoint({
+      identity: init.identity,
+      gateway: config.gateway,
+      version: config.version,
+      retry: config.retry,
+      limits: config.handshakeLimits,
+      crypto: init.host.crypto,
+      random: config.random,
+      randomBytes,
+      newId: () => init.table.newConnectionId(),
+      // A new connection's first packets are in key phase 0: the traffic secret's own key.
+      openData: (secret, datagram) => {
+        const plaintext = init.host.aead.open(packetKey(init.host.crypto, secret), datagram);
+        return plaintext && { plaintext, packetNumber: packetNumberOf(datagram) };
+      },
+      // The listener counted every handshake datagram as routed to the endpoint: a drop comes after that.
+      countDrop: (reason) => this.#counters.dropAfterRouting(reason),
+    }, init.host.now());
   }
 
   /**
-   * Starts a handshake as the initiator with the peer at `address` (map key `key`) whose static key
-   * is `remoteStatic`. Throws at once if one with that address is in progress or the limits are reached.
+   * Starts connecting to the holder of `publicKey` at `address` (or joins a connect() to the same key
+   * in progress). Throws a RangeError at once for an unusable key or when the limits are reached.
    */
-  connect(address: Address, key: string, remoteStatic: Uint8Array, remoteStaticKey: PublicKey, retry: Required<RetryOptions>): Promise<Connection> {
-    const table = this.#table;
-    const { maxHandshakes, maxConnections } = this.#config;
-    if (this.#byAddress.has(key)) throw new Error(`a handshake with ${key} is already in progress`);
-    if (this.#byAddress.size >= maxHandshakes) throw new RangeError(`too many handshakes in progress (options.maxHandshakes = ${maxHandshakes})`);
-    if (table.connectionByAddress.size >= maxConnections && !table.connectionByAddress.has(key)) {
-      throw new RangeError(`too many connections (options.maxConnections = ${maxConnections})`);
-    }
-    return new Promise<Connection>((resolve, reject) => {
-      const now = performance.now();
-      const handshake = this.#new("initiator", address, key);
-      handshake.settle = { resolve, reject };
-      handshake.remoteStatic = remoteStatic;
-      handshake.intro = buildIntro(this.#framer, this.#identity, remoteStatic, remoteStaticKey, handshake.localId, this.#config.version);
-      handshake.schedule = new RetrySchedule(retry, now, this.#config.random);
-      this.#resendIntro(handshake);
+  connect(address: Address, publicKey: Uint8Array, retry: Required<RetryOptions>): Promise<Connection> {
+    const id = this.#endpoint.connect(publicKey, address, this.#host.now(), retry);
+    const promise = new Promise<Connection>((resolve, reject) => {
+      const waiting = this.#settles.get(id);
+      if (waiting !== undefined) waiting.push({ resolve, reject });
+      else this.#settles.set(id, [{ resolve, reject }]);
     });
+    this.#flush();
+    return promise;
   }
 
-  /** A responder for a new intro from `address` (the listener checked the limits), replacing `replacing` once it confirms. */
-  respond(address: Address, key: string, replacing: SessionDriver | undefined): RoutedHandshake {
-    const handshake = this.#new("responder", address, key);
-    handshake.replacing = replacing;
-    handshake.timer = setTimeout(() => this.#fail(handshake, new Error("no confirm from the initiator")), RESPONDER_CONFIRM_TIMEOUT_MS);
-    return handshake;
+  /** An INTRO, RESPONSE or COOKIE from `from` (the bytes are the listener's: valid during the call). */
+  handle(kind: number, datagram: Uint8Array, from: Address): void {
+    this.#endpoint.handleDatagram(kind, datagram, from, this.#host.now());
+    this.#flush();
   }
 
-  /** Fails every handshake in progress with `error` (the transport is closing). */
-  failAll(error: Error): void {
-    for (const handshake of [...this.#byAddress.values()]) this.#fail(handshake, error);
+  /** Whether `id` is a handshake's (so its DATA goes to handleData). */
+  owns(id: number): boolean {
+    return this.#endpoint.owns(id);
   }
 
-  /** How many are in progress. */
+  /** A DATA packet for handshake `id`: the initiator's confirm, which establishes the connection. */
+  handleData(id: number, datagram: Uint8Array, from: Address): void {
+    this.#endpoint.handleData(id, datagram, from, this.#host.now());
+    this.#flush();
+  }
+
+  /** Connection `driver` ended: its peer's slot is freed, its newest intro remembered. */
+  connectionEnded(driver: SessionDriver): void {
+    this.#endpoint.connectionEnded(driver.remotePublicKey, driver.localId);
+  }
+
+  /** How many are in progress (ours and strangers'). */
   get count(): number {
-    return this.#byAddress.size;
+    const { answering, connecting } = this.#endpoint.stats();
+    return answering + connecting;
   }
 
-  /** The handshake in progress with `key`'s address, for its intros. */
-  byAddress(key: string): RoutedHandshake | undefined {
-    return this.#byAddress.get(key);
+  stats(): EndpointStats {
+    return this.#endpoint.stats();
   }
 
-  #new(role: "initiator" | "responder", address: Address, key: string): Handshake {
-    const [inlet, outlet] = channel(this.#config.handshakeQueuePackets, { arena: this.#host.arena, maxPacketSize: MAX_DATAGRAM_BYTES, maxLanes: 1 });
-    const handshake: Handshake = { role, localId: this.#table.newConnectionId(), address, key, inlet, outlet, done: false };
-    this.#table.byId.set(handshake.localId, handshake);
-    this.#byAddress.set(key, handshake);
-    void this.#run(handshake);
-    return handshake;
+  /** Every connect() in progress rejects with `error`; nothing more happens (the transport is closing). */
+  close(error: Error): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    for (const settles of this.#settles.values()) for (const settle of settles) settle.reject(error);
+    this.#settles.clear();
   }
 
-  /** The handshake's consumer: one packet at a time, until the handshake ends (its queue closes). */
-  async #run(handshake: Handshake): Promise<void> {
-    for (;;) {
-      const packet = await handshake.outlet.recv();
-      if (packet === undefined || handshake.done) return;
-      try {
-        this.#packet(handshake, packet);
-      } catch (error) {
-        this.#counters.listenerErrors++;
-        this.#warnings.warn("handshakeError", `handshake error (packet dropped): ${(error as Error).stack ?? String(error)}`);
-      }
+  /** Sends what the endpoint answered, acts on its outcomes, and schedules its timer and its work. */
+  #flush(): void {
+    if (this.#closed) return;
+    const endpoint = this.#endpoint;
+    for (let transmit = endpoint.pollTransmit(); transmit !== undefined; transmit = endpoint.pollTransmit()) {
+      this.#host.sendDatagram([transmit.datagram], transmit.to);
     }
+    for (let event = endpoint.pollEvent(); event !== undefined; event = endpoint.pollEvent()) {
+      if (event.type === "connected") this.#connected(event);
+      else this.#settle(event.connectId)?.forEach((settle) => settle.reject(event.error));
+    }
+    if (endpoint.hasQueuedWork && !this.#workScheduled) {
+      this.#workScheduled = true;
+      setImmediate(() => {
+        this.#workScheduled = false;
+        if (this.#closed) return;
+        endpoint.processQueued(this.#host.now());
+        this.#flush();
+      });
+    }
+    this.#arm(endpoint.nextDeadline());
   }
 
-  #packet(handshake: Handshake, packet: Uint8Array): void {
-    const kind = this.#framer.parse(packet);
-    if (kind === KIND_INTRO) this.#intro(handshake, packet);
-    else if (kind === KIND_RESPONSE) this.#response(handshake, packet);
-    else if (kind === KIND_DATA) this.#confirm(handshake, packet, this.#framer.packetNumber());
+  #arm(deadline: number): void {
+    if (deadline === this.#timerAt) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = deadline;
+    if (deadline === Infinity) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      this.#endpoint.handleTimeout(this.#host.now());
+      this.#flush();
+    }, Math.max(0, Math.ceil(deadline - this.#host.now())));
+    // The socket keeps the process alive while the transport is open; this timer must not on its own.
+    (this.#timer as { unref?: () => void }).unref?.();
   }
 
-  #intro(handshake: Handshake, packet: Uint8Array): void {
-    const counters = this.#counters;
-    if (handshake.role === "responder" && handshake.opened !== undefined) {
-      // The initiator did not get our response and repeats its intro: repeat the same response.
-      if (equalBytes(packet, handshake.opened.datagram) && handshake.response) this.#host.sendDatagram([handshake.response], handshake.address);
-      else counters.dropAfterRouting("handshakeRedundant");
-      return;
-    }
-    if (handshake.role === "initiator") {
-      // Simultaneous open: both sides sent intros. The side with the higher static key answers; the
-      // other keeps its own intro going and ignores the peer's (without spending a decryption on it).
-      if (compareBytes(this.#identity.publicKey, handshake.remoteStatic!) < 0) {
-        counters.dropAfterRouting("handshakeRedundant");
-        return;
-      }
-      if (!this.introLimiter.tryTake(handshake.key, performance.now())) {
-        counters.dropAfterRouting("rateLimited");
-        return;
-      }
-    }
-    const opened = openIntro(this.#identity, packet);
-    if (opened === undefined) {
-      counters.dropAfterRouting("decryptFailed");
-      if (handshake.role === "responder") this.#fail(handshake);
-      return;
-    }
-    // Who may connect: a gateway takes anyone; otherwise the peer we are connecting to, or the peer
-    // of an established connection that restarted (same static key).
-    const expected = handshake.remoteStatic ?? handshake.replacing?.remotePublicKey;
-    if (!this.#config.gateway && (expected === undefined || !equalBytes(expected, opened.initiatorStatic))) {
-      counters.dropAfterRouting("unknownSender");
-      if (handshake.role === "responder") this.#fail(handshake);
-      return;
-    }
-    const version = this.#config.version;
-    const agreed = compatible(version, opened.version);
-    const built = buildResponse(this.#framer, this.#identity, opened, {
-      status: agreed ? STATUS_OK : STATUS_VERSION_MISMATCH,
-      version,
-      responderConnection: handshake.localId,
-      observedAddress: handshake.address,
-    });
-    if (built === undefined || built.datagram.length > packet.length) {
-      // An unusable initiator key (or a response larger than the intro: never amplify).
-      counters.dropAfterRouting("decryptFailed");
-      if (handshake.role === "responder") this.#fail(handshake);
-      return;
-    }
-    this.#host.sendDatagram([built.datagram], handshake.address);
-    if (!agreed) {
-      counters.dropAfterRouting("versionMismatch");
-      this.#fail(handshake, new Error(`protocol version mismatch: ${handshake.key} speaks ${describeVersion(opened.version)}, this node ${describeVersion(version)}`));
-      return;
-    }
-    // Now (or from now on, for a connecting side that lost the tie-break) the responder.
-    handshake.role = "responder";
-    clearTimeout(handshake.timer);
-    handshake.timer = setTimeout(() => this.#fail(handshake, new Error(`no confirm from ${handshake.key} within ${RESPONDER_CONFIRM_TIMEOUT_MS} ms of our response`)), RESPONDER_CONFIRM_TIMEOUT_MS);
-    handshake.opened = opened;
-    handshake.response = built.datagram;
-    handshake.keys = built.keys;
+  #settle(connectId: number | undefined): Settle[] | undefined {
+    if (connectId === undefined) return undefined;
+    const settles = this.#settles.get(connectId);
+    this.#settles.delete(connectId);
+    return settles;
   }
 
-  #response(handshake: Handshake, packet: Uint8Array): void {
-    const counters = this.#counters;
-    const opened = openResponse(this.#identity, handshake.intro!, packet);
-    if (opened === undefined) {
-      counters.dropAfterRouting("decryptFailed");
-      return;
-    }
-    const version = this.#config.version;
-    if (opened.status === STATUS_VERSION_MISMATCH || !compatible(version, opened.version)) {
-      counters.dropAfterRouting("versionMismatch");
-      this.#fail(handshake, new Error(`protocol version mismatch: ${handshake.key} speaks ${describeVersion(opened.version)}, this node ${describeVersion(version)}`));
-      return;
-    }
-    if (opened.status !== STATUS_OK || opened.responderConnection === 0) {
-      counters.dropAfterRouting("malformed");
-      return;
-    }
-    if (opened.observedAddress) this.#observed(opened.observedAddress);
-    const driver = this.#newDriver(handshake, {
-      remoteId: opened.responderConnection,
-      remotePublicKey: handshake.remoteStatic!,
-      keys: opened.keys,
-      observedAddress: opened.observedAddress,
-      confirm: { options: this.#config.retry, random: this.#config.random },
-    });
-    this.#establish(handshake, driver);
-  }
-
-  /** A data packet to a responder: the initiator's confirm (or its first message, if the confirm was lost). */
-  #confirm(handshake: Handshake, packet: Uint8Array, packetNumber: number): void {
-    if (handshake.keys === undefined) {
-      this.#counters.dropAfterRouting("unknownSender");
-      return;
-    }
-    const plaintext = this.#host.aead.open(handshake.keys.receive, packet);
-    if (plaintext === undefined) {
-      this.#counters.dropAfterRouting("decryptFailed");
-      return;
-    }
-    const opened = handshake.opened!;
-    const driver = this.#newDriver(handshake, { remoteId: opened.initiatorConnection, remotePublicKey: opened.initiatorStatic, keys: handshake.keys });
-    // The confirm (answered inside), or the initiator's first data if the confirm was lost: either proves its keys.
-    driver.deliverOpened(plaintext, packetNumber);
-    if (plaintext[0] !== FRAME_CONFIRM) driver.sendFrame(FRAME_CONFIRM_ACK);
-    this.#establish(handshake, driver);
-  }
-
-  /** The connection `handshake` completes: same id, same address, this transport's queue size and reliability. */
-  #newDriver(handshake: Handshake, peer: Pick<SessionDriverInit, "remoteId" | "remotePublicKey" | "keys" | "observedAddress" | "confirm">): SessionDriver {
-    return new SessionDriver({
+  /** A handshake completed: its connection, under the same id, replacing any older one with the same key. */
+  #connected(event: Connected): void {
+    const driver = new SessionDriver({
       host: this.#host,
-      localId: handshake.localId,
-      remoteAddress: handshake.address,
+      localId: event.localId,
+      remoteId: event.remoteId,
+      remoteAddress: event.address,
+      remotePublicKey: event.remoteKey,
+      secrets: event.secrets,
+      observedAddress: event.observedAddress,
       inboundQueuePackets: this.#config.inboundQueuePackets,
       reliability: this.#config.reliability,
-      stalled: this.#seams.stallConsumersOf?.(peer.remotePublicKey),
-      ...peer,
+      random: this.#config.random,
+      keyPhaseLimits: this.#seams.keyPhaseLimits,
+      confirm: event.role === "initiator" ? { options: this.#config.retry, random: this.#config.random } : undefined,
+      stalled: this.#seams.stallConsumersOf?.(event.remoteKey),
     });
-  }
-
-  /** The handshake becomes a connection: same id, packets queued meanwhile move over. */
-  #establish(handshake: Handshake, driver: SessionDriver): void {
-    const table = this.#table;
-    this.#end(handshake);
-    this.#counters.handshakesCompleted++;
-    handshake.replacing?.abort(); // the restarted peer's old connection
-    const previous = table.connectionByAddress.get(handshake.key);
-    if (previous !== undefined && previous !== handshake.replacing) previous.abort(); // a fresh connect supersedes
-    table.byId.set(driver.localId, driver);
-    table.connectionByAddress.set(handshake.key, driver);
-    table.recentlyClosedAddresses.delete(handshake.key);
-    for (let packet = handshake.outlet.tryRecv(); packet instanceof Uint8Array; packet = handshake.outlet.tryRecv()) {
-      if (this.#framer.parse(packet) === KIND_DATA) driver.route(this.#framer, handshake.address.host, handshake.address.port);
+    this.#table.add(driver)?.abort(); // the same peer's older connection: it restarted, or we connected again
+    if (event.observedAddress !== undefined && event.peerIsGateway) this.#observed(event.observedAddress);
+    if (event.firstData !== undefined) {
+      // The confirm (answered inside), or the initiator's first data if the confirm was lost: either proves its keys.
+      driver.deliverOpened(event.firstData.plaintext, event.firstData.packetNumber);
+      if (event.firstData.plaintext[0] !== FRAME_CONFIRM) driver.sendFrame(FRAME_CONFIRM_ACK);
     }
-    handshake.outlet.close();
     const connection = connectionFor(driver);
-    if (handshake.settle) handshake.settle.resolve(connection);
+    const settles = this.#settle(event.connectId);
+    if (settles !== undefined) settles.forEach((settle) => settle.resolve(connection));
     else this.#accepted(connection);
   }
-
-  #resendIntro(handshake: Handshake): void {
-    if (handshake.done || handshake.role !== "initiator") return;
-    const schedule = handshake.schedule!;
-    const now = performance.now();
-    const due = schedule.poll(now);
-    if (due === "expired") {
-      this.#fail(handshake, new Error(
-        `connect to ${handshake.key} failed: no valid answer after ${schedule.attempts} intros within ${Math.round(schedule.deadlineAt - schedule.startedAt)} ms ` +
-        "(the peer is down, is not a gateway and not connecting to us, or its public key is not the one given)",
-      ));
-      return;
-    }
-    if (due === "send") this.#host.sendDatagram([handshake.intro!.datagram], handshake.address);
-    handshake.timer = setTimeout(() => this.#resendIntro(handshake), Math.max(0, schedule.nextDeadline() - now));
-  }
-
-  #end(handshake: Handshake): void {
-    const table = this.#table;
-    handshake.done = true;
-    clearTimeout(handshake.timer);
-    if (table.byId.get(handshake.localId) === handshake) table.byId.delete(handshake.localId);
-    if (this.#byAddress.get(handshake.key) === handshake) this.#byAddress.delete(handshake.key);
-    handshake.inlet.close();
-  }
-
-  #fail(handshake: Handshake, error?: Error): void {
-    if (handshake.done) return;
-    this.#end(handshake);
-    handshake.outlet.close();
-    handshake.outlet.drain(() => {});
-    this.#counters.handshakesFailed++;
-    if (handshake.settle && error) handshake.settle.reject(error);
-  }
 }
+

@@ -1,26 +1,21 @@
 // The listener: route() runs once per datagram, synchronously, and never throws out. The core
-// classifies the datagram (assembly/wire.ts); the listener finds its queue by connection id (data,
-// responses) or by source address (intros), and hands it over with a try-send that answers
-// 'sent' | 'full' | 'closed' at once. Every datagram that goes nowhere is counted under one reason.
-// Expensive work (X25519, AES-GCM, ChaCha20-Poly1305) happens in the queues' consumers, never here,
-// and work for strangers is bounded: intro decryptions per address, the gateway's accept ramp, and
-// the number of handshakes and connections.
-import { addressKey } from "../wire/address.ts";
-import { KIND_DATA, KIND_INTRO, KIND_RESPONSE, WIRE_UNKNOWN_VERSION } from "../wire/constants.ts";
+// classifies the datagram (assembly/wire.ts); a DATA packet goes to its connection's queue by
+// connection id (handed over with a try-send that answers 'sent' | 'full' | 'closed' at once), and a
+// handshake packet to the handshake endpoint, which checks it cheaply here (mac1, budgets, cookies)
+// and queues only what earned its X25519 for later. Every datagram that goes nowhere is counted
+// under one reason.
+import { KIND_DATA, WIRE_UNKNOWN_VERSION } from "../wire/constants.ts";
 import { PARSE_NO_FRAME, type Framer } from "../wire/framer.ts";
-import { AcceptRamp } from "../handshake/admission.ts";
 import type { Handshakes } from "./handshakes.ts";
 import type { Warnings } from "./log.ts";
-import type { TransportConfig } from "./options.ts";
-import { SessionDriver } from "./session-driver.ts";
+import type { SessionDriver } from "./session-driver.ts";
 import type { TransportCounters } from "./stats.ts";
-import type { ConnectionTable, RoutedHandshake } from "./table.ts";
+import type { ConnectionTable } from "./table.ts";
 
 /** What became of a datagram: handed to a queue ('sent'), refused by it ('full', 'closed'), or not routed at all. */
 export type RouteOutcome = "sent" | "full" | "closed" | "dropped";
 
 interface ListenerInit {
-  config: TransportConfig;
   framer: Framer;
   table: ConnectionTable;
   handshakes: Handshakes;
@@ -30,15 +25,11 @@ interface ListenerInit {
 
 export class Listener {
   readonly #framer: Framer;
-  readonly #byId: Map<number, SessionDriver | RoutedHandshake>;
+  readonly #byId: Map<number, SessionDriver>;
   readonly #table: ConnectionTable;
   readonly #handshakes: Handshakes;
   readonly #counters: TransportCounters;
   readonly #warnings: Warnings;
-  readonly #gateway: boolean;
-  readonly #maxHandshakes: number;
-  readonly #maxConnections: number;
-  readonly #acceptRamp: AcceptRamp;
   #closed = false;
 
   constructor(init: ListenerInit) {
@@ -48,10 +39,6 @@ export class Listener {
     this.#handshakes = init.handshakes;
     this.#counters = init.counters;
     this.#warnings = init.warnings;
-    this.#gateway = init.config.gateway;
-    this.#maxHandshakes = init.config.maxHandshakes;
-    this.#maxConnections = init.config.maxConnections;
-    this.#acceptRamp = new AcceptRamp(init.config.acceptRamp, performance.now());
   }
 
   /** The socket's datagram handler. */
@@ -79,40 +66,20 @@ export class Listener {
     const framer = this.#framer;
     const kind = framer.parse(datagram);
     if (kind < 0) return kind === PARSE_NO_FRAME ? this.#counted("full") : counters.drop(kind === WIRE_UNKNOWN_VERSION ? "versionMismatch" : "malformed");
-    if (kind === KIND_INTRO) return this.#routeIntro(host, port);
+    if (kind !== KIND_DATA) {
+      counters.datagramsRouted++; // to the endpoint, which counts its own drops as after routing
+      this.#handshakes.handle(kind, framer.landed(), { host, port });
+      return "sent";
+    }
     const id = framer.connection();
     const target = this.#byId.get(id);
-    if (target === undefined) return counters.drop(this.#table.recentlyClosedIds.has(id, performance.now()) ? "recentlyClosed" : "unknownSender");
-    if (target instanceof SessionDriver) {
-      if (kind !== KIND_DATA) return counters.drop("unknownSender");
-      return this.#counted(target.route(framer, host, port));
+    if (target !== undefined) return this.#counted(target.route(framer, host, port));
+    if (this.#handshakes.owns(id)) {
+      counters.datagramsRouted++;
+      this.#handshakes.handleData(id, framer.landed(), { host, port });
+      return "sent";
     }
-    // A response belongs to an initiator, data to a responder awaiting its confirm.
-    if ((kind === KIND_RESPONSE) !== (target.role === "initiator")) return counters.drop("unknownSender");
-    return this.#counted(framer.handOver(target.inlet));
-  }
-
-  /** An intro parse() accepted: to its handshake, or (within the limits on strangers) to a new one. */
-  #routeIntro(host: string, port: number): RouteOutcome {
-    const table = this.#table;
-    const counters = this.#counters;
-    const key = addressKey(host, port);
-    const handshake = this.#handshakes.byAddress(key);
-    if (handshake !== undefined) return this.#counted(this.#framer.handOver(handshake.inlet));
-    const now = performance.now();
-    const introLimiter = this.#handshakes.introLimiter;
-    const established = table.connectionByAddress.get(key);
-    if (established === undefined) {
-      // A stranger. Only a gateway talks to strangers; a recently closed peer waits out its grace.
-      if (!this.#gateway) return counters.drop(table.recentlyClosedAddresses.has(key, now) ? "recentlyClosed" : "unknownSender");
-      if (!introLimiter.tryTake(key, now) || !this.#acceptRamp.tryTake(now)) return counters.drop("rateLimited");
-    } else if (!introLimiter.tryTake(key, now)) {
-      return counters.drop("rateLimited"); // a restarted peer re-sends intros; one decryption per second
-    }
-    if (this.#handshakes.count >= this.#maxHandshakes) return counters.drop("overCapacity");
-    if (established === undefined && table.connectionByAddress.size >= this.#maxConnections) return counters.drop("overCapacity");
-    const fresh = this.#handshakes.respond({ host, port }, key, established);
-    return this.#counted(this.#framer.handOver(fresh.inlet));
+    return counters.drop(this.#table.recentlyClosedIds.has(id, performance.now()) ? "recentlyClosed" : "unknownSender");
   }
 
   #counted(outcome: "sent" | "full" | "closed"): "sent" | "full" | "closed" {

@@ -6,13 +6,15 @@ import {
 import { DEFAULT_FRAME_BYTES, MAX_ARENA_BYTES } from "../memory/arena.ts";
 import { normalizeVersion, type ProtocolVersion } from "../wire/version.ts";
 import { checkAcceptRamp, DEFAULT_ACCEPT_RAMP, type AcceptRampStep } from "../handshake/admission.ts";
+import type { HandshakeLimits } from "../handshake/endpoint.ts";
 import { checkRetryOptions, DEFAULT_RETRY, type RetryOptions } from "../handshake/retry.ts";
 import { checkReliabilityOptions, type ReliabilityConfig, type ReliabilityOptions } from "../reliable/options.ts";
+import type { KeyPhaseLimits } from "../wire/packet-keys.ts";
 import { traceFor, type Trace } from "./log.ts";
 import type { SocketFactory } from "./udp-socket.ts";
 
-// Frozen like DEFAULT_RELIABILITY, so no program can change another's defaults. (Here, not where they
-// are defined: src/handshake/ is being replaced; the replacement should freeze them where it defines them.)
+// Frozen like DEFAULT_RELIABILITY, so no program can change another's defaults. (Here because
+// src/handshake/ was being rewritten when this was added: where they are defined is the better place.)
 Object.freeze(DEFAULT_RETRY);
 for (const step of DEFAULT_ACCEPT_RAMP) Object.freeze(step);
 Object.freeze(DEFAULT_ACCEPT_RAMP);
@@ -21,10 +23,26 @@ Object.freeze(DEFAULT_ACCEPT_RAMP);
 export const DEFAULT_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Datagrams queued per connection before the listener drops (freenet: 2048 = ~2.3 s at 10 Mbit/s). */
 export const DEFAULT_INBOUND_QUEUE_PACKETS = 1024;
-/** Datagrams queued per handshake (intros, responses, the confirm). */
-export const DEFAULT_HANDSHAKE_QUEUE_PACKETS = 16;
+/** Connections accepted from peers at once; as many again may be opened by connect(). */
 export const DEFAULT_MAX_CONNECTIONS = 128;
-export const DEFAULT_MAX_HANDSHAKES = 64;
+/** Accepted connections from one IP (IPv6: one /64). */
+export const DEFAULT_MAX_CONNECTIONS_PER_IP = 32;
+/** Intros answered and waiting for the initiator's first data packet, in all... */
+export const DEFAULT_MAX_HANDSHAKES = 256;
+/** ...and from one IP (IPv6: one /64). */
+export const DEFAULT_MAX_HANDSHAKES_PER_IP = 8;
+/** Our own connect()s in progress at once (never shared with strangers). */
+export const DEFAULT_MAX_CONNECTING = 256;
+/** Intro decryptions (X25519) one IP may cause at once... */
+export const DEFAULT_INTRO_BURST_PER_IP = 16;
+/** ...refilled at this rate per second. */
+export const DEFAULT_INTROS_PER_IP_PER_SECOND = 8;
+/**
+ * More intro decryptions than this in one second, or half of maxHandshakes pending, and the node is
+ * "under load": an intro must then carry a valid cookie (mac2), which proves its source address,
+ * before anything is spent on it. ~64 decryptions cost ~2–3% of a core here.
+ */
+export const DEFAULT_UNDER_LOAD_INTROS_PER_SECOND = 64;
 /** New inbound connections waiting for accept(); beyond this a new connection is refused (counted). */
 export const DEFAULT_ACCEPT_QUEUE_CONNECTIONS = 64;
 
@@ -39,9 +57,21 @@ export interface TransportOptions {
   secretKey?: Uint8Array;
   receiveBufferBytes?: number;
   inboundQueuePackets?: number;
-  handshakeQueuePackets?: number;
+  /** Connections accepted from peers at once (as many again may be opened by connect()). Default 128. */
   maxConnections?: number;
+  /** Accepted connections from one IP (IPv6: one /64). Default 32. */
+  maxConnectionsPerIp?: number;
+  /** Intros answered and waiting for the initiator's first data packet. Default 256. */
   maxHandshakes?: number;
+  /** ...from one IP (IPv6: one /64). Default 8. */
+  maxHandshakesPerIp?: number;
+  /** Our own connect()s in progress at once. Default 256. */
+  maxConnecting?: number;
+  /** Intro decryptions one IP may cause at once (default 16), refilled at introsPerIpPerSecond (default 8). */
+  introBurstPerIp?: number;
+  introsPerIpPerSecond?: number;
+  /** Above this many intro decryptions per second, intros need a cookie (mac2) first; 0: always. Default 64. */
+  underLoadIntrosPerSecond?: number;
   acceptQueueConnections?: number;
   /** Gateway accept ramp; [] for none. Default 5/s for 30 s, 20/s until 2 min, then unlimited. */
   acceptRamp?: readonly AcceptRampStep[];
@@ -49,7 +79,7 @@ export interface TransportOptions {
   reliability?: ReliabilityOptions;
   /** Defaults for connect(): intro re-sends every 200 ms ± 20%, at most 40, within 3 s. */
   retry?: RetryOptions;
-  /** The protocol version this node speaks and the oldest it accepts. Default 2.0, accepting ≥ 2.0. */
+  /** The protocol version this node speaks and the oldest it accepts. Default 3.0, accepting ≥ 3.0. */
   version?: ProtocolVersion;
   /** Where rate-limited warnings go. Default console.warn; null for silence. */
   log?: ((message: string) => void) | null;
@@ -70,6 +100,8 @@ export interface TransportSeams {
   socket?: SocketFactory | undefined;
   /** Connections to peers with these public keys never consume their inbound queue. */
   stallConsumersOf?: ((remotePublicKey: Uint8Array) => boolean) | undefined;
+  /** When connections update their keys (tests make it happen within a short transfer). */
+  keyPhaseLimits?: KeyPhaseLimits | undefined;
 }
 
 /** The options, checked, with every default filled in. */
@@ -80,11 +112,10 @@ export interface TransportConfig {
   secretKey: Uint8Array | undefined;
   receiveBufferBytes: number;
   inboundQueuePackets: number;
-  handshakeQueuePackets: number;
   maxConnections: number;
-  maxHandshakes: number;
+  /** The handshake endpoint's bounds (maxHandshakes, per-IP budgets, the accept ramp...). */
+  handshakeLimits: HandshakeLimits;
   acceptQueueConnections: number;
-  acceptRamp: readonly AcceptRampStep[];
   reliability: ReliabilityConfig;
   retry: Required<RetryOptions>;
   version: Required<ProtocolVersion>;
@@ -94,10 +125,14 @@ export interface TransportConfig {
   random: () => number;
 }
 
-function positiveInteger(options: TransportOptions, name: keyof TransportOptions, fallback: number, max: number): number {
+function integerOption(options: TransportOptions, name: keyof TransportOptions, fallback: number, min: number, max: number): number {
   const value = options[name] ?? fallback;
-  validateInteger(value, `options.${name}`, 1, max);
+  validateInteger(value, `options.${name}`, min, max);
   return value;
+}
+
+function positiveInteger(options: TransportOptions, name: keyof TransportOptions, fallback: number, max: number): number {
+  return integerOption(options, name, fallback, 1, max);
 }
 
 /** `options` checked (TypeError or RangeError, with a code, naming the first bad one) and completed. */
@@ -111,6 +146,18 @@ export function checkTransportOptions(options: TransportOptions): TransportConfi
   const receiveBufferBytes = positiveInteger(options, "receiveBufferBytes", DEFAULT_RECEIVE_BUFFER_BYTES, 1 << 30);
   if (options.gateway !== undefined) validateBoolean(options.gateway, "options.gateway");
   const version = normalizeVersion(options.version, "options.version");
+  const maxConnections = positiveInteger(options, "maxConnections", DEFAULT_MAX_CONNECTIONS, 65536);
+  const handshakeLimits: HandshakeLimits = {
+    maxHandshakes: positiveInteger(options, "maxHandshakes", DEFAULT_MAX_HANDSHAKES, 65536),
+    maxHandshakesPerIp: positiveInteger(options, "maxHandshakesPerIp", DEFAULT_MAX_HANDSHAKES_PER_IP, 65536),
+    maxConnecting: positiveInteger(options, "maxConnecting", DEFAULT_MAX_CONNECTING, 65536),
+    maxConnections,
+    maxConnectionsPerIp: positiveInteger(options, "maxConnectionsPerIp", DEFAULT_MAX_CONNECTIONS_PER_IP, 65536),
+    introBurstPerIp: positiveInteger(options, "introBurstPerIp", DEFAULT_INTRO_BURST_PER_IP, 65536),
+    introsPerIpPerSecond: positiveInteger(options, "introsPerIpPerSecond", DEFAULT_INTROS_PER_IP_PER_SECOND, 65536),
+    underLoadIntrosPerSecond: integerOption(options, "underLoadIntrosPerSecond", DEFAULT_UNDER_LOAD_INTROS_PER_SECOND, 0, 1 << 20),
+    acceptRamp: checkAcceptRamp(options.acceptRamp, "options.acceptRamp", DEFAULT_ACCEPT_RAMP),
+  };
   const retry = checkRetryOptions(options.retry, "options.retry", DEFAULT_RETRY);
   const reliability = checkReliabilityOptions(options.reliability, "options.reliability");
   if (options.random !== undefined) validateFunction(options.random, "options.random");
@@ -126,11 +173,9 @@ export function checkTransportOptions(options: TransportOptions): TransportConfi
     secretKey: options.secretKey,
     receiveBufferBytes,
     inboundQueuePackets: positiveInteger(options, "inboundQueuePackets", DEFAULT_INBOUND_QUEUE_PACKETS, 65536),
-    handshakeQueuePackets: positiveInteger(options, "handshakeQueuePackets", DEFAULT_HANDSHAKE_QUEUE_PACKETS, 4096),
-    maxConnections: positiveInteger(options, "maxConnections", DEFAULT_MAX_CONNECTIONS, 65536),
-    maxHandshakes: positiveInteger(options, "maxHandshakes", DEFAULT_MAX_HANDSHAKES, 65536),
+    maxConnections,
+    handshakeLimits,
     acceptQueueConnections: positiveInteger(options, "acceptQueueConnections", DEFAULT_ACCEPT_QUEUE_CONNECTIONS, 65536),
-    acceptRamp: checkAcceptRamp(options.acceptRamp, "options.acceptRamp", DEFAULT_ACCEPT_RAMP),
     reliability,
     retry,
     version,
@@ -140,16 +185,19 @@ export function checkTransportOptions(options: TransportOptions): TransportConfi
   };
 }
 
-/** Frames for every queue at capacity at once, so a stalled consumer can never empty the pool for others. */
+/**
+ * Frames for every connection queue at capacity at once (accepted connections and as many opened by
+ * connect()), so a stalled consumer can never empty the pool for others.
+ */
 export function arenaBytesFor(config: TransportConfig): number {
   // Per channel: its packets, its control frames (channel, lane) and its descriptor ring.
   const perChannel = (capacity: number) => capacity + 2 + Math.ceil((capacity * 4) / DEFAULT_FRAME_BYTES) + 1;
-  // The scratch frames (the framer's two, the AEAD's), the thread's frame cache, bitmap overheads.
-  const fixedFrames = 256 + config.maxHandshakes * perChannel(config.handshakeQueuePackets);
+  // The scratch frames (the framer's, the AEAD's, the handshake crypto's), the thread's frame cache, bitmap overheads.
+  const fixedFrames = 256;
   const bytesFor = (frames: number) => frames * DEFAULT_FRAME_BYTES + 64 * 1024;
-  const bytes = bytesFor(fixedFrames + config.maxConnections * perChannel(config.inboundQueuePackets));
+  const bytes = bytesFor(fixedFrames + 2 * config.maxConnections * perChannel(config.inboundQueuePackets));
   if (bytes > MAX_ARENA_BYTES) {
-    const most = Math.floor(((MAX_ARENA_BYTES - bytesFor(0)) / DEFAULT_FRAME_BYTES - fixedFrames) / perChannel(config.inboundQueuePackets));
+    const most = Math.floor(((MAX_ARENA_BYTES - bytesFor(0)) / DEFAULT_FRAME_BYTES - fixedFrames) / perChannel(config.inboundQueuePackets) / 2);
     throw outOfRange("options.maxConnections", `at most ${most} with ${config.inboundQueuePackets} inboundQueuePackets (every queue's frames within the 2 GiB of shared memory)`, config.maxConnections);
   }
   return bytes;

@@ -1,20 +1,26 @@
 // The driver of an established connection's reliable-delivery Session (reliable/session.ts). It is
 // the consumer of the queue the listener routes the connection's datagrams to: it opens each one
-// (replay window, then ChaCha20-Poly1305), answers the handshake's confirm, feeds the rest to the
-// Session with the time, seals and sends what the Session answers, and keeps one timer at the
-// Session's next deadline. A Connection (connection.ts) is its face to the application, whose calls
-// wait on the Session's state through until(), never on the socket.
+// (replay window, then ChaCha20-Poly1305 under the key its key phase names: wire/packet-keys.ts),
+// answers the handshake's confirm, feeds the rest to the Session with the time, seals and sends what
+// the Session answers to the address the path state allows (wire/path.ts: an unvalidated address gets
+// at most 3× what it sent), and keeps one timer at the earliest deadline. A Connection (connection.ts)
+// is its face to the application, whose calls wait on the Session's state through until(), never on
+// the socket.
 import { abortErrorOf, type SluiceError } from "../errors/errors.ts";
 import type { Arena } from "../memory/arena.ts";
 import { channel } from "../channel/channel.ts";
 import type { Receiver } from "../channel/receiver.ts";
 import type { Sender } from "../channel/sender.ts";
 import { addressKey, type Address } from "../wire/address.ts";
+import { FRAME_DATA } from "../memory/core.ts";
 import { DATA_HEADER_BYTES, FRAME_CONFIRM, FRAME_CONFIRM_ACK, MAX_DATAGRAM_BYTES, TAG_BYTES } from "../wire/constants.ts";
 import type { Framer } from "../wire/framer.ts";
 import type { PacketAead } from "../wire/packet-aead.ts";
+import { DEFAULT_KEY_PHASE_LIMITS, KeyPhases, type KeyPhaseLimits } from "../wire/packet-keys.ts";
+import { PathState } from "../wire/path.ts";
 import { ReplayWindow } from "../wire/replay-window.ts";
-import type { SessionKeys } from "../handshake/messages.ts";
+import type { CoreCrypto } from "../handshake/core-crypto.ts";
+import type { TrafficSecrets } from "../handshake/noise.ts";
 import { RetrySchedule, type RetryOptions } from "../handshake/retry.ts";
 import type { ReliabilityConfig } from "../reliable/options.ts";
 import { Session, type Transmit } from "../reliable/session.ts";
@@ -25,6 +31,8 @@ import type { ConnectionStats, DropReason } from "./stats.ts";
 export interface ConnectionHost {
   readonly arena: Arena;
   readonly aead: PacketAead;
+  /** The handshake's symmetric crypto (BLAKE2s, HMAC, ChaCha20-Poly1305 in the core): HMAC for key updates. */
+  readonly crypto: CoreCrypto;
   sendDatagram(chunks: readonly Uint8Array[], to: Address): void;
   /** Counts a drop of a routed datagram in the transport's totals (the connection counts its own as well). */
   countDrop(reason: DropReason): void;
@@ -36,8 +44,6 @@ export interface ConnectionHost {
 
 /** Datagrams opened per look at the queue before the Session's answers are sent. */
 const OPEN_BATCH = 32;
-/** Unconfirmed new addresses remembered per connection (path migration candidates). */
-const MAX_PATH_CANDIDATES = 4;
 /** Packet numbers are doubles: the connection closes before one could repeat. */
 const LAST_PACKET_NUMBER = 2 ** 53 - 1;
 /**
@@ -61,9 +67,13 @@ export interface SessionDriverInit {
   remoteId: number;
   remoteAddress: Address;
   remotePublicKey: Uint8Array;
-  keys: SessionKeys;
+  secrets: TrafficSecrets;
   inboundQueuePackets: number;
   reliability: ReliabilityConfig;
+  /** Uniform in [0, 1): the Session's skipped packet numbers. */
+  random: () => number;
+  /** When keys move on (tests shorten it). Default: 2^30 packets, an hour, 2^20 forgeries. */
+  keyPhaseLimits?: KeyPhaseLimits | undefined;
   /** Initiator side: our address as the responder saw it. */
   observedAddress?: Address | undefined;
   /** Initiator side: repeat the confirm on this schedule until the responder acknowledges it. */
@@ -84,9 +94,9 @@ export class SessionDriver {
   /** close() was called: recv() ends here, whatever the peer still sends. */
   closing = false;
   readonly #remoteId: number;
-  #remoteAddress: Address;
+  readonly #path: PathState;
   readonly #host: ConnectionHost;
-  readonly #keys: SessionKeys;
+  readonly #keys: KeyPhases;
   /** The inbound queue's two ends: the listener sends into the inlet, #pump receives from the outlet. */
   readonly #inlet: Sender;
   readonly #outlet: Receiver;
@@ -102,8 +112,12 @@ export class SessionDriver {
   #waiters: Array<() => void> = [];
   #confirm: RetrySchedule | undefined;
   #confirmTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Packet number → the new address it came from; adopted once that packet authenticates. */
-  readonly #pathCandidates = new Map<number, Address>();
+  /**
+   * Frame → the address its datagram came from, for datagrams not from the current address: when one
+   * authenticates, the path state decides whether the connection follows it. One entry per queued
+   * frame at most (taken when the frame is opened), so forged packets cannot crowd out a real move.
+   */
+  readonly #fromElsewhere = new Map<number, Address>();
   /** For benchmarks: when set, the queue's datagrams (or their plaintexts) go here instead of to the Session. */
   #bypass: DatagramVisitor | undefined;
   #bypassOpens = false;
@@ -120,12 +134,12 @@ export class SessionDriver {
     this.#host = init.host;
     this.localId = init.localId;
     this.#remoteId = init.remoteId;
-    this.#remoteAddress = init.remoteAddress;
+    this.#path = new PathState(init.remoteAddress, (length) => crypto.getRandomValues(new Uint8Array(length)));
     this.remotePublicKey = init.remotePublicKey;
     this.observedAddress = init.observedAddress;
-    this.#keys = init.keys;
+    this.#keys = new KeyPhases(init.host.crypto, init.secrets, init.host.now(), init.keyPhaseLimits ?? DEFAULT_KEY_PHASE_LIMITS);
     this.config = init.reliability;
-    this.session = new Session(init.reliability, init.host.now());
+    this.session = new Session(init.reliability, init.host.now(), init.random);
     this.whenEnded = new Promise<void>((resolve, reject) => {
       this.#settleEnded = (error) => (error === undefined ? resolve() : reject(error));
     });
@@ -137,12 +151,21 @@ export class SessionDriver {
     }
     if (init.stalled !== true) void this.#pump();
     this.scheduleDrive(); // the Session may have credit to grant at once
-    this.#host.trace?.(`connection ${this.localId} established with ${describe(this.#remoteAddress)} (${init.confirm ? "initiator" : "responder"}, peer id ${init.remoteId})`);
+    this.#host.trace?.(`connection ${this.localId} established with ${describe(this.#path.address)} (${init.confirm ? "initiator" : "responder"}, peer id ${init.remoteId})`);
   }
 
-  /** Where the peer's packets come from now. It changes only after a packet from the new address authenticates. */
+  /**
+   * Where the connection sends: the peer's address. It changes only when a packet newer than any
+   * before authenticates from another address; that address is validated (PATH_CHALLENGE) before
+   * it gets more than 3× what it sent.
+   */
   get remoteAddress(): Address {
-    return { ...this.#remoteAddress };
+    return { ...this.#path.address };
+  }
+
+  /** Key updates so far (this side's key phase). */
+  get keyPhase(): number {
+    return this.#keys.phase;
   }
 
   /** Whether the connection is over (closed either way, or failed). */
@@ -191,18 +214,23 @@ export class SessionDriver {
 
   /** The listener's synchronous hand-off of the datagram `framer` parsed last, which came from host:port. */
   route(framer: Framer, host: string, port: number): "sent" | "full" | "closed" {
-    const packetNumber = host !== this.#remoteAddress.host || port !== this.#remoteAddress.port ? framer.packetNumber() : -1;
+    const current = this.#path.address;
+    const elsewhere = host !== current.host || port !== current.port;
+    const frame = framer.landingFrame;
     const outcome = framer.handOver(this.#inlet);
     if (outcome === "sent") {
       this.#routed++;
-      if (packetNumber >= 0 && this.#pathCandidates.size < MAX_PATH_CANDIDATES) this.#pathCandidates.set(packetNumber, { host, port });
+      if (elsewhere) this.#fromElsewhere.set(frame, { host, port });
     } else if (outcome === "full") this.#drops.queueFull++;
     return outcome;
   }
 
   /** A packet the handshake already opened (it arrived before the connection existed). */
   deliverOpened(plaintext: Uint8Array, packetNumber: number): void {
+    const now = this.#host.now();
     this.#window.record(packetNumber);
+    this.#keys.authenticated(0, now, this.session.rto);
+    this.#path.onAuthenticated(this.#path.address, packetNumber, plaintext.length, now, this.session.rto);
     this.#dispatch(plaintext, packetNumber);
     this.scheduleDrive();
   }
@@ -230,8 +258,9 @@ export class SessionDriver {
   sealForBenchmark(plaintext: Uint8Array, count: number): Uint8Array {
     const stride = DATA_HEADER_BYTES + plaintext.length + TAG_BYTES;
     const packets = new Uint8Array(stride * count);
+    const { key, phaseBit } = this.#keys.sealKey(this.#host.now());
     for (let i = 0; i < count; i++) {
-      packets.set(this.#host.aead.seal(this.#keys.send, this.#remoteId, this.#benchmarkPacketNumber++, [plaintext]), i * stride);
+      packets.set(this.#host.aead.seal(key, phaseBit, this.#remoteId, this.#benchmarkPacketNumber++, [plaintext]), i * stride);
     }
     return packets;
   }
@@ -248,10 +277,11 @@ export class SessionDriver {
 
   // The queue's visitor: `bytes` is the arena; the datagram is bytes[at, at + length).
   readonly #visit = (bytes: Uint8Array, at: number, length: number): void => {
+    const from = this.#fromElsewhere.size === 0 ? undefined : this.#takeFrom(at - FRAME_DATA);
     if (this.#bypass !== undefined && !this.#bypassOpens) return this.#bypass(bytes, at, length);
     const { core } = this.#host.arena;
     const packetNumber = core.wirePacketNumberHigh(at) * 2 ** 32 + (core.wirePacketNumberLow(at) >>> 0);
-    const plaintext = this.#open(at, length, packetNumber);
+    const plaintext = this.#open(at, length, packetNumber, core.wireKeyPhase(at), from);
     if (plaintext === undefined) return;
     if (this.#bypass !== undefined) this.#bypass(plaintext, 0, plaintext.length);
     else this.#dispatch(plaintext, packetNumber);
@@ -269,30 +299,40 @@ export class SessionDriver {
     this.#host.countDrop(reason);
   }
 
-  /** The plaintext of an authenticated, new packet (opened in place in the arena, copied out); undefined (counted) otherwise. */
-  #open(at: number, length: number, packetNumber: number): Uint8Array | undefined {
+  /** The address the datagram in `frame` came from, if not the current one (the entry is used up). */
+  #takeFrom(frame: number): Address | undefined {
+    const from = this.#fromElsewhere.get(frame);
+    if (from !== undefined) this.#fromElsewhere.delete(frame);
+    return from;
+  }
+
+  /**
+   * The plaintext of an authenticated, new packet (opened in place in the arena, copied out), which
+   * came from `from` (undefined: the current address); undefined (counted) otherwise.
+   */
+  #open(at: number, length: number, packetNumber: number, phaseBit: number, from: Address | undefined): Uint8Array | undefined {
     if (!this.#window.check(packetNumber)) {
       this.#drop("replayed");
       return undefined;
     }
-    const plaintext = this.#host.aead.openInPlace(this.#keys.receive, at, length);
+    const now = this.#host.now();
+    const keys = this.#keys;
+    const candidate = keys.openKey(phaseBit, packetNumber, this.#path.largestAuthenticated, now);
+    const plaintext = candidate === undefined ? undefined : this.#host.aead.openInPlace(candidate.key, at, length);
     if (plaintext === undefined || plaintext.length === 0) {
+      if (plaintext === undefined) keys.failedOpen();
       this.#drop(plaintext === undefined ? "decryptFailed" : "malformed");
       return undefined;
     }
     this.#window.record(packetNumber);
-    if (this.#pathCandidates.size > 0) this.#adoptPath(packetNumber);
-    return plaintext;
-  }
-
-  /** Packet `packetNumber` authenticated: if it came from a new address, the peer moved there (NAT rebinding). */
-  #adoptPath(packetNumber: number): void {
-    const moved = this.#pathCandidates.get(packetNumber);
-    if (moved !== undefined) {
-      this.#host.trace?.(`connection ${this.localId}: the peer moved from ${describe(this.#remoteAddress)} to ${describe(moved)}`);
-      this.#remoteAddress = moved;
+    const rto = this.session.rto;
+    keys.authenticated(candidate!.phase, now, rto);
+    const before = this.#host.trace === undefined ? undefined : this.#path.address;
+    if (this.#path.onAuthenticated(from ?? this.#path.address, packetNumber, length, now, rto) === "moved") {
+      if (before !== undefined) this.#host.trace!(`connection ${this.localId}: the peer moved from ${describe(before)} to ${describe(this.#path.address)} (not yet validated)`);
+      this.scheduleDrive();
     }
-    if (moved !== undefined || this.#pathCandidates.size === MAX_PATH_CANDIDATES) this.#pathCandidates.clear();
+    return plaintext;
   }
 
   // ------------------------------------------------------------------ driving the Session
@@ -302,12 +342,22 @@ export class SessionDriver {
     this.#driveScheduled = false;
     if (this.#ended) return;
     const session = this.session;
+    const path = this.#path;
     const now = this.#host.now();
     if (session.nextDeadline() <= now) session.handleTimeout(now);
-    for (let transmit = session.pollTransmit(now); transmit !== undefined; transmit = session.pollTransmit(now)) this.#transmit(transmit);
+    if (path.nextDeadline() <= now && path.handleTimeout(now) === "reverted") this.#host.trace?.(`connection ${this.localId}: the new address was not validated; back to ${describe(path.address)}`);
+    for (let data = session.pollPathResponse(); data !== undefined; data = session.pollPathResponse()) {
+      if (path.onPathResponse(data) === "validated") {
+        this.#host.trace?.(`connection ${this.localId}: the path to ${describe(path.address)} is validated`);
+        session.onPathValidated(now);
+      }
+    }
+    const challenge = path.takeChallenge(now);
+    if (challenge !== undefined) session.sendPathChallenge(challenge);
+    for (let transmit = session.pollTransmit(now, path.allowance); transmit !== undefined; transmit = session.pollTransmit(now, path.allowance)) this.#transmit(transmit);
     if (this.#host.trace !== undefined) this.#traceLosses(this.#host.trace);
     if (session.state === "closed") this.#end();
-    else this.#arm(session.nextDeadline(), now);
+    else this.#arm(Math.min(session.nextDeadline(), path.nextDeadline()), now);
     this.#wake();
   }
 
@@ -351,7 +401,10 @@ export class SessionDriver {
       return;
     }
     this.#datagramsSent++;
-    this.#host.sendDatagram([this.#host.aead.seal(this.#keys.send, this.#remoteId, transmit.packetNumber, transmit.parts)], this.#remoteAddress);
+    const { key, phaseBit } = this.#keys.sealKey(this.#host.now());
+    const datagram = this.#host.aead.seal(key, phaseBit, this.#remoteId, transmit.packetNumber, transmit.parts);
+    this.#path.onSent(datagram.length);
+    this.#host.sendDatagram([datagram], this.#path.address);
   }
 
   #end(): void {
@@ -360,7 +413,7 @@ export class SessionDriver {
     if (this.#host.trace !== undefined) {
       const { error, endReason } = this.session;
       const how = error !== undefined ? `failed: ${error.code} (${error.message})` : `closed by ${endReason?.code === "ERR_SLUICE_PEER_CLOSED" ? "the peer" : "this side"}`;
-      this.#host.trace(`connection ${this.localId} with ${describe(this.#remoteAddress)} ended: ${how}`);
+      this.#host.trace(`connection ${this.localId} with ${describe(this.#path.address)} ended: ${how}`);
     }
     clearTimeout(this.#timer);
     this.#timer = undefined;

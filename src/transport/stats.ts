@@ -9,7 +9,11 @@ export interface DropCounts {
   malformed: number;
   /** Failed authentication: a forged, corrupted or misdirected packet. */
   decryptFailed: number;
-  /** An intro over the per-address decryption limit or the gateway's accept ramp. */
+  /** A handshake packet whose mac1 is wrong: random bytes, or a sender that does not know our public key. */
+  badMac: number;
+  /** An intro without a valid cookie while under load: answered with a COOKIE (smaller) and nothing else. */
+  cookieRequired: number;
+  /** A handshake packet over its source IP's budget (intros per second, responses per connect). */
   rateLimited: number;
   /** No connection or handshake for it (a non-gateway drops strangers' intros too). */
   unknownSender: number;
@@ -17,19 +21,19 @@ export interface DropCounts {
   recentlyClosed: number;
   /** An unknown wire version, or a handshake whose protocol versions are incompatible. */
   versionMismatch: number;
-  /** A packet number seen before, or older than the replay window. */
+  /** A data packet number seen before or older than the replay window, or an intro not newer than one already accepted from its key. */
   replayed: number;
   /** A new inbound connection arrived while the accept queue was full: it was refused. */
   acceptQueueFull: number;
   /** A handshake packet that changes nothing: a repeated intro, the loser's intros in a simultaneous open. */
   handshakeRedundant: number;
-  /** The limit on concurrent handshakes or connections was reached. */
+  /** A limit on handshakes or connections (in all, or per IP) or the gateway's accept ramp was reached. */
   overCapacity: number;
 }
 
 function noDrops(): DropCounts {
   return {
-    queueFull: 0, malformed: 0, decryptFailed: 0, rateLimited: 0, unknownSender: 0, recentlyClosed: 0,
+    queueFull: 0, malformed: 0, decryptFailed: 0, badMac: 0, cookieRequired: 0, rateLimited: 0, unknownSender: 0, recentlyClosed: 0,
     versionMismatch: 0, replayed: 0, acceptQueueFull: 0, handshakeRedundant: 0, overCapacity: 0,
   };
 }
@@ -55,8 +59,13 @@ export interface TransportStats {
   socket: string;
   datagramsReceived: number;
   bytesReceived: number;
-  /** Datagrams the listener put on some queue ('sent'). */
+  /** Datagrams the listener handed on: to a connection's queue, or to the handshakes. */
   datagramsRouted: number;
+  /**
+   * Routed datagrams that authenticated and took effect: datagramsRouted − droppedAfterRouting (once the
+   * queues are drained). Forged packets are never here: they are in drops.decryptFailed.
+   */
+  datagramsAccepted: number;
   /**
    * Routed datagrams that the queue's consumer then dropped (failed authentication, replays...): they
    * are in datagramsRouted and in drops. So datagramsReceived = datagramsRouted + Σ drops − droppedAfterRouting.
@@ -64,6 +73,8 @@ export interface TransportStats {
   droppedAfterRouting: number;
   handshakesCompleted: number;
   handshakesFailed: number;
+  /** COOKIE replies sent: intros refused under load until their sender proves its address. */
+  cookiesSent: number;
   datagramsSent: number;
   bytesSent: number;
   sendErrors: number;
@@ -84,8 +95,6 @@ export class TransportCounters {
   bytesSent = 0;
   sendErrors = 0;
   listenerErrors = 0;
-  handshakesCompleted = 0;
-  handshakesFailed = 0;
   droppedAfterRouting = 0;
   readonly drops = noDrops();
 
@@ -101,8 +110,8 @@ export class TransportCounters {
     this.droppedAfterRouting++;
   }
 
-  /** The counters now, for TransportStats. */
-  snapshot(): Omit<TransportStats, "socket" | "connections" | "handshakes" | "perConnection"> {
-    return { ...this, drops: { ...this.drops } };
+  /** The counters now, for TransportStats (the handshake endpoint keeps the handshakes' own). */
+  snapshot(): Omit<TransportStats, "socket" | "connections" | "handshakes" | "perConnection" | "handshakesCompleted" | "handshakesFailed" | "cookiesSent"> {
+    return { ...this, datagramsAccepted: this.datagramsRouted - this.droppedAfterRouting, drops: { ...this.drops } };
   }
 }

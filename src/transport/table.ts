@@ -1,7 +1,6 @@
-// Whom the listener routes to: connections and handshakes by the connection id their packets carry,
-// connections by address (handshakes.ts keeps its own by address: an intro names no id); and the ids
-// and addresses closed a moment ago, whose late packets are dropped without crypto.
-import type { Sender } from "../channel/sender.ts";
+// Whom the listener routes to: connections by the connection id their packets carry (handshakes keep
+// their own ids in the handshake endpoint), one connection per peer static key, and the ids closed a
+// moment ago, whose late packets are dropped without crypto.
 import { RecentlyClosed } from "../handshake/admission.ts";
 import type { SessionDriver } from "./session-driver.ts";
 
@@ -13,24 +12,28 @@ export const RECENTLY_CLOSED_MS = 2000;
  */
 const CONNECTION_ID_DRAWS = 16;
 
-/** What the listener needs of a handshake in progress (handshakes.ts has the rest). */
-export interface RoutedHandshake {
-  /** A response belongs to an initiator, data (the confirm) to a responder. */
-  readonly role: "initiator" | "responder";
-  /** Where the listener sends its packets: the handshake's queue. */
-  readonly inlet: Sender;
-}
+const keyOf = (publicKey: Uint8Array): string => Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.length).toString("hex");
 
 export class ConnectionTable {
-  /** Connections and handshakes by the connection id the peer sends to (chosen by us). */
-  readonly byId = new Map<number, SessionDriver | RoutedHandshake>();
-  readonly connectionByAddress = new Map<string, SessionDriver>();
+  /** Connections by the connection id the peer sends to (chosen by us). */
+  readonly byId = new Map<number, SessionDriver>();
+  /** Connections by the peer's static key: at most one each (a newer one replaces it). */
+  readonly #byKey = new Map<string, SessionDriver>();
   readonly recentlyClosedIds: RecentlyClosed<number>;
-  readonly recentlyClosedAddresses: RecentlyClosed<string>;
+  /** Ids handshakes hold (they are not in byId), so a new id is never one of theirs. */
+  readonly #takenElsewhere: (id: number) => boolean;
 
-  constructor(maxConnections: number) {
+  constructor(maxConnections: number, takenElsewhere: (id: number) => boolean) {
     this.recentlyClosedIds = new RecentlyClosed(RECENTLY_CLOSED_MS, 4 * maxConnections);
-    this.recentlyClosedAddresses = new RecentlyClosed(RECENTLY_CLOSED_MS, 4 * maxConnections);
+    this.#takenElsewhere = takenElsewhere;
+  }
+
+  get size(): number {
+    return this.#byKey.size;
+  }
+
+  connections(): IterableIterator<SessionDriver> {
+    return this.#byKey.values();
   }
 
   /** A random id not in use. Throws after CONNECTION_ID_DRAWS taken ones (never, in practice: see there). */
@@ -41,20 +44,25 @@ export class ConnectionTable {
       // 31 bits: V8 keeps such a number a small integer, so the listener's lookup by id allocates
       // nothing (ids of 2^31 and up cost each datagram ~12 ns more, measured).
       const id = crypto.getRandomValues(draw)[0]! >>> 1;
-      if (id !== 0 && !this.byId.has(id) && !this.recentlyClosedIds.has(id, now)) return id;
+      if (id !== 0 && !this.byId.has(id) && !this.#takenElsewhere(id) && !this.recentlyClosedIds.has(id, now)) return id;
     }
     throw new RangeError(`no free connection id after ${CONNECTION_ID_DRAWS} random draws`);
   }
 
-  /** A connection ended: its id and address are recently closed from now on. */
-  forget(connection: SessionDriver): void {
-    const now = performance.now();
-    if (this.byId.get(connection.localId) === connection) this.byId.delete(connection.localId);
-    this.recentlyClosedIds.add(connection.localId, now);
-    for (const [key, known] of this.connectionByAddress) {
-      if (known !== connection) continue;
-      this.connectionByAddress.delete(key);
-      this.recentlyClosedAddresses.add(key, now);
-    }
+  /** A new connection; answers the connection it replaces (same peer key), if any, for the caller to abort. */
+  add(driver: SessionDriver): SessionDriver | undefined {
+    const key = keyOf(driver.remotePublicKey);
+    const previous = this.#byKey.get(key);
+    this.byId.set(driver.localId, driver);
+    this.#byKey.set(key, driver);
+    return previous;
+  }
+
+  /** A connection ended: its id is recently closed from now on. */
+  forget(driver: SessionDriver): void {
+    if (this.byId.get(driver.localId) === driver) this.byId.delete(driver.localId);
+    const key = keyOf(driver.remotePublicKey);
+    if (this.#byKey.get(key) === driver) this.#byKey.delete(key);
+    this.recentlyClosedIds.add(driver.localId, performance.now());
   }
 }

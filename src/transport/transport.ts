@@ -1,14 +1,15 @@
 // A transport: one UDP socket, its listener (listener.ts), the handshakes in progress (handshakes.ts)
 // and the connections they made (connection.ts), in one arena sized for every queue at capacity.
 // This is the public API; the parts above do the work.
-import { abortErrorOf, illegalConstructor, SluiceError } from "../errors/errors.ts";
-import { invalidArgValue, signalOf, validateBytes } from "../errors/validate.ts";
+import { abortErrorOf, codedError, illegalConstructor, SluiceError } from "../errors/errors.ts";
+import { signalOf, validateBytes } from "../errors/validate.ts";
 import { Arena, DEFAULT_FRAME_BYTES } from "../memory/arena.ts";
 import { addressKey, checkAddress, type Address } from "../wire/address.ts";
 import { Framer } from "../wire/framer.ts";
 import { PacketAead } from "../wire/packet-aead.ts";
-import { agree, importPrivateKey, importPublicKey, rawPublicKey, type PublicKey } from "../handshake/crypto.ts";
-import type { Identity } from "../handshake/messages.ts";
+import { CoreCrypto } from "../handshake/core-crypto.ts";
+import type { Identity } from "../handshake/noise.ts";
+import { importPrivateKey, rawPublicKey } from "../handshake/primitives.ts";
 import { checkRetryOptions, type RetryOptions } from "../handshake/retry.ts";
 import { driverOf, type Connection, type WaitOptions } from "./connection.ts";
 import { Handshakes } from "./handshakes.ts";
@@ -48,6 +49,7 @@ export class Transport {
   readonly #arena: Arena;
   readonly #framer: Framer;
   readonly #aead: PacketAead;
+  readonly #crypto: CoreCrypto;
   #socket!: DatagramSocket;
   readonly #counters = new TransportCounters();
   readonly #warnings: Warnings;
@@ -70,21 +72,24 @@ export class Transport {
     this.#arena = Arena.create({ bytes: arenaBytesFor(config), frameBytes: DEFAULT_FRAME_BYTES });
     this.#framer = new Framer(this.#arena);
     this.#aead = new PacketAead(this.#arena);
-    this.#table = new ConnectionTable(config.maxConnections);
+    this.#crypto = new CoreCrypto(this.#arena);
+    this.#table = new ConnectionTable(config.maxConnections, (id) => this.#handshakes.owns(id));
     this.#handshakes = new Handshakes({
       identity,
       config,
       seams,
-      framer: this.#framer,
       table: this.#table,
       counters: this.#counters,
-      warnings: this.#warnings,
       host: {
         arena: this.#arena,
         aead: this.#aead,
+        crypto: this.#crypto,
         sendDatagram: (chunks, to) => this.#send(chunks, to),
         countDrop: (reason) => this.#counters.dropAfterRouting(reason),
-        connectionClosed: (connection) => this.#table.forget(connection),
+        connectionClosed: (connection) => {
+          this.#table.forget(connection);
+          this.#handshakes.connectionEnded(connection);
+        },
         now: () => performance.now(),
         trace: config.trace,
       },
@@ -92,7 +97,6 @@ export class Transport {
       observed: (address) => (this.#externalAddress = address),
     });
     this.#listener = new Listener({
-      config,
       framer: this.#framer,
       table: this.#table,
       handshakes: this.#handshakes,
@@ -113,7 +117,7 @@ export class Transport {
     const config = checkTransportOptions(options);
     const { signal } = options;
     const host = await resolveHost(config.host, 0, signal);
-    // A key from random bytes, imported: see identity.ts for why not generateKeyPairSync().
+    // A key from 32 random bytes, imported (not generateKeyPairSync(): see handshake/primitives.ts).
     const secretKey = config.secretKey === undefined ? crypto.getRandomValues(new Uint8Array(32)) : new Uint8Array(config.secretKey);
     const privateKey = importPrivateKey(secretKey);
     const identity: Identity = { privateKey, publicKey: rawPublicKey(privateKey) };
@@ -133,6 +137,7 @@ export class Transport {
     } catch (error) {
       transport.#framer.dispose();
       transport.#aead.dispose();
+      transport.#crypto.dispose();
       throw error;
     }
     if (signal?.aborted) {
@@ -158,32 +163,29 @@ export class Transport {
     return { ...this.#socket.address };
   }
 
-  /** This node's address as the last gateway it connected to observed it (undefined before any). */
+  /**
+   * This node's address as the gateways it connected to see it: the observed address in the last
+   * handshake response from a gateway (undefined before any). A plain peer's view does not count: it
+   * may sit on the same LAN, or lie.
+   */
   get externalAddress(): Address | undefined {
     return this.#externalAddress && { ...this.#externalAddress };
   }
 
   /**
-   * Connects to the node at `address` whose static public key is `publicKey`. A gateway answers at
-   * once; a peer that is not a gateway must be connecting to us at about the same time. Intros are
-   * re-sent on `options` (default every 200 ms ± 20%, at most 40, within 3 s), then this rejects.
+   * Connects to the node at `address` whose static public key is `publicKey`: only that key's holder
+   * can answer. A gateway answers at once; a peer that is not a gateway must be connecting to us at
+   * about the same time. Intros are re-sent on `options` (default every 200 ms ± 20%, at most 40,
+   * within 3 s), then this rejects (ERR_SLUICE_CONNECT_TIMEOUT). A connect() to a key already being
+   * connected to joins that one.
    */
   connect(address: Address, publicKey: Uint8Array, options?: RetryOptions): Promise<Connection> {
     try {
       const to = checkAddress(address, "address");
       validateBytes(publicKey, "publicKey", 32);
-      const remoteStatic = new Uint8Array(publicKey);
       const retry = options === undefined ? this.#config.retry : checkRetryOptions(options, "options", this.#config.retry);
-      if (this.#closed) throw new Error("connect on a closed transport");
-      let remoteStaticKey: PublicKey;
-      try {
-        remoteStaticKey = importPublicKey(remoteStatic);
-        // Any 32 bytes import; a low-order point agrees on nothing, which node:crypto refuses here.
-        agree(this.#identity.privateKey, remoteStaticKey);
-      } catch {
-        throw invalidArgValue("publicKey", publicKey, "is not a usable X25519 public key");
-      }
-      return this.#handshakes.connect(to, addressKey(to.host, to.port), remoteStatic, remoteStaticKey, retry);
+      if (this.#closed) throw codedError(Error, "ERR_SLUICE_CLOSED", "connect() on a closed transport", Transport.prototype.connect);
+      return this.#handshakes.connect(to, new Uint8Array(publicKey), retry);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -216,13 +218,16 @@ export class Transport {
   }
 
   stats(): TransportStats {
-    const connections = this.#table.connectionByAddress;
+    const { handshakesCompleted, handshakesFailed, cookiesSent } = this.#handshakes.stats();
     return {
       socket: this.#socket.kind,
       ...this.#counters.snapshot(),
-      connections: connections.size,
+      handshakesCompleted,
+      handshakesFailed,
+      cookiesSent,
+      connections: this.#table.size,
       handshakes: this.#handshakes.count,
-      perConnection: [...connections.values()].map((connection) => connection.stats()),
+      perConnection: [...this.#table.connections()].map((connection) => connection.stats()),
     };
   }
 
@@ -236,14 +241,15 @@ export class Transport {
     this.#closed = true;
     this.#config.trace?.(`transport ${addressKey(this.#socket.address.host, this.#socket.address.port)} closing`);
     this.#listener.close();
-    this.#handshakes.failAll(new SluiceError("ERR_SLUICE_CLOSED", "the transport was closed"));
-    for (const connection of [...this.#table.connectionByAddress.values()]) connection.abort();
+    this.#handshakes.close(new SluiceError("ERR_SLUICE_CLOSED", "the transport was closed"));
+    for (const connection of [...this.#table.connections()]) connection.abort();
     for (const connection of this.#acceptQueue.splice(0)) driverOf(connection).abort();
     for (const waiter of [...this.#acceptWaiters]) waiter(undefined);
     this.#acceptWaiters.clear();
     await this.#socket.close();
     this.#framer.dispose();
     this.#aead.dispose();
+    this.#crypto.dispose();
     this.#arena.forget();
   }
 

@@ -1,30 +1,27 @@
 // The listener's and senders' door to assembly/wire.ts. A datagram is copied once, into a landing
 // frame of the transport's arena, where the core classifies it and reads its fields; when it is
-// routed, that frame itself goes to the queue (handOver), and the framer takes a fresh one. Headers
-// are built in a scratch frame and copied out. One Framer per transport (one thread).
+// routed, that frame itself goes to the queue (handOver), and the framer takes a fresh one. One
+// Framer per transport (one thread).
 import type { Arena } from "../memory/arena.ts";
 import { FRAME_DATA } from "../memory/core.ts";
 import { validateInteger } from "../errors/validate.ts";
 import { trySendFrame, type Sender, type TrySendResult } from "../channel/sender.ts";
-import { INTRO_EPHEMERAL, MAX_DATAGRAM_BYTES, RESPONSE_EPHEMERAL } from "./constants.ts";
+import { MAX_DATAGRAM_BYTES } from "./constants.ts";
 
 /** parse()'s answer when the frame pool is empty, so there is nowhere to parse (counted as a full queue). */
 export const PARSE_NO_FRAME = -100;
 
 export class Framer {
   readonly #arena: Arena;
-  readonly #build: number;
   /** The frame the next datagram lands in; 0 after a hand-over found the pool empty. */
   #landing: number;
   #landed = 0;
 
   constructor(arena: Arena) {
     validateInteger(arena.frameBytes, "arena.frameBytes", FRAME_DATA + MAX_DATAGRAM_BYTES + 64);
-    const build = arena.core.allocFrame();
     const landing = arena.core.allocFrame();
-    if (build === 0 || landing === 0) throw new RangeError("the arena's frame pool is exhausted: no scratch frames for the transport");
+    if (landing === 0) throw new RangeError("the arena's frame pool is exhausted: no landing frame for the transport");
     this.#arena = arena;
-    this.#build = build + FRAME_DATA;
     this.#landing = landing;
   }
 
@@ -39,7 +36,18 @@ export class Framer {
     return core.wireParse(this.#landing + FRAME_DATA, length);
   }
 
-  /** Destination connection id of the DATA or RESPONSE packet parse() last accepted. */
+  /** The datagram parse() last accepted, where it lies in the arena (valid until the next parse). */
+  landed(): Uint8Array {
+    const at = this.#landing + FRAME_DATA;
+    return this.#arena.bytes.subarray(at, at + this.#landed);
+  }
+
+  /** The frame the datagram parse() last accepted lies in: what handOver() gives the queue. */
+  get landingFrame(): number {
+    return this.#landing;
+  }
+
+  /** The connection id of the packet parse() last accepted (DATA's destination; a handshake packet's). */
   connection(): number {
     return this.#arena.core.wireConnection(this.#landing + FRAME_DATA) >>> 0;
   }
@@ -62,26 +70,7 @@ export class Framer {
     return outcome;
   }
 
-  /** The intro header up to its ephemeral key (kind, wire version). */
-  introHeader(): Buffer {
-    this.#arena.core.wireWriteIntroHeader(this.#build);
-    return this.#copyOut(INTRO_EPHEMERAL);
-  }
-
-  /** The response header up to its ephemeral key (kind, wire version, destination connection). */
-  responseHeader(connection: number): Buffer {
-    this.#arena.core.wireWriteResponseHeader(this.#build, connection);
-    return this.#copyOut(RESPONSE_EPHEMERAL);
-  }
-
-  #copyOut(length: number): Buffer {
-    const header = Buffer.allocUnsafe(length);
-    header.set(this.#arena.bytes.subarray(this.#build, this.#build + length));
-    return header;
-  }
-
   dispose(): void {
-    this.#arena.core.freeFrame(this.#build - FRAME_DATA);
     if (this.#landing !== 0) this.#arena.core.freeFrame(this.#landing);
     this.#landing = 0;
   }

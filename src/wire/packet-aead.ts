@@ -45,13 +45,13 @@ export class PacketAead {
   }
 
   /**
-   * The datagram: a data header for (connection, packet number), the plaintext `parts` sealed under
-   * `key` (32 bytes), the tag. `parts` total at most MAX_DATA_PLAINTEXT_BYTES.
+   * The datagram: a data header for (key phase bit, connection, packet number), the plaintext `parts`
+   * sealed under `key` (32 bytes), the tag. `parts` total at most MAX_DATA_PLAINTEXT_BYTES.
    */
-  seal(key: Uint8Array, connection: number, packetNumber: number, parts: readonly Uint8Array[]): Uint8Array {
+  seal(key: Uint8Array, keyPhase: number, connection: number, packetNumber: number, parts: readonly Uint8Array[]): Uint8Array {
     const { bytes, core } = this.#arena;
     const packet = this.#packet;
-    core.wireWriteDataHeader(packet, connection, packetNumber % 2 ** 32, Math.floor(packetNumber / 2 ** 32));
+    core.wireWriteDataHeader(packet, keyPhase, connection, packetNumber % 2 ** 32, Math.floor(packetNumber / 2 ** 32));
     let end = packet + DATA_HEADER_BYTES;
     for (const part of parts) {
       bytes.set(part, end);

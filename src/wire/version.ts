@@ -9,8 +9,8 @@ export interface ProtocolVersion {
   minimum?: { major: number; minor: number };
 }
 
-/** 2.0: reliable delivery (frames of docs/wire.md, ChaCha20-Poly1305 data packets); 1.x spoke single-datagram AES-GCM messages. */
-export const PROTOCOL_VERSION: Required<ProtocolVersion> = { major: 2, minor: 0, minimum: { major: 2, minor: 0 } };
+/** 3.0: the Noise IK handshake with cookies and timestamps, key phases and path validation (docs/wire.md); 2.x and older are refused. */
+export const PROTOCOL_VERSION: Required<ProtocolVersion> = { major: 3, minor: 0, minimum: { major: 3, minor: 0 } };
 export const VERSION_BYTES = 4;
 
 /** `version` checked, with its minimum filled in (default: its own major.0); `name` names it in errors. */
