@@ -24,6 +24,9 @@ export {
 } from "./transport/options.ts";
 export { CONFIRM_TIMEOUT_MS } from "./handshake/endpoint.ts";
 export { RECENTLY_CLOSED_MS } from "./transport/table.ts";
+export {
+  DEFAULT_MAX_RELAYS, DEFAULT_RELAY_BYTES_PER_SECOND, DEFAULT_RELAY_TOTAL_BYTES_PER_SECOND, type RelayOptions,
+} from "./transport/relays.ts";
 export { Connection, type WaitOptions } from "./transport/connection.ts";
 export { decodeKey, encodeKey, generateKeyPair, publicKeyOf, type KeyPair } from "./transport/identity.ts";
 export type { ConnectionStats, DropCounts, TransportStats } from "./transport/stats.ts";

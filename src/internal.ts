@@ -15,7 +15,8 @@ import { driverOf } from "./transport/connection.ts";
 import type { RouteOutcome } from "./transport/listener.ts";
 import type { TransportOptions, TransportSeams } from "./transport/options.ts";
 import type { DatagramVisitor } from "./transport/session-driver.ts";
-import { bindWithSeams, listenerOf, type Transport } from "./transport/transport.ts";
+import { bindWithSeams, listenerOf, relaysOf, type Transport } from "./transport/transport.ts";
+import type { Address } from "./wire/address.ts";
 
 export type { TransportSeams };
 
@@ -49,6 +50,16 @@ export { openNodeSocket, type SocketFactory } from "./transport/udp-socket.ts";
 export function bindTransport(options: TransportOptions & TransportSeams = {}): Promise<Transport> {
   const { socket, stallConsumersOf, keyPhaseLimits, ...rest } = options;
   return bindWithSeams(rest, { socket, stallConsumersOf, keyPhaseLimits });
+}
+
+/** Gateway side: a relay between two of `gateway`'s connections; the relay id each peer sends with. */
+export function openRelay(gateway: Transport, a: Connection, b: Connection): { a: number; b: number } {
+  return relaysOf(gateway).open(driverOf(a), driverOf(b));
+}
+
+/** Peer side: `transport` accepts relay `id` of the gateway at `gateway`; answers the address to connect to. */
+export function grantRelay(transport: Transport, gateway: Address, id: number): Address {
+  return relaysOf(transport).grant(gateway, id);
 }
 
 /** How many key updates `connection` made or followed (its send key phase). */

@@ -15,7 +15,7 @@
 // - A responder is established when the first data packet under the new keys opens (the initiator
 //   held e as well): a replayed intro never completes.
 import { codedError } from "../errors/errors.ts";
-import { addressKey, type Address } from "../wire/address.ts";
+import { addressKey, sameAddress, type Address } from "../wire/address.ts";
 import { compatible, describeVersion, type ProtocolVersion } from "../wire/version.ts";
 import { AcceptRamp, ipKey, KeyedBuckets, KeyedCounts, WindowCounter, type AcceptRampStep } from "./admission.ts";
 import { RetrySchedule, type RetryOptions } from "./retry.ts";
@@ -39,6 +39,11 @@ export const CONFIRM_TIMEOUT_MS = 5000;
 export const HANDSHAKE_WORK_QUEUE = 64;
 /** Response decryptions one connect() spends at most (a genuine responder needs one per intro re-send). */
 const MAX_RESPONSES_PER_CONNECT = 16;
+/**
+ * Addresses one connect() sends each intro to (a peer's LAN and public addresses, a relay): the first
+ * that answers wins. Each costs one intro per re-send, so this bounds what a connect() can send.
+ */
+const MAX_CANDIDATE_ADDRESSES = 8;
 /** Initiator keys whose newest timestamp is remembered after their handshake or connection ended. */
 const MAX_REMEMBERED_INITIATORS = 65_536;
 /** Source IPs whose intro budget is remembered at once. */
@@ -123,7 +128,8 @@ interface Connecting {
   id: number;
   remoteKey: Uint8Array;
   keyHex: string;
-  address: Address;
+  /** Where its intros go: every one of these, on each re-send. */
+  addresses: Address[];
   state: InitiatorState;
   schedule: RetrySchedule;
   responsesTried: number;
@@ -233,15 +239,19 @@ export class HandshakeEndpoint {
   // ---------------------------------------------------------------- our connect()s
 
   /**
-   * Starts connecting to the holder of `remoteKey` at `address`; the outcome comes as an event with
-   * connectId = the answer (the id of a connect() to the same key already in progress, if any).
+   * Starts connecting to the holder of `remoteKey` at `addresses` (its intros go to each: the first
+   * that answers wins); the outcome comes as an event with connectId = the answer. A connect() to a
+   * key already being connected to joins it (its addresses are added, up to MAX_CANDIDATE_ADDRESSES).
    * Throws a RangeError for a key no handshake can use (a low-order point), or when maxConnecting
    * connect()s are in progress or maxConnections are open; nothing is left behind then.
    */
-  connect(remoteKey: Uint8Array, address: Address, now: number, retry: Required<RetryOptions> = this.#config.retry): number {
+  connect(remoteKey: Uint8Array, addresses: readonly Address[], now: number, retry: Required<RetryOptions> = this.#config.retry): number {
     const keyHex = hex(remoteKey);
     const pending = this.#connectingByKey.get(keyHex);
-    if (pending !== undefined) return pending.id;
+    if (pending !== undefined) {
+      for (const address of addresses) this.#addCandidate(pending, address);
+      return pending.id;
+    }
     if (this.#connecting.size >= this.#limits.maxConnecting) {
       throw codedError(RangeError, "ERR_OUT_OF_RANGE", `too many connects in progress (options.maxConnecting = ${this.#limits.maxConnecting})`, HandshakeEndpoint.prototype.connect);
     }
@@ -256,9 +266,10 @@ export class HandshakeEndpoint {
     const state = writeIntro(this.#config.crypto, this.#config.identity, remoteKey, { senderId: id, timestamp: nextTimestamp(Date.now()), version: this.#config.version });
     if (state === undefined) throw codedError(RangeError, "ERR_INVALID_ARG_VALUE", "The argument 'publicKey' is not a usable X25519 public key", HandshakeEndpoint.prototype.connect);
     const connecting: Connecting = {
-      id, remoteKey: new Uint8Array(remoteKey), keyHex, address, state,
+      id, remoteKey: new Uint8Array(remoteKey), keyHex, addresses: [], state,
       schedule: new RetrySchedule(retry, now, this.#config.random), responsesTried: 0,
     };
+    for (const address of addresses) this.#addCandidate(connecting, address);
     this.#stampIntro(connecting, now);
     this.#connecting.set(id, connecting);
     this.#connectingByKey.set(keyHex, connecting);
@@ -373,7 +384,7 @@ export class HandshakeEndpoint {
     if (!validMac1(macs, datagram, INTRO_MAC1, this.#mac1)) return this.#config.countDrop("badMac");
     const ip = ipKey(from.host);
     const copyOf = this.#answeringByMac.get(macKey(datagram));
-    const sameSource = copyOf !== undefined && copyOf.address.host === from.host && copyOf.address.port === from.port;
+    const sameSource = copyOf !== undefined && sameAddress(copyOf.address, from);
     if (copyOf !== undefined && (sameSource || !this.#underLoad(now)) && equalBytes(copyOf.intro, datagram)) {
       // The initiator did not get our response and repeats its intro, or the intro reached us first
       // from another address: the same response again, no crypto, never larger than the intro.
@@ -537,12 +548,17 @@ export class HandshakeEndpoint {
     const due = connecting.schedule.poll(now);
     if (due === "expired") {
       return this.#fail(connecting, codedError(Error, "ERR_SLUICE_CONNECT_TIMEOUT",
-        `connect to ${addressKey(connecting.address.host, connecting.address.port)} failed: no valid answer after ${connecting.schedule.attempts} intros within ${Math.round(connecting.schedule.deadlineAt - connecting.schedule.startedAt)} ms ` +
+        `connect to ${connecting.addresses.map((address) => addressKey(address.host, address.port, address.relay)).join(", ")} failed: no valid answer after ${connecting.schedule.attempts} intros within ${Math.round(connecting.schedule.deadlineAt - connecting.schedule.startedAt)} ms ` +
         "(the peer is down, is not a gateway and not connecting to us, or its public key is not the one given)",
         HandshakeEndpoint.prototype.handleTimeout,
       ));
     }
-    if (due === "send") this.#sendIntro(connecting, connecting.address);
+    if (due === "send") for (const address of connecting.addresses) this.#sendIntro(connecting, address);
+  }
+
+  #addCandidate(connecting: Connecting, address: Address): void {
+    const known = connecting.addresses.some((candidate) => sameAddress(candidate, address));
+    if (!known && connecting.addresses.length < MAX_CANDIDATE_ADDRESSES) connecting.addresses.push({ ...address });
   }
 
   #sendIntro(connecting: Connecting, to: Address): void {

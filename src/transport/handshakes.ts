@@ -105,11 +105,12 @@ export class Handshakes {
   }
 
   /**
-   * Starts connecting to the holder of `publicKey` at `address` (or joins a connect() to the same key
-   * in progress). Throws a RangeError at once for an unusable key or when the limits are reached.
+   * Starts connecting to the holder of `publicKey` at `addresses` (intros to each; the first that
+   * answers wins), or joins a connect() to the same key in progress. Throws a RangeError at once for an
+   * unusable key or when the limits are reached.
    */
-  connect(address: Address, publicKey: Uint8Array, retry: Required<RetryOptions>): Promise<Connection> {
-    const id = this.#endpoint.connect(publicKey, address, this.#host.now(), retry);
+  connect(addresses: readonly Address[], publicKey: Uint8Array, retry: Required<RetryOptions>): Promise<Connection> {
+    const id = this.#endpoint.connect(publicKey, addresses, this.#host.now(), retry);
     const promise = new Promise<Connection>((resolve, reject) => {
       const waiting = this.#settles.get(id);
       if (waiting !== undefined) waiting.push({ resolve, reject });

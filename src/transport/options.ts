@@ -11,6 +11,7 @@ import { checkRetryOptions, DEFAULT_RETRY, type RetryOptions } from "../handshak
 import { checkReliabilityOptions, type ReliabilityConfig, type ReliabilityOptions } from "../reliable/options.ts";
 import type { KeyPhaseLimits } from "../wire/packet-keys.ts";
 import { traceFor, type Trace } from "./log.ts";
+import { checkRelayOptions, type RelayConfig, type RelayOptions } from "./relays.ts";
 import type { SocketFactory } from "./udp-socket.ts";
 
 // Frozen like DEFAULT_RELIABILITY, so no program can change another's defaults. (Here because
@@ -73,6 +74,8 @@ export interface TransportOptions {
   /** Above this many intro decryptions per second, intros need a cookie (mac2) first; 0: always. Default 64. */
   underLoadIntrosPerSecond?: number;
   acceptQueueConnections?: number;
+  /** A gateway's relaying for peers that cannot reach each other directly (budgets, or off). */
+  relay?: RelayOptions;
   /** Gateway accept ramp; [] for none. Default 5/s for 30 s, 20/s until 2 min, then unlimited. */
   acceptRamp?: readonly AcceptRampStep[];
   /** Bounds and timers of every connection's reliable delivery (message size, windows, RTO floor, keep-alive...). */
@@ -116,6 +119,7 @@ export interface TransportConfig {
   /** The handshake endpoint's bounds (maxHandshakes, per-IP budgets, the accept ramp...). */
   handshakeLimits: HandshakeLimits;
   acceptQueueConnections: number;
+  relay: RelayConfig;
   reliability: ReliabilityConfig;
   retry: Required<RetryOptions>;
   version: Required<ProtocolVersion>;
@@ -176,6 +180,7 @@ export function checkTransportOptions(options: TransportOptions): TransportConfi
     maxConnections,
     handshakeLimits,
     acceptQueueConnections: positiveInteger(options, "acceptQueueConnections", DEFAULT_ACCEPT_QUEUE_CONNECTIONS, 65536),
+    relay: checkRelayOptions(options.relay, "options.relay"),
     reliability,
     retry,
     version,

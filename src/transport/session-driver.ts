@@ -213,14 +213,14 @@ export class SessionDriver {
   }
 
   /** The listener's synchronous hand-off of the datagram `framer` parsed last, which came from host:port. */
-  route(framer: Framer, host: string, port: number): "sent" | "full" | "closed" {
+  route(framer: Framer, host: string, port: number, relay: number | undefined): "sent" | "full" | "closed" {
     const current = this.#path.address;
-    const elsewhere = host !== current.host || port !== current.port;
+    const elsewhere = host !== current.host || port !== current.port || relay !== current.relay;
     const frame = framer.landingFrame;
     const outcome = framer.handOver(this.#inlet);
     if (outcome === "sent") {
       this.#routed++;
-      if (elsewhere) this.#fromElsewhere.set(frame, { host, port });
+      if (elsewhere) this.#fromElsewhere.set(frame, relay === undefined ? { host, port } : { host, port, relay });
     } else if (outcome === "full") this.#drops.queueFull++;
     return outcome;
   }

@@ -29,12 +29,14 @@ export interface DropCounts {
   handshakeRedundant: number;
   /** A limit on handshakes or connections (in all, or per IP) or the gateway's accept ramp was reached. */
   overCapacity: number;
+  /** A datagram a relay would have forwarded past its byte budget (per relay, or in all). */
+  relayBudget: number;
 }
 
 function noDrops(): DropCounts {
   return {
     queueFull: 0, malformed: 0, decryptFailed: 0, badMac: 0, cookieRequired: 0, rateLimited: 0, unknownSender: 0, recentlyClosed: 0,
-    versionMismatch: 0, replayed: 0, acceptQueueFull: 0, handshakeRedundant: 0, overCapacity: 0,
+    versionMismatch: 0, replayed: 0, acceptQueueFull: 0, handshakeRedundant: 0, overCapacity: 0, relayBudget: 0,
   };
 }
 
@@ -75,6 +77,11 @@ export interface TransportStats {
   handshakesFailed: number;
   /** COOKIE replies sent: intros refused under load until their sender proves its address. */
   cookiesSent: number;
+  /** Datagrams (and their bytes) this gateway forwarded between two peers of a relay. */
+  datagramsRelayed: number;
+  bytesRelayed: number;
+  /** Relays open now. */
+  relays: number;
   datagramsSent: number;
   bytesSent: number;
   sendErrors: number;
@@ -111,7 +118,7 @@ export class TransportCounters {
   }
 
   /** The counters now, for TransportStats (the handshake endpoint keeps the handshakes' own). */
-  snapshot(): Omit<TransportStats, "socket" | "connections" | "handshakes" | "perConnection" | "handshakesCompleted" | "handshakesFailed" | "cookiesSent"> {
+  snapshot(): Omit<TransportStats, "socket" | "connections" | "handshakes" | "perConnection" | "handshakesCompleted" | "handshakesFailed" | "cookiesSent" | "datagramsRelayed" | "bytesRelayed" | "relays"> {
     return { ...this, datagramsAccepted: this.datagramsRouted - this.droppedAfterRouting, drops: { ...this.drops } };
   }
 }

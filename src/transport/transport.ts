@@ -14,6 +14,7 @@ import { checkRetryOptions, type RetryOptions } from "../handshake/retry.ts";
 import { driverOf, type Connection, type WaitOptions } from "./connection.ts";
 import { Handshakes } from "./handshakes.ts";
 import { Listener } from "./listener.ts";
+import { relayHeader, Relays } from "./relays.ts";
 import { Warnings } from "./log.ts";
 import { arenaBytesFor, checkTransportOptions, type TransportConfig, type TransportOptions, type TransportSeams } from "./options.ts";
 import { resolveHost } from "./resolve.ts";
@@ -26,10 +27,16 @@ const FROM_BIND = Symbol("Transport");
 
 let bindTransport: (options: TransportOptions, seams: TransportSeams) => Promise<Transport>;
 let listenerOfTransport: (transport: Transport) => Listener;
+let relaysOfTransport: (transport: Transport) => Relays;
 
 /** Transport.bind() with test seams (for src/internal.ts). */
 export function bindWithSeams(options: TransportOptions, seams: TransportSeams): Promise<Transport> {
   return bindTransport(options, seams);
+}
+
+/** The relays of `transport` (for src/internal.ts, until introductions carry them). */
+export function relaysOf(transport: Transport): Relays {
+  return relaysOfTransport(transport);
 }
 
 /** The listener of `transport` (for src/internal.ts). */
@@ -41,6 +48,7 @@ export class Transport {
   static {
     bindTransport = (options, seams) => Transport.#bind(options, seams);
     listenerOfTransport = (transport) => transport.#listener;
+    relaysOfTransport = (transport) => transport.#relays;
   }
 
   readonly #identity: Identity;
@@ -56,6 +64,7 @@ export class Transport {
   readonly #table: ConnectionTable;
   readonly #handshakes: Handshakes;
   readonly #listener: Listener;
+  readonly #relays: Relays;
   readonly #acceptQueue: Connection[] = [];
   /** accept() calls waiting, each resolved with the next connection (or undefined at the close). */
   readonly #acceptWaiters = new Set<(connection: Connection | undefined) => void>();
@@ -89,6 +98,7 @@ export class Transport {
         connectionClosed: (connection) => {
           this.#table.forget(connection);
           this.#handshakes.connectionEnded(connection);
+          this.#relays.closeFor(connection);
         },
         now: () => performance.now(),
         trace: config.trace,
@@ -96,8 +106,10 @@ export class Transport {
       accepted: (connection) => this.#accepted(connection),
       observed: (address) => (this.#externalAddress = address),
     });
+    this.#relays = new Relays(config.relay, (chunks, to) => this.#send(chunks, to));
     this.#listener = new Listener({
       framer: this.#framer,
+      relays: this.#relays,
       table: this.#table,
       handshakes: this.#handshakes,
       counters: this.#counters,
@@ -185,7 +197,7 @@ export class Transport {
       validateBytes(publicKey, "publicKey", 32);
       const retry = options === undefined ? this.#config.retry : checkRetryOptions(options, "options", this.#config.retry);
       if (this.#closed) throw codedError(Error, "ERR_SLUICE_CLOSED", "connect() on a closed transport", Transport.prototype.connect);
-      return this.#handshakes.connect(to, new Uint8Array(publicKey), retry);
+      return this.#handshakes.connect([to], new Uint8Array(publicKey), retry);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -225,6 +237,8 @@ export class Transport {
       handshakesCompleted,
       handshakesFailed,
       cookiesSent,
+      ...this.#relays.counters,
+      relays: this.#relays.count,
       connections: this.#table.size,
       handshakes: this.#handshakes.count,
       perConnection: [...this.#table.connections()].map((connection) => connection.stats()),
@@ -274,10 +288,12 @@ export class Transport {
     }
   }
 
+  /** Sends one datagram; to a relayed address (`to.relay`), through the gateway's relay. */
   #send(chunks: readonly Uint8Array[], to: Address): void {
     const counters = this.#counters;
+    const sent = to.relay === undefined ? chunks : [relayHeader(to.relay), ...chunks];
     counters.datagramsSent++;
-    for (const chunk of chunks) counters.bytesSent += chunk.length;
-    this.#socket.send(chunks, to.host, to.port);
+    for (const chunk of sent) counters.bytesSent += chunk.length;
+    this.#socket.send(sent, to.host, to.port);
   }
 }
