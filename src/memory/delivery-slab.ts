@@ -22,7 +22,7 @@ export class DeliverySlab {
   /** A copy of source[offset, offset + length) that belongs to the caller. */
   copy(source: Uint8Array, offset: number, length: number): Uint8Array {
     const copy = this.#bytes(length);
-    copy.set(source.subarray(offset, offset + length));
+    copy.set(offset === 0 && length === source.length ? source : source.subarray(offset, offset + length)); // no view made for a whole array
     return copy;
   }
 

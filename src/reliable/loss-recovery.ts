@@ -181,9 +181,10 @@ export class LossRecovery<P extends InFlight> {
     this.rtt.clearBackoff();
   }
 
-  /** Forgets everything in flight (the connection is over, or draining). */
+  /** Forgets everything in flight, and any probe due (the connection is over, or draining). */
   clear(): void {
     this.#sent.clear();
+    this.#probesDue = 0;
     this.#unansweredSince = Infinity;
   }
 

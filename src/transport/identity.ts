@@ -6,9 +6,10 @@
 // then a JWK export: on Node 20.20.2 that pair deadlocks inside node:crypto (a GC during the export
 // destroys the key-generation job while the key's mutex is held; a loop of the two hung in 3 of 3 tries).
 import { Buffer } from "node:buffer";
-import { createPrivateKey, createPublicKey } from "node:crypto";
+import { createPublicKey } from "node:crypto";
 import { internalAssertion } from "../errors/errors.ts";
 import { invalidArgValue, validateBytes, validateOneOf, validateString } from "../errors/validate.ts";
+import { importPrivateKey, rawPublicKey } from "../handshake/primitives.ts";
 
 /** X25519 keys, secret and public, are 32 bytes. */
 const KEY_BYTES = 32;
@@ -31,15 +32,11 @@ export function generateKeyPair(): KeyPair {
 /** The public key (32 bytes) of the X25519 secret key `secretKey` (32 bytes; every 32 bytes are a valid secret key). */
 export function publicKeyOf(secretKey: Uint8Array): Uint8Array {
   validateBytes(secretKey, "secretKey", KEY_BYTES);
-  let x: string | undefined;
   try {
-    const privateKey = createPrivateKey({ key: { kty: "OKP", crv: "X25519", d: base64url(secretKey), x: "" }, format: "jwk" });
-    x = createPublicKey(privateKey).export({ format: "jwk" }).x;
+    return rawPublicKey(createPublicKey(importPrivateKey(secretKey)));
   } catch (cause) {
     throw internalAssertion("node:crypto refused an X25519 secret key", cause);
   }
-  if (x === undefined) throw internalAssertion("node:crypto exported an X25519 public key without its x");
-  return new Uint8Array(Buffer.from(x, "base64url"));
 }
 
 /** `key` (32 bytes) as text: base64url (43 characters, the default) or hex (64). decodeKey() reads both. */
