@@ -24,6 +24,7 @@ export {
 } from "./transport/options.ts";
 export { CONFIRM_TIMEOUT_MS } from "./handshake/endpoint.ts";
 export { RECENTLY_CLOSED_MS } from "./transport/table.ts";
+export type { NatType } from "./transport/nat-type.ts";
 export {
   DEFAULT_MAX_RELAYS, DEFAULT_RELAY_BYTES_PER_SECOND, DEFAULT_RELAY_TOTAL_BYTES_PER_SECOND, type RelayOptions,
 } from "./transport/relays.ts";

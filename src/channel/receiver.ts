@@ -78,7 +78,7 @@ export class Receiver {
   /** Where recv() and tryRecv() copy packets out: memory of this receiver's own (memory/delivery-slab.ts). */
   readonly #delivered = new DeliverySlab();
 
-  /** Not for applications: receivers come from channel() and Receiver.fromHandle(). */
+  /** Not for applications: receivers come from channel() and Receiver.fromHandle(). @internal */
   constructor(token: typeof FROM_CHANNEL, channel: SharedChannel) {
     if (token !== FROM_CHANNEL) throw illegalConstructor("receivers come from channel() and Receiver.fromHandle()", Receiver);
     this.#channel = channel;

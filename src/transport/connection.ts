@@ -40,7 +40,7 @@ export class Connection {
   readonly observedAddress: Address | undefined;
   readonly #driver: SessionDriver;
 
-  /** @internal Connections come from Transport.connect() and Transport.accept(). */
+  /** Not for applications: connections come from Transport.connect() and Transport.accept(). @internal */
   constructor(token: typeof FROM_TRANSPORT, driver: SessionDriver) {
     if (token !== FROM_TRANSPORT) throw illegalConstructor("connections come from Transport.connect() and Transport.accept()", Connection);
     this.#driver = driver;

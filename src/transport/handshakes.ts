@@ -31,8 +31,8 @@ interface HandshakesInit {
   host: ConnectionHost;
   /** A connection a peer started is established: for accept(). */
   accepted(connection: Connection): void;
-  /** A gateway told us our address as it sees it. */
-  observed(address: Address): void;
+  /** The gateway at `gateway` told us our address as it sees it. */
+  observed(address: Address, gateway: Address): void;
 }
 
 /**
@@ -67,7 +67,7 @@ export class Handshakes {
   readonly #counters: TransportCounters;
   readonly #host: ConnectionHost;
   readonly #accepted: (connection: Connection) => void;
-  readonly #observed: (address: Address) => void;
+  readonly #observed: (address: Address, gateway: Address) => void;
   /** connect()s waiting, by the endpoint's connect id. */
   readonly #settles = new Map<number, Settle[]>();
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -224,7 +224,7 @@ export class Handshakes {
       stalled: this.#seams.stallConsumersOf?.(event.remoteKey),
     });
     this.#table.add(driver)?.abort(); // the same peer's older connection: it restarted, or we connected again
-    if (event.observedAddress !== undefined && event.peerIsGateway) this.#observed(event.observedAddress);
+    if (event.observedAddress !== undefined && event.peerIsGateway) this.#observed(event.observedAddress, event.address);
     if (event.firstData !== undefined) {
       // The confirm (answered inside), or the initiator's first data if the confirm was lost: either proves its keys.
       driver.deliverOpened(event.firstData.plaintext, event.firstData.packetNumber);

@@ -37,8 +37,9 @@ const RELAY_ID_DRAWS = 16;
 export interface RelayOptions {
   /** Whether this gateway relays for its peers. Default true for a gateway. */
   enabled?: boolean;
-  /** Bytes per second per relay (default 4 MiB/s) and in all (default 32 MiB/s). */
+  /** Bytes per second one relay (both directions together) may carry. Default 4 MiB/s. */
   bytesPerSecond?: number;
+  /** Bytes per second all relays together may carry. Default 32 MiB/s. */
   totalBytesPerSecond?: number;
   /** Relays at once (default 256). */
   maxRelays?: number;

@@ -14,6 +14,7 @@ import { checkRetryOptions, type RetryOptions } from "../handshake/retry.ts";
 import { driverOf, type Connection, type WaitOptions } from "./connection.ts";
 import { Handshakes } from "./handshakes.ts";
 import { Listener } from "./listener.ts";
+import { NatObservations, type NatType } from "./nat-type.ts";
 import { relayHeader, Relays } from "./relays.ts";
 import { Warnings } from "./log.ts";
 import { arenaBytesFor, checkTransportOptions, type TransportConfig, type TransportOptions, type TransportSeams } from "./options.ts";
@@ -70,8 +71,9 @@ export class Transport {
   readonly #acceptWaiters = new Set<(connection: Connection | undefined) => void>();
   #closed = false;
   #externalAddress: Address | undefined;
+  readonly #natObservations = new NatObservations();
 
-  /** @internal Transports come from Transport.bind(). */
+  /** Not for applications: transports come from Transport.bind(). @internal */
   constructor(token: typeof FROM_BIND, config: TransportConfig, identity: Identity, secretKey: Uint8Array, seams: TransportSeams) {
     if (token !== FROM_BIND) throw illegalConstructor("transports come from Transport.bind()", Transport);
     this.#identity = identity;
@@ -104,7 +106,10 @@ export class Transport {
         trace: config.trace,
       },
       accepted: (connection) => this.#accepted(connection),
-      observed: (address) => (this.#externalAddress = address),
+      observed: (address, gateway) => {
+        this.#externalAddress = address;
+        this.#natObservations.record(gateway, address);
+      },
     });
     this.#relays = new Relays(config.relay, (chunks, to) => this.#send(chunks, to));
     this.#listener = new Listener({
@@ -145,6 +150,7 @@ export class Transport {
           transport.#counters.sendErrors++;
           transport.#warnings.warn("sendError", `UDP send failed: ${error.message}`);
         },
+        log: config.log,
       });
     } catch (error) {
       transport.#framer.dispose();
@@ -182,6 +188,16 @@ export class Transport {
    */
   get externalAddress(): Address | undefined {
     return this.#externalAddress && { ...this.#externalAddress };
+  }
+
+  /**
+   * What kind of NAT this node is behind, from what the gateways it connected to observed: "open"
+   * (seen at its own address), "cone" (the same port whatever the gateway: hole punching works),
+   * "symmetric" (a port per gateway: punching works only towards a cone; a relay may be needed), or
+   * "unknown" (fewer than two gateways' views, or none).
+   */
+  get natType(): NatType {
+    return this.#natObservations.natType(this.#socket.address);
   }
 
   /**
