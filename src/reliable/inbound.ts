@@ -22,7 +22,8 @@ const CREDIT_ROOM_BYTES = 600;
  * per message costs ~1.3 µs on Node 20, a carve ~0.2 µs; a slab shared with other connections would
  * let one unread byte pin all of it.) recv() then copies each into memory of the reader's
  * (memory/delivery-slab.ts), so what the application holds never shares a buffer with a message not
- * yet delivered.
+ * yet delivered; and since nothing else sees the slab, it is carved again from its start once every
+ * message in it was read (a reader that keeps up allocates no ready slab at all).
  */
 const READY_SLAB_BYTES = 16 * 1024;
 /** Larger messages get an exact allocation of their own. */
@@ -79,6 +80,8 @@ export class Inbound {
   #readyBytes = 0;
   #readySlab: ArrayBuffer | undefined;
   #readySlabUsed = 0;
+  /** Messages carved from #readySlab and not yet read: at 0 the slab is carved again from its start. */
+  #readySlabPending = 0;
   #nextMessageBuffer: Uint8Array | undefined;
   /** Block bytes held by incomplete messages: what they are charged against the message credit. */
   #messageBlockBytes = 0;
@@ -120,8 +123,11 @@ export class Inbound {
     if (this.#readyHead === this.#ready.length) return undefined;
     let message = this.#ready[this.#readyHead++]!;
     // A message with a buffer of its own (a whole block, a large one) is handed over as it is; one
-    // carved from a ready slab is copied out of it.
-    if (message.byteLength !== message.buffer.byteLength) message = this.#delivered.copy(message, 0, message.length);
+    // carved from a ready slab is copied out of it, and its room in the slab may be carved again.
+    if (message.byteLength !== message.buffer.byteLength) {
+      if (message.buffer === this.#readySlab) this.#readySlabPending--;
+      message = this.#delivered.copy(message, 0, message.length);
+    }
     if (this.#readyHead === this.#ready.length) {
       this.#ready.length = 0;
       this.#readyHead = 0;
@@ -253,10 +259,13 @@ export class Inbound {
   /** `length` bytes for a message about to be queued for recv(): carved in delivery order (see READY_SLAB_BYTES). */
   #readyCopyOf(length: number): Uint8Array {
     if (length > LARGEST_READY_CARVE_BYTES) return new Uint8Array(length);
+    if (this.#readySlabPending === 0) this.#readySlabUsed = 0; // every message carved from it was read: reuse it
     if (this.#readySlab === undefined || this.#readySlabUsed + length > READY_SLAB_BYTES) {
       this.#readySlab = new ArrayBuffer(READY_SLAB_BYTES);
       this.#readySlabUsed = 0;
+      this.#readySlabPending = 0;
     }
+    this.#readySlabPending++;
     const bytes = new Uint8Array(this.#readySlab, this.#readySlabUsed, length);
     this.#readySlabUsed += (length + 7) & ~7; // 8-byte aligned: V8 copies aligned runs word by word
     return bytes;

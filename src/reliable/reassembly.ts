@@ -78,6 +78,8 @@ export class Reassembly {
   /** Runs of received bytes beyond contiguousEnd: each has a gap before it. */
   #islands = 0;
   #blockBytes = 0;
+  /** A stream's block read through, kept to be the next block of its size: never handed out, so reusable. */
+  #spare: Uint8Array | undefined;
 
   /** A stream's bytes: blocks from 4 KiB doubling to `largestBlock` (a power of two). */
   static forStream(largestBlock: number): Reassembly {
@@ -157,10 +159,10 @@ export class Reassembly {
 
   /**
    * The next bytes in order (as many as are contiguous, up to `maxBytes`, within one block), or
-   * undefined; they are the reader's. The piece that reads a block through is a view of it (the block
-   * is let go: it holds only what this reader was handed); a piece of a block that still takes data
-   * is copied out through `delivered`, so a reader that transfers a piece's buffer detaches nothing
-   * the stream still needs.
+   * undefined: copied out through `delivered`, so they are the reader's and a reader that transfers
+   * a piece's buffer detaches nothing of the stream's. The blocks are never handed out, so one read
+   * through is kept as a spare for the next block of its size: a stream read as it arrives allocates
+   * what it delivers, and next to nothing more.
    */
   read(maxBytes: number, delivered: DeliverySlab): Uint8Array | undefined {
     const from = this.#readOffset;
@@ -170,9 +172,12 @@ export class Reassembly {
     const blockEnd = block.start + block.bytes.length;
     const end = Math.min(this.#contiguousEnd, blockEnd, from + maxBytes);
     this.#readOffset = end;
-    if (end !== blockEnd) return delivered.copy(block.bytes, from - block.start, end - from);
-    this.#drop(index, block);
-    return block.bytes.subarray(from - block.start, end - block.start);
+    const piece = delivered.copy(block.bytes, from - block.start, end - from);
+    if (end === blockEnd) {
+      this.#drop(index, block);
+      this.#spare = block.bytes;
+    }
+    return piece;
   }
 
   /** The whole message (call once contiguousEnd reached `total`): its one block when it has one of its own, else undefined. */
@@ -193,6 +198,7 @@ export class Reassembly {
 
   /** Lets go of everything held. */
   clear(): void {
+    this.#spare = undefined;
     this.#blocks.clear();
     this.#lastIndex = -1;
     this.#lastBlock = undefined;
@@ -230,7 +236,10 @@ export class Reassembly {
       let block = this.#block(index);
       if (block === undefined) {
         const size = this.#sizeOf(index);
-        block = { start: this.#layout.startOf(index), bytes: this.#lent?.subarray(0, size) ?? new Uint8Array(size), bits: undefined };
+        let bytes = this.#lent?.subarray(0, size) ?? this.#spare;
+        if (bytes?.length === size) this.#spare = undefined; // what it held is overwritten before it is read
+        else bytes = new Uint8Array(size);
+        block = { start: this.#layout.startOf(index), bytes, bits: undefined };
         this.#blocks.set(index, block);
         this.#blockBytes += size;
         this.#lastIndex = index;

@@ -120,7 +120,7 @@ export class Connection {
       if (refused !== undefined) throw refused;
       return session.writable ? undefined : WAIT;
     }, signal).then(() => this.#queue(message), (error: unknown) => {
-      if (error instanceof SluiceError) sent.catch(ignore); // the connection ended: reported by recv(), whenClosed, `error`
+      if (error === session.endReason) sent.catch(ignore); // the connection ended: reported by recv(), whenClosed, `error`
       throw error;
     });
     return sent;
