@@ -2,7 +2,7 @@
 // tests and benchmarks need are in src/internal.ts ("sluice/internal"), never here.
 
 // Errors: every one carries a `code` from ERROR_CODES.
-export { ERROR_CODES, SluiceError, type ErrorCode, type SluiceErrorCode } from "./errors/errors.ts";
+export { ERROR_CODES, SluiceError, type ErrorCode, type ErrorCodes, type SluiceErrorCode } from "./errors/errors.ts";
 
 // Channels: bounded, wait-free packet queues in shared memory, across threads.
 export { channel, DEFAULT_MAX_LANES, DEFAULT_MAX_PACKET_SIZE, type ChannelOptions } from "./channel/channel.ts";

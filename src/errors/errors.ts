@@ -5,61 +5,87 @@
 /**
  * Every `code` an error raised by Sluice can carry: Node's own for bad arguments and cancellation
  * (the same class and code Node's APIs give), `ERR_SLUICE_*` for what happens on a connection. Each
- * value is its own name, so `error.code === ERROR_CODES.ERR_SLUICE_RESET` reads as it should.
+ * is its own name in ERROR_CODES, so `error.code === ERROR_CODES.ERR_SLUICE_RESET` reads as it should.
  */
-export const ERROR_CODES = Object.freeze({
+export interface ErrorCodes {
   /** TypeError: an argument or option of the wrong type (Node's validators' code). */
-  ERR_INVALID_ARG_TYPE: "ERR_INVALID_ARG_TYPE",
+  readonly ERR_INVALID_ARG_TYPE: "ERR_INVALID_ARG_TYPE";
   /** TypeError: an argument of the right type with a value that cannot be used (not an address, a key that does not work...). */
-  ERR_INVALID_ARG_VALUE: "ERR_INVALID_ARG_VALUE",
+  readonly ERR_INVALID_ARG_VALUE: "ERR_INVALID_ARG_VALUE";
   /** RangeError: a number out of range, or not an integer where one is needed. */
-  ERR_OUT_OF_RANGE: "ERR_OUT_OF_RANGE",
+  readonly ERR_OUT_OF_RANGE: "ERR_OUT_OF_RANGE";
   /** TypeError: `new` on a class whose instances come from a factory (Transport.bind(), channel()...). */
-  ERR_ILLEGAL_CONSTRUCTOR: "ERR_ILLEGAL_CONSTRUCTOR",
+  readonly ERR_ILLEGAL_CONSTRUCTOR: "ERR_ILLEGAL_CONSTRUCTOR";
   /** TypeError: a call on an object that can no longer do it (a closed Sender, a Receiver moved to another thread). */
-  ERR_INVALID_STATE: "ERR_INVALID_STATE",
+  readonly ERR_INVALID_STATE: "ERR_INVALID_STATE";
   /** AbortError: the operation's AbortSignal fired; `cause` is the signal's reason (as Node's APIs do). */
-  ABORT_ERR: "ABORT_ERR",
+  readonly ABORT_ERR: "ABORT_ERR";
   /** Error: a bug in Sluice (an invariant did not hold). Please report it. */
-  ERR_INTERNAL_ASSERTION: "ERR_INTERNAL_ASSERTION",
+  readonly ERR_INTERNAL_ASSERTION: "ERR_INTERNAL_ASSERTION";
 
   /** connect() got no valid answer within its retry schedule (the peer is down, or not a gateway, or the key is wrong). */
-  ERR_SLUICE_CONNECT_TIMEOUT: "ERR_SLUICE_CONNECT_TIMEOUT",
+  readonly ERR_SLUICE_CONNECT_TIMEOUT: "ERR_SLUICE_CONNECT_TIMEOUT";
   /** The peer speaks a protocol version this node does not accept (or the other way round). */
-  ERR_SLUICE_VERSION_MISMATCH: "ERR_SLUICE_VERSION_MISMATCH",
+  readonly ERR_SLUICE_VERSION_MISMATCH: "ERR_SLUICE_VERSION_MISMATCH";
   /** The peer stopped acknowledging: `reliability.deadPeerTimeoutMs` (or `maxRetransmissions`) ran out. */
-  ERR_SLUICE_PEER_UNREACHABLE: "ERR_SLUICE_PEER_UNREACHABLE",
+  readonly ERR_SLUICE_PEER_UNREACHABLE: "ERR_SLUICE_PEER_UNREACHABLE";
   /** Nothing came from the peer for `reliability.idleTimeoutMs`. */
-  ERR_SLUICE_IDLE_TIMEOUT: "ERR_SLUICE_IDLE_TIMEOUT",
+  readonly ERR_SLUICE_IDLE_TIMEOUT: "ERR_SLUICE_IDLE_TIMEOUT";
   /** This side closed the connection or the transport (close(), transport.close()), so the call cannot go on. */
-  ERR_SLUICE_CLOSED: "ERR_SLUICE_CLOSED",
+  readonly ERR_SLUICE_CLOSED: "ERR_SLUICE_CLOSED";
   /** The peer closed the connection, so the call cannot go on. */
-  ERR_SLUICE_PEER_CLOSED: "ERR_SLUICE_PEER_CLOSED",
+  readonly ERR_SLUICE_PEER_CLOSED: "ERR_SLUICE_PEER_CLOSED";
   /** This side aborted the connection with connection.abort(reason); `cause` is the reason. */
-  ERR_SLUICE_ABORTED: "ERR_SLUICE_ABORTED",
+  readonly ERR_SLUICE_ABORTED: "ERR_SLUICE_ABORTED";
   /** The stream's writer reset it (writer.abort()): its reader fails with this. */
-  ERR_SLUICE_RESET: "ERR_SLUICE_RESET",
+  readonly ERR_SLUICE_RESET: "ERR_SLUICE_RESET";
   /** The stream's reader cancelled it (reader.cancel()): its writer's writes and close() fail with this. */
-  ERR_SLUICE_STREAM_CANCELLED: "ERR_SLUICE_STREAM_CANCELLED",
+  readonly ERR_SLUICE_STREAM_CANCELLED: "ERR_SLUICE_STREAM_CANCELLED";
   /**
    * The peer broke the protocol: on a stream (data past its end or its credit, too many gaps), that
    * stream fails alone; on the connection (an acknowledgement of a packet never sent), it fails.
    */
-  ERR_SLUICE_PROTOCOL_VIOLATION: "ERR_SLUICE_PROTOCOL_VIOLATION",
+  readonly ERR_SLUICE_PROTOCOL_VIOLATION: "ERR_SLUICE_PROTOCOL_VIOLATION";
   /** A message is larger than the receiving peer accepts (its `reliability.maxMessageBytes`, named in the message). */
-  ERR_SLUICE_MESSAGE_TOO_LARGE: "ERR_SLUICE_MESSAGE_TOO_LARGE",
+  readonly ERR_SLUICE_MESSAGE_TOO_LARGE: "ERR_SLUICE_MESSAGE_TOO_LARGE";
   /** The arena's frame pool has no frame left (for a channel, a lane, or a transport's scratch frames). */
-  ERR_SLUICE_POOL_EXHAUSTED: "ERR_SLUICE_POOL_EXHAUSTED",
+  readonly ERR_SLUICE_POOL_EXHAUSTED: "ERR_SLUICE_POOL_EXHAUSTED";
   /** A bound of the options or of the protocol is reached (connections, handshakes, open streams, lanes). */
-  ERR_SLUICE_LIMIT_REACHED: "ERR_SLUICE_LIMIT_REACHED",
+  readonly ERR_SLUICE_LIMIT_REACHED: "ERR_SLUICE_LIMIT_REACHED";
   /** The UDP socket could not be bound; `cause` is the platform's error (EADDRINUSE, EACCES...). */
-  ERR_SLUICE_BIND_FAILED: "ERR_SLUICE_BIND_FAILED",
+  readonly ERR_SLUICE_BIND_FAILED: "ERR_SLUICE_BIND_FAILED";
   /** A host name did not resolve to an address (dns.lookup failed); `cause` is the resolver's error. */
+  readonly ERR_SLUICE_HOST_NOT_FOUND: "ERR_SLUICE_HOST_NOT_FOUND";
+}
+
+/** Every code, by name (see ErrorCodes for what each means). */
+export const ERROR_CODES: ErrorCodes = Object.freeze({
+  ERR_INVALID_ARG_TYPE: "ERR_INVALID_ARG_TYPE",
+  ERR_INVALID_ARG_VALUE: "ERR_INVALID_ARG_VALUE",
+  ERR_OUT_OF_RANGE: "ERR_OUT_OF_RANGE",
+  ERR_ILLEGAL_CONSTRUCTOR: "ERR_ILLEGAL_CONSTRUCTOR",
+  ERR_INVALID_STATE: "ERR_INVALID_STATE",
+  ABORT_ERR: "ABORT_ERR",
+  ERR_INTERNAL_ASSERTION: "ERR_INTERNAL_ASSERTION",
+  ERR_SLUICE_CONNECT_TIMEOUT: "ERR_SLUICE_CONNECT_TIMEOUT",
+  ERR_SLUICE_VERSION_MISMATCH: "ERR_SLUICE_VERSION_MISMATCH",
+  ERR_SLUICE_PEER_UNREACHABLE: "ERR_SLUICE_PEER_UNREACHABLE",
+  ERR_SLUICE_IDLE_TIMEOUT: "ERR_SLUICE_IDLE_TIMEOUT",
+  ERR_SLUICE_CLOSED: "ERR_SLUICE_CLOSED",
+  ERR_SLUICE_PEER_CLOSED: "ERR_SLUICE_PEER_CLOSED",
+  ERR_SLUICE_ABORTED: "ERR_SLUICE_ABORTED",
+  ERR_SLUICE_RESET: "ERR_SLUICE_RESET",
+  ERR_SLUICE_STREAM_CANCELLED: "ERR_SLUICE_STREAM_CANCELLED",
+  ERR_SLUICE_PROTOCOL_VIOLATION: "ERR_SLUICE_PROTOCOL_VIOLATION",
+  ERR_SLUICE_MESSAGE_TOO_LARGE: "ERR_SLUICE_MESSAGE_TOO_LARGE",
+  ERR_SLUICE_POOL_EXHAUSTED: "ERR_SLUICE_POOL_EXHAUSTED",
+  ERR_SLUICE_LIMIT_REACHED: "ERR_SLUICE_LIMIT_REACHED",
+  ERR_SLUICE_BIND_FAILED: "ERR_SLUICE_BIND_FAILED",
   ERR_SLUICE_HOST_NOT_FOUND: "ERR_SLUICE_HOST_NOT_FOUND",
-} as const);
+});
 
 /** The codes of Sluice's errors. */
-export type ErrorCode = keyof typeof ERROR_CODES;
+export type ErrorCode = keyof ErrorCodes;
 /** The codes of what happens on a connection (SluiceError's). */
 export type SluiceErrorCode = Extract<ErrorCode, `ERR_SLUICE_${string}`> | "ERR_INTERNAL_ASSERTION";
 
