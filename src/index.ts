@@ -30,6 +30,13 @@ export {
 } from "./transport/relays.ts";
 export { Connection, type WaitOptions } from "./transport/connection.ts";
 export { decodeKey, encodeKey, generateKeyPair, publicKeyOf, type KeyPair } from "./transport/identity.ts";
+export { MAX_QUEUED_ADDRESS_CHANGES, type AddressChange } from "./transport/address-changes.ts";
+export {
+  INTRODUCTION_ANSWER_MS, INTRODUCTION_BURST, INTRODUCTIONS_PER_SECOND, MAX_PENDING_INTRODUCTIONS,
+  type AcceptIntroductionsPolicy, type IntroductionFailure, type IntroductionPolicy, type IntroductionStats,
+} from "./rendezvous/rendezvous.ts";
+export { MAX_LOCAL_ADDRESSES, type RefusalReason } from "./rendezvous/frames.ts";
+export { CONTROL_WINDOW, MAX_QUEUED_CONTROL_FRAMES } from "./reliable/control.ts";
 export type { ConnectionStats, DropCounts, TransportStats } from "./transport/stats.ts";
 export type { Address } from "./wire/address.ts";
 export { DEFAULT_ACCEPT_RAMP, type AcceptRampStep } from "./handshake/admission.ts";

@@ -18,10 +18,11 @@ test("src/ declares private members with #, never with TypeScript's private", ()
 
 test("Transport and Connection show users their public members only (nothing internal in autocomplete)", () => {
   expect(publicMembers("Transport")).toEqual([
-    "[Symbol.asyncDispose]", "accept", "address", "close", "connect", "externalAddress", "natType", "publicKey", "secretKey", "stats",
+    "[Symbol.asyncDispose]", "accept", "address", "close", "connect", "connectVia", "externalAddress", "introduce", "natType", "publicKey",
+    "secretKey", "stats",
   ]);
   expect(publicMembers("Connection")).toEqual([
-    "[Symbol.asyncDispose]", "[Symbol.asyncIterator]", "abort", "acceptStream", "close", "closed", "error", "flush", "observedAddress",
-    "openStream", "recv", "remoteAddress", "remotePublicKey", "send", "stats", "whenClosed",
+    "[Symbol.asyncDispose]", "[Symbol.asyncIterator]", "abort", "acceptStream", "addressChanges", "close", "closed", "error", "flush",
+    "observedAddress", "openStream", "recv", "remoteAddress", "remotePublicKey", "send", "stats", "whenClosed",
   ]);
 });

@@ -21,7 +21,7 @@ const deno = join(root, "node_modules/.bin/deno");
 const ALLOWED = [
   /^package\.json$/, /^README\.md$/, /^LICENSE$/, /^CHANGELOG\.md$/,
   /^docs\/(?!benchmarks\.md$)[a-z-]+\.md$/, // the docs, but not the benchmark figures of one machine
-  /^dist\/(index|internal)\.js$/, /^dist\/chunk-[A-Z0-9]+\.js$/, /^dist\/(index|internal)\.d\.ts$/,
+  /^dist\/(index|internal|cli)\.js$/, /^dist\/chunk-[A-Z0-9]+\.js$/, /^dist\/(index|internal)\.d\.ts$/,
   /^dist\/types\/(src|build)\/[a-z0-9/-]+\.d\.ts$/,
 ];
 const REQUIRED = ["package.json", "README.md", "LICENSE", "CHANGELOG.md", "docs/api.md", "dist/index.js", "dist/index.d.ts", "dist/internal.js", "dist/internal.d.ts"];

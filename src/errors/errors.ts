@@ -56,6 +56,8 @@ export interface ErrorCodes {
   readonly ERR_SLUICE_BIND_FAILED: "ERR_SLUICE_BIND_FAILED";
   /** A host name did not resolve to an address (dns.lookup failed); `cause` is the resolver's error. */
   readonly ERR_SLUICE_HOST_NOT_FOUND: "ERR_SLUICE_HOST_NOT_FOUND";
+  /** connectVia(): the introducer refused, did not answer, or its connection ended (the error's `reason` says which). */
+  readonly ERR_SLUICE_INTRODUCTION_FAILED: "ERR_SLUICE_INTRODUCTION_FAILED";
 }
 
 /** Every code, by name (see ErrorCodes for what each means). */
@@ -82,6 +84,7 @@ export const ERROR_CODES: ErrorCodes = Object.freeze({
   ERR_SLUICE_LIMIT_REACHED: "ERR_SLUICE_LIMIT_REACHED",
   ERR_SLUICE_BIND_FAILED: "ERR_SLUICE_BIND_FAILED",
   ERR_SLUICE_HOST_NOT_FOUND: "ERR_SLUICE_HOST_NOT_FOUND",
+  ERR_SLUICE_INTRODUCTION_FAILED: "ERR_SLUICE_INTRODUCTION_FAILED",
 });
 
 /** The codes of Sluice's errors. */

@@ -48,6 +48,12 @@ const MAX_CANDIDATE_ADDRESSES = 8;
 const MAX_REMEMBERED_INITIATORS = 65_536;
 /** Source IPs whose intro budget is remembered at once. */
 const MAX_TRACKED_IPS = 65_536;
+/**
+ * COOKIE replies in all, per second (a burst of a quarter of that): a reply's send costs more than
+ * everything else an intro costs (~6–8 µs of CPU for a UDP send here), so under a flood from many
+ * addresses most intros are dropped after mac1 instead of answered. A legitimate initiator re-sends.
+ */
+const COOKIES_PER_SECOND = 1000;
 
 export interface HandshakeLimits {
   /** Inbound handshakes waiting for the initiator's first data packet, in all. */
@@ -178,6 +184,12 @@ export interface EndpointStats {
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("hex");
 
+/** Whether an intro carries a mac2 (one made with a cookie: not all zeros). */
+function hasMac2(intro: Uint8Array): boolean {
+  for (let i = INTRO_MAC2; i < INTRO_MAC2 + MAC_BYTES; i++) if (intro[i] !== 0) return true;
+  return false;
+}
+
 /** An intro's mac1 as a number (its first 48 bits): a map key that costs no string (a match is checked in full). */
 function macKey(intro: Uint8Array): number {
   const view = new DataView(intro.buffer, intro.byteOffset + INTRO_MAC1, 6);
@@ -201,6 +213,7 @@ export class HandshakeEndpoint {
   readonly #cookies: CookieIssuer;
   readonly #introBudget: KeyedBuckets;
   readonly #introsDecrypted = new WindowCounter();
+  readonly #cookieBudget = new KeyedBuckets(COOKIES_PER_SECOND / 4, COOKIES_PER_SECOND, 1);
   readonly #acceptRamp: AcceptRamp;
   readonly #answeringPerIp = new KeyedCounts();
   readonly #connectionsPerIp = new KeyedCounts();
@@ -397,11 +410,12 @@ export class HandshakeEndpoint {
     // use up the budget of the one who holds it.
     const proven = this.#underLoad(now);
     if (proven) {
-      const cookie = this.#cookies.cookieFor(from, now);
-      if (!this.#cookies.validMac2(datagram, INTRO_MAC2, cookie)) {
-        if (!this.#introBudget.tryTake(`${ip} cookie`, now)) return this.#config.countDrop("rateLimited");
+      // An intro with no cookie at all (mac2 zero) costs no BLAKE2s more unless it is answered.
+      const cookie = hasMac2(datagram) ? this.#cookies.cookieFor(from, now) : undefined;
+      if (cookie === undefined || !this.#cookies.validMac2(datagram, INTRO_MAC2, cookie)) {
+        if (!this.#introBudget.tryTake(`${ip} cookie`, now) || !this.#cookieBudget.tryTake("all", now)) return this.#config.countDrop("rateLimited");
         this.#stats.cookiesSent++;
-        this.#transmits.push({ datagram: this.#cookies.reply(datagram, INTRO_MAC1, cookie), to: from });
+        this.#transmits.push({ datagram: this.#cookies.reply(datagram, INTRO_MAC1, cookie ?? this.#cookies.cookieFor(from, now)), to: from });
         return this.#config.countDrop("cookieRequired");
       }
     }
@@ -429,15 +443,20 @@ export class HandshakeEndpoint {
       // Simultaneous open, and the peer answers. Its intro shows a way in from where it came (a
       // symmetric NAT maps a new port per destination): send our intro back there at once. One
       // intro per intro received, never more: a replayed intro from a spoofed address gains nothing.
+      // Its timestamp is remembered, so once connected a replay of it is refused as any other is.
+      if (opened.timestamp < this.#recent.get(keyHex)) return this.#config.countDrop("replayed");
+      this.#recent.record(keyHex, opened.timestamp);
       this.#sendIntro(connecting, work.from);
       return this.#config.countDrop("handshakeRedundant");
     }
     if (!this.#fresh(keyHex, opened, work)) return;
     const peer = this.#peers.get(keyHex);
     if (!this.#config.gateway && connecting === undefined && peer === undefined) return this.#config.countDrop("unknownSender");
-    if (!this.#admit(work.ip, peer === undefined && connecting === undefined, now)) return this.#config.countDrop("overCapacity");
-    this.#recent.record(keyHex, opened.timestamp); // answered: a copy of it is a replay from now on
+    // A version we do not speak is answered so (the initiator's connect() fails saying why), and takes
+    // no slot and nothing of the accept ramp.
     const agreed = compatible(this.#config.version, opened.version);
+    if (agreed && !this.#admit(work.ip, peer === undefined && connecting === undefined, now)) return this.#config.countDrop("overCapacity");
+    this.#recent.record(keyHex, opened.timestamp); // answered: a copy of it is a replay from now on
     const id = agreed ? this.#config.newId() : 0;
     const written = writeResponse(this.#config.crypto, this.#config.identity, opened, {
       status: agreed ? STATUS_OK : STATUS_VERSION_MISMATCH, gateway: this.#config.gateway, version: this.#config.version, responderId: id, observedAddress: work.from,

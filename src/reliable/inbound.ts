@@ -464,6 +464,16 @@ export class Inbound {
     for (const [sequence, length] of packet.refusals) this.#refusalsDue.set(sequence, length);
   }
 
+  /**
+   * The connection is over (draining or failed): what was kept only for data to come goes, the
+   * streams' spare blocks and the slab delivery carves from, so a closed connection pins no more
+   * than what its reader has not read yet.
+   */
+  releaseSpareMemory(): void {
+    for (const stream of this.#inStreams.values()) stream.reassembly.releaseSpare();
+    this.#delivered.release();
+  }
+
   /** We are closing: messages still incomplete will never be delivered; drop them. */
   discardIncomplete(): void {
     this.#inMessages.clear();

@@ -196,6 +196,11 @@ export class Reassembly {
     }
   }
 
+  /** Lets go of the spare block (the connection is over: no block will be made again). */
+  releaseSpare(): void {
+    this.#spare = undefined;
+  }
+
   /** Lets go of everything held. */
   clear(): void {
     this.#spare = undefined;

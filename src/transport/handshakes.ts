@@ -33,6 +33,8 @@ interface HandshakesInit {
   accepted(connection: Connection): void;
   /** The gateway at `gateway` told us our address as it sees it. */
   observed(address: Address, gateway: Address): void;
+  /** A connection was established (before it is handed to anyone), as the initiator or not. */
+  opened(connection: SessionDriver, initiator: boolean): void;
 }
 
 /**
@@ -68,6 +70,7 @@ export class Handshakes {
   readonly #host: ConnectionHost;
   readonly #accepted: (connection: Connection) => void;
   readonly #observed: (address: Address, gateway: Address) => void;
+  readonly #opened: (connection: SessionDriver, initiator: boolean) => void;
   /** connect()s waiting, by the endpoint's connect id. */
   readonly #settles = new Map<number, Settle[]>();
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -83,6 +86,7 @@ export class Handshakes {
     this.#host = init.host;
     this.#accepted = init.accepted;
     this.#observed = init.observed;
+    this.#opened = init.opened;
     const { config } = init;
     this.#endpoint = new HandshakeEndpoint({
       identity: init.identity,
@@ -216,6 +220,7 @@ export class Handshakes {
       remotePublicKey: event.remoteKey,
       secrets: event.secrets,
       observedAddress: event.observedAddress,
+      remoteIsGateway: event.peerIsGateway,
       inboundQueuePackets: this.#config.inboundQueuePackets,
       reliability: this.#config.reliability,
       random: this.#config.random,
@@ -225,6 +230,7 @@ export class Handshakes {
     });
     this.#table.add(driver)?.abort(); // the same peer's older connection: it restarted, or we connected again
     if (event.observedAddress !== undefined && event.peerIsGateway) this.#observed(event.observedAddress, event.address);
+    this.#opened(driver, event.role === "initiator");
     if (event.firstData !== undefined) {
       // The confirm (answered inside), or the initiator's first data if the confirm was lost: either proves its keys.
       driver.deliverOpened(event.firstData.plaintext, event.firstData.packetNumber);
