@@ -8,8 +8,9 @@
 //    few answered with a COOKIE, the rest dropped after mac1 (the per-IP and total cookie budgets).
 //    And the cost of one that is answered (the per-IP budget lifted): the COOKIE's send is most of it.
 //    Baseline for both: a raw node:dgram socket in the same kind of child, whose handler only counts.
-//  - a flood of 5,000 intros/s (genuine, passing mac1) from 5,000 ports while a legitimate node
-//    (127.0.0.2) connects again and again: its connect p50 against the same with no flood.
+//  - a flood of 5,000 intros/s (genuine, passing mac1) from 5,000 ports while legitimate nodes
+//    (127.0.2.x, one address each) connect one after another: their connect p50 against the same
+//    with no flood.
 import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { Transport } from "sluice";
@@ -52,11 +53,15 @@ async function sluiceGateway(options) {
   return gateway;
 }
 
-/** Connect times (ms) of a legitimate node at 127.0.0.2, `count` sequential fresh connects. */
+/**
+ * Connect times (ms) of `count` sequential fresh legitimate nodes, each at an address of its own
+ * (127.0.2.x): what is measured is the flood's effect, not one IP's own intro budget (16 at once, 8/s).
+ */
+let legitimate = 0;
 async function connectTimes(gateway, count) {
   const times = [];
   for (let i = 0; i < count; i++) {
-    const node = await Transport.bind({ host: "127.0.0.2", log: null });
+    const node = await Transport.bind({ host: `127.0.2.${1 + (legitimate++ % 250)}`, log: null });
     const started = performance.now();
     const connection = await node.connect({ host: "127.0.0.1", port: gateway.port }, gateway.publicKey);
     times.push(performance.now() - started);
