@@ -36,7 +36,7 @@ const write = (async () => {
     sentHash.update(chunk);
     await writer.write(chunk);
   }
-  await writer.close(); // resolves once the gateway acknowledged every byte
+  await writer.close(); // resolves once the end is queued (the reader's end below is when all arrived)
 })();
 
 const receivedHash = createHash("sha256");

@@ -233,11 +233,11 @@ function constantsSection(constants, values) {
   return lines;
 }
 
-/** Every error code in the built bundle (dist/*.js), as a string literal. */
+/** Every error code in the built library (dist/*.js but the command's cli.js, which reads Node's codes), as a string literal. */
 function codesInBundle(root) {
   const dist = new URL("dist/", root);
   const codes = new Set();
-  for (const file of readdirSync(dist).filter((name) => name.endsWith(".js"))) {
+  for (const file of readdirSync(dist).filter((name) => name.endsWith(".js") && name !== "cli.js")) {
     for (const match of readFileSync(new URL(file, dist), "utf8").matchAll(/["'`]((?:ERR|ABORT)_[A-Z0-9_]*[A-Z0-9])["'`]/g)) codes.add(match[1]);
   }
   return codes;

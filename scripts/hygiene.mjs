@@ -12,6 +12,8 @@
 //    generated core) and node: built-ins.
 //  - tsPrivateMembers(): members marked with TypeScript's `private`, which JavaScript does not
 //    enforce; src/ uses `#` fields and methods.
+//  - publicMembers(name): the members a user's editor offers on instances of the class `name` that
+//    src/index.ts exports (not # fields, not those marked @internal), to hold the public face to a list.
 import { readdirSync } from "node:fs";
 import { dirname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -82,6 +84,18 @@ function* moduleReferences(source) {
       yield [statement.moduleSpecifier, names];
     }
   }
+}
+
+/** The members of instances of the class `name` exported by src/index.ts, as a user sees them, sorted. */
+export function publicMembers(name) {
+  const { program: built, checker } = program();
+  const index = checker.getSymbolAtLocation(built.getSourceFile(join(ROOT, "src/index.ts")));
+  let symbol = checker.getExportsOfModule(index).find((candidate) => candidate.name === name);
+  if (symbol.flags & ts.SymbolFlags.Alias) symbol = checker.getAliasedSymbol(symbol);
+  return checker.getPropertiesOfType(checker.getDeclaredTypeOfSymbol(symbol))
+    .filter((property) => !property.name.startsWith("#") && !property.getJsDocTags(checker).some((tag) => tag.name === "internal"))
+    .map((property) => property.name.replace(/^__@(\w+)@\d+$/, "[Symbol.$1]"))
+    .sort();
 }
 
 /** "file: name" for every unused export (see the top of this file), sorted. */

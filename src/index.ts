@@ -1,6 +1,9 @@
 // The package's public face: what `import ... from "sluice"` gives. Re-exports only; the seams that
 // tests and benchmarks need are in src/internal.ts ("sluice/internal"), never here.
 
+// Errors: every one carries a `code` from ERROR_CODES.
+export { ERROR_CODES, SluiceError, type ErrorCode, type ErrorCodes, type SluiceErrorCode } from "./errors/errors.ts";
+
 // Channels: bounded, wait-free packet queues in shared memory, across threads.
 export { channel, DEFAULT_MAX_LANES, DEFAULT_MAX_PACKET_SIZE, type ChannelOptions } from "./channel/channel.ts";
 export { Sender, type TrySendResult } from "./channel/sender.ts";
@@ -25,11 +28,11 @@ export type { NatType } from "./transport/nat-type.ts";
 export {
   DEFAULT_MAX_RELAYS, DEFAULT_RELAY_BYTES_PER_SECOND, DEFAULT_RELAY_TOTAL_BYTES_PER_SECOND, type RelayOptions,
 } from "./transport/relays.ts";
-export { Connection } from "./transport/connection.ts";
+export { Connection, type WaitOptions } from "./transport/connection.ts";
 export { RELAY_AFTER_MS } from "./transport/introductions.ts";
 export { PROBE_INTERVAL_MS } from "./wire/path.ts";
-export { MAX_QUEUED_ADDRESS_CHANGES, type AddressChange } from "./transport/address-changes.ts";
 export { decodeKey, encodeKey, generateKeyPair, publicKeyOf, type KeyPair } from "./transport/identity.ts";
+export { MAX_QUEUED_ADDRESS_CHANGES, type AddressChange } from "./transport/address-changes.ts";
 export {
   INTRODUCTION_ANSWER_MS, INTRODUCTION_BURST, INTRODUCTIONS_PER_SECOND, MAX_PENDING_INTRODUCTIONS,
   type AcceptIntroductionsPolicy, type IntroductionFailure, type IntroductionPolicy, type IntroductionStats,

@@ -27,7 +27,7 @@ test("Deno: import by name, same-thread channel, Web Worker producer, a parked r
 for (const [flags, socket] of [[["--unstable-net"], "Deno.listenDatagram"], [[], "node:dgram"]] as const) {
   test(`Deno: two transports complete a handshake and exchange messages over ${socket}`, async () => {
     const { stdout } = await run(deno, ["run", "--allow-read", "--allow-net", "--allow-env", ...flags, "test/deno/transport.ts"], { cwd: root, timeout: 20_000 });
-    expect(JSON.parse(stdout)).toEqual({ socket, first: "from deno", second: "and back", listenerErrors: 0, keysMatch: true, handshakeUnder1s: true });
+    expect(JSON.parse(stdout)).toEqual({ socket, first: "from deno", second: "and back", listenerErrors: 0, keysMatch: true, handshakeUnder1s: true, identity: true, trace: true });
   });
 }
 

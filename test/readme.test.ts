@@ -11,14 +11,8 @@ const run = promisify(execFile);
 const root = new URL("..", import.meta.url).pathname;
 const dir = new URL("../.test-build/readme/", import.meta.url).pathname;
 
-/**
- * Blocks that cannot run yet, and why. The Transport tour writes 4 MiB, then awaits writer.close()
- * before the peer calls acceptStream(): close() waits for the peer to acknowledge every byte, and an
- * unaccepted stream is credited 1 MiB, so it never resolves. The stream-semantics change on the
- * api branch (writer.close() resolving once the data is handed to the connection, or an unaccepted
- * stream credited enough) makes it run; then this entry goes.
- */
-const PENDING = new Map([["Transport tour", "writer.close() before acceptStream() waits forever today"]]);
+/** Blocks that cannot run yet, and why (none now: writer.close() resolves once the end is queued). */
+const PENDING = new Map<string, string>();
 
 test("the README has runnable blocks", () => {
   expect(runnableBlocks().map((block) => block.section)).toContain("Transport tour");

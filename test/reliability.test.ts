@@ -45,7 +45,7 @@ describe.each([0, 0.05, 0.2])("at %s loss", (loss) => {
     const random = mulberry32(16);
     const source = new Uint8Array(total);
     for (let i = 0; i < total; i += 4) source[i] = Math.floor(random() * 256);
-    const id = a.openStream(net.now);
+    const id = a.openStream();
     let written = 0;
     let incoming: number | undefined;
     const pieces: Uint8Array[] = [];
@@ -53,7 +53,7 @@ describe.each([0, 0.05, 0.2])("at %s loss", (loss) => {
     const done = net.run(() => ended, 3_600_000, () => {
       while (written < total && a.writable) {
         const chunk = source.subarray(written, Math.min(total, written + 64 * 1024));
-        a.writeStream(id, chunk, net.now);
+        a.writeStream(id, chunk);
         written += chunk.length;
         if (written === total) a.finishStream(id);
       }
@@ -120,13 +120,13 @@ describe("in virtual time", () => {
     // 1 MB/s bottleneck, 64 KiB of queue, 20 ms RTT: a sender that did not back off would overflow it.
     const net = new SimNetwork(3, { delayMs: 10, bytesPerMs: 1000, queueBytes: 64 * 1024 });
     const [a, b] = net.sessions;
-    const id = a.openStream(net.now);
+    const id = a.openStream();
     const chunk = new Uint8Array(64 * 1024);
     let peakWindow = 0;
     let received = 0;
     let incoming: number | undefined;
     net.run(() => net.now > 20_000, 20_001, () => {
-      while (a.writable) a.writeStream(id, chunk, net.now);
+      while (a.writable) a.writeStream(id, chunk);
       peakWindow = Math.max(peakWindow, a.stats().congestionWindowBytes);
       incoming ??= b.acceptStream();
       for (let piece = incoming === undefined ? undefined : b.readStream(incoming); piece; piece = b.readStream(incoming!)) received += piece.length;
@@ -142,10 +142,10 @@ describe("in virtual time", () => {
   it("a reader that stops makes the writer wait, with buffers bounded", () => {
     const net = new SimNetwork(4, { delayMs: 5 }, { sendBufferBytes: 256 * 1024, streamWindowBytes: 128 * 1024, messageWindowBytes: 128 * 1024 });
     const [a, b] = net.sessions;
-    const id = a.openStream(net.now);
+    const id = a.openStream();
     let written = 0;
     net.run(() => false, 10_000, () => {
-      while (a.writable) a.writeStream(id, new Uint8Array(16 * 1024), net.now), written += 16 * 1024;
+      while (a.writable) a.writeStream(id, new Uint8Array(16 * 1024)), written += 16 * 1024;
       while (a.writable) a.sendMessage(new Uint8Array(10_000)), written += 10_000;
     });
     expect(a.writable).toBe(false);
@@ -161,17 +161,17 @@ describe("in virtual time", () => {
     let queued = 0;
     while (a.writable) a.sendMessage(new Uint8Array(0)), queued++; // empty: the byte bound alone would never stop these
     expect(queued).toBe(MAX_QUEUED_MESSAGES);
-    for (let i = 0; i < MAX_OPEN_STREAMS; i++) a.openStream(net.now);
-    expect(() => a.openStream(net.now)).toThrow(RangeError);
-    expect(() => a.openStream(net.now)).toThrow(/1024 outgoing streams are open already/);
+    for (let i = 0; i < MAX_OPEN_STREAMS; i++) a.openStream();
+    expect(() => a.openStream()).toThrow(RangeError);
+    expect(() => a.openStream()).toThrow(/1024 outgoing streams are open already/);
   });
 
   it("shares the path between concurrent streams", () => {
     const net = new SimNetwork(5, { delayMs: 5, bytesPerMs: 5000, queueBytes: 128 * 1024 });
     const [a, b] = net.sessions;
-    const ids = [a.openStream(net.now), a.openStream(net.now), a.openStream(net.now), a.openStream(net.now)];
+    const ids = [a.openStream(), a.openStream(), a.openStream(), a.openStream()];
     const total = 2 * 2 ** 20;
-    for (const id of ids) a.writeStream(id, new Uint8Array(total), net.now), a.finishStream(id);
+    for (const id of ids) a.writeStream(id, new Uint8Array(total)), a.finishStream(id);
     const got = new Map<number, number>();
     const finishedAt = new Map<number, number>();
     net.run(() => finishedAt.size === 4, 60_000, () => {
@@ -192,11 +192,29 @@ describe("in virtual time", () => {
     expect(Math.min(...times) / Math.max(...times)).toBeGreaterThan(0.8); // they finish together: none starved
   });
 
-  it("fails after 12 consecutive retransmission timeouts when the peer vanishes", () => {
+  it("notices a vanished peer after 10 s without an acknowledgement (deadPeerTimeoutMs), probing at least every 1.25 s", () => {
     const net = new SimNetwork(6, { delayMs: 5 });
     const [a, b] = net.sessions;
     a.sendMessage(new Uint8Array(10));
     net.run(() => b.readMessage() !== undefined && a.stats().rttMs > 0, 1000); // a sample: the RTO is 200 ms now
+    net.links[0].loss = net.links[1].loss = 1;
+    const vanished = net.now;
+    a.sendMessage(new Uint8Array(10));
+    const sentBefore = a.stats().packetsSent;
+    net.run(() => a.state === "closed", 3_600_000);
+    expect(a.error?.code).toBe("ERR_SLUICE_PEER_UNREACHABLE");
+    expect(a.error?.message).toMatch(/nothing acknowledged for 10000 ms \(reliability.deadPeerTimeoutMs\)/);
+    expect(net.now - vanished).toBeCloseTo(10_000, -1);
+    // Timeouts at 0.2, 0.6, 1.4, 2.65, 3.9, 5.15, 6.4, 7.65, 8.9 s (backoff capped at an eighth of 10 s), each sending again.
+    expect(a.stats().retransmissionTimeouts).toBe(9);
+    expect(a.stats().packetsSent - sentBefore).toBeGreaterThanOrEqual(10);
+  });
+
+  it("fails after 12 consecutive retransmission timeouts when the dead-peer timeout is longer", () => {
+    const net = new SimNetwork(6, { delayMs: 5 }, { deadPeerTimeoutMs: 60_000 });
+    const [a, b] = net.sessions;
+    a.sendMessage(new Uint8Array(10));
+    net.run(() => b.readMessage() !== undefined && a.stats().rttMs > 0, 1000);
     net.links[0].loss = net.links[1].loss = 1;
     a.sendMessage(new Uint8Array(10));
     net.run(() => a.state === "closed", 3_600_000);
@@ -205,17 +223,29 @@ describe("in virtual time", () => {
     expect(net.now).toBeLessThan(40_000); // 0.2 + 0.4 + 0.8 + 1.6 + 8 × 3.2 s (backoff capped at ×16): well before the idle timeout
   });
 
+  it("a quiet connection whose peer vanished fails within keepAliveMs + deadPeerTimeoutMs (its PING goes unanswered)", () => {
+    const net = new SimNetwork(10, { delayMs: 5 });
+    const [a] = net.sessions;
+    net.run(() => false, 100); // the credit each side grants at once is acknowledged: quiet from here
+    net.links[0].loss = net.links[1].loss = 1;
+    net.run(() => a.state === "closed", 1_000_000);
+    expect(a.error?.code).toBe("ERR_SLUICE_PEER_UNREACHABLE");
+    expect(net.now).toBeGreaterThan(5000 + 10_000);
+    expect(net.now).toBeLessThan(5100 + 10_000);
+  });
+
   it("pings every 5 s while idle, backing off to 60 s unanswered, and times out after 120 s of silence", () => {
     const quiet = new SimNetwork(7, { delayMs: 5 });
     quiet.run(() => false, 60_000);
     expect(quiet.sessions[0].state).toBe("open"); // pings answered: alive
     expect(quiet.sessions[0].stats().packetsSent).toBeGreaterThanOrEqual(10);
     expect(quiet.sessions[0].stats().keepAliveIntervalMs).toBe(5000);
-    const gone = new SimNetwork(8, { delayMs: 5, loss: 1 }, { maxRetransmissions: 100 });
+    const gone = new SimNetwork(8, { delayMs: 5, loss: 1 }, { maxRetransmissions: 100, deadPeerTimeoutMs: 2 ** 31 - 1 });
     const [a] = gone.sessions;
     const intervals = new Set<number>();
     gone.run(() => a.state === "closed", 1_000_000, () => intervals.add(a.stats().keepAliveIntervalMs));
     expect([...intervals]).toEqual([5000, 10_000, 20_000, 40_000, 60_000]);
+    expect(a.error?.code).toBe("ERR_SLUICE_IDLE_TIMEOUT");
     expect(a.error?.message).toMatch(/idle timeout: nothing from the peer for 120000 ms/);
     expect(gone.now).toBeCloseTo(120_000, -2);
   });
@@ -233,40 +263,77 @@ describe("in virtual time", () => {
     expect(a.stats().packetsSent + b.stats().packetsSent - before).toBeLessThanOrEqual(2 * 2 * 12 + 4);
   });
 
-  it("a writer silent for 5 s resets its stream: the reader fails with a clear error, the connection goes on", () => {
+  it("a stream lives as long as its connection: a writer silent for a minute, then more, then its end", () => {
     const net = new SimNetwork(12, { delayMs: 5 });
     const [a, b] = net.sessions;
-    const stalled = a.openStream(net.now);
-    a.writeStream(stalled, new Uint8Array(10_000), net.now); // then nothing, and no end
-    let error: string | undefined;
-    let streamId: number | undefined;
-    net.run(() => error !== undefined, 60_000, () => {
-      streamId ??= b.acceptStream();
-      try {
-        while (streamId !== undefined && b.readStream(streamId));
-      } catch (failure) {
-        error = (failure as Error).message;
+    const id = a.openStream();
+    a.writeStream(id, new Uint8Array(10_000).fill(1)); // then nothing for a minute, and no end yet
+    let incoming: number | undefined;
+    let received = 0;
+    let ended = false;
+    const read = () => {
+      incoming ??= b.acceptStream();
+      for (let piece = incoming === undefined ? undefined : b.readStream(incoming); piece !== undefined; piece = b.readStream(incoming!)) {
+        if (piece === null) return void (ended = true);
+        received += piece.length;
       }
-    });
-    expect(error).toBe(`stream ${stalled} was reset by its writer: it wrote nothing for its inactivity timeout`);
-    expect(net.now).toBeGreaterThan(5000);
-    expect(net.now).toBeLessThan(5100);
-    expect(a.streamState(stalled)).toEqual({ reset: `stream ${stalled}: its writer wrote nothing for 5000 ms` });
-    expect(() => a.writeStream(stalled, new Uint8Array(1), net.now)).toThrow(/wrote nothing for 5000 ms/);
-    expect(b.state).toBe("open"); // the stream failed, not the connection:
-    a.sendMessage(new Uint8Array([1, 2, 3]));
+    };
+    net.run(() => false, 60_000, read);
+    expect(received).toBe(10_000);
+    expect(a.streamState(id)).toBe("sending");
+    a.writeStream(id, new Uint8Array(5000));
+    a.finishStream(id);
+    net.run(() => ended, net.now + 1000, read);
+    expect(received).toBe(15_000);
+    expect(b.stats().streamErrors).toBe(0);
+  });
+
+  it("a cancelled reader tells the writer (STOP_SENDING, sent again if lost): its writes fail, its buffer is freed", () => {
+    const net = new SimNetwork(15, { delayMs: 5, loss: 0.3 });
+    const [a, b] = net.sessions;
+    const id = a.openStream();
+    a.writeStream(id, new Uint8Array(3 * 2 ** 20)); // far more than the reader's window
+    let incoming: number | undefined;
+    net.run(() => (incoming ??= b.acceptStream()) !== undefined && b.readStream(incoming) !== undefined, 10_000);
+    b.cancelStream(incoming!);
+    net.run(() => a.streamState(id) !== "sending", net.now + 10_000);
+    const state = a.streamState(id);
+    expect(state).toBeInstanceOf(Error);
+    expect((state as Error & { code: string }).code).toBe("ERR_SLUICE_STREAM_CANCELLED");
+    expect(a.stats().sendBufferedBytes).toBe(0);
+    expect(() => a.writeStream(id, new Uint8Array(1))).toThrow(/stream 0 was cancelled by its reader/);
+    a.sendMessage(new Uint8Array([4]));
     let message: Uint8Array | undefined;
-    net.run(() => (message ??= b.readMessage()) !== undefined, net.now + 1000);
-    expect(message).toEqual(new Uint8Array([1, 2, 3]));
-    expect(b.stats().streamErrors).toBe(1);
+    net.run(() => (message ??= b.readMessage()) !== undefined, net.now + 10_000);
+    expect(message).toEqual(new Uint8Array([4]));
+  });
+
+  it("a message over the receiver's limit is refused to the sender (MESSAGE_REFUSED), and later messages flow", () => {
+    const net = new SimNetwork(16, { delayMs: 5, loss: 0.2 }, { maxMessageBytes: 5000 });
+    const [a, b] = net.sessions;
+    a.sendMessage(new Uint8Array(6000));
+    for (let i = 0; i < 20; i++) a.sendMessage(new Uint8Array(3000).fill(i));
+    const received: number[] = [];
+    let refusal: (Error & { code?: string }) | undefined;
+    net.run(() => received.length === 20 && refusal !== undefined, 60_000, () => {
+      for (let m = b.readMessage(); m !== undefined; m = b.readMessage()) received.push(m[0]!);
+      refusal ??= a.takeMessageRefusal();
+    });
+    expect(received).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(refusal?.code).toBe("ERR_SLUICE_MESSAGE_TOO_LARGE");
+    expect(refusal?.message).toMatch(/message 0 \(6000 bytes\) was refused by the peer: the peer accepts messages of at most 5000 bytes/);
+    expect(a.overPeerLimit(5001)?.code).toBe("ERR_SLUICE_MESSAGE_TOO_LARGE");
+    expect(a.overPeerLimit(5000)).toBeUndefined();
+    net.run(() => a.stats().sendBufferedBytes === 0, net.now + 10_000);
+    expect(a.stats().sendBufferedBytes).toBe(0);
   });
 
   it("a stream held up by loss or by its reader is not idle, however long", () => {
     // A reader that stops for 20 s: the writer waits on credit, with nothing to write; no reset.
     const net = new SimNetwork(13, { delayMs: 5 }, { streamWindowBytes: 64 * 1024 });
     const [a, b] = net.sessions;
-    const id = a.openStream(net.now);
-    a.writeStream(id, new Uint8Array(1 << 20), net.now);
+    const id = a.openStream();
+    a.writeStream(id, new Uint8Array(1 << 20));
     a.finishStream(id);
     let incoming: number | undefined;
     let received = 0;
@@ -316,7 +383,7 @@ describe("a seeded sweep", () => {
         const [a, b] = net.sessions;
         const random = mulberry32(seed);
         const received: number[] = [];
-        const id = a.openStream(net.now);
+        const id = a.openStream();
         const total = 2 * 2 ** 20;
         let sent = 0;
         let written = 0;
@@ -331,7 +398,7 @@ describe("a seeded sweep", () => {
             a.sendMessage(message);
           }
           while (written < total && a.writable) {
-            a.writeStream(id, new Uint8Array(64 * 1024), net.now);
+            a.writeStream(id, new Uint8Array(64 * 1024));
             written += 64 * 1024;
             if (written === total) a.finishStream(id);
           }

@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { afterEach, expect, test } from "vitest";
 import type { Connection, Transport, TransportOptions } from "sluice";
 import { mulberry32 } from "./support/random.ts";
+import { readAll } from "./support/streams.ts";
 import { bindTest, closeAll, filteredSocket } from "./support/transports.ts";
 
 const open: Transport[] = [];
@@ -39,17 +40,6 @@ async function writeAll(connection: Connection, seed: number, total: number): Pr
   }
   await writer.close();
   return hash.digest("hex");
-}
-
-async function readAll(stream: ReadableStream<Uint8Array>): Promise<{ sha256: string; bytes: number }> {
-  const hash = createHash("sha256");
-  let bytes = 0;
-  const reader = stream.getReader();
-  for (let read = await reader.read(); !read.done; read = await reader.read()) {
-    hash.update(read.value);
-    bytes += read.value.length;
-  }
-  return { sha256: hash.digest("hex"), bytes };
 }
 
 test("a 64 MiB stream arrives with the same SHA-256 at both ends; so does a 64 MiB message", async () => {

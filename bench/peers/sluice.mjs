@@ -11,7 +11,8 @@ function sluiceConnection(connection) {
     async sendStream(chunks) {
       const writer = connection.openStream().getWriter();
       for (const chunk of chunks) await writer.write(chunk);
-      await writer.close(); // resolves once the peer acknowledged every byte
+      await writer.close(); // resolves once the end is queued...
+      await connection.flush(); // ...and this once the peer acknowledged every byte
     },
     async receiveStream(bytes, onChunk) {
       const stream = await connection.acceptStream();

@@ -9,7 +9,8 @@ parentPort.on("message", async ({ address, publicKey, bytes }) => {
   const writer = connection.openStream().getWriter();
   const chunk = new Uint8Array(256 * 1024).fill(7);
   for (let at = 0; at < bytes; at += chunk.length) await writer.write(chunk);
-  await writer.close();
+  await writer.close(); // the end is queued...
+  await connection.close(); // ...and delivered: a graceful close waits for every byte, then the transport's abrupt one
   await peer.close();
   parentPort.postMessage({ sent: bytes });
 });

@@ -1,6 +1,7 @@
 // channel(capacity, options) → [Sender, Receiver]: a bounded queue of byte packets in shared memory.
 import { Arena } from "../memory/arena.ts";
 import { FRAME_DATA } from "../memory/core.ts";
+import { poolExhausted } from "../errors/errors.ts";
 import { validateInteger, validateObject } from "../errors/validate.ts";
 import { LaneProducer } from "./lane-producer.ts";
 import { SharedChannel } from "./shared-channel.ts";
@@ -37,7 +38,7 @@ export function channel(capacity: number, options: ChannelOptions = {}): [Sender
   validateInteger(maxLanes, "options.maxLanes", 1, core.maxLanes());
   const nonce = crypto.getRandomValues(new Uint32Array(1))[0]! >>> 1 | 1; // 1..2^31−1: a positive i32
   const offset = core.createChannel(capacity, maxLanes, nonce);
-  if (offset === 0) throw new RangeError("the arena's frame pool is exhausted: no room for another channel");
+  if (offset === 0) throw poolExhausted("another channel", channel);
   const shared = new SharedChannel(arena, offset, maxPacketSize, true, true);
   return [senderFor(new LaneProducer(shared, core.laneOf(offset, 0))), receiverFor(shared)];
 }

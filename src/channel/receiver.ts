@@ -7,10 +7,10 @@
 //    length) over the arena itself, with no copy and no allocation. Those bytes are valid only
 //    during the call: the frame goes back to the pool when drain() returns.
 // Lanes are visited round-robin, so one busy sending thread cannot starve another.
-import { illegalConstructor } from "../errors/errors.ts";
+import { illegalConstructor, invalidState } from "../errors/errors.ts";
 import { invalidArgValue, validateFunction, validateInteger } from "../errors/validate.ts";
 import { FRAME_DATA, STATE_EMPTY, STATE_ENDED } from "../memory/core.ts";
-import { ownedCopy } from "../memory/owned-copy.ts";
+import { DeliverySlab } from "../memory/delivery-slab.ts";
 import { park } from "../memory/park.ts";
 import { handleFields, openHandle, type ReceiverHandle } from "./handle.ts";
 import { publishThisThread } from "./lane-producer.ts";
@@ -75,6 +75,8 @@ export class Receiver {
   #cursor = 0;
   /** recv() calls parked on this thread; the shared sleeping flag stays set until the last leaves. */
   #parked = 0;
+  /** Where recv() and tryRecv() copy packets out: memory of this receiver's own (memory/delivery-slab.ts). */
+  readonly #delivered = new DeliverySlab();
 
   /** Not for applications: receivers come from channel() and Receiver.fromHandle(). @internal */
   constructor(token: typeof FROM_CHANNEL, channel: SharedChannel) {
@@ -88,7 +90,7 @@ export class Receiver {
   }
 
   #usable(): boolean {
-    if (this.#end === End.Moved) throw new TypeError("this Receiver was moved to another thread with toHandle() and can no longer be used here");
+    if (this.#end === End.Moved) throw invalidState("this Receiver was moved to another thread with toHandle() and can no longer be used here", this.#usable);
     return this.#end === End.Open;
   }
 
@@ -152,8 +154,8 @@ export class Receiver {
     let packet: Uint8Array | undefined;
     this.drain((bytes, offset, length) => {
       // Not bytes.slice(): on a SharedArrayBuffer it copies element by element (3.1 µs for 1200
-      // bytes on Node 20), and a fresh array per packet costs an off-heap allocation (see memory/owned-copy.ts).
-      packet = ownedCopy(bytes, offset, length);
+      // bytes on Node 20), and a fresh array per packet costs an off-heap allocation (see memory/delivery-slab.ts).
+      packet = this.#delivered.copy(bytes, offset, length);
     }, 1);
     if (packet !== undefined) return packet;
     if (this.#channel.arena.core.channelState(this.#channel.offset) !== STATE_ENDED) return "empty";
@@ -210,7 +212,7 @@ export class Receiver {
   }
 
   stats(): ChannelStats {
-    if (!this.#usable()) throw new TypeError("stats() of an ended Receiver: the channel may already be gone");
+    if (!this.#usable()) throw invalidState("stats() of an ended Receiver: the channel may already be gone", this.stats);
     return channelStats(this.#channel);
   }
 
@@ -227,7 +229,7 @@ export class Receiver {
    * Queued packets stay queued. This receiver throws on any later use.
    */
   toHandle(): ReceiverHandle {
-    if (!this.#usable()) throw new TypeError("cannot move an ended Receiver");
+    if (!this.#usable()) throw invalidState("cannot move an ended Receiver", this.toHandle);
     const channel = this.#channel;
     const token = (crypto.getRandomValues(new Uint32Array(1))[0]! | 1) >>> 0;
     channel.arena.core.offerReceiver(channel.offset, token);

@@ -10,7 +10,7 @@
 //    sees it after at most 16 more packets, or when this thread's current task ends (a microtask),
 //    whichever is first: publishing is one fenced store, paid per batch rather than per packet.
 //    flush() publishes now, for a producer about to block its thread synchronously.
-import { illegalConstructor } from "../errors/errors.ts";
+import { illegalConstructor, invalidState, limitReached, poolExhausted } from "../errors/errors.ts";
 import { invalidArgValue, validateByteLength, validateBytes, validateInteger } from "../errors/validate.ts";
 import { RESERVE_CLOSED } from "../memory/core.ts";
 import { handleFields, openHandle, type SenderHandle } from "./handle.ts";
@@ -107,7 +107,7 @@ export class Sender {
   /** Another sender on the same lane (same thread, same order). */
   clone(): Sender {
     const lane = this.#lane;
-    if (lane === undefined) throw new TypeError("cannot clone a closed Sender");
+    if (lane === undefined) throw invalidState("cannot clone a closed Sender", this.clone);
     lane.openSenders++;
     return new Sender(FROM_CHANNEL, lane);
   }
@@ -129,7 +129,7 @@ export class Sender {
 
   stats(): ChannelStats {
     const lane = this.#lane;
-    if (lane === undefined) throw new TypeError("stats() of a closed Sender: the channel may already be gone");
+    if (lane === undefined) throw invalidState("stats() of a closed Sender: the channel may already be gone", this.stats);
     return channelStats(lane.channel);
   }
 
@@ -139,12 +139,12 @@ export class Sender {
    */
   toHandle(): SenderHandle {
     const lane = this.#lane;
-    if (lane === undefined) throw new TypeError("cannot make a handle from a closed Sender");
+    if (lane === undefined) throw invalidState("cannot make a handle from a closed Sender", this.toHandle);
     const channel = lane.channel;
     const { core } = channel.arena;
     const added = core.addLane(channel.offset);
-    if (added === 0) throw new RangeError("the arena's frame pool is exhausted: no room for another lane");
-    if (added === 1) throw new RangeError(`this channel already has its maximum of lanes (options.maxLanes); close the channel or raise maxLanes`);
+    if (added === 0) throw poolExhausted("another lane", this.toHandle);
+    if (added === 1) throw limitReached("this channel already has its maximum of lanes (options.maxLanes); close the channel or raise maxLanes", this.toHandle);
     channel.goCrossThread();
     return { sluice: "sender", ...handleFields(channel.arena, channel.offset, channel.nonce, channel.maxPacketSize), lane: added };
   }

@@ -120,3 +120,19 @@ export function validateOneOf<T>(value: unknown, name: string, allowed: readonly
     throw invalidArgValue(name, value, `must be one of: ${choices}`, validateOneOf);
   }
 }
+
+/** An AbortSignal or undefined, as Node's validateAbortSignal checks it (anything with `aborted`). */
+export function validateAbortSignal(value: unknown, name: string): asserts value is AbortSignal | undefined {
+  if (value !== undefined && (value === null || typeof value !== "object" || !("aborted" in value))) {
+    throw invalidArgType(name, "an instance of AbortSignal", value, validateAbortSignal);
+  }
+}
+
+/** The `signal` of an operation's options (`{ signal }`, or undefined), checked. */
+export function signalOf(options: { signal?: AbortSignal | undefined } | undefined, name = "options"): AbortSignal | undefined {
+  if (options === undefined) return undefined;
+  validateObject(options, name);
+  const { signal } = options;
+  validateAbortSignal(signal, `${name}.signal`);
+  return signal;
+}

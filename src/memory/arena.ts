@@ -3,7 +3,7 @@
 // so the memory never grows (views never go stale) and the pool is the one bound on shared memory.
 // Pages the pool has not touched are not resident: the operating system commits them on first write.
 import { AR_FRAME_COUNT, AR_ID, AR_MAGIC, AR_POOL_SEQ, ARENA_MAGIC_VALUE, coreModule, instantiateCore, type CoreExports } from "./core.ts";
-import { illegalConstructor } from "../errors/errors.ts";
+import { illegalConstructor, poolExhausted } from "../errors/errors.ts";
 import { invalidArgType, invalidArgValue, validateInteger, validateObject, validateOneOf } from "../errors/validate.ts";
 import { WordWaiter } from "./park.ts";
 
@@ -75,7 +75,7 @@ export class Arena {
     this.frameBytes = this.core.frameBytes();
     this.poolWord = new WordWaiter(this.words, AR_POOL_SEQ >> 2);
     if (this.core.attachThread() === 0) {
-      throw new RangeError("Sluice arena has no free frame left for this thread's frame cache");
+      throw poolExhausted("this thread's frame cache", Arena);
     }
     attached.set(this.id, this);
   }

@@ -1,8 +1,10 @@
-// Copies of received packets that belong to the caller, carved from private 64 KiB slabs as Node's
-// Buffer pool does. Measured on Node 20 for 1200 bytes: new Uint8Array(1200) + set costs ~3.3 µs
-// (every array over 64 bytes gets its own off-heap backing store); a view into a slab + set ~0.33 µs.
-// Nothing else ever writes a slab region once handed out, so the bytes are the caller's for good.
-// As with Buffer.allocUnsafe, `copy.buffer` is the whole slab: use byteOffset and byteLength.
+// Copies the library keeps for itself (what send() and a stream's write() were given, sealed packets
+// on their way to the socket, opened plaintexts on their way into a Session), carved from 64 KiB
+// slabs shared by the thread, as Node's Buffer pool does. Measured on Node 20 for 1200 bytes:
+// new Uint8Array(1200) + set costs ~3.3 µs (every array over 64 bytes gets its own off-heap backing
+// store); a view into a slab + set ~0.33 µs. Nothing else ever writes a slab region once carved.
+// These slabs hold every connection's plaintext, so no copy made here is ever handed to the
+// application: what it receives comes from memory/delivery-slab.ts.
 
 /** Slab size: small enough that one long-lived packet pins little, large enough to amortise. */
 const COPY_SLAB_BYTES = 64 * 1024;

@@ -2,6 +2,7 @@
 // more frames back to back; every length is checked before it is used, and a packet whose frames do not
 // parse is dropped whole (counted as malformed). Integers are little-endian; 64-bit fields hold values
 // below 2^53 and are written as two 32-bit halves.
+import { internalAssertion } from "../errors/errors.ts";
 
 const FRAME_PADDING = 0x00;
 const FRAME_ACK = 0x10;
@@ -15,6 +16,8 @@ const FRAME_STREAMS_CREDIT = 0x17;
 const FRAME_STREAM_RESET = 0x18;
 const FRAME_PATH_CHALLENGE = 0x19;
 const FRAME_PATH_RESPONSE = 0x1a;
+const FRAME_STOP_SENDING = 0x1b;
+const FRAME_MESSAGE_REFUSED = 0x1c;
 /**
  * Control frames (0x20 to 0x2f) share one layout: type u8, control sequence u32, body length u16, body.
  * The Session delivers each once, in sequence order, to its host, which knows what the bodies mean.
@@ -67,13 +70,23 @@ const CLOSE_BYTES = 2;
 const RESET_ID = 1;
 const RESET_CODE = 5;
 const STREAM_RESET_BYTES = 6;
+/** Stop sending: id u32, code u8. */
+const STOP_ID = 1;
+const STOP_CODE = 5;
+const STOP_SENDING_BYTES = 6;
+/** Message refused: sequence u32, its declared length u32, the receiver's largest message u32. */
+const REFUSED_SEQUENCE = 1;
+const REFUSED_LENGTH = 5;
+const REFUSED_LIMIT = 9;
+const MESSAGE_REFUSED_BYTES = 13;
 /** Path challenge and response: 8 bytes of data. */
 const PATH_DATA = 1;
 export const PATH_DATA_BYTES = 8;
 const PATH_FRAME_BYTES = PATH_DATA + PATH_DATA_BYTES;
-/** Why a writer reset its stream. */
-export const RESET_IDLE = 0;
+/** Why a writer reset its stream (0 is no longer sent: it meant an idle writer, a timeout since removed). */
 export const RESET_ABORTED = 1;
+/** Why a reader stopped its stream. */
+export const STOP_CANCELLED = 0;
 const STREAM_FLAG_FIN = 0x01;
 
 export const CLOSE_APPLICATION = 0;
@@ -92,6 +105,8 @@ export interface FrameVisitor {
   streamCredit(id: number, limit: number): void;
   streamsCredit(idLimit: number): void;
   streamReset(id: number, code: number): void;
+  stopSending(id: number, code: number): void;
+  messageRefused(sequence: number, length: number, limit: number): void;
   /** `data` is a view of the packet: valid only during the call. */
   pathChallenge(data: Uint8Array): void;
   pathResponse(data: Uint8Array): void;
@@ -235,6 +250,16 @@ function walkFrames(plaintext: Uint8Array, view: DataView, visitor: FrameVisitor
         if (room < STREAM_RESET_BYTES) return "truncated reset frame";
         visitor?.streamReset(view.getUint32(at + RESET_ID, true), plaintext[at + RESET_CODE]!);
         at += STREAM_RESET_BYTES;
+        break;
+      case FRAME_STOP_SENDING:
+        if (room < STOP_SENDING_BYTES) return "truncated stop frame";
+        visitor?.stopSending(view.getUint32(at + STOP_ID, true), plaintext[at + STOP_CODE]!);
+        at += STOP_SENDING_BYTES;
+        break;
+      case FRAME_MESSAGE_REFUSED:
+        if (room < MESSAGE_REFUSED_BYTES) return "truncated refusal frame";
+        visitor?.messageRefused(view.getUint32(at + REFUSED_SEQUENCE, true), view.getUint32(at + REFUSED_LENGTH, true), view.getUint32(at + REFUSED_LIMIT, true));
+        at += MESSAGE_REFUSED_BYTES;
         break;
       default: {
         if (!isControlFrame(type)) return `unknown frame type 0x${type.toString(16)}`;
@@ -385,6 +410,21 @@ export class PacketWriter {
     this.#scratch[at + RESET_CODE] = code;
   }
 
+  stopSending(id: number, code: number): void {
+    const at = this.#reserve(STOP_SENDING_BYTES);
+    this.#scratch[at] = FRAME_STOP_SENDING;
+    this.#view.setUint32(at + STOP_ID, id, true);
+    this.#scratch[at + STOP_CODE] = code;
+  }
+
+  messageRefused(sequence: number, length: number, limit: number): void {
+    const at = this.#reserve(MESSAGE_REFUSED_BYTES);
+    this.#scratch[at] = FRAME_MESSAGE_REFUSED;
+    this.#view.setUint32(at + REFUSED_SEQUENCE, sequence, true);
+    this.#view.setUint32(at + REFUSED_LENGTH, length, true);
+    this.#view.setUint32(at + REFUSED_LIMIT, limit, true);
+  }
+
   /** A control frame; its body is copied into the packet's scratch (bodies are small: addresses, keys). */
   control(type: number, sequence: number, body: Uint8Array): void {
     const at = this.#reserve(CONTROL_HEADER_BYTES + body.length);
@@ -395,7 +435,7 @@ export class PacketWriter {
   }
 
   #reserve(bytes: number): number {
-    if (bytes > this.remaining) throw new RangeError(`frame of ${bytes} bytes does not fit the ${this.remaining} left in the packet`);
+    if (bytes > this.remaining) throw internalAssertion(`frame of ${bytes} bytes does not fit the ${this.remaining} left in the packet`);
     const at = this.#scratchUsed;
     this.#scratchUsed += bytes;
     this.#length += bytes;
@@ -403,7 +443,7 @@ export class PacketWriter {
   }
 
   #payload(data: Uint8Array): void {
-    if (data.length > this.remaining) throw new RangeError(`payload of ${data.length} bytes does not fit the ${this.remaining} left in the packet`);
+    if (data.length > this.remaining) throw internalAssertion(`payload of ${data.length} bytes does not fit the ${this.remaining} left in the packet`);
     this.#cutPart();
     if (data.length > 0) this.#parts.push(data);
     this.#length += data.length;

@@ -1,10 +1,13 @@
 // The receiving half of a session: incoming messages (reassembled whole, delivered in order) and
-// incoming byte streams, and the credit that bounds both. Every frame is checked before it is stored;
+// incoming byte streams, the credit that bounds both, and what this side tells the writer of them (a
+// cancelled reader's STOP_SENDING, a refused message). Every frame is checked before it is stored;
 // a message or stream the peer breaks fails alone, counted, with a reason. What is kept is copied out
 // of the packet into memory this side owns, and memory is bounded by the credit granted
 // (docs/design.md, "Flow control and memory bounds").
 
-import { RESET_IDLE, type PacketWriter } from "./frames.ts";
+import { SluiceError } from "../errors/errors.ts";
+import { DeliverySlab } from "../memory/delivery-slab.ts";
+import { RESET_ABORTED, STOP_CANCELLED, type PacketWriter } from "./frames.ts";
 import {
   INITIAL_MESSAGE_CREDIT_BYTES, INITIAL_STREAM_CREDIT_BYTES, INITIAL_STREAMS_CREDIT, MESSAGES_AHEAD, type ReliabilityConfig,
 } from "./options.ts";
@@ -14,10 +17,13 @@ import { MAX_GAPS, MAX_READ_BYTES, MESSAGE_BLOCK_BYTES, Reassembly } from "./rea
 /** Room a packet keeps for data after stream credits: a packet of credits alone would starve the data (16 streams × 13 B fit). */
 const CREDIT_ROOM_BYTES = 600;
 /**
- * Messages handed to recv() are carved, in delivery order, from slabs of this side's own: read in the
- * same order, the unread ones pin at most their bytes and two slabs. (A fresh array per message costs
- * ~1.3 µs on Node 20, a carve ~0.2 µs; a slab shared with other connections would let one unread byte
- * pin all of it.)
+ * Small messages waiting for recv() are carved, in arrival order, from slabs this side never hands
+ * out: read in the same order, the unread ones pin at most their bytes and two slabs. (A fresh array
+ * per message costs ~1.3 µs on Node 20, a carve ~0.2 µs; a slab shared with other connections would
+ * let one unread byte pin all of it.) recv() then copies each into memory of the reader's
+ * (memory/delivery-slab.ts), so what the application holds never shares a buffer with a message not
+ * yet delivered; and since nothing else sees the slab, it is carved again from its start once every
+ * message in it was read (a reader that keeps up allocates no ready slab at all).
  */
 const READY_SLAB_BYTES = 16 * 1024;
 /** Larger messages get an exact allocation of their own. */
@@ -38,14 +44,18 @@ export interface InStream {
   /** The credit we granted: bytes below this offset may arrive. */
   limit: number;
   creditDirty: boolean;
-  error: string | undefined;
+  error: SluiceError | undefined;
 }
 
-/** The credit frames a packet carried (so a lost one is sent again). */
-export interface CreditsSent {
+/** The receiver's frames a packet carried, so a lost one is sent again: credit, stops, refusals. */
+export interface InboundSent {
   messageCredit: boolean;
   streamsCredit: boolean;
   streamCredits: InStream[];
+  /** Streams whose STOP_SENDING it carried. */
+  stops: number[];
+  /** Messages whose MESSAGE_REFUSED it carried: [sequence, declared length]. */
+  refusals: Array<[number, number]>;
 }
 
 /** The session's counters this side keeps up to date. */
@@ -60,13 +70,18 @@ export class Inbound {
   readonly #config: ReliabilityConfig;
   readonly #counters: InboundCounters;
   readonly #inMessages = new Map<number, InMessage>();
-  readonly #failedMessages = new Set<number>();
+  /** Messages that failed, not yet skipped in order: each with the bytes it counts as consumed when it is. */
+  readonly #failedMessages = new Map<number, number>();
+  /** Refused messages (over maxMessageBytes) whose MESSAGE_REFUSED is due (again, if one was lost): sequence → declared length. */
+  readonly #refusalsDue = new Map<number, number>();
   #nextDeliverSequence = 0;
   readonly #ready: Uint8Array[] = [];
   #readyHead = 0;
   #readyBytes = 0;
   #readySlab: ArrayBuffer | undefined;
   #readySlabUsed = 0;
+  /** Messages carved from #readySlab and not yet read: at 0 the slab is carved again from its start. */
+  #readySlabPending = 0;
   #nextMessageBuffer: Uint8Array | undefined;
   /** Block bytes held by incomplete messages: what they are charged against the message credit. */
   #messageBlockBytes = 0;
@@ -78,6 +93,10 @@ export class Inbound {
   readonly #inStreams = new Map<number, InStream>();
   readonly #finishedStreamIds = new RangeSet();
   readonly #acceptQueue: number[] = [];
+  /** Cancelled streams whose STOP_SENDING is due (again, if one was lost). */
+  readonly #stopsDue = new Set<number>();
+  /** What messages and stream pieces are copied into when handed to the application. */
+  readonly #delivered = new DeliverySlab();
   #streamsLimit = INITIAL_STREAMS_CREDIT;
   #streamsCreditDirty = false;
   #lastStreamError: string | undefined;
@@ -99,10 +118,16 @@ export class Inbound {
     return this.#lastStreamError;
   }
 
-  /** The next whole message, in order; undefined if none is ready. */
+  /** The next whole message, in order, the caller's (see READY_SLAB_BYTES); undefined if none is ready. */
   readMessage(): Uint8Array | undefined {
     if (this.#readyHead === this.#ready.length) return undefined;
-    const message = this.#ready[this.#readyHead++]!;
+    let message = this.#ready[this.#readyHead++]!;
+    // A message with a buffer of its own (a whole block, a large one) is handed over as it is; one
+    // carved from a ready slab is copied out of it, and its room in the slab may be carved again.
+    if (message.byteLength !== message.buffer.byteLength) {
+      if (message.buffer === this.#readySlab) this.#readySlabPending--;
+      message = this.#delivered.copy(message, 0, message.length);
+    }
     if (this.#readyHead === this.#ready.length) {
       this.#ready.length = 0;
       this.#readyHead = 0;
@@ -128,18 +153,18 @@ export class Inbound {
   }
 
   /**
-   * The next bytes of incoming stream `id`: data (as much as arrived in order, up to 64 KiB), null at
-   * its end, undefined if none yet; throws if it failed, or if `connectionOver` and it never will end
-   * (with `connectionError`'s message if any).
+   * The next bytes of incoming stream `id`: data (as much as arrived in order, up to 64 KiB, the
+   * caller's), null at its end, undefined if none yet; throws if it failed, or if `connectionEnd` says
+   * the connection is over and it never will end.
    */
-  readStream(id: number, connectionOver: boolean, connectionError: Error | undefined): Uint8Array | null | undefined {
+  readStream(id: number, connectionEnd: SluiceError | undefined): Uint8Array | null | undefined {
     const stream = this.#inStreams.get(id);
     if (stream === undefined) return null;
     if (stream.error !== undefined) {
       this.#retireStream(id);
-      throw new Error(stream.error);
+      throw stream.error;
     }
-    const piece = stream.reassembly.read(MAX_READ_BYTES);
+    const piece = stream.reassembly.read(MAX_READ_BYTES, this.#delivered);
     if (piece !== undefined) {
       const limit = stream.reassembly.readOffset + this.#config.streamWindowBytes;
       if (limit - stream.limit >= this.#config.streamWindowBytes / 4) this.#raiseStreamCredit(stream, limit);
@@ -149,16 +174,20 @@ export class Inbound {
       this.#retireStream(id);
       return null;
     }
-    if (connectionOver) {
+    if (connectionEnd !== undefined) {
       this.#retireStream(id);
-      throw new Error(connectionError?.message ?? `stream ${id} ended early: the connection closed before its end`);
+      throw new SluiceError(connectionEnd.code, `stream ${id} ended early: ${connectionEnd.message}`, { cause: connectionEnd });
     }
     return undefined;
   }
 
-  /** The reader gave up on incoming stream `id`: later data for it is dropped. */
+  /** The reader gave up on incoming stream `id`: later data for it is dropped, and the writer is told to stop. */
   cancelStream(id: number): void {
-    if (this.#inStreams.has(id)) this.#retireStream(id);
+    const stream = this.#inStreams.get(id);
+    if (stream === undefined) return;
+    this.#retireStream(id);
+    // Nothing to stop once every byte and the end arrived, or when the writer itself gave up.
+    if (stream.error === undefined && stream.finalSize !== stream.reassembly.contiguousEnd) this.#stopsDue.add(id);
   }
 
   /** A MESSAGE_DATA frame (the session passes them only while it is open). */
@@ -169,7 +198,10 @@ export class Inbound {
       return;
     }
     if (total > this.#config.maxMessageBytes) {
-      this.#failMessage(sequence, `message ${sequence} declares ${total} bytes, over the ${this.#config.maxMessageBytes}-byte limit`);
+      // Refused, and the sender told so: it stops sending it and reports it. It counts as consumed
+      // once skipped, so the sender's message credit (over all messages' bytes) stays in step.
+      this.#refusalsDue.set(sequence, total);
+      this.#failMessage(sequence, `message ${sequence} declares ${total} bytes, over the ${this.#config.maxMessageBytes}-byte limit`, total);
       return;
     }
     if (offset + data.length > total) {
@@ -227,10 +259,13 @@ export class Inbound {
   /** `length` bytes for a message about to be queued for recv(): carved in delivery order (see READY_SLAB_BYTES). */
   #readyCopyOf(length: number): Uint8Array {
     if (length > LARGEST_READY_CARVE_BYTES) return new Uint8Array(length);
+    if (this.#readySlabPending === 0) this.#readySlabUsed = 0; // every message carved from it was read: reuse it
     if (this.#readySlab === undefined || this.#readySlabUsed + length > READY_SLAB_BYTES) {
       this.#readySlab = new ArrayBuffer(READY_SLAB_BYTES);
       this.#readySlabUsed = 0;
+      this.#readySlabPending = 0;
     }
+    this.#readySlabPending++;
     const bytes = new Uint8Array(this.#readySlab, this.#readySlabUsed, length);
     this.#readySlabUsed += (length + 7) & ~7; // 8-byte aligned: V8 copies aligned runs word by word
     return bytes;
@@ -245,9 +280,12 @@ export class Inbound {
   #deliverMessages(): void {
     for (;;) {
       const sequence = this.#nextDeliverSequence;
-      if (this.#failedMessages.delete(sequence)) {
+      const failed = this.#failedMessages.get(sequence);
+      if (failed !== undefined) {
+        this.#failedMessages.delete(sequence);
         this.#nextDeliverSequence++;
         this.#consumedMessages++; // a failed message is skipped: it takes its slot of the sequence credit
+        this.#consumedBytes += failed;
         continue;
       }
       const message = this.#inMessages.get(sequence);
@@ -285,13 +323,14 @@ export class Inbound {
     }
   }
 
-  #failMessage(sequence: number, reason: string): void {
+  /** Message `sequence` fails: dropped, and skipped in order, counting `consumedBytes` as read then. */
+  #failMessage(sequence: number, reason: string, consumedBytes = 0): void {
     const message = this.#inMessages.get(sequence);
     if (message !== undefined) {
       this.#messageBlockBytes -= message.reassembly.blockBytes;
       this.#inMessages.delete(sequence);
     }
-    this.#failedMessages.add(sequence);
+    this.#failedMessages.set(sequence, consumedBytes);
     this.#streamError(reason);
     this.#deliverMessages();
   }
@@ -322,33 +361,38 @@ export class Inbound {
     if (stream === undefined || stream.error !== undefined) return;
     const end = offset + data.length;
     if (fin) {
-      if (stream.finalSize !== undefined && stream.finalSize !== end) return this.#failStream(stream, `stream ${id} ended at ${stream.finalSize}, then at ${end}`);
-      if (stream.reassembly.highestReceived > end) return this.#failStream(stream, `stream ${id} ends at ${end} but sent bytes up to ${stream.reassembly.highestReceived}`);
+      if (stream.finalSize !== undefined && stream.finalSize !== end) return this.#violation(stream, `stream ${id} ended at ${stream.finalSize}, then at ${end}`);
+      if (stream.reassembly.highestReceived > end) return this.#violation(stream, `stream ${id} ends at ${end} but sent bytes up to ${stream.reassembly.highestReceived}`);
       stream.finalSize = end;
     } else if (stream.finalSize !== undefined && end > stream.finalSize) {
-      return this.#failStream(stream, `stream ${id} sent bytes up to ${end}, beyond its end at ${stream.finalSize}`);
+      return this.#violation(stream, `stream ${id} sent bytes up to ${end}, beyond its end at ${stream.finalSize}`);
     }
     if (end > stream.limit) {
       this.#counters.flowControlViolations++;
-      return this.#failStream(stream, `stream ${id} sent bytes up to ${end}, beyond the ${stream.limit} we allowed`);
+      return this.#violation(stream, `stream ${id} sent bytes up to ${end}, beyond the ${stream.limit} we allowed`);
     }
     stream.reassembly.insert(offset, data);
-    if (stream.reassembly.gaps > MAX_GAPS) this.#failStream(stream, `stream ${id} left more than ${MAX_GAPS} gaps in its data`);
+    if (stream.reassembly.gaps > MAX_GAPS) this.#violation(stream, `stream ${id} left more than ${MAX_GAPS} gaps in its data`);
   }
 
   /** A STREAM_RESET frame (only while the session is open). */
   streamReset(id: number, code: number): void {
     const stream = this.#incomingStream(id); // a reset before any data still reaches the reader, as a failure
     if (stream === undefined || stream.error !== undefined) return;
-    this.#failStream(stream, code === RESET_IDLE
-      ? `stream ${id} was reset by its writer: it wrote nothing for its inactivity timeout`
-      : `stream ${id} was aborted by its writer`);
+    this.#failStream(stream, new SluiceError("ERR_SLUICE_RESET", code === RESET_ABORTED
+      ? `stream ${id} was aborted by its writer`
+      : `stream ${id} was reset by its writer (code ${code})`));
   }
 
-  #failStream(stream: InStream, reason: string): void {
-    stream.error = reason;
+  /** The peer broke the rules on `stream`: it fails alone, with why. */
+  #violation(stream: InStream, reason: string): void {
+    this.#failStream(stream, new SluiceError("ERR_SLUICE_PROTOCOL_VIOLATION", reason));
+  }
+
+  #failStream(stream: InStream, error: SluiceError): void {
+    stream.error = error;
     stream.reassembly.clear(); // what it buffered is released now
-    this.#streamError(reason);
+    this.#streamError(error.message);
   }
 
   #streamError(reason: string): void {
@@ -372,15 +416,27 @@ export class Inbound {
     stream.creditDirty = true;
   }
 
-  /** Whether a credit frame is due. */
-  get creditDue(): boolean {
-    if (this.#messageCreditDirty || this.#streamsCreditDirty) return true;
+  /** Whether a frame of the receiver's is due: credit, a STOP_SENDING, a MESSAGE_REFUSED. */
+  get controlDue(): boolean {
+    if (this.#messageCreditDirty || this.#streamsCreditDirty || this.#stopsDue.size > 0 || this.#refusalsDue.size > 0) return true;
     for (const stream of this.#inStreams.values()) if (stream.creditDirty) return true;
     return false;
   }
 
-  /** Writes the credit frames that are due into the packet, keeping room for data. */
-  writeCredits(writer: PacketWriter, packet: CreditsSent): void {
+  /** Writes the receiver's frames that are due into the packet (credit, stops, refusals), keeping room for data. */
+  writeControl(writer: PacketWriter, packet: InboundSent): void {
+    for (const id of this.#stopsDue) {
+      if (writer.remaining < CREDIT_ROOM_BYTES) break;
+      writer.stopSending(id, STOP_CANCELLED);
+      this.#stopsDue.delete(id);
+      packet.stops.push(id);
+    }
+    for (const [sequence, length] of this.#refusalsDue) {
+      if (writer.remaining < CREDIT_ROOM_BYTES) break;
+      writer.messageRefused(sequence, length, this.#config.maxMessageBytes);
+      this.#refusalsDue.delete(sequence);
+      packet.refusals.push([sequence, length]);
+    }
     if (this.#messageCreditDirty) {
       writer.messageCredit(this.#messageLimit, this.#sequenceLimit);
       this.#messageCreditDirty = false;
@@ -399,11 +455,23 @@ export class Inbound {
     }
   }
 
-  /** A packet with credit frames was lost: the latest values go again. */
-  onCreditsLost(packet: CreditsSent): void {
+  /** A packet with frames of ours was lost: the latest credit goes again, and the stops and refusals. */
+  onLost(packet: InboundSent): void {
     if (packet.messageCredit) this.#messageCreditDirty = true;
     if (packet.streamsCredit) this.#streamsCreditDirty = true;
     for (const stream of packet.streamCredits) stream.creditDirty = true;
+    for (const id of packet.stops) this.#stopsDue.add(id);
+    for (const [sequence, length] of packet.refusals) this.#refusalsDue.set(sequence, length);
+  }
+
+  /**
+   * The connection is over (draining or failed): what was kept only for data to come goes, the
+   * streams' spare blocks and the slab delivery carves from, so a closed connection pins no more
+   * than what its reader has not read yet.
+   */
+  releaseSpareMemory(): void {
+    for (const stream of this.#inStreams.values()) stream.reassembly.releaseSpare();
+    this.#delivered.release();
   }
 
   /** We are closing: messages still incomplete will never be delivered; drop them. */

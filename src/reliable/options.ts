@@ -8,16 +8,21 @@ export interface ReliabilityOptions {
   maxMessageBytes?: number;
   /** Lower bound of the retransmission timeout (default 200 ms). */
   rtoFloorMs?: number;
-  /** Consecutive retransmission timeouts after which the connection fails (default 12). */
+  /** Consecutive retransmission timeouts after which the connection fails (default 12; deadPeerTimeoutMs usually ends it first). */
   maxRetransmissions?: number;
+  /**
+   * The connection fails (ERR_SLUICE_PEER_UNREACHABLE) when the peer acknowledges nothing for this
+   * long while a packet awaits its acknowledgement (default 10 s). A pending close() notices a dead
+   * peer within it; a pending recv() on a quiet connection within keepAliveMs + this (its PING goes
+   * unanswered). Retransmissions back off to at most an eighth of it, so about nine go in that time.
+   */
+  deadPeerTimeoutMs?: number;
   /** Ping after this long without hearing from the peer (default 5 s), doubling while unanswered... */
   keepAliveMs?: number;
   /** ...up to this (default 60 s). */
   maxKeepAliveMs?: number;
   /** The connection fails after this long without a packet from the peer (default 120 s). */
   idleTimeoutMs?: number;
-  /** An outgoing stream with nothing written for this long (and nothing in flight) is reset, failing its reader (default 5 s). */
-  streamInactivityMs?: number;
   /** Bytes written and not yet acknowledged, across streams and messages, before writers wait (default 4 MiB). */
   sendBufferBytes?: number;
   /** Bytes of messages the peer may send ahead of recv() (default 4 MiB; a larger message is always let in whole). */
@@ -34,10 +39,10 @@ export const DEFAULT_RELIABILITY: Readonly<Required<ReliabilityOptions>> = Objec
   maxMessageBytes: 64 * 2 ** 20,
   rtoFloorMs: DEFAULT_RTO_FLOOR_MS,
   maxRetransmissions: 12,
+  deadPeerTimeoutMs: 10_000,
   keepAliveMs: 5_000,
   maxKeepAliveMs: 60_000,
   idleTimeoutMs: 120_000,
-  streamInactivityMs: 5_000,
   sendBufferBytes: 4 * 2 ** 20,
   messageWindowBytes: 4 * 2 ** 20,
   streamWindowBytes: 2 ** 20,
@@ -56,10 +61,10 @@ const RANGES: { [K in keyof ReliabilityConfig]: [min: number, max: number] } = {
   maxMessageBytes: [1, 2 ** 32 - 1],
   rtoFloorMs: [1, MAX_RTO_MS],
   maxRetransmissions: [1, 100],
+  deadPeerTimeoutMs: [1, 2 ** 31 - 1],
   keepAliveMs: [1, 2 ** 31 - 1],
   maxKeepAliveMs: [1, 2 ** 31 - 1],
   idleTimeoutMs: [1, 2 ** 31 - 1],
-  streamInactivityMs: [1, 2 ** 31 - 1],
   sendBufferBytes: [1, 2 ** 32],
   messageWindowBytes: [INITIAL_MESSAGE_CREDIT_BYTES, 2 ** 32],
   streamWindowBytes: [INITIAL_STREAM_CREDIT_BYTES, 2 ** 32],

@@ -1,22 +1,24 @@
 // The sending half of a session: outgoing messages (numbered, counted against the peer's message
 // credit) and byte streams (each against its own credit), what they have in flight, what was lost and
-// goes again, resets, and the writer-side inactivity timeout. It fills a packet's data frames in turn
-// between the messages and each stream, so none starves.
+// goes again, resets, and what the peer said of them (a reader's STOP_SENDING, a refused message). It
+// fills a packet's data frames in turn between the messages and each stream, so none starves.
 
-import { MESSAGE_DATA_HEADER_BYTES, RESET_ABORTED, RESET_IDLE, STREAM_DATA_HEADER_BYTES, type PacketWriter } from "./frames.ts";
+import { internalAssertion, limitReached, SluiceError } from "../errors/errors.ts";
+import { MESSAGE_DATA_HEADER_BYTES, RESET_ABORTED, STREAM_DATA_HEADER_BYTES, type PacketWriter } from "./frames.ts";
 import { INITIAL_MESSAGE_CREDIT_BYTES, INITIAL_STREAM_CREDIT_BYTES, INITIAL_STREAMS_CREDIT, MESSAGES_AHEAD, type ReliabilityConfig } from "./options.ts";
+import { RangeSet } from "./range-set.ts";
 import { SendStream } from "./send-stream.ts";
 
 /** Resets are written while this much room is left, so a packet of control frames still carries data. */
 const RESET_ROOM_BYTES = 600;
-/** Reasons kept for reset outgoing streams (the oldest dropped beyond this). */
-const MAX_RESET_REASONS = 64;
+/** Why outgoing streams ended early (reset by us, stopped by the reader): the last this many are kept. */
+const MAX_END_REASONS = 64;
 /**
  * Messages queued and not yet acknowledged, before writers wait: bytes alone would not bound a queue
  * of empty messages. Four times the 1024 the peer lets ahead of its reader.
  */
 export const MAX_QUEUED_MESSAGES = 4 * MESSAGES_AHEAD;
-/** Outgoing streams open at once (not yet delivered or reset); openStream() beyond is a RangeError. */
+/** Outgoing streams open at once (not yet delivered or reset); openStream() beyond is a RangeError ERR_SLUICE_LIMIT_REACHED. */
 export const MAX_OPEN_STREAMS = 1024;
 
 /** A range of a stream (or message) a packet carried. */
@@ -47,10 +49,17 @@ export interface OutStream {
   stream: SendStream;
   /** The peer's credit: data bytes below this offset may go. */
   limit: number;
-  /** When the application last wrote (or opened it): the writer's inactivity clock. */
-  lastWrite: number;
-  /** Why it was reset (then its RESET frame is due or sent), else undefined. */
-  reset: { reason: string; code: number } | undefined;
+  /** The code of its reset, once it was reset (then its RESET frame is due or sent), else undefined. */
+  resetCode: number | undefined;
+}
+
+/**
+ * Everything written up to a moment (flush()): the messages numbered below `messages`, and for each
+ * stream open then, its bytes (and end, if finished) up to `end`.
+ */
+export interface WrittenMark {
+  messages: number;
+  streams: Array<{ out: OutStream; end: number }>;
 }
 
 /** The session's counters this side keeps up to date. */
@@ -76,8 +85,14 @@ export class Outbound {
   #peerStreamsLimit = INITIAL_STREAMS_CREDIT;
   /** Reset streams whose RESET frame is due (again, if one was lost). */
   readonly #resetsDue = new Set<OutStream>();
-  /** Why outgoing streams were reset, for the application (the last MAX_RESET_REASONS). */
-  readonly #resetReasons = new Map<number, string>();
+  /** Why outgoing streams ended early, for the application (the last MAX_END_REASONS). */
+  readonly #endReasons = new Map<number, SluiceError>();
+  /** The largest message the peer accepts, once a refusal told us (Infinity until then). */
+  #peerMaxMessageBytes = Infinity;
+  /** Messages the peer refused (the latest ranges): a repeated MESSAGE_REFUSED is heard once. */
+  readonly #refusedSequences = new RangeSet();
+  /** The peer refused a message; not yet reported to the application. */
+  #unreportedRefusal: SluiceError | undefined;
   #buffered = 0;
   #rotation = 0;
 
@@ -96,9 +111,15 @@ export class Outbound {
     return this.#buffered < this.#config.sendBufferBytes && this.#messages.length < MAX_QUEUED_MESSAGES;
   }
 
-  /** Everything written was acknowledged (a graceful close may go). */
+  /**
+   * Everything written was acknowledged (a graceful close may go): every message, and every stream's
+   * bytes; a finished stream's end and a reset stream's RESET too. A stream left open (not finished)
+   * with every byte acknowledged does not hold the close: its reader learns the connection closed first.
+   */
   get delivered(): boolean {
-    return this.#buffered === 0 && this.#streams.length === 0 && this.#messages.length === 0;
+    if (this.#buffered !== 0 || this.#messages.length !== 0) return false;
+    for (const out of this.#streams) if (out.stream.finished || out.resetCode !== undefined) return false;
+    return true;
   }
 
   // ---------------------------------------------------------------- the application's writes
@@ -115,21 +136,20 @@ export class Outbound {
   }
 
   /** A new outgoing stream's id. Its data waits for the peer's stream credit. */
-  openStream(now: number): number {
+  openStream(): number {
     if (this.#streams.length >= MAX_OPEN_STREAMS) {
-      throw new RangeError(`${MAX_OPEN_STREAMS} outgoing streams are open already: close or abort one before opening another`);
+      throw limitReached(`${MAX_OPEN_STREAMS} outgoing streams are open already: close or abort one before opening another`, this.openStream);
     }
-    const out: OutStream = { id: this.#nextStreamId++, stream: new SendStream(), limit: INITIAL_STREAM_CREDIT_BYTES, lastWrite: now, reset: undefined };
+    const out: OutStream = { id: this.#nextStreamId++, stream: new SendStream(), limit: INITIAL_STREAM_CREDIT_BYTES, resetCode: undefined };
     this.#streams.push(out);
     this.#streamById.set(out.id, out);
     this.#counters.streamsOpened++;
     return out.id;
   }
 
-  writeStream(id: number, bytes: Uint8Array, now: number): void {
+  writeStream(id: number, bytes: Uint8Array): void {
     const out = this.#writable(id);
     out.stream.write(bytes);
-    out.lastWrite = now;
     this.#buffered += bytes.length;
   }
 
@@ -138,12 +158,13 @@ export class Outbound {
   }
 
   /**
-   * Outgoing stream `id`: "delivered" once the peer acknowledged every byte and the end, the reason
-   * if it was reset (remembered for the last MAX_RESET_REASONS resets), else "sending".
+   * Outgoing stream `id`: "delivered" once the peer acknowledged every byte and the end, why it ended
+   * early if it was reset or its reader cancelled it (remembered for the last MAX_END_REASONS), else
+   * "sending".
    */
-  streamState(id: number): "sending" | "delivered" | { reset: string } {
-    const reason = this.#resetReasons.get(id);
-    if (reason !== undefined) return { reset: reason };
+  streamState(id: number): "sending" | "delivered" | SluiceError {
+    const reason = this.#endReasons.get(id);
+    if (reason !== undefined) return reason;
     return this.#streamById.has(id) ? "sending" : "delivered";
   }
 
@@ -151,17 +172,81 @@ export class Outbound {
    * Gives up on outgoing stream `id`: its unsent bytes are dropped and the peer is told (a STREAM_RESET,
    * retransmitted until acknowledged), so its reader fails with a clear error instead of waiting.
    */
-  resetStream(id: number, reason: string, code = RESET_ABORTED): void {
+  resetStream(id: number, reason: SluiceError, code = RESET_ABORTED): void {
     const out = this.#streamById.get(id);
-    if (out === undefined || out.reset !== undefined) return;
-    out.reset = { reason, code };
+    if (out === undefined || out.resetCode !== undefined) return;
+    out.resetCode = code;
     this.#buffered -= out.stream.abandon();
     this.#resetsDue.add(out);
-    this.#resetReasons.set(id, reason);
-    if (this.#resetReasons.size > MAX_RESET_REASONS) this.#resetReasons.delete(this.#resetReasons.keys().next().value!);
+    this.#endedEarly(id, reason);
   }
 
-  /** Drops everything not yet delivered (the peer closed, or the connection failed). */
+  /** The peer's reader cancelled stream `id` (STOP_SENDING): nothing more goes, and its writer is told why. */
+  onStopSending(id: number): void {
+    const out = this.#streamById.get(id);
+    if (out === undefined) return; // delivered, or never opened: nothing to stop
+    this.#buffered -= out.stream.abandon();
+    this.#forget(out);
+    if (out.resetCode === undefined) {
+      this.#endedEarly(id, new SluiceError("ERR_SLUICE_STREAM_CANCELLED", `stream ${id} was cancelled by its reader`));
+    }
+  }
+
+  #endedEarly(id: number, reason: SluiceError): void {
+    this.#endReasons.set(id, reason);
+    if (this.#endReasons.size > MAX_END_REASONS) this.#endReasons.delete(this.#endReasons.keys().next().value!);
+  }
+
+  /**
+   * The peer refused message `sequence` (its declared `length` is over the peer's `limit`): nothing
+   * more of it goes, later messages go on, and the application hears of it (takeRefusal()). It may
+   * have been acknowledged whole already (the peer acknowledges packets, not what it kept).
+   */
+  onMessageRefused(sequence: number, length: number, limit: number): void {
+    if (sequence >= this.#nextMessageSequence || this.#refusedSequences.has(sequence)) return; // never sent, or heard already
+    this.#refusedSequences.add(sequence, sequence + 1);
+    this.#refusedSequences.limitRanges(MAX_END_REASONS);
+    this.#peerMaxMessageBytes = Math.min(this.#peerMaxMessageBytes, limit);
+    this.#unreportedRefusal ??= messageTooLarge(`message ${sequence} (${length} bytes) was refused by the peer`, limit);
+    const head = this.#messages[0];
+    const message = head === undefined ? undefined : this.#messages[sequence - head.sequence];
+    if (message === undefined || message.stream.settled) return;
+    this.#buffered -= message.stream.abandon();
+    this.#lostMessages.delete(message);
+    this.#retireSettledMessages();
+  }
+
+  /** The largest message the peer accepts, as far as it told us (Infinity until a refusal did). */
+  get peerMaxMessageBytes(): number {
+    return this.#peerMaxMessageBytes;
+  }
+
+  /** A refusal not yet reported (once: the next call takes it). */
+  takeRefusal(): SluiceError | undefined {
+    const refusal = this.#unreportedRefusal;
+    this.#unreportedRefusal = undefined;
+    return refusal;
+  }
+
+  /** What has been written until now, to tell later whether the peer acknowledged all of it (flushed()). */
+  writtenMark(): WrittenMark {
+    return {
+      messages: this.#nextMessageSequence,
+      streams: this.#streams.filter((out) => out.resetCode === undefined).map((out) => ({ out, end: out.stream.writtenEnd })),
+    };
+  }
+
+  /** Whether everything `mark` covers was acknowledged (a stream that ended early counts as done with). */
+  flushed(mark: WrittenMark): boolean {
+    const head = this.#messages[0];
+    if (head !== undefined && head.sequence < mark.messages) return false;
+    for (const { out, end } of mark.streams) {
+      if (this.#streamById.get(out.id) === out && out.resetCode === undefined && out.stream.acknowledged < end) return false;
+    }
+    return true;
+  }
+
+  /** Drops everything not yet delivered (the peer closed, or the connection ended). */
   discard(): void {
     this.#messages.length = 0;
     this.#nextNewMessage = 0;
@@ -169,24 +254,6 @@ export class Outbound {
     this.#streams.length = 0;
     this.#streamById.clear();
     this.#buffered = 0;
-  }
-
-  // ---------------------------------------------------------------- the writer-side inactivity timeout
-
-  /** When the next idle writer's timeout falls due (Infinity: none). */
-  idleDeadline(): number {
-    let deadline = Infinity;
-    for (const out of this.#streams) if (idleWriter(out)) deadline = Math.min(deadline, out.lastWrite + this.#config.streamInactivityMs);
-    return deadline;
-  }
-
-  /** Resets every stream whose writer has been idle for the inactivity timeout. */
-  resetIdle(now: number): void {
-    for (const out of this.#streams) {
-      if (idleWriter(out) && now >= out.lastWrite + this.#config.streamInactivityMs) {
-        this.resetStream(out.id, `stream ${out.id}: its writer wrote nothing for ${this.#config.streamInactivityMs} ms`, RESET_IDLE);
-      }
-    }
   }
 
   // ---------------------------------------------------------------- the peer's credit
@@ -223,7 +290,7 @@ export class Outbound {
   writeResets(writer: PacketWriter, packet: OutboundSent): void {
     for (const out of this.#resetsDue) {
       if (writer.remaining < RESET_ROOM_BYTES) break;
-      writer.streamReset(out.id, out.reset!.code);
+      writer.streamReset(out.id, out.resetCode!);
       this.#resetsDue.delete(out);
       packet.resets.push(out);
     }
@@ -268,8 +335,12 @@ export class Outbound {
       if (out !== undefined) this.#forget(out);
       return;
     }
-    // Retire completed messages from the front (later ones wait their turn: the array stays ordered).
-    while (this.#messages.length > 0 && this.#messages[0]!.stream.complete) {
+    this.#retireSettledMessages();
+  }
+
+  /** Retires completed (or refused) messages from the front: later ones wait their turn, so the array stays ordered. */
+  #retireSettledMessages(): void {
+    while (this.#messages.length > 0 && this.#messages[0]!.stream.settled) {
       this.#lostMessages.delete(this.#messages.shift()!);
       if (this.#nextNewMessage > 0) this.#nextNewMessage--;
     }
@@ -315,7 +386,7 @@ export class Outbound {
   }
 
   #writeStream(writer: PacketWriter, packet: OutboundSent, out: OutStream): void {
-    if (out.id >= this.#peerStreamsLimit || out.reset !== undefined) return;
+    if (out.id >= this.#peerStreamsLimit || out.resetCode !== undefined) return;
     while (writer.remaining > STREAM_DATA_HEADER_BYTES) {
       const range = out.stream.take(Math.min(0xffff, writer.remaining - STREAM_DATA_HEADER_BYTES), out.limit);
       if (range === undefined) return;
@@ -324,20 +395,17 @@ export class Outbound {
     }
   }
 
-  /** Stream `id`, still writable: throws if it is unknown or was reset. */
+  /** Stream `id`, still writable: throws why it is not (it ended early), or an assertion if it never was open. */
   #writable(id: number): OutStream {
     const out = this.#streamById.get(id);
-    if (out === undefined) throw new Error(`stream ${id} is not open for writing`);
-    if (out.reset !== undefined) throw new Error(out.reset.reason);
+    const ended = this.#endReasons.get(id);
+    if (ended !== undefined) throw ended;
+    if (out === undefined) throw internalAssertion(`stream ${id} is not open for writing`);
     return out;
   }
 }
 
-/**
- * An outgoing stream whose writer, not the path or the reader, is the reason nothing moves: open,
- * not finished, every byte written already acknowledged. A stream with bytes in flight or waiting
- * for credit is not idle, however long loss or a slow reader holds it.
- */
-function idleWriter(out: OutStream): boolean {
-  return out.reset === undefined && !out.stream.finished && out.stream.bufferedBytes === 0;
+/** ERR_SLUICE_MESSAGE_TOO_LARGE: `what`, naming the peer's limit. */
+export function messageTooLarge(what: string, limit: number): SluiceError {
+  return new SluiceError("ERR_SLUICE_MESSAGE_TOO_LARGE", `${what}: the peer accepts messages of at most ${limit} bytes (its reliability.maxMessageBytes)`);
 }

@@ -10,6 +10,7 @@
 // (allocated only for blocks that receive data out of order): 1/8 of the block, however many gaps,
 // and a fragment costs O(its length) whatever the number of fragments before it. In-order data sets
 // no bits at all.
+import type { DeliverySlab } from "../memory/delivery-slab.ts";
 
 /** Gaps (runs of missing bytes below the highest byte received) one stream or message may have. */
 export const MAX_GAPS = 65_536;
@@ -77,6 +78,8 @@ export class Reassembly {
   /** Runs of received bytes beyond contiguousEnd: each has a gap before it. */
   #islands = 0;
   #blockBytes = 0;
+  /** A stream's block read through, kept to be the next block of its size: never handed out, so reusable. */
+  #spare: Uint8Array | undefined;
 
   /** A stream's bytes: blocks from 4 KiB doubling to `largestBlock` (a power of two). */
   static forStream(largestBlock: number): Reassembly {
@@ -154,8 +157,14 @@ export class Reassembly {
     if (end > this.#highestReceived) this.#highestReceived = end;
   }
 
-  /** The next bytes in order (as many as are contiguous, up to `maxBytes`, within one block), or undefined. */
-  read(maxBytes: number): Uint8Array | undefined {
+  /**
+   * The next bytes in order (as many as are contiguous, up to `maxBytes`, within one block), or
+   * undefined: copied out through `delivered`, so they are the reader's and a reader that transfers
+   * a piece's buffer detaches nothing of the stream's. The blocks are never handed out, so one read
+   * through is kept as a spare for the next block of its size: a stream read as it arrives allocates
+   * what it delivers, and next to nothing more.
+   */
+  read(maxBytes: number, delivered: DeliverySlab): Uint8Array | undefined {
     const from = this.#readOffset;
     if (from === this.#contiguousEnd) return undefined;
     const index = this.#layout.indexOf(from);
@@ -163,9 +172,12 @@ export class Reassembly {
     const blockEnd = block.start + block.bytes.length;
     const end = Math.min(this.#contiguousEnd, blockEnd, from + maxBytes);
     this.#readOffset = end;
-    // The reader owns what it was handed (nothing writes below readOffset again); the block goes once read through.
-    if (end === blockEnd) this.#drop(index, block);
-    return block.bytes.subarray(from - block.start, end - block.start);
+    const piece = delivered.copy(block.bytes, from - block.start, end - from);
+    if (end === blockEnd) {
+      this.#drop(index, block);
+      this.#spare = block.bytes;
+    }
+    return piece;
   }
 
   /** The whole message (call once contiguousEnd reached `total`): its one block when it has one of its own, else undefined. */
@@ -184,8 +196,14 @@ export class Reassembly {
     }
   }
 
+  /** Lets go of the spare block (the connection is over: no block will be made again). */
+  releaseSpare(): void {
+    this.#spare = undefined;
+  }
+
   /** Lets go of everything held. */
   clear(): void {
+    this.#spare = undefined;
     this.#blocks.clear();
     this.#lastIndex = -1;
     this.#lastBlock = undefined;
@@ -223,7 +241,10 @@ export class Reassembly {
       let block = this.#block(index);
       if (block === undefined) {
         const size = this.#sizeOf(index);
-        block = { start: this.#layout.startOf(index), bytes: this.#lent?.subarray(0, size) ?? new Uint8Array(size), bits: undefined };
+        let bytes = this.#lent?.subarray(0, size) ?? this.#spare;
+        if (bytes?.length === size) this.#spare = undefined; // what it held is overwritten before it is read
+        else bytes = new Uint8Array(size);
+        block = { start: this.#layout.startOf(index), bytes, bits: undefined };
         this.#blocks.set(index, block);
         this.#blockBytes += size;
         this.#lastIndex = index;

@@ -8,9 +8,9 @@ export const MAX_RTO_MS = 60_000;
 /** Default lower bound of the RTO (RFC 6298 says 1 s; freenet uses 500 ms; loopback and LANs need less). */
 export const DEFAULT_RTO_FLOOR_MS = 200;
 /**
- * Backoff stops doubling here, so that the retransmission limit (12 timeouts) notices a vanished peer
- * in about 30 s at the default floor (0.2 + 0.4 + 0.8 + 1.6 + 8 × 3.2), well before the 120 s idle
- * timeout; unbounded doubling would take 280 s and make the limit moot.
+ * Backoff stops doubling here (and at the ceiling the owner gives: an eighth of the dead-peer
+ * timeout), so retransmissions keep probing a path that went quiet: unbounded doubling would wait
+ * 280 s for 12 timeouts, longer than the idle timeout.
  */
 const MAX_BACKOFF = 16;
 /** Clock granularity G of RFC 6298 §2: our timers fire with about 1 ms resolution. */
@@ -18,6 +18,7 @@ const CLOCK_GRANULARITY_MS = 1;
 
 export class RttEstimator {
   readonly #floorMs: number;
+  readonly #backoffCeilingMs: number;
   #smoothed = 0;
   #variation = 0;
   #latest = 0;
@@ -26,8 +27,10 @@ export class RttEstimator {
   /** ×2 per expired RTO; back to 1 on the next sample (RFC 6298 §5.7). */
   #backoff = 1;
 
-  constructor(floorMs: number) {
+  /** `backoffCeilingMs`: backoff never takes the RTO above this (an RTO already above it is not cut). */
+  constructor(floorMs: number, backoffCeilingMs = MAX_RTO_MS) {
     this.#floorMs = floorMs;
+    this.#backoffCeilingMs = backoffCeilingMs;
   }
 
   get hasSample(): boolean {
@@ -73,10 +76,10 @@ export class RttEstimator {
     this.#backoff = 1;
   }
 
-  /** RTO = SRTT + max(G, 4·RTTVAR), clamped to [floor, 60 s], times the backoff (still ≤ 60 s). */
+  /** RTO = SRTT + max(G, 4·RTTVAR), clamped to [floor, 60 s], times the backoff (up to the ceiling, still ≤ 60 s). */
   get rto(): number {
-    const base = this.#hasSample ? this.#smoothed + Math.max(CLOCK_GRANULARITY_MS, 4 * this.#variation) : INITIAL_RTO_MS;
-    return Math.min(MAX_RTO_MS, Math.max(this.#floorMs, base) * this.#backoff);
+    const base = Math.max(this.#floorMs, this.#hasSample ? this.#smoothed + Math.max(CLOCK_GRANULARITY_MS, 4 * this.#variation) : INITIAL_RTO_MS);
+    return Math.min(MAX_RTO_MS, Math.max(base, Math.min(base * this.#backoff, this.#backoffCeilingMs)));
   }
 
   /** The backoff starts over without a sample (the connection moved to a new, validated address). */

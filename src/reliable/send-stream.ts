@@ -3,6 +3,7 @@
 // virtual byte at its final offset, so "the end was acknowledged" is just "that byte was", a lost end
 // is re-sent like lost data, and an empty message still sends (and gets acknowledged) one frame.
 
+import { internalAssertion } from "../errors/errors.ts";
 import { RangeSet } from "./range-set.ts";
 
 /** A range to put in a frame: data bytes [offset, offset + data.length) and perhaps the FIN. */
@@ -39,9 +40,9 @@ export class SendStream {
     return this.#written - this.#released;
   }
 
-  /** Every byte (and the end) went out at least once; lost ones may still be due again. */
+  /** Every byte (and the end) went out at least once (lost ones may still be due again), or it was abandoned. */
   get allSent(): boolean {
-    return this.#finished && this.#next >= this.#virtualEnd;
+    return this.#abandoned || (this.#finished && this.#next >= this.#virtualEnd);
   }
 
   get hasLost(): boolean {
@@ -53,6 +54,21 @@ export class SendStream {
     return this.#finished && this.#acked.contiguousEnd(0) >= this.#virtualEnd;
   }
 
+  /** Nothing more will happen to it: complete, or abandoned. */
+  get settled(): boolean {
+    return this.#abandoned || this.complete;
+  }
+
+  /** Acknowledged from the start up to here (the end counts as one byte past the data). */
+  get acknowledged(): number {
+    return this.#acked.contiguousEnd(0);
+  }
+
+  /** Where the written data ends, with the end as one byte more once finished: what `acknowledged` reaches. */
+  get writtenEnd(): number {
+    return this.#virtualEnd;
+  }
+
   /** Whether there is something to send under a credit of `limit` data bytes. */
   hasSendable(limit: number): boolean {
     if (this.#abandoned) return false;
@@ -62,7 +78,7 @@ export class SendStream {
   }
 
   write(bytes: Uint8Array): void {
-    if (this.#finished) throw new Error("write after the stream was finished");
+    if (this.#finished) throw internalAssertion("write after the stream was finished");
     if (bytes.length === 0) return;
     this.#chunks.push(bytes);
     this.#chunkOffsets.push(this.#written);
@@ -112,6 +128,7 @@ export class SendStream {
   abandon(): number {
     const held = this.bufferedBytes;
     this.#abandoned = true;
+    this.#lost.remove(0, Number.MAX_SAFE_INTEGER);
     this.#chunks.length = 0;
     this.#chunkOffsets.length = 0;
     this.#released = this.#written;

@@ -8,21 +8,22 @@
 //   nor retransmitted. Karn's rule holds by construction, as in QUIC: a packet is sent once, so the
 //   acknowledgement of the packet an RTT sample comes from is never the acknowledgement of another.
 // - Loss (loss-recovery.ts): three packets or 9/8 RTT behind an acknowledged one (RFC 9002 §6.1), a
-//   tail-loss probe, the RFC 6298 retransmission timeout; the connection fails after
-//   `maxRetransmissions` consecutive timeouts.
+//   tail-loss probe, the RFC 6298 retransmission timeout; the connection fails when the peer
+//   acknowledges nothing for `deadPeerTimeoutMs`, or after `maxRetransmissions` consecutive timeouts.
 // - Messages are streams of declared length delivered whole and in order; byte streams deliver bytes
 //   in order per stream. Both are flow controlled by credit the receiver grants as its reader consumes,
 //   so a reader that stops makes the writer wait instead of memory grow.
 // - Congestion: NewReno with pacing (congestion.ts).
 
+import { SluiceError } from "../errors/errors.ts";
 import { DATA_HEADER_BYTES, MAX_DATA_PLAINTEXT_BYTES, MAX_SEND_DATAGRAM_BYTES, TAG_BYTES } from "../wire/constants.ts";
 import { Pacer } from "./congestion.ts";
 import { ControlFrames, type ControlFrame, type ControlSent } from "./control.ts";
 import { CLOSE_APPLICATION, CLOSE_PROTOCOL_VIOLATION, MAX_ACK_RANGES, PacketWriter, parseFrames, PATH_DATA_BYTES, RESET_ABORTED, type FrameVisitor } from "./frames.ts";
-import { Inbound, type CreditsSent } from "./inbound.ts";
+import { Inbound, type InboundSent } from "./inbound.ts";
 import { LossRecovery } from "./loss-recovery.ts";
 import type { ReliabilityConfig } from "./options.ts";
-import { Outbound, type OutboundSent } from "./outbound.ts";
+import { messageTooLarge, Outbound, type OutboundSent, type WrittenMark } from "./outbound.ts";
 import { RangeSet } from "./range-set.ts";
 
 /** The longest a receiver holds an acknowledgement (a protocol constant: the sender's probe timer counts on it). */
@@ -53,8 +54,8 @@ const MIN_FULL_PACKET_BYTES = 300;
 const ACK_MIN_BYTES = 18;
 const ACK_RANGE_BYTES = 8;
 
-/** A packet in flight, and what it carried: data and resets (OutboundSent), credit (CreditsSent), control frames, a CLOSE. */
-interface SentPacket extends CreditsSent, OutboundSent, ControlSent {
+/** A packet in flight, and what it carried: data and resets (OutboundSent), credit, stops, refusals (InboundSent), control frames, a CLOSE. */
+interface SentPacket extends InboundSent, OutboundSent, ControlSent {
   time: number;
   bytes: number;
   close: boolean;
@@ -108,7 +109,11 @@ export class Session {
   readonly #pacer = new Pacer();
   readonly #writer = new PacketWriter(MAX_DATA_PLAINTEXT_BYTES);
   #state: SessionState = "open";
-  #error: Error | undefined;
+  #error: SluiceError | undefined;
+  /** Who ended the connection, once it is not open (and it did not fail). */
+  #closedBy: "us" | "peer" | undefined;
+  /** Why nothing more can be written, once the connection is not open: made on first need. */
+  #endReason: SluiceError | undefined;
 
   // Sending packets.
   readonly #random: () => number;
@@ -160,7 +165,9 @@ export class Session {
   constructor(config: ReliabilityConfig, now: number, random: () => number = Math.random) {
     this.#config = config;
     this.#random = random;
-    this.#recovery = new LossRecovery(config.rtoFloorMs, config.maxRetransmissions, MAX_ACK_DELAY_MS);
+    this.#recovery = new LossRecovery({
+      rtoFloorMs: config.rtoFloorMs, maxTimeouts: config.maxRetransmissions, peerAckDelayMs: MAX_ACK_DELAY_MS, deadPeerTimeoutMs: config.deadPeerTimeoutMs,
+    });
     this.#outbound = new Outbound(config, this.#stats);
     this.#inbound = new Inbound(config, this.#stats);
     this.#lastReceiveTime = now;
@@ -177,8 +184,19 @@ export class Session {
   }
 
   /** Why the connection failed (undefined after a clean close, or while open). */
-  get error(): Error | undefined {
+  get error(): SluiceError | undefined {
     return this.#error;
+  }
+
+  /**
+   * Why nothing more can be sent or received, once the connection is not open: why it failed, or
+   * ERR_SLUICE_CLOSED (this side closed it) or ERR_SLUICE_PEER_CLOSED. Undefined while open.
+   */
+  get endReason(): SluiceError | undefined {
+    if (this.#state === "open") return undefined;
+    return this.#error ?? (this.#endReason ??= this.#closedBy === "peer"
+      ? new SluiceError("ERR_SLUICE_PEER_CLOSED", "the peer closed the connection")
+      : new SluiceError("ERR_SLUICE_CLOSED", "the connection was closed"));
   }
 
   /** The last incoming message or stream the peer broke, and why. */
@@ -200,15 +218,15 @@ export class Session {
   }
 
   /** A new outgoing stream's id. Its data waits for the peer's stream credit. */
-  openStream(now: number): number {
+  openStream(): number {
     this.#assertOpen();
-    return this.#outbound.openStream(now);
+    return this.#outbound.openStream();
   }
 
-  /** Adds bytes to outgoing stream `id`; throws if the stream was reset (with why). */
-  writeStream(id: number, bytes: Uint8Array, now: number): void {
+  /** Adds bytes to outgoing stream `id`; throws if the stream ended early (with why). */
+  writeStream(id: number, bytes: Uint8Array): void {
     this.#assertOpen();
-    this.#outbound.writeStream(id, bytes, now);
+    this.#outbound.writeStream(id, bytes);
   }
 
   finishStream(id: number): void {
@@ -216,14 +234,41 @@ export class Session {
     this.#outbound.finishStream(id);
   }
 
-  /** Outgoing stream `id`: "delivered", "sending", or why it was reset. */
-  streamState(id: number): "sending" | "delivered" | { reset: string } {
+  /** Outgoing stream `id`: "delivered", "sending", or why it ended early (reset, or cancelled by its reader). */
+  streamState(id: number): "sending" | "delivered" | SluiceError {
     return this.#outbound.streamState(id);
   }
 
   /** Gives up on outgoing stream `id`; the peer's reader fails with a clear error (see Outbound). */
-  resetStream(id: number, reason: string, code = RESET_ABORTED): void {
+  resetStream(id: number, reason: SluiceError, code = RESET_ABORTED): void {
     this.#outbound.resetStream(id, reason, code);
+  }
+
+  /** The first message refusal the peer sent that was not yet reported (ERR_SLUICE_MESSAGE_TOO_LARGE), once. */
+  takeMessageRefusal(): SluiceError | undefined {
+    return this.#outbound.takeRefusal();
+  }
+
+  /** Why a message of `length` bytes would be refused, if a refusal told us the peer's limit and it is over it. */
+  overPeerLimit(length: number): SluiceError | undefined {
+    const limit = this.#outbound.peerMaxMessageBytes;
+    return length > limit ? messageTooLarge(`a message of ${length} bytes cannot be sent`, limit) : undefined;
+  }
+
+  /** What has been written until now (for flushed()). */
+  writtenMark(): WrittenMark {
+    return this.#outbound.writtenMark();
+  }
+
+  /**
+   * Whether the peer acknowledged everything `mark` covers (streams that ended early count as done
+   * with). Throws why it never will be known: the peer closed or the connection failed first (what was
+   * not yet acknowledged was dropped), or this side aborted it.
+   */
+  flushed(mark: WrittenMark): boolean {
+    if (this.#sending) return this.#outbound.flushed(mark);
+    if (this.#closedBy === "us" && this.#error === undefined && this.#closeQueued) return true; // our CLOSE went after everything
+    throw this.endReason!;
   }
 
   /** The next whole message, in order; undefined if none is ready. */
@@ -247,10 +292,10 @@ export class Session {
    * it failed. The bytes are the caller's.
    */
   readStream(id: number): Uint8Array | null | undefined {
-    return this.#inbound.readStream(id, !this.#sending, this.#error);
+    return this.#inbound.readStream(id, this.#sending ? undefined : this.endReason);
   }
 
-  /** The reader gave up on incoming stream `id`: later data for it is dropped. */
+  /** The reader gave up on incoming stream `id`: later data for it is dropped, and the writer told to stop (STOP_SENDING). */
   cancelStream(id: number): void {
     this.#inbound.cancelStream(id);
   }
@@ -262,18 +307,21 @@ export class Session {
   close(): void {
     if (this.#state !== "open") return;
     this.#state = "closing";
+    this.#closedBy = "us";
     this.#inbound.discardIncomplete();
     this.#queueCloseIfFlushed();
   }
 
   /**
    * Closes at once and answers the one packet that tells the peer (a CLOSE, sent once, not retransmitted:
-   * if it is lost the peer learns from its retransmission limit or idle timeout).
+   * if it is lost the peer learns from its dead-peer or idle timeout). `error`, if given, is why
+   * (then `error` and `endReason` say so); without it the connection counts as closed by this side.
    */
-  abort(now: number): Transmit | undefined {
+  abort(now: number, error?: SluiceError): Transmit | undefined {
     if (this.#state === "closed") return undefined;
     const wasOpen = this.#state !== "draining";
-    this.#fail(undefined);
+    this.#closedBy ??= "us";
+    this.#fail(error);
     if (!wasOpen) return undefined;
     return this.#closePacket(CLOSE_APPLICATION, now);
   }
@@ -411,7 +459,7 @@ export class Session {
     if (this.#state === "closed") return Infinity;
     let deadline = Math.min(this.#ackDeadline, this.#pacingAt, this.#drainUntil, this.#lastReceiveTime + this.#config.idleTimeoutMs);
     deadline = Math.min(deadline, this.#recovery.deadline());
-    if (this.#sending) deadline = Math.min(deadline, this.#nextPingTime(), this.#outbound.idleDeadline());
+    if (this.#sending) deadline = Math.min(deadline, this.#nextPingTime());
     return deadline;
   }
 
@@ -419,23 +467,27 @@ export class Session {
     if (this.#state === "closed") return;
     this.#now = now;
     if (now >= this.#lastReceiveTime + this.#config.idleTimeoutMs) {
-      this.#fail(new Error(`idle timeout: nothing from the peer for ${this.#config.idleTimeoutMs} ms`));
+      this.#fail(new SluiceError("ERR_SLUICE_IDLE_TIMEOUT", `idle timeout: nothing from the peer for ${this.#config.idleTimeoutMs} ms (reliability.idleTimeoutMs)`));
       return;
     }
     if (now >= this.#drainUntil) {
       this.#state = "closed";
       return;
     }
-    if (now >= this.#recovery.deadline() && this.#recovery.onTimeout(now, this.#onPacketLost) === "failed") {
-      this.#fail(new Error(`peer unreachable: ${this.#config.maxRetransmissions} consecutive retransmission timeouts without an acknowledgement`));
-      return;
+    if (now >= this.#recovery.deadline()) {
+      const outcome = this.#recovery.onTimeout(now, this.#onPacketLost);
+      if (outcome === "failed" || outcome === "silent") {
+        this.#fail(new SluiceError("ERR_SLUICE_PEER_UNREACHABLE", outcome === "silent"
+          ? `peer unreachable: nothing acknowledged for ${this.#config.deadPeerTimeoutMs} ms (reliability.deadPeerTimeoutMs)`
+          : `peer unreachable: ${this.#config.maxRetransmissions} consecutive retransmission timeouts without an acknowledgement (reliability.maxRetransmissions)`));
+        return;
+      }
     }
     if (this.#sending && now >= this.#nextPingTime()) {
       if (this.#lastPingTime > this.#lastReceiveTime) this.#keepAliveInterval = Math.min(2 * this.#keepAliveInterval, this.#config.maxKeepAliveMs);
       this.#lastPingTime = now;
       this.#pingDue = true;
     }
-    if (this.#sending) this.#outbound.resetIdle(now); // an unfinished stream cannot hold a close forever
   }
 
   /**
@@ -473,6 +525,7 @@ export class Session {
     const writer = this.#writer;
     writer.begin(room);
     if (this.#newSinceAck) this.#writeAck(now);
+    const ackEnd = writer.length;
     this.#writePathFrames();
     const packetNumber = this.#allocate();
     if (!eliciting) {
@@ -481,7 +534,9 @@ export class Session {
       this.#stats.packetsSent++;
       return { packetNumber, parts: writer.finish() };
     }
-    const packet: SentPacket = { time: now, bytes: 0, data: [], messageCredit: false, streamsCredit: false, streamCredits: [], resets: [], controls: [], close: false };
+    const packet: SentPacket = {
+      time: now, bytes: 0, data: [], messageCredit: false, streamsCredit: false, streamCredits: [], stops: [], refusals: [], resets: [], controls: [], close: false,
+    };
     this.#writeControl(packet);
     if (this.#closeDue) {
       writer.close(CLOSE_APPLICATION);
@@ -492,8 +547,8 @@ export class Session {
     // packet (or 25 ms) would otherwise stall a small window for the whole ACK delay every round trip.
     if (recovery.congestion.bytesInFlight + 2 * MAX_SEND_DATAGRAM_BYTES > recovery.congestion.window) writer.ping();
     if (this.#sending) this.#outbound.writeData(writer, packet);
-    // Any ack-eliciting packet does what a PING would; add one only when nothing else elicits.
-    if (!packet.messageCredit && !packet.streamsCredit && packet.streamCredits.length === 0 && packet.resets.length === 0 && packet.controls.length === 0 && !packet.close && packet.data.length === 0 && !pathFrames) writer.ping();
+    // Any frame but an ACK (path frames too) elicits an acknowledgement, as a PING would; add one only when nothing else does.
+    if (writer.length === ackEnd) writer.ping();
     this.#pingDue = false;
     const parts = writer.finish();
     packet.bytes = writer.length + DATA_HEADER_BYTES + TAG_BYTES; // the datagram: what the window counts
@@ -562,6 +617,14 @@ export class Session {
       this.#elicits = true;
       if (this.#state === "open") this.#inbound.streamReset(id, code);
     },
+    stopSending: (id) => {
+      this.#elicits = true;
+      if (this.#sending) this.#outbound.onStopSending(id);
+    },
+    messageRefused: (sequence, length, limit) => {
+      this.#elicits = true;
+      if (this.#sending) this.#outbound.onMessageRefused(sequence, length, limit);
+    },
     pathChallenge: (data) => {
       this.#elicits = true;
       this.#ackNow = true;
@@ -585,7 +648,7 @@ export class Session {
     for (const skipped of this.#skipped) {
       if (ranges.some(([start, end]) => skipped >= start && skipped < end)) {
         this.#stats.optimisticAcks++;
-        this.#fail(new Error(`protocol violation: the peer acknowledged packet ${skipped}, which was never sent (an optimistic ACK)`));
+        this.#fail(new SluiceError("ERR_SLUICE_PROTOCOL_VIOLATION", `protocol violation: the peer acknowledged packet ${skipped}, which was never sent (an optimistic ACK)`));
         this.#finalClose = CLOSE_PROTOCOL_VIOLATION;
         return;
       }
@@ -599,16 +662,17 @@ export class Session {
     if (packet.close && this.#state === "closing") this.#enterDrain();
   };
 
-  /** A packet is lost: its data, credits, resets and CLOSE go again (in new packets). */
+  /** A packet is lost: its data, credits, stops, refusals, resets and CLOSE go again (in new packets). */
   readonly #onPacketLost = (packet: SentPacket): void => {
     this.#outbound.onLost(packet);
-    this.#inbound.onCreditsLost(packet);
+    this.#inbound.onLost(packet);
     this.#control.onLost(packet);
     if (packet.close && this.#state === "closing") this.#closeDue = true;
   };
 
   #onPeerClose(): void {
     if (this.#state === "closed" || this.#state === "draining") return;
+    this.#closedBy ??= "peer";
     this.#outbound.discard();
     this.#control.discard();
     this.#enterDrain();
@@ -618,14 +682,17 @@ export class Session {
     this.#state = "draining";
     this.#drainUntil = this.#now + DRAIN_RTOS * this.#recovery.rtt.rto;
     this.#closeDue = false;
+    this.#recovery.clear(); // nothing is retransmitted while draining, nor owed an acknowledgement
+    this.#inbound.releaseSpareMemory();
   }
 
-  #fail(error: Error | undefined): void {
+  #fail(error: SluiceError | undefined): void {
     this.#error = error;
     this.#state = "closed";
     this.#outbound.discard();
     this.#control.discard();
     this.#recovery.clear();
+    this.#inbound.releaseSpareMemory();
   }
 
   #queueCloseIfFlushed(): void {
@@ -654,9 +721,9 @@ export class Session {
     this.#ackNow = false;
   }
 
-  /** Control frames, before any data: our credit to the peer, our streams' resets, the host's control frames. */
+  /** Control frames, before any data: our credit, stops and refusals to the peer, our streams' resets, the host's control frames. */
   #writeControl(packet: SentPacket): void {
-    this.#inbound.writeCredits(this.#writer, packet);
+    this.#inbound.writeControl(this.#writer, packet);
     this.#outbound.writeResets(this.#writer, packet);
     this.#control.write(this.#writer, packet);
   }
@@ -695,7 +762,7 @@ export class Session {
   #hasElicitingWork(): boolean {
     if (this.#closeDue) return true;
     if (!this.#sending) return false;
-    return this.#pingDue || this.#inbound.creditDue || this.#outbound.hasWork || this.#control.due;
+    return this.#pingDue || this.#inbound.controlDue || this.#outbound.hasWork || this.#control.due;
   }
 
   /** Open or closing: data, credit, pings and writer timeouts still run (draining and closed only answer CLOSEs). */
@@ -704,6 +771,7 @@ export class Session {
   }
 
   #assertOpen(): void {
-    if (this.#state !== "open") throw new Error(this.#error?.message ?? "the connection is closed");
+    const reason = this.endReason;
+    if (reason !== undefined) throw reason;
   }
 }

@@ -1,12 +1,12 @@
 // A connection, as the application sees it: messages (send, recv), byte streams (openStream,
-// acceptStream), close and stats. Everything waits on the Session's state through its driver
-// (session-driver.ts), never on the socket.
-import { illegalConstructor } from "../errors/errors.ts";
-import { invalidArgType, validateByteLength, validateBytes, validateObject } from "../errors/validate.ts";
+// acceptStream), flush, close, abort, address changes and stats. Everything waits on the Session's
+// state through its driver (session-driver.ts), never on the socket, and every wait takes an AbortSignal.
+import { abortErrorOf, illegalConstructor, SluiceError } from "../errors/errors.ts";
+import { signalOf, validateByteLength, validateBytes } from "../errors/validate.ts";
 import { ownedCopy } from "../memory/owned-copy.ts";
 import type { Address } from "../wire/address.ts";
 import type { AddressChange } from "./address-changes.ts";
-import type { SessionDriver } from "./session-driver.ts";
+import { ignore, WAIT, type SessionDriver } from "./session-driver.ts";
 import type { ConnectionStats } from "./stats.ts";
 import { readableStream, writableStream } from "./streams.ts";
 
@@ -29,20 +29,24 @@ export function driverOf(connection: Connection): SessionDriver {
   return driverOfConnection(connection);
 }
 
+/** What a call that may wait takes: an AbortSignal that cancels the wait (Node's AbortError). */
+export interface WaitOptions {
+  signal?: AbortSignal | undefined;
+}
+
+const RESOLVED = Promise.resolve();
+
 export class Connection {
   static {
     driverOfConnection = (connection) => connection.#driver;
   }
 
-  /** The peer's static X25519 public key (32 bytes), authenticated by the handshake. */
-  readonly remotePublicKey: Uint8Array;
   readonly #driver: SessionDriver;
 
   /** Not for applications: connections come from Transport.connect() and Transport.accept(). @internal */
   constructor(token: typeof FROM_TRANSPORT, driver: SessionDriver) {
     if (token !== FROM_TRANSPORT) throw illegalConstructor("connections come from Transport.connect() and Transport.accept()", Connection);
     this.#driver = driver;
-    this.remotePublicKey = driver.remotePublicKey;
   }
 
   /**
@@ -63,11 +67,13 @@ export class Connection {
    * "reverted" if it does not; "direct" when a relayed connection moves to a direct path (see AddressChange). An iterator that is not read keeps only the newest
    * 16 changes.
    */
-  addressChanges(options: { signal?: AbortSignal } = {}): AsyncGenerator<AddressChange, void, undefined> {
-    validateObject(options, "options");
-    const { signal } = options;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType("options.signal", "an instance of AbortSignal", signal);
-    return this.#driver.addressChanges.subscribe(signal);
+  addressChanges(options?: WaitOptions): AsyncGenerator<AddressChange, void, undefined> {
+    return this.#driver.addressChanges.subscribe(signalOf(options));
+  }
+
+  /** The peer's static X25519 public key (32 bytes, a copy), authenticated by the handshake. */
+  get remotePublicKey(): Uint8Array {
+    return new Uint8Array(this.#driver.remotePublicKey);
   }
 
   /**
@@ -84,12 +90,28 @@ export class Connection {
     return this.#driver.remoteAddress;
   }
 
-  /** Whether the connection is over (closed either way, or failed). */
+  /**
+   * Whether the connection is over for the application: true once close() resolved (the peer
+   * acknowledged the CLOSE), once the peer closed it, and after abort(), transport.close() or a failure.
+   */
   get closed(): boolean {
-    return this.#driver.ended;
+    const state = this.#driver.session.state;
+    return state === "draining" || state === "closed";
   }
 
-  /** Why the connection failed: the retransmission limit, the idle timeout... (undefined if it closed cleanly or is open). */
+  /**
+   * Settles when the connection is over on this side, either side having closed it, and its draining
+   * done (its id and memory released): resolves after a clean close, rejects with `error` if it
+   * failed or was aborted. Never an unhandled rejection: ignoring it is safe.
+   */
+  get whenClosed(): Promise<void> {
+    return this.#driver.whenEnded;
+  }
+
+  /**
+   * Why the connection failed (ERR_SLUICE_PEER_UNREACHABLE, ERR_SLUICE_IDLE_TIMEOUT, ERR_SLUICE_ABORTED...);
+   * undefined while open or after a clean close.
+   */
   get error(): Error | undefined {
     return this.#driver.session.error;
   }
@@ -98,36 +120,85 @@ export class Connection {
    * Sends one message, reliably and in order. Resolves once the message is in the send buffer (it
    * waits while the buffer is full: the peer is not reading, or the path is slow). Messages up to
    * one datagram go as one; larger ones, up to `maxMessageBytes` (default 64 MiB), are streamed.
+   *
+   * A send that is still waiting when the connection ends (close(), abort(), transport.close(), the
+   * peer closing, a failure) rejects with why (ERR_SLUICE_CLOSED, ...), but never as an unhandled
+   * rejection: un-awaited sends are safe, and an await still sees the error. A send called after the
+   * end rejects as any call does. If the peer refused an earlier message for its size, the next
+   * send() (or flush()) rejects with ERR_SLUICE_MESSAGE_TOO_LARGE naming the peer's limit, and sends
+   * over that limit reject at once from then on.
    */
-  async send(message: Uint8Array): Promise<void> {
+  send(message: Uint8Array, options?: WaitOptions): Promise<void> {
     const driver = this.#driver;
-    validateBytes(message, "message");
-    validateByteLength(message.length, "message", driver.config.maxMessageBytes, "options.reliability.maxMessageBytes; use openStream() for more");
-    await driver.until(() => driver.session.writable, () => driver.writeRefusal());
-    driver.session.sendMessage(ownedCopy(message, 0, message.length)); // a slab copy: slice() allocates a backing store (~3 µs)
-    driver.scheduleDrive();
+    const session = driver.session;
+    let signal: AbortSignal | undefined;
+    try {
+      validateBytes(message, "message");
+      validateByteLength(message.length, "message", driver.config.maxMessageBytes, "options.reliability.maxMessageBytes; use openStream() for more");
+      signal = signalOf(options);
+      if (signal?.aborted) throw abortErrorOf(signal);
+      const refused = session.takeMessageRefusal() ?? session.overPeerLimit(message.length);
+      if (refused !== undefined) throw refused;
+      if (session.writable) {
+        this.#queue(message); // room now: no wait, no microtask
+        return RESOLVED;
+      }
+      const ended = session.endReason;
+      if (ended !== undefined) throw ended;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const sent: Promise<void> = driver.until(() => {
+      const refused = session.takeMessageRefusal() ?? session.endReason;
+      if (refused !== undefined) throw refused;
+      return session.writable ? undefined : WAIT;
+    }, signal).then(() => this.#queue(message), (error: unknown) => {
+      if (error === session.endReason) sent.catch(ignore); // the connection ended: reported by recv(), whenClosed, `error`
+      throw error;
+    });
+    return sent;
+  }
+
+  #queue(message: Uint8Array): void {
+    this.#driver.session.sendMessage(ownedCopy(message, 0, message.length)); // a slab copy: slice() allocates a backing store (~3 µs)
+    this.#driver.scheduleDrive();
   }
 
   /**
-   * The next message, in the order sent; undefined once the connection is closed (after the messages
-   * that had already arrived). Rejects with the reason if the connection failed.
+   * The next message, in the order sent, as bytes of its own (see "Received memory" in
+   * docs/design.md); undefined once the connection is closed (after the messages that had already
+   * arrived). Rejects with the reason if the connection failed or was aborted.
    */
-  async recv(): Promise<Uint8Array | undefined> {
+  recv(options?: WaitOptions): Promise<Uint8Array | undefined> {
     const driver = this.#driver;
     const session = driver.session;
-    for (;;) {
-      if (driver.closing) return undefined;
+    return this.#wait(options, () => {
+      if (driver.closing) return this.#over();
       const message = session.readMessage();
       if (message !== undefined) {
         driver.scheduleDrive(); // reading may have raised the peer's credit
         return message;
       }
-      if (session.messagesEnded || driver.ended) {
-        if (session.error) throw session.error;
-        return undefined;
-      }
-      await driver.changed();
+      return session.messagesEnded || driver.ended ? this.#over() : WAIT;
+    });
+  }
+
+  /** What a call that waits for the peer answers once the connection is over: undefined, or why it failed. */
+  #over(): undefined {
+    const error = this.#driver.session.error;
+    if (error !== undefined) throw error;
+    return undefined;
+  }
+
+  /** Runs `attempt` now and after every change until it answers (driver.until), cancelled by `options.signal`. */
+  #wait<T>(options: WaitOptions | undefined, attempt: () => T | typeof WAIT): Promise<T> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = signalOf(options);
+    } catch (error) {
+      return Promise.reject(error);
     }
+    return this.#driver.until(attempt, signal);
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
@@ -139,37 +210,74 @@ export class Connection {
   }
 
   /**
-   * Opens an outgoing byte stream. Writes resolve once the bytes are in the send buffer; close()
-   * resolves once the peer has acknowledged every byte and the end.
+   * Opens an outgoing byte stream. Writes resolve once the bytes are in the send buffer (they wait
+   * while it is full or the reader is behind); close() resolves once the end is queued after them,
+   * whether or not the peer has accepted the stream yet: `connection.flush()` waits for the peer's
+   * acknowledgement. If the reader cancels, pending and later writes and close() reject with
+   * ERR_SLUICE_STREAM_CANCELLED; abort() resets the stream (its reader fails with ERR_SLUICE_RESET).
    */
   openStream(): WritableStream<Uint8Array> {
     const driver = this.#driver;
-    return writableStream(driver, driver.session.openStream(driver.now()));
+    return writableStream(driver, driver.session.openStream());
   }
 
-  /** The next stream the peer opened, or undefined once the connection is closed. */
-  async acceptStream(): Promise<ReadableStream<Uint8Array> | undefined> {
+  /**
+   * The next stream the peer opened, or undefined once the connection is closed. Rejects with the
+   * reason if the connection failed or was aborted.
+   */
+  acceptStream(options?: WaitOptions): Promise<ReadableStream<Uint8Array> | undefined> {
     const driver = this.#driver;
-    for (;;) {
-      const id = driver.session.acceptStream();
+    const session = driver.session;
+    return this.#wait(options, () => {
+      const id = session.acceptStream();
       if (id !== undefined) return readableStream(driver, id);
-      if (driver.ended || driver.closing || driver.session.state !== "open") return undefined;
-      await driver.changed();
-    }
+      return driver.ended || driver.closing || session.state !== "open" ? this.#over() : WAIT;
+    });
+  }
+
+  /**
+   * Resolves once the peer acknowledged everything written so far: every message sent, and every
+   * stream's bytes and end (a stream that was reset or cancelled counts as done with). Rejects with
+   * ERR_SLUICE_MESSAGE_TOO_LARGE if the peer refused a message (not yet reported), or with why the
+   * connection ended first.
+   */
+  flush(options?: WaitOptions): Promise<void> {
+    const session = this.#driver.session;
+    const mark = session.writtenMark();
+    return this.#wait(options, () => {
+      const refused = session.takeMessageRefusal();
+      if (refused !== undefined) throw refused;
+      return session.flushed(mark) ? undefined : WAIT;
+    });
   }
 
   /**
    * Closes gracefully: no more sends; the peer gets everything already sent, then an authenticated
    * CLOSE, and its recv() ends after the messages that arrived. Resolves once the peer acknowledged
-   * the CLOSE (or the connection failed, e.g. the peer vanished: then it rejects with why).
+   * the CLOSE (`closed` is then true), or rejects with why the connection failed first (a vanished
+   * peer is noticed within reliability.deadPeerTimeoutMs).
    */
   async close(): Promise<void> {
     const driver = this.#driver;
-    driver.closing = true;
-    driver.session.close();
-    driver.scheduleDrive();
-    await driver.until(() => driver.session.state === "draining" || driver.session.state === "closed", () => undefined);
-    if (driver.session.error) throw driver.session.error;
+    const session = driver.session;
+    driver.close();
+    await driver.until(() => (session.state === "draining" || session.state === "closed" ? undefined : WAIT));
+    if (session.error !== undefined) throw session.error;
+  }
+
+  /**
+   * Closes at once: one CLOSE goes to the peer (not retransmitted), nothing more is sent or received.
+   * Calls still waiting (send, recv, acceptStream, flush, close) reject with ERR_SLUICE_ABORTED, whose
+   * `cause` is `reason`; so do `whenClosed` and later calls, and `error` is that error.
+   */
+  abort(reason?: unknown): void {
+    const detail = reason === undefined ? "" : `: ${reason instanceof Error ? reason.message : String(reason)}`;
+    this.#driver.abort(new SluiceError("ERR_SLUICE_ABORTED", `the connection was aborted${detail}`, reason === undefined ? undefined : { cause: reason }));
+  }
+
+  /** `await using`: closes gracefully as close() does, and resolves even if the connection failed meanwhile (see `error`). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close().catch(ignore);
   }
 
   stats(): ConnectionStats {

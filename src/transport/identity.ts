@@ -7,6 +7,7 @@
 // destroys the key-generation job while the key's mutex is held; a loop of the two hung in 3 of 3 tries).
 import { Buffer } from "node:buffer";
 import { createPublicKey } from "node:crypto";
+import { internalAssertion } from "../errors/errors.ts";
 import { invalidArgValue, validateBytes, validateOneOf, validateString } from "../errors/validate.ts";
 import { importPrivateKey, rawPublicKey } from "../handshake/primitives.ts";
 
@@ -31,7 +32,11 @@ export function generateKeyPair(): KeyPair {
 /** The public key (32 bytes) of the X25519 secret key `secretKey` (32 bytes; every 32 bytes are a valid secret key). */
 export function publicKeyOf(secretKey: Uint8Array): Uint8Array {
   validateBytes(secretKey, "secretKey", KEY_BYTES);
-  return rawPublicKey(createPublicKey(importPrivateKey(secretKey)));
+  try {
+    return rawPublicKey(createPublicKey(importPrivateKey(secretKey)));
+  } catch (cause) {
+    throw internalAssertion("node:crypto refused an X25519 secret key", cause);
+  }
 }
 
 /** `key` (32 bytes) as text: base64url (43 characters, the default) or hex (64). decodeKey() reads both. */

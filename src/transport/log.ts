@@ -1,5 +1,10 @@
-// A transport's warnings: each topic at most once per LOG_INTERVAL_MS, so a flood of one problem
-// (a full accept queue, a failing send) costs one line, not one per datagram.
+// A transport's warnings and its debug trace.
+//  - Warnings: each topic at most once per LOG_INTERVAL_MS, so a flood of one problem (a full accept
+//    queue, a failing send) costs one line, not one per datagram.
+//  - The trace (handshakes, path changes, losses, closes): to the `debug` option's function, or on
+//    Node to util.debuglog("sluice") when NODE_DEBUG names sluice. Off by default, and free when off:
+//    the transport holds no trace function at all then, and every trace site is one `!== undefined`.
+import { debuglog } from "node:util";
 
 /** A topic is logged at most once per this interval. */
 const LOG_INTERVAL_MS = 10_000;
@@ -21,4 +26,23 @@ export class Warnings {
     this.#lastLogged.set(topic, now);
     this.#log(`sluice: ${message}`);
   }
+}
+
+/** Where trace lines go (each a message without the "sluice" prefix). */
+export type Trace = (message: string) => void;
+
+/** NODE_DEBUG's verdict, asked once (Node reads the variable once, at the first debuglog of a section). */
+let nodeDebug: Trace | null | undefined;
+
+/**
+ * The trace of a transport: `debug` if given, else util.debuglog("sluice") when NODE_DEBUG names it
+ * (on Node; in Deno its node:util would ask for env permission, so Deno uses the option), else none.
+ */
+export function traceFor(debug: Trace | undefined): Trace | undefined {
+  if (debug !== undefined) return debug;
+  if (nodeDebug === undefined) {
+    const log = (globalThis as { Deno?: unknown }).Deno === undefined ? debuglog("sluice") : undefined;
+    nodeDebug = log?.enabled ? (message) => log(message) : null;
+  }
+  return nodeDebug ?? undefined;
 }

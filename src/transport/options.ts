@@ -1,7 +1,8 @@
 // A transport's options: what each means, its default and its bound, checked once by bind(); and the
 // size of the transport's arena, which has room for every queue at capacity at once.
 import {
-  invalidArgType, invalidArgValue, outOfRange, validateBoolean, validateBytes, validateFunction, validateInteger, validateObject, validateOneOf, validateString,
+  invalidArgType, invalidArgValue, outOfRange, validateAbortSignal, validateBoolean, validateBytes, validateFunction, validateInteger, validateObject,
+  validateOneOf, validateString,
 } from "../errors/validate.ts";
 import { DEFAULT_FRAME_BYTES, MAX_ARENA_BYTES } from "../memory/arena.ts";
 import { normalizeVersion, type ProtocolVersion } from "../wire/version.ts";
@@ -12,8 +13,15 @@ import { checkReliabilityOptions, type ReliabilityConfig, type ReliabilityOption
 import type { KeyPhaseLimits } from "../wire/packet-keys.ts";
 import type { AcceptIntroductionsPolicy, IntroductionPolicy } from "../rendezvous/rendezvous.ts";
 import { decodeKey } from "./identity.ts";
+import { traceFor, type Trace } from "./log.ts";
 import { checkRelayOptions, type RelayConfig, type RelayOptions } from "./relays.ts";
 import type { SocketFactory } from "./udp-socket.ts";
+
+// Frozen like DEFAULT_RELIABILITY, so no program can change another's defaults. (Here because
+// src/handshake/ was being rewritten when this was added: where they are defined is the better place.)
+Object.freeze(DEFAULT_RETRY);
+for (const step of DEFAULT_ACCEPT_RAMP) Object.freeze(step);
+Object.freeze(DEFAULT_ACCEPT_RAMP);
 
 /** Kernel receive buffer asked for (Linux doubles it): a 208 KiB default lost most of a flood. */
 export const DEFAULT_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -43,7 +51,7 @@ export const DEFAULT_UNDER_LOAD_INTROS_PER_SECOND = 64;
 export const DEFAULT_ACCEPT_QUEUE_CONNECTIONS = 64;
 
 export interface TransportOptions {
-  /** Address to bind. Default "0.0.0.0" (use "::" for IPv6). */
+  /** Address to bind, or a host name resolved once (dns.lookup, IPv4 first). Default "0.0.0.0" (use "::" for IPv6). */
   host?: string;
   /** Port to bind; 0 picks a free one. Default 0. */
   port?: number;
@@ -94,6 +102,13 @@ export interface TransportOptions {
   version?: ProtocolVersion;
   /** Where rate-limited warnings go. Default console.warn; null for silence. */
   log?: ((message: string) => void) | null;
+  /**
+   * Where the debug trace goes (handshakes, path changes, losses, closes: one line each). Default: on
+   * Node, util.debuglog("sluice"), which prints when NODE_DEBUG names sluice; else nothing.
+   */
+  debug?: (message: string) => void;
+  /** Cancels bind() (the name lookup and the socket's bind): it rejects with an AbortError. */
+  signal?: AbortSignal;
   /** Random numbers in [0, 1) for retry jitter. Default Math.random. */
   random?: () => number;
 }
@@ -127,6 +142,8 @@ export interface TransportConfig {
   retry: Required<RetryOptions>;
   version: Required<ProtocolVersion>;
   log: ((message: string) => void) | null;
+  /** The debug trace, or undefined when off. */
+  trace: Trace | undefined;
   random: () => number;
 }
 
@@ -186,6 +203,8 @@ export function checkTransportOptions(options: TransportOptions): TransportConfi
   const retry = checkRetryOptions(options.retry, "options.retry", DEFAULT_RETRY);
   const reliability = checkReliabilityOptions(options.reliability, "options.reliability");
   if (options.random !== undefined) validateFunction(options.random, "options.random");
+  if (options.debug !== undefined) validateFunction(options.debug, "options.debug");
+  validateAbortSignal(options.signal, "options.signal");
   if (options.log !== undefined && options.log !== null && typeof options.log !== "function") {
     throw invalidArgType("options.log", "of type function or null", options.log);
   }
@@ -206,6 +225,7 @@ export function checkTransportOptions(options: TransportOptions): TransportConfi
     retry,
     version,
     log: options.log === undefined ? (message) => console.warn(message) : options.log,
+    trace: traceFor(options.debug),
     random: options.random ?? Math.random,
   };
 }

@@ -3,13 +3,15 @@
 // (replay window, then ChaCha20-Poly1305 under the key its key phase names: wire/packet-keys.ts),
 // answers the handshake's confirm, feeds the rest to the Session with the time, seals and sends what
 // the Session answers to the address the path state allows (wire/path.ts: an unvalidated address gets
-// at most 3× what it sent), and keeps one timer at the earliest deadline. A Connection (connection.ts) is its face to the application, whose calls
-// wait on the Session's state through until() and changed(), never on the socket.
+// at most 3× what it sent), and keeps one timer at the earliest deadline. A Connection (connection.ts)
+// is its face to the application, whose calls wait on the Session's state through until(), never on
+// the socket.
+import { abortErrorOf, type SluiceError } from "../errors/errors.ts";
 import type { Arena } from "../memory/arena.ts";
 import { channel } from "../channel/channel.ts";
 import type { Receiver } from "../channel/receiver.ts";
 import type { Sender } from "../channel/sender.ts";
-import { sameAddress, type Address } from "../wire/address.ts";
+import { addressKey, sameAddress, type Address } from "../wire/address.ts";
 import { FRAME_DATA } from "../memory/core.ts";
 import { DATA_HEADER_BYTES, FRAME_CONFIRM, FRAME_CONFIRM_ACK, MAX_DATAGRAM_BYTES, TAG_BYTES } from "../wire/constants.ts";
 import type { Framer } from "../wire/framer.ts";
@@ -24,6 +26,7 @@ import type { ReliabilityConfig } from "../reliable/options.ts";
 import { isProbing } from "../reliable/frames.ts";
 import { Session, type Transmit } from "../reliable/session.ts";
 import { AddressChangeFeed, type AddressChange } from "./address-changes.ts";
+import type { Trace } from "./log.ts";
 import type { ConnectionStats, DropReason } from "./stats.ts";
 
 /** What a connection needs from its transport. */
@@ -39,6 +42,8 @@ export interface ConnectionHost {
   /** A control frame (0x20 to 0x2f) the peer sent, delivered once, in its order. */
   controlFrame(connection: SessionDriver, type: number, body: Uint8Array): void;
   now(): number;
+  /** The debug trace (log.ts), undefined when off: every trace site tests it first. */
+  readonly trace?: Trace | undefined;
 }
 
 /** Datagrams opened per look at the queue before the Session's answers are sent. */
@@ -53,6 +58,12 @@ const BENCHMARK_FIRST_PACKET_NUMBER = 2 ** 40;
 
 /** A datagram (or, opened, its plaintext) as the queue's consumer sees it: bytes[at, at + length). */
 export type DatagramVisitor = (bytes: Uint8Array, at: number, length: number) => void;
+
+/** What an until() attempt answers while its condition does not hold yet. */
+export const WAIT: unique symbol = Symbol("wait");
+
+/** Attached to promises whose rejection is reported elsewhere too: they never count as unhandled. */
+export const ignore = (): void => {};
 
 export interface SessionDriverInit {
   host: ConnectionHost;
@@ -106,6 +117,9 @@ export class SessionDriver {
   readonly #outlet: Receiver;
   readonly #window = new ReplayWindow();
   #ended = false;
+  /** Settles when the connection is over and drained: resolved, or rejected with why it failed. */
+  readonly whenEnded: Promise<void>;
+  #settleEnded!: (error: SluiceError | undefined) => void;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
   #driveScheduled = false;
@@ -126,6 +140,9 @@ export class SessionDriver {
   #bypassOpens = false;
   #benchmarkPacketNumber = BENCHMARK_FIRST_PACKET_NUMBER;
 
+  /** With the trace on: the loss counters last traced (so each new loss event is traced once). */
+  #tracedLosses = { packetsLost: 0, tailLossProbes: 0, retransmissionTimeouts: 0 };
+
   #routed = 0;
   #datagramsSent = 0;
   readonly #drops = { queueFull: 0, decryptFailed: 0, replayed: 0, malformed: 0 };
@@ -141,6 +158,10 @@ export class SessionDriver {
     this.#keys = new KeyPhases(init.host.crypto, init.secrets, init.host.now(), init.keyPhaseLimits ?? DEFAULT_KEY_PHASE_LIMITS);
     this.config = init.reliability;
     this.session = new Session(init.reliability, init.host.now(), init.random);
+    this.whenEnded = new Promise<void>((resolve, reject) => {
+      this.#settleEnded = (error) => (error === undefined ? resolve() : reject(error));
+    });
+    this.whenEnded.catch(ignore); // the same reason reaches recv(), close() and `error`
     [this.#inlet, this.#outlet] = channel(init.inboundQueuePackets, { arena: init.host.arena, maxPacketSize: MAX_DATAGRAM_BYTES, maxLanes: 1 });
     if (init.confirm) {
       this.#confirm = new RetrySchedule(init.confirm.options, init.host.now(), init.confirm.random);
@@ -148,6 +169,7 @@ export class SessionDriver {
     }
     if (init.stalled !== true) void this.#pump();
     this.scheduleDrive(); // the Session may have credit to grant at once
+    this.#host.trace?.(`connection ${this.localId} established with ${describe(this.#path.address)} (${init.confirm ? "initiator" : "responder"}, peer id ${init.remoteId})`);
   }
 
   /**
@@ -178,11 +200,24 @@ export class SessionDriver {
     return this.#host.now();
   }
 
-  /** Closes at once (transport.close(), a replaced connection): one CLOSE is sent, nothing waits. */
-  abort(): void {
-    if (this.#ended) return;
+  /** Closes gracefully (connection.close()): the Session sends its CLOSE once everything written was acknowledged. */
+  close(): void {
+    if (!this.closing && !this.#ended) this.#host.trace?.(`connection ${this.localId} closing`);
     this.closing = true;
-    const transmit = this.session.abort(this.#host.now());
+    this.session.close();
+    this.scheduleDrive();
+  }
+
+  /**
+   * Closes at once (connection.abort(), transport.close(), a replaced connection): one CLOSE is sent,
+   * nothing waits. `error` (ERR_SLUICE_ABORTED) is why, for the application's pending calls; without
+   * it the connection counts as closed by this side.
+   */
+  abort(error?: SluiceError): void {
+    if (this.#ended) return;
+    this.#host.trace?.(`connection ${this.localId} aborted${error === undefined ? "" : `: ${error.message}`}`);
+    this.closing = true;
+    const transmit = this.session.abort(this.#host.now(), error);
     if (transmit !== undefined) this.#transmit(transmit);
     this.#end();
   }
@@ -345,6 +380,7 @@ export class SessionDriver {
     keys.authenticated(candidate!.phase, now, rto);
     const before = this.#path.address;
     if (this.#path.onAuthenticated(from ?? before, packetNumber, length, now, rto, isProbing(plaintext)) === "moved") {
+      this.#host.trace?.(`connection ${this.localId}: the peer moved from ${describe(before)} to ${describe(this.#path.address)} (not yet validated)`);
       this.#addressChanged("moved", before);
       this.scheduleDrive();
     }
@@ -362,22 +398,45 @@ export class SessionDriver {
     const now = this.#host.now();
     if (session.nextDeadline() <= now) session.handleTimeout(now);
     const unvalidated = path.validated ? undefined : path.address;
-    if (path.nextDeadline() <= now && path.handleTimeout(now) === "reverted") this.#addressChanged("reverted", unvalidated!);
+    if (path.nextDeadline() <= now && path.handleTimeout(now) === "reverted") {
+      this.#host.trace?.(`connection ${this.localId}: ${describe(unvalidated!)} was not validated; back to ${describe(path.address)}`);
+      this.#addressChanged("reverted", unvalidated!);
+    }
     for (let data = session.pollPathResponse(); data !== undefined; data = session.pollPathResponse()) {
       const relayed = path.address;
       const outcome = path.onPathResponse(data);
       if (outcome === undefined) continue;
       session.onPathValidated(now);
-      if (outcome === "validated") this.#addressChanged("validated", this.#moveStart ?? path.address);
-      else this.#addressChanged("direct", relayed);
+      if (outcome === "validated") {
+        this.#host.trace?.(`connection ${this.localId}: the path to ${describe(path.address)} is validated`);
+        this.#addressChanged("validated", this.#moveStart ?? path.address);
+      } else {
+        this.#host.trace?.(`connection ${this.localId}: ${describe(path.address)} answered a probe; left the relay ${describe(relayed)} for it`);
+        this.#addressChanged("direct", relayed);
+      }
     }
     const challenge = path.takeChallenge(now);
     if (challenge !== undefined) session.sendPathChallenge(challenge);
     for (const probe of path.takeProbes(now)) this.#transmit(session.probePacket("challenge", probe.data), probe.address);
     for (let transmit = session.pollTransmit(now, path.allowance); transmit !== undefined; transmit = session.pollTransmit(now, path.allowance)) this.#transmit(transmit);
+    if (this.#host.trace !== undefined) this.#traceLosses(this.#host.trace);
     if (session.state === "closed") this.#end();
     else this.#arm(Math.min(session.nextDeadline(), path.nextDeadline()), now);
     this.#wake();
+  }
+
+  /** Traces the loss events since the last drive: packets declared lost, tail-loss probes, retransmission timeouts. */
+  #traceLosses(trace: Trace): void {
+    const { packetsLost, tailLossProbes, retransmissionTimeouts, rttMs, rtoMs, congestionWindowBytes } = this.session.stats();
+    const last = this.#tracedLosses;
+    if (packetsLost === last.packetsLost && tailLossProbes === last.tailLossProbes && retransmissionTimeouts === last.retransmissionTimeouts) return;
+    const events = [
+      packetsLost > last.packetsLost ? `${packetsLost - last.packetsLost} packets lost` : "",
+      tailLossProbes > last.tailLossProbes ? `${tailLossProbes - last.tailLossProbes} tail-loss probes` : "",
+      retransmissionTimeouts > last.retransmissionTimeouts ? `${retransmissionTimeouts - last.retransmissionTimeouts} retransmission timeouts` : "",
+    ].filter((event) => event !== "");
+    trace(`connection ${this.localId}: ${events.join(", ")} (RTT ${rttMs.toFixed(1)} ms, RTO ${rtoMs.toFixed(0)} ms, window ${congestionWindowBytes} B)`);
+    this.#tracedLosses = { packetsLost, tailLossProbes, retransmissionTimeouts };
   }
 
   /** Application calls batch their effect: one drive per turn of the event loop, not one per call. */
@@ -425,6 +484,11 @@ export class SessionDriver {
   #end(): void {
     if (this.#ended) return;
     this.#ended = true;
+    if (this.#host.trace !== undefined) {
+      const { error, endReason } = this.session;
+      const how = error !== undefined ? `failed: ${error.code} (${error.message})` : `closed by ${endReason?.code === "ERR_SLUICE_PEER_CLOSED" ? "the peer" : "this side"}`;
+      this.#host.trace(`connection ${this.localId} with ${describe(this.#path.address)} ended: ${how}`);
+    }
     this.addressChanges.end();
     clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -434,13 +498,14 @@ export class SessionDriver {
     // Packets still queued are released unread; drain them so their frames go back to the pool.
     this.#outlet.drain(() => {});
     this.#host.connectionClosed(this);
+    this.#settleEnded(this.session.error);
     this.#wake();
   }
 
   // ------------------------------------------------------------------ waiting
 
   /** Resolves at the next change of the Session's state (after a drive), or at the end. */
-  changed(): Promise<void> {
+  #changed(): Promise<void> {
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
@@ -451,21 +516,32 @@ export class SessionDriver {
     for (const wake of waiters) wake();
   }
 
-  /** Waits until `ready()`; rejects with what `refusal()` answers once it answers an error. */
-  async until(ready: () => boolean, refusal: () => Error | undefined): Promise<void> {
-    for (;;) {
-      if (ready()) return;
-      const error = refusal();
-      if (error !== undefined) throw error;
-      if (this.#ended) return;
-      await this.changed();
+  /**
+   * Runs `attempt` now and after every change of the Session until it answers something other than
+   * WAIT (or throws); `attempt` must answer (or throw) once the connection has ended. Rejects with
+   * Node's AbortError if `signal` fired already (before any attempt, as Node's APIs do) or fires
+   * first; its listener goes when the wait does.
+   */
+  async until<T>(attempt: () => T | typeof WAIT, signal?: AbortSignal): Promise<T> {
+    if (signal?.aborted) throw abortErrorOf(signal);
+    let result = attempt();
+    if (result !== WAIT) return result;
+    if (signal === undefined) {
+      do await this.#changed();
+      while ((result = attempt()) === WAIT);
+      return result;
     }
-  }
-
-  /** Why nothing more may be written (undefined while the Session is open). */
-  writeRefusal(): Error | undefined {
-    if (this.session.state === "open") return undefined;
-    return this.session.error ?? new Error(this.closing ? "the connection was closed" : "the peer closed the connection");
+    const onAbort = () => this.#wake();
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      for (;;) {
+        await this.#changed();
+        if (signal.aborted) throw abortErrorOf(signal);
+        if ((result = attempt()) !== WAIT) return result;
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
   }
 
   // ------------------------------------------------------------------ the handshake's confirm
@@ -491,3 +567,8 @@ export class SessionDriver {
 }
 
 const frameByte = new Uint8Array(1);
+
+/** host:port, as a trace line names an address. */
+function describe(address: Address): string {
+  return addressKey(address.host, address.port);
+}

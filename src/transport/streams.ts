@@ -1,34 +1,41 @@
 // WHATWG streams over a connection's Session, for Node and Deno alike. An outgoing stream is a
-// WritableStream whose writes wait for room in the send buffer; an incoming one is a ReadableStream
-// with a high-water mark of 0, so nothing is read ahead of its reader and the credit the peer gets
-// follows the reader's pace.
+// WritableStream whose writes wait for room in the send buffer, and whose close() resolves once the
+// end is queued (the peer's acknowledgement is connection.flush()'s), so a writer never waits on a
+// reader that has not accepted the stream yet. An incoming one is a ReadableStream with a high-water
+// mark of 0, so nothing is read ahead of its reader and the credit the peer gets follows the reader's
+// pace; cancelling it tells the writer to stop (STOP_SENDING).
+import { SluiceError } from "../errors/errors.ts";
 import { validateBytes } from "../errors/validate.ts";
 import { ownedCopy } from "../memory/owned-copy.ts";
-import type { SessionDriver } from "./session-driver.ts";
+import { WAIT, type SessionDriver } from "./session-driver.ts";
 
 /** Outgoing stream `id` (opened on the driver's Session) as a WritableStream. */
 export function writableStream(driver: SessionDriver, id: number): WritableStream<Uint8Array> {
   const session = driver.session;
-  const refusal = (): Error | undefined => {
+  /** Why the stream takes nothing more: it ended early (reset, cancelled by its reader), or the connection did. */
+  const refusal = (): SluiceError | undefined => {
     const state = session.streamState(id);
-    return typeof state === "object" ? new Error(state.reset) : driver.writeRefusal();
+    return state instanceof SluiceError ? state : session.endReason;
   };
   return new WritableStream<Uint8Array>({
     write: async (chunk) => {
       validateBytes(chunk, "chunk");
-      await driver.until(() => session.writable && refusal() === undefined, refusal);
-      session.writeStream(id, ownedCopy(chunk, 0, chunk.length), driver.now());
+      await driver.until(() => {
+        const refused = refusal();
+        if (refused !== undefined) throw refused;
+        return session.writable ? undefined : WAIT;
+      });
+      session.writeStream(id, ownedCopy(chunk, 0, chunk.length));
       driver.scheduleDrive();
     },
-    close: async () => {
+    close: () => {
       const refused = refusal();
       if (refused !== undefined) throw refused;
       session.finishStream(id);
       driver.scheduleDrive();
-      await driver.until(() => session.streamState(id) === "delivered", () => refusal() ?? (driver.ended ? new Error("the connection closed before the stream was delivered") : undefined));
     },
-    abort: () => {
-      session.resetStream(id, `stream ${id} was aborted by its writer`);
+    abort: (reason) => {
+      session.resetStream(id, new SluiceError("ERR_SLUICE_RESET", `stream ${id} was aborted by its writer`, reason === undefined ? undefined : { cause: reason }));
       driver.scheduleDrive();
     },
   });
@@ -38,27 +45,15 @@ export function writableStream(driver: SessionDriver, id: number): WritableStrea
 export function readableStream(driver: SessionDriver, id: number): ReadableStream<Uint8Array> {
   const session = driver.session;
   return new ReadableStream<Uint8Array>({
+    // A rejection errors the stream with its reason: the stream's own (reset, a broken rule) or the connection's.
     pull: async (controller) => {
-      for (;;) {
-        let piece: Uint8Array | null | undefined;
-        try {
-          piece = session.readStream(id);
-        } catch (error) {
-          controller.error(error);
-          return;
-        }
-        if (piece === null) return controller.close();
-        if (piece !== undefined) {
-          controller.enqueue(piece);
-          driver.scheduleDrive(); // reading may have raised the peer's credit
-          return;
-        }
-        if (driver.ended && session.state === "closed") {
-          controller.error(session.error ?? new Error(`stream ${id} ended early: the connection closed before its end`));
-          return;
-        }
-        await driver.changed();
-      }
+      const piece = await driver.until(() => {
+        const read = session.readStream(id); // null at the end: not a WAIT
+        return read === undefined ? WAIT : read;
+      });
+      if (piece === null) return controller.close();
+      controller.enqueue(piece);
+      driver.scheduleDrive(); // reading may have raised the peer's credit
     },
     cancel: () => {
       session.cancelStream(id);

@@ -1,17 +1,17 @@
 // A transport: one UDP socket, its listener (listener.ts), the handshakes in progress (handshakes.ts)
 // and the connections they made (connection.ts), in one arena sized for every queue at capacity.
 // This is the public API; the parts above do the work.
-import { codedError, illegalConstructor } from "../errors/errors.ts";
-import { invalidArgType, invalidArgValue, validateObject } from "../errors/validate.ts";
+import { abortErrorOf, codedError, illegalConstructor, SluiceError } from "../errors/errors.ts";
+import { invalidArgType, invalidArgValue, signalOf } from "../errors/validate.ts";
 import { Arena, DEFAULT_FRAME_BYTES } from "../memory/arena.ts";
 import { addressKey, checkAddress, type Address } from "../wire/address.ts";
 import { Framer } from "../wire/framer.ts";
 import { PacketAead } from "../wire/packet-aead.ts";
 import { CoreCrypto } from "../handshake/core-crypto.ts";
 import type { Identity } from "../handshake/noise.ts";
-import { generateKeyPair, importPrivateKey, rawPublicKey } from "../handshake/primitives.ts";
+import { importPrivateKey, rawPublicKey } from "../handshake/primitives.ts";
 import { checkRetryOptions, type RetryOptions } from "../handshake/retry.ts";
-import { Connection, driverOf } from "./connection.ts";
+import { Connection, driverOf, type WaitOptions } from "./connection.ts";
 import { Handshakes } from "./handshakes.ts";
 import { Introductions } from "./introductions.ts";
 import { Listener } from "./listener.ts";
@@ -19,6 +19,7 @@ import { NatObservations, type NatType } from "./nat-type.ts";
 import { relayHeader, Relays } from "./relays.ts";
 import { Warnings } from "./log.ts";
 import { arenaBytesFor, checkKey, checkTransportOptions, type TransportConfig, type TransportOptions, type TransportSeams } from "./options.ts";
+import { resolveHost } from "./resolve.ts";
 import { TransportCounters, type TransportStats } from "./stats.ts";
 import { ConnectionTable } from "./table.ts";
 import type { SessionDriver } from "./session-driver.ts";
@@ -53,8 +54,8 @@ export class Transport {
     relaysOfTransport = (transport) => transport.#relays;
   }
 
-  /** This node's static X25519 public key (32 bytes): what peers pass to connect(). */
-  readonly publicKey: Uint8Array;
+  readonly #identity: Identity;
+  readonly #secretKey: Uint8Array;
   readonly #config: TransportConfig;
   readonly #arena: Arena;
   readonly #framer: Framer;
@@ -69,15 +70,17 @@ export class Transport {
   readonly #relays: Relays;
   readonly #introductions: Introductions;
   readonly #acceptQueue: Connection[] = [];
-  readonly #acceptWaiters: ((connection: Connection | undefined) => void)[] = [];
+  /** accept() calls waiting, each resolved with the next connection (or undefined at the close). */
+  readonly #acceptWaiters = new Set<(connection: Connection | undefined) => void>();
   #closed = false;
   #externalAddress: Address | undefined;
   readonly #natObservations = new NatObservations();
 
   /** Not for applications: transports come from Transport.bind(). @internal */
-  constructor(token: typeof FROM_BIND, config: TransportConfig, identity: Identity, seams: TransportSeams) {
+  constructor(token: typeof FROM_BIND, config: TransportConfig, identity: Identity, secretKey: Uint8Array, seams: TransportSeams) {
     if (token !== FROM_BIND) throw illegalConstructor("transports come from Transport.bind()", Transport);
-    this.publicKey = identity.publicKey;
+    this.#identity = identity;
+    this.#secretKey = secretKey;
     this.#config = config;
     this.#warnings = new Warnings(config.log);
     this.#arena = Arena.create({ bytes: arenaBytesFor(config), frameBytes: DEFAULT_FRAME_BYTES });
@@ -105,6 +108,7 @@ export class Transport {
         },
         controlFrame: (connection, type, body) => this.#introductions.handleControl(connection, type, body),
         now: () => performance.now(),
+        trace: config.trace,
       },
       accepted: (connection) => this.#accepted(connection),
       observed: (address, gateway) => {
@@ -134,23 +138,27 @@ export class Transport {
     });
   }
 
-  /** Binds a UDP socket and starts listening. */
+  /**
+   * Binds a UDP socket and starts listening. `options.host` may be a name (resolved once, as
+   * node:dgram does); `options.signal` cancels the bind (AbortError).
+   */
   static async bind(options: TransportOptions = {}): Promise<Transport> {
     return Transport.#bind(options, {});
   }
 
   static async #bind(options: TransportOptions, seams: TransportSeams): Promise<Transport> {
     const config = checkTransportOptions(options);
-    let identity: Identity;
-    if (config.secretKey === undefined) identity = generateKeyPair();
-    else {
-      const privateKey = importPrivateKey(config.secretKey);
-      identity = { privateKey, publicKey: rawPublicKey(privateKey) };
-    }
-    const transport = new Transport(FROM_BIND, config, identity, seams);
+    const { signal } = options;
+    const host = await resolveHost(config.host, 0, signal);
+    // A key from 32 random bytes, imported (not generateKeyPairSync(): see handshake/primitives.ts).
+    const secretKey = config.secretKey === undefined ? crypto.getRandomValues(new Uint8Array(32)) : new Uint8Array(config.secretKey);
+    const privateKey = importPrivateKey(secretKey);
+    const identity: Identity = { privateKey, publicKey: rawPublicKey(privateKey) };
+    const transport = new Transport(FROM_BIND, config, identity, secretKey, seams);
     try {
+      if (signal?.aborted) throw abortErrorOf(signal);
       transport.#socket = await (seams.socket ?? openSocket)({
-        host: config.host,
+        host,
         port: config.port,
         receiveBufferBytes: config.receiveBufferBytes,
         onDatagram: transport.#listener.onDatagram,
@@ -166,7 +174,22 @@ export class Transport {
       transport.#crypto.dispose();
       throw error;
     }
+    if (signal?.aborted) {
+      await transport.close();
+      throw abortErrorOf(signal);
+    }
+    config.trace?.(`transport bound to ${addressKey(transport.#socket.address.host, transport.#socket.address.port)} (${transport.#socket.kind})`);
     return transport;
+  }
+
+  /** This node's static X25519 public key (32 bytes, a copy): what peers pass to connect(). */
+  get publicKey(): Uint8Array {
+    return new Uint8Array(this.#identity.publicKey);
+  }
+
+  /** This node's static X25519 secret key (32 bytes, a copy): bind({ secretKey }) with it keeps the same identity. */
+  get secretKey(): Uint8Array {
+    return new Uint8Array(this.#secretKey);
   }
 
   /** The bound local address. */
@@ -231,9 +254,7 @@ export class Transport {
     try {
       const via = this.#ownConnection(introducer, "introducer");
       const key = checkKey(publicKey, "publicKey");
-      validateObject(options, "options");
-      const { signal } = options;
-      if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType("options.signal", "an instance of AbortSignal", signal);
+      const signal = signalOf(options);
       const retry = options.retry === undefined ? this.#config.retry : checkRetryOptions(options.retry, "options.retry", this.#config.retry);
       if (sameBytes(key, this.publicKey)) throw invalidArgValue("publicKey", "(this node's own key)", "is this node's own public key", Transport.prototype.connectVia);
       if (sameBytes(key, via.remotePublicKey)) throw invalidArgValue("publicKey", "(the introducer's key)", "is the introducer's own key: the connection to it is already open", Transport.prototype.connectVia);
@@ -257,12 +278,30 @@ export class Transport {
     this.#introductions.introduce(first, second);
   }
 
-  /** The next inbound connection, or undefined once the transport is closed. */
-  accept(): Promise<Connection | undefined> {
+  /** The next inbound connection, or undefined once the transport is closed. `options.signal` cancels the wait (AbortError). */
+  accept(options?: WaitOptions): Promise<Connection | undefined> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = signalOf(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (signal?.aborted) return Promise.reject(abortErrorOf(signal));
     const ready = this.#acceptQueue.shift();
     if (ready !== undefined) return Promise.resolve(ready);
     if (this.#closed) return Promise.resolve(undefined);
-    return new Promise((resolve) => this.#acceptWaiters.push(resolve));
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.#acceptWaiters.delete(waiter);
+        reject(abortErrorOf(signal!));
+      };
+      const waiter = (connection: Connection | undefined) => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve(connection);
+      };
+      this.#acceptWaiters.add(waiter);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
   }
 
   stats(): TransportStats {
@@ -282,21 +321,33 @@ export class Transport {
     };
   }
 
-  /** Closes every connection and handshake, then the socket. Pending connect()s reject; accept() ends. */
+  /**
+   * Closes every connection (each sends one CLOSE, which leaves before the socket closes) and handshake,
+   * then the socket. Pending connect()s reject; accept() resolves undefined; connections' pending calls
+   * end as transport.close() ends them (ERR_SLUICE_CLOSED, recv() undefined).
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#config.trace?.(`transport ${addressKey(this.#socket.address.host, this.#socket.address.port)} closing`);
     this.#listener.close();
-    this.#handshakes.close(codedError(Error, "ERR_SLUICE_CLOSED", "the transport was closed", Transport.prototype.close));
-    this.#introductions.close(codedError(Error, "ERR_SLUICE_CLOSED", "the transport was closed", Transport.prototype.close));
+    const closed = new SluiceError("ERR_SLUICE_CLOSED", "the transport was closed");
+    this.#handshakes.close(closed);
+    this.#introductions.close(closed);
     for (const connection of [...this.#table.connections()]) connection.abort();
     for (const connection of this.#acceptQueue.splice(0)) driverOf(connection).abort();
-    for (const waiter of this.#acceptWaiters.splice(0)) waiter(undefined);
+    for (const waiter of [...this.#acceptWaiters]) waiter(undefined);
+    this.#acceptWaiters.clear();
     await this.#socket.close();
     this.#framer.dispose();
     this.#aead.dispose();
     this.#crypto.dispose();
     this.#arena.forget();
+  }
+
+  /** `await using`: close(). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** The driver of `connection`, one of this transport's (a TypeError naming `name` otherwise). */
@@ -311,8 +362,11 @@ export class Transport {
 
   /** A connection a peer started is established: to a waiting accept(), or the accept queue, or refused. */
   #accepted(connection: Connection): void {
-    const waiter = this.#acceptWaiters.shift();
-    if (waiter !== undefined) waiter(connection);
+    const waiter = this.#acceptWaiters.values().next().value;
+    if (waiter !== undefined) {
+      this.#acceptWaiters.delete(waiter);
+      waiter(connection);
+    }
     else if (this.#acceptQueue.length < this.#config.acceptQueueConnections) this.#acceptQueue.push(connection);
     else {
       // The application is not accepting: refuse the newcomer rather than wait for room.

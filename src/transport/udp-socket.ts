@@ -5,7 +5,15 @@
 //  - Deno: Deno.listenDatagram when it exists (it needs --unstable-net), which received ~480k
 //    datagrams/s of a flood here (Node's node:dgram: ~360k); else Deno's node:dgram, which received
 //    only ~2k/s. Both rates are re-measured by `npm run bench` and recorded in docs/benchmarks.md.
+import { SluiceError } from "../errors/errors.ts";
 import type { Address } from "../wire/address.ts";
+
+/**
+ * close() waits at most this long for sends already issued to leave: node:dgram drops a send issued
+ * just before socket.close() (it looks the address up first, on the next tick), and a transport's
+ * last datagrams are its connections' CLOSEs. On loopback they leave within a millisecond.
+ */
+const CLOSE_SEND_WAIT_MS = 100;
 
 /** Called once per datagram, synchronously. The bytes are valid only during the call. */
 export type DatagramHandler = (datagram: Uint8Array, host: string, port: number) => void;
@@ -16,6 +24,7 @@ export interface DatagramSocket {
   readonly kind: string;
   /** Sends the chunks, gathered, as one datagram. Never throws; failures go to onSendError. */
   send(chunks: readonly Uint8Array[], host: string, port: number): void;
+  /** Closes the socket once the sends already issued have left (waiting at most CLOSE_SEND_WAIT_MS). */
   close(): Promise<void>;
 }
 
@@ -66,7 +75,7 @@ export async function openNodeSocket(options: SocketOptions): Promise<DatagramSo
   const type = options.host.includes(":") ? "udp6" : "udp4";
   const socket = dgram.createSocket({ type, recvBufferSize: options.receiveBufferBytes, sendBufferSize: options.receiveBufferBytes });
   await new Promise<void>((resolve, reject) => {
-    const failed = (error: Error) => reject(new Error(`cannot bind UDP ${options.host}:${options.port}: ${error.message}`, { cause: error }));
+    const failed = (error: Error) => reject(bindFailed(options, error));
     socket.once("error", failed);
     socket.bind(options.port, options.host, () => {
       socket.off("error", failed);
@@ -77,8 +86,10 @@ export async function openNodeSocket(options: SocketOptions): Promise<DatagramSo
   socket.on("error", options.onSendError);
   socket.on("message", (datagram, remote) => options.onDatagram(datagram, remote.address, remote.port));
   const bound = socket.address();
+  const sending = new SendsInFlight();
   const onSent = (error: Error | null) => {
     if (error) options.onSendError(error);
+    sending.finished();
   };
   let closed = false;
   return {
@@ -86,18 +97,51 @@ export async function openNodeSocket(options: SocketOptions): Promise<DatagramSo
     kind: "node:dgram",
     send(chunks, host, port) {
       if (closed) return;
+      sending.started();
       try {
         socket.send(chunks as Uint8Array[], port, host, onSent);
       } catch (error) {
+        sending.finished();
         options.onSendError(error as Error);
       }
     },
-    close() {
-      if (closed) return Promise.resolve();
+    async close() {
+      if (closed) return;
       closed = true;
-      return new Promise<void>((resolve) => socket.close(() => resolve()));
+      await sending.settled();
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
     },
   };
+}
+
+/** Sends issued and not yet done, so that close() can let them leave first. */
+class SendsInFlight {
+  #count = 0;
+  #drained: (() => void) | undefined;
+
+  started(): void {
+    this.#count++;
+  }
+
+  finished(): void {
+    if (--this.#count === 0) this.#drained?.();
+  }
+
+  /** Resolves once none is in flight, or after CLOSE_SEND_WAIT_MS. */
+  async settled(): Promise<void> {
+    if (this.#count === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await new Promise<void>((resolve) => {
+      this.#drained = resolve;
+      timer = setTimeout(resolve, CLOSE_SEND_WAIT_MS);
+    });
+    clearTimeout(timer);
+  }
+}
+
+function bindFailed(options: SocketOptions, cause: unknown): SluiceError {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new SluiceError("ERR_SLUICE_BIND_FAILED", `cannot bind UDP ${options.host}:${options.port}: ${reason}`, { cause });
 }
 
 const TRANSIENT_RECEIVE_ERRORS = new Set(["ConnectionRefused", "ConnectionReset", "ConnectionAborted", "Interrupted", "TimedOut"]);
@@ -107,9 +151,10 @@ async function openDenoSocket(listen: NonNullable<DenoNamespace["listenDatagram"
   try {
     conn = listen({ transport: "udp", hostname: options.host, port: options.port });
   } catch (error) {
-    throw new Error(`cannot bind UDP ${options.host}:${options.port}: ${(error as Error).message}`, { cause: error });
+    throw bindFailed(options, error);
   }
   let closed = false;
+  const sending = new SendsInFlight();
   // The receive loop awaits the socket, never the handler: each datagram is routed synchronously.
   // One buffer is reused: the handler copies what it keeps before it returns.
   const buffer = new Uint8Array(65536);
@@ -144,11 +189,13 @@ async function openDenoSocket(listen: NonNullable<DenoNamespace["listenDatagram"
           at += chunk.length;
         }
       }
-      conn.send(datagram, { transport: "udp", hostname, port }).catch(options.onSendError);
+      sending.started();
+      conn.send(datagram, { transport: "udp", hostname, port }).catch(options.onSendError).finally(() => sending.finished());
     },
     async close() {
       if (closed) return;
       closed = true;
+      await sending.settled();
       conn.close();
       await receiving;
     },

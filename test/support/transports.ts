@@ -1,7 +1,7 @@
 // Transports on loopback for tests, and a seeded fault injector in front of a real UDP socket.
 import { createHash, randomBytes } from "node:crypto";
 import { afterEach } from "vitest";
-import type { Connection, Transport, TransportOptions } from "sluice";
+import { Transport, type Connection, type TransportOptions } from "sluice";
 import { bindTransport, openNodeSocket, type SocketFactory, type TransportSeams } from "sluice/internal";
 
 export const quiet = { host: "127.0.0.1", log: null } as const;
@@ -74,4 +74,21 @@ export async function streamDigests(from: Connection, to: Connection, bytes: num
   await during();
   await Promise.all([writing, reading]);
   return { sent: createHash("sha256").update(payload).digest("hex"), received: hash.digest("hex") };
+}
+
+/** Binds through the public entry alone ("sluice"), quiet, on loopback, and records it in `open` for closing. */
+export function publicBinder(open: Transport[]): (options?: TransportOptions) => Promise<Transport> {
+  return async (options = {}) => {
+    const transport = await Transport.bind({ ...quiet, ...options });
+    open.push(transport);
+    return transport;
+  };
+}
+
+/** A gateway and a joiner made by `bind`, connected: the transports and both ends of their connection. */
+export async function connectedPair<O extends TransportOptions>(bind: (options: O) => Promise<Transport>, gatewayOptions = {} as O, joinerOptions = {} as O) {
+  const gateway = await bind({ gateway: true, ...gatewayOptions });
+  const joiner = await bind(joinerOptions);
+  const [atJoiner, atGateway] = await Promise.all([joiner.connect(gateway.address, gateway.publicKey), gateway.accept()]);
+  return { gateway, joiner, atJoiner, atGateway: atGateway! };
 }
