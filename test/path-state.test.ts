@@ -35,8 +35,8 @@ test("until validated, at most 3× the bytes received go to the new address; the
   expect(path.allowance).toBe(50);
   path.onAuthenticated(elsewhere, 2, 10, 1, 200); // more bytes from it raise the allowance
   expect(path.allowance).toBe(80);
-  expect(path.onPathResponse(new Uint8Array(8))).toBeUndefined(); // wrong data
-  expect(path.onPathResponse(random(8))).toBe("validated");
+  expect(path.onPathResponse(new Uint8Array(8), 2)).toBeUndefined(); // wrong data
+  expect(path.onPathResponse(random(8), 2)).toBe("validated");
   expect(path.allowance).toBe(Infinity);
 });
 
@@ -72,12 +72,12 @@ test("a relayed path probes the peer's direct addresses each interval; the first
   // A probe packet from the direct address moves nothing; the answer to an earlier probe still counts.
   expect(path.onAuthenticated(direct, 9, 40, 1100, 200, true)).toBeUndefined();
   expect(path.address).toEqual(relayed);
-  expect(path.onPathResponse(first[1]!.data)).toBe("migrated");
+  expect(path.onPathResponse(first[1]!.data, 1150)).toBe("migrated");
   expect(path.address).toEqual(local);
   expect(path.validated).toBe(true);
   expect(path.allowance).toBe(Infinity);
   expect(path.nextDeadline()).toBe(Infinity); // probing stopped
-  expect(path.onPathResponse(second[0]!.data)).toBeUndefined(); // a later answer moves nothing more
+  expect(path.onPathResponse(second[0]!.data, 1160)).toBeUndefined(); // a later answer moves nothing more
 });
 
 test("probing slows after 30 s and stops once the path is not a relay (the peer moved us first)", () => {
@@ -89,11 +89,26 @@ test("probing slows after 30 s and stops once the path is not a relay (the peer 
   // A data packet from the direct address (the peer migrated first) moves the path as any move does.
   expect(path.onAuthenticated(direct, 50, 100, 31_000, 200)).toBe("moved");
   expect(path.takeProbes(35_000)).toEqual([]); // unvalidated yet: probing waits
-  expect(path.onPathResponse(path.takeChallenge(35_000)!)).toBe("validated");
+  expect(path.onPathResponse(path.takeChallenge(35_000)!, 35_010)).toBe("validated");
   expect(path.takeProbes(40_000)).toEqual([]);
   expect(path.nextDeadline()).toBe(Infinity); // validated off the relay: probing stopped
   // A direct path is never probed from.
   const plain = new PathState(direct, counting());
   plain.probe([local], 0);
   expect(plain.takeProbes(0)).toEqual([]);
+});
+
+test("once direct, the relay is a fallback: the peer's packets still coming through it move nothing until the direct path falls silent", () => {
+  const path = new PathState(relayed, counting());
+  path.probe([direct], 0);
+  const [probe] = path.takeProbes(0);
+  expect(path.onPathResponse(probe!.data, 10)).toBe("migrated");
+  // The peer has not moved yet: its newer packets keep arriving through the relay.
+  expect(path.onAuthenticated(relayed, 20, 1200, 12, 200)).toBeUndefined();
+  expect(path.onAuthenticated(direct, 21, 1200, 500, 200)).toBeUndefined();
+  expect(path.onAuthenticated(relayed, 22, 1200, 1499, 200)).toBeUndefined(); // direct heard 999 ms ago
+  expect(path.address).toEqual(direct);
+  // The direct path silent for the validation bound (max(3 RTOs, 1 s)): the relay takes over again.
+  expect(path.onAuthenticated(relayed, 23, 1200, 1500, 200)).toBe("moved");
+  expect(path.address).toEqual(relayed);
 });

@@ -404,7 +404,7 @@ export class SessionDriver {
     }
     for (let data = session.pollPathResponse(); data !== undefined; data = session.pollPathResponse()) {
       const relayed = path.address;
-      const outcome = path.onPathResponse(data);
+      const outcome = path.onPathResponse(data, now);
       if (outcome === undefined) continue;
       session.onPathValidated(now);
       if (outcome === "validated") {

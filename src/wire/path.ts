@@ -13,6 +13,11 @@
 // - Probing (RFC 9000 §9.1): a connection running over a relay probes the peer's direct addresses
 //   with PATH_CHALLENGEs of their own (packets that move nothing); the first that is answered is
 //   proven both ways, and the connection migrates to it at once, validated.
+// - A relay is a fallback, never a destination: once the path is direct and validated, a packet that
+//   came through a relay moves it only after the direct address has been silent for the validation
+//   bound. The peer may still be sending through the relay for a round trip or two after we moved
+//   (it moves when its own probe is answered); following those packets back flapped the path between
+//   relay and direct in the netns bed, and a connection could end up relayed with a direct path open.
 
 import { sameAddress, type Address } from "./address.ts";
 
@@ -50,6 +55,8 @@ export class PathState {
   #received = 0;
   #sent = 0;
   #largestAuthenticated = -1;
+  /** When an authenticated packet last came from the current address. */
+  #heardAt = -Infinity;
   #challenge: Uint8Array | undefined;
   #challengeDueAt = Infinity;
   #giveUpAt = Infinity;
@@ -87,10 +94,12 @@ export class PathState {
     const newest = packetNumber > this.#largestAuthenticated;
     if (newest) this.#largestAuthenticated = packetNumber;
     if (sameAddress(from, this.#address)) {
+      this.#heardAt = now;
       if (!this.#validated) this.#received += bytes;
       return undefined;
     }
-    if (!newest || probing) return undefined;
+    if (!newest || probing || this.#relayWhileDirectAnswers(from, now, rtoMs)) return undefined;
+    this.#heardAt = now;
     if (this.#validated) this.#fallback = this.#address;
     this.#address = from;
     this.#validated = false;
@@ -99,8 +108,14 @@ export class PathState {
     this.#rtoMs = rtoMs;
     this.#challenge = this.#randomBytes(PATH_CHALLENGE_BYTES);
     this.#challengeDueAt = now;
-    this.#giveUpAt = now + Math.max(VALIDATION_RTOS * rtoMs, MIN_VALIDATION_MS);
+    this.#giveUpAt = now + validationBoundMs(rtoMs);
     return "moved";
+  }
+
+  /** Whether `from` is a relay while the direct, validated path was heard from within the validation bound. */
+  #relayWhileDirectAnswers(from: Address, now: number, rtoMs: number): boolean {
+    if (from.relay === undefined || this.#address.relay !== undefined || !this.#validated) return false;
+    return now - this.#heardAt < validationBoundMs(rtoMs);
   }
 
   /** Bytes that may be sent to the current address now. */
@@ -124,10 +139,11 @@ export class PathState {
    * of the current address, "migrated" if it answers a probe (the connection now runs on that direct
    * address, proven both ways).
    */
-  onPathResponse(data: Uint8Array): "validated" | "migrated" | undefined {
+  onPathResponse(data: Uint8Array, now: number): "validated" | "migrated" | undefined {
     const probed = this.#probed.find((probe) => probe.sent.some((sent) => sameBytes(sent, data)));
     if (probed !== undefined) {
       this.#address = probed.address;
+      this.#heardAt = now;
       this.#stopProbing();
       this.#settle();
       return "migrated";
@@ -194,6 +210,10 @@ export class PathState {
     this.#validated = true;
     return "reverted";
   }
+}
+
+function validationBoundMs(rtoMs: number): number {
+  return Math.max(VALIDATION_RTOS * rtoMs, MIN_VALIDATION_MS);
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
