@@ -2,7 +2,8 @@
 // Buffer pool does. Measured on Node 20 for 1200 bytes: new Uint8Array(1200) + set costs ~3.3 µs
 // (every array over 64 bytes gets its own off-heap backing store); a view into a slab + set ~0.33 µs.
 // Nothing else ever writes a slab region once handed out, so the bytes are the caller's for good.
-// As with Buffer.allocUnsafe, `copy.buffer` is the whole slab: use byteOffset and byteLength.
+// As with Buffer.allocUnsafe, `copy.buffer` is the whole slab: use byteOffset and byteLength. A
+// caller may transfer (detach) that slab; the next copy then starts a new one.
 
 /** Slab size: small enough that one long-lived packet pins little, large enough to amortise. */
 const COPY_SLAB_BYTES = 64 * 1024;
@@ -21,7 +22,7 @@ export function ownedCopy(source: Uint8Array, offset: number, length: number): U
 /** `length` bytes of the caller's own (contents unspecified), from a slab when small. */
 function ownedBytes(length: number): Uint8Array {
   if (length > LARGEST_SLAB_COPY) return new Uint8Array(length);
-  if (used + length > COPY_SLAB_BYTES) {
+  if (used + length > COPY_SLAB_BYTES || slab.byteLength === 0) { // full, or detached by a transfer
     slab = new ArrayBuffer(COPY_SLAB_BYTES);
     used = 0;
   }
