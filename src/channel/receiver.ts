@@ -77,7 +77,14 @@ const enum End {
   Moved,
 }
 
+/** The next packet an earlier look took, if any: the iterator's fast path. */
+let takenPacketOf: (receiver: Receiver) => Uint8Array | undefined;
+
 export class Receiver {
+  static {
+    takenPacketOf = (receiver) => (receiver.#takenCount() > 0 ? receiver.#handOut() : undefined);
+  }
+
   readonly #channel: SharedChannel;
   #end = End.Open;
   #lanes: number[] = [];
@@ -265,12 +272,9 @@ export class Receiver {
     return channelStats(this.#channel);
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
-    for (;;) {
-      const packet = await this.recv();
-      if (packet === undefined) return;
-      yield packet;
-    }
+  /** `for await (const packet of receiver)`: recv() per step, ending at the end of the stream. */
+  [Symbol.asyncIterator](): AsyncIterableIterator<Uint8Array, undefined> {
+    return new PacketIterator(this);
   }
 
   /**
@@ -308,5 +312,55 @@ export class Receiver {
     const receiver = new Receiver(FROM_CHANNEL, new SharedChannel(arena, fields.channel, fields.maxPacketSize, false, true));
     receiver.#taken = taken;
     return receiver;
+  }
+}
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+
+/**
+ * The receiver's async iterator: one recv() per step, as an async generator would do, without the
+ * generator's own promise and resume per packet. Steps settle in the order they were asked for.
+ */
+class PacketIterator implements AsyncIterableIterator<Uint8Array, undefined> {
+  readonly #receiver: Receiver;
+  #done = false;
+  /** The last step still waiting for a packet: a later step waits for it first. */
+  #waiting: Promise<IteratorResult<Uint8Array, undefined>> | undefined;
+
+  constructor(receiver: Receiver) {
+    this.#receiver = receiver;
+  }
+
+  next(): Promise<IteratorResult<Uint8Array, undefined>> {
+    if (this.#waiting === undefined) {
+      if (this.#done) return Promise.resolve(DONE);
+      const ready = takenPacketOf(this.#receiver);
+      if (ready !== undefined) return Promise.resolve({ done: false, value: ready });
+    }
+    const before = this.#waiting;
+    const step = before === undefined ? this.#step() : before.then(() => this.#step(), () => this.#step());
+    this.#waiting = step;
+    const settled = (): void => {
+      if (this.#waiting === step) this.#waiting = undefined;
+    };
+    step.then(settled, settled);
+    return step;
+  }
+
+  async #step(): Promise<IteratorResult<Uint8Array, undefined>> {
+    if (this.#done) return DONE;
+    const packet = await this.#receiver.recv();
+    if (packet !== undefined) return { done: false, value: packet };
+    this.#done = true;
+    return DONE;
+  }
+
+  return(): Promise<IteratorResult<Uint8Array, undefined>> {
+    this.#done = true; // as a generator's: the receiver stays open, a new iterator reads on
+    return Promise.resolve(DONE);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
   }
 }
