@@ -11,7 +11,7 @@
 import { illegalConstructor } from "../errors/errors.ts";
 import { invalidArgType, invalidArgValue, validateBytes, validateFunction, validateInteger } from "../errors/validate.ts";
 import { FRAME_DATA, STATE_EMPTY, STATE_ENDED } from "../memory/core.ts";
-import { ownedCopy } from "../memory/owned-copy.ts";
+import { ownedCopyOfBuffer } from "../memory/owned-copy.ts";
 import { park } from "../memory/park.ts";
 import { handleFields, openHandle, type ReceiverHandle } from "./handle.ts";
 import { publishThisThread } from "./lane-producer.ts";
@@ -95,8 +95,8 @@ export class Receiver {
   /** Packets taken from the lanes by recv(), in order, not yet handed out: #taken[#handedOut...]. */
   #taken: Uint8Array[] = [];
   #handedOut = 0;
-  readonly #keep: PacketVisitor = (bytes, offset, length) => {
-    this.#taken.push(ownedCopy(bytes, offset, length));
+  readonly #keep: PacketVisitor = (_bytes, offset, length) => {
+    this.#taken.push(ownedCopyOfBuffer(this.#channel.buffer, offset, length));
   };
 
   /** Not for applications: receivers come from channel() and Receiver.fromHandle(). */
