@@ -12,7 +12,7 @@ import { illegalConstructor } from "../errors/errors.ts";
 import { invalidArgType, invalidArgValue, validateBytes, validateFunction, validateInteger } from "../errors/validate.ts";
 import { FRAME_DATA, STATE_EMPTY, STATE_ENDED } from "../memory/core.ts";
 import { ownedCopyOfBuffer } from "../memory/owned-copy.ts";
-import { park } from "../memory/park.ts";
+import { parkThen } from "../memory/park.ts";
 import { handleFields, openHandle, type ReceiverHandle } from "./handle.ts";
 import { publishThisThread } from "./lane-producer.ts";
 import { SharedChannel } from "./shared-channel.ts";
@@ -27,18 +27,6 @@ const FROM_CHANNEL = Symbol("Receiver");
 /** The receiver of `channel` (for channel()). */
 export function receiverFor(channel: SharedChannel): Receiver {
   return new Receiver(FROM_CHANNEL, channel);
-}
-
-/**
- * One event-loop turn. A receiver that finds the queue empty looks once more after a turn before it
- * parks: a producer on another thread usually publishes more in that time, so the receiver takes a
- * batch instead of parking per packet, and it writes the shared sleeping flag (which every producer
- * reads on every packet) only when really idle. Measured: cross-thread batches 2 → 4, throughput ×2
- * (docs/benchmarks.md).
- * This is one look per empty observation, never a loop: the second empty look parks.
- */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /**
@@ -216,48 +204,75 @@ export class Receiver {
   recv(): Promise<Uint8Array | undefined> {
     // The common case in a busy stream: a packet taken by an earlier look, no shared state touched.
     if (this.#takenCount() > 0) return Promise.resolve(this.#handOut());
-    return this.#recvWaiting();
+    return this.#wait(this.#lookForPacket);
   }
 
-  async #recvWaiting(): Promise<Uint8Array | undefined> {
-    for (let lingered = false; ; lingered = !lingered) {
-      const next = this.#take(TAKE_AT_ONCE);
-      if (next === "closed") return undefined;
-      if (next !== "empty") return next;
-      await (lingered ? this.#park() : nextTurn()); // see nextTurn(); then asleep until woken
-    }
+  readonly #lookForPacket = (): Uint8Array | undefined | "empty" => {
+    const next = this.#take(TAKE_AT_ONCE);
+    return next === "closed" ? undefined : next;
+  };
+
+  /**
+   * The first answer of `look` other than "empty". It looks at once; after an empty look, once more
+   * after one event-loop turn: a producer on another thread usually publishes more in that time, so
+   * the receiver takes a batch instead of parking per packet, and it writes the shared sleeping flag
+   * (which every producer reads on every packet) only when really idle (measured: cross-thread
+   * batches 2 → 4, throughput ×2, docs/benchmarks.md). After a second empty look it sleeps until
+   * woken, then looks again. One look per empty observation, never a loop. Driven by callbacks, not
+   * an async loop, so that a wake-up runs the next look straight from the wake, with no async
+   * function resumptions in between (they were a third of the wake-up latency's JavaScript part).
+   */
+  #wait<T>(look: () => T | "empty"): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const attempt = (lingered: boolean): void => {
+        let answer: T | "empty";
+        try {
+          answer = look();
+        } catch (error) {
+          reject(error);
+          return;
+        }
+        if (answer !== "empty") resolve(answer);
+        else if (!lingered) setImmediate(attempt, true);
+        else this.#sleep(() => attempt(false));
+      };
+      attempt(false);
+    });
   }
 
   /**
    * Waits (asleep) until at least one packet is ready or the stream ended, then drains up to `limit`
    * packets into `visit`. Answers how many; 0 means the stream ended.
    */
-  async recvBatch(visit: PacketVisitor, limit = Infinity): Promise<number> {
-    checkBatch(visit, limit);
-    for (let lingered = false; ; lingered = !lingered) {
+  recvBatch(visit: PacketVisitor, limit = Infinity): Promise<number> {
+    try {
+      checkBatch(visit, limit);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#wait(() => {
       if (!this.#usable()) return 0;
       const count = this.drain(visit, limit);
       if (count > 0) return count;
-      if (this.#channel.arena.core.channelState(this.#channel.offset) === STATE_ENDED) {
-        this.#finish();
-        return 0;
-      }
-      await (lingered ? this.#park() : nextTurn());
-    }
+      if (this.#channel.arena.core.channelState(this.#channel.offset) !== STATE_ENDED) return "empty";
+      this.#finish();
+      return 0;
+    });
   }
 
-  async #park(): Promise<void> {
+  /** Asleep until a producer (or the end of the stream, or a close) may have changed the answer; then `then`. */
+  #sleep(then: () => void): void {
     const channel = this.#channel;
     const { core } = channel.arena;
     this.#parked++;
     const seq = core.prepareSleep(channel.offset);
-    try {
-      // Re-check after raising the flag: a packet published before the flag was visible is seen here.
-      if (core.channelState(channel.offset) !== STATE_EMPTY) return;
-      await park(channel.receiverWaker, channel.localOnly ? undefined : channel.receiverWord, seq);
-    } finally {
+    const woken = (): void => {
       if (--this.#parked === 0 && this.#end === End.Open) core.endSleep(channel.offset);
-    }
+      then();
+    };
+    // Re-check after raising the flag: a packet published before the flag was visible is seen here.
+    if (core.channelState(channel.offset) !== STATE_EMPTY) queueMicrotask(woken);
+    else parkThen(channel.receiverWaker, channel.localOnly ? undefined : channel.receiverWord, seq, woken);
   }
 
   /** Refuses new packets (senders see 'closed'); those already queued can still be received. */

@@ -103,18 +103,27 @@ function safetyNet(): void {
  * promise of data.
  */
 export function park(waker: Waker, word: WordWaiter | undefined, expected: number): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const wake = (): void => {
-      if (!parked.delete(wake)) return; // already woken another way
-      waker.delete(wake);
-      word?.delete(wake);
-      if (parked.size === 0) keepAlive!.unref();
-      resolve();
-    };
-    keepAlive ??= setInterval(safetyNet, PARK_SAFETY_MS);
-    if (parked.size === 0) keepAlive.ref();
-    parked.add(wake);
-    waker.add(wake);
-    word?.add(expected, wake);
-  });
+  return new Promise<void>((resolve) => parkThen(waker, word, expected, resolve));
+}
+
+/**
+ * park() for a caller that continues in a callback: `then` runs once, after the first wake. A wake
+ * from the word or the safety net runs it at once (they already come from their own task or
+ * microtask); a same-thread Waker fires inside another caller's send, receive or close, so `then`
+ * waits for a microtask there, as a promise's continuation would.
+ */
+export function parkThen(waker: Waker, word: WordWaiter | undefined, expected: number, then: () => void): void {
+  const wake = (): void => {
+    if (!parked.delete(wake)) return; // already woken another way
+    waker.delete(wakeLater);
+    word?.delete(wake);
+    if (parked.size === 0) keepAlive!.unref();
+    then();
+  };
+  const wakeLater = (): void => queueMicrotask(wake);
+  keepAlive ??= setInterval(safetyNet, PARK_SAFETY_MS);
+  if (parked.size === 0) keepAlive.ref();
+  parked.add(wake);
+  waker.add(wakeLater);
+  word?.add(expected, wake);
 }
