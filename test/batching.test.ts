@@ -1,4 +1,4 @@
-// recv() and `for await` take up to 64 ready packets per look and hand them out one per call. These
+// recv() and `for await` take up to 256 ready packets per look and hand them out one per call. These
 // property tests show the batching keeps the channel's guarantees: every packet once, in order, with
 // its bytes; the same end of the stream after close() from either side; capacity still bounds each
 // lane; taken packets move with the receiver; every frame comes back. Same thread against a model
@@ -13,7 +13,7 @@ import { ask, startWorker } from "./support/threads.ts";
 
 const SEED = 0xba7c_4ed;
 /** Packets a receiver may hold beyond its lanes: one look of recv() or the iterator. */
-const TAKEN_AT_MOST = 64;
+const TAKEN_AT_MOST = 256;
 
 type Op =
   | { kind: "send"; count: number; fill: number }
