@@ -102,30 +102,44 @@ function compressLast(scratch: usize, from: usize, length: u32, counter: u64): v
  * key[0, keyLength) (0 ≤ keyLength ≤ 32; 0 is the unkeyed hash). The host checks the lengths.
  */
 export function blake2s(out: usize, outLength: u32, key: usize, keyLength: u32, message: usize, messageLength: u32, scratch: usize): void {
-  const state = scratch + STATE_AT;
+  blake2sKeyState(scratch + STATE_AT, outLength, key, keyLength, messageLength == 0, scratch);
+  if (keyLength > 0 && messageLength == 0) memory.copy(out, scratch + STATE_AT, outLength);
+  else blake2sWithState(out, outLength, scratch + STATE_AT, keyLength > 0, message, messageLength, scratch);
+}
+
+/**
+ * The chaining value (32 bytes, into `state`) of a BLAKE2s with this digest length and key, once the
+ * key's block is compressed: a MAC key used for every datagram (mac1) is prepared once, and each
+ * datagram then costs a block less (blake2sWithState). `last`: the message is empty, so the key's
+ * block is the last one.
+ */
+export function blake2sKeyState(state: usize, outLength: u32, key: usize, keyLength: u32, last: bool, scratch: usize): void {
   v128.store(state, v128.xor(i32x4(IV0, IV1, IV2, IV3), i32x4.replace_lane(i32x4.splat(0), 0, <i32>(0x01010000 ^ (keyLength << 8) ^ outLength))));
   v128.store(state, i32x4(IV4, IV5, IV6, IV7), 16);
-  let counter: u64 = 0;
-  if (keyLength > 0) {
-    // The key, zero-padded, is the first block; it is also the last when the message is empty.
-    counter = BLOCK_BYTES;
-    if (messageLength == 0) {
-      compressLast(scratch, key, keyLength, counter);
-      memory.copy(out, state, outLength);
-      return;
-    }
-    memory.fill(scratch, 0, BLOCK_BYTES);
-    memory.copy(scratch, key, keyLength);
-    compress(state, scratch, counter, false);
-  }
+  if (keyLength == 0) return;
+  // The key, zero-padded, is the first block.
+  memory.fill(scratch, 0, BLOCK_BYTES);
+  memory.copy(scratch, key, keyLength);
+  compress(state, scratch, BLOCK_BYTES, last);
+}
+
+/**
+ * BLAKE2s of message[0, messageLength) (≥ 1 byte when `keyed`) into out[0, outLength), from a
+ * chaining value blake2sKeyState made (`keyed`: a key block was compressed into it). `state` is read,
+ * not changed.
+ */
+export function blake2sWithState(out: usize, outLength: u32, state: usize, keyed: bool, message: usize, messageLength: u32, scratch: usize): void {
+  const working = scratch + STATE_AT;
+  if (working != state) memory.copy(working, state, 32);
+  let counter: u64 = keyed ? BLOCK_BYTES : 0;
   let at = message;
   let remaining = messageLength;
   while (remaining > BLOCK_BYTES) {
     counter += BLOCK_BYTES;
-    compress(state, at, counter, false);
+    compress(working, at, counter, false);
     at += BLOCK_BYTES;
     remaining -= BLOCK_BYTES;
   }
   compressLast(scratch, at, remaining, counter + remaining);
-  memory.copy(out, state, outLength);
+  memory.copy(out, working, outLength);
 }

@@ -7,12 +7,14 @@
 //   DATA      either way, once keys exist. [kind | key phase << 7][destination connection id u32][packet number u64][sealed ≥ 1 + tag 16]
 //   RESPONSE  responder → initiator. [kind][wire version][initiator's id u32][F 32][sealed payload 44][mac1 16][mac2 16]
 //   COOKIE    responder → initiator, under load. [kind][wire version][initiator's id u32][nonce 12][sealed cookie 32]
+//   RELAY     peer ⇄ gateway ⇄ peer. [kind][wire version][relay id u32][a whole datagram of the two peers, opaque to the gateway]
 // All integers are little-endian. A connection id is chosen by the side that receives with it and is never 0.
 
 export const KIND_INTRO: i32 = 0x01;
 export const KIND_DATA: i32 = 0x02;
 export const KIND_RESPONSE: i32 = 0x03;
 export const KIND_COOKIE: i32 = 0x04;
+export const KIND_RELAY: i32 = 0x05;
 /** The top bit of a DATA packet's first byte: its key phase (docs/wire.md, "Key update"). */
 export const KEY_PHASE_BIT: i32 = 0x80;
 export const WIRE_VERSION: u32 = 2;
@@ -46,6 +48,9 @@ export const RESPONSE_BYTES: u32 = RESPONSE_MAC2 + MAC_BYTES; // 114
 export const COOKIE_NONCE: u32 = 6;
 export const COOKIE_SEALED: u32 = COOKIE_NONCE + 12; // 18: cookie 16, sealed
 export const COOKIE_BYTES: u32 = COOKIE_SEALED + MAC_BYTES + TAG_BYTES; // 50
+
+/** A relayed datagram's header (kind, wire version, relay id): the datagram it carries follows. */
+export const RELAY_HEADER_BYTES: u32 = 6;
 
 export const DATA_CONNECTION: u32 = 1;
 export const DATA_PACKET_NUMBER: u32 = 5;
@@ -82,16 +87,16 @@ export function wireParse(at: u32, length: u32): i32 {
     return KIND_DATA;
   }
   const exact = handshakeBytes(first);
-  if (exact == 0) return WIRE_UNKNOWN_KIND;
-  // Handshake kinds carry the wire version first, so a later format can be told from garbage.
+  if (exact == 0 && first != KIND_RELAY) return WIRE_UNKNOWN_KIND;
+  // Handshake and relay kinds carry the wire version first, so a later format can be told from garbage.
   if (length < 2) return WIRE_BAD_LENGTH;
   if (<u32>load<u8>(at + 1) != WIRE_VERSION) return WIRE_UNKNOWN_VERSION;
-  if (length != exact) return WIRE_BAD_LENGTH;
+  if (exact == 0 ? length <= RELAY_HEADER_BYTES : length != exact) return WIRE_BAD_LENGTH;
   if (load<u32>(at + HANDSHAKE_CONNECTION) == 0) return WIRE_BAD_CONNECTION;
   return first;
 }
 
-/** The connection id of a packet wireParse accepted: DATA's destination, a handshake packet's (see HANDSHAKE_CONNECTION). */
+/** The connection id of a packet wireParse accepted: DATA's destination, a handshake packet's (see HANDSHAKE_CONNECTION), a RELAY's relay id. */
 export function wireConnection(at: u32): u32 {
   return (<i32>load<u8>(at) & ~KEY_PHASE_BIT) == KIND_DATA ? load<u32>(at + DATA_CONNECTION) : load<u32>(at + HANDSHAKE_CONNECTION);
 }

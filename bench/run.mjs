@@ -1,4 +1,4 @@
-// npm run bench [-- --json] [-- --runs N] [-- --only channel|channel-api|datagram|delivery|peers|scale]
+// npm run bench [-- --json] [-- --runs N] [-- --only channel|channel-api|datagram|strangers|delivery|peers|scale]
 // Every figure is the median of N runs (default 5), and every contender runs in the same process (the Deno ones in a child process),
 // interleaved run by run, so a ratio compares like with like on a noisy 2-core machine.
 import { execFileSync } from "node:child_process";
@@ -10,6 +10,7 @@ import { portCrossThread, ringbufCrossThread, sluiceCrossThread, startProducer }
 import { forAwaitCrossThread, recvCrossThread } from "./channel-api.mjs";
 import { peerRows } from "./peers.mjs";
 import { scaleRows } from "./scale.mjs";
+import { strangerRows } from "./strangers.mjs";
 import { median, percentile, report } from "./lib/report.mjs";
 import { arraySameThread, ringbufSameThread, sluiceSameThread } from "./same-thread.mjs";
 
@@ -179,6 +180,11 @@ if (section("datagram")) {
   for (const [socket, times] of Object.entries(denoTimes)) {
     rows.push({ name: `handshake p50 in Deno over ${socket}`, unit: "ms", value: percentile(times, 50), baseline: "Node, node:dgram (above)", baseline_value: percentile(handshakes, 50) });
   }
+}
+
+if (section("strangers")) {
+  log("\nstrangers ");
+  rows.push(...(await strangerRows(RUNS, log)));
 }
 
 if (section("delivery")) {

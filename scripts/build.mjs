@@ -9,10 +9,17 @@
 //   4. src/ → dist/index.js ("sluice") and dist/internal.js ("sluice/internal", the test seams): ESM for
 //      Node ≥ 20 and Deno 2 (platform neutral). Code splitting puts what both use in one shared chunk,
 //      so a program that imports both gets one module instance (one Transport class, one arena table).
+//      src/cli/main.ts → dist/cli.js, the `sluice` command (package.json "bin"), importing ./index.js.
+//      Its source maps serve this repository's stack traces; the tarball leaves them out (package.json
+//      "files"): they would map to src/, which is not published, or carry a second copy of it.
+//   5. dist/*.d.ts: the declarations, from src/ with `@internal` stripped (scripts/declarations.mjs)
+//   6. docs/api.md: the API reference, from those declarations and the bundle (scripts/api-docs.mjs)
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { build } from "esbuild";
 import ts from "typescript";
+import { apiDocs } from "./api-docs.mjs";
+import { emitDeclarations } from "./declarations.mjs";
 
 const root = new URL("../", import.meta.url);
 const path = (relative) => new URL(relative, root).pathname;
@@ -69,3 +76,22 @@ await build({
   sourcemap: true,
   logLevel: "warning",
 });
+// The `sluice` command imports the public entry as a user would: src/index.ts becomes "./index.js",
+// the bundle above, so the command and a program share one module instance and the bundle one chunk.
+await build({
+  entryPoints: [{ in: path("src/cli/main.ts"), out: "cli" }],
+  outdir: path("dist"),
+  bundle: true,
+  format: "esm",
+  platform: "neutral",
+  target: "es2022",
+  external: ["node:*"],
+  sourcemap: true,
+  logLevel: "warning",
+  plugins: [{
+    name: "public-entry",
+    setup: (cli) => cli.onResolve({ filter: /^\.\.\/index\.ts$/ }, () => ({ path: "./index.js", external: true })),
+  }],
+});
+emitDeclarations(root);
+writeFileSync(path("docs/api.md"), (await apiDocs(root)).markdown);

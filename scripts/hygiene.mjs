@@ -24,9 +24,11 @@ const ENTRIES = ["src/index.ts", "src/internal.ts"];
 /**
  * src/'s layers, bottom first. A folder may import from the layers before its own, never from its
  * own rank's other folders or anything after: handshake and reliable are siblings over the wire layer
- * (the reliable Session sizes its packets by the wire's limits), and the transport drives them both.
+ * (the reliable Session sizes its packets by the wire's limits), the rendezvous reads and writes the
+ * control frames the Session carries, and the transport drives them all. The CLI sits on the public
+ * entry alone.
  */
-export const LAYERS = [["errors"], ["memory"], ["channel"], ["wire"], ["handshake", "reliable"], ["transport"], ["index.ts", "internal.ts"]];
+export const LAYERS = [["errors"], ["memory"], ["channel"], ["wire"], ["handshake", "reliable"], ["rendezvous"], ["transport"], ["index.ts", "internal.ts"], ["cli"]];
 
 function sourceFiles(dir) {
   return readdirSync(join(ROOT, dir), { recursive: true, withFileTypes: true })

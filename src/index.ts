@@ -21,7 +21,19 @@ export {
 } from "./transport/options.ts";
 export { CONFIRM_TIMEOUT_MS } from "./handshake/endpoint.ts";
 export { RECENTLY_CLOSED_MS } from "./transport/table.ts";
+export type { NatType } from "./transport/nat-type.ts";
+export {
+  DEFAULT_MAX_RELAYS, DEFAULT_RELAY_BYTES_PER_SECOND, DEFAULT_RELAY_TOTAL_BYTES_PER_SECOND, type RelayOptions,
+} from "./transport/relays.ts";
 export { Connection } from "./transport/connection.ts";
+export { MAX_QUEUED_ADDRESS_CHANGES, type AddressChange } from "./transport/address-changes.ts";
+export { decodeKey, encodeKey, generateKeyPair, publicKeyOf, type KeyPair } from "./transport/identity.ts";
+export {
+  INTRODUCTION_ANSWER_MS, INTRODUCTION_BURST, INTRODUCTIONS_PER_SECOND, MAX_PENDING_INTRODUCTIONS,
+  type AcceptIntroductionsPolicy, type IntroductionFailure, type IntroductionPolicy, type IntroductionStats,
+} from "./rendezvous/rendezvous.ts";
+export { MAX_LOCAL_ADDRESSES, type RefusalReason } from "./rendezvous/frames.ts";
+export { CONTROL_WINDOW, MAX_QUEUED_CONTROL_FRAMES } from "./reliable/control.ts";
 export type { ConnectionStats, DropCounts, TransportStats } from "./transport/stats.ts";
 export type { Address } from "./wire/address.ts";
 export { DEFAULT_ACCEPT_RAMP, type AcceptRampStep } from "./handshake/admission.ts";

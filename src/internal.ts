@@ -2,14 +2,43 @@
 // Transport or a Connection, so the public types stay free of them. dist/index.js and
 // dist/internal.js share one chunk (scripts/build.mjs), so a seam works on objects made through
 // "sluice". Not an API: it changes whenever the tests need it to.
+import { Arena } from "./memory/arena.ts";
+import { INTRO_MAC1 } from "./wire/constants.ts";
+import { PROTOCOL_VERSION } from "./wire/version.ts";
+import { CoreCrypto } from "./handshake/core-crypto.ts";
+import { mac1Key, stampMacs } from "./handshake/macs.ts";
+import { writeIntro } from "./handshake/noise.ts";
+import { generateKeyPair } from "./handshake/primitives.ts";
+import { nextTimestamp } from "./handshake/replay.ts";
 import type { Connection } from "./transport/connection.ts";
 import { driverOf } from "./transport/connection.ts";
 import type { RouteOutcome } from "./transport/listener.ts";
 import type { TransportOptions, TransportSeams } from "./transport/options.ts";
 import type { DatagramVisitor } from "./transport/session-driver.ts";
-import { bindWithSeams, listenerOf, type Transport } from "./transport/transport.ts";
+import { bindWithSeams, listenerOf, relaysOf, type Transport } from "./transport/transport.ts";
+import type { Address } from "./wire/address.ts";
 
 export type { TransportSeams };
+
+/**
+ * `count` genuine intros to the holder of `publicKey`, each from a fresh key of its own, with a valid
+ * mac1 and no cookie: what a stranger who knows the key can send (for the strangers benchmark).
+ */
+export function introsForBenchmark(publicKey: Uint8Array, count: number): Uint8Array[] {
+  const arena = Arena.create({ bytes: 1 << 20 });
+  const crypto = new CoreCrypto(arena);
+  const key = mac1Key(crypto, publicKey);
+  const intros: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const state = writeIntro(crypto, generateKeyPair(), publicKey, { senderId: i + 1, timestamp: nextTimestamp(Date.now()), version: PROTOCOL_VERSION });
+    if (state === undefined) throw new RangeError("not a usable public key");
+    stampMacs(crypto, state.intro, INTRO_MAC1, key, undefined);
+    intros.push(state.intro);
+  }
+  crypto.dispose();
+  arena.forget();
+  return intros;
+}
 export { openNodeSocket, type SocketFactory } from "./transport/udp-socket.ts";
 
 /**
@@ -21,6 +50,16 @@ export { openNodeSocket, type SocketFactory } from "./transport/udp-socket.ts";
 export function bindTransport(options: TransportOptions & TransportSeams = {}): Promise<Transport> {
   const { socket, stallConsumersOf, keyPhaseLimits, ...rest } = options;
   return bindWithSeams(rest, { socket, stallConsumersOf, keyPhaseLimits });
+}
+
+/** Gateway side: a relay between two of `gateway`'s connections; the relay id each peer sends with. */
+export function openRelay(gateway: Transport, a: Connection, b: Connection): { a: number; b: number } {
+  return relaysOf(gateway).open(driverOf(a), driverOf(b));
+}
+
+/** Peer side: `transport` accepts relay `id` of the gateway at `gateway`; answers the address to connect to. */
+export function grantRelay(transport: Transport, gateway: Address, id: number): Address {
+  return relaysOf(transport).grant(gateway, id);
 }
 
 /** How many key updates `connection` made or followed (its send key phase). */

@@ -37,3 +37,17 @@ test("Deno: a 64 MiB stream over Deno.listenDatagram arrives with the same SHA-2
   expect(result).toMatchObject({ socket: "Deno.listenDatagram", bytes: 64 * 2 ** 20, sameSha256: true, listenerErrors: 0 });
   console.log(`Deno 64 MiB transfer: ${result.mibPerSecond} MiB/s`);
 }, 90_000);
+
+test("Deno without --unstable-net warns once, through a transport's log, naming the flag and deno.json's \"unstable\": [\"net\"]", async () => {
+  const script = ["run", "--allow-read", "--allow-net", "--allow-env"];
+  const [without, withFlag] = await Promise.all([
+    run(deno, [...script, "test/deno/unstable-net-warning.ts"], { cwd: root, timeout: 20_000 }),
+    run(deno, [...script, "--unstable-net", "test/deno/unstable-net-warning.ts"], { cwd: root, timeout: 20_000 }),
+  ]);
+  const fallback = JSON.parse(without.stdout) as { socket: string; warnings: string[] };
+  expect(fallback.socket).toBe("node:dgram");
+  expect(fallback.warnings).toHaveLength(1); // the silent transport does not use it up; the third is not told again
+  expect(fallback.warnings[0]).toContain("--unstable-net");
+  expect(fallback.warnings[0]).toContain('"unstable": ["net"]');
+  expect(JSON.parse(withFlag.stdout)).toEqual({ socket: "Deno.listenDatagram", warnings: [] });
+});

@@ -143,7 +143,7 @@ describe("handshakes complete", () => {
     const net = new Network();
     const gateway = net.node("gateway", at("198.18.0.1", 7000), { gateway: true });
     const node = net.node("node", at("198.18.0.2", 5000));
-    const connectId = node.endpoint.connect(gateway.publicKey, gateway.address, net.now);
+    const connectId = node.endpoint.connect(gateway.publicKey, [gateway.address], net.now);
     net.run(100);
     expect(node.connected).toHaveLength(1);
     expect(node.connected[0]).toMatchObject({ role: "initiator", connectId, observedAddress: node.address, address: gateway.address });
@@ -166,7 +166,7 @@ describe("handshakes complete", () => {
       net.lose = () => random() < 0.3;
       const gateway = net.node("gateway", at("198.18.0.1", 7000), { gateway: true });
       const node = net.node("node", at("198.18.0.2", 5000));
-      node.endpoint.connect(gateway.publicKey, gateway.address, net.now);
+      node.endpoint.connect(gateway.publicKey, [gateway.address], net.now);
       net.run(3000);
       expect(node.connected).toHaveLength(1);
       // The confirm may be lost too; the host repeats it (not modelled here) — so the gateway may lag.
@@ -174,12 +174,24 @@ describe("handshakes complete", () => {
     });
   }
 
+  test("several candidate addresses (a LAN one that leads nowhere, the public one): intros go to each, the one that answers wins", () => {
+    const net = new Network();
+    const gateway = net.node("gateway", at("198.18.0.1", 7000), { gateway: true });
+    const node = net.node("node", at("198.18.0.2", 5000));
+    node.endpoint.connect(gateway.publicKey, [at("198.19.1.9", 7000), gateway.address, at("198.19.1.9", 7000)], net.now);
+    net.run(100);
+    expect(node.connected).toHaveLength(1);
+    expect(node.connected[0]!.address).toEqual(gateway.address);
+    const intros = node.sent.filter((t) => t.datagram[0] === KIND_INTRO);
+    expect(new Set(intros.map((t) => `${t.to.host}:${t.to.port}`))).toEqual(new Set(["198.19.1.9:7000", "198.18.0.1:7000"])); // a duplicate is one candidate
+  });
+
   test("simultaneous open: one connection each, both connect()s answered, the higher key answered the intro", () => {
     const net = new Network();
     const a = net.node("a", at("198.18.0.1", 4000));
     const b = net.node("b", at("198.18.0.2", 4000));
-    const idA = a.endpoint.connect(b.publicKey, b.address, net.now);
-    const idB = b.endpoint.connect(a.publicKey, a.address, net.now);
+    const idA = a.endpoint.connect(b.publicKey, [b.address], net.now);
+    const idB = b.endpoint.connect(a.publicKey, [a.address], net.now);
     net.run(200);
     expect(a.connected).toHaveLength(1);
     expect(b.connected).toHaveLength(1);
@@ -196,7 +208,7 @@ describe("strangers and replays", () => {
     const net = new Network();
     const lonely = net.node("lonely", at("198.18.0.1", 4000));
     const stranger = net.node("stranger", at("198.18.0.2", 4000));
-    const id = stranger.endpoint.connect(lonely.publicKey, lonely.address, net.now);
+    const id = stranger.endpoint.connect(lonely.publicKey, [lonely.address], net.now);
     net.run(4000);
     expect(lonely.sent).toHaveLength(0);
     expect(lonely.drops.unknownSender).toBeGreaterThan(0);
@@ -223,7 +235,7 @@ describe("strangers and replays", () => {
     const net = new Network();
     const gateway = net.node("gateway", at("198.18.0.1", 7000), { gateway: true });
     const node = net.node("node", at("198.18.0.2", 5000));
-    node.endpoint.connect(gateway.publicKey, gateway.address, net.now);
+    node.endpoint.connect(gateway.publicKey, [gateway.address], net.now);
     net.run(100);
     const intro = node.sent.find((t) => t.datagram[0] === KIND_INTRO)!.datagram;
     const before = gateway.sent.length;
@@ -247,14 +259,14 @@ describe("strangers and replays", () => {
     const gateway = net.node("gateway", at("198.18.0.1", 7000), { gateway: true });
     const secretKey = generateKeyPair();
     const first = net.node("first", at("198.18.0.2", 5000), { secretKey });
-    first.endpoint.connect(gateway.publicKey, gateway.address, net.now);
+    first.endpoint.connect(gateway.publicKey, [gateway.address], net.now);
     net.run(100);
     const oldIntro = first.sent.find((t) => t.datagram[0] === KIND_INTRO)!.datagram;
     net.nodes.delete(addressKey("198.18.0.2", 5000));
     const again = net.node("again", at("198.18.0.2", 5001), { secretKey });
     // The attacker replays the old intro first, from the restarted peer's new address even.
     net.deliver(oldIntro, again.address, gateway.address);
-    again.endpoint.connect(gateway.publicKey, gateway.address, net.now);
+    again.endpoint.connect(gateway.publicKey, [gateway.address], net.now);
     net.run(300);
     expect(again.connected).toHaveLength(1);
     expect(gateway.connected).toHaveLength(2);
@@ -267,8 +279,8 @@ describe("strangers and replays", () => {
     const gateway = net.node("gateway", at("198.18.0.1", 7000), { gateway: true });
     const target = generateKeyPair();
     const attacker = net.node("attacker", at("198.18.0.5", 5000));
-    const id = gateway.endpoint.connect(target.publicKey, attacker.address, net.now);
-    attacker.endpoint.connect(gateway.publicKey, gateway.address, net.now);
+    const id = gateway.endpoint.connect(target.publicKey, [attacker.address], net.now);
+    attacker.endpoint.connect(gateway.publicKey, [gateway.address], net.now);
     net.run(4000);
     // The attacker got a connection as itself (a gateway takes strangers), never as K.
     expect(gateway.connected.every((c) => c.connectId !== id && sameKey(c.remoteKey, attacker.publicKey))).toBe(true);
@@ -279,8 +291,8 @@ describe("strangers and replays", () => {
     const net = new Network();
     const a = net.node("a", at("198.18.0.1", 4000));
     const b = net.node("b", at("198.18.0.2", 4000));
-    a.endpoint.connect(b.publicKey, b.address, net.now);
-    b.endpoint.connect(a.publicKey, a.address, net.now);
+    a.endpoint.connect(b.publicKey, [b.address], net.now);
+    b.endpoint.connect(a.publicKey, [a.address], net.now);
     // A forger who knows both public keys but not a's secret writes an intro claiming to be a.
     const forger = generateKeyPair();
     const forged = writeIntro(macs, { privateKey: forger.privateKey, publicKey: a.publicKey }, b.publicKey, { senderId: 99, timestamp: Date.now() * 2000, version: PROTOCOL_VERSION })!;
@@ -298,7 +310,7 @@ describe("under load", () => {
     const net = new Network();
     const gateway = net.node("gateway", at("198.18.0.1", 7000), { gateway: true, limits: { underLoadIntrosPerSecond: 0 } });
     const node = net.node("node", at("198.18.0.2", 5000));
-    node.endpoint.connect(gateway.publicKey, gateway.address, net.now);
+    node.endpoint.connect(gateway.publicKey, [gateway.address], net.now);
     net.run(100);
     const kinds = gateway.sent.map((t) => t.datagram[0]);
     expect(kinds[0]).toBe(KIND_COOKIE);
@@ -315,7 +327,7 @@ describe("under load", () => {
     const net = new Network();
     const gateway = net.node("gateway", at("198.18.0.1", 7000), { gateway: true, limits: { underLoadIntrosPerSecond: 0 } });
     const node = net.node("node", at("198.18.0.2", 5000));
-    node.endpoint.connect(gateway.publicKey, gateway.address, net.now);
+    node.endpoint.connect(gateway.publicKey, [gateway.address], net.now);
     net.run(20); // cookie received, intro re-sent with mac2
     const withCookie = node.sent.filter((t) => t.datagram[0] === KIND_INTRO).at(-1)!.datagram;
     const cookiesBefore = gateway.endpoint.stats().cookiesSent;
@@ -336,7 +348,7 @@ describe("under load", () => {
     net.flush();
     expect(gateway.endpoint.stats().answering).toBe(LIMITS.maxHandshakesPerIp);
     const node = net.node("node", at("198.18.0.2", 5000));
-    node.endpoint.connect(gateway.publicKey, gateway.address, net.now);
+    node.endpoint.connect(gateway.publicKey, [gateway.address], net.now);
     net.run(net.now + 100);
     expect(node.connected).toHaveLength(1);
   });
@@ -347,7 +359,7 @@ describe("bad input to connect()", () => {
     const net = new Network();
     const node = net.node("node", at("198.18.0.2", 5000));
     const lowOrder = [new Uint8Array(32), Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 1 : 0))];
-    for (const key of lowOrder) expect(() => node.endpoint.connect(key, at("198.18.0.1", 7000), net.now)).toThrow(/low-order/);
+    for (const key of lowOrder) expect(() => node.endpoint.connect(key, [at("198.18.0.1", 7000)], net.now)).toThrow(/low-order/);
     expect(node.endpoint.stats().connecting).toBe(0);
     expect(node.endpoint.nextDeadline()).toBe(Infinity);
   });

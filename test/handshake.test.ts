@@ -50,10 +50,12 @@ test("IPv6: over ::1 the joiner learns its address as ::1; a dual-stack gateway 
   expect(text(await atDual!.recv())).toBe("over the mapped address");
 });
 
-test("peer to peer: both sides connect at once and both get the one connection", async () => {
+test("peer to peer: both sides connect at once and both get the one connection; a plain peer's view is not the external address", async () => {
   const a = await bind();
   const b = await bind();
   const [ab, ba] = await Promise.all([a.connect(b.address, b.publicKey), b.connect(a.address, a.publicKey)]);
+  expect(a.externalAddress).toBeUndefined();
+  expect(b.externalAddress).toBeUndefined();
   expect(ab.remotePublicKey).toEqual(b.publicKey);
   expect(ba.remotePublicKey).toEqual(a.publicKey);
   await ab.send(bytes("ping"));

@@ -23,12 +23,12 @@ function model(d: Uint8Array): number {
     if (view.getUint32(9, true) >= 2 ** 21) return wire.WIRE_BAD_PACKET_NUMBER;
     return wire.KIND_DATA;
   }
-  const lengths: Record<number, number> = { 0x01: 146, 0x03: 114, 0x04: 50 };
+  const lengths: Record<number, number> = { 0x01: 146, 0x03: 114, 0x04: 50, 0x05: 0 };
   const exact = lengths[d[0]!];
   if (exact === undefined) return wire.WIRE_UNKNOWN_KIND;
   if (d.length < 2) return wire.WIRE_BAD_LENGTH;
   if (d[1] !== 2) return wire.WIRE_UNKNOWN_VERSION;
-  if (d.length !== exact) return wire.WIRE_BAD_LENGTH;
+  if (exact === 0 ? d.length < 7 : d.length !== exact) return wire.WIRE_BAD_LENGTH; // a RELAY carries ≥ 1 byte after its 6
   if (view.getUint32(2, true) === 0) return wire.WIRE_BAD_CONNECTION;
   return d[0]!;
 }
@@ -51,6 +51,7 @@ const arbitraryValid = fc.oneof(
   fc.tuple(fc.constant(wire.KIND_INTRO), fc.constant(146), fc.nat()),
   fc.tuple(fc.constant(wire.KIND_RESPONSE), fc.constant(114), fc.nat()),
   fc.tuple(fc.constant(wire.KIND_COOKIE), fc.constant(50), fc.nat()),
+  fc.tuple(fc.constant(wire.KIND_RELAY), fc.integer({ min: 7, max: 1500 }), fc.nat()),
   fc.tuple(fc.constantFrom(0x02, 0x82), fc.integer({ min: 30, max: 1500 }), fc.nat()),
 ).map(([first, length, seed]) => valid(first, length, seed));
 

@@ -7,24 +7,32 @@ import { FRAME_DATA } from "../memory/core.ts";
 
 const HANDLE_VERSION = 1;
 
+// A handle is opaque to applications: only `sluice`, `version` and `maxPacketSize` are declared in
+// the published types; the rest is how the receiving thread finds the channel.
 interface HandleBase {
   readonly version: number;
+  /** @internal */
   readonly memory: WebAssembly.Memory;
+  /** @internal */
   readonly module: WebAssembly.Module;
+  /** @internal */
   readonly channel: number;
+  /** @internal */
   readonly nonce: number;
   readonly maxPacketSize: number;
 }
 
+/** One end of a channel's sending side, for one other thread: postMessage it, then Sender.fromHandle(). */
 export interface SenderHandle extends HandleBase {
   readonly sluice: "sender";
-  /** Offset of the lane made for this handle. */
+  /** Offset of the lane made for this handle. @internal */
   readonly lane: number;
 }
 
+/** A channel's receiving end, moving to another thread: postMessage it, then Receiver.fromHandle(). */
 export interface ReceiverHandle extends HandleBase {
   readonly sluice: "receiver";
-  /** One-time token: the first fromHandle() claims it. */
+  /** One-time token: the first fromHandle() claims it. @internal */
   readonly token: number;
   /** Packets recv() had taken from the lanes but not handed out when the end moved, in order. */
   readonly taken: Uint8Array[];

@@ -25,7 +25,7 @@ export class LaneProducer {
   readonly channel: SharedChannel;
   readonly lane: number;
   openSenders = 1;
-  readonly spaceWaker = new Waker();
+  readonly spaceWaker: Waker = new Waker();
   readonly #spaceWord: WordWaiter;
   /** Sends on this thread parked for space: the shared flag stays set until the last one leaves. */
   #parkedForSpace = 0;

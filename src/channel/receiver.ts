@@ -89,7 +89,7 @@ export class Receiver {
     this.#taken.push(ownedCopyOfBuffer(this.#channel.buffer, offset, length));
   };
 
-  /** Not for applications: receivers come from channel() and Receiver.fromHandle(). */
+  /** Not for applications: receivers come from channel() and Receiver.fromHandle(). @internal */
   constructor(token: typeof FROM_CHANNEL, channel: SharedChannel) {
     if (token !== FROM_CHANNEL) throw illegalConstructor("receivers come from channel() and Receiver.fromHandle()", Receiver);
     this.#channel = channel;

@@ -57,7 +57,7 @@ export class Sender {
   #lane: LaneProducer | undefined;
   readonly #channel: SharedChannel;
 
-  /** Not for applications: senders come from channel(), clone() and Sender.fromHandle(). */
+  /** Not for applications: senders come from channel(), clone() and Sender.fromHandle(). @internal */
   constructor(token: typeof FROM_CHANNEL, lane: LaneProducer) {
     if (token !== FROM_CHANNEL) throw illegalConstructor("senders come from channel(), clone() and Sender.fromHandle()", Sender);
     this.#lane = lane;

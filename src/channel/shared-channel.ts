@@ -20,10 +20,10 @@ export class SharedChannel {
   localOnly: boolean;
   /** True while the receiver of this channel lives on this thread. */
   receiverHere: boolean;
-  readonly receiverWaker = new Waker();
+  readonly receiverWaker: Waker = new Waker();
   readonly receiverWord: WordWaiter;
   /** Lanes whose producer (a LaneProducer) is on this thread, by lane offset: what wakes their parked sends. */
-  readonly localLanes = new Map<number, { readonly spaceWaker: Waker }>();
+  readonly localLanes: Map<number, { readonly spaceWaker: Waker }> = new Map();
 
   constructor(arena: Arena, offset: number, maxPacketSize: number, localOnly: boolean, receiverHere: boolean) {
     this.arena = arena;

@@ -9,7 +9,9 @@ export type ErrorCode =
   /** The peer's protocol version and ours do not accept each other (an authenticated answer said so). */
   | "ERR_SLUICE_VERSION_MISMATCH"
   /** The transport was closed while the operation was in progress. */
-  | "ERR_SLUICE_CLOSED";
+  | "ERR_SLUICE_CLOSED"
+  /** connectVia(): the introducer refused, did not answer, or its connection ended (the error's `reason` says which). */
+  | "ERR_SLUICE_INTRODUCTION_FAILED";
 
 /**
  * `new Type(message)` with `code` attached. Its stack starts at the caller of `from` (the check that

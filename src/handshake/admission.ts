@@ -37,19 +37,19 @@ export class KeyedBuckets {
     this.#maxKeys = maxKeys;
   }
 
-  /** Takes one token for `key` if it has one. */
-  tryTake(key: string, now: number): boolean {
+  /** Takes `amount` tokens (default one) for `key` if it has them. */
+  tryTake(key: string, now: number, amount = 1): boolean {
     const bucket = this.#tokens.get(key);
     let tokens = this.#burst;
     if (bucket !== undefined) {
       tokens = Math.min(this.#burst, bucket.tokens + ((now - bucket.at) * this.#perSecond) / 1000);
       this.#tokens.delete(key); // re-inserted below: Map order is then least recently used first
     }
-    if (tokens < 1) {
+    if (tokens < amount) {
       this.#tokens.set(key, { tokens, at: now });
       return false;
     }
-    this.#tokens.set(key, { tokens: tokens - 1, at: now });
+    this.#tokens.set(key, { tokens: tokens - amount, at: now });
     if (this.#tokens.size > this.#maxKeys) this.#tokens.delete(this.#tokens.keys().next().value!);
     return true;
   }

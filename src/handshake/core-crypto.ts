@@ -24,6 +24,13 @@ const HMAC_BLOCK_BYTES = 64;
 const TAG_BYTES = 16;
 const NO_KEY = new Uint8Array(0);
 
+/** A MAC key with its block already compressed (prepareMac): each message then costs a block less. */
+export interface PreparedMac {
+  /** The BLAKE2s chaining value after the key's block. */
+  readonly state: Uint8Array;
+  readonly digestLength: number;
+}
+
 export class CoreCrypto {
   readonly #arena: Arena;
   readonly #frame: number;
@@ -48,6 +55,36 @@ export class CoreCrypto {
     const { bytes } = this.#arena;
     let difference = 0;
     for (let i = 0; i < mac.length; i++) difference |= bytes[at + i]! ^ mac[i]!;
+    return difference === 0;
+  }
+
+  /** `key` (1 to 32 bytes) made ready for many MACs of `digestLength` bytes (mac1: one key per transport). */
+  prepareMac(key: Uint8Array, digestLength: number): PreparedMac {
+    const { bytes, core } = this.#arena;
+    const base = this.#base;
+    if (key.length < 1 || key.length > BLAKE2S_MAX_BYTES) throw new RangeError("a prepared MAC takes a key of 1 to 32 bytes");
+    bytes.set(key, base + KEY_AT);
+    core.blake2sKeyState(base + DIGEST_AT, digestLength, base + KEY_AT, key.length, false, base);
+    return { state: this.#copyOut(base + DIGEST_AT, BLAKE2S_MAX_BYTES), digestLength };
+  }
+
+  /**
+   * Whether `mac` is the prepared MAC of `message`, compared in constant time. A message that lies in
+   * the arena already (the listener's landing frame) is read where it is: no copy.
+   */
+  verifyPrepared(prepared: PreparedMac, message: Uint8Array, mac: Uint8Array): boolean {
+    const { bytes, core } = this.#arena;
+    const base = this.#base;
+    let at = message.byteOffset;
+    if (message.buffer !== bytes.buffer) {
+      if (message.length > MESSAGE_ROOM) return false;
+      bytes.set(message, base + MESSAGE_AT);
+      at = base + MESSAGE_AT;
+    }
+    bytes.set(prepared.state, base + KEY_AT);
+    core.blake2sWithState(base + DIGEST_AT, prepared.digestLength, base + KEY_AT, true, at, message.length, base);
+    let difference = mac.length ^ prepared.digestLength;
+    for (let i = 0; i < mac.length; i++) difference |= bytes[base + DIGEST_AT + i]! ^ mac[i]!;
     return difference === 0;
   }
 

@@ -15,15 +15,16 @@
 // - A responder is established when the first data packet under the new keys opens (the initiator
 //   held e as well): a replayed intro never completes.
 import { codedError } from "../errors/errors.ts";
-import { addressKey, type Address } from "../wire/address.ts";
+import { addressKey, sameAddress, type Address } from "../wire/address.ts";
 import { compatible, describeVersion, type ProtocolVersion } from "../wire/version.ts";
 import { AcceptRamp, ipKey, KeyedBuckets, KeyedCounts, WindowCounter, type AcceptRampStep } from "./admission.ts";
 import { RetrySchedule, type RetryOptions } from "./retry.ts";
 import {
-  COOKIE_BYTES, HANDSHAKE_CONNECTION, INTRO_BYTES, INTRO_MAC1, INTRO_MAC2, KIND_COOKIE, KIND_INTRO, KIND_RESPONSE,
+  COOKIE_BYTES, HANDSHAKE_CONNECTION, INTRO_BYTES, MAC_BYTES, INTRO_MAC1, INTRO_MAC2, KIND_COOKIE, KIND_INTRO, KIND_RESPONSE,
   RESPONSE_BYTES, RESPONSE_MAC1,
 } from "../wire/constants.ts";
 import { CookieIssuer, COOKIE_SECRET_MS, mac1Key, openCookieReply, stampMacs, validMac1, type MacPrimitives } from "./macs.ts";
+import type { PreparedMac } from "./core-crypto.ts";
 import type { NoiseCrypto } from "./noise.ts";
 import {
   readIntro, readResponse, STATUS_OK, STATUS_VERSION_MISMATCH, writeIntro, writeResponse,
@@ -38,10 +39,21 @@ export const CONFIRM_TIMEOUT_MS = 5000;
 export const HANDSHAKE_WORK_QUEUE = 64;
 /** Response decryptions one connect() spends at most (a genuine responder needs one per intro re-send). */
 const MAX_RESPONSES_PER_CONNECT = 16;
+/**
+ * Addresses one connect() sends each intro to (a peer's LAN and public addresses, a relay): the first
+ * that answers wins. Each costs one intro per re-send, so this bounds what a connect() can send.
+ */
+const MAX_CANDIDATE_ADDRESSES = 8;
 /** Initiator keys whose newest timestamp is remembered after their handshake or connection ended. */
 const MAX_REMEMBERED_INITIATORS = 65_536;
 /** Source IPs whose intro budget is remembered at once. */
 const MAX_TRACKED_IPS = 65_536;
+/**
+ * COOKIE replies in all, per second (a burst of a quarter of that): a reply's send costs more than
+ * everything else an intro costs (~6–8 µs of CPU for a UDP send here), so under a flood from many
+ * addresses most intros are dropped after mac1 instead of answered. A legitimate initiator re-sends.
+ */
+const COOKIES_PER_SECOND = 1000;
 
 export interface HandshakeLimits {
   /** Inbound handshakes waiting for the initiator's first data packet, in all. */
@@ -101,6 +113,8 @@ export interface Connected {
   secrets: TrafficSecrets;
   /** Initiator: our address as the responder saw it. */
   observedAddress: Address | undefined;
+  /** Initiator: the responder said it is a gateway (its view of our address is the world's). */
+  peerIsGateway: boolean;
   /** The connect() this connection answers, if any (a simultaneous open answers it as responder). */
   connectId: number | undefined;
   /** Responder: the data packet that proved the initiator, opened. */
@@ -120,7 +134,8 @@ interface Connecting {
   id: number;
   remoteKey: Uint8Array;
   keyHex: string;
-  address: Address;
+  /** Where its intros go: every one of these, on each re-send. */
+  addresses: Address[];
   state: InitiatorState;
   schedule: RetrySchedule;
   responsesTried: number;
@@ -169,6 +184,18 @@ export interface EndpointStats {
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("hex");
 
+/** Whether an intro carries a mac2 (one made with a cookie: not all zeros). */
+function hasMac2(intro: Uint8Array): boolean {
+  for (let i = INTRO_MAC2; i < INTRO_MAC2 + MAC_BYTES; i++) if (intro[i] !== 0) return true;
+  return false;
+}
+
+/** An intro's mac1 as a number (its first 48 bits): a map key that costs no string (a match is checked in full). */
+function macKey(intro: Uint8Array): number {
+  const view = new DataView(intro.buffer, intro.byteOffset + INTRO_MAC1, 6);
+  return view.getUint32(0, true) * 2 ** 16 + view.getUint16(4, true);
+}
+
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
   return 0;
@@ -181,10 +208,12 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 export class HandshakeEndpoint {
   readonly #config: EndpointConfig;
   readonly #limits: HandshakeLimits;
-  readonly #mac1Key: Uint8Array;
+  /** Our mac1 key, prepared: every handshake packet to us is checked against it. */
+  readonly #mac1: PreparedMac;
   readonly #cookies: CookieIssuer;
   readonly #introBudget: KeyedBuckets;
   readonly #introsDecrypted = new WindowCounter();
+  readonly #cookieBudget = new KeyedBuckets(COOKIES_PER_SECOND / 4, COOKIES_PER_SECOND, 1);
   readonly #acceptRamp: AcceptRamp;
   readonly #answeringPerIp = new KeyedCounts();
   readonly #connectionsPerIp = new KeyedCounts();
@@ -197,7 +226,7 @@ export class HandshakeEndpoint {
   readonly #answering = new Map<number, Answering>();
   readonly #answeringByKey = new Map<string, Answering>();
   /** Answered intros by their mac1 (a digest of the whole intro): a re-sent copy costs no X25519. */
-  readonly #answeringByMac = new Map<string, Answering>();
+  readonly #answeringByMac = new Map<number, Answering>();
   readonly #peers = new Map<string, Peer>();
   /** Cookies responders gave us, by their key, with when they were given (one per connect() at most). */
   readonly #cookieJar = new Map<string, { cookie: Uint8Array; at: number }>();
@@ -210,7 +239,7 @@ export class HandshakeEndpoint {
   constructor(config: EndpointConfig, now: number) {
     this.#config = config;
     this.#limits = config.limits;
-    this.#mac1Key = mac1Key(config.crypto, config.identity.publicKey);
+    this.#mac1 = config.crypto.prepareMac(mac1Key(config.crypto, config.identity.publicKey), MAC_BYTES);
     this.#cookies = new CookieIssuer(config.crypto, config.identity.publicKey, config.randomBytes, now);
     this.#introBudget = new KeyedBuckets(config.limits.introBurstPerIp, config.limits.introsPerIpPerSecond, MAX_TRACKED_IPS);
     this.#acceptRamp = new AcceptRamp(config.limits.acceptRamp, now);
@@ -223,15 +252,19 @@ export class HandshakeEndpoint {
   // ---------------------------------------------------------------- our connect()s
 
   /**
-   * Starts connecting to the holder of `remoteKey` at `address`; the outcome comes as an event with
-   * connectId = the answer (the id of a connect() to the same key already in progress, if any).
+   * Starts connecting to the holder of `remoteKey` at `addresses` (its intros go to each: the first
+   * that answers wins); the outcome comes as an event with connectId = the answer. A connect() to a
+   * key already being connected to joins it (its addresses are added, up to MAX_CANDIDATE_ADDRESSES).
    * Throws a RangeError for a key no handshake can use (a low-order point), or when maxConnecting
    * connect()s are in progress or maxConnections are open; nothing is left behind then.
    */
-  connect(remoteKey: Uint8Array, address: Address, now: number, retry: Required<RetryOptions> = this.#config.retry): number {
+  connect(remoteKey: Uint8Array, addresses: readonly Address[], now: number, retry: Required<RetryOptions> = this.#config.retry): number {
     const keyHex = hex(remoteKey);
     const pending = this.#connectingByKey.get(keyHex);
-    if (pending !== undefined) return pending.id;
+    if (pending !== undefined) {
+      for (const address of addresses) this.#addCandidate(pending, address);
+      return pending.id;
+    }
     if (this.#connecting.size >= this.#limits.maxConnecting) {
       throw codedError(RangeError, "ERR_OUT_OF_RANGE", `too many connects in progress (options.maxConnecting = ${this.#limits.maxConnecting})`, HandshakeEndpoint.prototype.connect);
     }
@@ -246,9 +279,10 @@ export class HandshakeEndpoint {
     const state = writeIntro(this.#config.crypto, this.#config.identity, remoteKey, { senderId: id, timestamp: nextTimestamp(Date.now()), version: this.#config.version });
     if (state === undefined) throw codedError(RangeError, "ERR_INVALID_ARG_VALUE", "The argument 'publicKey' is not a usable X25519 public key", HandshakeEndpoint.prototype.connect);
     const connecting: Connecting = {
-      id, remoteKey: new Uint8Array(remoteKey), keyHex, address, state,
+      id, remoteKey: new Uint8Array(remoteKey), keyHex, addresses: [], state,
       schedule: new RetrySchedule(retry, now, this.#config.random), responsesTried: 0,
     };
+    for (const address of addresses) this.#addCandidate(connecting, address);
     this.#stampIntro(connecting, now);
     this.#connecting.set(id, connecting);
     this.#connectingByKey.set(keyHex, connecting);
@@ -299,7 +333,7 @@ export class HandshakeEndpoint {
     this.#addPeer(answering.keyHex, { localId: answering.id, timestamp: answering.timestamp, ip: answering.ip, inbound: connecting === undefined });
     this.#events.push({
       type: "connected", role: "responder", localId: answering.id, remoteId: answering.remoteId, remoteKey: answering.remoteKey,
-      address: from, secrets: answering.secrets, observedAddress: undefined, connectId: connecting?.id, firstData: opened,
+      address: from, secrets: answering.secrets, observedAddress: undefined, peerIsGateway: false, connectId: connecting?.id, firstData: opened,
     });
     return true;
   }
@@ -360,10 +394,10 @@ export class HandshakeEndpoint {
 
   #admitIntro(datagram: Uint8Array, from: Address, now: number): void {
     const macs = this.#config.crypto;
-    if (!validMac1(macs, datagram, INTRO_MAC1, this.#mac1Key)) return this.#config.countDrop("badMac");
+    if (!validMac1(macs, datagram, INTRO_MAC1, this.#mac1)) return this.#config.countDrop("badMac");
     const ip = ipKey(from.host);
-    const copyOf = this.#answeringByMac.get(hex(datagram.subarray(INTRO_MAC1, INTRO_MAC2)));
-    const sameSource = copyOf !== undefined && copyOf.address.host === from.host && copyOf.address.port === from.port;
+    const copyOf = this.#answeringByMac.get(macKey(datagram));
+    const sameSource = copyOf !== undefined && sameAddress(copyOf.address, from);
     if (copyOf !== undefined && (sameSource || !this.#underLoad(now)) && equalBytes(copyOf.intro, datagram)) {
       // The initiator did not get our response and repeats its intro, or the intro reached us first
       // from another address: the same response again, no crypto, never larger than the intro.
@@ -375,11 +409,15 @@ export class HandshakeEndpoint {
     // per-IP budgets of proven and unproven senders are apart, so a sender spoofing an address cannot
     // use up the budget of the one who holds it.
     const proven = this.#underLoad(now);
-    if (proven && !this.#cookies.validMac2(datagram, INTRO_MAC2, from, now)) {
-      if (!this.#introBudget.tryTake(`${ip} cookie`, now)) return this.#config.countDrop("rateLimited");
-      this.#stats.cookiesSent++;
-      this.#transmits.push({ datagram: this.#cookies.reply(datagram, INTRO_MAC1, from, now), to: from });
-      return this.#config.countDrop("cookieRequired");
+    if (proven) {
+      // An intro with no cookie at all (mac2 zero) costs no BLAKE2s more unless it is answered.
+      const cookie = hasMac2(datagram) ? this.#cookies.cookieFor(from, now) : undefined;
+      if (cookie === undefined || !this.#cookies.validMac2(datagram, INTRO_MAC2, cookie)) {
+        if (!this.#introBudget.tryTake(`${ip} cookie`, now) || !this.#cookieBudget.tryTake("all", now)) return this.#config.countDrop("rateLimited");
+        this.#stats.cookiesSent++;
+        this.#transmits.push({ datagram: this.#cookies.reply(datagram, INTRO_MAC1, cookie ?? this.#cookies.cookieFor(from, now)), to: from });
+        return this.#config.countDrop("cookieRequired");
+      }
     }
     if (!this.#introBudget.tryTake(proven ? `${ip} proven` : ip, now)) return this.#config.countDrop("rateLimited");
     this.#queue({ kind: KIND_INTRO, datagram: new Uint8Array(datagram), from, ip });
@@ -405,18 +443,23 @@ export class HandshakeEndpoint {
       // Simultaneous open, and the peer answers. Its intro shows a way in from where it came (a
       // symmetric NAT maps a new port per destination): send our intro back there at once. One
       // intro per intro received, never more: a replayed intro from a spoofed address gains nothing.
+      // Its timestamp is remembered, so once connected a replay of it is refused as any other is.
+      if (opened.timestamp < this.#recent.get(keyHex)) return this.#config.countDrop("replayed");
+      this.#recent.record(keyHex, opened.timestamp);
       this.#sendIntro(connecting, work.from);
       return this.#config.countDrop("handshakeRedundant");
     }
     if (!this.#fresh(keyHex, opened, work)) return;
     const peer = this.#peers.get(keyHex);
     if (!this.#config.gateway && connecting === undefined && peer === undefined) return this.#config.countDrop("unknownSender");
-    if (!this.#admit(work.ip, peer === undefined && connecting === undefined, now)) return this.#config.countDrop("overCapacity");
-    this.#recent.record(keyHex, opened.timestamp); // answered: a copy of it is a replay from now on
+    // A version we do not speak is answered so (the initiator's connect() fails saying why), and takes
+    // no slot and nothing of the accept ramp.
     const agreed = compatible(this.#config.version, opened.version);
+    if (agreed && !this.#admit(work.ip, peer === undefined && connecting === undefined, now)) return this.#config.countDrop("overCapacity");
+    this.#recent.record(keyHex, opened.timestamp); // answered: a copy of it is a replay from now on
     const id = agreed ? this.#config.newId() : 0;
     const written = writeResponse(this.#config.crypto, this.#config.identity, opened, {
-      status: agreed ? STATUS_OK : STATUS_VERSION_MISMATCH, version: this.#config.version, responderId: id, observedAddress: work.from,
+      status: agreed ? STATUS_OK : STATUS_VERSION_MISMATCH, gateway: this.#config.gateway, version: this.#config.version, responderId: id, observedAddress: work.from,
     });
     if (written === undefined) return this.#config.countDrop("decryptFailed");
     stampMacs(this.#config.crypto, written.response, RESPONSE_MAC1, mac1Key(this.#config.crypto, opened.initiatorStatic), undefined);
@@ -430,7 +473,7 @@ export class HandshakeEndpoint {
     };
     this.#answering.set(id, answering);
     this.#answeringByKey.set(keyHex, answering);
-    this.#answeringByMac.set(hex(work.datagram.subarray(INTRO_MAC1, INTRO_MAC2)), answering);
+    this.#answeringByMac.set(macKey(work.datagram), answering);
     this.#answeringPerIp.add(work.ip);
   }
 
@@ -469,7 +512,7 @@ export class HandshakeEndpoint {
   #admitResponse(datagram: Uint8Array, from: Address): void {
     const connecting = this.#connecting.get(this.#destinationId(datagram));
     if (connecting === undefined) return this.#config.countDrop("unknownSender");
-    if (!validMac1(this.#config.crypto, datagram, RESPONSE_MAC1, this.#mac1Key)) return this.#config.countDrop("badMac");
+    if (!validMac1(this.#config.crypto, datagram, RESPONSE_MAC1, this.#mac1)) return this.#config.countDrop("badMac");
     if (connecting.responsesTried >= MAX_RESPONSES_PER_CONNECT) return this.#config.countDrop("rateLimited");
     connecting.responsesTried++;
     this.#queue({ kind: KIND_RESPONSE, datagram: new Uint8Array(datagram), from, ip: ipKey(from.host) });
@@ -491,7 +534,7 @@ export class HandshakeEndpoint {
     this.#addPeer(connecting.keyHex, { localId: connecting.id, timestamp, ip: ipKey(work.from.host), inbound: false });
     this.#events.push({
       type: "connected", role: "initiator", localId: connecting.id, remoteId: opened.responderId, remoteKey: connecting.remoteKey,
-      address: work.from, secrets: opened.secrets, observedAddress: opened.observedAddress, connectId: connecting.id, firstData: undefined,
+      address: work.from, secrets: opened.secrets, observedAddress: opened.observedAddress, peerIsGateway: opened.gateway, connectId: connecting.id, firstData: undefined,
     });
   }
 
@@ -524,12 +567,17 @@ export class HandshakeEndpoint {
     const due = connecting.schedule.poll(now);
     if (due === "expired") {
       return this.#fail(connecting, codedError(Error, "ERR_SLUICE_CONNECT_TIMEOUT",
-        `connect to ${addressKey(connecting.address.host, connecting.address.port)} failed: no valid answer after ${connecting.schedule.attempts} intros within ${Math.round(connecting.schedule.deadlineAt - connecting.schedule.startedAt)} ms ` +
+        `connect to ${connecting.addresses.map((address) => addressKey(address.host, address.port, address.relay)).join(", ")} failed: no valid answer after ${connecting.schedule.attempts} intros within ${Math.round(connecting.schedule.deadlineAt - connecting.schedule.startedAt)} ms ` +
         "(the peer is down, is not a gateway and not connecting to us, or its public key is not the one given)",
         HandshakeEndpoint.prototype.handleTimeout,
       ));
     }
-    if (due === "send") this.#sendIntro(connecting, connecting.address);
+    if (due === "send") for (const address of connecting.addresses) this.#sendIntro(connecting, address);
+  }
+
+  #addCandidate(connecting: Connecting, address: Address): void {
+    const known = connecting.addresses.some((candidate) => sameAddress(candidate, address));
+    if (!known && connecting.addresses.length < MAX_CANDIDATE_ADDRESSES) connecting.addresses.push({ ...address });
   }
 
   #sendIntro(connecting: Connecting, to: Address): void {
@@ -569,7 +617,7 @@ export class HandshakeEndpoint {
   #endAnswering(answering: Answering): void {
     this.#answering.delete(answering.id);
     if (this.#answeringByKey.get(answering.keyHex) === answering) this.#answeringByKey.delete(answering.keyHex);
-    this.#answeringByMac.delete(hex(answering.intro.subarray(INTRO_MAC1, INTRO_MAC2)));
+    this.#answeringByMac.delete(macKey(answering.intro));
     this.#answeringPerIp.remove(answering.ip);
   }
 }

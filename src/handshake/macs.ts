@@ -8,6 +8,7 @@
 // - mac2 = MAC(cookie, packet up to mac2): under load, an intro without a valid mac2 gets a COOKIE reply,
 //   smaller than the intro, and nothing else.
 import { ADDRESS_BYTES, writeAddress, type Address } from "../wire/address.ts";
+import type { PreparedMac } from "./core-crypto.ts";
 import { COOKIE_BYTES, COOKIE_NONCE, COOKIE_SEALED, HANDSHAKE_CONNECTION, KIND_COOKIE, MAC_BYTES, WIRE_VERSION } from "../wire/constants.ts";
 
 /** How long a cookie secret lives (WireGuard's two minutes); an initiator keeps a cookie as long. */
@@ -24,6 +25,8 @@ const NO_KEY = new Uint8Array(0);
 export interface MacPrimitives {
   digest(key: Uint8Array, message: Uint8Array | readonly Uint8Array[], length: number): Uint8Array;
   verify(key: Uint8Array, message: Uint8Array, mac: Uint8Array): boolean;
+  prepareMac(key: Uint8Array, digestLength: number): PreparedMac;
+  verifyPrepared(prepared: PreparedMac, message: Uint8Array, mac: Uint8Array): boolean;
   seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
   open(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | undefined;
 }
@@ -49,8 +52,9 @@ export function stampMacs(primitives: MacPrimitives, packet: Uint8Array, mac1At:
   packet.set(cookie === undefined ? ZERO_MAC : primitives.digest(cookie, packet.subarray(0, mac2At), MAC_BYTES), mac2At);
 }
 
-export function validMac1(primitives: MacPrimitives, packet: Uint8Array, mac1At: number, key: Uint8Array): boolean {
-  return primitives.verify(key, packet.subarray(0, mac1At), packet.subarray(mac1At, mac1At + MAC_BYTES));
+/** Whether the packet's mac1 was made with the key `prepared` holds (ours: prepared once per transport). */
+export function validMac1(primitives: MacPrimitives, packet: Uint8Array, mac1At: number, prepared: PreparedMac): boolean {
+  return primitives.verifyPrepared(prepared, packet.subarray(0, mac1At), packet.subarray(mac1At, mac1At + MAC_BYTES));
 }
 
 /** A responder's cookies: issued per source address, checked in mac2, the secret replaced every 2 min. */
@@ -80,20 +84,20 @@ export class CookieIssuer {
     return this.#primitives.digest(this.#secret, this.#address, MAC_BYTES);
   }
 
-  /** Whether the packet's mac2 was made with `address`'s current cookie. */
-  validMac2(packet: Uint8Array, mac2At: number, address: Address, now: number): boolean {
-    return this.#primitives.verify(this.cookieFor(address, now), packet.subarray(0, mac2At), packet.subarray(mac2At, mac2At + MAC_BYTES));
+  /** Whether the packet's mac2 was made with `cookie` (the sender's, from cookieFor). */
+  validMac2(packet: Uint8Array, mac2At: number, cookie: Uint8Array): boolean {
+    return this.#primitives.verify(cookie, packet.subarray(0, mac2At), packet.subarray(mac2At, mac2At + MAC_BYTES));
   }
 
-  /** The COOKIE reply to an intro (whose mac1 is at `mac1At`) from `address`: 50 bytes. */
-  reply(intro: Uint8Array, mac1At: number, address: Address, now: number): Uint8Array {
+  /** The COOKIE reply carrying `cookie` (from cookieFor) to an intro whose mac1 is at `mac1At`: 50 bytes. */
+  reply(intro: Uint8Array, mac1At: number, cookie: Uint8Array): Uint8Array {
     const reply = new Uint8Array(COOKIE_BYTES);
     reply[0] = KIND_COOKIE;
     reply[1] = WIRE_VERSION;
     reply.set(intro.subarray(HANDSHAKE_CONNECTION, HANDSHAKE_CONNECTION + 4), HANDSHAKE_CONNECTION);
     const nonce = this.#randomBytes(NONCE_BYTES);
     reply.set(nonce, COOKIE_NONCE);
-    reply.set(this.#primitives.seal(this.#sealKey, nonce, intro.subarray(mac1At, mac1At + MAC_BYTES), this.cookieFor(address, now)), COOKIE_SEALED);
+    reply.set(this.#primitives.seal(this.#sealKey, nonce, intro.subarray(mac1At, mac1At + MAC_BYTES), cookie), COOKIE_SEALED);
     return reply;
   }
 }

@@ -25,6 +25,9 @@ const ZERO_NONCE = new Uint8Array(12);
 
 export const STATUS_OK = 0;
 export const STATUS_VERSION_MISMATCH = 1;
+/** The status byte's low four bits are the status; this bit says the responder is a gateway. */
+const STATUS_MASK = 0x0f;
+const RESPONDER_IS_GATEWAY = 0x10;
 
 /** This node's static key pair. */
 export interface Identity {
@@ -185,6 +188,8 @@ export function readIntro(crypto: NoiseCrypto, me: Identity, intro: Uint8Array):
 
 export interface ResponseFields {
   status: number;
+  /** The responder talks to strangers: the address it observed is the one everyone sees. */
+  gateway: boolean;
   version: Required<ProtocolVersion>;
   /** The responder's connection id (0 when the status refuses). */
   responderId: number;
@@ -208,7 +213,7 @@ export function writeResponse(crypto: NoiseCrypto, me: Identity, opened: OpenedI
   if (!symmetric.mixKey(dh(ephemeral.privateKey, opened.initiatorEphemeral))) return undefined;
   if (!symmetric.mixKey(dh(ephemeral.privateKey, opened.initiatorStatic))) return undefined;
   const payload = new Uint8Array(1 + VERSION_BYTES + 4 + ADDRESS_BYTES);
-  payload[0] = fields.status;
+  payload[0] = fields.status | (fields.gateway ? RESPONDER_IS_GATEWAY : 0);
   writeVersion(fields.version, payload, 1);
   new DataView(payload.buffer).setUint32(1 + VERSION_BYTES, fields.responderId, true);
   writeAddress(fields.observedAddress, payload, 1 + VERSION_BYTES + 4);
@@ -219,6 +224,7 @@ export function writeResponse(crypto: NoiseCrypto, me: Identity, opened: OpenedI
 
 export interface OpenedResponse {
   status: number;
+  gateway: boolean;
   version: Required<ProtocolVersion>;
   responderId: number;
   observedAddress: Address | undefined;
@@ -236,7 +242,8 @@ export function readResponse(crypto: NoiseCrypto, me: Identity, state: Initiator
   if (payload === undefined) return undefined;
   const [toResponder, toInitiator] = symmetric.split();
   return {
-    status: payload[0]!,
+    status: payload[0]! & STATUS_MASK,
+    gateway: (payload[0]! & RESPONDER_IS_GATEWAY) !== 0,
     version: readVersion(payload, 1),
     responderId: new DataView(payload.buffer, payload.byteOffset).getUint32(1 + VERSION_BYTES, true),
     observedAddress: readAddress(payload, 1 + VERSION_BYTES + 4),

@@ -45,18 +45,24 @@ const attached = new Map<number, Arena>();
 let threadDefault: Arena | undefined;
 
 export class Arena {
+  /** @internal */
   readonly memory: WebAssembly.Memory;
+  /** @internal */
   readonly module: WebAssembly.Module;
+  /** @internal */
   readonly core: CoreExports;
+  /** @internal */
   readonly id: number;
+  /** Frame size in bytes: every packet, ring and control block takes whole frames. */
   readonly frameBytes: number;
-  /** Byte and word views of the whole arena; valid forever (the memory never grows). */
+  /** Byte and word views of the whole arena; valid forever (the memory never grows). @internal */
   readonly bytes: Uint8Array;
+  /** @internal */
   readonly words: Int32Array;
-  /** Where senders park when the pool is empty. */
+  /** Where senders park when the pool is empty. @internal */
   readonly poolWord: WordWaiter;
 
-  /** Not for applications: arenas come from Arena.create() and Arena.threadDefault(). */
+  /** Not for applications: arenas come from Arena.create() and Arena.threadDefault(). @internal */
   constructor(token: typeof FROM_ARENA, memory: WebAssembly.Memory, module: WebAssembly.Module) {
     if (token !== FROM_ARENA) throw illegalConstructor("arenas come from Arena.create() and Arena.threadDefault()", Arena);
     this.memory = memory;
@@ -99,7 +105,7 @@ export class Arena {
     return new Arena(FROM_ARENA, memory, module);
   }
 
-  /** The arena a handle lives in, attached to this thread on first use. */
+  /** The arena a handle lives in, attached to this thread on first use. @internal */
   static attach(memory: unknown, module: unknown): Arena {
     if (!(memory instanceof WebAssembly.Memory) || !(memory.buffer instanceof SharedArrayBuffer)) {
       throw invalidArgType("handle.memory", "a shared WebAssembly.Memory", memory);

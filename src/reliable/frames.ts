@@ -15,6 +15,15 @@ const FRAME_STREAMS_CREDIT = 0x17;
 const FRAME_STREAM_RESET = 0x18;
 const FRAME_PATH_CHALLENGE = 0x19;
 const FRAME_PATH_RESPONSE = 0x1a;
+/**
+ * Control frames (0x20 to 0x2f) share one layout: type u8, control sequence u32, body length u16, body.
+ * The Session delivers each once, in sequence order, to its host, which knows what the bodies mean.
+ */
+const FRAME_CONTROL_FIRST = 0x20;
+const FRAME_CONTROL_LAST = 0x2f;
+const CONTROL_SEQUENCE = 1;
+const CONTROL_LENGTH = 5;
+export const CONTROL_HEADER_BYTES = 7;
 
 // Each frame's fields, by offset from its type byte (at 0), for the parser and the writer alike.
 /** ACK: largest u64, delay µs u32, range count u8, first range length u32; then (gap u32, length u32) each. */
@@ -86,6 +95,13 @@ export interface FrameVisitor {
   /** `data` is a view of the packet: valid only during the call. */
   pathChallenge(data: Uint8Array): void;
   pathResponse(data: Uint8Array): void;
+  /** A control frame (0x20 to 0x2f): `body` is a view of the packet, valid only during the call. */
+  control(type: number, sequence: number, body: Uint8Array): void;
+}
+
+/** Whether `type` is a control frame's type (0x20 to 0x2f). */
+function isControlFrame(type: number): boolean {
+  return type >= FRAME_CONTROL_FIRST && type <= FRAME_CONTROL_LAST;
 }
 
 function u64(view: DataView, at: number): number {
@@ -207,8 +223,15 @@ function walkFrames(plaintext: Uint8Array, view: DataView, visitor: FrameVisitor
         visitor?.streamReset(view.getUint32(at + RESET_ID, true), plaintext[at + RESET_CODE]!);
         at += STREAM_RESET_BYTES;
         break;
-      default:
-        return `unknown frame type 0x${type.toString(16)}`;
+      default: {
+        if (!isControlFrame(type)) return `unknown frame type 0x${type.toString(16)}`;
+        if (room < CONTROL_HEADER_BYTES) return "truncated control frame";
+        const bodyLength = view.getUint16(at + CONTROL_LENGTH, true);
+        if (room < CONTROL_HEADER_BYTES + bodyLength) return "control frame longer than its packet";
+        const body = at + CONTROL_HEADER_BYTES;
+        visitor?.control(type, view.getUint32(at + CONTROL_SEQUENCE, true), plaintext.subarray(body, body + bodyLength));
+        at += CONTROL_HEADER_BYTES + bodyLength;
+      }
     }
   }
   return frames === 0 ? "no frames" : frames;
@@ -347,6 +370,15 @@ export class PacketWriter {
     this.#scratch[at] = FRAME_STREAM_RESET;
     this.#view.setUint32(at + RESET_ID, id, true);
     this.#scratch[at + RESET_CODE] = code;
+  }
+
+  /** A control frame; its body is copied into the packet's scratch (bodies are small: addresses, keys). */
+  control(type: number, sequence: number, body: Uint8Array): void {
+    const at = this.#reserve(CONTROL_HEADER_BYTES + body.length);
+    this.#scratch[at] = type;
+    this.#view.setUint32(at + CONTROL_SEQUENCE, sequence, true);
+    this.#view.setUint16(at + CONTROL_LENGTH, body.length, true);
+    this.#scratch.set(body, at + CONTROL_HEADER_BYTES);
   }
 
   #reserve(bytes: number): number {

@@ -30,7 +30,7 @@ export interface ReliabilityOptions {
 
 export type ReliabilityConfig = Required<ReliabilityOptions>;
 
-export const DEFAULT_RELIABILITY: Readonly<ReliabilityConfig> = Object.freeze({
+export const DEFAULT_RELIABILITY: Readonly<Required<ReliabilityOptions>> = Object.freeze({
   maxMessageBytes: 64 * 2 ** 20,
   rtoFloorMs: DEFAULT_RTO_FLOOR_MS,
   maxRetransmissions: 12,

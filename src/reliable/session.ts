@@ -17,6 +17,7 @@
 
 import { DATA_HEADER_BYTES, MAX_DATA_PLAINTEXT_BYTES, MAX_SEND_DATAGRAM_BYTES, TAG_BYTES } from "../wire/constants.ts";
 import { Pacer } from "./congestion.ts";
+import { ControlFrames, type ControlFrame, type ControlSent } from "./control.ts";
 import { CLOSE_APPLICATION, CLOSE_PROTOCOL_VIOLATION, MAX_ACK_RANGES, PacketWriter, parseFrames, PATH_DATA_BYTES, RESET_ABORTED, type FrameVisitor } from "./frames.ts";
 import { Inbound, type CreditsSent } from "./inbound.ts";
 import { LossRecovery } from "./loss-recovery.ts";
@@ -52,8 +53,8 @@ const MIN_FULL_PACKET_BYTES = 300;
 const ACK_MIN_BYTES = 18;
 const ACK_RANGE_BYTES = 8;
 
-/** A packet in flight, and what it carried: data and resets (OutboundSent), credit (CreditsSent), a CLOSE. */
-interface SentPacket extends CreditsSent, OutboundSent {
+/** A packet in flight, and what it carried: data and resets (OutboundSent), credit (CreditsSent), control frames, a CLOSE. */
+interface SentPacket extends CreditsSent, OutboundSent, ControlSent {
   time: number;
   bytes: number;
   close: boolean;
@@ -88,6 +89,8 @@ export interface SessionStats {
   invalidAcks: number;
   /** ACK frames naming a packet number skipped on purpose (the connection fails). */
   optimisticAcks: number;
+  /** Control frames numbered past the receive window (the peer broke the protocol): ignored. */
+  controlFramesDropped: number;
   sendBufferedBytes: number;
   /** The keep-alive interval now: 5 s, doubling while pings go unanswered, up to 60 s. */
   keepAliveIntervalMs: number;
@@ -147,6 +150,8 @@ export class Session {
   readonly #outbound: Outbound;
   /** The receiving half: incoming messages and streams, and their credit. */
   readonly #inbound: Inbound;
+  /** Control frames both ways (the rendezvous's, addresses): each delivered once, in order. */
+  readonly #control = new ControlFrames();
 
   /**
    * `random` (uniform in [0, 1)) picks the skipped packet numbers; tests give a seeded one.
@@ -296,6 +301,27 @@ export class Session {
     return this.#allocate();
   }
 
+  // ---------------------------------------------------------------- control frames (the host says what they mean)
+
+  /**
+   * Queues a control frame (type 0x20 to 0x2f), sent reliably and delivered to the peer's host once.
+   * Answers false, queuing nothing, when MAX_QUEUED_CONTROL_FRAMES are queued or the session no
+   * longer sends.
+   */
+  sendControl(type: number, body: Uint8Array): boolean {
+    return this.#sending && this.#control.send(type, body);
+  }
+
+  /** How many more control frames sendControl() would take now (0 once the session no longer sends). */
+  get controlRoom(): number {
+    return this.#sending ? this.#control.room : 0;
+  }
+
+  /** The next control frame the peer sent, in its order; undefined when none is waiting. Take them after each packet. */
+  pollControl(): ControlFrame | undefined {
+    return this.#control.poll();
+  }
+
   // ---------------------------------------------------------------- paths (the host decides where; these carry the frames)
 
   /** Sends a PATH_CHALLENGE with `data` (8 bytes) in the next packet: the host validates a new address. */
@@ -427,7 +453,7 @@ export class Session {
       this.#stats.packetsSent++;
       return { packetNumber, parts: writer.finish() };
     }
-    const packet: SentPacket = { time: now, bytes: 0, data: [], messageCredit: false, streamsCredit: false, streamCredits: [], resets: [], close: false };
+    const packet: SentPacket = { time: now, bytes: 0, data: [], messageCredit: false, streamsCredit: false, streamCredits: [], resets: [], controls: [], close: false };
     this.#writeControl(packet);
     if (this.#closeDue) {
       writer.close(CLOSE_APPLICATION);
@@ -439,7 +465,7 @@ export class Session {
     if (recovery.congestion.bytesInFlight + 2 * MAX_SEND_DATAGRAM_BYTES > recovery.congestion.window) writer.ping();
     if (this.#sending) this.#outbound.writeData(writer, packet);
     // Any ack-eliciting packet does what a PING would; add one only when nothing else elicits.
-    if (!packet.messageCredit && !packet.streamsCredit && packet.streamCredits.length === 0 && packet.resets.length === 0 && !packet.close && packet.data.length === 0 && !pathFrames) writer.ping();
+    if (!packet.messageCredit && !packet.streamsCredit && packet.streamCredits.length === 0 && packet.resets.length === 0 && packet.controls.length === 0 && !packet.close && packet.data.length === 0 && !pathFrames) writer.ping();
     this.#pingDue = false;
     const parts = writer.finish();
     packet.bytes = writer.length + DATA_HEADER_BYTES + TAG_BYTES; // the datagram: what the window counts
@@ -454,6 +480,7 @@ export class Session {
     const { rtt } = this.#recovery;
     return {
       ...this.#stats,
+      controlFramesDropped: this.#control.dropped,
       ...this.#recovery.stats,
       rttMs: rtt.hasSample ? rtt.smoothed : 0,
       rttVariationMs: rtt.variation,
@@ -516,6 +543,10 @@ export class Session {
       this.#elicits = true;
       if (this.#pathResponses.length < MAX_PATH_FRAMES) this.#pathResponses.push(new Uint8Array(data));
     },
+    control: (type, sequence, body) => {
+      this.#elicits = true;
+      this.#control.receive(type, sequence, body);
+    },
   };
 
   #onAck(ranges: Array<[number, number]>, delayMs: number): void {
@@ -536,6 +567,7 @@ export class Session {
 
   readonly #onPacketAcked = (packet: SentPacket): void => {
     this.#outbound.onAcked(packet);
+    this.#control.onAcked(packet);
     if (packet.close && this.#state === "closing") this.#enterDrain();
   };
 
@@ -543,12 +575,14 @@ export class Session {
   readonly #onPacketLost = (packet: SentPacket): void => {
     this.#outbound.onLost(packet);
     this.#inbound.onCreditsLost(packet);
+    this.#control.onLost(packet);
     if (packet.close && this.#state === "closing") this.#closeDue = true;
   };
 
   #onPeerClose(): void {
     if (this.#state === "closed" || this.#state === "draining") return;
     this.#outbound.discard();
+    this.#control.discard();
     this.#enterDrain();
   }
 
@@ -562,6 +596,7 @@ export class Session {
     this.#error = error;
     this.#state = "closed";
     this.#outbound.discard();
+    this.#control.discard();
     this.#recovery.clear();
   }
 
@@ -591,10 +626,11 @@ export class Session {
     this.#ackNow = false;
   }
 
-  /** Control frames, before any data: our credit to the peer, and our streams' resets. */
+  /** Control frames, before any data: our credit to the peer, our streams' resets, the host's control frames. */
   #writeControl(packet: SentPacket): void {
     this.#inbound.writeCredits(this.#writer, packet);
     this.#outbound.writeResets(this.#writer, packet);
+    this.#control.write(this.#writer, packet);
   }
 
   /** The PATH_CHALLENGE due and the PATH_RESPONSEs owed, where they fit. */
@@ -631,7 +667,7 @@ export class Session {
   #hasElicitingWork(): boolean {
     if (this.#closeDue) return true;
     if (!this.#sending) return false;
-    return this.#pingDue || this.#inbound.creditDue || this.#outbound.hasWork;
+    return this.#pingDue || this.#inbound.creditDue || this.#outbound.hasWork || this.#control.due;
   }
 
   /** Open or closing: data, credit, pings and writer timeouts still run (draining and closed only answer CLOSEs). */

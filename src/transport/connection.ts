@@ -2,9 +2,10 @@
 // acceptStream), close and stats. Everything waits on the Session's state through its driver
 // (session-driver.ts), never on the socket.
 import { illegalConstructor } from "../errors/errors.ts";
-import { validateByteLength, validateBytes } from "../errors/validate.ts";
+import { invalidArgType, validateByteLength, validateBytes, validateObject } from "../errors/validate.ts";
 import { ownedCopy } from "../memory/owned-copy.ts";
 import type { Address } from "../wire/address.ts";
+import type { AddressChange } from "./address-changes.ts";
 import type { SessionDriver } from "./session-driver.ts";
 import type { ConnectionStats } from "./stats.ts";
 import { readableStream, writableStream } from "./streams.ts";
@@ -13,10 +14,14 @@ import { readableStream, writableStream } from "./streams.ts";
 const FROM_TRANSPORT = Symbol("Connection");
 
 let driverOfConnection: (connection: Connection) => SessionDriver;
+/** One face per driver: a connection handed out twice (connect(), then connectVia()) is the same object. */
+const faces = new WeakMap<SessionDriver, Connection>();
 
 /** The Connection that is `driver`'s public face. */
 export function connectionFor(driver: SessionDriver): Connection {
-  return new Connection(FROM_TRANSPORT, driver);
+  let connection = faces.get(driver);
+  if (connection === undefined) faces.set(driver, (connection = new Connection(FROM_TRANSPORT, driver)));
+  return connection;
 }
 
 /** The driver behind `connection` (for the seams of src/internal.ts). */
@@ -31,16 +36,38 @@ export class Connection {
 
   /** The peer's static X25519 public key (32 bytes), authenticated by the handshake. */
   readonly remotePublicKey: Uint8Array;
-  /** Our own address as the peer observed it (initiator side; undefined on the responder's). */
-  readonly observedAddress: Address | undefined;
   readonly #driver: SessionDriver;
 
-  /** Not for applications: connections come from Transport.connect() and Transport.accept(). */
+  /** Not for applications: connections come from Transport.connect() and Transport.accept(). @internal */
   constructor(token: typeof FROM_TRANSPORT, driver: SessionDriver) {
     if (token !== FROM_TRANSPORT) throw illegalConstructor("connections come from Transport.connect() and Transport.accept()", Connection);
     this.#driver = driver;
     this.remotePublicKey = driver.remotePublicKey;
-    this.observedAddress = driver.observedAddress;
+  }
+
+  /**
+   * Our own address as the peer sees it. The initiator learns it from the handshake's response; the
+   * responder from the OBSERVED_ADDRESS frame the initiator sends right after the handshake (undefined
+   * until it arrives: about when accept() resolves). From a gateway this is our address on the
+   * internet; from a plain peer it is only that peer's view (transport.externalAddress counts gateways only).
+   */
+  get observedAddress(): Address | undefined {
+    const address = this.#driver.observedAddress;
+    return address && { ...address };
+  }
+
+  /**
+   * The changes of remoteAddress from now on, as an async iterator that ends with the connection (or
+   * when `signal` aborts): "moved" when an authenticated packet newer than any before comes from a new
+   * address (a NAT rebinding), then "validated" once that address answers its challenge, or
+   * "reverted" if it does not (see AddressChange). An iterator that is not read keeps only the newest
+   * 16 changes.
+   */
+  addressChanges(options: { signal?: AbortSignal } = {}): AsyncGenerator<AddressChange, void, undefined> {
+    validateObject(options, "options");
+    const { signal } = options;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType("options.signal", "an instance of AbortSignal", signal);
+    return this.#driver.addressChanges.subscribe(signal);
   }
 
   /** Where the peer's packets come from now. It changes only after a packet from the new address authenticates. */

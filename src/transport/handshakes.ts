@@ -31,11 +31,29 @@ interface HandshakesInit {
   host: ConnectionHost;
   /** A connection a peer started is established: for accept(). */
   accepted(connection: Connection): void;
-  /** A peer told us our address as it sees it. */
-  observed(address: Address): void;
+  /** The gateway at `gateway` told us our address as it sees it. */
+  observed(address: Address, gateway: Address): void;
+  /** A connection was established (before it is handed to anyone), as the initiator or not. */
+  opened(connection: SessionDriver, initiator: boolean): void;
 }
 
-const randomBytes = (length: number): Uint8Array => crypto.getRandomValues(new Uint8Array(length));
+/**
+ * Random bytes carved from a pool refilled 4 KiB at a time: a COOKIE reply's nonce costs ~0.1 µs, where
+ * a getRandomValues call per reply cost ~8 µs (measured under a flood of intros).
+ */
+const RANDOM_POOL_BYTES = 4096;
+const randomPool = new Uint8Array(RANDOM_POOL_BYTES);
+let randomUsed = RANDOM_POOL_BYTES;
+function randomBytes(length: number): Uint8Array {
+  if (length > RANDOM_POOL_BYTES) return crypto.getRandomValues(new Uint8Array(length));
+  if (randomUsed + length > RANDOM_POOL_BYTES) {
+    crypto.getRandomValues(randomPool);
+    randomUsed = 0;
+  }
+  const bytes = randomPool.slice(randomUsed, randomUsed + length);
+  randomUsed += length;
+  return bytes;
+}
 
 /** The packet number of a DATA datagram the wire parser accepted (below 2^53). */
 function packetNumberOf(datagram: Uint8Array): number {
@@ -51,7 +69,8 @@ export class Handshakes {
   readonly #counters: TransportCounters;
   readonly #host: ConnectionHost;
   readonly #accepted: (connection: Connection) => void;
-  readonly #observed: (address: Address) => void;
+  readonly #observed: (address: Address, gateway: Address) => void;
+  readonly #opened: (connection: SessionDriver, initiator: boolean) => void;
   /** connect()s waiting, by the endpoint's connect id. */
   readonly #settles = new Map<number, Settle[]>();
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -67,6 +86,7 @@ export class Handshakes {
     this.#host = init.host;
     this.#accepted = init.accepted;
     this.#observed = init.observed;
+    this.#opened = init.opened;
     const { config } = init;
     this.#endpoint = new HandshakeEndpoint({
       identity: init.identity,
@@ -89,11 +109,12 @@ export class Handshakes {
   }
 
   /**
-   * Starts connecting to the holder of `publicKey` at `address` (or joins a connect() to the same key
-   * in progress). Throws a RangeError at once for an unusable key or when the limits are reached.
+   * Starts connecting to the holder of `publicKey` at `addresses` (intros to each; the first that
+   * answers wins), or joins a connect() to the same key in progress. Throws a RangeError at once for an
+   * unusable key or when the limits are reached.
    */
-  connect(address: Address, publicKey: Uint8Array, retry: Required<RetryOptions>): Promise<Connection> {
-    const id = this.#endpoint.connect(publicKey, address, this.#host.now(), retry);
+  connect(addresses: readonly Address[], publicKey: Uint8Array, retry: Required<RetryOptions>): Promise<Connection> {
+    const id = this.#endpoint.connect(publicKey, addresses, this.#host.now(), retry);
     const promise = new Promise<Connection>((resolve, reject) => {
       const waiting = this.#settles.get(id);
       if (waiting !== undefined) waiting.push({ resolve, reject });
@@ -199,6 +220,7 @@ export class Handshakes {
       remotePublicKey: event.remoteKey,
       secrets: event.secrets,
       observedAddress: event.observedAddress,
+      remoteIsGateway: event.peerIsGateway,
       inboundQueuePackets: this.#config.inboundQueuePackets,
       reliability: this.#config.reliability,
       random: this.#config.random,
@@ -207,7 +229,8 @@ export class Handshakes {
       stalled: this.#seams.stallConsumersOf?.(event.remoteKey),
     });
     this.#table.add(driver)?.abort(); // the same peer's older connection: it restarted, or we connected again
-    if (event.observedAddress !== undefined) this.#observed(event.observedAddress);
+    if (event.observedAddress !== undefined && event.peerIsGateway) this.#observed(event.observedAddress, event.address);
+    this.#opened(driver, event.role === "initiator");
     if (event.firstData !== undefined) {
       // The confirm (answered inside), or the initiator's first data if the confirm was lost: either proves its keys.
       driver.deliverOpened(event.firstData.plaintext, event.firstData.packetNumber);

@@ -1,7 +1,7 @@
 // A transport's options: what each means, its default and its bound, checked once by bind(); and the
 // size of the transport's arena, which has room for every queue at capacity at once.
 import {
-  invalidArgType, outOfRange, validateBoolean, validateBytes, validateFunction, validateInteger, validateObject, validateString,
+  invalidArgType, invalidArgValue, outOfRange, validateBoolean, validateBytes, validateFunction, validateInteger, validateObject, validateOneOf, validateString,
 } from "../errors/validate.ts";
 import { DEFAULT_FRAME_BYTES, MAX_ARENA_BYTES } from "../memory/arena.ts";
 import { normalizeVersion, type ProtocolVersion } from "../wire/version.ts";
@@ -10,6 +10,9 @@ import type { HandshakeLimits } from "../handshake/endpoint.ts";
 import { checkRetryOptions, DEFAULT_RETRY, type RetryOptions } from "../handshake/retry.ts";
 import { checkReliabilityOptions, type ReliabilityConfig, type ReliabilityOptions } from "../reliable/options.ts";
 import type { KeyPhaseLimits } from "../wire/packet-keys.ts";
+import type { AcceptIntroductionsPolicy, IntroductionPolicy } from "../rendezvous/rendezvous.ts";
+import { decodeKey } from "./identity.ts";
+import { checkRelayOptions, type RelayConfig, type RelayOptions } from "./relays.ts";
 import type { SocketFactory } from "./udp-socket.ts";
 
 /** Kernel receive buffer asked for (Linux doubles it): a 208 KiB default lost most of a flood. */
@@ -46,8 +49,21 @@ export interface TransportOptions {
   port?: number;
   /** A gateway accepts intros from strangers; other nodes only answer peers they are connecting to. Default false. */
   gateway?: boolean;
-  /** This node's static X25519 secret key, 32 bytes. Default: a new random key. */
-  secretKey?: Uint8Array;
+  /** This node's static X25519 secret key: 32 bytes, or as text (hex or base64url). Default: a new random key. */
+  secretKey?: Uint8Array | string;
+  /**
+   * Which introduction requests (Transport.connectVia() on a peer) this node serves between two of its
+   * connected peers: "all", "none", or those for which the function (the requester's public key, the
+   * target's) answers true. Default "all" on a gateway, "none" otherwise.
+   */
+  introductions?: IntroductionPolicy;
+  /**
+   * Which introductions this node acts on when it did not ask for them (it connects to the peer at
+   * once, and the connection arrives through accept()): from a gateway it connected to ("gateways"),
+   * from any connected peer ("all"), "none", or those for which the function (the introducer's public
+   * key, the introduced peer's) answers true. Default "gateways".
+   */
+  acceptIntroductions?: AcceptIntroductionsPolicy;
   receiveBufferBytes?: number;
   inboundQueuePackets?: number;
   /** Connections accepted from peers at once (as many again may be opened by connect()). Default 128. */
@@ -66,6 +82,8 @@ export interface TransportOptions {
   /** Above this many intro decryptions per second, intros need a cookie (mac2) first; 0: always. Default 64. */
   underLoadIntrosPerSecond?: number;
   acceptQueueConnections?: number;
+  /** A gateway's relaying for peers that cannot reach each other directly (budgets, or off). */
+  relay?: RelayOptions;
   /** Gateway accept ramp; [] for none. Default 5/s for 30 s, 20/s until 2 min, then unlimited. */
   acceptRamp?: readonly AcceptRampStep[];
   /** Bounds and timers of every connection's reliable delivery (message size, windows, RTO floor, keep-alive...). */
@@ -96,12 +114,15 @@ export interface TransportConfig {
   port: number;
   gateway: boolean;
   secretKey: Uint8Array | undefined;
+  introductions: IntroductionPolicy;
+  acceptIntroductions: AcceptIntroductionsPolicy;
   receiveBufferBytes: number;
   inboundQueuePackets: number;
   maxConnections: number;
   /** The handshake endpoint's bounds (maxHandshakes, per-IP budgets, the accept ramp...). */
   handshakeLimits: HandshakeLimits;
   acceptQueueConnections: number;
+  relay: RelayConfig;
   reliability: ReliabilityConfig;
   retry: Required<RetryOptions>;
   version: Required<ProtocolVersion>;
@@ -119,6 +140,22 @@ function positiveInteger(options: TransportOptions, name: keyof TransportOptions
   return integerOption(options, name, fallback, 1, max);
 }
 
+/**
+ * A static key given as 32 bytes (copied) or as text, hex or base64url (decodeKey()); a TypeError
+ * naming `name` otherwise.
+ */
+export function checkKey(key: unknown, name: string): Uint8Array {
+  if (typeof key !== "string") {
+    validateBytes(key, name, 32);
+    return new Uint8Array(key);
+  }
+  try {
+    return decodeKey(key);
+  } catch {
+    throw invalidArgValue(name, key, "must be a 32-byte key as 64 hex digits or 43 base64url characters", checkKey);
+  }
+}
+
 /** `options` checked (TypeError or RangeError, with a code, naming the first bad one) and completed. */
 export function checkTransportOptions(options: TransportOptions): TransportConfig {
   validateObject(options, "options");
@@ -126,9 +163,13 @@ export function checkTransportOptions(options: TransportOptions): TransportConfi
   validateString(host, "options.host");
   const port = options.port ?? 0;
   validateInteger(port, "options.port", 0, 65535);
-  if (options.secretKey !== undefined) validateBytes(options.secretKey, "options.secretKey", 32);
+  const secretKey = options.secretKey === undefined ? undefined : checkKey(options.secretKey, "options.secretKey");
   const receiveBufferBytes = positiveInteger(options, "receiveBufferBytes", DEFAULT_RECEIVE_BUFFER_BYTES, 1 << 30);
   if (options.gateway !== undefined) validateBoolean(options.gateway, "options.gateway");
+  const introductions = options.introductions ?? (options.gateway === true ? "all" : "none");
+  if (typeof introductions !== "function") validateOneOf(introductions, "options.introductions", ["all", "none"] as const);
+  const acceptIntroductions = options.acceptIntroductions ?? "gateways";
+  if (typeof acceptIntroductions !== "function") validateOneOf(acceptIntroductions, "options.acceptIntroductions", ["gateways", "all", "none"] as const);
   const version = normalizeVersion(options.version, "options.version");
   const maxConnections = positiveInteger(options, "maxConnections", DEFAULT_MAX_CONNECTIONS, 65536);
   const handshakeLimits: HandshakeLimits = {
@@ -152,12 +193,15 @@ export function checkTransportOptions(options: TransportOptions): TransportConfi
     host,
     port,
     gateway: options.gateway === true,
-    secretKey: options.secretKey,
+    secretKey,
+    introductions,
+    acceptIntroductions,
     receiveBufferBytes,
     inboundQueuePackets: positiveInteger(options, "inboundQueuePackets", DEFAULT_INBOUND_QUEUE_PACKETS, 65536),
     maxConnections,
     handshakeLimits,
     acceptQueueConnections: positiveInteger(options, "acceptQueueConnections", DEFAULT_ACCEPT_QUEUE_CONNECTIONS, 65536),
+    relay: checkRelayOptions(options.relay, "options.relay"),
     reliability,
     retry,
     version,

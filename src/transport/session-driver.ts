@@ -22,6 +22,7 @@ import type { TrafficSecrets } from "../handshake/noise.ts";
 import { RetrySchedule, type RetryOptions } from "../handshake/retry.ts";
 import type { ReliabilityConfig } from "../reliable/options.ts";
 import { Session, type Transmit } from "../reliable/session.ts";
+import { AddressChangeFeed, type AddressChange } from "./address-changes.ts";
 import type { ConnectionStats, DropReason } from "./stats.ts";
 
 /** What a connection needs from its transport. */
@@ -34,6 +35,8 @@ export interface ConnectionHost {
   /** Counts a drop of a routed datagram in the transport's totals (the connection counts its own as well). */
   countDrop(reason: DropReason): void;
   connectionClosed(connection: SessionDriver): void;
+  /** A control frame (0x20 to 0x2f) the peer sent, delivered once, in its order. */
+  controlFrame(connection: SessionDriver, type: number, body: Uint8Array): void;
   now(): number;
 }
 
@@ -65,6 +68,8 @@ export interface SessionDriverInit {
   keyPhaseLimits?: KeyPhaseLimits | undefined;
   /** Initiator side: our address as the responder saw it. */
   observedAddress?: Address | undefined;
+  /** Initiator side: the responder said it is a gateway. */
+  remoteIsGateway?: boolean;
   /** Initiator side: repeat the confirm on this schedule until the responder acknowledges it. */
   confirm?: { options: Required<RetryOptions>; random: () => number };
   /** For tests: nothing consumes the inbound queue, as if its consumer had stalled, so the listener finds it full. */
@@ -76,8 +81,17 @@ export class SessionDriver {
   readonly remotePublicKey: Uint8Array;
   /** The id the peer puts on packets to us (chosen by us). */
   readonly localId: number;
-  /** Our own address as the peer observed it (initiator side; undefined on the responder's). */
-  readonly observedAddress: Address | undefined;
+  /**
+   * Our own address as the peer observed it: from its RESPONSE (initiator), or from the initiator's
+   * OBSERVED_ADDRESS frame (responder; undefined until it arrives).
+   */
+  observedAddress: Address | undefined;
+  /** The peer said it is a gateway (in its RESPONSE: we initiated). */
+  readonly remoteIsGateway: boolean;
+  /** The peer's local addresses, if it told us (LOCAL_ADDRESSES: peers tell their gateways). */
+  remoteLocalAddresses: readonly Address[] = [];
+  /** Where the connection sends, as it changes (moved, validated, reverted). */
+  readonly addressChanges: AddressChangeFeed = new AddressChangeFeed();
   readonly session: Session;
   readonly config: ReliabilityConfig;
   /** close() was called: recv() ends here, whatever the peer still sends. */
@@ -106,6 +120,8 @@ export class SessionDriver {
   readonly #fromElsewhere = new Map<number, Address>();
   /** For benchmarks: when set, the queue's datagrams (or their plaintexts) go here instead of to the Session. */
   #bypass: DatagramVisitor | undefined;
+  /** The last validated address while the path moves (for the "validated" change's `previous`). */
+  #moveStart: Address | undefined;
   #bypassOpens = false;
   #benchmarkPacketNumber = BENCHMARK_FIRST_PACKET_NUMBER;
 
@@ -120,6 +136,7 @@ export class SessionDriver {
     this.#path = new PathState(init.remoteAddress, (length) => crypto.getRandomValues(new Uint8Array(length)));
     this.remotePublicKey = init.remotePublicKey;
     this.observedAddress = init.observedAddress;
+    this.remoteIsGateway = init.remoteIsGateway === true;
     this.#keys = new KeyPhases(init.host.crypto, init.secrets, init.host.now(), init.keyPhaseLimits ?? DEFAULT_KEY_PHASE_LIMITS);
     this.config = init.reliability;
     this.session = new Session(init.reliability, init.host.now(), init.random);
@@ -178,14 +195,14 @@ export class SessionDriver {
   }
 
   /** The listener's synchronous hand-off of the datagram `framer` parsed last, which came from host:port. */
-  route(framer: Framer, host: string, port: number): "sent" | "full" | "closed" {
+  route(framer: Framer, host: string, port: number, relay: number | undefined): "sent" | "full" | "closed" {
     const current = this.#path.address;
-    const elsewhere = host !== current.host || port !== current.port;
+    const elsewhere = host !== current.host || port !== current.port || relay !== current.relay;
     const frame = framer.landingFrame;
     const outcome = framer.handOver(this.#inlet);
     if (outcome === "sent") {
       this.#routed++;
-      if (elsewhere) this.#fromElsewhere.set(frame, { host, port });
+      if (elsewhere) this.#fromElsewhere.set(frame, relay === undefined ? { host, port } : { host, port, relay });
     } else if (outcome === "full") this.#drops.queueFull++;
     return outcome;
   }
@@ -198,6 +215,13 @@ export class SessionDriver {
     this.#path.onAuthenticated(this.#path.address, packetNumber, plaintext.length, now, this.session.rto);
     this.#dispatch(plaintext, packetNumber);
     this.scheduleDrive();
+  }
+
+  /** Queues a control frame for the peer (false when its queue is full: see Session.sendControl). */
+  sendControl(type: number, body: Uint8Array): boolean {
+    const queued = this.session.sendControl(type, body);
+    if (queued) this.scheduleDrive();
+    return queued;
   }
 
   /** Seals and sends one handshake frame outside the Session (a fresh packet number all the same). */
@@ -257,6 +281,7 @@ export class SessionDriver {
     if (frame === FRAME_CONFIRM) this.sendFrame(FRAME_CONFIRM_ACK);
     else if (frame === FRAME_CONFIRM_ACK) this.#stopConfirm();
     else if (this.session.handlePacket(plaintext, packetNumber, this.#host.now()) !== undefined) this.#drop("malformed");
+    else for (let control = this.session.pollControl(); control !== undefined; control = this.session.pollControl()) this.#host.controlFrame(this, control.type, control.body);
   }
 
   #drop(reason: "decryptFailed" | "replayed" | "malformed"): void {
@@ -292,7 +317,11 @@ export class SessionDriver {
     this.#window.record(packetNumber);
     const rto = this.session.rto;
     keys.authenticated(candidate!.phase, now, rto);
-    if (this.#path.onAuthenticated(from ?? this.#path.address, packetNumber, length, now, rto) === "moved") this.scheduleDrive();
+    const before = this.#path.address;
+    if (this.#path.onAuthenticated(from ?? before, packetNumber, length, now, rto) === "moved") {
+      this.#addressChanged("moved", before);
+      this.scheduleDrive();
+    }
     return plaintext;
   }
 
@@ -306,9 +335,13 @@ export class SessionDriver {
     const path = this.#path;
     const now = this.#host.now();
     if (session.nextDeadline() <= now) session.handleTimeout(now);
-    if (path.nextDeadline() <= now) path.handleTimeout(now);
+    const unvalidated = path.validated ? undefined : path.address;
+    if (path.nextDeadline() <= now && path.handleTimeout(now) === "reverted") this.#addressChanged("reverted", unvalidated!);
     for (let data = session.pollPathResponse(); data !== undefined; data = session.pollPathResponse()) {
-      if (path.onPathResponse(data) === "validated") session.onPathValidated(now);
+      if (path.onPathResponse(data) === "validated") {
+        session.onPathValidated(now);
+        this.#addressChanged("validated", this.#moveStart ?? path.address);
+      }
     }
     const challenge = path.takeChallenge(now);
     if (challenge !== undefined) session.sendPathChallenge(challenge);
@@ -350,9 +383,18 @@ export class SessionDriver {
     this.#host.sendDatagram([datagram], this.#path.address);
   }
 
+  /** Tells the address-change subscribers; `previous` is where the connection sent before. */
+  #addressChanged(kind: AddressChange["kind"], previous: Address): void {
+    // A validation reports the address before the move (the last validated one), however many moves it took.
+    if (kind === "moved") this.#moveStart ??= previous;
+    else this.#moveStart = undefined;
+    this.addressChanges.emit({ kind, address: this.remoteAddress, previous: { ...previous } });
+  }
+
   #end(): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.addressChanges.end();
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#stopConfirm();

@@ -1,6 +1,7 @@
 // Counters a transport keeps, and what its stats() and a connection's answer. Every datagram that is
 // not delivered is counted under exactly one reason.
 import type { SessionStats } from "../reliable/session.ts";
+import type { IntroductionStats } from "../rendezvous/rendezvous.ts";
 
 export interface DropCounts {
   /** The connection's (or handshake's) inbound queue was full: its consumer is behind. */
@@ -29,12 +30,14 @@ export interface DropCounts {
   handshakeRedundant: number;
   /** A limit on handshakes or connections (in all, or per IP) or the gateway's accept ramp was reached. */
   overCapacity: number;
+  /** A datagram a relay would have forwarded past its byte budget (per relay, or in all). */
+  relayBudget: number;
 }
 
 function noDrops(): DropCounts {
   return {
     queueFull: 0, malformed: 0, decryptFailed: 0, badMac: 0, cookieRequired: 0, rateLimited: 0, unknownSender: 0, recentlyClosed: 0,
-    versionMismatch: 0, replayed: 0, acceptQueueFull: 0, handshakeRedundant: 0, overCapacity: 0,
+    versionMismatch: 0, replayed: 0, acceptQueueFull: 0, handshakeRedundant: 0, overCapacity: 0, relayBudget: 0,
   };
 }
 
@@ -59,22 +62,22 @@ export interface TransportStats {
   socket: string;
   datagramsReceived: number;
   bytesReceived: number;
-  /** Datagrams the listener handed on: to a connection's queue, or to the handshakes. */
+  /**
+   * Datagrams that reached their connection or handshake and took effect: authenticated data, or a
+   * handshake packet acted on. A forged, replayed or refused one is never here, only in `drops`
+   * (failed authentication in drops.decryptFailed). Once the queues have drained,
+   * datagramsReceived = datagramsRouted + Σ drops.
+   */
   datagramsRouted: number;
-  /**
-   * Routed datagrams that authenticated and took effect: datagramsRouted − droppedAfterRouting (once the
-   * queues are drained). Forged packets are never here: they are in drops.decryptFailed.
-   */
-  datagramsAccepted: number;
-  /**
-   * Routed datagrams that the queue's consumer then dropped (failed authentication, replays...): they
-   * are in datagramsRouted and in drops. So datagramsReceived = datagramsRouted + Σ drops − droppedAfterRouting.
-   */
-  droppedAfterRouting: number;
   handshakesCompleted: number;
   handshakesFailed: number;
   /** COOKIE replies sent: intros refused under load until their sender proves its address. */
   cookiesSent: number;
+  /** Datagrams (and their bytes) this gateway forwarded between two peers of a relay. */
+  datagramsRelayed: number;
+  bytesRelayed: number;
+  /** Relays open now. */
+  relays: number;
   datagramsSent: number;
   bytesSent: number;
   sendErrors: number;
@@ -84,6 +87,11 @@ export interface TransportStats {
   connections: number;
   handshakes: number;
   perConnection: ConnectionStats[];
+  /** The rendezvous: requests sent and served, refusals by reason, introductions acted on or declined. */
+  introductions: IntroductionStats & {
+    /** Connects an introduction started (asked for or not) that failed: no direct path opened. */
+    connectsFailed: number;
+  };
 }
 
 /** The transport's counters, written by its listener, its handshakes and itself. */
@@ -104,14 +112,15 @@ export class TransportCounters {
     return "dropped";
   }
 
-  /** A datagram the listener routed and its queue's consumer then dropped (so it is in datagramsRouted too). */
+  /** A datagram the listener handed on and its connection or handshake then dropped: it comes off datagramsRouted. */
   dropAfterRouting(reason: DropReason): void {
     this.drops[reason]++;
     this.droppedAfterRouting++;
   }
 
   /** The counters now, for TransportStats (the handshake endpoint keeps the handshakes' own). */
-  snapshot(): Omit<TransportStats, "socket" | "connections" | "handshakes" | "perConnection" | "handshakesCompleted" | "handshakesFailed" | "cookiesSent"> {
-    return { ...this, datagramsAccepted: this.datagramsRouted - this.droppedAfterRouting, drops: { ...this.drops } };
+  snapshot(): Omit<TransportStats, "socket" | "connections" | "handshakes" | "perConnection" | "handshakesCompleted" | "handshakesFailed" | "cookiesSent" | "datagramsRelayed" | "bytesRelayed" | "relays" | "introductions"> {
+    const { droppedAfterRouting, datagramsRouted, ...counts } = this;
+    return { ...counts, datagramsRouted: datagramsRouted - droppedAfterRouting, drops: { ...this.drops } };
   }
 }

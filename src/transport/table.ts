@@ -36,6 +36,11 @@ export class ConnectionTable {
     return this.#byKey.values();
   }
 
+  /** The live connection with the peer whose static key is `publicKey`, if any. */
+  byKey(publicKey: Uint8Array): SessionDriver | undefined {
+    return this.#byKey.get(keyOf(publicKey));
+  }
+
   /** A random id not in use. Throws after CONNECTION_ID_DRAWS taken ones (never, in practice: see there). */
   newConnectionId(): number {
     const now = performance.now();

@@ -2,7 +2,7 @@
 // and the connections they made (connection.ts), in one arena sized for every queue at capacity.
 // This is the public API; the parts above do the work.
 import { codedError, illegalConstructor } from "../errors/errors.ts";
-import { validateBytes } from "../errors/validate.ts";
+import { invalidArgType, invalidArgValue, validateObject } from "../errors/validate.ts";
 import { Arena, DEFAULT_FRAME_BYTES } from "../memory/arena.ts";
 import { addressKey, checkAddress, type Address } from "../wire/address.ts";
 import { Framer } from "../wire/framer.ts";
@@ -11,13 +11,17 @@ import { CoreCrypto } from "../handshake/core-crypto.ts";
 import type { Identity } from "../handshake/noise.ts";
 import { generateKeyPair, importPrivateKey, rawPublicKey } from "../handshake/primitives.ts";
 import { checkRetryOptions, type RetryOptions } from "../handshake/retry.ts";
-import { driverOf, type Connection } from "./connection.ts";
+import { Connection, driverOf } from "./connection.ts";
 import { Handshakes } from "./handshakes.ts";
+import { Introductions } from "./introductions.ts";
 import { Listener } from "./listener.ts";
+import { NatObservations, type NatType } from "./nat-type.ts";
+import { relayHeader, Relays } from "./relays.ts";
 import { Warnings } from "./log.ts";
-import { arenaBytesFor, checkTransportOptions, type TransportConfig, type TransportOptions, type TransportSeams } from "./options.ts";
+import { arenaBytesFor, checkKey, checkTransportOptions, type TransportConfig, type TransportOptions, type TransportSeams } from "./options.ts";
 import { TransportCounters, type TransportStats } from "./stats.ts";
 import { ConnectionTable } from "./table.ts";
+import type { SessionDriver } from "./session-driver.ts";
 import { openSocket, type DatagramSocket } from "./udp-socket.ts";
 
 /** The token only this module holds: transports come from Transport.bind(). */
@@ -25,10 +29,16 @@ const FROM_BIND = Symbol("Transport");
 
 let bindTransport: (options: TransportOptions, seams: TransportSeams) => Promise<Transport>;
 let listenerOfTransport: (transport: Transport) => Listener;
+let relaysOfTransport: (transport: Transport) => Relays;
 
 /** Transport.bind() with test seams (for src/internal.ts). */
 export function bindWithSeams(options: TransportOptions, seams: TransportSeams): Promise<Transport> {
   return bindTransport(options, seams);
+}
+
+/** The relays of `transport` (for src/internal.ts, until introductions carry them). */
+export function relaysOf(transport: Transport): Relays {
+  return relaysOfTransport(transport);
 }
 
 /** The listener of `transport` (for src/internal.ts). */
@@ -40,6 +50,7 @@ export class Transport {
   static {
     bindTransport = (options, seams) => Transport.#bind(options, seams);
     listenerOfTransport = (transport) => transport.#listener;
+    relaysOfTransport = (transport) => transport.#relays;
   }
 
   /** This node's static X25519 public key (32 bytes): what peers pass to connect(). */
@@ -55,12 +66,15 @@ export class Transport {
   readonly #table: ConnectionTable;
   readonly #handshakes: Handshakes;
   readonly #listener: Listener;
+  readonly #relays: Relays;
+  readonly #introductions: Introductions;
   readonly #acceptQueue: Connection[] = [];
   readonly #acceptWaiters: ((connection: Connection | undefined) => void)[] = [];
   #closed = false;
   #externalAddress: Address | undefined;
+  readonly #natObservations = new NatObservations();
 
-  /** Not for applications: transports come from Transport.bind(). */
+  /** Not for applications: transports come from Transport.bind(). @internal */
   constructor(token: typeof FROM_BIND, config: TransportConfig, identity: Identity, seams: TransportSeams) {
     if (token !== FROM_BIND) throw illegalConstructor("transports come from Transport.bind()", Transport);
     this.publicKey = identity.publicKey;
@@ -86,14 +100,32 @@ export class Transport {
         connectionClosed: (connection) => {
           this.#table.forget(connection);
           this.#handshakes.connectionEnded(connection);
+          this.#relays.closeFor(connection);
+          this.#introductions.connectionEnded(connection);
         },
+        controlFrame: (connection, type, body) => this.#introductions.handleControl(connection, type, body),
         now: () => performance.now(),
       },
       accepted: (connection) => this.#accepted(connection),
-      observed: (address) => (this.#externalAddress = address),
+      observed: (address, gateway) => {
+        this.#externalAddress = address;
+        this.#natObservations.record(gateway, address);
+      },
+      opened: (connection, initiator) => this.#introductions.opened(connection, initiator),
     });
+    this.#introductions = new Introductions({
+      ownKey: identity.publicKey,
+      config,
+      table: this.#table,
+      handshakes: this.#handshakes,
+      boundAddress: () => this.#socket.address,
+      accepted: (connection) => this.#accepted(connection),
+      now: () => performance.now(),
+    });
+    this.#relays = new Relays(config.relay, (chunks, to) => this.#send(chunks, to));
     this.#listener = new Listener({
       framer: this.#framer,
+      relays: this.#relays,
       table: this.#table,
       handshakes: this.#handshakes,
       counters: this.#counters,
@@ -125,6 +157,7 @@ export class Transport {
           transport.#counters.sendErrors++;
           transport.#warnings.warn("sendError", `UDP send failed: ${error.message}`);
         },
+        log: config.log,
       });
     } catch (error) {
       transport.#framer.dispose();
@@ -140,9 +173,25 @@ export class Transport {
     return { ...this.#socket.address };
   }
 
-  /** This node's address as the last peer it connected to observed it (undefined before any). */
+  /**
+   * This node's address on the internet, as the gateways it connected to see it: the observed address
+   * in the last handshake response from a gateway (a response says whether its sender is one; undefined
+   * before any). Behind a NAT it is the NAT's address and the port it maps this socket to, which is
+   * what a peer elsewhere must connect() to. A plain peer's view does not count: it may sit on the same
+   * LAN, or lie. Each connection's own view is connection.observedAddress.
+   */
   get externalAddress(): Address | undefined {
     return this.#externalAddress && { ...this.#externalAddress };
+  }
+
+  /**
+   * What kind of NAT this node is behind, from what the gateways it connected to observed: "open"
+   * (seen at its own address), "cone" (the same port whatever the gateway: hole punching works),
+   * "symmetric" (a port per gateway: punching works only towards a cone; a relay may be needed), or
+   * "unknown" (fewer than two gateways' views, or none).
+   */
+  get natType(): NatType {
+    return this.#natObservations.natType(this.#socket.address);
   }
 
   /**
@@ -152,16 +201,59 @@ export class Transport {
    * within 3 s), then this rejects (ERR_SLUICE_CONNECT_TIMEOUT). A connect() to a key already being
    * connected to joins that one.
    */
-  connect(address: Address, publicKey: Uint8Array, options?: RetryOptions): Promise<Connection> {
+  connect(address: Address, publicKey: Uint8Array | string, options?: RetryOptions): Promise<Connection> {
     try {
       const to = checkAddress(address, "address");
-      validateBytes(publicKey, "publicKey", 32);
+      const key = checkKey(publicKey, "publicKey");
       const retry = options === undefined ? this.#config.retry : checkRetryOptions(options, "options", this.#config.retry);
       if (this.#closed) throw codedError(Error, "ERR_SLUICE_CLOSED", "connect() on a closed transport", Transport.prototype.connect);
-      return this.#handshakes.connect(to, new Uint8Array(publicKey), retry);
+      return this.#handshakes.connect([to], key, retry);
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * Connects to the holder of `publicKey` through the rendezvous of `introducer`, a connection to a
+   * node both are connected to (a gateway): it asks the introducer for an introduction; the introducer
+   * tells each peer the other's key and the address it sees it at (and its local addresses), and both
+   * connect at once, so their NATs let each other's packets in (simultaneous open). Resolves with the
+   * direct connection (at once if one is open already); the peer gets it from accept().
+   *
+   * Rejects with ERR_SLUICE_INTRODUCTION_FAILED when the introducer refuses (`error.reason`:
+   * "notAllowed" by its `introductions` policy, "unknownPeer" when it holds no connection with that key,
+   * "rateLimited") or does not answer within 5 s ("noAnswer"); with ERR_SLUICE_CONNECT_TIMEOUT when no
+   * direct path opened within `options.retry` (default: connect()'s 3 s); with `signal.reason` once
+   * `signal` aborts. At most 16 requests wait on one introducer connection (then a RangeError).
+   */
+  connectVia(introducer: Connection, publicKey: Uint8Array | string, options: { signal?: AbortSignal; retry?: RetryOptions } = {}): Promise<Connection> {
+    try {
+      const via = this.#ownConnection(introducer, "introducer");
+      const key = checkKey(publicKey, "publicKey");
+      validateObject(options, "options");
+      const { signal } = options;
+      if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType("options.signal", "an instance of AbortSignal", signal);
+      const retry = options.retry === undefined ? this.#config.retry : checkRetryOptions(options.retry, "options.retry", this.#config.retry);
+      if (sameBytes(key, this.publicKey)) throw invalidArgValue("publicKey", "(this node's own key)", "is this node's own public key", Transport.prototype.connectVia);
+      if (sameBytes(key, via.remotePublicKey)) throw invalidArgValue("publicKey", "(the introducer's key)", "is the introducer's own key: the connection to it is already open", Transport.prototype.connectVia);
+      return this.#introductions.connectVia(via, key, retry, signal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Introduces the peers of two of this node's connections to each other, as if one had asked with
+   * connectVia(): each is told the other's key and the address this node sees it at, and each connects
+   * if its `acceptIntroductions` policy accepts (by default, when this node is a gateway); the
+   * connection then arrives through its accept(). Throws a RangeError if the connections are to the
+   * same peer, or one's control queue is full (its peer is not acknowledging).
+   */
+  introduce(a: Connection, b: Connection): void {
+    const first = this.#ownConnection(a, "a");
+    const second = this.#ownConnection(b, "b");
+    if (first.ended || second.ended) throw codedError(Error, "ERR_SLUICE_CLOSED", "introduce() with a closed connection", Transport.prototype.introduce);
+    this.#introductions.introduce(first, second);
   }
 
   /** The next inbound connection, or undefined once the transport is closed. */
@@ -175,11 +267,14 @@ export class Transport {
   stats(): TransportStats {
     const { handshakesCompleted, handshakesFailed, cookiesSent } = this.#handshakes.stats();
     return {
+      introductions: this.#introductions.stats(),
       socket: this.#socket.kind,
       ...this.#counters.snapshot(),
       handshakesCompleted,
       handshakesFailed,
       cookiesSent,
+      ...this.#relays.counters,
+      relays: this.#relays.count,
       connections: this.#table.size,
       handshakes: this.#handshakes.count,
       perConnection: [...this.#table.connections()].map((connection) => connection.stats()),
@@ -192,6 +287,7 @@ export class Transport {
     this.#closed = true;
     this.#listener.close();
     this.#handshakes.close(codedError(Error, "ERR_SLUICE_CLOSED", "the transport was closed", Transport.prototype.close));
+    this.#introductions.close(codedError(Error, "ERR_SLUICE_CLOSED", "the transport was closed", Transport.prototype.close));
     for (const connection of [...this.#table.connections()]) connection.abort();
     for (const connection of this.#acceptQueue.splice(0)) driverOf(connection).abort();
     for (const waiter of this.#acceptWaiters.splice(0)) waiter(undefined);
@@ -200,6 +296,16 @@ export class Transport {
     this.#aead.dispose();
     this.#crypto.dispose();
     this.#arena.forget();
+  }
+
+  /** The driver of `connection`, one of this transport's (a TypeError naming `name` otherwise). */
+  #ownConnection(connection: unknown, name: string): SessionDriver {
+    if (!(connection instanceof Connection)) throw invalidArgType(name, "an instance of Connection", connection);
+    const driver = driverOf(connection);
+    if (this.#table.byKey(driver.remotePublicKey) !== driver && !driver.ended) {
+      throw invalidArgValue(name, "(a connection)", "is a connection of another transport", Transport.prototype.connectVia);
+    }
+    return driver;
   }
 
   /** A connection a peer started is established: to a waiting accept(), or the accept queue, or refused. */
@@ -215,10 +321,16 @@ export class Transport {
     }
   }
 
+  /** Sends one datagram; to a relayed address (`to.relay`), through the gateway's relay. */
   #send(chunks: readonly Uint8Array[], to: Address): void {
     const counters = this.#counters;
+    const sent = to.relay === undefined ? chunks : [relayHeader(to.relay), ...chunks];
     counters.datagramsSent++;
-    for (const chunk of chunks) counters.bytesSent += chunk.length;
-    this.#socket.send(chunks, to.host, to.port);
+    for (const chunk of sent) counters.bytesSent += chunk.length;
+    this.#socket.send(sent, to.host, to.port);
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }

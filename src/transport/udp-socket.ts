@@ -26,6 +26,8 @@ export interface SocketOptions {
   onDatagram: DatagramHandler;
   /** A send failed (unreachable host, socket closed...): counted by the transport, never thrown. */
   onSendError: (error: Error) => void;
+  /** The transport's `log` option: where a warning about the socket goes; null for silence. */
+  log: ((message: string) => void) | null;
 }
 
 export type SocketFactory = (options: SocketOptions) => Promise<DatagramSocket>;
@@ -40,10 +42,22 @@ interface DenoNamespace {
   listenDatagram?: (options: { transport: "udp"; hostname: string; port: number }) => DenoDatagramConn;
 }
 
+/**
+ * What a Deno without Deno.listenDatagram is told, once per process (through a transport that logs):
+ * the fallback is worth a warning, as a transfer ran ~18× slower and nothing else says why.
+ */
+const DENO_WITHOUT_UNSTABLE_NET = "sluice: Deno.listenDatagram is not available, so UDP goes through Deno's node:dgram, which is "
+  + "much slower (a transfer ran ~18× slower). Run Deno with --unstable-net, or add \"unstable\": [\"net\"] to deno.json.";
+let toldDenoWithoutUnstableNet = false;
+
 /** The best socket this runtime offers. */
 export const openSocket: SocketFactory = (options) => {
   const deno = (globalThis as { Deno?: DenoNamespace }).Deno;
   if (typeof deno?.listenDatagram === "function") return openDenoSocket(deno.listenDatagram, options);
+  if (deno !== undefined && !toldDenoWithoutUnstableNet && options.log !== null) {
+    toldDenoWithoutUnstableNet = true;
+    options.log(DENO_WITHOUT_UNSTABLE_NET);
+  }
   return openNodeSocket(options);
 };
 

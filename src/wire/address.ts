@@ -7,22 +7,36 @@ import { invalidArgValue, validateInteger, validateObject, validateString } from
 export interface Address {
   host: string;
   port: number;
+  /**
+   * Set when the peer is reached through a relay: host:port is then the gateway's, and this the relay
+   * id it forwards by (docs/wire.md, "Relays"). Absent for a direct address.
+   */
+  relay?: number;
 }
 
 export const ADDRESS_BYTES = 19;
 
-export function addressKey(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+export function addressKey(host: string, port: number, relay?: number): string {
+  const direct = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  return relay === undefined ? direct : `${direct} relay ${relay}`;
 }
 
-/** A copy of `address` once it is { host: an IP address, port: 1..65535 }; `name` names it in errors. */
+/** Whether two addresses are the same path (host, port and relay). */
+export function sameAddress(a: Address, b: Address): boolean {
+  return a.port === b.port && a.host === b.host && a.relay === b.relay;
+}
+
+/** A copy of `address` once it is { host: an IP address, port: 1..65535, relay?: a relay id }; `name` names it in errors. */
 export function checkAddress(address: unknown, name: string): Address {
   validateObject(address, name);
   const { host, port } = address as { host?: unknown; port?: unknown };
   validateString(host, `${name}.host`);
   if (isIP(host) === 0) throw invalidArgValue(`${name}.host`, host, "must be an IPv4 or IPv6 address");
   validateInteger(port, `${name}.port`, 1, 65535);
-  return { host, port };
+  const { relay } = address as { relay?: unknown };
+  if (relay === undefined) return { host, port };
+  validateInteger(relay, `${name}.relay`, 1, 2 ** 32 - 1);
+  return { host, port, relay };
 }
 
 export function writeAddress(address: Address, into: Uint8Array, at: number): void {

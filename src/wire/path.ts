@@ -11,7 +11,7 @@
 //   (a peer that moved its address to a third party and acknowledged blindly gets at most that).
 // - No answer within max(3 RTOs, 1 s): back to the last validated address.
 
-import type { Address } from "./address.ts";
+import { sameAddress, type Address } from "./address.ts";
 
 /** Bytes sent to an unvalidated address per byte received from it, at most (QUIC's 3). */
 export const MAX_AMPLIFICATION = 3;
@@ -19,10 +19,6 @@ const PATH_CHALLENGE_BYTES = 8;
 /** Validation gives up after this many RTOs (and at least MIN_VALIDATION_MS). */
 const VALIDATION_RTOS = 3;
 const MIN_VALIDATION_MS = 1000;
-
-function sameAddress(a: Address, b: Address): boolean {
-  return a.port === b.port && a.host === b.host;
-}
 
 export class PathState {
   readonly #randomBytes: (length: number) => Uint8Array;

@@ -1,8 +1,9 @@
 // A Sluice node in its own process, driven by the network-namespace tests (test/netns/support/peer.ts)
 // through JSON lines: one command a line on stdin, `{ id, cmd, ...arguments }`; one answer a line on
 // stdout, `{ id, ok: true, ...result }` or `{ id, ok: false, error }`. Commands run concurrently.
-// Lines without an id are events: `{ event: "moved", connection, address, at }` when a connection's
-// remote address changes, `{ event: "progress", connection, bytes, at }` while a stream is read.
+// Lines without an id are events: `{ event: "address", connection, kind, address, previous, at }` for
+// each of a connection's address changes (connection.addressChanges(): moved, validated, reverted),
+// `{ event: "progress", connection, bytes, at }` while a stream is read.
 // Times (`at`) are epoch milliseconds with sub-millisecond precision, comparable across processes.
 //
 // Only the public API: "sluice" resolves to the built bundle (dist/index.js). Keys travel as hex.
@@ -11,8 +12,6 @@ import { createHash, randomFillSync } from "node:crypto";
 import { createInterface } from "node:readline";
 import { Transport } from "sluice";
 
-/** Connections' remote addresses are looked at this often: Sluice has no address-change event yet. */
-const ADDRESS_POLL_MS = 10;
 const STREAM_CHUNK_BYTES = 64 * 1024;
 
 const now = () => performance.timeOrigin + performance.now();
@@ -26,15 +25,9 @@ const connections = new Map();
 function register(connection) {
   const number = connections.size + 1;
   connections.set(number, connection);
-  let known = connection.remoteAddress;
-  const poll = setInterval(() => {
-    if (connection.closed) return clearInterval(poll);
-    const address = connection.remoteAddress;
-    if (address.host === known.host && address.port === known.port) return;
-    known = address;
-    emit({ event: "moved", connection: number, address, at: now() });
-  }, ADDRESS_POLL_MS);
-  poll.unref();
+  void (async () => {
+    for await (const { kind, address, previous } of connection.addressChanges()) emit({ event: "address", connection: number, kind, address, previous, at: now() });
+  })();
   return { connection: number, ...describe(connection) };
 }
 
@@ -85,10 +78,17 @@ const commands = {
     return { ...register(connection), startedAt, ms: now() - startedAt };
   },
 
+  /** Through the rendezvous of connection `via` (to a gateway): connectVia(). */
+  async connectVia({ via, publicKey, retry }) {
+    const startedAt = now();
+    const connection = await transport.connectVia(connectionOf(via), publicKey, { retry });
+    return { ...register(connection), startedAt, ms: now() - startedAt };
+  },
+
   async accept() {
     const connection = await transport.accept();
     if (connection === undefined) throw new Error("the transport closed");
-    return register(connection);
+    return { ...register(connection), at: now() };
   },
 
   /** `count` messages of `bytes` bytes, each starting with its index (big-endian u32). */

@@ -38,8 +38,12 @@ async function remapMidTransfer(bed: () => Bed, remapped: "A" | "B"): Promise<vo
   expect(read.bytes).toBe(STREAM_BYTES);
   expect(read.sha256).toBe(written.sha256);
 
-  const moved = await follower.event((e) => e.event === "moved" && e.connection === connection, 5000, "address change");
+  const moved = await follower.event((e) => e.event === "address" && e.kind === "moved" && e.connection === connection, 5000, "address change");
   expect(moved.address).toEqual({ host: nat.wan, port });
+  // Seen through the API: the move, then its validation (one round trip later), from the old port.
+  const validated = await follower.event((e) => e.event === "address" && e.kind === "validated" && e.connection === connection, 5000, "address validated");
+  expect(validated).toMatchObject({ address: { host: nat.wan, port }, previous: moved.previous });
+  expect(validated.at).toBeGreaterThanOrEqual(moved.at);
   expect((await follower.info(connection)).remoteAddress).toEqual({ host: nat.wan, port });
   // The remap's pause: the gap in arrivals across the moment the new port went live. Part of it is
   // the cut itself (the bed's conntrack and nft commands, slow on a loaded machine); the rest is
@@ -49,7 +53,7 @@ async function remapMidTransfer(bed: () => Bed, remapped: "A" | "B"): Promise<vo
   figure(`remap of the ${who}'s NAT mid-transfer`,
     `pause ${pause === undefined ? "under 10 ms" : ms(pause.ms)} (arrivals across the moment its new port ${show(moved.address)} went live); ` +
     `the ${who} was cut off for ${ms(liveAt - cutAt)}${pause === undefined ? "" : `, data flowed again ${ms(pause.endedAt - cutAt)} after the cut began`}, ` +
-    `the other side's 10 ms poll saw the move ${ms(moved.at - cutAt)} after it; largest gap of the whole transfer ${ms(read.largestGap.ms)}; ` +
+    `the other side's addressChanges() saw the move ${ms(moved.at - cutAt)} after it and its validation ${ms(validated.at - moved.at)} later; largest gap of the whole transfer ${ms(read.largestGap.ms)}; ` +
     `16 MiB intact in ${ms(written.ms)}`);
 }
 
@@ -71,8 +75,7 @@ describeNetns("an idle remap", () => {
   const ARRIVAL_BOUND_MS = 8_000;
   /**
    * After B moves to A's new address it challenges it (one round trip), then re-sends what is
-   * outstanding at once: 2 RTT on these sub-millisecond links, plus the event's 10 ms poll and a
-   * loaded machine's timer slack.
+   * outstanding at once: 2 RTT on these sub-millisecond links, plus a loaded machine's timer slack.
    */
   const AFTER_MOVE_MS = 100;
 
@@ -88,7 +91,7 @@ describeNetns("an idle remap", () => {
     // the new address to B; B's connection moves there, and its retransmission reaches A.
     const [sent, received] = await Promise.all([b.send(opened.ba, 1, 64), a.recv(opened.ab, 1, ARRIVAL_BOUND_MS + 5000)]);
     const arrivalMs = received.firstAt - sent.startedAt;
-    const moved = await b.event((e) => e.event === "moved" && e.connection === opened.ba, 1000, "address change");
+    const moved = await b.event((e) => e.event === "address" && e.kind === "moved" && e.connection === opened.ba, 1000, "address change");
     expect(moved.address).toEqual({ host: pair.natA.wan, port });
     expect(arrivalMs).toBeLessThan(ARRIVAL_BOUND_MS);
     // B does not wait out its retransmission backoff (0.2 + 0.4 + 0.8 + 1.6 + 3.2 s = 6.2 s before):

@@ -1,4 +1,5 @@
 // Transports on loopback for tests, and a seeded fault injector in front of a real UDP socket.
+import { afterEach } from "vitest";
 import type { Transport, TransportOptions } from "sluice";
 import { bindTransport, openNodeSocket, type SocketFactory, type TransportSeams } from "sluice/internal";
 
@@ -40,4 +41,15 @@ export const bytes = (s: string) => new TextEncoder().encode(s);
 
 export async function closeAll(...transports: (Transport | undefined)[]): Promise<void> {
   await Promise.all(transports.map((t) => t?.close()));
+}
+
+/** bindTest() for one test file: every transport it binds is closed after each test. */
+export function transportsPerTest(): (options?: Parameters<typeof bindTest>[0]) => Promise<Transport> {
+  const open: Transport[] = [];
+  afterEach(() => closeAll(...open.splice(0)));
+  return async (options = {}) => {
+    const transport = await bindTest(options);
+    open.push(transport);
+    return transport;
+  };
 }

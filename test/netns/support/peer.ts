@@ -23,6 +23,11 @@ interface Opened {
   remotePublicKey: string;
 }
 
+interface Accepted extends Opened {
+  /** When accept() resolved, epoch ms. */
+  at: number;
+}
+
 interface Connected extends Opened {
   /** When connect() was called, epoch ms. */
   startedAt: number;
@@ -66,10 +71,13 @@ interface Info {
 }
 
 interface PeerEvent {
-  event: "moved" | "progress";
+  event: "address" | "progress";
   connection: number;
   at: number;
+  /** An address change's (connection.addressChanges()). */
+  kind?: "moved" | "validated" | "reverted";
   address?: Address;
+  previous?: Address;
   bytes?: number;
 }
 
@@ -143,7 +151,12 @@ export class Peer {
     return this.call("connect", { to, publicKey, retry });
   }
 
-  accept(timeoutMs?: number): Promise<Opened> {
+  /** connectVia() through this peer's connection `via` (to a gateway), to the holder of `publicKey` (hex). */
+  connectVia(via: number, publicKey: string, retry?: RetryOptions): Promise<Connected> {
+    return this.call("connectVia", { via, publicKey, retry });
+  }
+
+  accept(timeoutMs?: number): Promise<Accepted> {
     return this.call("accept", {}, timeoutMs);
   }
 

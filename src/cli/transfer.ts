@@ -1,0 +1,220 @@
+// `sluice send` and `sluice receive`: one file over a direct connection that the gateway's rendezvous
+// opened. On the connection: a message {name, size}, then the bytes as one stream, then a message
+// {sha256}; the receiver answers {sha256, ok} once the file is on disk, and the sender closes.
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { open, rename, rm, stat } from "node:fs/promises";
+import { basename, join } from "node:path";
+import type { Connection, Transport } from "../index.ts";
+import { bindNear, closeSoon, connectGateway, connectPeer, hexKey, parseAddress, parseKey } from "./peer.ts";
+import { CliError, formatBytes, formatRate, Progress } from "./terminal.ts";
+
+const CHUNK_BYTES = 64 * 1024;
+/** No byte moved for this long: the other side is gone (sooner than the retransmission limit says so). */
+const STALL_MS = 15_000;
+/** After its verdict, the receiver waits this long for the sender to close before it lets go. */
+const CLOSE_WAIT_MS = 5000;
+
+const json = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
+
+interface Header {
+  name: string;
+  size: number;
+}
+
+/** The next message as JSON; a CliError naming `what` if the connection ends first or it is not JSON. */
+async function recvJson(connection: Connection, what: string): Promise<Record<string, unknown>> {
+  const message = await withStall(connection.recv(), `waiting for the ${what}`);
+  if (message === undefined) throw new CliError(`the other side closed the connection before the ${what}`);
+  try {
+    const value: unknown = JSON.parse(new TextDecoder().decode(message));
+    if (typeof value === "object" && value !== null) return value as Record<string, unknown>;
+  } catch {
+    // reported below
+  }
+  throw new CliError(`the ${what} is not what sluice sends: is the other side running sluice?`);
+}
+
+/** `promise`, or a CliError once nothing happened for STALL_MS. */
+async function withStall<T>(promise: Promise<T>, doing: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new CliError(`the other side stopped answering (${doing}, nothing for ${STALL_MS / 1000} s)`)), STALL_MS);
+  });
+  try {
+    return await Promise.race([promise, stalled]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The connection's failure as "what happened after how much". */
+function gone(error: unknown, who: string, done: number, total: number): unknown {
+  if (error instanceof CliError) return error;
+  return new CliError(`the ${who} went away after ${formatBytes(done)} of ${formatBytes(total)} (${(error as Error).message}). Run the transfer again once it is back`);
+}
+
+/** Closes the transport (each connection's peer is told) and exits on Ctrl-C or a termination signal. */
+function closeOnSignal(transport: Transport): void {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      void transport.close().finally(() => process.exit(130));
+    });
+  }
+}
+
+export interface SendOptions {
+  file: string | undefined;
+  via: string | undefined;
+  gatewayKey: string | undefined;
+  to: string | undefined;
+  key: string | undefined;
+}
+
+export async function send(options: SendOptions): Promise<void> {
+  if (options.file === undefined) throw new CliError("no FILE given: sluice send FILE --via HOST:PORT --gateway-key KEY --to PEERKEY", 2);
+  const to = parseKey(options.to, "--to");
+  const gatewayKey = parseKey(options.gatewayKey, "--gateway-key");
+  const via = await parseAddress(options.via, "--via");
+  let size: number;
+  try {
+    const info = await stat(options.file);
+    if (!info.isFile()) throw new Error("not a regular file");
+    size = info.size;
+  } catch (error) {
+    throw new CliError(`cannot read ${options.file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  const transport = await bindNear(via, options.key);
+  closeOnSignal(transport);
+  try {
+    const gateway = await connectGateway(transport, via, gatewayKey);
+    console.log(`Connected to the gateway at ${via.host}:${via.port}; asking it for ${hexKey(to)}`);
+    const peer = await connectPeer(transport, gateway, to);
+    console.log(`Connected to the receiver at ${peer.remoteAddress.host}:${peer.remoteAddress.port} (directly)`);
+    const name = basename(options.file);
+    await peer.send(json({ name, size } satisfies Header));
+    const progress = new Progress(`sending ${name}`, size);
+    const hash = createHash("sha256");
+    let sent = 0;
+    try {
+      const writer = peer.openStream().getWriter();
+      for await (const chunk of createReadStream(options.file, { highWaterMark: CHUNK_BYTES }) as AsyncIterable<Buffer>) {
+        hash.update(chunk);
+        await withStall(writer.write(chunk), "writing");
+        progress.update((sent += chunk.length));
+      }
+      await withStall(writer.close(), "finishing the stream");
+    } catch (error) {
+      progress.finish();
+      throw gone(error, "receiver", sent, size);
+    }
+    const elapsedMs = progress.elapsedMs;
+    progress.finish();
+    const sha256 = hash.digest("hex");
+    await peer.send(json({ sha256 }));
+    const verdict = await recvJson(peer, "receiver's check");
+    if (verdict.ok !== true || verdict.sha256 !== sha256) {
+      throw new CliError(`the receiver's SHA-256 (${String(verdict.sha256)}) differs from the file's (${sha256}): the file changed while it was sent? Send it again`);
+    }
+    console.log(`Sent ${name}: ${formatBytes(sent)} in ${(elapsedMs / 1000).toFixed(2)} s, ${formatRate(sent, elapsedMs)}; SHA-256 ${sha256} checked by the receiver`);
+    await peer.close();
+  } finally {
+    await closeSoon(transport);
+  }
+}
+
+export interface ReceiveOptions {
+  via: string | undefined;
+  gatewayKey: string | undefined;
+  key: string | undefined;
+  out: string;
+  once: boolean;
+}
+
+export async function receive(options: ReceiveOptions): Promise<void> {
+  const gatewayKey = parseKey(options.gatewayKey, "--gateway-key");
+  const via = await parseAddress(options.via, "--via");
+  try {
+    if (!(await stat(options.out)).isDirectory()) throw new Error("not a directory");
+  } catch (error) {
+    throw new CliError(`--out ${options.out}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 2);
+  }
+  const transport = await bindNear(via, options.key);
+  closeOnSignal(transport);
+  try {
+    await connectGateway(transport, via, gatewayKey);
+    const key = hexKey(transport.publicKey);
+    console.log(`Your key: ${key}`);
+    const seen = transport.externalAddress;
+    console.log(`Waiting for senders introduced by the gateway at ${via.host}:${via.port}${seen ? ` (it sees this machine at ${seen.host}:${seen.port})` : ""}.`);
+    console.log(`On the sending machine: npx sluice send FILE --via ${options.via} --gateway-key ${hexKey(gatewayKey)} --to ${key}`);
+    for (;;) {
+      const connection = await transport.accept();
+      if (connection === undefined) return;
+      const receiving = receiveOne(connection, options.out);
+      if (options.once) return await receiving;
+      receiving.catch((error: unknown) => console.error(`sluice: ${(error as Error).message}`));
+    }
+  } finally {
+    await closeSoon(transport);
+  }
+}
+
+/** The first name not taken in `dir`: `name`, else `name.1`, `name.2`... */
+async function freeName(dir: string, name: string): Promise<string> {
+  for (let n = 0; ; n++) {
+    const path = join(dir, n === 0 ? name : `${name}.${n}`);
+    try {
+      await stat(path);
+    } catch {
+      return path;
+    }
+  }
+}
+
+async function receiveOne(connection: Connection, dir: string): Promise<void> {
+  const header = await recvJson(connection, "file's name and size");
+  const { name, size } = header as Partial<Header>;
+  if (typeof name !== "string" || typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
+    throw new CliError("the sender's header is not what sluice sends: is it running sluice?");
+  }
+  // Only the last part of the name the sender gave, and never one that leads elsewhere.
+  const safe = basename(name.replace(/\\/g, "/"));
+  const path = await freeName(dir, safe === "" || safe === "." || safe === ".." ? "received" : safe);
+  const partial = `${path}.part`;
+  console.log(`Receiving ${basename(path)} (${formatBytes(size)}) from ${connection.remoteAddress.host}:${connection.remoteAddress.port}`);
+  const progress = new Progress(`receiving ${basename(path)}`, size);
+  const hash = createHash("sha256");
+  const file = await open(partial, "w");
+  let received = 0;
+  try {
+    const stream = await withStall(connection.acceptStream(), "waiting for the file's bytes");
+    if (stream === undefined) throw new CliError("the sender closed the connection before sending the file");
+    const reader = stream.getReader();
+    for (;;) {
+      const { value, done } = await withStall(reader.read(), "reading");
+      if (done) break;
+      hash.update(value);
+      await file.write(value);
+      progress.update((received += value.length));
+    }
+  } catch (error) {
+    progress.finish();
+    await file.close();
+    await rm(partial, { force: true });
+    throw gone(error, "sender", received, size);
+  }
+  await file.close();
+  const elapsedMs = progress.elapsedMs;
+  progress.finish();
+  const sha256 = hash.digest("hex");
+  const trailer = await recvJson(connection, "file's SHA-256");
+  const ok = trailer.sha256 === sha256 && received === size;
+  if (ok) await rename(partial, path);
+  else await rm(partial, { force: true });
+  await connection.send(json({ sha256, ok }));
+  if (!ok) throw new CliError(`${basename(path)} arrived damaged: ${formatBytes(received)} of ${formatBytes(size)}, SHA-256 ${sha256} where the sender has ${String(trailer.sha256)}. Nothing was kept; send it again`);
+  console.log(`Received ${basename(path)}: ${formatBytes(received)} in ${(elapsedMs / 1000).toFixed(2)} s, ${formatRate(received, elapsedMs)}; SHA-256 ${sha256} matches the sender's; saved as ${path}`);
+  // The sender closes once it has our answer; wait for that (bounded), so the answer is not cut off.
+  await Promise.race([connection.recv(), new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
+}

@@ -1,0 +1,284 @@
+// The driver of the rendezvous state machine (rendezvous/rendezvous.ts): it hands it the control frames
+// connections deliver, queues what it answers on the connections named, keeps its timer, and acts on
+// its outcomes: an introduction makes this node connect() to the peer at the address given (a
+// simultaneous open, as the peer does the same), and the connection goes to the connectVia() that
+// asked for it, or else to accept().
+import { networkInterfaces } from "node:os";
+import { codedError } from "../errors/errors.ts";
+import type { Address } from "../wire/address.ts";
+import type { RetryOptions } from "../handshake/retry.ts";
+import { MAX_LOCAL_ADDRESSES } from "../rendezvous/frames.ts";
+import { Rendezvous, type IntroductionFailure, type IntroductionStats, type RendezvousEvent } from "../rendezvous/rendezvous.ts";
+import { connectionFor, driverOf, type Connection } from "./connection.ts";
+import type { Handshakes } from "./handshakes.ts";
+import { encodeKey } from "./identity.ts";
+import type { TransportConfig } from "./options.ts";
+import type { SessionDriver } from "./session-driver.ts";
+import type { ConnectionTable } from "./table.ts";
+
+interface IntroductionsInit {
+  ownKey: Uint8Array;
+  config: TransportConfig;
+  table: ConnectionTable;
+  handshakes: Handshakes;
+  /** The socket's bound address. */
+  boundAddress(): Address;
+  /** A connection we were introduced to without asking: for accept(). */
+  accepted(connection: Connection): void;
+  now(): number;
+}
+
+/** A connectVia() waiting for the introducer's answer. */
+interface Request {
+  key: Uint8Array;
+  retry: Required<RetryOptions>;
+  resolve(connection: Connection): void;
+  reject(error: Error): void;
+}
+
+/** The rejection of a connectVia() whose introduction failed, with `reason` saying why. */
+function introductionError(reason: IntroductionFailure, key: Uint8Array, detail: string): Error {
+  const peer = encodeKey(key, "hex");
+  const what: Record<IntroductionFailure, string> = {
+    notAllowed: `the introducer does not introduce this node to ${peer} (its introductions policy refused)`,
+    unknownPeer: `the introducer has no connection with ${peer}: that peer is not connected to it (not started yet, gone, or connected to another gateway)`,
+    rateLimited: "the introducer refused: too many introduction requests from this connection, or the peer's connection is not keeping up; try again in a second",
+    noAnswer: `no introduction to ${peer}: ${detail}`,
+  };
+  const error = codedError(Error, "ERR_SLUICE_INTRODUCTION_FAILED", what[reason], Introductions.prototype.connectVia);
+  return Object.assign(error, { reason });
+}
+
+/**
+ * This node's local addresses, as gateways are told them: the bound address if it is one, else the
+ * bound port on each interface's address (not loopback; IPv6 too if bound to "::"), at most
+ * MAX_LOCAL_ADDRESSES. None where the interfaces cannot be read (Deno without --allow-sys).
+ */
+function localAddresses(bound: Address): Address[] {
+  if (bound.host !== "0.0.0.0" && bound.host !== "::") return [bound];
+  const deno = (globalThis as { Deno?: { permissions: { querySync(query: { name: string; kind: string }): { state: string } } } }).Deno;
+  if (deno !== undefined && deno.permissions.querySync({ name: "sys", kind: "networkInterfaces" }).state !== "granted") return [];
+  let interfaces: ReturnType<typeof networkInterfaces>;
+  try {
+    interfaces = networkInterfaces();
+  } catch {
+    return [];
+  }
+  const found: Address[] = [];
+  for (const entries of Object.values(interfaces)) {
+    for (const entry of entries ?? []) {
+      const usable = !entry.internal && (entry.family === "IPv4" || (bound.host === "::" && !entry.address.startsWith("fe80:")));
+      if (usable && found.length < MAX_LOCAL_ADDRESSES) found.push({ host: entry.address, port: bound.port });
+    }
+  }
+  return found;
+}
+
+export class Introductions {
+  readonly #init: IntroductionsInit;
+  readonly #rendezvous: Rendezvous<SessionDriver>;
+  readonly #requests = new Map<number, Request>();
+  /**
+   * Connects started by an introduction we did not ask for, by the peer's key: their connection goes
+   * to accept(), unless a connectVia() to the same peer claimed it meanwhile.
+   */
+  readonly #introducedConnects = new Map<string, { promise: Promise<Connection>; claimed: boolean }>();
+  #connectsFailed = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+  #closed = false;
+
+  constructor(init: IntroductionsInit) {
+    this.#init = init;
+    this.#rendezvous = new Rendezvous<SessionDriver>({
+      ownKey: init.ownKey,
+      introductions: init.config.introductions,
+      acceptIntroductions: init.config.acceptIntroductions,
+      describe: (driver) => ({
+        key: driver.remotePublicKey, address: driver.remoteAddress, localAddresses: driver.remoteLocalAddresses, isGateway: driver.remoteIsGateway,
+      }),
+      find: (key) => this.#openWith(key), // a closing connection's peer is leaving: unknown
+      hasRoom: (driver, frames) => !driver.ended && driver.session.controlRoom >= frames,
+      localAddresses: () => localAddresses(init.boundAddress()),
+    });
+  }
+
+  stats(): IntroductionStats & { connectsFailed: number } {
+    return { ...this.#rendezvous.stats(), connectsFailed: this.#connectsFailed };
+  }
+
+  /** See Transport.connectVia (arguments checked there). */
+  connectVia(gateway: SessionDriver, key: Uint8Array, retry: Required<RetryOptions>, signal: AbortSignal | undefined): Promise<Connection> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const live = this.#openWith(key);
+    if (live !== undefined) return Promise.resolve(connectionFor(live));
+    const introduced = this.#introducedConnects.get(encodeKey(key));
+    if (introduced !== undefined) {
+      introduced.claimed = true;
+      return abortable(introduced.promise, signal);
+    }
+    if (gateway.ended) return Promise.reject(introductionError("noAnswer", key, "the connection to the introducer is closed"));
+    const requestId = this.#rendezvous.request(gateway, key, this.#init.now());
+    const answered = new Promise<Connection>((resolve, reject) => this.#requests.set(requestId, { key, retry, resolve, reject }));
+    this.#flush();
+    return abortable(answered, signal, () => {
+      this.#requests.delete(requestId);
+      this.#rendezvous.cancel(requestId);
+    });
+  }
+
+  /** See Transport.introduce. */
+  introduce(a: SessionDriver, b: SessionDriver): void {
+    this.#rendezvous.introduce(a, b);
+    this.#flush();
+  }
+
+  /** A connection was established: it tells the peer what it should know (see Rendezvous.opened). */
+  opened(driver: SessionDriver, initiator: boolean): void {
+    this.#rendezvous.opened(driver, initiator);
+    this.#flush();
+  }
+
+  /** A control frame `driver`'s peer sent. */
+  handleControl(driver: SessionDriver, type: number, body: Uint8Array): void {
+    if (this.#closed) return;
+    this.#rendezvous.handleControl(driver, type, body, this.#init.now());
+    this.#flush();
+  }
+
+  connectionEnded(driver: SessionDriver): void {
+    if (this.#closed) return;
+    this.#rendezvous.connectionEnded(driver);
+    this.#flush();
+  }
+
+  /** Every connectVia() waiting for an answer rejects with `error`; nothing more happens. */
+  close(error: Error): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    for (const request of this.#requests.values()) request.reject(error);
+    this.#requests.clear();
+  }
+
+  /** Queues what the rendezvous answered, acts on its outcomes, and re-arms its timer. */
+  #flush(): void {
+    if (this.#closed) return;
+    const rendezvous = this.#rendezvous;
+    for (let transmit = rendezvous.pollTransmit(); transmit !== undefined; transmit = rendezvous.pollTransmit()) {
+      transmit.to.sendControl(transmit.type, transmit.body); // room was checked by the rendezvous
+    }
+    for (let event = rendezvous.pollEvent(); event !== undefined; event = rendezvous.pollEvent()) this.#act(event);
+    this.#arm(rendezvous.nextDeadline());
+  }
+
+  #act(event: RendezvousEvent<SessionDriver>): void {
+    switch (event.type) {
+      case "observedAddress":
+        event.via.observedAddress = event.address;
+        return;
+      case "localAddresses":
+        event.via.remoteLocalAddresses = event.addresses;
+        return;
+      case "failed": {
+        const request = this.#requests.get(event.requestId);
+        this.#requests.delete(event.requestId);
+        request?.reject(introductionError(event.reason, request.key, event.detail));
+        return;
+      }
+      case "introduced":
+        if (event.requestId === undefined) this.#connectIntroduced(event.key, event.address);
+        else this.#answered(event.requestId, event.address);
+    }
+  }
+
+  /** Our request was answered: connect to the peer, which is connecting to us too. */
+  #answered(requestId: number, address: Address): void {
+    const request = this.#requests.get(requestId);
+    if (request === undefined) return;
+    this.#requests.delete(requestId);
+    const live = this.#openWith(request.key);
+    if (live !== undefined) return request.resolve(connectionFor(live));
+    const introduced = this.#introducedConnects.get(encodeKey(request.key));
+    if (introduced !== undefined) introduced.claimed = true;
+    this.#connect(request.key, address, request.retry).then(request.resolve, request.reject);
+  }
+
+  /** We were introduced without asking (and the policy accepts it): connect, and hand the connection to accept(). */
+  #connectIntroduced(key: Uint8Array, address: Address): void {
+    const keyText = encodeKey(key);
+    if (this.#introducedConnects.has(keyText)) return; // already connecting for the same introduction
+    const entry = { promise: this.#connect(key, address, this.#init.config.retry), claimed: false };
+    this.#introducedConnects.set(keyText, entry);
+    entry.promise.then(
+      (connection) => {
+        this.#introducedConnects.delete(keyText);
+        if (!entry.claimed) this.#init.accepted(connection);
+      },
+      () => this.#introducedConnects.delete(keyText),
+    );
+  }
+
+  /** The connection with `key` if it is open (not closing, draining or over: a new one replaces those). */
+  #openWith(key: Uint8Array): SessionDriver | undefined {
+    const driver = this.#init.table.byKey(key);
+    return driver !== undefined && !driver.closing && driver.session.state === "open" ? driver : undefined;
+  }
+
+  /** connect() for an introduction; its timeout says what was tried. */
+  async #connect(key: Uint8Array, address: Address, retry: Required<RetryOptions>): Promise<Connection> {
+    try {
+      return await this.#init.handshakes.connect([address], key, retry);
+    } catch (error) {
+      this.#connectsFailed++;
+      const code = (error as { code?: string }).code;
+      if (code !== "ERR_SLUICE_CONNECT_TIMEOUT") throw error;
+      const failed = codedError(Error, "ERR_SLUICE_CONNECT_TIMEOUT",
+        `introduced to ${encodeKey(key, "hex")} at ${address.host}:${address.port}, but no direct path opened within ${retry.deadlineMs} ms: ` +
+        "the peer did not connect back (it declined the introduction, or left), or the NATs between do not let a hole be punched (symmetric on both sides, say)",
+        Introductions.prototype.connectVia);
+      return Promise.reject(Object.assign(failed, { cause: error }));
+    }
+  }
+
+  #arm(deadline: number): void {
+    if (deadline === this.#timerAt) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = deadline;
+    if (deadline === Infinity) return;
+    this.#timer = setTimeout(() => {
+      this.#timerAt = Infinity;
+      this.#rendezvous.handleTimeout(this.#init.now());
+      this.#flush();
+    }, Math.max(0, Math.ceil(deadline - this.#init.now())));
+    // The socket keeps the process alive while the transport is open; this timer must not on its own.
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+}
+
+/**
+ * `promise`, or the signal's reason once it aborts (then `cancel` runs; a connection that still
+ * arrives is closed, as nobody will take it).
+ */
+function abortable(promise: Promise<Connection>, signal: AbortSignal | undefined, cancel?: () => void): Promise<Connection> {
+  if (signal === undefined) return promise;
+  return new Promise((resolve, reject) => {
+    let aborted = false;
+    const onAbort = () => {
+      aborted = true;
+      cancel?.();
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (connection) => {
+        signal.removeEventListener("abort", onAbort);
+        if (aborted) driverOf(connection).abort();
+        else resolve(connection);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        if (!aborted) reject(error);
+      },
+    );
+  });
+}

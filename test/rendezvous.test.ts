@@ -1,0 +1,154 @@
+// The rendezvous over loopback, through the public API: a gateway introduces two of its peers
+// (connectVia on one side, accept() on the other), refuses by policy, by unknown key and by rate
+// (counted), an introduction not asked for is declined by policy, introduce() on the gateway's side,
+// abort signals, and keys as text.
+import { describe, expect, test } from "vitest";
+import {
+  decodeKey, encodeKey, generateKeyPair, INTRODUCTION_BURST, MAX_PENDING_INTRODUCTIONS, publicKeyOf, type Connection,
+} from "sluice";
+import { caught, expectCoded } from "./support/errors.ts";
+import { bytes, text, transportsPerTest } from "./support/transports.ts";
+
+const bind = transportsPerTest();
+
+/** A gateway and `count` peers connected to it: each peer's connection to it, and its to each peer. */
+type Options = Parameters<typeof bind>[0];
+async function star(count: number, gatewayOptions: Options = {}, peerOptions: Options = {}) {
+  const gateway = await bind({ gateway: true, acceptRamp: [], ...gatewayOptions }); // many peers from one IP: no ramp
+  const peers = [];
+  for (let i = 0; i < count; i++) {
+    const node = await bind(peerOptions);
+    const [toGateway, atGateway] = await Promise.all([node.connect(gateway.address, gateway.publicKey), gateway.accept()]);
+    peers.push({ node, toGateway, atGateway: atGateway! });
+  }
+  return { gateway, peers };
+}
+
+async function exchange(one: Connection, other: Connection): Promise<void> {
+  await one.send(bytes("ping"));
+  expect(text(await other.recv())).toBe("ping");
+  await other.send(bytes("pong"));
+  expect(text(await one.recv())).toBe("pong");
+}
+
+describe("connectVia", () => {
+  test("the gateway introduces A to B: A's connectVia() and B's accept() give the two ends of a direct connection", async () => {
+    const { gateway, peers: [a, b] } = await star(2);
+    const [ab, ba] = await Promise.all([a!.node.connectVia(a!.toGateway, encodeKey(b!.node.publicKey)), b!.node.accept()]);
+    expect(ab.remotePublicKey).toEqual(b!.node.publicKey);
+    expect(ba!.remotePublicKey).toEqual(a!.node.publicKey);
+    expect(ab.remoteAddress).toEqual(b!.node.address); // direct: not the gateway's
+    await exchange(ab, ba!);
+    expect(gateway.stats().introductions).toMatchObject({ made: 1, refused: { notAllowed: 0, unknownPeer: 0, rateLimited: 0 } });
+    expect(a!.node.stats().introductions).toMatchObject({ requested: 1, received: 1, declined: 0, connectsFailed: 0 });
+    expect(b!.node.stats().introductions).toMatchObject({ requested: 0, received: 1, declined: 0 });
+    // Already connected: the same connection, with no request.
+    expect(await a!.node.connectVia(a!.toGateway, b!.node.publicKey)).toBe(ab);
+    expect(a!.node.stats().introductions.requested).toBe(1);
+  });
+
+  test("keys as text: base64url (the default) and hex in and out; a key pair from generateKeyPair() binds", async () => {
+    const pair = generateKeyPair();
+    expect(publicKeyOf(pair.secretKey)).toEqual(pair.publicKey);
+    expect(publicKeyOf(decodeKey(encodeKey(pair.secretKey)))).toEqual(pair.publicKey);
+    const node = await bind({ secretKey: encodeKey(pair.secretKey, "hex") });
+    expect(node.publicKey).toEqual(pair.publicKey);
+    expect(encodeKey(pair.publicKey, "hex")).toMatch(/^[0-9a-f]{64}$/);
+    expect(encodeKey(pair.publicKey)).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(decodeKey(encodeKey(pair.publicKey))).toEqual(pair.publicKey);
+    expect(decodeKey(encodeKey(pair.publicKey, "hex").toUpperCase())).toEqual(pair.publicKey);
+    expectCoded(await caught(() => decodeKey("abc")), TypeError, "ERR_INVALID_ARG_VALUE", /'text' must be a 32-byte key as 64 hex digits or 43 base64url/);
+    expectCoded(await caught(() => node.connect(node.address, "z".repeat(64))), TypeError, "ERR_INVALID_ARG_VALUE", /'publicKey' must be a 32-byte key/);
+  });
+
+  test("refused: a key the gateway holds no connection with (unknownPeer), and by its policy (notAllowed)", async () => {
+    const seen: string[] = [];
+    const { gateway, peers: [a, b, c] } = await star(3, {
+      introductions: (from, to) => {
+        seen.push(`${encodeKey(from).slice(0, 8)}→${encodeKey(to).slice(0, 8)}`);
+        return encodeKey(to) !== encodeKey(c!.node.publicKey);
+      },
+    });
+    const unknown = await caught(() => a!.node.connectVia(a!.toGateway, generateKeyPair().publicKey));
+    expectCoded(unknown, Error, "ERR_SLUICE_INTRODUCTION_FAILED", /has no connection with [0-9a-f]{64}: that peer is not connected to it/);
+    expect((unknown as { reason?: string }).reason).toBe("unknownPeer");
+    const refused = await caught(() => a!.node.connectVia(a!.toGateway, c!.node.publicKey));
+    expectCoded(refused, Error, "ERR_SLUICE_INTRODUCTION_FAILED", /introductions policy refused/);
+    expect((refused as { reason?: string }).reason).toBe("notAllowed");
+    expect(seen).toContain(`${encodeKey(a!.node.publicKey).slice(0, 8)}→${encodeKey(c!.node.publicKey).slice(0, 8)}`);
+    // Allowed by the same policy.
+    const [ab] = await Promise.all([a!.node.connectVia(a!.toGateway, b!.node.publicKey), b!.node.accept()]);
+    expect(ab.remotePublicKey).toEqual(b!.node.publicKey);
+    expect(gateway.stats().introductions.refused).toEqual({ notAllowed: 1, unknownPeer: 1, rateLimited: 0 });
+  });
+
+  test("a node that is not a gateway introduces nobody by default", async () => {
+    const hub = await bind();
+    const a = await bind();
+    const b = await bind();
+    // Each side connects to the other at once (neither is a gateway).
+    const [toHub] = await Promise.all([a.connect(hub.address, hub.publicKey), hub.connect(a.address, a.publicKey)]);
+    await Promise.all([b.connect(hub.address, hub.publicKey), hub.connect(b.address, b.publicKey)]);
+    const error = await caught(() => a.connectVia(toHub, b.publicKey));
+    expect((error as { reason?: string }).reason).toBe("notAllowed");
+  });
+
+  test(`bounds: ${MAX_PENDING_INTRODUCTIONS} requests may wait on one connection; the gateway serves ${INTRODUCTION_BURST} at once and refuses the rest (counted)`, async () => {
+    const { gateway, peers: [a] } = await star(1);
+    const requests = Array.from({ length: MAX_PENDING_INTRODUCTIONS }, () => caught(() => a!.node.connectVia(a!.toGateway, generateKeyPair().publicKey)));
+    expectCoded(await caught(() => a!.node.connectVia(a!.toGateway, generateKeyPair().publicKey)), RangeError, "ERR_OUT_OF_RANGE", /too many introduction requests waiting/);
+    const reasons = (await Promise.all(requests)).map((error) => (error as { reason: string }).reason);
+    expect(reasons.filter((reason) => reason === "unknownPeer")).toHaveLength(INTRODUCTION_BURST);
+    expect(reasons.filter((reason) => reason === "rateLimited")).toHaveLength(MAX_PENDING_INTRODUCTIONS - INTRODUCTION_BURST);
+    expect(gateway.stats().introductions.refused).toEqual({ notAllowed: 0, unknownPeer: INTRODUCTION_BURST, rateLimited: MAX_PENDING_INTRODUCTIONS - INTRODUCTION_BURST });
+  });
+
+  test("a peer that does not accept introductions stays away: the requester's punch times out, the peer counts it declined", async () => {
+    const { gateway, peers: [a] } = await star(1);
+    const refusing = await bind({ acceptIntroductions: "none" });
+    await Promise.all([refusing.connect(gateway.address, gateway.publicKey), gateway.accept()]);
+    const error = await caught(() => a!.node.connectVia(a!.toGateway, refusing.publicKey, { retry: { deadlineMs: 400, intervalMs: 100 } }));
+    expectCoded(error, Error, "ERR_SLUICE_CONNECT_TIMEOUT", /introduced to [0-9a-f]{64} at 127\.0\.0\.1:\d+, but no direct path opened within 400 ms/);
+    expect(refusing.stats().introductions).toMatchObject({ received: 1, declined: 1 });
+    expect(a!.node.stats().introductions.connectsFailed).toBe(1);
+  });
+
+  test("an abort signal rejects with its reason and withdraws the request", async () => {
+    const { peers: [a, b] } = await star(2);
+    const controller = new AbortController();
+    const pending = a!.node.connectVia(a!.toGateway, b!.node.publicKey, { signal: controller.signal });
+    controller.abort(new Error("changed my mind"));
+    await expect(pending).rejects.toThrow("changed my mind");
+    await expect(a!.node.connectVia(a!.toGateway, b!.node.publicKey, { signal: AbortSignal.abort("no") })).rejects.toBe("no");
+  });
+
+  test("bad arguments: not a connection, this node's own key, the introducer's key", async () => {
+    const { peers: [a] } = await star(1);
+    expectCoded(await caught(() => a!.node.connectVia({} as Connection, generateKeyPair().publicKey)), TypeError, "ERR_INVALID_ARG_TYPE", /"introducer"/);
+    expectCoded(await caught(() => a!.node.connectVia(a!.toGateway, a!.node.publicKey)), TypeError, "ERR_INVALID_ARG_VALUE", /own public key/);
+    expectCoded(await caught(() => a!.node.connectVia(a!.toGateway, a!.toGateway.remotePublicKey)), TypeError, "ERR_INVALID_ARG_VALUE", /introducer's own key/);
+  });
+});
+
+describe("introduce() on the introducer's side", () => {
+  test("both peers connect, and each gets the connection from accept()", async () => {
+    const { gateway, peers: [a, b] } = await star(2);
+    gateway.introduce(a!.atGateway, b!.atGateway);
+    const [ab, ba] = await Promise.all([a!.node.accept(), b!.node.accept()]);
+    expect(ab!.remotePublicKey).toEqual(b!.node.publicKey);
+    expect(ba!.remotePublicKey).toEqual(a!.node.publicKey);
+    await exchange(ab!, ba!);
+    expectCoded(await caught(() => gateway.introduce(a!.atGateway, a!.atGateway)), RangeError, "ERR_INVALID_ARG_VALUE", /two different peers/);
+  });
+
+  test("by default a peer acts only on a gateway's introductions", async () => {
+    const hub = await bind(); // not a gateway
+    const a = await bind();
+    const b = await bind();
+    const [, hubToA] = await Promise.all([a.connect(hub.address, hub.publicKey), hub.connect(a.address, a.publicKey)]);
+    const [, hubToB] = await Promise.all([b.connect(hub.address, hub.publicKey), hub.connect(b.address, b.publicKey)]);
+    hub.introduce(hubToA, hubToB);
+    await expect.poll(() => a.stats().introductions.declined + b.stats().introductions.declined).toBe(2);
+    expect(a.stats().handshakes + b.stats().handshakes).toBe(0);
+  });
+});
