@@ -80,6 +80,18 @@ test("a channel packet's buffer holds no transport's plaintext, and detaching it
   rx.close();
 });
 
+test("recv() takes packets in batches: detaching one handed out loses none of those taken with it", async () => {
+  const [tx, rx] = channel(16);
+  for (let i = 0; i < 8; i++) tx.trySend(new Uint8Array([i, i, i]));
+  const first = (await rx.recv())!; // takes all 8 in one look
+  expect(first).toEqual(new Uint8Array([0, 0, 0]));
+  expect(bufferHolds(first, "\u0001\u0001\u0001")).toBe(false); // packets not yet handed out are not in its buffer
+  detach(first);
+  for (let i = 1; i < 8; i++) expect(await rx.recv()).toEqual(new Uint8Array([i, i, i]));
+  tx.close();
+  expect(await rx.recv()).toBeUndefined();
+});
+
 test("a reader that detaches every chunk's buffer still reads the whole stream, intact", async () => {
   const { atJoiner, atGateway } = await connectedPair(bind);
   const total = 4 * 2 ** 20;

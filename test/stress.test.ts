@@ -4,7 +4,7 @@
 import { afterAll, expect, test } from "vitest";
 import type { Worker } from "node:worker_threads";
 import { Arena, channel, type Receiver } from "sluice";
-import { mulberry32, patternByte } from "./support/random.ts";
+import { checkPatternPacket, mulberry32 } from "./support/random.ts";
 import { ask, startWorker } from "./support/threads.ts";
 
 const PRODUCERS = 3;
@@ -14,20 +14,9 @@ afterAll(async () => {
   await Promise.all(workers.map((w) => w.terminate()));
 });
 
-function check(bytes: Uint8Array, offset: number, length: number, nextSeq: number[]): void {
-  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, length);
-  const id = view.getUint32(0, true);
-  const seq = view.getUint32(4, true);
-  if (seq !== nextSeq[id]) throw new Error(`producer ${id}: expected packet ${nextSeq[id]}, got ${seq}`);
-  nextSeq[id]!++;
-  for (let i = 8; i < length; i++) {
-    if (bytes[offset + i] !== patternByte(id, seq, i)) throw new Error(`producer ${id} packet ${seq}: byte ${i} is wrong`);
-  }
-}
-
 async function receiveMixed(rx: Receiver, random: () => number): Promise<number[]> {
   const nextSeq = Array<number>(PRODUCERS).fill(0);
-  const visit = (bytes: Uint8Array, offset: number, length: number): void => check(bytes, offset, length, nextSeq);
+  const visit = (bytes: Uint8Array, offset: number, length: number): void => checkPatternPacket(bytes, offset, length, nextSeq);
   for (;;) {
     const roll = random();
     if (roll < 0.4) {

@@ -1,6 +1,7 @@
 // The receiving end. Semantics follow tokio's bounded mpsc, for byte packets:
 //  - recv() resolves with the next packet, or undefined once every sender has closed (or the
-//    receiver has, see close()) and the queue is drained. Its bytes belong to the caller.
+//    receiver has, see close()) and the queue is drained. Its bytes belong to the caller. It takes
+//    up to TAKE_AT_ONCE ready packets per look and hands them out one per call (see below).
 //  - tryRecv() never waits: a packet, 'empty', or 'closed' (the same end as recv's undefined).
 //  - close() refuses new packets at once; packets already queued can still be received.
 //  - drain() is the hot-loop path: it hands each ready packet to a callback as (bytes, offset,
@@ -8,10 +9,11 @@
 //    during the call: the frame goes back to the pool when drain() returns.
 // Lanes are visited round-robin, so one busy sending thread cannot starve another.
 import { illegalConstructor, invalidState } from "../errors/errors.ts";
-import { invalidArgValue, validateFunction, validateInteger } from "../errors/validate.ts";
+import { invalidArgType, invalidArgValue, validateBytes, validateFunction, validateInteger } from "../errors/validate.ts";
 import { FRAME_DATA, STATE_EMPTY, STATE_ENDED } from "../memory/core.ts";
 import { DeliverySlab } from "../memory/delivery-slab.ts";
-import { park } from "../memory/park.ts";
+import { ownedCopyOfBuffer } from "../memory/owned-copy.ts";
+import { parkThen } from "../memory/park.ts";
 import { handleFields, openHandle, type ReceiverHandle } from "./handle.ts";
 import { publishThisThread } from "./lane-producer.ts";
 import { SharedChannel } from "./shared-channel.ts";
@@ -29,16 +31,15 @@ export function receiverFor(channel: SharedChannel): Receiver {
 }
 
 /**
- * One event-loop turn. A receiver that finds the queue empty looks once more after a turn before it
- * parks: a producer on another thread usually publishes more in that time, so the receiver takes a
- * batch instead of parking per packet, and it writes the shared sleeping flag (which every producer
- * reads on every packet) only when really idle. Measured: cross-thread batches 2 → 4, throughput ×2
- * (docs/benchmarks.md).
- * This is one look per empty observation, never a loop: the second empty look parks.
+ * Packets recv() and `for await` take from the queue in one look, as owned copies, before handing
+ * them out one per call. Taking one per call touched shared state per packet (a release, and a
+ * notify while the sender was parked for space), and a sender parked on a full lane woke to a
+ * handful of free slots at a time. The copies are the caller's anyway; taking them early only moves
+ * them out of the lanes sooner, so senders see their room sooner (they count as received). A
+ * sender kept waiting on a full lane wakes once per take: 256 rather than 64 cut the sending
+ * thread's cost per packet by a fifth (docs/benchmarks.md), for at most 256 packets held here.
  */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
+const TAKE_AT_ONCE = 256;
 
 // A receiver garbage-collected before the end of its stream closes and leaves its channel, as a
 // dropped tokio receiver does: senders see 'closed', and the channel's frames come back.
@@ -67,7 +68,14 @@ const enum End {
   Moved,
 }
 
+/** The next packet an earlier look took, if any: the iterator's fast path. */
+let takenPacketOf: (receiver: Receiver) => Uint8Array | undefined;
+
 export class Receiver {
+  static {
+    takenPacketOf = (receiver) => (receiver.#takenCount() > 0 ? receiver.#handOut() : undefined);
+  }
+
   readonly #channel: SharedChannel;
   #end = End.Open;
   #lanes: number[] = [];
@@ -75,8 +83,19 @@ export class Receiver {
   #cursor = 0;
   /** recv() calls parked on this thread; the shared sleeping flag stays set until the last leaves. */
   #parked = 0;
-  /** Where recv() and tryRecv() copy packets out: memory of this receiver's own (memory/delivery-slab.ts). */
+  /** Where handed-out packets are copied: memory of this receiver's own (memory/delivery-slab.ts). */
   readonly #delivered = new DeliverySlab();
+  /**
+   * Packets taken from the lanes by recv(), in order, not yet handed out: #taken[#handedOut...].
+   * These are the library's own copies (memory/owned-copy.ts, slabs shared by the thread); each is
+   * copied once more into #delivered as it is handed out, so what the application holds shows only
+   * what this receiver already handed it, and transferring it cannot detach packets not yet handed out.
+   */
+  #taken: Uint8Array[] = [];
+  #handedOut = 0;
+  readonly #keep: PacketVisitor = (_bytes, offset, length) => {
+    this.#taken.push(ownedCopyOfBuffer(this.#channel.buffer, offset, length));
+  };
 
   /** Not for applications: receivers come from channel() and Receiver.fromHandle(). @internal */
   constructor(token: typeof FROM_CHANNEL, channel: SharedChannel) {
@@ -118,15 +137,44 @@ export class Receiver {
     this.#channel.receiverWaker.fire(); // other recv() calls parked here see the end too
   }
 
-  /** Hands up to `limit` ready packets to `visit`, without copying; answers how many. Never waits. */
+  /** Packets taken by recv() and not yet handed out. */
+  #takenCount(): number {
+    return this.#taken.length - this.#handedOut;
+  }
+
+  /** The next taken packet, handed to the application: a copy of its own (see #delivered). */
+  #handOut(): Uint8Array {
+    const packet = this.#nextTaken();
+    return this.#delivered.copy(packet, 0, packet.length);
+  }
+
+  /** The next taken packet (the library's copy), no longer counted as taken. */
+  #nextTaken(): Uint8Array {
+    const packet = this.#taken[this.#handedOut]!;
+    if (++this.#handedOut === this.#taken.length) {
+      this.#taken.length = 0; // no references kept to packets handed out
+      this.#handedOut = 0;
+    }
+    return packet;
+  }
+
+  /**
+   * Hands up to `limit` ready packets to `visit`, without copying; answers how many. Never waits.
+   * Packets recv() already took come first, as (packet, 0, length).
+   */
   drain(visit: PacketVisitor, limit = Infinity): number {
     checkBatch(visit, limit);
-    if (!this.#usable()) return 0;
+    let total = 0;
+    while (total < limit && this.#takenCount() > 0) {
+      const packet = this.#nextTaken();
+      total++; // consumed even if the visitor throws, as below
+      visit(packet, 0, packet.length);
+    }
+    if (total === limit || !this.#usable()) return total;
     const channel = this.#channel;
     const { core, bytes, words } = channel.arena;
     publishThisThread(); // same-thread sends are visible at once
     const lanes = this.#refreshLanes();
-    let total = 0;
     for (let step = 0; step < lanes.length && total < limit; step++) {
       const lane = lanes[(this.#cursor + step) % lanes.length]!;
       if (lane === 0) continue;
@@ -149,66 +197,106 @@ export class Receiver {
     return total;
   }
 
-  tryRecv(): Uint8Array | "empty" | "closed" {
-    if (!this.#usable()) return "closed";
-    let packet: Uint8Array | undefined;
-    this.drain((bytes, offset, length) => {
-      // Not bytes.slice(): on a SharedArrayBuffer it copies element by element (3.1 µs for 1200
-      // bytes on Node 20), and a fresh array per packet costs an off-heap allocation (see memory/delivery-slab.ts).
-      packet = this.#delivered.copy(bytes, offset, length);
-    }, 1);
-    if (packet !== undefined) return packet;
-    if (this.#channel.arena.core.channelState(this.#channel.offset) !== STATE_ENDED) return "empty";
-    this.#finish();
-    return "closed";
+  /**
+   * Takes up to `limit` packets as owned copies (#keep: not bytes.slice(), which on a
+   * SharedArrayBuffer copies element by element, 3.1 µs for 1200 bytes on Node 20; see
+   * memory/owned-copy.ts), and hands out the first; or answers whether the stream ended.
+   */
+  #take(limit: number): Uint8Array | "empty" | "closed" {
+    if (this.#takenCount() === 0 && this.drain(this.#keep, limit) === 0) {
+      if (!this.#usable() || this.#channel.arena.core.channelState(this.#channel.offset) !== STATE_ENDED) {
+        return this.#end === End.Open ? "empty" : "closed";
+      }
+      this.#finish();
+      return "closed";
+    }
+    return this.#handOut();
   }
 
-  async recv(): Promise<Uint8Array | undefined> {
-    for (let lingered = false; ; lingered = !lingered) {
-      const next = this.tryRecv();
-      if (next === "closed") return undefined;
-      if (next !== "empty") return next;
-      await (lingered ? this.#park() : nextTurn()); // see nextTurn(); then asleep until woken
-    }
+  /** One packet, never more: the lane's room shows exactly what was received (tokio's try_recv). */
+  tryRecv(): Uint8Array | "empty" | "closed" {
+    return this.#take(1);
+  }
+
+  recv(): Promise<Uint8Array | undefined> {
+    // The common case in a busy stream: a packet taken by an earlier look, no shared state touched.
+    if (this.#takenCount() > 0) return Promise.resolve(this.#handOut());
+    return this.#wait(this.#lookForPacket);
+  }
+
+  readonly #lookForPacket = (): Uint8Array | undefined | "empty" => {
+    const next = this.#take(TAKE_AT_ONCE);
+    return next === "closed" ? undefined : next;
+  };
+
+  /**
+   * The first answer of `look` other than "empty". It looks at once; after an empty look, once more
+   * after one event-loop turn: a producer on another thread usually publishes more in that time, so
+   * the receiver takes a batch instead of parking per packet, and it writes the shared sleeping flag
+   * (which every producer reads on every packet) only when really idle (measured: cross-thread
+   * batches 2 → 4, throughput ×2, docs/benchmarks.md). After a second empty look it sleeps until
+   * woken, then looks again. One look per empty observation, never a loop. Driven by callbacks, not
+   * an async loop, so that a wake-up runs the next look straight from the wake, with no async
+   * function resumptions in between (they were a third of the wake-up latency's JavaScript part).
+   */
+  #wait<T>(look: () => T | "empty"): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const attempt = (lingered: boolean): void => {
+        let answer: T | "empty";
+        try {
+          answer = look();
+        } catch (error) {
+          reject(error);
+          return;
+        }
+        if (answer !== "empty") resolve(answer);
+        else if (!lingered) setImmediate(attempt, true);
+        else this.#sleep(() => attempt(false));
+      };
+      attempt(false);
+    });
   }
 
   /**
    * Waits (asleep) until at least one packet is ready or the stream ended, then drains up to `limit`
    * packets into `visit`. Answers how many; 0 means the stream ended.
    */
-  async recvBatch(visit: PacketVisitor, limit = Infinity): Promise<number> {
-    checkBatch(visit, limit);
-    for (let lingered = false; ; lingered = !lingered) {
+  recvBatch(visit: PacketVisitor, limit = Infinity): Promise<number> {
+    try {
+      checkBatch(visit, limit);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#wait(() => {
       if (!this.#usable()) return 0;
       const count = this.drain(visit, limit);
       if (count > 0) return count;
-      if (this.#channel.arena.core.channelState(this.#channel.offset) === STATE_ENDED) {
-        this.#finish();
-        return 0;
-      }
-      await (lingered ? this.#park() : nextTurn());
-    }
+      if (this.#channel.arena.core.channelState(this.#channel.offset) !== STATE_ENDED) return "empty";
+      this.#finish();
+      return 0;
+    });
   }
 
-  async #park(): Promise<void> {
+  /** Asleep until a producer (or the end of the stream, or a close) may have changed the answer; then `then`. */
+  #sleep(then: () => void): void {
     const channel = this.#channel;
     const { core } = channel.arena;
     this.#parked++;
     const seq = core.prepareSleep(channel.offset);
-    try {
-      // Re-check after raising the flag: a packet published before the flag was visible is seen here.
-      if (core.channelState(channel.offset) !== STATE_EMPTY) return;
-      await park(channel.receiverWaker, channel.localOnly ? undefined : channel.receiverWord, seq);
-    } finally {
+    const woken = (): void => {
       if (--this.#parked === 0 && this.#end === End.Open) core.endSleep(channel.offset);
-    }
+      then();
+    };
+    // Re-check after raising the flag: a packet published before the flag was visible is seen here.
+    if (core.channelState(channel.offset) !== STATE_EMPTY) queueMicrotask(woken);
+    else parkThen(channel.receiverWaker, channel.localOnly ? undefined : channel.receiverWord, seq, woken);
   }
 
   /** Refuses new packets (senders see 'closed'); those already queued can still be received. */
   close(): void {
     if (!this.#usable()) return;
     refuseNewPackets(this.#channel);
-    if (this.#channel.arena.core.channelState(this.#channel.offset) === STATE_ENDED) this.#finish();
+    if (this.#takenCount() === 0 && this.#channel.arena.core.channelState(this.#channel.offset) === STATE_ENDED) this.#finish();
   }
 
   stats(): ChannelStats {
@@ -216,17 +304,15 @@ export class Receiver {
     return channelStats(this.#channel);
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
-    for (;;) {
-      const packet = await this.recv();
-      if (packet === undefined) return;
-      yield packet;
-    }
+  /** `for await (const packet of receiver)`: recv() per step, ending at the end of the stream. */
+  [Symbol.asyncIterator](): AsyncIterableIterator<Uint8Array, undefined> {
+    return new PacketIterator(this);
   }
 
   /**
    * Moves the receiving end to ONE other thread: post the handle there and call Receiver.fromHandle().
-   * Queued packets stay queued. This receiver throws on any later use.
+   * Queued packets stay queued; those recv() had already taken travel inside the handle, in order.
+   * This receiver throws on any later use.
    */
   toHandle(): ReceiverHandle {
     if (!this.#usable()) throw invalidState("cannot move an ended Receiver", this.toHandle);
@@ -238,17 +324,75 @@ export class Receiver {
     publishThisThread(); // same-thread producers left their packets for this receiver to publish
     collected.unregister(this); // the receiving end lives on in the handle
     this.#end = End.Moved;
-    return { sluice: "receiver", ...handleFields(channel.arena, channel.offset, channel.nonce, channel.maxPacketSize), token };
+    // Exact copies: a view into a 64 KiB slab would clone the whole slab with the handle.
+    const taken = this.#taken.slice(this.#handedOut).map((packet) => packet.slice());
+    this.#taken = [];
+    this.#handedOut = 0;
+    return { sluice: "receiver", ...handleFields(channel.arena, channel.offset, channel.nonce, channel.maxPacketSize), token, taken };
   }
 
   /** The receiver a handle carries, on this thread. Each handle works once. */
   static fromHandle(handle: ReceiverHandle): Receiver {
     const { arena, fields } = openHandle(handle, "receiver");
-    const token = (handle as { token?: unknown }).token;
+    const { token, taken } = handle as { token?: unknown; taken?: unknown };
     validateInteger(token, "handle.token", 1, 2 ** 32 - 1);
+    if (!Array.isArray(taken)) throw invalidArgType("handle.taken", "an instance of Array", taken);
+    for (const [i, packet] of taken.entries()) validateBytes(packet, `handle.taken[${i}]`);
     if (arena.core.claimReceiver(fields.channel, token | 0) === 0) {
       throw invalidArgValue("handle.token", token, "was already claimed, or is not this channel's: each handle works once");
     }
-    return new Receiver(FROM_CHANNEL, new SharedChannel(arena, fields.channel, fields.maxPacketSize, false, true));
+    const receiver = new Receiver(FROM_CHANNEL, new SharedChannel(arena, fields.channel, fields.maxPacketSize, false, true));
+    receiver.#taken = taken;
+    return receiver;
+  }
+}
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+
+/**
+ * The receiver's async iterator: one recv() per step, as an async generator would do, without the
+ * generator's own promise and resume per packet. Steps settle in the order they were asked for.
+ */
+class PacketIterator implements AsyncIterableIterator<Uint8Array, undefined> {
+  readonly #receiver: Receiver;
+  #done = false;
+  /** The last step still waiting for a packet: a later step waits for it first. */
+  #waiting: Promise<IteratorResult<Uint8Array, undefined>> | undefined;
+
+  constructor(receiver: Receiver) {
+    this.#receiver = receiver;
+  }
+
+  next(): Promise<IteratorResult<Uint8Array, undefined>> {
+    if (this.#waiting === undefined) {
+      if (this.#done) return Promise.resolve(DONE);
+      const ready = takenPacketOf(this.#receiver);
+      if (ready !== undefined) return Promise.resolve({ done: false, value: ready });
+    }
+    const before = this.#waiting;
+    const step = before === undefined ? this.#step() : before.then(() => this.#step(), () => this.#step());
+    this.#waiting = step;
+    const settled = (): void => {
+      if (this.#waiting === step) this.#waiting = undefined;
+    };
+    step.then(settled, settled);
+    return step;
+  }
+
+  async #step(): Promise<IteratorResult<Uint8Array, undefined>> {
+    if (this.#done) return DONE;
+    const packet = await this.#receiver.recv();
+    if (packet !== undefined) return { done: false, value: packet };
+    this.#done = true;
+    return DONE;
+  }
+
+  return(): Promise<IteratorResult<Uint8Array, undefined>> {
+    this.#done = true; // as a generator's: the receiver stays open, a new iterator reads on
+    return Promise.resolve(DONE);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
   }
 }

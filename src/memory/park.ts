@@ -9,8 +9,9 @@
 // Three ways out of a park, whichever comes first:
 //  - the word changes (a producer or consumer on another thread notified);
 //  - the same-thread Waker fires (a producer or consumer on this thread: no atomics, no task hop);
-//  - the safety net, PARK_SAFETY_MS: the sleeper re-checks and parks again. It is only a bound on the
-//    damage of a bug; with the protocol above it is never what wakes a sleeper in time.
+//  - the safety net, PARK_SAFETY_MS (one interval per thread): the sleeper re-checks and parks again.
+//    It is only a bound on the damage of a bug; with the protocol above it is never what wakes a
+//    sleeper in time.
 // While anything is parked, a ref'd interval keeps the process alive: a pending waitAsync alone does not
 // (nodejs/node#61941, denoland/deno#15358).
 
@@ -40,9 +41,13 @@ export class Waker {
 }
 
 /**
- * Atomics.waitAsync on one word, shared by every caller that waits for the same value. Sharing
- * matters: a park that ends another way leaves its waitAsync registered until notify or timeout,
- * and parking again must not pile up one V8 waiter per park.
+ * Atomics.waitAsync on one word, shared by every caller that waits for the same value, with no
+ * timeout. A timeout is a delayed task in the host: Node keeps its delayed tasks in a vector that it
+ * searches linearly as each one fires, so at thousands of parks per second (a batch consumer) that
+ * search took 22% of the receiving thread (docs/benchmarks.md). The safety net is this module's
+ * own interval instead. Without a timeout nothing may outlive its park: when the last caller leaves
+ * a wait that its word did not end (a same-thread wake, the safety net), the wait is ended at once
+ * with a notify on the word; every other waiter that notify reaches re-checks, as after any wake.
  */
 export class WordWaiter {
   #pending: { expected: number; sleepers: Set<Wake> } | undefined;
@@ -60,7 +65,7 @@ export class WordWaiter {
       pending.sleepers.add(wake);
       return;
     }
-    const result = Atomics.waitAsync(this.#words, this.#index, expected, PARK_SAFETY_MS);
+    const result = Atomics.waitAsync(this.#words, this.#index, expected);
     // Synchronous answers ("not-equal": the word already moved; "timed-out") carry no promise.
     if (!result.async) {
       queueMicrotask(wake);
@@ -75,7 +80,10 @@ export class WordWaiter {
   }
 
   delete(wake: Wake): void {
-    this.#pending?.sleepers.delete(wake);
+    const pending = this.#pending;
+    if (pending === undefined || !pending.sleepers.delete(wake) || pending.sleepers.size > 0) return;
+    this.#pending = undefined;
+    Atomics.notify(this.#words, this.#index); // ends the waitAsync nobody is parked on any more
   }
 }
 
@@ -95,18 +103,27 @@ function safetyNet(): void {
  * promise of data.
  */
 export function park(waker: Waker, word: WordWaiter | undefined, expected: number): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const wake = (): void => {
-      if (!parked.delete(wake)) return; // already woken another way
-      waker.delete(wake);
-      word?.delete(wake);
-      if (parked.size === 0) keepAlive!.unref();
-      resolve();
-    };
-    keepAlive ??= setInterval(safetyNet, PARK_SAFETY_MS);
-    if (parked.size === 0) keepAlive.ref();
-    parked.add(wake);
-    waker.add(wake);
-    word?.add(expected, wake);
-  });
+  return new Promise<void>((resolve) => parkThen(waker, word, expected, resolve));
+}
+
+/**
+ * park() for a caller that continues in a callback: `then` runs once, after the first wake. A wake
+ * from the word or the safety net runs it at once (they already come from their own task or
+ * microtask); a same-thread Waker fires inside another caller's send, receive or close, so `then`
+ * waits for a microtask there, as a promise's continuation would.
+ */
+export function parkThen(waker: Waker, word: WordWaiter | undefined, expected: number, then: () => void): void {
+  const wake = (): void => {
+    if (!parked.delete(wake)) return; // already woken another way
+    waker.delete(wakeLater);
+    word?.delete(wake);
+    if (parked.size === 0) keepAlive!.unref();
+    then();
+  };
+  const wakeLater = (): void => queueMicrotask(wake);
+  keepAlive ??= setInterval(safetyNet, PARK_SAFETY_MS);
+  if (parked.size === 0) keepAlive.ref();
+  parked.add(wake);
+  waker.add(wakeLater);
+  word?.add(expected, wake);
 }
