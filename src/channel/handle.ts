@@ -34,8 +34,6 @@ export interface ReceiverHandle extends HandleBase {
   readonly sluice: "receiver";
   /** One-time token: the first fromHandle() claims it. @internal */
   readonly token: number;
-  /** Packets recv() had taken from the lanes but not handed out when the end moved, in order. */
-  readonly taken: Uint8Array[];
 }
 
 export function handleFields(arena: Arena, channel: number, nonce: number, maxPacketSize: number): HandleBase {

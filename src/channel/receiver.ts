@@ -1,7 +1,7 @@
 // The receiving end. Semantics follow tokio's bounded mpsc, for byte packets:
 //  - recv() resolves with the next packet, or undefined once every sender has closed (or the
-//    receiver has, see close()) and the queue is drained. Its bytes belong to the caller. It takes
-//    up to TAKE_AT_ONCE ready packets per look and hands them out one per call (see below).
+//    receiver has, see close()) and the queue is drained. Its bytes belong to the caller. It holds
+//    up to HOLD_AT_ONCE ready packets per look and hands them out one per call (see below).
 //  - tryRecv() never waits: a packet, 'empty', or 'closed' (the same end as recv's undefined).
 //  - close() refuses new packets at once; packets already queued can still be received.
 //  - drain() is the hot-loop path: it hands each ready packet to a callback as (bytes, offset,
@@ -9,10 +9,9 @@
 //    during the call: the frame goes back to the pool when drain() returns.
 // Lanes are visited round-robin, so one busy sending thread cannot starve another.
 import { illegalConstructor, invalidState } from "../errors/errors.ts";
-import { invalidArgType, invalidArgValue, validateBytes, validateFunction, validateInteger } from "../errors/validate.ts";
+import { invalidArgValue, validateFunction, validateInteger } from "../errors/validate.ts";
 import { FRAME_DATA, STATE_EMPTY, STATE_ENDED } from "../memory/core.ts";
 import { DeliverySlab } from "../memory/delivery-slab.ts";
-import { ownedCopyOfBuffer } from "../memory/owned-copy.ts";
 import { parkThen } from "../memory/park.ts";
 import { handleFields, openHandle, type ReceiverHandle } from "./handle.ts";
 import { publishThisThread } from "./lane-producer.ts";
@@ -31,15 +30,15 @@ export function receiverFor(channel: SharedChannel): Receiver {
 }
 
 /**
- * Packets recv() and `for await` take from the queue in one look, as owned copies, before handing
- * them out one per call. Taking one per call touched shared state per packet (a release, and a
- * notify while the sender was parked for space), and a sender parked on a full lane woke to a
- * handful of free slots at a time. The copies are the caller's anyway; taking them early only moves
- * them out of the lanes sooner, so senders see their room sooner (they count as received). A
- * sender kept waiting on a full lane wakes once per take: 256 rather than 64 cut the sending
- * thread's cost per packet by a fifth (docs/benchmarks.md), for at most 256 packets held here.
+ * Packets recv() and `for await` hold in one look: their frames stay in the lane (still queued, not
+ * yet received) and are handed out one per call, each copied out as it is handed out; the lane's
+ * room comes back in one release when the last of them is. Taking one per call touched shared
+ * state per packet (a release, and a notify while the sender was parked for space), and a sender
+ * parked on a full lane woke to a handful of free slots at a time: it now wakes once per hold. 256
+ * rather than 64 cut the sending thread's cost per packet by a fifth (docs/benchmarks.md). Copying
+ * ahead into memory of the library's own and again at hand-out cost half the receiving thread.
  */
-const TAKE_AT_ONCE = 256;
+const HOLD_AT_ONCE = 256;
 
 // A receiver garbage-collected before the end of its stream closes and leaves its channel, as a
 // dropped tokio receiver does: senders see 'closed', and the channel's frames come back.
@@ -68,12 +67,12 @@ const enum End {
   Moved,
 }
 
-/** The next packet an earlier look took, if any: the iterator's fast path. */
-let takenPacketOf: (receiver: Receiver) => Uint8Array | undefined;
+/** The next packet an earlier look holds, if any: the iterator's fast path. */
+let heldPacketOf: (receiver: Receiver) => Uint8Array | undefined;
 
 export class Receiver {
   static {
-    takenPacketOf = (receiver) => (receiver.#takenCount() > 0 ? receiver.#handOut() : undefined);
+    heldPacketOf = (receiver) => (receiver.#heldCount > receiver.#handedOut ? receiver.#handOut() : undefined);
   }
 
   readonly #channel: SharedChannel;
@@ -86,16 +85,14 @@ export class Receiver {
   /** Where handed-out packets are copied: memory of this receiver's own (memory/delivery-slab.ts). */
   readonly #delivered = new DeliverySlab();
   /**
-   * Packets taken from the lanes by recv(), in order, not yet handed out: #taken[#handedOut...].
-   * These are the library's own copies (memory/owned-copy.ts, slabs shared by the thread); each is
-   * copied once more into #delivered as it is handed out, so what the application holds shows only
-   * what this receiver already handed it, and transferring it cannot detach packets not yet handed out.
+   * The frames a look of recv() holds in #heldLane, in order: #held[#handedOut, #heldCount) are not
+   * handed out yet. They stay in the lane until the last is handed out; a receiver moved to
+   * another thread meanwhile finds them there, still queued.
    */
-  #taken: Uint8Array[] = [];
+  readonly #held = new Int32Array(HOLD_AT_ONCE);
+  #heldCount = 0;
   #handedOut = 0;
-  readonly #keep: PacketVisitor = (_bytes, offset, length) => {
-    this.#taken.push(ownedCopyOfBuffer(this.#channel.buffer, offset, length));
-  };
+  #heldLane = 0;
 
   /** Not for applications: receivers come from channel() and Receiver.fromHandle(). @internal */
   constructor(token: typeof FROM_CHANNEL, channel: SharedChannel) {
@@ -137,42 +134,67 @@ export class Receiver {
     this.#channel.receiverWaker.fire(); // other recv() calls parked here see the end too
   }
 
-  /** Packets taken by recv() and not yet handed out. */
-  #takenCount(): number {
-    return this.#taken.length - this.#handedOut;
-  }
-
-  /** The next taken packet, handed to the application: a copy of its own (see #delivered). */
+  /** The next held packet, handed to the application: a copy of its own (see #delivered). */
   #handOut(): Uint8Array {
-    const packet = this.#nextTaken();
-    return this.#delivered.copy(packet, 0, packet.length);
+    const frame = this.#held[this.#handedOut]!;
+    const { bytes, words } = this.#channel.arena;
+    const packet = this.#delivered.copy(bytes, frame + FRAME_DATA, words[frame >> 2]!);
+    if (++this.#handedOut === this.#heldCount) this.#releaseHeld();
+    return packet;
   }
 
-  /** The next taken packet (the library's copy), no longer counted as taken. */
-  #nextTaken(): Uint8Array {
-    const packet = this.#taken[this.#handedOut]!;
-    if (++this.#handedOut === this.#taken.length) {
-      this.#taken.length = 0; // no references kept to packets handed out
-      this.#handedOut = 0;
+  /** Every held packet was handed out: their room goes back to the lane's senders at once. */
+  #releaseHeld(): void {
+    const count = this.#heldCount;
+    this.#heldCount = 0;
+    this.#handedOut = 0;
+    if (this.#channel.arena.core.release(this.#heldLane, count) !== 0) this.#channel.wakeProducer(this.#heldLane);
+  }
+
+  /**
+   * Holds up to `limit` ready packets of the next lane with any (round-robin) without taking them
+   * out of it; answers how many.
+   */
+  #hold(limit: number): number {
+    const channel = this.#channel;
+    const { core } = channel.arena;
+    publishThisThread(); // same-thread sends are visible at once
+    const lanes = this.#refreshLanes();
+    for (let step = 0; step < lanes.length; step++) {
+      const lane = lanes[(this.#cursor + step) % lanes.length]!;
+      if (lane === 0) continue;
+      const ready = Math.min(core.available(lane, limit), limit); // available() may answer more than asked
+      if (ready === 0) continue;
+      for (let i = 0; i < ready; i++) this.#held[i] = core.peekFrame(lane, i);
+      this.#heldLane = lane;
+      this.#heldCount = ready;
+      this.#cursor = (this.#cursor + step + 1) % lanes.length;
+      return ready;
     }
-    return packet;
+    return 0;
   }
 
   /**
    * Hands up to `limit` ready packets to `visit`, without copying; answers how many. Never waits.
-   * Packets recv() already took come first, as (packet, 0, length).
+   * Packets a look of recv() holds come first.
    */
   drain(visit: PacketVisitor, limit = Infinity): number {
     checkBatch(visit, limit);
-    let total = 0;
-    while (total < limit && this.#takenCount() > 0) {
-      const packet = this.#nextTaken();
-      total++; // consumed even if the visitor throws, as below
-      visit(packet, 0, packet.length);
-    }
-    if (total === limit || !this.#usable()) return total;
     const channel = this.#channel;
     const { core, bytes, words } = channel.arena;
+    let total = 0;
+    if (this.#heldCount > 0) {
+      try {
+        while (total < limit && this.#handedOut < this.#heldCount) {
+          const frame = this.#held[this.#handedOut++]!; // handed out even if the visitor throws, as below
+          total++;
+          visit(bytes, frame + FRAME_DATA, words[frame >> 2]!);
+        }
+      } finally {
+        if (this.#handedOut === this.#heldCount) this.#releaseHeld();
+      }
+    }
+    if (total === limit || !this.#usable()) return total;
     publishThisThread(); // same-thread sends are visible at once
     const lanes = this.#refreshLanes();
     for (let step = 0; step < lanes.length && total < limit; step++) {
@@ -198,12 +220,12 @@ export class Receiver {
   }
 
   /**
-   * Takes up to `limit` packets as owned copies (#keep: not bytes.slice(), which on a
-   * SharedArrayBuffer copies element by element, 3.1 µs for 1200 bytes on Node 20; see
-   * memory/owned-copy.ts), and hands out the first; or answers whether the stream ended.
+   * Holds up to `limit` packets and hands out the first (a copy: not bytes.slice(), which on a
+   * SharedArrayBuffer copies element by element, 3.1 µs for 1200 bytes on Node 20); or answers
+   * whether the stream ended.
    */
   #take(limit: number): Uint8Array | "empty" | "closed" {
-    if (this.#takenCount() === 0 && this.drain(this.#keep, limit) === 0) {
+    if (this.#heldCount === 0 && (!this.#usable() || this.#hold(limit) === 0)) {
       if (!this.#usable() || this.#channel.arena.core.channelState(this.#channel.offset) !== STATE_ENDED) {
         return this.#end === End.Open ? "empty" : "closed";
       }
@@ -219,13 +241,13 @@ export class Receiver {
   }
 
   recv(): Promise<Uint8Array | undefined> {
-    // The common case in a busy stream: a packet taken by an earlier look, no shared state touched.
-    if (this.#takenCount() > 0) return Promise.resolve(this.#handOut());
+    // The common case in a busy stream: a packet held by an earlier look, no shared state touched.
+    if (this.#heldCount > 0) return Promise.resolve(this.#handOut());
     return this.#wait(this.#lookForPacket);
   }
 
   readonly #lookForPacket = (): Uint8Array | undefined | "empty" => {
-    const next = this.#take(TAKE_AT_ONCE);
+    const next = this.#take(HOLD_AT_ONCE);
     return next === "closed" ? undefined : next;
   };
 
@@ -296,7 +318,7 @@ export class Receiver {
   close(): void {
     if (!this.#usable()) return;
     refuseNewPackets(this.#channel);
-    if (this.#takenCount() === 0 && this.#channel.arena.core.channelState(this.#channel.offset) === STATE_ENDED) this.#finish();
+    if (this.#heldCount === 0 && this.#channel.arena.core.channelState(this.#channel.offset) === STATE_ENDED) this.#finish();
   }
 
   stats(): ChannelStats {
@@ -311,7 +333,7 @@ export class Receiver {
 
   /**
    * Moves the receiving end to ONE other thread: post the handle there and call Receiver.fromHandle().
-   * Queued packets stay queued; those recv() had already taken travel inside the handle, in order.
+   * Queued packets stay queued, those a look of recv() holds and has not handed out among them.
    * This receiver throws on any later use.
    */
   toHandle(): ReceiverHandle {
@@ -324,26 +346,22 @@ export class Receiver {
     publishThisThread(); // same-thread producers left their packets for this receiver to publish
     collected.unregister(this); // the receiving end lives on in the handle
     this.#end = End.Moved;
-    // Exact copies: a view into a 64 KiB slab would clone the whole slab with the handle.
-    const taken = this.#taken.slice(this.#handedOut).map((packet) => packet.slice());
-    this.#taken = [];
+    // Held packets not handed out stay in the lane; those handed out leave it now.
+    if (this.#heldCount > 0 && this.#handedOut > 0 && channel.arena.core.release(this.#heldLane, this.#handedOut) !== 0) channel.wakeProducer(this.#heldLane);
+    this.#heldCount = 0;
     this.#handedOut = 0;
-    return { sluice: "receiver", ...handleFields(channel.arena, channel.offset, channel.nonce, channel.maxPacketSize), token, taken };
+    return { sluice: "receiver", ...handleFields(channel.arena, channel.offset, channel.nonce, channel.maxPacketSize), token };
   }
 
   /** The receiver a handle carries, on this thread. Each handle works once. */
   static fromHandle(handle: ReceiverHandle): Receiver {
     const { arena, fields } = openHandle(handle, "receiver");
-    const { token, taken } = handle as { token?: unknown; taken?: unknown };
+    const { token } = handle as { token?: unknown };
     validateInteger(token, "handle.token", 1, 2 ** 32 - 1);
-    if (!Array.isArray(taken)) throw invalidArgType("handle.taken", "an instance of Array", taken);
-    for (const [i, packet] of taken.entries()) validateBytes(packet, `handle.taken[${i}]`);
     if (arena.core.claimReceiver(fields.channel, token | 0) === 0) {
       throw invalidArgValue("handle.token", token, "was already claimed, or is not this channel's: each handle works once");
     }
-    const receiver = new Receiver(FROM_CHANNEL, new SharedChannel(arena, fields.channel, fields.maxPacketSize, false, true));
-    receiver.#taken = taken;
-    return receiver;
+    return new Receiver(FROM_CHANNEL, new SharedChannel(arena, fields.channel, fields.maxPacketSize, false, true));
   }
 }
 
@@ -366,7 +384,7 @@ class PacketIterator implements AsyncIterableIterator<Uint8Array, undefined> {
   next(): Promise<IteratorResult<Uint8Array, undefined>> {
     if (this.#waiting === undefined) {
       if (this.#done) return Promise.resolve(DONE);
-      const ready = takenPacketOf(this.#receiver);
+      const ready = heldPacketOf(this.#receiver);
       if (ready !== undefined) return Promise.resolve({ done: false, value: ready });
     }
     const before = this.#waiting;

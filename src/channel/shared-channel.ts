@@ -6,8 +6,6 @@ import { Waker, WordWaiter } from "../memory/park.ts";
 
 export class SharedChannel {
   readonly arena: Arena;
-  /** The arena's memory (it never grows, so this stays its buffer): views of it are made per packet. */
-  readonly buffer: ArrayBufferLike;
   /** Byte offset of the channel frame. */
   readonly offset: number;
   readonly nonce: number;
@@ -27,7 +25,6 @@ export class SharedChannel {
 
   constructor(arena: Arena, offset: number, maxPacketSize: number, localOnly: boolean, receiverHere: boolean) {
     this.arena = arena;
-    this.buffer = arena.memory.buffer;
     this.offset = offset;
     this.nonce = arena.core.nonceOf(offset);
     this.capacity = arena.core.capacityOf(offset);

@@ -7,10 +7,9 @@ export interface ChannelStats {
   /** Packets each lane may hold. */
   capacity: number;
   lanes: number;
-  /** Packets queued in the lanes now (not counting those the receiver has taken ahead). */
+  /** Packets queued now. */
   queued: number;
   sent: number;
-  /** Packets the receiver took from the lanes, including those recv() took ahead and holds. */
   received: number;
   /** trySend/send attempts refused because the lane was full (each is a dropped packet for trySend). */
   full: number;

@@ -20,17 +20,6 @@ export function ownedCopy(source: Uint8Array, offset: number, length: number): U
   return copy;
 }
 
-/**
- * ownedCopy() of bytes [offset, offset + length) of `buffer` itself. A receiver holds its arena's
- * buffer, so the source view is one constructor call (~25 ns), where subarray() costs ~50 ns and
- * a shared view's `.buffer` getter ~35 ns.
- */
-export function ownedCopyOfBuffer(buffer: ArrayBufferLike, offset: number, length: number): Uint8Array {
-  const copy = ownedBytes(length);
-  copy.set(new Uint8Array(buffer, offset, length));
-  return copy;
-}
-
 /** `length` bytes of the caller's own (contents unspecified), from a slab when small. */
 function ownedBytes(length: number): Uint8Array {
   if (length > LARGEST_SLAB_COPY) return new Uint8Array(length);
