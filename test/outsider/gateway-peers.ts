@@ -62,3 +62,13 @@ export function takeRelays(socket: EvilSocket): (Datagram & { relayId: number; i
 export function sendRelay(socket: EvilSocket, gateway: Transport, relayId: number, inner: Uint8Array): void {
   socket.send(relayPacket(relayId, inner), gateway.address);
 }
+
+/** A message from the evil side reaches the gateway's application: the connection still works. */
+export async function stillDelivers(session: EvilSession, inbound: Connection): Promise<boolean> {
+  const hello = new TextEncoder().encode(`still here ${session.nextMessage}`);
+  session.send([{ type: "messageData", sequence: session.nextMessage++, total: hello.length, offset: 0, bytes: hello }]);
+  const got = await inbound.recv({ signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+  return got !== undefined && Buffer.from(got).equals(hello);
+}
+
+export const stillWorks = (p: GatewayPeer) => stillDelivers(p.session, p.inbound);

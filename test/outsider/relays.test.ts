@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { expect, test } from "vitest";
 import type { Transport } from "sluice";
 import { EvilSocket, sleep } from "./evil-peer.ts";
-import { joinGateway, requestIntroduction, sendRelay, takeRelays, type GatewayPeer } from "./gateway-peers.ts";
+import { joinGateway, requestIntroduction, sendRelay, stillWorks, takeRelays } from "./gateway-peers.ts";
 import { bindSluice, closedAfterEach, describe3, eventually, figure } from "./harness.ts";
 import { MAX_ACCEPTED_DATAGRAM_BYTES, RELAY_HEADER_BYTES, relayPacket } from "./wire.ts";
 
@@ -43,14 +43,6 @@ async function settled(gateway: Transport, before: ReturnType<Transport["stats"]
   expect(await eventually(() => gateway.stats().datagramsReceived - before.datagramsReceived >= count, timeoutMs)).toBe(true);
   await sleep(100);
   return delta(gateway, before);
-}
-
-/** A message from `a` reaches the gateway's application: the connection still works. */
-async function stillWorks(p: GatewayPeer): Promise<boolean> {
-  const hello = new TextEncoder().encode("still here");
-  p.session.send([{ type: "messageData", sequence: p.session.nextMessage++, total: hello.length, offset: 0, bytes: hello }]);
-  const got = await p.inbound.recv({ signal: AbortSignal.timeout(2000) }).catch(() => undefined);
-  return got !== undefined && new TextDecoder().decode(got) === "still here";
 }
 
 describe3("relays (0x05)", () => {

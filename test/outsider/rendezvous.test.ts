@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { expect, test } from "vitest";
 import { EvilSocket, sleep, type Datagram } from "./evil-peer.ts";
-import { joinGateway, requestIntroduction, sendRelay, takeRelays, type GatewayPeer } from "./gateway-peers.ts";
+import { joinGateway, requestIntroduction, sendRelay, stillWorks, takeRelays, type GatewayPeer } from "./gateway-peers.ts";
 import { bindSluice, closedAfterEach, describe3, eventually, figure } from "./harness.ts";
 import { generateKeyPair } from "./noise.ts";
 import {
@@ -27,14 +27,6 @@ async function gatewayWith(hosts: string[], options: Parameters<typeof bindSluic
   for (const host of hosts) peers.push(await joinGateway(gateway, host));
   for (const p of peers) track(p.peer);
   return { gateway, peers };
-}
-
-/** A message from the peer reaches the gateway's application: the connection still works. */
-async function stillWorks(p: GatewayPeer): Promise<boolean> {
-  const hello = new TextEncoder().encode(`still here ${p.session.nextMessage}`);
-  p.session.send([{ type: "messageData", sequence: p.session.nextMessage++, total: hello.length, offset: 0, bytes: hello }]);
-  const got = await p.inbound.recv({ signal: AbortSignal.timeout(2000) }).catch(() => undefined);
-  return got !== undefined && new TextDecoder().decode(got) === new TextDecoder().decode(hello);
 }
 
 /** Sends each control frame in a packet of its own and waits until the gateway acknowledged them all. */
