@@ -134,6 +134,23 @@ describe3("rendezvous control frames from an authenticated peer", () => {
     expect(await stillWorks(a)).toBe(true);
   });
 
+  test("requests for its own key, the gateway's, or a key nobody holds: refused unknownPeer, nothing sent to anyone else", async () => {
+    const { gateway, peers } = await gatewayWith(["127.0.0.2", "127.0.0.4"]);
+    const [a, b] = peers;
+    const before = gateway.stats();
+    const keys = [a.peer.staticKey.public, gateway.publicKey, generateKeyPair().public, new Uint8Array(32)];
+    await sendControls(a, keys.map((key, i) => a.session.control(CONTROL.introduceRequest, introduceRequestBody(8000 + i, key))));
+    expect(await a.session.until(() => a.session.controls(CONTROL.introduceRefused).length >= keys.length)).toBe(true);
+    const after = gateway.stats();
+    const reasons = a.session.controls(CONTROL.introduceRefused).map((f) => f.body[4]);
+    figure("requests for keys that are not another peer", { reasons, refused: after.introductions.refused });
+    expect(reasons).toEqual(keys.map(() => 2)); // 2: unknown peer
+    expect(after.introductions.refused.unknownPeer - before.introductions.refused.unknownPeer).toBe(keys.length);
+    expect(after.introductions.made).toBe(before.introductions.made);
+    expect(after.relays).toBe(0);
+    expect(b.session.controls(CONTROL.introduction)).toHaveLength(0);
+  });
+
   test("a flood of introduction requests: 8 at once then 2/s per connection, the rest refused rateLimited", async () => {
     const { gateway, peers } = await gatewayWith(["127.0.0.2", "127.0.0.4"]);
     const [a, b] = peers;
