@@ -8,17 +8,17 @@ import { EvilSocket, sleep } from "./evil-peer.ts";
 import { EvilGateway } from "./evil-gateway.ts";
 import { bindSluice, closedAfterEach, describe3, eventually, figure } from "./harness.ts";
 import { generateKeyPair } from "./noise.ts";
-import { CONTROL, introductionBody, packetKind, relayOfferBody, relayPacket, type Frame } from "./wire.ts";
+import { CONTROL, concat, introductionBody, packetKind, readU32, relayOfferBody, relayPacket, u32, type Frame } from "./wire.ts";
 
 const track = closedAfterEach();
 
 async function nodeAtEvilGateway() {
   const gateway = track(await EvilGateway.bind("127.0.0.5"));
   const node = track(await bindSluice({ host: "127.0.0.3" }));
-  await node.connect(gateway.socket.address, gateway.staticKey.public);
+  const toGateway = await node.connect(gateway.socket.address, gateway.staticKey.public);
   const session = await gateway.session();
   await sleep(50); // the node's OBSERVED_ADDRESS and LOCAL_ADDRESSES
-  return { gateway, node, session };
+  return { gateway, node, session, toGateway };
 }
 
 async function victims(count: number): Promise<EvilSocket[]> {
@@ -96,6 +96,32 @@ describe3("introductions and relay offers from a lying gateway", () => {
     expect(node.stats().connections).toBe(1); // the live connection stays as it was
     expect(node.stats().listenerErrors).toBe(0);
     expect(received(victimSockets)).toBe(0);
+  });
+
+  test("answers to a request that name another key, or a reason that does not exist: nothing connects, the request fails as the real refusal says", async () => {
+    const { node, session, toGateway } = await nodeAtEvilGateway();
+    const victimSockets = await victims(5);
+    const [seen, ...locals] = victimSockets.map((v) => v.address);
+    const asked = generateKeyPair().public;
+    const before = node.stats().introductions;
+    const result = node.connectVia(toGateway, asked).then(() => "connected", (e: { code?: string; reason?: string }) => `${e.code} ${e.reason}`);
+    expect(await session.until(() => session.controls(CONTROL.introduceRequest).length > 0)).toBe(true);
+    const requestId = readU32(session.controls(CONTROL.introduceRequest)[0].body, 0);
+    session.send([
+      session.control(CONTROL.introduction, introductionBody(requestId, generateKeyPair().public, seen, locals)), // its id, another key
+      session.control(CONTROL.introduceRefused, concat(u32(requestId), Uint8Array.of(99))), // a reason that does not exist
+      session.control(CONTROL.introduceRefused, concat(u32(requestId ^ 1), Uint8Array.of(2))), // another id
+    ]);
+    await sleep(300);
+    session.send([session.control(CONTROL.introduceRefused, concat(u32(requestId), Uint8Array.of(2)))]); // the real answer
+    const outcome = await result;
+    await sleep(200);
+    const after = node.stats().introductions;
+    figure("lying answers to a request", { outcome, malformed: after.malformed - before.malformed, toVictims: received(victimSockets) });
+    expect(received(victimSockets)).toBe(0);
+    expect(after.malformed - before.malformed).toBeGreaterThanOrEqual(2);
+    expect(outcome).toBe("ERR_SLUICE_INTRODUCTION_FAILED unknownPeer");
+    expect(node.stats().listenerErrors).toBe(0);
   });
 
   test("relay offers malformed, for keys never asked, past the 64 kept; RELAYs for ids never offered or from a stranger: dropped, counted, no throw", async () => {

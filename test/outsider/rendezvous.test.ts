@@ -11,11 +11,13 @@ import { generateKeyPair } from "./noise.ts";
 import {
   CONTROL,
   OBSERVED_ADDRESS_BYTES,
+  concat,
   encodeAddress,
   introduceRequestBody,
   introductionBody,
   packetKind,
   relayOfferBody,
+  u32,
   type Frame,
 } from "./wire.ts";
 
@@ -43,13 +45,6 @@ async function victims(count: number, host = "127.0.0.9"): Promise<EvilSocket[]>
 
 const introsAt = (sockets: EvilSocket[]) => sockets.reduce((n, s) => n + s.inbox.filter((d: Datagram) => packetKind(d.bytes) === "intro").length, 0);
 const bytesAt = (sockets: EvilSocket[]) => sockets.reduce((n, s) => n + s.bytesReceived, 0);
-
-const u32 = (value: number) => {
-  const out = new Uint8Array(4);
-  new DataView(out.buffer).setUint32(0, value, true);
-  return out;
-};
-const concat = (...parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
 
 describe3("rendezvous control frames from an authenticated peer", () => {
   test("bodies that do not read as their type says: counted malformed, nothing acted on, both connections unaffected", async () => {

@@ -60,6 +60,19 @@ export function writeU64(b: Uint8Array, offset: number, value: number): void {
   view(b).setBigUint64(offset, BigInt(value), true);
 }
 
+/** `value` as 4 bytes, little-endian. */
+export function u32(value: number): Uint8Array {
+  const out = new Uint8Array(4);
+  writeU32(out, 0, value);
+  return out;
+}
+
+export const concat = (...parts: Uint8Array[]) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
+  return out;
+};
+
 /** The 19-byte observed address: family (4 or 6) | port (u16) | 16 address bytes, IPv4 in the first 4. */
 export function encodeAddress(address: Address): Uint8Array {
   const out = new Uint8Array(OBSERVED_ADDRESS_BYTES);
