@@ -206,6 +206,8 @@ export class EvilSession {
   /** Our next message's sequence number and where it starts in the concatenation. */
   nextMessage = 0;
   messageBytesSent = 0;
+  /** Our next control frame's sequence (numbered from 0 per direction). */
+  nextControlSequence = 0;
   readonly #sendKeys: DirectionKeys;
   readonly #receiveKeys: DirectionKeys;
   #waiters: (() => void)[] = [];
@@ -233,6 +235,19 @@ export class EvilSession {
     const packet = this.seal(frames, o);
     (o.via ?? this.socket).send(packet, o.to ?? this.remote);
     return packet;
+  }
+
+  /** A control frame (0x20–0x2f) with our next control sequence unless told otherwise. */
+  control(controlType: number, body: Uint8Array, sequence = this.nextControlSequence++): Frame {
+    return { type: "control", controlType, sequence, body };
+  }
+
+  /** Control frames of `controlType` the peer sent us, each sequence once, in the order received. */
+  controls(controlType: number): Extract<Frame, { type: "control" }>[] {
+    const seen = new Set<number>();
+    return this.frames().filter(
+      (f): f is Extract<Frame, { type: "control" }> => f.type === "control" && f.controlType === controlType && !seen.has(f.sequence) && (seen.add(f.sequence), true),
+    );
   }
 
   /** Moves our sending to the next key phase (a key update we start). */

@@ -14,7 +14,18 @@ import {
   writeIkMessage2,
   writeIntro,
 } from "./noise.ts";
-import { decodeAddress, decodeFrames, encodeAddress, encodeFrames, PROTOCOL_3_0, type Frame } from "./wire.ts";
+import {
+  decodeAddress,
+  decodeFrames,
+  encodeAddress,
+  encodeFrames,
+  introductionBody,
+  PROTOCOL_3_0,
+  readIntroduction,
+  readRelay,
+  relayPacket,
+  type Frame,
+} from "./wire.ts";
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -90,11 +101,27 @@ test("every frame encodes and decodes to itself", () => {
     { type: "streamReset", stream: 5, code: 1 },
     { type: "pathChallenge", data: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8) },
     { type: "pathResponse", data: Uint8Array.of(8, 7, 6, 5, 4, 3, 2, 1) },
+    { type: "stopSending", stream: 2 ** 32 - 1, code: 0 },
+    { type: "messageRefused", sequence: 4, declared: 2 ** 32 - 1, largest: 64 << 20 },
+    { type: "control", controlType: 0x25, sequence: 2 ** 31, body: Uint8Array.of(1, 2, 3) },
+    { type: "control", controlType: 0x2f, sequence: 0, body: new Uint8Array(0) },
     { type: "padding", length: 5 },
   ];
   expect(decodeFrames(encodeFrames(frames))).toEqual(frames);
   expect(() => decodeFrames(Uint8Array.of(0x77))).toThrow(/unknown frame/);
   expect(() => decodeFrames(Uint8Array.of(0x13, 1, 2))).toThrow(/past the end/);
+  expect(() => decodeFrames(Uint8Array.of(0x22, 0, 0, 0, 0, 9, 0, 1))).toThrow(/past the end/); // a control body cut short
+});
+
+test("RELAY packets and rendezvous bodies read back as written", () => {
+  const inner = Uint8Array.of(2, 9, 9, 9);
+  expect(readRelay(relayPacket(0xdeadbeef, inner))).toEqual({ relayId: 0xdeadbeef, inner });
+  expect(readRelay(Uint8Array.of(0x05, 2, 1, 0, 0, 0))).toBeUndefined(); // nothing inside
+  const key = new Uint8Array(32).fill(7);
+  const locals = [{ host: "10.0.0.2", port: 4000 }, { host: "192.168.1.9", port: 65535 }];
+  const body = introductionBody(12, key, { host: "203.0.113.5", port: 9 }, locals);
+  expect(body.length).toBe(4 + 32 + 19 + 1 + 2 * 19);
+  expect(readIntroduction(body)).toEqual({ requestId: 12, peerKey: key, seenAt: { host: "203.0.113.5", port: 9 }, locals });
 });
 
 test("packet numbers merge into ranges from the top down", () => {

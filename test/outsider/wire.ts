@@ -2,7 +2,7 @@
 // Everything here is plain bytes: no crypto (noise.ts) and no sockets (evil-peer.ts).
 
 const WIRE_VERSION = 2;
-export const KIND = { intro: 0x01, data: 0x02, response: 0x03, cookie: 0x04 } as const;
+export const KIND = { intro: 0x01, data: 0x02, response: 0x03, cookie: 0x04, relay: 0x05 } as const;
 export const KEY_PHASE_BIT = 0x80;
 
 export const INTRO_BYTES = 146;
@@ -12,7 +12,10 @@ export const DATA_HEADER_BYTES = 13;
 export const TAG_BYTES = 16;
 const MAX_SEND_DATAGRAM_BYTES = 1200;
 export const MAX_PLAINTEXT_BYTES = MAX_SEND_DATAGRAM_BYTES - DATA_HEADER_BYTES - TAG_BYTES;
-const OBSERVED_ADDRESS_BYTES = 19;
+export const OBSERVED_ADDRESS_BYTES = 19;
+export const MAX_ACCEPTED_DATAGRAM_BYTES = 1500;
+/** RELAY: kind | wire version | relay id (u32, ≠ 0) | a whole datagram of the two relayed peers. */
+export const RELAY_HEADER_BYTES = 6;
 
 /** Offsets inside an INTRO. */
 export const INTRO = { senderId: 2, ephemeral: 6, sealedStatic: 38, sealedPayload: 86, mac1: 114, mac2: 130 } as const;
@@ -56,6 +59,19 @@ export const readU64 = (b: Uint8Array, offset: number) => Number(view(b).getBigU
 export function writeU64(b: Uint8Array, offset: number, value: number): void {
   view(b).setBigUint64(offset, BigInt(value), true);
 }
+
+/** `value` as 4 bytes, little-endian. */
+export function u32(value: number): Uint8Array {
+  const out = new Uint8Array(4);
+  writeU32(out, 0, value);
+  return out;
+}
+
+export const concat = (...parts: Uint8Array[]) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
+  return out;
+};
 
 /** The 19-byte observed address: family (4 or 6) | port (u16) | 16 address bytes, IPv4 in the first 4. */
 export function encodeAddress(address: Address): Uint8Array {
@@ -138,7 +154,20 @@ const FRAME = {
   streamReset: 0x18,
   pathChallenge: 0x19,
   pathResponse: 0x1a,
+  stopSending: 0x1b,
+  messageRefused: 0x1c,
 } as const;
+
+/** Control frame types (0x20–0x2f share one layout: type | control sequence (u32) | body length (u16) | body). */
+export const CONTROL = {
+  observedAddress: 0x20,
+  localAddresses: 0x21,
+  introduceRequest: 0x22,
+  introduction: 0x23,
+  introduceRefused: 0x24,
+  relayOffer: 0x25,
+} as const;
+const CONTROL_HEADER_BYTES = 1 + 4 + 2;
 
 /** An inclusive range of packet numbers, `high` ≥ `low`. */
 export interface PacketRange {
@@ -160,7 +189,12 @@ export type Frame =
   | { type: "streamsCredit"; limit: number }
   | { type: "streamReset"; stream: number; code: number }
   | { type: "pathChallenge"; data: Uint8Array }
-  | { type: "pathResponse"; data: Uint8Array };
+  | { type: "pathResponse"; data: Uint8Array }
+  | { type: "stopSending"; stream: number; code: number }
+  | { type: "messageRefused"; sequence: number; declared: number; largest: number }
+  | { type: "control"; controlType: number; sequence: number; body: Uint8Array }
+  /** Bytes as they are, to say what no honest frame says (a length that lies, a frame cut short). */
+  | { type: "raw"; bytes: Uint8Array };
 
 /** Bytes `frame` takes on the wire. */
 function frameBytes(frame: Frame): number {
@@ -190,6 +224,14 @@ function frameBytes(frame: Frame): number {
     case "pathChallenge":
     case "pathResponse":
       return 1 + 8;
+    case "stopSending":
+      return 1 + 4 + 1;
+    case "messageRefused":
+      return 1 + 4 + 4 + 4;
+    case "control":
+      return CONTROL_HEADER_BYTES + frame.body.length;
+    case "raw":
+      return frame.bytes.length;
   }
 }
 
@@ -201,6 +243,19 @@ export function encodeFrames(frames: Frame[]): Uint8Array {
   for (const f of frames) {
     if (f.type === "padding") {
       at += f.length; // already zero
+      continue;
+    }
+    if (f.type === "raw") {
+      out.set(f.bytes, at);
+      at += f.bytes.length;
+      continue;
+    }
+    if (f.type === "control") {
+      out[at] = f.controlType;
+      dv.setUint32(at + 1, f.sequence, true);
+      dv.setUint16(at + 5, f.body.length, true);
+      out.set(f.body, at + CONTROL_HEADER_BYTES);
+      at += CONTROL_HEADER_BYTES + f.body.length;
       continue;
     }
     out[at++] = FRAME[f.type];
@@ -255,6 +310,7 @@ export function encodeFrames(frames: Frame[]): Uint8Array {
         at += 4;
         break;
       case "streamReset":
+      case "stopSending": // the same layout: stream id | code
         dv.setUint32(at, f.stream, true);
         out[at + 4] = f.code;
         at += 5;
@@ -263,6 +319,12 @@ export function encodeFrames(frames: Frame[]): Uint8Array {
       case "pathResponse":
         out.set(f.data, at);
         at += 8;
+        break;
+      case "messageRefused":
+        dv.setUint32(at, f.sequence, true);
+        dv.setUint32(at + 4, f.declared, true);
+        dv.setUint32(at + 8, f.largest, true);
+        at += 12;
         break;
     }
   }
@@ -360,8 +422,9 @@ export function decodeFrames(plaintext: Uint8Array): Frame[] {
         at += 4;
         break;
       case FRAME.streamReset:
+      case FRAME.stopSending:
         need(5);
-        frames.push({ type: "streamReset", stream: dv.getUint32(at, true), code: plaintext[at + 4] });
+        frames.push({ type: type === FRAME.streamReset ? "streamReset" : "stopSending", stream: dv.getUint32(at, true), code: plaintext[at + 4] });
         at += 5;
         break;
       case FRAME.pathChallenge:
@@ -370,8 +433,26 @@ export function decodeFrames(plaintext: Uint8Array): Frame[] {
         frames.push({ type: type === FRAME.pathChallenge ? "pathChallenge" : "pathResponse", data: plaintext.slice(at, at + 8) });
         at += 8;
         break;
-      default:
-        throw new MalformedFrames(`unknown frame type 0x${type.toString(16)} at ${at - 1}`);
+      case FRAME.messageRefused:
+        need(12);
+        frames.push({
+          type: "messageRefused",
+          sequence: dv.getUint32(at, true),
+          declared: dv.getUint32(at + 4, true),
+          largest: dv.getUint32(at + 8, true),
+        });
+        at += 12;
+        break;
+      default: {
+        if (type < 0x20 || type > 0x2f) throw new MalformedFrames(`unknown frame type 0x${type.toString(16)} at ${at - 1}`);
+        need(CONTROL_HEADER_BYTES - 1);
+        const length = dv.getUint16(at + 4, true);
+        need(CONTROL_HEADER_BYTES - 1 + length);
+        const sequence = dv.getUint32(at, true);
+        at += CONTROL_HEADER_BYTES - 1;
+        frames.push({ type: "control", controlType: type, sequence, body: plaintext.slice(at, at + length) });
+        at += length;
+      }
     }
   }
   return frames;
@@ -379,3 +460,57 @@ export function decodeFrames(plaintext: Uint8Array): Frame[] {
 
 /** Ack-eliciting: anything but ACK and PADDING (the handshake frames are answered by their own kind). */
 export const elicitsAck = (frames: Frame[]) => frames.some((f) => f.type !== "ack" && f.type !== "padding");
+
+/** A RELAY packet: `inner` (a whole datagram) to be forwarded by relay `relayId`. */
+export function relayPacket(relayId: number, inner: Uint8Array): Uint8Array {
+  const out = new Uint8Array(RELAY_HEADER_BYTES + inner.length);
+  out[0] = KIND.relay;
+  out[1] = WIRE_VERSION;
+  writeU32(out, 2, relayId);
+  out.set(inner, RELAY_HEADER_BYTES);
+  return out;
+}
+
+/** A RELAY's id and its inner datagram, or undefined when `packet` is not a RELAY. */
+export function readRelay(packet: Uint8Array): { relayId: number; inner: Uint8Array } | undefined {
+  if (packet.length < RELAY_HEADER_BYTES + 1 || packet[0] !== KIND.relay || packet[1] !== WIRE_VERSION) return undefined;
+  return { relayId: readU32(packet, 2), inner: packet.subarray(RELAY_HEADER_BYTES) };
+}
+
+/** RELAY_OFFER's body: peer static key (32) | relay id (u32, ≠ 0). */
+export function relayOfferBody(peerKey: Uint8Array, relayId: number): Uint8Array {
+  const out = new Uint8Array(36);
+  out.set(peerKey);
+  writeU32(out, 32, relayId);
+  return out;
+}
+
+/** INTRODUCE_REQUEST's body: request id (u32, ≠ 0) | peer static key (32). */
+export function introduceRequestBody(requestId: number, peerKey: Uint8Array): Uint8Array {
+  const out = new Uint8Array(36);
+  writeU32(out, 0, requestId);
+  out.set(peerKey, 4);
+  return out;
+}
+
+/** INTRODUCTION's body: request id (0: not asked for) | peer key (32) | address (19) | n (u8, 0..4) | n × address. */
+export function introductionBody(requestId: number, peerKey: Uint8Array, seenAt: Address, locals: Address[] = []): Uint8Array {
+  const out = new Uint8Array(4 + 32 + OBSERVED_ADDRESS_BYTES + 1 + locals.length * OBSERVED_ADDRESS_BYTES);
+  writeU32(out, 0, requestId);
+  out.set(peerKey, 4);
+  out.set(encodeAddress(seenAt), 36);
+  out[55] = locals.length;
+  locals.forEach((a, i) => out.set(encodeAddress(a), 56 + i * OBSERVED_ADDRESS_BYTES));
+  return out;
+}
+
+/** INTRODUCTION's fields, read back. */
+export function readIntroduction(body: Uint8Array): { requestId: number; peerKey: Uint8Array; seenAt: Address; locals: Address[] } {
+  const count = body[55];
+  return {
+    requestId: readU32(body, 0),
+    peerKey: body.slice(4, 36),
+    seenAt: decodeAddress(body.subarray(36, 55)),
+    locals: Array.from({ length: count }, (_, i) => decodeAddress(body.subarray(56 + i * OBSERVED_ADDRESS_BYTES))),
+  };
+}
