@@ -337,10 +337,15 @@ export class SessionDriver {
     else {
       for (let control = session.pollControl(); control !== undefined; control = session.pollControl()) this.#host.controlFrame(this, control.type, control.body);
       // A challenge on the path is answered on the path; one from elsewhere is the peer probing a
-      // direct path, answered there alone (as small as the challenge: no amplification).
+      // direct path, answered there alone, and only the first of its packet: one PATH_RESPONSE is
+      // no larger than the packet that asked, several would be (an amplifier toward that address).
+      let answeredElsewhere = false;
       for (let data = session.pollPathChallenge(); data !== undefined; data = session.pollPathChallenge()) {
         if (from === undefined || sameAddress(from, this.#path.address)) session.answerChallenge(data);
-        else this.#transmit(session.probePacket("response", data), from);
+        else if (!answeredElsewhere) {
+          answeredElsewhere = true;
+          this.#transmit(session.probePacket("response", data), from);
+        }
       }
     }
   }
