@@ -44,6 +44,14 @@ const MAX_RESPONSES_PER_CONNECT = 16;
  * that answers wins. Each costs one intro per re-send, so this bounds what a connect() can send.
  */
 const MAX_CANDIDATE_ADDRESSES = 8;
+/**
+ * Intros an address only claimed (a peer's local addresses, which nobody observed it at) gets at
+ * most, over one connect(): a LAN answers the first, so 5 (the first second at the default 200 ms)
+ * leave room for loss and a loaded host. Anyone can claim any address, so this bounds what an
+ * introduction can make a node send to a third party: 5 intros per claimed address, not the ~15 of
+ * the whole schedule (measured by the outsider suite before this bound: ~61 intros per introduction).
+ */
+export const CLAIMED_ADDRESS_INTROS = 5;
 /** Initiator keys whose newest timestamp is remembered after their handshake or connection ended. */
 const MAX_REMEMBERED_INITIATORS = 65_536;
 /** Source IPs whose intro budget is remembered at once. */
@@ -134,8 +142,10 @@ interface Connecting {
   id: number;
   remoteKey: Uint8Array;
   keyHex: string;
-  /** Where its intros go: every one of these, on each re-send. */
+  /** Where its intros go: every one of these, on each re-send, while its #introsLeft lasts. */
   addresses: Address[];
+  /** Intros each of `addresses` may still get (Infinity: the schedule's whole). */
+  introsLeft: number[];
   state: InitiatorState;
   schedule: RetrySchedule;
   responsesTried: number;
@@ -255,14 +265,15 @@ export class HandshakeEndpoint {
    * Starts connecting to the holder of `remoteKey` at `addresses` (its intros go to each: the first
    * that answers wins); the outcome comes as an event with connectId = the answer. A connect() to a
    * key already being connected to joins it (its addresses are added, up to MAX_CANDIDATE_ADDRESSES).
+   * `claimed` addresses (a peer's word, nobody observed it there) get CLAIMED_ADDRESS_INTROS at most.
    * Throws a RangeError for a key no handshake can use (a low-order point), or when maxConnecting
    * connect()s are in progress or maxConnections are open; nothing is left behind then.
    */
-  connect(remoteKey: Uint8Array, addresses: readonly Address[], now: number, retry: Required<RetryOptions> = this.#config.retry): number {
+  connect(remoteKey: Uint8Array, addresses: readonly Address[], now: number, retry: Required<RetryOptions> = this.#config.retry, claimed: readonly Address[] = []): number {
     const keyHex = hex(remoteKey);
     const pending = this.#connectingByKey.get(keyHex);
     if (pending !== undefined) {
-      for (const address of addresses) this.#addCandidate(pending, address);
+      this.#addCandidates(pending, addresses, claimed);
       return pending.id;
     }
     if (this.#connecting.size >= this.#limits.maxConnecting) {
@@ -279,10 +290,10 @@ export class HandshakeEndpoint {
     const state = writeIntro(this.#config.crypto, this.#config.identity, remoteKey, { senderId: id, timestamp: nextTimestamp(Date.now()), version: this.#config.version });
     if (state === undefined) throw codedError(RangeError, "ERR_INVALID_ARG_VALUE", "The argument 'publicKey' is not a usable X25519 public key", HandshakeEndpoint.prototype.connect);
     const connecting: Connecting = {
-      id, remoteKey: new Uint8Array(remoteKey), keyHex, addresses: [], state,
+      id, remoteKey: new Uint8Array(remoteKey), keyHex, addresses: [], introsLeft: [], state,
       schedule: new RetrySchedule(retry, now, this.#config.random), responsesTried: 0,
     };
-    for (const address of addresses) this.#addCandidate(connecting, address);
+    this.#addCandidates(connecting, addresses, claimed);
     this.#stampIntro(connecting, now);
     this.#connecting.set(id, connecting);
     this.#connectingByKey.set(keyHex, connecting);
@@ -572,12 +583,27 @@ export class HandshakeEndpoint {
         HandshakeEndpoint.prototype.handleTimeout,
       ));
     }
-    if (due === "send") for (const address of connecting.addresses) this.#sendIntro(connecting, address);
+    if (due !== "send") return;
+    connecting.addresses.forEach((address, i) => {
+      if (connecting.introsLeft[i]! <= 0) return;
+      connecting.introsLeft[i]!--;
+      this.#sendIntro(connecting, address);
+    });
   }
 
-  #addCandidate(connecting: Connecting, address: Address): void {
-    const known = connecting.addresses.some((candidate) => sameAddress(candidate, address));
-    if (!known && connecting.addresses.length < MAX_CANDIDATE_ADDRESSES) connecting.addresses.push({ ...address });
+  /** `addresses` get the whole schedule, `claimed` ones CLAIMED_ADDRESS_INTROS at most. */
+  #addCandidates(connecting: Connecting, addresses: readonly Address[], claimed: readonly Address[]): void {
+    for (const address of addresses) this.#addCandidate(connecting, address, Infinity);
+    for (const address of claimed) this.#addCandidate(connecting, address, CLAIMED_ADDRESS_INTROS);
+  }
+
+  #addCandidate(connecting: Connecting, address: Address, intros: number): void {
+    const known = connecting.addresses.findIndex((candidate) => sameAddress(candidate, address));
+    if (known >= 0) connecting.introsLeft[known] = Math.max(connecting.introsLeft[known]!, intros); // claimed, then observed there
+    else if (connecting.addresses.length < MAX_CANDIDATE_ADDRESSES) {
+      connecting.addresses.push({ ...address });
+      connecting.introsLeft.push(intros);
+    }
   }
 
   #sendIntro(connecting: Connecting, to: Address): void {

@@ -111,10 +111,11 @@ export class Handshakes {
   /**
    * Starts connecting to the holder of `publicKey` at `addresses` (intros to each; the first that
    * answers wins), or joins a connect() to the same key in progress. Throws a RangeError at once for an
-   * unusable key or when the limits are reached.
+   * unusable key or when the limits are reached. `claimed` addresses get a few intros only (see
+   * CLAIMED_ADDRESS_INTROS).
    */
-  connect(addresses: readonly Address[], publicKey: Uint8Array, retry: Required<RetryOptions>): Promise<Connection> {
-    const id = this.#endpoint.connect(publicKey, addresses, this.#host.now(), retry);
+  connect(addresses: readonly Address[], publicKey: Uint8Array, retry: Required<RetryOptions>, claimed: readonly Address[] = []): Promise<Connection> {
+    const id = this.#endpoint.connect(publicKey, addresses, this.#host.now(), retry, claimed);
     const promise = new Promise<Connection>((resolve, reject) => {
       const waiting = this.#settles.get(id);
       if (waiting !== undefined) waiting.push({ resolve, reject });

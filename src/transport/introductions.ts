@@ -6,7 +6,10 @@
 //
 // The connect climbs a ladder: the peer's local addresses (a LAN, or the same NAT without
 // hairpinning) and the address the introducer sees it at (hole punching) at once, the first that
-// answers winning; if none has answered after RELAY_AFTER_MS and the introducer offered a relay, the
+// answers winning. Local addresses are only the peer's word, so they are tried only when the
+// introducer sees both peers at the same public host (behind one NAT: where a LAN path can exist),
+// and with a few intros each (CLAIMED_ADDRESS_INTROS): an introduction cannot aim this node at
+// third parties; if none has answered after RELAY_AFTER_MS and the introducer offered a relay, the
 // relay too. A connection that opened over the relay keeps probing the direct addresses and moves to
 // one once it answers (session-driver.ts).
 import { networkInterfaces } from "node:os";
@@ -49,8 +52,10 @@ const MAX_RELAY_OFFERS = 64;
 interface Rungs {
   /** The address the introducer sees the peer at. */
   address: Address;
-  /** The peer's own addresses on its interfaces. */
+  /** The peer's own addresses on its interfaces, as it told them. */
   localAddresses: readonly Address[];
+  /** Whether the introducer sees both peers at one public host: only then are local addresses tried. */
+  behindOneNat: boolean;
 }
 
 /** A connectVia() waiting for the introducer's answer. */
@@ -226,9 +231,13 @@ export class Introductions {
         if (this.#relayOffers.size > MAX_RELAY_OFFERS) this.#relayOffers.delete(this.#relayOffers.keys().next().value!);
         return;
       }
-      case "introduced":
-        if (event.requestId === undefined) this.#connectIntroduced(event.key, event);
-        else this.#answered(event.requestId, event);
+      case "introduced": {
+        // The peer's local addresses are its word alone: worth trying only if the introducer sees us
+        // both at one public host (one NAT, where a LAN path can exist).
+        const rungs: Rungs = { address: event.address, localAddresses: event.localAddresses, behindOneNat: event.via.observedAddress?.host === event.address.host };
+        if (event.requestId === undefined) this.#connectIntroduced(event.key, rungs);
+        else this.#answered(event.requestId, rungs);
+      }
     }
   }
 
@@ -272,10 +281,11 @@ export class Introductions {
    */
   async #connect(key: Uint8Array, rungs: Rungs, retry: Required<RetryOptions>): Promise<Connection> {
     const keyText = encodeKey(key);
-    const direct = [rungs.address, ...rungs.localAddresses];
+    const locals = rungs.behindOneNat ? rungs.localAddresses : [];
+    const direct = [rungs.address, ...locals];
     const handshakes = this.#init.handshakes;
     let relay: Address | undefined;
-    const connecting = handshakes.connect(direct, key, retry);
+    const connecting = handshakes.connect([rungs.address], key, retry, locals);
     const relayTimer = setTimeout(() => {
       relay = this.#relayOffers.get(keyText);
       if (relay !== undefined) handshakes.connect([relay], key, retry).catch(() => {}); // joins the connect above
@@ -318,7 +328,10 @@ export class Introductions {
 /** What a failed connect tried, rung by rung, for its error. */
 function describeRungs(rungs: Rungs, relay: Address | undefined, offered: boolean): string {
   const show = (address: Address) => `${address.host}:${address.port}`;
-  const local = rungs.localAddresses.length === 0 ? "no local address (the peer told none)" : `its local addresses ${rungs.localAddresses.map(show).join(", ")} (no answer)`;
+  const told = rungs.localAddresses.map(show).join(", ");
+  const local = rungs.localAddresses.length === 0 ? "no local address (the peer told none)"
+    : rungs.behindOneNat ? `its local addresses ${told} (no answer)`
+    : `not its local addresses ${told} (it is not behind this node's public address)`;
   const relayed = relay !== undefined
     ? `a relay through ${show(relay)} (no answer)`
     : offered ? "no relay (offered after the direct rungs had their time)" : "no relay (the introducer offered none: it does not relay, or has no room)";
