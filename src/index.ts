@@ -31,6 +31,7 @@ export {
 export { Connection, type WaitOptions } from "./transport/connection.ts";
 export { RELAY_AFTER_MS } from "./transport/introductions.ts";
 export { PROBE_INTERVAL_MS } from "./wire/path.ts";
+export { CLAIMED_ADDRESS_INTROS } from "./handshake/endpoint.ts";
 export { decodeKey, encodeKey, generateKeyPair, publicKeyOf, type KeyPair } from "./transport/identity.ts";
 export { MAX_QUEUED_ADDRESS_CHANGES, type AddressChange } from "./transport/address-changes.ts";
 export {
