@@ -37,10 +37,10 @@ test("a relay forwards only from the connection its id belongs to, and only to a
 
 test(`a full table makes room by closing relays idle for ${RELAY_IDLE_MS} ms; relays in use stay`, () => {
   const { relays } = table(2);
-  const pairs = [0, 1].map((i) => [connection({ host: "198.18.0.3", port: 4000 + i }), connection({ host: "198.18.0.4", port: 5000 + i })] as const);
+  const pairs = [0, 1].map((i) => [connection({ host: `198.18.0.${3 + 2 * i}`, port: 4000 }), connection({ host: `198.18.0.${4 + 2 * i}`, port: 5000 })] as const);
   const first = relays.open(asDriver(pairs[0]![0]), asDriver(pairs[0]![1]), 0);
   relays.open(asDriver(pairs[1]![0]), asDriver(pairs[1]![1]), 0);
-  const third = [connection({ host: "198.18.0.5", port: 1 }), connection({ host: "198.18.0.6", port: 1 })];
+  const third = [connection({ host: "198.18.0.7", port: 1 }), connection({ host: "198.18.0.8", port: 1 })];
   const thirdIds = relays.open(asDriver(third[0]!), asDriver(third[1]!), RELAY_IDLE_MS); // both idle: room made
   expect(relays.count).toBe(1);
   expect(relays.receive(first.a, datagram(), pairs[0]![0].remoteAddress, RELAY_IDLE_MS + 1)).toEqual({ drop: "unknownSender" }); // closed
@@ -48,5 +48,24 @@ test(`a full table makes room by closing relays idle for ${RELAY_IDLE_MS} ms; re
   const fourth = relays.open(asDriver(pairs[0]![0]), asDriver(pairs[0]![1]), RELAY_IDLE_MS + 2);
   expect(relays.receive(fourth.a, datagram(), pairs[0]![0].remoteAddress, 2 * RELAY_IDLE_MS)).toEqual({ relayed: true });
   expect(relays.receive(thirdIds.b, datagram(), third[1]!.remoteAddress, 2 * RELAY_IDLE_MS)).toEqual({ relayed: true });
-  expect(() => relays.open(asDriver(third[0]!), asDriver(third[1]!), 2 * RELAY_IDLE_MS + 1)).toThrow(/too many relays/);
+  const fifth = [connection({ host: "198.18.0.9", port: 1 }), connection({ host: "198.18.0.10", port: 1 })];
+  expect(() => relays.open(asDriver(fifth[0]!), asDriver(fifth[1]!), 2 * RELAY_IDLE_MS + 1)).toThrow(/too many relays/);
+});
+
+test("a pair keeps its one relay; a connection, and the connections of one IP address, have a share of the table", () => {
+  const { relays } = table(64);
+  const a = connection({ host: "198.18.0.3", port: 4000 });
+  const b = connection({ host: "198.18.0.4", port: 5000 });
+  const first = relays.open(asDriver(a), asDriver(b), 0);
+  expect(relays.open(asDriver(a), asDriver(b), 1)).toEqual(first); // asked again: the same relay
+  expect(relays.open(asDriver(b), asDriver(a), 2)).toEqual({ a: first.b, b: first.a }); // either way round
+  expect(relays.count).toBe(1);
+  // One connection: 16 relays at most.
+  for (let i = 1; i < 16; i++) relays.open(asDriver(a), asDriver(connection({ host: `198.18.1.${i}`, port: 1 })), 3);
+  expect(() => relays.open(asDriver(a), asDriver(connection({ host: "198.18.2.1", port: 1 })), 4)).toThrow(/this connection is in too many relays/);
+  // One IP address: a quarter of the table (16 of 64), over all its connections.
+  const sameIp = connection({ host: "198.18.0.3", port: 4001 });
+  expect(() => relays.open(asDriver(sameIp), asDriver(connection({ host: "198.18.3.1", port: 1 })), 5)).toThrow(/this IP address are in too many relays/);
+  const elsewhere = connection({ host: "198.18.0.9", port: 1 });
+  expect(() => relays.open(asDriver(elsewhere), asDriver(connection({ host: "198.18.3.2", port: 1 })), 6)).not.toThrow();
 });

@@ -36,6 +36,14 @@ const BURST_SECONDS = 0.25;
  * 5 s) keep its relay in use, so an idle one is a pair that moved to a direct path, or left.
  */
 export const RELAY_IDLE_MS = 60_000;
+/**
+ * Relays one connection may be in at once: a peer relayed to this many others at a time is already
+ * unusual, and one connection cannot take the table from the others (outsider suite: one peer asking
+ * for 8 introductions filled an 8-relay table).
+ */
+const MAX_RELAYS_PER_CONNECTION = 16;
+/** Of the table, the share the connections from one IP address may be in at once (a quarter). */
+const RELAYS_PER_IP_SHARE = 4;
 /** Random draws for a free relay id (see the connection ids' reasoning in table.ts). */
 const RELAY_ID_DRAWS = 16;
 
@@ -110,11 +118,23 @@ export class Relays {
   }
 
   /**
-   * Gateway side: a relay between connections `a` and `b`; answers the relay id each peer sends with.
-   * Throws (a RangeError) when relaying is off, or the table is full of relays in use.
+   * Gateway side: a relay between connections `a` and `b` (the one they have, if any); answers the relay
+   * id each peer sends with. Throws (a RangeError) when relaying is off, the table is full of relays in
+   * use, or either side is in its share of it already (MAX_RELAYS_PER_CONNECTION, and a quarter of the
+   * table for the connections of one IP address).
    */
   open(a: SessionDriver, b: SessionDriver, now: number): { a: number; b: number } {
     if (!this.#config.enabled) throw new RangeError("this gateway does not relay (options.relay.enabled is false)");
+    for (const forward of this.#forwards.values()) {
+      if (forward.from === a && forward.to === b) return { a: forward.id, b: forward.toId };
+    }
+    for (const side of [a, b]) {
+      if (this.#relaysOf((driver) => driver === side) >= MAX_RELAYS_PER_CONNECTION) throw new RangeError("this connection is in too many relays");
+      const host = side.remoteAddress.host;
+      if (this.#relaysOf((driver) => driver.remoteAddress.host === host) >= Math.max(1, this.#config.maxRelays / RELAYS_PER_IP_SHARE)) {
+        throw new RangeError("the connections of this IP address are in too many relays");
+      }
+    }
     if (this.count >= this.#config.maxRelays) this.#closeIdle(now);
     if (this.count >= this.#config.maxRelays) throw new RangeError(`too many relays (options.relay.maxRelays = ${this.#config.maxRelays})`);
     const idA = this.#newId();
@@ -124,6 +144,13 @@ export class Relays {
     this.#forwards.set(idA, { id: idA, from: a, to: b, toId: idB, budgetKey, use });
     this.#forwards.set(idB, { id: idB, from: b, to: a, toId: idA, budgetKey, use });
     return { a: idA, b: idB };
+  }
+
+  /** Relays with a side that `matches`. */
+  #relaysOf(matches: (driver: SessionDriver) => boolean): number {
+    let count = 0;
+    for (const forward of this.#forwards.values()) if (matches(forward.from)) count++; // each relay has one forward per side
+    return count;
   }
 
   #closeIdle(now: number): void {
