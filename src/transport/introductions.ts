@@ -257,6 +257,7 @@ export class Introductions {
   #connectIntroduced(key: Uint8Array, rungs: Rungs): void {
     const keyText = encodeKey(key);
     if (this.#introducedConnects.has(keyText)) return; // already connecting for the same introduction
+    if (this.#openWith(key) !== undefined) return; // connected already: nothing to open
     const entry = { promise: this.#connect(key, rungs, this.#init.config.retry), claimed: false };
     this.#introducedConnects.set(keyText, entry);
     entry.promise.then(
