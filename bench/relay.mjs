@@ -36,14 +36,15 @@ const RELAY_DEFAULTS = {
 /** The highest budget options.relay allows: far beyond what one machine forwards. */
 const UNLIMITED_RELAY = { bytesPerSecond: 2 ** 40, totalBytesPerSecond: 2 ** 40 };
 
-async function child(path) {
-  const process_ = fork(new URL(path, import.meta.url), { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+async function child(path, execArgv = []) {
+  const process_ = fork(new URL(path, import.meta.url), { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
   return connectTo(process_);
 }
 
-/** A gateway and two peers, each a fresh process. */
-async function startTrio() {
-  const [gateway, a, b] = await Promise.all([child("./relay/gateway.mjs"), child("./relay/peer.mjs"), child("./relay/peer.mjs")]);
+/** A gateway and two peers, each a fresh process; with `profiles`, each writes a CPU profile there as it exits. */
+async function startTrio(profiles) {
+  const profiled = (name) => (profiles ? ["--cpu-prof", "--cpu-prof-dir", profiles, "--cpu-prof-name", `${name}-${process.pid}-${Date.now()}.cpuprofile`] : []);
+  const [gateway, a, b] = await Promise.all([child("./relay/gateway.mjs", profiled("gateway")), child("./relay/peer.mjs", profiled("sender")), child("./relay/peer.mjs", profiled("receiver"))]);
   const at = await gateway.call("bind", { relay: UNLIMITED_RELAY });
   return { gateway, at, a, b };
 }
@@ -55,13 +56,22 @@ async function relayedPair({ at, a, b }) {
   if (dialed.path !== "relayed" || accepted.path !== "relayed") throw new Error(`expected a relayed connection, got ${dialed.path} / ${accepted.path}`);
 }
 
-/** The gateway's CPU (µs) and relayed datagrams over `measure()`. */
-async function withGatewayCost(gateway, measure) {
-  const [cpu, { datagramsRelayed }] = await Promise.all([gateway.call("cpu"), gateway.call("stats")]);
+/**
+ * Runs `measure()`; adds what each process was busy for (CPU seconds over the measurement's wall time)
+ * and the gateway's CPU per relayed datagram: what shows which of the three processes sets the pace.
+ */
+async function withCosts({ gateway, a, b }, measure) {
+  const ends = [gateway, a, b];
+  const cpu = () => Promise.all(ends.map((end) => end.call("cpu")));
+  const [before, { datagramsRelayed }] = await Promise.all([cpu(), gateway.call("stats")]);
   const result = await measure();
-  const [cpuAfter, after] = await Promise.all([gateway.call("cpu"), gateway.call("stats")]);
-  return { ...result, gatewayMicrosPerDatagram: (cpuAfter - cpu) / (after.datagramsRelayed - datagramsRelayed), drops: after.drops };
+  const [after, stats] = await Promise.all([cpu(), gateway.call("stats")]);
+  const busy = (i) => (after[i] - before[i]) / 1e6 / result.seconds;
+  const relayed = stats.datagramsRelayed - datagramsRelayed;
+  return { ...result, gatewayMicrosPerDatagram: (after[0] - before[0]) / relayed, busy: { gateway: busy(0), sender: busy(1), receiver: busy(2) }, relayed };
 }
+
+const busyText = ({ busy }) => `busy: gateway ${busy.gateway.toFixed(2)}, sender ${busy.sender.toFixed(2)}, receiver ${busy.receiver.toFixed(2)}`;
 
 async function streamOnce({ a, b }, bytes) {
   const [sent, got] = await Promise.all([a.call("stream", { bytes }), b.call("streamed")]);
@@ -87,28 +97,32 @@ async function liftBoth({ a, b }) {
 const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function oneRun(options, log) {
-  const trio = await startTrio();
+  const trio = await startTrio(options.profiles);
   const { gateway, a, b } = trio;
   try {
     await relayedPair(trio);
     await blastOnce(trio, options.warmupBytes);
     await streamOnce(trio, options.warmupBytes);
-    const forwarded = await withGatewayCost(gateway, () => blastOnce(trio, options.streamBytes));
-    const relayed = await withGatewayCost(gateway, () => streamOnce(trio, options.streamBytes));
+    const forwarded = await withCosts(trio, () => blastOnce(trio, options.streamBytes));
+    const relayed = await withCosts(trio, () => streamOnce(trio, options.streamBytes));
+    const relayedDelivery = await a.call("delivery");
     const tripsRelayed = await a.call("rtt", { count: options.roundTrips, warmup: options.roundTripWarmup });
     if (tripsRelayed.path !== "relayed") throw new Error("the connection left the relay before its round trips were timed");
     await liftBoth(trio);
     await Promise.all([a.call("direct"), b.call("direct")]);
     const tripsDirect = await a.call("rtt", { count: options.roundTrips, warmup: options.directRoundTripWarmup });
     if (tripsDirect.path !== "direct") throw new Error("the connection was not direct while its direct round trips were timed");
-    const direct = await streamOnce(trio, options.streamBytes);
+    const direct = await withCosts(trio, () => streamOnce(trio, options.streamBytes));
     const moves = [];
     for (let sample = 0; sample < options.moveSamples; sample++) {
       await relayedPair(trio);
       await pause(Math.random() * PROBE_INTERVAL_MS);
       moves.push((await liftBoth(trio)).ms);
     }
-    log(` [blast ${forwarded.mibPerSecond.toFixed(1)} MiB/s (${forwarded.lostDatagrams} lost, gateway ${forwarded.gatewayMicrosPerDatagram.toFixed(1)} µs/datagram), relayed ${relayed.mibPerSecond.toFixed(1)} (gateway ${relayed.gatewayMicrosPerDatagram.toFixed(1)} µs/datagram), direct ${direct.mibPerSecond.toFixed(1)}; moves ${moves.map((ms) => ms.toFixed(0)).join(" ")} ms]`);
+    log(`\n  blast ${forwarded.mibPerSecond.toFixed(1)} MiB/s (${forwarded.lostDatagrams} lost; gateway ${forwarded.gatewayMicrosPerDatagram.toFixed(1)} µs/datagram; ${busyText(forwarded)})`
+      + `\n  relayed stream ${relayed.mibPerSecond.toFixed(1)} MiB/s (gateway ${relayed.gatewayMicrosPerDatagram.toFixed(1)} µs/datagram, ${relayed.relayed} relayed; ${busyText(relayed)}; sender ${JSON.stringify(relayedDelivery)})`
+      + `\n  direct stream ${direct.mibPerSecond.toFixed(1)} MiB/s (${busyText(direct)})`
+      + `\n  round trip p50 relayed ${percentile(tripsRelayed.micros, 50).toFixed(0)} µs, direct ${percentile(tripsDirect.micros, 50).toFixed(0)} µs; moves ${moves.map((ms) => ms.toFixed(0)).join(" ")} ms\n`);
     return {
       forwarded,
       relayed,

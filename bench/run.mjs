@@ -255,6 +255,7 @@ if (section("relay")) {
       streamBytes: option("--stream-mib", 32) * 2 ** 20,
       roundTrips: option("--round-trips", 2000),
       moveSamples: option("--move-samples", 8),
+      ...(process.argv.includes("--relay-profiles") ? { profiles: process.argv[process.argv.indexOf("--relay-profiles") + 1] } : {}),
     },
   })));
 }

@@ -139,6 +139,18 @@ serve({
     return { ms: change.at - opened, path: connection.path, kinds: changes.map((c) => c.kind) };
   },
 
+  cpu() {
+    const { user, system } = process.cpuUsage();
+    return user + system;
+  },
+
+  /** The connection's loss and acknowledgement counters, and its drops. */
+  delivery() {
+    const { delivery, drops } = connection.stats();
+    const { packetsSent, packetsLost, ackOnlyPackets, retransmissionTimeouts, congestionWindowBytes } = delivery;
+    return { packetsSent, packetsLost, ackOnlyPackets, retransmissionTimeouts, congestionWindowBytes, drops };
+  },
+
   /** Opens the firewall, and answers at once. */
   open() {
     wall.closed = false;
