@@ -147,8 +147,8 @@ serve({
   /** The connection's loss and acknowledgement counters, and its drops. */
   delivery() {
     const { delivery, drops } = connection.stats();
-    const { packetsSent, packetsLost, ackOnlyPackets, retransmissionTimeouts, congestionWindowBytes } = delivery;
-    return { packetsSent, packetsLost, ackOnlyPackets, retransmissionTimeouts, congestionWindowBytes, drops };
+    const { packetsSent, packetsLost, ackOnlyPackets, retransmissionTimeouts, congestionWindowBytes, rttMs, minRttMs } = delivery;
+    return { packetsSent, packetsLost, ackOnlyPackets, retransmissionTimeouts, congestionWindowBytes, rttMs, minRttMs, drops };
   },
 
   /** Opens the firewall, and answers at once. */
