@@ -1,4 +1,4 @@
-// npm run bench [-- --json] [-- --runs N] [-- --only channel|channel-api|datagram|strangers|delivery|peers|scale]
+// npm run bench [-- --json] [-- --runs N] [-- --only channel|channel-api|datagram|strangers|delivery|peers|relay|scale]
 // Every figure is the median of N runs (default 5), and every contender runs in the same process (the Deno ones in a child process),
 // interleaved run by run, so a ratio compares like with like on a noisy 2-core machine.
 import { execFileSync } from "node:child_process";
@@ -9,6 +9,7 @@ import { portLatency, sluiceLatency } from "./latency.mjs";
 import { portCrossThread, ringbufCrossThread, sluiceCrossThread, startProducer } from "./cross-thread.mjs";
 import { forAwaitCrossThread, recvCrossThread } from "./channel-api.mjs";
 import { peerRows } from "./peers.mjs";
+import { relayRows } from "./relay.mjs";
 import { scaleRows } from "./scale.mjs";
 import { strangerRows } from "./strangers.mjs";
 import { median, percentile, report } from "./lib/report.mjs";
@@ -241,6 +242,20 @@ if (section("peers")) {
       roundTrips: option("--round-trips", 2000),
       connectSamples: option("--connect-samples", 20),
       ...(contenders > 0 ? { contenders: process.argv[contenders + 1].split(",") } : {}),
+    },
+  })));
+}
+
+if (section("relay")) {
+  log("\nrelay: a gateway and two firewalled peers in separate processes ");
+  rows.push(...(await relayRows({
+    runs: RUNS,
+    log,
+    options: {
+      streamBytes: option("--stream-mib", 32) * 2 ** 20,
+      roundTrips: option("--round-trips", 2000),
+      moveSamples: option("--move-samples", 8),
+      ...(process.argv.includes("--relay-profiles") ? { profiles: process.argv[process.argv.indexOf("--relay-profiles") + 1] } : {}),
     },
   })));
 }

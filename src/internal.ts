@@ -40,6 +40,8 @@ export function introsForBenchmark(publicKey: Uint8Array, count: number): Uint8A
   return intros;
 }
 export { openNodeSocket, type SocketFactory } from "./transport/udp-socket.ts";
+/** The header that sends a datagram through relay `relay` of the gateway it goes to (the relay benchmark's raw forwarding baseline). */
+export { relayHeader } from "./transport/relays.ts";
 
 /**
  * Transport.bind() with seams: `socket` replaces the UDP socket (a seeded fault injector in front of a

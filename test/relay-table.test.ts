@@ -1,7 +1,7 @@
 // A gateway's relay table in virtual time (src/transport/relays.ts), with stand-ins for the two
 // connections a relay joins: what it forwards, to where, and how a full table makes room.
 import { expect, test } from "vitest";
-import { checkRelayOptions, RELAY_IDLE_MS, Relays } from "../src/transport/relays.ts";
+import { checkRelayOptions, RELAY_IDLE_MS, relayHeader, Relays } from "../src/transport/relays.ts";
 import type { SessionDriver } from "../src/transport/session-driver.ts";
 import type { Address } from "../src/wire/address.ts";
 
@@ -13,9 +13,16 @@ const asDriver = (stand: object) => stand as SessionDriver;
 
 function table(maxRelays: number) {
   const sent: Address[] = [];
-  const relays = new Relays(checkRelayOptions({ maxRelays }, "relay"), (_chunks, to) => sent.push(to));
-  return { relays, sent };
+  const datagrams: Uint8Array[] = [];
+  const relays = new Relays(checkRelayOptions({ maxRelays }, "relay"), (chunks, to) => {
+    sent.push(to);
+    datagrams.push(...chunks);
+  });
+  return { relays, sent, datagrams };
 }
+
+/** [RELAY 0x05][wire version 2][relay id, u32 little-endian] (docs/wire.md, "Relays"). */
+const header = (id: number) => [0x05, 2, id & 0xff, (id >>> 8) & 0xff, (id >>> 16) & 0xff, id >>> 24];
 
 const datagram = (bytes = 100) => new Uint8Array(bytes).fill(0x05);
 
@@ -68,4 +75,23 @@ test("a pair keeps its one relay; a connection, and the connections of one IP ad
   expect(() => relays.open(asDriver(sameIp), asDriver(connection({ host: "198.18.3.1", port: 1 })), 5)).toThrow(/this IP address are in too many relays/);
   const elsewhere = connection({ host: "198.18.0.9", port: 1 });
   expect(() => relays.open(asDriver(elsewhere), asDriver(connection({ host: "198.18.3.2", port: 1 })), 6)).not.toThrow();
+});
+
+test("a forwarded datagram carries the receiving side's relay id; a peer sends through a granted relay with one header, built once", () => {
+  const { relays, datagrams } = table(4);
+  const a = connection({ host: "198.18.0.3", port: 4000 });
+  const b = connection({ host: "198.18.0.4", port: 5000 });
+  const ids = relays.open(asDriver(a), asDriver(b), 0);
+  const relayed = datagram(40);
+  relayed.set(header(ids.a));
+  relays.receive(ids.a, relayed, a.remoteAddress, 1);
+  expect([...datagrams[0]!]).toEqual([...header(ids.b), ...relayed.subarray(6)]);
+
+  const peer = table(4).relays;
+  const id = 0x7edc_ba98;
+  peer.grant({ host: "198.18.0.1", port: 7000 }, id);
+  expect([...peer.headerFor(id)]).toEqual(header(id));
+  expect(peer.headerFor(id)).toBe(peer.headerFor(id)); // shared by every send, not one per datagram
+  expect([...peer.headerFor(5)]).toEqual(header(5)); // an id no longer granted still gets a correct header
+  expect([...relayHeader(id)]).toEqual(header(id));
 });

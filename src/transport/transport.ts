@@ -16,7 +16,7 @@ import { Handshakes } from "./handshakes.ts";
 import { Introductions } from "./introductions.ts";
 import { Listener } from "./listener.ts";
 import { NatObservations, type NatType } from "./nat-type.ts";
-import { relayHeader, Relays } from "./relays.ts";
+import { Relays } from "./relays.ts";
 import { Warnings } from "./log.ts";
 import { arenaBytesFor, checkKey, checkTransportOptions, type TransportConfig, type TransportOptions, type TransportSeams } from "./options.ts";
 import { resolveHost } from "./resolve.ts";
@@ -379,7 +379,7 @@ export class Transport {
   /** Sends one datagram; to a relayed address (`to.relay`), through the gateway's relay. */
   #send(chunks: readonly Uint8Array[], to: Address): void {
     const counters = this.#counters;
-    const sent = to.relay === undefined ? chunks : [relayHeader(to.relay), ...chunks];
+    const sent = to.relay === undefined ? chunks : [this.#relays.headerFor(to.relay), ...chunks];
     counters.datagramsSent++;
     for (const chunk of sent) counters.bytesSent += chunk.length;
     this.#socket.send(sent, to.host, to.port);
