@@ -128,6 +128,8 @@ export class SessionDriver {
   /** Wakes everything waiting on the Session (senders, receivers, readers); each re-checks its condition. */
   #waiters: Array<() => void> = [];
   #confirm: RetrySchedule | undefined;
+  /** While close() waits: the timer that checks the peer still takes what is left (#watchClose). */
+  #closeWatch: ReturnType<typeof setTimeout> | undefined;
   #confirmTimer: ReturnType<typeof setTimeout> | undefined;
   /**
    * Frame → the address its datagram came from, for datagrams not from the current address: when one
@@ -206,7 +208,8 @@ export class SessionDriver {
   close(): void {
     if (!this.closing && !this.#ended) {
       this.#host.trace?.(`connection ${this.localId} closing`);
-      this.#watchClose(this.session.stats().sendBufferedBytes);
+      const { sendBufferedBytes, packetsReceived } = this.session.stats();
+      this.#watchClose(sendBufferedBytes, packetsReceived);
     }
     this.closing = true;
     this.session.close();
@@ -216,21 +219,23 @@ export class SessionDriver {
   /**
    * Bounds a graceful close by the peer's progress: a peer that acknowledges but stopped reading grants
    * no credit, so what is left to deliver would wait forever. Every deadPeerTimeoutMs the bytes not yet
-   * acknowledged are compared with the last look: none taken, and the close gives up
-   * (ERR_SLUICE_CLOSE_TIMEOUT, one CLOSE to the peer). A slow peer that still reads is waited for.
-   * Once nothing is left but the CLOSE itself, the dead-peer timeout bounds the rest.
+   * acknowledged are compared with the last look: none taken while the peer was heard from (it is
+   * alive: a silent one is the dead-peer timeout's), and the close gives up (ERR_SLUICE_CLOSE_TIMEOUT,
+   * one CLOSE to the peer). A slow peer that still reads is waited for. Once nothing is left but the
+   * CLOSE itself, the dead-peer timeout bounds the rest.
    */
-  #watchClose(unacknowledgedBefore: number): void {
+  #watchClose(unacknowledgedBefore: number, packetsBefore: number): void {
     const timeoutMs = this.config.deadPeerTimeoutMs;
-    const timer = setTimeout(() => {
+    this.#closeWatch = setTimeout(() => {
+      this.#closeWatch = undefined;
       if (this.#ended || this.session.state !== "closing") return;
-      const unacknowledged = this.session.stats().sendBufferedBytes;
+      const { sendBufferedBytes: unacknowledged, packetsReceived } = this.session.stats();
       if (unacknowledged === 0) return;
-      if (unacknowledged < unacknowledgedBefore) return this.#watchClose(unacknowledged);
+      if (unacknowledged < unacknowledgedBefore || packetsReceived === packetsBefore) return this.#watchClose(unacknowledged, packetsReceived);
       this.abort(new SluiceError("ERR_SLUICE_CLOSE_TIMEOUT",
         `close() gave up: the peer took none of the ${unacknowledged} bytes still to deliver for ${timeoutMs} ms (reliability.deadPeerTimeoutMs): it is not reading`));
     }, timeoutMs);
-    (timer as { unref?: () => void }).unref?.();
+    (this.#closeWatch as { unref?: () => void }).unref?.();
   }
 
   /**
@@ -518,6 +523,7 @@ export class SessionDriver {
     this.addressChanges.end();
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    clearTimeout(this.#closeWatch);
     this.#stopConfirm();
     this.#inlet.close();
     this.#outlet.close();
