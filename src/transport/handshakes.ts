@@ -109,8 +109,9 @@ export class Handshakes {
       // The listener counted every handshake datagram as routed to the endpoint: a drop comes after that.
       countDrop: (reason) => {
         this.#counters.dropAfterRouting(reason);
+        if (this.#config.trace === undefined) return; // a flood's drops cost nothing more with the trace off
         const from = this.#datagramFrom === undefined ? "" : ` from ${describe(this.#datagramFrom)}`;
-        this.#config.trace?.(`handshake datagram${from} refused: ${reason}`);
+        this.#config.trace(`handshake datagram${from} refused: ${reason}`);
       },
     }, init.host.now());
   }
