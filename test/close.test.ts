@@ -86,7 +86,8 @@ test("sends pending when this side closes reject with ERR_SLUICE_CLOSED when awa
 
 test("close() does not wait forever on a peer that stopped reading: ERR_SLUICE_CLOSE_TIMEOUT after deadPeerTimeoutMs without progress; a peer that reads is waited for", async () => {
   const window: TransportOptions = { reliability: { messageWindowBytes: 64 * 1024 } };
-  const reliability = { deadPeerTimeoutMs: 400 };
+  // Keep-alives every 100 ms: with nothing to send either way, they are how the peer is heard from.
+  const reliability = { deadPeerTimeoutMs: 400, keepAliveMs: 100 };
   // The peer acknowledges but reads nothing: 256 KiB written, its 64 KiB window full.
   const stuck = await connectedPair(bind, window, { reliability });
   for (let i = 0; i < 8; i++) await stuck.atJoiner.send(new Uint8Array(32 * 1024));

@@ -59,7 +59,7 @@ test("every error the public API raises carries a code from ERROR_CODES", async 
   const third = await bind();
   const [, aborted3] = await Promise.all([third.connect(gateway.address, gateway.publicKey), gateway.accept()]);
   aborted3!.abort();
-  const unread = await connectedPair(bind, { reliability: { messageWindowBytes: 64 * 1024 } }, { reliability: { deadPeerTimeoutMs: 300 } });
+  const unread = await connectedPair(bind, { reliability: { messageWindowBytes: 64 * 1024 } }, { reliability: { deadPeerTimeoutMs: 300, keepAliveMs: 100 } });
   muted.on = true;
 
   const scenarios: Scenario[] = [

@@ -259,9 +259,9 @@ export class Connection {
    * CLOSE, and its recv() ends after the messages that arrived. Resolves once the peer acknowledged
    * the CLOSE (`closed` is then true), or rejects with why the connection failed first (a vanished
    * peer is noticed within reliability.deadPeerTimeoutMs). It never waits forever on a peer that
-   * stopped reading: when the peer takes none of what is left to deliver for deadPeerTimeoutMs, the
-   * close gives up and rejects with ERR_SLUICE_CLOSE_TIMEOUT (the connection is aborted; a slow peer
-   * that still reads is waited for). Messages that had arrived stay readable with recv().
+   * stopped reading: when the peer, still heard from (its keep-alives at least), takes none of what is
+   * left to deliver for deadPeerTimeoutMs, the close gives up and rejects with ERR_SLUICE_CLOSE_TIMEOUT
+   * (the connection is aborted; a slow peer that still reads is waited for). Messages that had arrived stay readable with recv().
    */
   async close(): Promise<void> {
     const driver = this.#driver;

@@ -220,8 +220,9 @@ export class SessionDriver {
    * Bounds a graceful close by the peer's progress: a peer that acknowledges but stopped reading grants
    * no credit, so what is left to deliver would wait forever. Every deadPeerTimeoutMs the bytes not yet
    * acknowledged are compared with the last look: none taken while the peer was heard from (it is
-   * alive: a silent one is the dead-peer timeout's), and the close gives up (ERR_SLUICE_CLOSE_TIMEOUT,
-   * one CLOSE to the peer). A slow peer that still reads is waited for. Once nothing is left but the
+   * alive: a silent one is the dead-peer timeout's; with nothing to send either way, its keep-alives
+   * are what is heard, so the bound is about max(deadPeerTimeoutMs, keepAliveMs) to twice that), and
+   * the close gives up (ERR_SLUICE_CLOSE_TIMEOUT, one CLOSE to the peer). A slow peer that still reads is waited for. Once nothing is left but the
    * CLOSE itself, the dead-peer timeout bounds the rest.
    */
   #watchClose(unacknowledgedBefore: number, packetsBefore: number): void {
