@@ -1,12 +1,43 @@
 import { defineConfig } from "vitest/config";
 
+// Three groups, one after the other (sequence.groupOrder). Most files only wait on sockets, timers and
+// child processes, so they share the two cores, two at a time (three made the CPU-bound ones, tsc and
+// the virtual-time sweeps, several times slower on a machine already loaded). Files that measure the CPU a process
+// spends or hold a wall-clock bound of a few hundred milliseconds (woken by a notify and not by the
+// safety net, latency under a flood, parked CPU) run afterwards, one at a time, with nothing else of
+// the suite's beside them. The network-namespace bed's files run between, one at a time too: their NAT
+// timing bounds (a p50 of 50 ms, a move followed within 100 ms) missed when two shared a loaded machine.
+const ALONE = [
+  "test/parking.test.ts", // CPU while parked
+  "test/waits.test.ts", // woken within 500 ms by the free, not the safety net
+  "test/mpsc-invariants.test.ts", // the same across worker threads; one slow look bounded
+  "test/never-blocks.test.ts", // elapsed budgets
+  "test/listener-never-blocks.test.ts", // a stalled consumer: the listener answers within 1 s
+  "test/liveness.test.ts", // HTTP latency during a flood
+  "test/receive-memory.test.ts", // CPU per fragment, 16k against 128k
+  "test/outsider/cpu.test.ts", // a child gateway's CPU per datagram
+  "test/outsider/memory.test.ts", // a child gateway's CPU per fragment
+  "test/close.test.ts", // a 400 ms dead-peer timeout in one event loop: a loop starved that long misses the ack
+  "test/cancel.test.ts", // a peer's end within 500 ms
+];
+const NETNS = ["test/netns/**/*.test.ts"];
+
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     globalSetup: ["test/support/bundle-workers.ts"],
     reporters: ["default", "./test/support/summary-reporter.ts"],
-    testTimeout: 30_000,
-    // Two cores: timing-sensitive files (CPU while parked, never-blocks budgets) must not share them.
-    fileParallelism: false,
+    // A bound for a hang, not a speed test: CPU-bound files (tsc, seeded sweeps) take several times
+    // their quiet-machine time when the machine is shared.
+    testTimeout: 60_000,
+    // Setups pack the package, generate the API docs, build namespaces: seconds, more when sharing the cores.
+    hookTimeout: 60_000,
+    projects: [
+      {
+        extends: true,
+        test: { name: "shared", include: ["test/**/*.test.ts"], exclude: [...ALONE, ...NETNS], maxWorkers: 2, sequence: { groupOrder: 0 } },
+      },
+      { extends: true, test: { name: "netns", include: NETNS, fileParallelism: false, sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: "alone", include: ALONE, fileParallelism: false, sequence: { groupOrder: 2 } } },
+    ],
   },
 });

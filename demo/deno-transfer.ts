@@ -1,10 +1,12 @@
-// The main job in Deno: a 64 MiB stream over loopback, SHA-256 compared at both ends. Prints what
-// happened as JSON. Run with --unstable-net for Deno.listenDatagram, without it for Deno's node:dgram.
-//   node_modules/.bin/deno run -A --unstable-net demo/deno-transfer.ts
+// The main job in Deno: a 64 MiB stream (or the MiB given) over loopback, SHA-256 compared at both
+// ends. Prints what happened as JSON. Run with --unstable-net for Deno.listenDatagram, without it for
+// Deno's node:dgram.
+//   node_modules/.bin/deno run -A --unstable-net demo/deno-transfer.ts [MiB]
 import { createHash } from "node:crypto";
+import { argv } from "node:process";
 import { Transport } from "sluice";
 
-const TOTAL_BYTES = 64 * 2 ** 20;
+const TOTAL_BYTES = Number(argv[2] ?? 64) * 2 ** 20;
 const CHUNK_BYTES = 256 * 1024;
 
 const gateway = await Transport.bind({ host: "127.0.0.1", gateway: true, log: null });

@@ -10,6 +10,8 @@ if (isMainThread) {
   const [tx, rx] = channel(1024); // 1024 packets of up to 1500 bytes in each lane
   // The handle gives the worker a lane of its own into this channel.
   const worker = new Worker(new URL(import.meta.url), { workerData: { handle: tx.toHandle(), packets } });
+  // Listened for at once: the worker may be gone before the last packet is read here.
+  const exited = new Promise((resolve) => worker.once("exit", resolve));
   tx.close(); // this thread sends nothing: the stream ends once the worker's sender closes and the queue drains
   const started = performance.now();
   let received = 0;
@@ -22,7 +24,7 @@ if (isMainThread) {
   }
   const seconds = (performance.now() - started) / 1000;
   console.log(`received ${received} packets in order: ${inOrder} (${Math.round(received / seconds).toLocaleString("en-US")} packets/s)`);
-  await new Promise((resolve) => worker.once("exit", resolve));
+  await exited;
 } else {
   const tx = Sender.fromHandle(workerData.handle);
   const packet = new Uint8Array(64);

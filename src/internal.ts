@@ -2,6 +2,7 @@
 // Transport or a Connection, so the public types stay free of them. dist/index.js and
 // dist/internal.js share one chunk (scripts/build.mjs), so a seam works on objects made through
 // "sluice". Not an API: it changes whenever the tests need it to.
+import { invalidArgValue } from "./errors/validate.ts";
 import { Arena } from "./memory/arena.ts";
 import { INTRO_MAC1 } from "./wire/constants.ts";
 import { PROTOCOL_VERSION } from "./wire/version.ts";
@@ -31,7 +32,7 @@ export function introsForBenchmark(publicKey: Uint8Array, count: number): Uint8A
   const intros: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {
     const state = writeIntro(crypto, generateKeyPair(), publicKey, { senderId: i + 1, timestamp: nextTimestamp(Date.now()), version: PROTOCOL_VERSION });
-    if (state === undefined) throw new RangeError("not a usable public key");
+    if (state === undefined) throw invalidArgValue("publicKey", "(a low-order point)", "is not a usable X25519 public key", introsForBenchmark);
     stampMacs(crypto, state.intro, INTRO_MAC1, key, undefined);
     intros.push(state.intro);
   }
@@ -47,11 +48,11 @@ export { relayHeader } from "./transport/relays.ts";
  * Transport.bind() with seams: `socket` replaces the UDP socket (a seeded fault injector in front of a
  * real one), connections to peers for which `stallConsumersOf` answers true never consume their
  * inbound queue (a stalled consumer, for the never-blocks tests), and `keyPhaseLimits` makes keys
- * move on within a short transfer.
+ * move on within a short transfer, and `lookup` stands in for dns.lookup.
  */
 export function bindTransport(options: TransportOptions & TransportSeams = {}): Promise<Transport> {
-  const { socket, stallConsumersOf, keyPhaseLimits, ...rest } = options;
-  return bindWithSeams(rest, { socket, stallConsumersOf, keyPhaseLimits });
+  const { socket, stallConsumersOf, keyPhaseLimits, lookup, ...rest } = options;
+  return bindWithSeams(rest, { socket, stallConsumersOf, keyPhaseLimits, lookup });
 }
 
 /** Gateway side: a relay between two of `gateway`'s connections; the relay id each peer sends with. */

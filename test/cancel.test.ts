@@ -1,6 +1,7 @@
-// Cancellation as Node's APIs do it: { signal } on accept, recv, acceptStream, send, flush and bind
+// Cancellation as Node's APIs do it: { signal } on connect, accept, recv, acceptStream, send, flush and bind
 // (AbortError, ABORT_ERR, the signal's reason as cause; at once if already aborted; no listener left
 // behind); connection.abort(reason); and `await using` on transports and connections.
+import { createSocket } from "node:dgram";
 import { getEventListeners } from "node:events";
 import { afterEach, expect, test } from "vitest";
 import { Transport, type Connection } from "sluice";
@@ -71,6 +72,51 @@ test("an already-aborted signal rejects at once, before any wait; a settled call
   expect(await pending).toEqual(new Uint8Array([3]));
   expect(getEventListeners(later.signal, "abort")).toHaveLength(0);
   expect(await caught(() => atGateway.recv({ signal: {} as AbortSignal }))).toMatchObject({ code: "ERR_INVALID_ARG_TYPE" });
+});
+
+test("{ signal } on connect(): an AbortError, at once if already aborted; the handshake is given up, no listener left", async () => {
+  const gateway = await bind({ gateway: true });
+  const joiner = await bind();
+  const silent = createSocket("udp4"); // a node that never answers
+  await new Promise<void>((resolve) => silent.bind(0, "127.0.0.1", resolve));
+  try {
+    const nowhere = { host: "127.0.0.1", port: silent.address().port };
+    const controller = new AbortController();
+    const reason = new Error("the user went away");
+    const pending = joiner.connect(nowhere, gateway.publicKey, { signal: controller.signal, intervalMs: 50 });
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(joiner.stats().handshakes).toBe(1);
+    controller.abort(reason);
+    expectAbortError(await caught(() => pending), reason);
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
+    expect(joiner.stats().handshakes).toBe(0); // nothing left behind: no more intros go out
+    const sent = joiner.stats().datagramsSent;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(joiner.stats().datagramsSent).toBe(sent);
+
+    // Already aborted: rejects at once, sends nothing, whether the host is an address or a name.
+    for (const address of [gateway.address, { host: "localhost", port: gateway.address.port }]) {
+      expectAbortError(await caught(() => joiner.connect(address, gateway.publicKey, { signal: AbortSignal.abort("early") })), "early");
+    }
+    expect(joiner.stats()).toMatchObject({ handshakes: 0, datagramsSent: sent });
+
+    // Two connect()s to one key share a handshake: aborting one leaves the other to complete.
+    const impatient = new AbortController();
+    const first = joiner.connect(gateway.address, gateway.publicKey, { signal: impatient.signal });
+    const second = joiner.connect(gateway.address, gateway.publicKey);
+    impatient.abort("not me");
+    expectAbortError(await caught(() => first), "not me");
+    const connection = await second;
+    expect(connection.remotePublicKey).toEqual(gateway.publicKey);
+
+    // A connect() that completes leaves no listener on its signal.
+    const patient = new AbortController();
+    await connection.close();
+    await joiner.connect(gateway.address, gateway.publicKey, { signal: patient.signal });
+    expect(getEventListeners(patient.signal, "abort")).toHaveLength(0);
+  } finally {
+    silent.close();
+  }
 });
 
 test("connection.abort(reason): one CLOSE, pending calls reject with ERR_SLUICE_ABORTED carrying the reason, the peer ends at once", async () => {

@@ -1,11 +1,12 @@
 // Closing, as a user relies on it: the CLOSE reaches the peer before the socket closes (node:dgram
 // drops a send issued just before socket.close()); `closed` is true when close() resolves and
 // `whenClosed` settles on both sides; a dead peer is noticed within reliability.deadPeerTimeoutMs,
-// by a pending close() and a pending recv(); fire-and-forget sends never crash the process.
+// by a pending close() and a pending recv(); a close() gives up on a peer that stopped reading; recv()
+// after close() delivers what had arrived; fire-and-forget sends never crash the process.
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterEach, expect, test } from "vitest";
-import { DEFAULT_RELIABILITY, Transport } from "sluice";
+import { DEFAULT_RELIABILITY, Transport, type TransportOptions } from "sluice";
 import { caught } from "./support/errors.ts";
 import { bindTest, closeAll, connectedPair, filteredSocket, publicBinder } from "./support/transports.ts";
 
@@ -81,4 +82,60 @@ test("sends pending when this side closes reject with ERR_SLUICE_CLOSED when awa
     expect(stderr, closing).not.toMatch(/unhandled/i);
     expect(stderr, closing).toBe("");
   }
+});
+
+test("close() does not wait forever on a peer that stopped reading: ERR_SLUICE_CLOSE_TIMEOUT after deadPeerTimeoutMs without progress; a peer that reads is waited for", async () => {
+  const window: TransportOptions = { reliability: { messageWindowBytes: 64 * 1024 } };
+  // Keep-alives every 100 ms: with nothing to send either way, they are how the peer is heard from.
+  const reliability = { deadPeerTimeoutMs: 400, keepAliveMs: 100 };
+  // The peer acknowledges but reads nothing: 256 KiB written, its 64 KiB window full.
+  const stuck = await connectedPair(bind, window, { reliability });
+  for (let i = 0; i < 8; i++) await stuck.atJoiner.send(new Uint8Array(32 * 1024));
+  const started = performance.now();
+  const error = await caught(() => stuck.atJoiner.close());
+  expect(error).toMatchObject({ name: "SluiceError", code: "ERR_SLUICE_CLOSE_TIMEOUT", message: expect.stringMatching(/^close\(\) gave up: the peer took none of the \d+ bytes still to deliver for 400 ms/) });
+  expect(performance.now() - started).toBeGreaterThanOrEqual(400);
+  expect(stuck.atJoiner.closed).toBe(true);
+  expect(stuck.atJoiner.error).toBe(error);
+  // The peer got one CLOSE: it reads what had arrived whole, then its end.
+  let received = 0;
+  for (let message = await stuck.atGateway.recv(); message !== undefined; message = await stuck.atGateway.recv()) received += message.length;
+  expect(received).toBeGreaterThan(0);
+  expect(received).toBeLessThan(8 * 32 * 1024);
+
+  // A peer that reads, slowly (a pause after each message), takes longer than deadPeerTimeoutMs in all: the close waits for it.
+  const slow = await connectedPair(bind, window, { reliability });
+  for (let i = 0; i < 16; i++) await slow.atJoiner.send(new Uint8Array(16 * 1024));
+  const closing = slow.atJoiner.close();
+  const readStarted = performance.now();
+  for (let i = 0; i < 16; i++) {
+    expect((await slow.atGateway.recv())!.length).toBe(16 * 1024);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await closing;
+  expect(performance.now() - readStarted).toBeGreaterThan(400);
+  expect(slow.atJoiner.error).toBeUndefined();
+  expect(await slow.atGateway.recv()).toBeUndefined();
+});
+
+test("recv() after this side's close() delivers the messages that had arrived, then ends; a stream's reader its bytes, then ERR_SLUICE_CLOSED; after abort(), nothing", async () => {
+  const { atJoiner, atGateway } = await connectedPair(bind);
+  await atJoiner.send(new TextEncoder().encode("one"));
+  await atJoiner.send(new TextEncoder().encode("two"));
+  const writer = atJoiner.openStream().getWriter();
+  await writer.write(new TextEncoder().encode("unfinished"));
+  await atJoiner.flush(); // both messages and the stream's bytes are at the gateway
+  const reader = (await atGateway.acceptStream())!.getReader();
+  await atGateway.close(); // with two messages and a stream unread
+  expect(new TextDecoder().decode(await atGateway.recv())).toBe("one");
+  expect(new TextDecoder().decode(await atGateway.recv())).toBe("two");
+  expect(await atGateway.recv()).toBeUndefined();
+  expect(new TextDecoder().decode((await reader.read()).value)).toBe("unfinished");
+  expect(await caught(() => reader.read())).toMatchObject({ code: "ERR_SLUICE_CLOSED" });
+
+  const other = await connectedPair(bind);
+  await other.atJoiner.send(new Uint8Array([1]));
+  await other.atJoiner.flush();
+  other.atGateway.abort("enough");
+  expect(await caught(() => other.atGateway.recv())).toMatchObject({ code: "ERR_SLUICE_ABORTED", cause: "enough" });
 });

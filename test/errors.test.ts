@@ -54,6 +54,12 @@ test("every error the public API raises carries a code from ERROR_CODES", async 
     { reliability: { idleTimeoutMs: 300, keepAliveMs: 60_000 } },
     { socket: filteredSocket(() => !muted.on) },
   );
+  const unresolving = await bindTest({ lookup: () => Promise.reject(Object.assign(new Error("getaddrinfo ENOTFOUND"), { code: "ENOTFOUND" })) });
+  open.push(unresolving);
+  const third = await bind();
+  const [, aborted3] = await Promise.all([third.connect(gateway.address, gateway.publicKey), gateway.accept()]);
+  aborted3!.abort();
+  const unread = await connectedPair(bind, { reliability: { messageWindowBytes: 64 * 1024 } }, { reliability: { deadPeerTimeoutMs: 300, keepAliveMs: 100 } });
   muted.on = true;
 
   const scenarios: Scenario[] = [
@@ -64,8 +70,16 @@ test("every error the public API raises carries a code from ERROR_CODES", async 
     ["a port in use", () => Transport.bind({ host: "127.0.0.1", port: taken.address().port, log: null }), SluiceError, "ERR_SLUICE_BIND_FAILED"],
     ["new Transport()", () => new (Transport as unknown as new () => unknown)(), TypeError, "ERR_ILLEGAL_CONSTRUCTOR"],
     ["an aborted accept", () => gateway.accept({ signal: AbortSignal.abort() }), Error, "ABORT_ERR"],
-    ["connect() with no answer", () => joiner.connect({ host: "127.0.0.1", port: taken.address().port }, gateway.publicKey, { intervalMs: 50, deadlineMs: 200 }), Error, "ERR_SLUICE_CONNECT_TIMEOUT"],
-    ["connect() on a closed transport", () => closedTransport.connect(gateway.address, gateway.publicKey), Error, "ERR_SLUICE_CLOSED"],
+    ["connect() with no answer", () => joiner.connect({ host: "127.0.0.1", port: taken.address().port }, gateway.publicKey, { intervalMs: 50, deadlineMs: 200 }), SluiceError, "ERR_SLUICE_CONNECT_TIMEOUT"],
+    ["connect() on a closed transport", () => closedTransport.connect(gateway.address, gateway.publicKey), SluiceError, "ERR_SLUICE_CLOSED"],
+    ["an aborted connect()", () => joiner.connect(gateway.address, gateway.publicKey, { signal: AbortSignal.abort() }), Error, "ABORT_ERR"],
+    ["a host name that does not resolve", () => unresolving.connect({ host: "nowhere.invalid", port: 9 }, gateway.publicKey), SluiceError, "ERR_SLUICE_HOST_NOT_FOUND"],
+    ["an empty host", () => joiner.connect({ host: "", port: 9 }, gateway.publicKey), TypeError, "ERR_INVALID_ARG_VALUE"],
+    ["introduce() with a closed connection", () => gateway.introduce(atGateway, aborted3!), SluiceError, "ERR_SLUICE_CLOSED"],
+    ["a peer that stopped reading at close()", async () => {
+      for (let i = 0; i < 8; i++) await unread.atJoiner.send(new Uint8Array(32 * 1024));
+      await unread.atJoiner.close();
+    }, SluiceError, "ERR_SLUICE_CLOSE_TIMEOUT"],
     ["a message that is not bytes", () => atJoiner.send("hi" as unknown as Uint8Array), TypeError, "ERR_INVALID_ARG_TYPE"],
     ["a message over our own limit", () => atGateway.send(new Uint8Array(5001)), RangeError, "ERR_OUT_OF_RANGE"],
     ["a message over the peer's limit", async () => {
@@ -138,31 +152,14 @@ test("connection.abort(reason): a pending call rejects with ERR_SLUICE_ABORTED, 
   expect(await atJoiner.recv()).toBeUndefined(); // its one CLOSE reached the peer: a clean end there
 });
 
-/**
- * src/'s errors are built by src/errors/ (coded) alone. Listed, to be coded where they are (with
- * poolExhausted(), limitReached() and internalAssertion()): an empty frame pool and internal assertions
- * in the handshake's and the wire's files, id draws that cannot fail in practice, the relay table's
- * limits (reached only through the test seam until introductions open relays), a control frame's
- * body bound (a caller's bug), and a test seam.
- * Remove an entry as its file is converted.
- */
-const UNCODED: Record<string, number> = {
-  "src/handshake/core-crypto.ts": 5,
-  "src/internal.ts": 1,
-  "src/reliable/control.ts": 1,
-  "src/transport/relays.ts": 3,
-  "src/transport/table.ts": 1,
-  "src/wire/framer.ts": 1,
-  "src/wire/packet-aead.ts": 1,
-};
-
-test("no file of src/ constructs an error without a code (but those listed, internal)", () => {
+test("no file of src/ constructs an error without a code, nor a plain Error for what happens on a connection", () => {
   const root = new URL("../", import.meta.url).pathname;
-  const found: Record<string, number> = {};
+  const found: Record<string, string[]> = {};
   for (const file of readdirSync(`${root}src`, { recursive: true }) as string[]) {
     if (!file.endsWith(".ts") || file.startsWith("errors") || file.startsWith("cli")) continue; // the command's errors are its own, printed as one line
-    const raw = readFileSync(`${root}src/${file}`, "utf8").match(/new (Error|TypeError|RangeError)\(/g);
-    if (raw !== null) found[`src/${file}`] = raw.length;
+    // Uncoded: new Error/TypeError/RangeError(...). Sluice's own (ERR_SLUICE_*) are SluiceErrors, never codedError(Error, ...).
+    const raw = readFileSync(`${root}src/${file}`, "utf8").match(/new (Error|TypeError|RangeError|AggregateError)\(|codedError\(Error\b/g);
+    if (raw !== null) found[`src/${file}`] = raw;
   }
-  expect(found).toEqual(UNCODED);
+  expect(found).toEqual({});
 });

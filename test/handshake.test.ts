@@ -152,8 +152,8 @@ test("a message over maxMessageBytes is a RangeError naming the limit; bad argum
     /The value of "options.reliability.rtoFloorMs" is out of range. It must be an integer from 1 to 60000. Received 0/);
   expectCoded(await caught(() => connection.send("text" as unknown as Uint8Array)), TypeError, "ERR_INVALID_ARG_TYPE",
     /The "message" argument must be an instance of Uint8Array. Received type string \('text'\)/);
-  expectCoded(await caught(() => joiner.connect({ host: "localhost", port: 1 }, gateway.publicKey)), TypeError, "ERR_INVALID_ARG_VALUE",
-    /The property 'address.host' must be an IPv4 or IPv6 address. Received 'localhost'/);
+  expectCoded(await caught(() => joiner.connect({ host: "", port: 1 }, gateway.publicKey)), TypeError, "ERR_INVALID_ARG_VALUE",
+    /The property 'address.host' must be an IP address or a host name. Received ''/);
   expectCoded(await caught(() => joiner.connect({ host: "127.0.0.1", port: 0 }, gateway.publicKey)), RangeError, "ERR_OUT_OF_RANGE", /"address.port"/);
   expectCoded(await caught(() => joiner.connect(gateway.address, new Uint8Array(31))), RangeError, "ERR_OUT_OF_RANGE",
     /The value of "publicKey.byteLength" is out of range. It must be 32. Received 31/);
@@ -181,6 +181,35 @@ test("a message over maxMessageBytes is a RangeError naming the limit; bad argum
   expectCoded(await caught(() => Transport.bind({ retry: { jitter: 1 } })), RangeError, "ERR_OUT_OF_RANGE", /"options.retry.jitter".* >= 0 and < 1. Received 1/);
   expectCoded(await caught(() => Transport.bind({ reliability: { keepAliveMs: 9000, maxKeepAliveMs: 8000 } })), RangeError, "ERR_OUT_OF_RANGE",
     /"options.reliability.maxKeepAliveMs" is out of range. It must be >= keepAliveMs \(9000\). Received 8000/);
+});
+
+test("host names: bind() and connect() take them alike, each resolved once; one that does not resolve is ERR_SLUICE_HOST_NOT_FOUND", async () => {
+  const gateway = await bind({ gateway: true, host: "localhost" });
+  expect(gateway.address.host).toBe("127.0.0.1");
+  const asked: string[] = [];
+  // A resolver that knows no name (the test asks no DNS server: traffic stays on loopback).
+  const lookup = async (host: string) => {
+    asked.push(host);
+    throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: "ENOTFOUND" });
+  };
+  const joiner = await bind({ lookup });
+  const system = await bind();
+  const connection = await system.connect({ host: "localhost", port: gateway.address.port }, gateway.publicKey);
+  expect(connection.remoteAddress).toEqual({ host: "127.0.0.1", port: gateway.address.port });
+  const refused = [
+    await caught(() => joiner.connect({ host: "nowhere.invalid", port: gateway.address.port }, gateway.publicKey)),
+    await caught(() => bindTest({ host: "nowhere.invalid", lookup })),
+  ];
+  for (const error of refused) {
+    expectCoded(error, Error, "ERR_SLUICE_HOST_NOT_FOUND", /^cannot resolve "nowhere\.invalid": getaddrinfo ENOTFOUND nowhere\.invalid$/);
+    expect((error as Error).cause).toMatchObject({ code: "ENOTFOUND" });
+  }
+  expect(asked).toEqual(["nowhere.invalid", "nowhere.invalid"]); // once per call: no retry, no second lookup
+  expect(joiner.stats()).toMatchObject({ handshakes: 0, datagramsSent: 0 });
+  // The same checks on both sides: neither takes an empty host.
+  for (const call of [() => joiner.connect({ host: "", port: 1 }, gateway.publicKey), () => Transport.bind({ host: "" })]) {
+    expectCoded(await caught(call), TypeError, "ERR_INVALID_ARG_VALUE", /must be an IP address or a host name/);
+  }
 });
 
 test("close: accept() ends, pending connects reject, connections end, and the port is free again", async () => {

@@ -1,4 +1,4 @@
-// Hostile input at a live transport: 100,000 datagrams of random bytes, truncated headers, wrong
+// Hostile input at a live transport: 30,000 datagrams (seeded: thousands of each kind) of random bytes, truncated headers, wrong
 // lengths, unknown versions, bad tags, replays of a real packet, oversize packets and unknown
 // connection ids, from another thread. Nothing escapes the listener, every datagram that reaches it
 // is counted under a reason, and real traffic still flows.
@@ -10,7 +10,7 @@ import { bindTest, bytes, closeAll, filteredSocket, text } from "./support/trans
 const open: Transport[] = [];
 afterEach(() => closeAll(...open.splice(0)));
 
-test("100,000 hostile datagrams: no exception, all counted, real traffic still flows", async () => {
+test("30,000 hostile datagrams: no exception, all counted, real traffic still flows", async () => {
   const gateway = await bindTest({ gateway: true });
   const wire: Uint8Array[] = [];
   const peer = await bindTest({ socket: filteredSocket(() => true, wire) });
@@ -26,9 +26,9 @@ test("100,000 hostile datagrams: no exception, all counted, real traffic still f
 
   const flooder = await startWorker("flooder");
   const { sent } = await ask<{ sent: number }>(flooder, {
-    port: gateway.address.port, mode: "hostile", count: 100_000, connectionId: atGateway!.stats().id, captured, seed: 0x5eed, burstGapMs: 1,
+    port: gateway.address.port, mode: "hostile", count: 30_000, connectionId: atGateway!.stats().id, captured, seed: 0x5eed, burstGapMs: 1,
   });
-  expect(sent).toBe(100_000);
+  expect(sent).toBe(30_000);
   await new Promise((resolve) => setTimeout(resolve, 300));
 
   await toGateway.send(bytes("after the storm"));
@@ -44,10 +44,10 @@ test("100,000 hostile datagrams: no exception, all counted, real traffic still f
   // consumer then refuses (bad tag, replay) once more, as droppedAfterRouting.
   expect(stats.datagramsRouted + dropped).toBe(stats.datagramsReceived);
   const connectionDrops = atGateway!.stats().drops;
-  expect(connectionDrops.decryptFailed + connectionDrops.replayed).toBeGreaterThan(20_000);
-  expect(stats.datagramsReceived).toBeGreaterThanOrEqual(99_000); // paced: the kernel should lose (almost) none
+  expect(connectionDrops.decryptFailed + connectionDrops.replayed).toBeGreaterThan(6_000);
+  expect(stats.datagramsReceived).toBeGreaterThanOrEqual(29_700); // paced: the kernel should lose (almost) none
   for (const reason of ["malformed", "decryptFailed", "replayed", "unknownSender", "versionMismatch"] as const) {
-    expect(stats.drops[reason], reason).toBeGreaterThan(1000);
+    expect(stats.drops[reason], reason).toBeGreaterThan(300);
   }
   console.log(`hostile: received ${stats.datagramsReceived}, drops ${JSON.stringify(stats.drops)}`);
   atGateway!.close();

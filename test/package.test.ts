@@ -74,7 +74,7 @@ beforeAll(async () => {
   for (const [name, compilerOptions] of Object.entries(SETTINGS)) {
     writeFileSync(join(project, configFile(name)), JSON.stringify({ compilerOptions, files }));
   }
-}, 30_000);
+}, 60_000);
 
 afterAll(() => {
   if (project) rmSync(project, { recursive: true, force: true });
@@ -131,11 +131,11 @@ test("the app runs in Node (as tsc emitted it under nodenext)", async () => {
 test("Deno type-checks the same app against the installed package and runs it (\"unstable\": [\"net\"] in deno.json)", async () => {
   // What the README tells a Deno user: the fast socket through deno.json rather than a flag.
   writeFileSync(join(project, "deno.json"), JSON.stringify({ unstable: ["net"] }));
-  await run(deno, ["check", "app.ts"], { cwd: project, timeout: 30_000 });
+  await run(deno, ["check", "app.ts"], { cwd: project, timeout: 60_000 });
   // --allow-net is the one permission it needs (the core is inside the bundle: nothing to read).
   const { stdout } = await run(deno, ["run", "--allow-net", "app.ts"], { cwd: project, timeout: 15_000 });
   expect(JSON.parse(stdout)).toEqual({ socket: "Deno.listenDatagram", ...EXPECTED });
-}, 45_000);
+}, 90_000);
 
 test("JSR: deno.json names the package at package.json's version, and `deno publish --dry-run` is clean (no slow types)", async () => {
   const denoJson = JSON.parse(readFileSync(join(root, "deno.json"), "utf8")) as { version: string; exports: Record<string, string> };

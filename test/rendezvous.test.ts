@@ -2,6 +2,7 @@
 // (connectVia on one side, accept() on the other), refuses by policy, by unknown key and by rate
 // (counted), an introduction not asked for is declined by policy, introduce() on the gateway's side,
 // abort signals, and keys as text.
+import { getEventListeners } from "node:events";
 import { describe, expect, test } from "vitest";
 import {
   decodeKey, encodeKey, generateKeyPair, INTRODUCTION_BURST, MAX_PENDING_INTRODUCTIONS, publicKeyOf, type Connection,
@@ -113,13 +114,16 @@ describe("connectVia", () => {
     expect(a!.node.stats().introductions.connectsFailed).toBe(1);
   });
 
-  test("an abort signal rejects with its reason and withdraws the request", async () => {
+  test("an abort signal rejects with an AbortError (its cause the reason) and withdraws the request", async () => {
     const { peers: [a, b] } = await star(2);
     const controller = new AbortController();
     const pending = a!.node.connectVia(a!.toGateway, b!.node.publicKey, { signal: controller.signal });
-    controller.abort(new Error("changed my mind"));
-    await expect(pending).rejects.toThrow("changed my mind");
-    await expect(a!.node.connectVia(a!.toGateway, b!.node.publicKey, { signal: AbortSignal.abort("no") })).rejects.toBe("no");
+    const reason = new Error("changed my mind");
+    controller.abort(reason);
+    expect(await caught(() => pending)).toMatchObject({ name: "AbortError", code: "ABORT_ERR", cause: reason });
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
+    const already = await caught(() => a!.node.connectVia(a!.toGateway, b!.node.publicKey, { signal: AbortSignal.abort("no") }));
+    expect(already).toMatchObject({ name: "AbortError", code: "ABORT_ERR", cause: "no" });
   });
 
   test("bad arguments: not a connection, this node's own key, the introducer's key", async () => {

@@ -68,17 +68,23 @@ test("a cancelled reader tells the writer: its pending and later writes and clos
   expect((await readAll((await atGateway.acceptStream())!)).bytes).toBe(5000);
 });
 
-test("a stream lives as long as its connection: a writer silent for 5.5 s goes on, then ends it", async () => {
-  const { atJoiner, atGateway } = await connectedPair(bind);
+// Over real sockets, with keep-alives every 100 ms: a silence of 12 keep-alive periods disturbs nothing.
+// The Session's own timers are proven in virtual time (test/reliability.test.ts: a writer silent for a
+// minute), so the wall-clock silence here need not outlast the 5 s writer-inactivity reset there was.
+test("a stream lives as long as its connection: a writer silent through a dozen keep-alives goes on, then ends it", async () => {
+  const reliability = { keepAliveMs: 100, maxKeepAliveMs: 100 };
+  const { atJoiner, atGateway } = await connectedPair(bind, { reliability }, { reliability });
   const writer = atJoiner.openStream().getWriter();
   await writer.write(new Uint8Array(100).fill(1));
   const reader = (await atGateway.acceptStream())!.getReader();
   expect((await reader.read()).value!.length).toBe(100);
   const next = reader.read();
-  await new Promise((resolve) => setTimeout(resolve, 5500)); // the writer-inactivity reset fired after 5 s
+  const packetsBefore = atJoiner.stats().delivery.packetsSent;
+  await new Promise((resolve) => setTimeout(resolve, 1200));
+  expect(atJoiner.stats().delivery.packetsSent).toBeGreaterThan(packetsBefore + 3); // keep-alives went meanwhile
   await writer.write(new Uint8Array(50).fill(2));
   await writer.close();
   expect((await next).value).toEqual(new Uint8Array(50).fill(2));
   expect((await reader.read()).done).toBe(true);
   expect(atGateway.stats().delivery.streamErrors).toBe(0);
-}, 15_000);
+});

@@ -33,6 +33,11 @@ export interface ErrorCodes {
   readonly ERR_SLUICE_IDLE_TIMEOUT: "ERR_SLUICE_IDLE_TIMEOUT";
   /** This side closed the connection or the transport (close(), transport.close()), so the call cannot go on. */
   readonly ERR_SLUICE_CLOSED: "ERR_SLUICE_CLOSED";
+  /**
+   * close() gave up: the peer took none of what was still to deliver for `reliability.deadPeerTimeoutMs`
+   * (it acknowledges, but stopped reading). The connection is aborted; what the peer had not taken is lost.
+   */
+  readonly ERR_SLUICE_CLOSE_TIMEOUT: "ERR_SLUICE_CLOSE_TIMEOUT";
   /** The peer closed the connection, so the call cannot go on. */
   readonly ERR_SLUICE_PEER_CLOSED: "ERR_SLUICE_PEER_CLOSED";
   /** This side aborted the connection with connection.abort(reason); `cause` is the reason. */
@@ -74,6 +79,7 @@ export const ERROR_CODES: ErrorCodes = Object.freeze({
   ERR_SLUICE_PEER_UNREACHABLE: "ERR_SLUICE_PEER_UNREACHABLE",
   ERR_SLUICE_IDLE_TIMEOUT: "ERR_SLUICE_IDLE_TIMEOUT",
   ERR_SLUICE_CLOSED: "ERR_SLUICE_CLOSED",
+  ERR_SLUICE_CLOSE_TIMEOUT: "ERR_SLUICE_CLOSE_TIMEOUT",
   ERR_SLUICE_PEER_CLOSED: "ERR_SLUICE_PEER_CLOSED",
   ERR_SLUICE_ABORTED: "ERR_SLUICE_ABORTED",
   ERR_SLUICE_RESET: "ERR_SLUICE_RESET",

@@ -6,6 +6,7 @@
 // One per transport (one thread), like the Framer. Frame layout after the frame's header:
 //   [0, 96) BLAKE2s scratch   [96, 416) AEAD scratch   [416, 448) key   [448, 480) digest
 //   [480, 492) nonce   [512, 512 + AAD_ROOM) associated data   [MESSAGE_AT, + MESSAGE_ROOM) message
+import { internalAssertion, poolExhausted } from "../errors/errors.ts";
 import type { Arena } from "../memory/arena.ts";
 import { FRAME_DATA } from "../memory/core.ts";
 
@@ -38,7 +39,7 @@ export class CoreCrypto {
 
   constructor(arena: Arena) {
     const frame = arena.core.allocFrame();
-    if (frame === 0) throw new RangeError("the arena's frame pool is exhausted: no scratch frame for handshake cryptography");
+    if (frame === 0) throw poolExhausted("the scratch frame of handshake cryptography", CoreCrypto);
     this.#arena = arena;
     this.#frame = frame;
     this.#base = frame + FRAME_DATA;
@@ -62,7 +63,7 @@ export class CoreCrypto {
   prepareMac(key: Uint8Array, digestLength: number): PreparedMac {
     const { bytes, core } = this.#arena;
     const base = this.#base;
-    if (key.length < 1 || key.length > BLAKE2S_MAX_BYTES) throw new RangeError("a prepared MAC takes a key of 1 to 32 bytes");
+    if (key.length < 1 || key.length > BLAKE2S_MAX_BYTES) throw internalAssertion("a prepared MAC takes a key of 1 to 32 bytes");
     bytes.set(key, base + KEY_AT);
     core.blake2sKeyState(base + DIGEST_AT, digestLength, base + KEY_AT, key.length, false, base);
     return { state: this.#copyOut(base + DIGEST_AT, BLAKE2S_MAX_BYTES), digestLength };
@@ -131,7 +132,7 @@ export class CoreCrypto {
 
   #load(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array): void {
     const { bytes } = this.#arena;
-    if (key.length !== 32 || nonce.length !== 12 || aad.length > AAD_ROOM) throw new RangeError(`a seal takes a 32-byte key, a 12-byte nonce and at most ${AAD_ROOM} bytes of associated data`);
+    if (key.length !== 32 || nonce.length !== 12 || aad.length > AAD_ROOM) throw internalAssertion(`a seal takes a 32-byte key, a 12-byte nonce and at most ${AAD_ROOM} bytes of associated data`);
     bytes.set(key, this.#base + KEY_AT);
     bytes.set(nonce, this.#base + NONCE_AT);
     bytes.set(aad, this.#base + AAD_AT);
@@ -143,11 +144,11 @@ export class CoreCrypto {
     const base = this.#base;
     let messageLength = 0;
     for (const part of message instanceof Uint8Array ? [message] : message) {
-      if (messageLength + part.length > MESSAGE_ROOM) throw new RangeError(`BLAKE2s here takes at most ${MESSAGE_ROOM} bytes`);
+      if (messageLength + part.length > MESSAGE_ROOM) throw internalAssertion(`BLAKE2s here takes at most ${MESSAGE_ROOM} bytes`);
       bytes.set(part, base + MESSAGE_AT + messageLength);
       messageLength += part.length;
     }
-    if (key.length > BLAKE2S_MAX_BYTES || length < 1 || length > BLAKE2S_MAX_BYTES) throw new RangeError("BLAKE2s takes a key of at most 32 bytes and a digest of 1 to 32 bytes");
+    if (key.length > BLAKE2S_MAX_BYTES || length < 1 || length > BLAKE2S_MAX_BYTES) throw internalAssertion("BLAKE2s takes a key of at most 32 bytes and a digest of 1 to 32 bytes");
     bytes.set(key, base + KEY_AT);
     core.blake2s(base + DIGEST_AT, length, base + KEY_AT, key.length, base + MESSAGE_AT, messageLength, base);
     return base + DIGEST_AT;

@@ -14,7 +14,7 @@
 //   re-sends its own at once, also to the address that intro came from (a symmetric NAT's new port).
 // - A responder is established when the first data packet under the new keys opens (the initiator
 //   held e as well): a replayed intro never completes.
-import { codedError } from "../errors/errors.ts";
+import { codedError, SluiceError } from "../errors/errors.ts";
 import { addressKey, sameAddress, type Address } from "../wire/address.ts";
 import { compatible, describeVersion, type ProtocolVersion } from "../wire/version.ts";
 import { AcceptRamp, ipKey, KeyedBuckets, KeyedCounts, WindowCounter, type AcceptRampStep } from "./admission.ts";
@@ -132,7 +132,7 @@ export interface Connected {
 export interface ConnectFailed {
   type: "connectFailed";
   connectId: number;
-  error: Error;
+  error: SluiceError;
 }
 
 export type HandshakeEvent = Connected | ConnectFailed;
@@ -536,7 +536,7 @@ export class HandshakeEndpoint {
     if (opened === undefined) return this.#config.countDrop("decryptFailed");
     if (opened.status === STATUS_VERSION_MISMATCH || !compatible(this.#config.version, opened.version)) {
       this.#config.countDrop("versionMismatch");
-      return this.#fail(connecting, codedError(Error, "ERR_SLUICE_VERSION_MISMATCH", `protocol version mismatch: the peer speaks ${describeVersion(opened.version)}, this node ${describeVersion(this.#config.version)}`, HandshakeEndpoint.prototype.processQueued));
+      return this.#fail(connecting, new SluiceError("ERR_SLUICE_VERSION_MISMATCH", `protocol version mismatch: the peer speaks ${describeVersion(opened.version)}, this node ${describeVersion(this.#config.version)}`));
     }
     if (opened.status !== STATUS_OK || opened.responderId === 0) return this.#config.countDrop("malformed");
     this.#endConnecting(connecting);
@@ -577,10 +577,9 @@ export class HandshakeEndpoint {
   #resend(connecting: Connecting, now: number): void {
     const due = connecting.schedule.poll(now);
     if (due === "expired") {
-      return this.#fail(connecting, codedError(Error, "ERR_SLUICE_CONNECT_TIMEOUT",
+      return this.#fail(connecting, new SluiceError("ERR_SLUICE_CONNECT_TIMEOUT",
         `connect to ${connecting.addresses.map((address) => addressKey(address.host, address.port, address.relay)).join(", ")} failed: no valid answer after ${connecting.schedule.attempts} intros within ${Math.round(connecting.schedule.deadlineAt - connecting.schedule.startedAt)} ms ` +
         "(the peer is down, is not a gateway and not connecting to us, or its public key is not the one given)",
-        HandshakeEndpoint.prototype.handleTimeout,
       ));
     }
     if (due !== "send") return;
@@ -628,7 +627,7 @@ export class HandshakeEndpoint {
     this.#recent.record(keyHex, peer.timestamp);
   }
 
-  #fail(connecting: Connecting, error: Error): void {
+  #fail(connecting: Connecting, error: SluiceError): void {
     this.#endConnecting(connecting);
     this.#stats.handshakesFailed++;
     this.#events.push({ type: "connectFailed", connectId: connecting.id, error });

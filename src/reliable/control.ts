@@ -9,6 +9,7 @@
 // was asked); a receiver holds at most CONTROL_WINDOW frames, and a frame numbered past its window
 // (which a sender keeping its own window never sends) is dropped and counted. The host takes the
 // frames delivered by each packet before the next packet is handled.
+import { internalAssertion } from "../errors/errors.ts";
 import { CONTROL_HEADER_BYTES, type PacketWriter } from "./frames.ts";
 
 /**
@@ -54,7 +55,7 @@ export class ControlFrames {
   /** Queues a frame; false when MAX_QUEUED_CONTROL_FRAMES are queued (nothing is queued then). */
   send(type: number, body: Uint8Array): boolean {
     if (this.#queue.length >= MAX_QUEUED_CONTROL_FRAMES) return false;
-    if (body.length > MAX_CONTROL_BODY_BYTES) throw new RangeError(`control frame body of ${body.length} bytes (at most ${MAX_CONTROL_BODY_BYTES})`);
+    if (body.length > MAX_CONTROL_BODY_BYTES) throw internalAssertion(`control frame body of ${body.length} bytes (at most ${MAX_CONTROL_BODY_BYTES})`);
     this.#queue.push({ sequence: this.#nextSequence++, type, body: new Uint8Array(body), state: "due" });
     return true;
   }

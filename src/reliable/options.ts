@@ -15,6 +15,8 @@ export interface ReliabilityOptions {
    * long while a packet awaits its acknowledgement (default 10 s). A pending close() notices a dead
    * peer within it; a pending recv() on a quiet connection within keepAliveMs + this (its PING goes
    * unanswered). Retransmissions back off to at most an eighth of it, so about nine go in that time.
+   * A close() also gives up (ERR_SLUICE_CLOSE_TIMEOUT) when the peer takes none of what is left to
+   * deliver for this long: it acknowledges, but stopped reading.
    */
   deadPeerTimeoutMs?: number;
   /** Ping after this long without hearing from the peer (default 5 s), doubling while unanswered... */

@@ -166,14 +166,17 @@ export class Connection {
 
   /**
    * The next message, in the order sent, as bytes of its own (see "Received memory" in
-   * docs/design.md); undefined once the connection is closed (after the messages that had already
-   * arrived). Rejects with the reason if the connection failed or was aborted.
+   * docs/design.md); undefined once the connection is closed, after the messages that had already
+   * arrived whole: when the peer closed, and also after this side's close() (messages that arrive
+   * after close() are not delivered), as an incoming stream's reader still gets the bytes that arrived
+   * before. Rejects with the reason if the connection failed; after abort() or transport.close() it
+   * ends at once (rejects with ERR_SLUICE_ABORTED, or undefined), dropping what had arrived.
    */
   recv(options?: WaitOptions): Promise<Uint8Array | undefined> {
     const driver = this.#driver;
     const session = driver.session;
     return this.#wait(options, () => {
-      if (driver.closing) return this.#over();
+      if (driver.aborted) return this.#over();
       const message = session.readMessage();
       if (message !== undefined) {
         driver.scheduleDrive(); // reading may have raised the peer's credit
@@ -255,7 +258,10 @@ export class Connection {
    * Closes gracefully: no more sends; the peer gets everything already sent, then an authenticated
    * CLOSE, and its recv() ends after the messages that arrived. Resolves once the peer acknowledged
    * the CLOSE (`closed` is then true), or rejects with why the connection failed first (a vanished
-   * peer is noticed within reliability.deadPeerTimeoutMs).
+   * peer is noticed within reliability.deadPeerTimeoutMs). It never waits forever on a peer that
+   * stopped reading: when the peer, still heard from (its keep-alives at least), takes none of what is
+   * left to deliver for deadPeerTimeoutMs, the close gives up and rejects with ERR_SLUICE_CLOSE_TIMEOUT
+   * (the connection is aborted; a slow peer that still reads is waited for). Messages that had arrived stay readable with recv().
    */
   async close(): Promise<void> {
     const driver = this.#driver;

@@ -4,7 +4,8 @@
 // next deadline, sends what it answers, and turns its outcomes into connections, or connect() failures.
 //
 // Nothing here waits on a bounded queue: the endpoint's work queue refuses (counted) when full.
-import type { Address } from "../wire/address.ts";
+import { abortErrorOf } from "../errors/errors.ts";
+import { addressKey, type Address } from "../wire/address.ts";
 import { DATA_PACKET_NUMBER, FRAME_CONFIRM, FRAME_CONFIRM_ACK } from "../wire/constants.ts";
 import { packetKey } from "../wire/packet-keys.ts";
 import { HandshakeEndpoint, type Connected, type EndpointStats } from "../handshake/endpoint.ts";
@@ -77,6 +78,8 @@ export class Handshakes {
   #timerAt = Infinity;
   #workScheduled = false;
   #closed = false;
+  /** Where the handshake datagram being handled came from (for the trace of a refusal). */
+  #datagramFrom: Address | undefined;
 
   constructor(init: HandshakesInit) {
     this.#config = init.config;
@@ -104,30 +107,65 @@ export class Handshakes {
         return plaintext && { plaintext, packetNumber: packetNumberOf(datagram) };
       },
       // The listener counted every handshake datagram as routed to the endpoint: a drop comes after that.
-      countDrop: (reason) => this.#counters.dropAfterRouting(reason),
+      countDrop: (reason) => {
+        this.#counters.dropAfterRouting(reason);
+        if (this.#config.trace === undefined) return; // a flood's drops cost nothing more with the trace off
+        const from = this.#datagramFrom === undefined ? "" : ` from ${describe(this.#datagramFrom)}`;
+        this.#config.trace(`handshake datagram${from} refused: ${reason}`);
+      },
     }, init.host.now());
   }
 
   /**
    * Starts connecting to the holder of `publicKey` at `addresses` (intros to each; the first that
    * answers wins), or joins a connect() to the same key in progress. Throws a RangeError at once for an
-   * unusable key or when the limits are reached. `claimed` addresses get a few intros only (see
-   * CLAIMED_ADDRESS_INTROS).
+   * unusable key or when the limits are reached. Once `signal` aborts it rejects with an AbortError;
+   * the handshake is given up when no other connect() waits on it. `claimed` addresses get a few
+   * intros only (see CLAIMED_ADDRESS_INTROS).
    */
-  connect(addresses: readonly Address[], publicKey: Uint8Array, retry: Required<RetryOptions>, claimed: readonly Address[] = []): Promise<Connection> {
+  connect(addresses: readonly Address[], publicKey: Uint8Array, retry: Required<RetryOptions>, signal?: AbortSignal, claimed: readonly Address[] = []): Promise<Connection> {
+    if (signal?.aborted) return Promise.reject(abortErrorOf(signal));
     const id = this.#endpoint.connect(publicKey, addresses, this.#host.now(), retry, claimed);
+    // Every connect() of the endpoint's is one of these: a new id is a new handshake.
+    if (this.#config.trace !== undefined && !this.#settles.has(id)) {
+      this.#config.trace(`handshake ${id} started: intros to ${[...addresses, ...claimed].map(describe).join(", ")} every ${retry.intervalMs} ms, for at most ${retry.deadlineMs} ms`);
+    }
     const promise = new Promise<Connection>((resolve, reject) => {
+      const settle: Settle = { resolve, reject };
       const waiting = this.#settles.get(id);
-      if (waiting !== undefined) waiting.push({ resolve, reject });
-      else this.#settles.set(id, [{ resolve, reject }]);
+      if (waiting !== undefined) waiting.push(settle);
+      else this.#settles.set(id, [settle]);
+      if (signal === undefined) return;
+      const onAbort = () => {
+        this.#withdraw(id, settle);
+        reject(abortErrorOf(signal));
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      const done = () => signal.removeEventListener("abort", onAbort);
+      settle.resolve = (connection) => (done(), resolve(connection));
+      settle.reject = (error) => (done(), reject(error));
     });
     this.#flush();
     return promise;
   }
 
+  /** A connect() waiting on handshake `id` was aborted: the handshake goes too if nobody else waits on it. */
+  #withdraw(id: number, settle: Settle): void {
+    const waiting = this.#settles.get(id);
+    if (waiting === undefined) return;
+    waiting.splice(waiting.indexOf(settle), 1);
+    if (waiting.length > 0) return;
+    this.#settles.delete(id);
+    this.#endpoint.cancel(id);
+    this.#config.trace?.(`handshake ${id} cancelled: its connect() was aborted`);
+    this.#flush();
+  }
+
   /** An INTRO, RESPONSE or COOKIE from `from` (the bytes are the listener's: valid during the call). */
   handle(kind: number, datagram: Uint8Array, from: Address): void {
+    this.#datagramFrom = from;
     this.#endpoint.handleDatagram(kind, datagram, from, this.#host.now());
+    this.#datagramFrom = undefined;
     this.#flush();
   }
 
@@ -138,7 +176,9 @@ export class Handshakes {
 
   /** A DATA packet for handshake `id`: the initiator's confirm, which establishes the connection. */
   handleData(id: number, datagram: Uint8Array, from: Address): void {
+    this.#datagramFrom = from;
     this.#endpoint.handleData(id, datagram, from, this.#host.now());
+    this.#datagramFrom = undefined;
     this.#flush();
   }
 
@@ -174,7 +214,10 @@ export class Handshakes {
     }
     for (let event = endpoint.pollEvent(); event !== undefined; event = endpoint.pollEvent()) {
       if (event.type === "connected") this.#connected(event);
-      else this.#settle(event.connectId)?.forEach((settle) => settle.reject(event.error));
+      else {
+        this.#config.trace?.(`handshake ${event.connectId} failed: ${event.error.code} (${event.error.message})`);
+        this.#settle(event.connectId)?.forEach((settle) => settle.reject(event.error));
+      }
     }
     if (endpoint.hasQueuedWork && !this.#workScheduled) {
       this.#workScheduled = true;
@@ -229,6 +272,7 @@ export class Handshakes {
       confirm: event.role === "initiator" ? { options: this.#config.retry, random: this.#config.random } : undefined,
       stalled: this.#seams.stallConsumersOf?.(event.remoteKey),
     });
+    this.#config.trace?.(`handshake ${event.connectId ?? event.localId} completed with ${describe(event.address)} as ${event.role}`);
     this.#table.add(driver)?.abort(); // the same peer's older connection: it restarted, or we connected again
     if (event.observedAddress !== undefined && event.peerIsGateway) this.#observed(event.observedAddress, event.address);
     this.#opened(driver, event.role === "initiator");
@@ -244,3 +288,8 @@ export class Handshakes {
   }
 }
 
+
+/** host:port (and relay), as a trace line names an address. */
+function describe(address: Address): string {
+  return addressKey(address.host, address.port, address.relay);
+}

@@ -13,7 +13,7 @@
 // relay too. A connection that opened over the relay keeps probing the direct addresses and moves to
 // one once it answers (session-driver.ts).
 import { networkInterfaces } from "node:os";
-import { codedError } from "../errors/errors.ts";
+import { abortErrorOf, SluiceError } from "../errors/errors.ts";
 import type { Address } from "../wire/address.ts";
 import type { RetryOptions } from "../handshake/retry.ts";
 import { MAX_LOCAL_ADDRESSES } from "../rendezvous/frames.ts";
@@ -67,7 +67,7 @@ interface Request {
 }
 
 /** The rejection of a connectVia() whose introduction failed, with `reason` saying why. */
-function introductionError(reason: IntroductionFailure, key: Uint8Array, detail: string): Error {
+function introductionError(reason: IntroductionFailure, key: Uint8Array, detail: string): SluiceError {
   const peer = encodeKey(key, "hex");
   const what: Record<IntroductionFailure, string> = {
     notAllowed: `the introducer does not introduce this node to ${peer} (its introductions policy refused)`,
@@ -75,7 +75,7 @@ function introductionError(reason: IntroductionFailure, key: Uint8Array, detail:
     rateLimited: "the introducer refused: too many introduction requests from this connection, or the peer's connection is not keeping up; try again in a second",
     noAnswer: `no introduction to ${peer}: ${detail}`,
   };
-  const error = codedError(Error, "ERR_SLUICE_INTRODUCTION_FAILED", what[reason], Introductions.prototype.connectVia);
+  const error = new SluiceError("ERR_SLUICE_INTRODUCTION_FAILED", what[reason]);
   return Object.assign(error, { reason });
 }
 
@@ -148,7 +148,7 @@ export class Introductions {
 
   /** See Transport.connectVia (arguments checked there). */
   connectVia(gateway: SessionDriver, key: Uint8Array, retry: Required<RetryOptions>, signal: AbortSignal | undefined): Promise<Connection> {
-    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (signal?.aborted) return Promise.reject(abortErrorOf(signal));
     const live = this.#openWith(key);
     if (live !== undefined) return Promise.resolve(connectionFor(live));
     const introduced = this.#introducedConnects.get(encodeKey(key));
@@ -286,7 +286,7 @@ export class Introductions {
     const direct = [rungs.address, ...locals];
     const handshakes = this.#init.handshakes;
     let relay: Address | undefined;
-    const connecting = handshakes.connect([rungs.address], key, retry, locals);
+    const connecting = handshakes.connect([rungs.address], key, retry, undefined, locals);
     const relayTimer = setTimeout(() => {
       relay = this.#relayOffers.get(keyText);
       if (relay !== undefined) handshakes.connect([relay], key, retry).catch(() => {}); // joins the connect above
@@ -300,11 +300,11 @@ export class Introductions {
       this.#connectsFailed++;
       const code = (error as { code?: string }).code;
       if (code !== "ERR_SLUICE_CONNECT_TIMEOUT") throw error;
-      const failed = codedError(Error, "ERR_SLUICE_CONNECT_TIMEOUT",
+      const failed = new SluiceError("ERR_SLUICE_CONNECT_TIMEOUT",
         `introduced to ${encodeKey(key, "hex")}, but no path opened within ${retry.deadlineMs} ms; tried ${describeRungs(rungs, relay, this.#relayOffers.has(keyText))}. ` +
         "The peer did not connect back (it declined the introduction, or left), or the NATs between do not let a hole be punched and no relay answered",
-        Introductions.prototype.connectVia);
-      return Promise.reject(Object.assign(failed, { cause: error }));
+        { cause: error });
+      return Promise.reject(failed);
     } finally {
       clearTimeout(relayTimer);
       this.#relayOffers.delete(keyText);
@@ -340,7 +340,7 @@ function describeRungs(rungs: Rungs, relay: Address | undefined, offered: boolea
 }
 
 /**
- * `promise`, or the signal's reason once it aborts (then `cancel` runs; a connection that still
+ * `promise`, or Node's AbortError once `signal` aborts (then `cancel` runs; a connection that still
  * arrives is closed, as nobody will take it).
  */
 function abortable(promise: Promise<Connection>, signal: AbortSignal | undefined, cancel?: () => void): Promise<Connection> {
@@ -350,7 +350,7 @@ function abortable(promise: Promise<Connection>, signal: AbortSignal | undefined
     const onAbort = () => {
       aborted = true;
       cancel?.();
-      reject(signal.reason);
+      reject(abortErrorOf(signal));
     };
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(

@@ -2,9 +2,10 @@
 // size of the transport's arena, which has room for every queue at capacity at once.
 import {
   invalidArgType, invalidArgValue, outOfRange, validateAbortSignal, validateBoolean, validateBytes, validateFunction, validateInteger, validateObject,
-  validateOneOf, validateString,
+  validateOneOf,
 } from "../errors/validate.ts";
 import { DEFAULT_FRAME_BYTES, MAX_ARENA_BYTES } from "../memory/arena.ts";
+import { validateHost } from "../wire/address.ts";
 import { normalizeVersion, type ProtocolVersion } from "../wire/version.ts";
 import { checkAcceptRamp, DEFAULT_ACCEPT_RAMP, type AcceptRampStep } from "../handshake/admission.ts";
 import type { HandshakeLimits } from "../handshake/endpoint.ts";
@@ -15,6 +16,7 @@ import type { AcceptIntroductionsPolicy, IntroductionPolicy } from "../rendezvou
 import { decodeKey } from "./identity.ts";
 import { traceFor, type Trace } from "./log.ts";
 import { checkRelayOptions, type RelayConfig, type RelayOptions } from "./relays.ts";
+import type { HostLookup } from "./resolve.ts";
 import type { SocketFactory } from "./udp-socket.ts";
 
 // Frozen like DEFAULT_RELIABILITY, so no program can change another's defaults. (Here because
@@ -121,6 +123,8 @@ export interface TransportSeams {
   stallConsumersOf?: ((remotePublicKey: Uint8Array) => boolean) | undefined;
   /** When connections update their keys (tests make it happen within a short transfer). */
   keyPhaseLimits?: KeyPhaseLimits | undefined;
+  /** Replaces dns.lookup for host names (tests make a name fail without asking a DNS server). */
+  lookup?: HostLookup | undefined;
 }
 
 /** The options, checked, with every default filled in. */
@@ -177,7 +181,7 @@ export function checkKey(key: unknown, name: string): Uint8Array {
 export function checkTransportOptions(options: TransportOptions): TransportConfig {
   validateObject(options, "options");
   const host = options.host ?? "0.0.0.0";
-  validateString(host, "options.host");
+  validateHost(host, "options.host");
   const port = options.port ?? 0;
   validateInteger(port, "options.port", 0, 65535);
   const secretKey = options.secretKey === undefined ? undefined : checkKey(options.secretKey, "options.secretKey");

@@ -13,6 +13,7 @@
 //   is such an address sends through the gateway.
 //
 // The listener calls receive() synchronously, once per RELAY datagram: nothing here awaits or throws.
+import { limitReached } from "../errors/errors.ts";
 import { validateBoolean, validateInteger } from "../errors/validate.ts";
 import { ownedCopy } from "../memory/owned-copy.ts";
 import { sameAddress, type Address } from "../wire/address.ts";
@@ -124,19 +125,19 @@ export class Relays {
    * table for the connections of one IP address).
    */
   open(a: SessionDriver, b: SessionDriver, now: number): { a: number; b: number } {
-    if (!this.#config.enabled) throw new RangeError("this gateway does not relay (options.relay.enabled is false)");
+    if (!this.#config.enabled) throw limitReached("this gateway does not relay (options.relay.enabled is false)", Relays.prototype.open);
     for (const forward of this.#forwards.values()) {
       if (forward.from === a && forward.to === b) return { a: forward.id, b: forward.toId };
     }
     for (const side of [a, b]) {
-      if (this.#relaysOf((driver) => driver === side) >= MAX_RELAYS_PER_CONNECTION) throw new RangeError("this connection is in too many relays");
+      if (this.#relaysOf((driver) => driver === side) >= MAX_RELAYS_PER_CONNECTION) throw limitReached("this connection is in too many relays", Relays.prototype.open);
       const host = side.remoteAddress.host;
       if (this.#relaysOf((driver) => driver.remoteAddress.host === host) >= Math.max(1, this.#config.maxRelays / RELAYS_PER_IP_SHARE)) {
-        throw new RangeError("the connections of this IP address are in too many relays");
+        throw limitReached("the connections of this IP address are in too many relays", Relays.prototype.open);
       }
     }
     if (this.count >= this.#config.maxRelays) this.#closeIdle(now);
-    if (this.count >= this.#config.maxRelays) throw new RangeError(`too many relays (options.relay.maxRelays = ${this.#config.maxRelays})`);
+    if (this.count >= this.#config.maxRelays) throw limitReached(`too many relays (options.relay.maxRelays = ${this.#config.maxRelays})`, Relays.prototype.open);
     const idA = this.#newId();
     const idB = this.#newId(idA);
     const budgetKey = String(Math.min(idA, idB));
@@ -217,7 +218,7 @@ export class Relays {
       const id = crypto.getRandomValues(draw)[0]! >>> 1;
       if (id !== 0 && id !== taken && !this.#forwards.has(id)) return id;
     }
-    throw new RangeError(`no free relay id after ${RELAY_ID_DRAWS} random draws`);
+    throw limitReached(`no free relay id after ${RELAY_ID_DRAWS} random draws`, Relays.prototype.open);
   }
 }
 

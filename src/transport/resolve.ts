@@ -3,15 +3,20 @@
 import { isIP } from "node:net";
 import { abortErrorOf, SluiceError } from "../errors/errors.ts";
 
+/** dns.promises.lookup with `all: true`, as resolveHost calls it (a test seam may stand in for it). */
+export type HostLookup = (host: string, options: { all: true; family: 0 | 4 | 6 }) => Promise<{ address: string; family: number }[]>;
+
+const systemLookup: HostLookup = async (host, options) => (await import("node:dns/promises")).lookup(host, options);
+
 /**
- * `host` as an IP address: itself if it is one; else the first address dns.lookup() gives for it, of
- * `family` if 4 or 6, else IPv4 first and IPv6 if it has none (node:dgram's udp4 default). Rejects
- * with ERR_SLUICE_HOST_NOT_FOUND (the resolver's error as `cause`), or AbortError if `signal` fires.
+ * `host` as an IP address: itself if it is one; else the first address `lookup` (dns.lookup) gives
+ * for it, of `family` if 4 or 6, else IPv4 first and IPv6 if it has none (node:dgram's udp4 default).
+ * Rejects with ERR_SLUICE_HOST_NOT_FOUND (the resolver's error as `cause`), or AbortError if `signal`
+ * fires.
  */
-export async function resolveHost(host: string, family: 0 | 4 | 6, signal?: AbortSignal): Promise<string> {
+export async function resolveHost(host: string, family: 0 | 4 | 6, signal?: AbortSignal, lookup = systemLookup): Promise<string> {
   if (isIP(host) !== 0) return host;
   if (signal?.aborted) throw abortErrorOf(signal);
-  const { lookup } = await import("node:dns/promises");
   let addresses: { address: string; family: number }[];
   let onAbort: (() => void) | undefined;
   try {

@@ -6,7 +6,7 @@
 // at most 3× what it sent), and keeps one timer at the earliest deadline. A Connection (connection.ts)
 // is its face to the application, whose calls wait on the Session's state through until(), never on
 // the socket.
-import { abortErrorOf, type SluiceError } from "../errors/errors.ts";
+import { abortErrorOf, SluiceError } from "../errors/errors.ts";
 import type { Arena } from "../memory/arena.ts";
 import { channel } from "../channel/channel.ts";
 import type { Receiver } from "../channel/receiver.ts";
@@ -106,8 +106,10 @@ export class SessionDriver {
   readonly addressChanges: AddressChangeFeed = new AddressChangeFeed();
   readonly session: Session;
   readonly config: ReliabilityConfig;
-  /** close() was called: recv() ends here, whatever the peer still sends. */
+  /** close() or abort() was called: nothing more the peer sends is delivered. */
   closing = false;
+  /** abort() was called (or the transport closed): recv() ends at once, even with messages that had arrived. */
+  aborted = false;
   readonly #remoteId: number;
   readonly #path: PathState;
   readonly #host: ConnectionHost;
@@ -126,6 +128,8 @@ export class SessionDriver {
   /** Wakes everything waiting on the Session (senders, receivers, readers); each re-checks its condition. */
   #waiters: Array<() => void> = [];
   #confirm: RetrySchedule | undefined;
+  /** While close() waits: the timer that checks the peer still takes what is left (#watchClose). */
+  #closeWatch: ReturnType<typeof setTimeout> | undefined;
   #confirmTimer: ReturnType<typeof setTimeout> | undefined;
   /**
    * Frame → the address its datagram came from, for datagrams not from the current address: when one
@@ -202,10 +206,37 @@ export class SessionDriver {
 
   /** Closes gracefully (connection.close()): the Session sends its CLOSE once everything written was acknowledged. */
   close(): void {
-    if (!this.closing && !this.#ended) this.#host.trace?.(`connection ${this.localId} closing`);
+    if (!this.closing && !this.#ended) {
+      this.#host.trace?.(`connection ${this.localId} closing`);
+      const { sendBufferedBytes, packetsReceived } = this.session.stats();
+      this.#watchClose(sendBufferedBytes, packetsReceived);
+    }
     this.closing = true;
     this.session.close();
     this.scheduleDrive();
+  }
+
+  /**
+   * Bounds a graceful close by the peer's progress: a peer that acknowledges but stopped reading grants
+   * no credit, so what is left to deliver would wait forever. Every deadPeerTimeoutMs the bytes not yet
+   * acknowledged are compared with the last look: none taken while the peer was heard from (it is
+   * alive: a silent one is the dead-peer timeout's; with nothing to send either way, its keep-alives
+   * are what is heard, so the bound is about max(deadPeerTimeoutMs, keepAliveMs) to twice that), and
+   * the close gives up (ERR_SLUICE_CLOSE_TIMEOUT, one CLOSE to the peer). A slow peer that still reads is waited for. Once nothing is left but the
+   * CLOSE itself, the dead-peer timeout bounds the rest.
+   */
+  #watchClose(unacknowledgedBefore: number, packetsBefore: number): void {
+    const timeoutMs = this.config.deadPeerTimeoutMs;
+    this.#closeWatch = setTimeout(() => {
+      this.#closeWatch = undefined;
+      if (this.#ended || this.session.state !== "closing") return;
+      const { sendBufferedBytes: unacknowledged, packetsReceived } = this.session.stats();
+      if (unacknowledged === 0) return;
+      if (unacknowledged < unacknowledgedBefore || packetsReceived === packetsBefore) return this.#watchClose(unacknowledged, packetsReceived);
+      this.abort(new SluiceError("ERR_SLUICE_CLOSE_TIMEOUT",
+        `close() gave up: the peer took none of the ${unacknowledged} bytes still to deliver for ${timeoutMs} ms (reliability.deadPeerTimeoutMs): it is not reading`));
+    }, timeoutMs);
+    (this.#closeWatch as { unref?: () => void }).unref?.();
   }
 
   /**
@@ -217,6 +248,7 @@ export class SessionDriver {
     if (this.#ended) return;
     this.#host.trace?.(`connection ${this.localId} aborted${error === undefined ? "" : `: ${error.message}`}`);
     this.closing = true;
+    this.aborted = true;
     const transmit = this.session.abort(this.#host.now(), error);
     if (transmit !== undefined) this.#transmit(transmit);
     this.#end();
@@ -497,6 +529,7 @@ export class SessionDriver {
     this.addressChanges.end();
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    clearTimeout(this.#closeWatch);
     this.#stopConfirm();
     this.#inlet.close();
     this.#outlet.close();

@@ -1,6 +1,7 @@
 // Whom the listener routes to: connections by the connection id their packets carry (handshakes keep
 // their own ids in the handshake endpoint), one connection per peer static key, and the ids closed a
 // moment ago, whose late packets are dropped without crypto.
+import { limitReached } from "../errors/errors.ts";
 import { RecentlyClosed } from "../handshake/admission.ts";
 import type { SessionDriver } from "./session-driver.ts";
 
@@ -51,7 +52,7 @@ export class ConnectionTable {
       const id = crypto.getRandomValues(draw)[0]! >>> 1;
       if (id !== 0 && !this.byId.has(id) && !this.#takenElsewhere(id) && !this.recentlyClosedIds.has(id, now)) return id;
     }
-    throw new RangeError(`no free connection id after ${CONNECTION_ID_DRAWS} random draws`);
+    throw limitReached(`no free connection id after ${CONNECTION_ID_DRAWS} random draws`, ConnectionTable.prototype.newConnectionId);
   }
 
   /** A new connection; answers the connection it replaces (same peer key), if any, for the caller to abort. */

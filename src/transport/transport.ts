@@ -1,7 +1,8 @@
 // A transport: one UDP socket, its listener (listener.ts), the handshakes in progress (handshakes.ts)
 // and the connections they made (connection.ts), in one arena sized for every queue at capacity.
 // This is the public API; the parts above do the work.
-import { abortErrorOf, codedError, illegalConstructor, SluiceError } from "../errors/errors.ts";
+import { isIP } from "node:net";
+import { abortErrorOf, illegalConstructor, SluiceError } from "../errors/errors.ts";
 import { invalidArgType, invalidArgValue, signalOf } from "../errors/validate.ts";
 import { Arena, DEFAULT_FRAME_BYTES } from "../memory/arena.ts";
 import { addressKey, checkAddress, type Address } from "../wire/address.ts";
@@ -57,6 +58,7 @@ export class Transport {
   readonly #identity: Identity;
   readonly #secretKey: Uint8Array;
   readonly #config: TransportConfig;
+  readonly #seams: TransportSeams;
   readonly #arena: Arena;
   readonly #framer: Framer;
   readonly #aead: PacketAead;
@@ -82,6 +84,7 @@ export class Transport {
     this.#identity = identity;
     this.#secretKey = secretKey;
     this.#config = config;
+    this.#seams = seams;
     this.#warnings = new Warnings(config.log);
     this.#arena = Arena.create({ bytes: arenaBytesFor(config), frameBytes: DEFAULT_FRAME_BYTES });
     this.#framer = new Framer(this.#arena);
@@ -149,7 +152,7 @@ export class Transport {
   static async #bind(options: TransportOptions, seams: TransportSeams): Promise<Transport> {
     const config = checkTransportOptions(options);
     const { signal } = options;
-    const host = await resolveHost(config.host, 0, signal);
+    const host = await resolveHost(config.host, 0, signal, seams.lookup);
     // A key from 32 random bytes, imported (not generateKeyPairSync(): see handshake/primitives.ts).
     const secretKey = config.secretKey === undefined ? crypto.getRandomValues(new Uint8Array(32)) : new Uint8Array(config.secretKey);
     const privateKey = importPrivateKey(secretKey);
@@ -224,17 +227,38 @@ export class Transport {
    * about the same time. Intros are re-sent on `options` (default every 200 ms ± 20%, at most 40,
    * within 3 s), then this rejects (ERR_SLUICE_CONNECT_TIMEOUT). A connect() to a key already being
    * connected to joins that one.
+   *
+   * `address.host` may be a name, as bind()'s host may: resolved once (dns.lookup, as node:dgram
+   * resolves a send's), in the family of the bound socket; one that does not resolve rejects with
+   * ERR_SLUICE_HOST_NOT_FOUND. `options.signal` cancels the connect(): it rejects with an AbortError
+   * (its `cause` the signal's reason; at once if the signal was aborted already), and the handshake is
+   * given up unless another connect() to the same key waits on it.
    */
-  connect(address: Address, publicKey: Uint8Array | string, options?: RetryOptions): Promise<Connection> {
+  connect(address: Address, publicKey: Uint8Array | string, options?: RetryOptions & WaitOptions): Promise<Connection> {
     try {
       const to = checkAddress(address, "address");
       const key = checkKey(publicKey, "publicKey");
-      const retry = options === undefined ? this.#config.retry : checkRetryOptions(options, "options", this.#config.retry);
-      if (this.#closed) throw codedError(Error, "ERR_SLUICE_CLOSED", "connect() on a closed transport", Transport.prototype.connect);
-      return this.#handshakes.connect([to], key, retry);
+      const signal = signalOf(options);
+      let retry = this.#config.retry;
+      if (options !== undefined) {
+        const { signal: _, ...schedule } = options;
+        retry = checkRetryOptions(schedule, "options", retry);
+      }
+      if (signal?.aborted) throw abortErrorOf(signal);
+      if (this.#closed) throw new SluiceError("ERR_SLUICE_CLOSED", "connect() on a closed transport");
+      if (isIP(to.host) !== 0) return this.#handshakes.connect([to], key, retry, signal);
+      return this.#connectToName(to, key, retry, signal);
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** connect() to a host name, once it resolved (in the socket's family, as node:dgram's send does). */
+  async #connectToName(to: Address, key: Uint8Array, retry: Required<RetryOptions>, signal: AbortSignal | undefined): Promise<Connection> {
+    const family = this.#socket.address.host.includes(":") ? 6 : 4;
+    const host = await resolveHost(to.host, family, signal, this.#seams.lookup);
+    if (this.#closed) throw new SluiceError("ERR_SLUICE_CLOSED", "connect() on a closed transport");
+    return this.#handshakes.connect([{ ...to, host }], key, retry, signal);
   }
 
   /**
@@ -247,8 +271,8 @@ export class Transport {
    * Rejects with ERR_SLUICE_INTRODUCTION_FAILED when the introducer refuses (`error.reason`:
    * "notAllowed" by its `introductions` policy, "unknownPeer" when it holds no connection with that key,
    * "rateLimited") or does not answer within 5 s ("noAnswer"); with ERR_SLUICE_CONNECT_TIMEOUT when no
-   * direct path opened within `options.retry` (default: connect()'s 3 s); with `signal.reason` once
-   * `signal` aborts. At most 16 requests wait on one introducer connection (then a RangeError).
+   * direct path opened within `options.retry` (default: connect()'s 3 s); with an AbortError (its
+   * `cause` the signal's reason) once `signal` aborts. At most 16 requests wait on one introducer connection (then a RangeError).
    */
   connectVia(introducer: Connection, publicKey: Uint8Array | string, options: { signal?: AbortSignal; retry?: RetryOptions } = {}): Promise<Connection> {
     try {
@@ -274,7 +298,7 @@ export class Transport {
   introduce(a: Connection, b: Connection): void {
     const first = this.#ownConnection(a, "a");
     const second = this.#ownConnection(b, "b");
-    if (first.ended || second.ended) throw codedError(Error, "ERR_SLUICE_CLOSED", "introduce() with a closed connection", Transport.prototype.introduce);
+    if (first.ended || second.ended) throw new SluiceError("ERR_SLUICE_CLOSED", "introduce() with a closed connection");
     this.#introductions.introduce(first, second);
   }
 

@@ -26,17 +26,25 @@ export function sameAddress(a: Address, b: Address): boolean {
   return a.port === b.port && a.host === b.host && a.relay === b.relay;
 }
 
-/** A copy of `address` once it is { host: an IP address, port: 1..65535, relay?: a relay id }; `name` names it in errors. */
+/**
+ * A copy of `address` once it is { host: an IP address or a host name, port: 1..65535, relay?: a relay
+ * id }; `name` names it in errors. A name is resolved later (transport/resolve.ts).
+ */
 export function checkAddress(address: unknown, name: string): Address {
   validateObject(address, name);
   const { host, port } = address as { host?: unknown; port?: unknown };
-  validateString(host, `${name}.host`);
-  if (isIP(host) === 0) throw invalidArgValue(`${name}.host`, host, "must be an IPv4 or IPv6 address");
+  validateHost(host, `${name}.host`);
   validateInteger(port, `${name}.port`, 1, 65535);
   const { relay } = address as { relay?: unknown };
   if (relay === undefined) return { host, port };
   validateInteger(relay, `${name}.relay`, 1, 2 ** 32 - 1);
   return { host, port, relay };
+}
+
+/** An IP address or a host name (not empty, no spaces): what bind() and connect() take as a host alike. */
+export function validateHost(host: unknown, name: string): asserts host is string {
+  validateString(host, name);
+  if (isIP(host) === 0 && !/^[^\s/]+$/.test(host)) throw invalidArgValue(name, host, "must be an IP address or a host name");
 }
 
 export function writeAddress(address: Address, into: Uint8Array, at: number): void {

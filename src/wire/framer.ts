@@ -4,6 +4,7 @@
 // Framer per transport (one thread).
 import type { Arena } from "../memory/arena.ts";
 import { FRAME_DATA } from "../memory/core.ts";
+import { poolExhausted } from "../errors/errors.ts";
 import { validateInteger } from "../errors/validate.ts";
 import { trySendFrame, type Sender, type TrySendResult } from "../channel/sender.ts";
 import { MAX_DATAGRAM_BYTES } from "./constants.ts";
@@ -20,7 +21,7 @@ export class Framer {
   constructor(arena: Arena) {
     validateInteger(arena.frameBytes, "arena.frameBytes", FRAME_DATA + MAX_DATAGRAM_BYTES + 64);
     const landing = arena.core.allocFrame();
-    if (landing === 0) throw new RangeError("the arena's frame pool is exhausted: no landing frame for the transport");
+    if (landing === 0) throw poolExhausted("the transport's landing frame", Framer);
     this.#arena = arena;
     this.#landing = landing;
   }

@@ -7,6 +7,7 @@
 // 13-byte data header. Layout of the scratch frame, after the frame's own header:
 //   [0, 320) the core's AEAD scratch   [320, 352) key   [352, 364) nonce   [368, 368 + 1500) packet
 // (the packet 8-byte aligned: V8 copies aligned runs word by word).
+import { poolExhausted } from "../errors/errors.ts";
 import { validateBytes, validateInteger } from "../errors/validate.ts";
 import type { Arena } from "../memory/arena.ts";
 import { FRAME_DATA } from "../memory/core.ts";
@@ -34,7 +35,7 @@ export class PacketAead {
   constructor(arena: Arena) {
     validateInteger(arena.frameBytes, "arena.frameBytes", FRAME_DATA + PACKET_AT + MAX_DATAGRAM_BYTES);
     const frame = arena.core.allocFrame();
-    if (frame === 0) throw new RangeError("the arena's frame pool is exhausted: no scratch frame for packet encryption");
+    if (frame === 0) throw poolExhausted("the scratch frame of packet encryption", PacketAead);
     this.#arena = arena;
     this.#frame = frame;
     this.#scratch = frame + FRAME_DATA;
