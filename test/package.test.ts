@@ -26,10 +26,11 @@ const ALLOWED = [
 ];
 const REQUIRED = ["package.json", "README.md", "LICENSE", "CHANGELOG.md", "docs/api.md", "dist/index.js", "dist/index.d.ts", "dist/internal.js", "dist/internal.d.ts"];
 /**
- * The packed tarball's bound: 133 KiB today (a 247 kB bundle holding the wasm core as base64, its
- * declarations, the docs). A source map of the bundle would add ~100 KiB; sources about as much.
+ * The packed tarball's bound: 202 KiB today (a 353 kB bundle holding the wasm core as base64, its
+ * declarations, the docs; 133 KiB before the relays, the rendezvous, the coded errors and their docs).
+ * A source map of the bundle would add ~100 KiB; sources about as much.
  */
-const MAX_TARBALL_BYTES = 200 * 1024;
+const MAX_TARBALL_BYTES = 240 * 1024;
 
 /** The consumer's compiler settings: each an ordinary strict project, none tailored to Sluice. */
 const SETTINGS: Record<string, object> = {
