@@ -371,6 +371,31 @@ describe("in virtual time", () => {
   });
 });
 
+describe("a peer that closes once it has everything", () => {
+  it.each([1, 2, 3, 4, 5, 6])("seed %i: the writer's flush still resolves when the last ACK comes with the CLOSE", (seed) => {
+    const net = new SimNetwork(seed, { delayMs: 2, jitterMs: 1 });
+    const [a, b] = net.sessions;
+    const total = 200_000;
+    const id = a.openStream();
+    a.writeStream(id, new Uint8Array(total).fill(seed));
+    a.finishStream(id);
+    const mark = a.writtenMark();
+    let incoming: number | undefined;
+    let received = 0;
+    // The reader closes as soon as it has read the end: its last ACK leaves in the packet with its CLOSE.
+    net.run(() => b.state !== "open", 60_000, () => {
+      incoming ??= b.acceptStream();
+      for (let piece = incoming === undefined ? undefined : b.readStream(incoming); piece !== undefined; piece = b.readStream(incoming!)) {
+        if (piece === null) return b.close();
+        received += piece.length;
+      }
+    });
+    expect(received).toBe(total);
+    net.run(() => a.state !== "open", 60_000);
+    expect(a.flushed(mark)).toBe(true);
+  });
+});
+
 describe("a seeded sweep", () => {
   it("90 networks (5/20/30% loss, duplication, jitter, some with a bottleneck): messages and a stream, both intact", () => {
     const failures: string[] = [];
