@@ -112,6 +112,8 @@ export class Session {
   #error: SluiceError | undefined;
   /** Who ended the connection, once it is not open (and it did not fail). */
   #closedBy: "us" | "peer" | undefined;
+  /** The peer closed with everything written until then acknowledged (see #onPeerClose). */
+  #acknowledgedAtPeerClose = false;
   /** Why nothing more can be written, once the connection is not open: made on first need. */
   #endReason: SluiceError | undefined;
 
@@ -267,6 +269,7 @@ export class Session {
    */
   flushed(mark: WrittenMark): boolean {
     if (this.#sending) return this.#outbound.flushed(mark);
+    if (this.#acknowledgedAtPeerClose) return true; // every mark taken before the CLOSE: nothing can be written after it
     if (this.#closedBy === "us" && this.#error === undefined && this.#closeQueued) return true; // our CLOSE went after everything
     throw this.endReason!;
   }
@@ -673,6 +676,9 @@ export class Session {
   #onPeerClose(): void {
     if (this.#state === "closed" || this.#state === "draining") return;
     this.#closedBy ??= "peer";
+    // The peer's last ACK often comes in the packet with its CLOSE, processed first: what it
+    // acknowledged is flushed, though the CLOSE ends the connection before a flush() looks again.
+    this.#acknowledgedAtPeerClose = this.#outbound.flushed(this.#outbound.writtenMark());
     this.#outbound.discard();
     this.#control.discard();
     this.#enterDrain();

@@ -395,8 +395,9 @@ export class SessionDriver {
   }
 
   /**
-   * The plaintext of an authenticated, new packet (opened in place in the arena, copied out), which
-   * came from `from` (undefined: the current address); undefined (counted) otherwise.
+   * The plaintext of an authenticated, new packet (opened in place: a view of the arena, valid until
+   * the visit returns), which came from `from` (undefined: the current address); undefined (counted)
+   * otherwise.
    */
   #open(at: number, length: number, packetNumber: number, phaseBit: number, from: Address | undefined): Uint8Array | undefined {
     if (!this.#window.check(packetNumber)) {

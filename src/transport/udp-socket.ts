@@ -10,7 +10,7 @@ import type { Address } from "../wire/address.ts";
 
 /**
  * close() waits at most this long for sends already issued to leave: node:dgram drops a send issued
- * just before socket.close() (it looks the address up first, on the next tick), and a transport's
+ * just before socket.close() (its completion comes on a later tick), and a transport's
  * last datagrams are its connections' CLOSEs. On loopback they leave within a millisecond.
  */
 const CLOSE_SEND_WAIT_MS = 100;
@@ -73,7 +73,7 @@ export const openSocket: SocketFactory = (options) => {
 export async function openNodeSocket(options: SocketOptions): Promise<DatagramSocket> {
   const dgram = await import("node:dgram");
   const type = options.host.includes(":") ? "udp6" : "udp4";
-  const socket = dgram.createSocket({ type, recvBufferSize: options.receiveBufferBytes, sendBufferSize: options.receiveBufferBytes });
+  const socket = dgram.createSocket({ type, recvBufferSize: options.receiveBufferBytes, sendBufferSize: options.receiveBufferBytes, lookup: await literalLookup() });
   await new Promise<void>((resolve, reject) => {
     const failed = (error: Error) => reject(bindFailed(options, error));
     socket.once("error", failed);
@@ -111,6 +111,28 @@ export async function openNodeSocket(options: SocketOptions): Promise<DatagramSo
       await sending.settled();
       await new Promise<void>((resolve) => socket.close(() => resolve()));
     },
+  };
+}
+
+type Lookup = NonNullable<import("node:dgram").SocketOptions["lookup"]>;
+
+/**
+ * node:dgram looks up every destination before each send, IP literals included, and dns.lookup
+ * answers a literal on the next tick: an isIP test, a process.nextTick and a closure per datagram
+ * (~2% of a stream's CPU in the profile; see docs/benchmarks.md, "The delivery path, third pass").
+ * A connection's address is always a literal (resolve.ts resolved names before connecting), so this
+ * answers a literal at once (the last one seen costs a string comparison) and hands anything else
+ * to dns.lookup.
+ */
+async function literalLookup(): Promise<Lookup> {
+  const [{ lookup }, { isIP }] = await Promise.all([import("node:dns"), import("node:net")]);
+  let lastLiteral = "";
+  return (address, options, callback) => {
+    if (address === lastLiteral || isIP(address) !== 0) {
+      lastLiteral = address;
+      // node:dgram passes the socket's family as a number (4 or 6), whatever its types say.
+      callback(null, address, typeof options === "number" ? options : (options.family as number | undefined) ?? isIP(address));
+    } else lookup(address, options, callback);
   };
 }
 

@@ -1,6 +1,6 @@
 // Data packets' AEAD: ChaCha20-Poly1305 in the WebAssembly core (assembly/aead.ts), on bytes in the
-// transport's shared memory. A queued datagram is opened where it lies (no copy in, one copy of the
-// plaintext out); a packet is sealed in a scratch frame and copied out once (to a slab) for the socket. One per
+// transport's shared memory. A queued datagram is opened where it lies and its plaintext read there
+// (no copy in or out: every frame's consumer copies what it keeps); a packet is sealed in a scratch frame and copied out once (to a slab) for the socket. One per
 // transport (one thread), like the Framer; it owns one frame of the arena.
 //
 // Nonce: 4 zero bytes, then the header's 8-byte little-endian packet number (never reused). AAD: the
@@ -68,7 +68,10 @@ export class PacketAead {
 
   /**
    * Opens the data packet bytes[at, at + length) of the arena in place (a frame the caller owns, already
-   * classified by the core). The plaintext, copied out; undefined if it does not authenticate.
+   * classified by the core). The plaintext, as a view of the arena valid only while the caller holds
+   * the frame (Session.handlePacket copies what it keeps: reassembly blocks, control bodies, path
+   * data); undefined if it does not authenticate. No copy out: it cost a slab carve and ~1.2 KB of
+   * garbage per packet (see docs/benchmarks.md, "The delivery path, third pass").
    */
   openInPlace(key: Uint8Array, at: number, length: number): Uint8Array | undefined {
     const { bytes, core } = this.#arena;
@@ -76,13 +79,18 @@ export class PacketAead {
     const textLength = length - DATA_HEADER_BYTES - TAG_BYTES;
     const text = at + DATA_HEADER_BYTES;
     if (core.aeadOpen(this.#key, this.#nonce, at, DATA_HEADER_BYTES, text, textLength, text + textLength, this.#scratch) === 0) return undefined;
-    return ownedCopy(bytes, text, textLength); // a slab copy: slice() of shared memory costs ~3 µs
+    return bytes.subarray(text, text + textLength);
   }
 
-  /** Opens a data packet held outside the arena (the handshake's): copied into the scratch first. */
+  /**
+   * Opens a data packet held outside the arena (the handshake's): copied into the scratch first, and
+   * its plaintext copied out (a slab copy: slice() of shared memory costs ~3 µs), as the handshake
+   * keeps it until the connection exists and the next seal reuses the scratch.
+   */
   open(key: Uint8Array, datagram: Uint8Array): Uint8Array | undefined {
     this.#arena.bytes.set(datagram, this.#packet);
-    return this.openInPlace(key, this.#packet, datagram.length);
+    const plaintext = this.openInPlace(key, this.#packet, datagram.length);
+    return plaintext && ownedCopy(plaintext, 0, plaintext.length);
   }
 
   dispose(): void {
