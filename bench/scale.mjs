@@ -111,7 +111,8 @@ export async function scaleRows({ log, options: overrides = {} }) {
     const stormShares = split(storm, processes);
     const clients = await Promise.all(shares.map(() => start("clients.mjs", fdsPerProcess)));
     children.push(...clients.map((client) => client.child));
-    await Promise.all(clients.map((client, k) => client.call("bind", { count: shares[k] + stormShares[k] + (k === 0 ? baselineConnects : 0) })));
+    const counts = shares.map((share, k) => share + stormShares[k] + (k === 0 ? baselineConnects : 0));
+    await Promise.all(clients.map((client, k) => client.call("bind", { count: counts[k], first: counts.slice(0, k).reduce((a, b) => a + b, 0) })));
     log("\n  peers bound");
 
     // 2. Hold.

@@ -3,7 +3,8 @@
 // (replay window, then ChaCha20-Poly1305 under the key its key phase names: wire/packet-keys.ts),
 // answers the handshake's confirm, feeds the rest to the Session with the time, seals and sends what
 // the Session answers to the address the path state allows (wire/path.ts: an unvalidated address gets
-// at most 3× what it sent), and keeps one timer at the earliest deadline. A Connection (connection.ts)
+// at most 3× what it sent), and keeps its earliest deadline in the transport's one timer structure
+// (deadlines.ts). A Connection (connection.ts)
 // is its face to the application, whose calls wait on the Session's state through until(), never on
 // the socket.
 import { abortErrorOf, type SluiceError } from "../errors/errors.ts";
@@ -27,6 +28,7 @@ import { isProbing } from "../reliable/frames.ts";
 import { Session, type Transmit } from "../reliable/session.ts";
 import { AddressChangeFeed, type AddressChange } from "./address-changes.ts";
 import type { Trace } from "./log.ts";
+import { Deadline, type Deadlines } from "./deadlines.ts";
 import type { ConnectionStats, DropReason } from "./stats.ts";
 
 /** What a connection needs from its transport. */
@@ -42,6 +44,8 @@ export interface ConnectionHost {
   /** A control frame (0x20 to 0x2f) the peer sent, delivered once, in its order. */
   controlFrame(connection: SessionDriver, type: number, body: Uint8Array): void;
   now(): number;
+  /** The transport's timer structure: every connection's next deadline, behind one host timer. */
+  readonly deadlines: Deadlines;
   /** The debug trace (log.ts), undefined when off: every trace site tests it first. */
   readonly trace?: Trace | undefined;
 }
@@ -120,8 +124,8 @@ export class SessionDriver {
   /** Settles when the connection is over and drained: resolved, or rejected with why it failed. */
   readonly whenEnded: Promise<void>;
   #settleEnded!: (error: SluiceError | undefined) => void;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #timerAt = Infinity;
+  /** The Session's and the path's next deadline, in the transport's deadlines. */
+  readonly #deadline = new Deadline(() => this.#drive());
   #driveScheduled = false;
   /** Wakes everything waiting on the Session (senders, receivers, readers); each re-checks its condition. */
   #waiters: Array<() => void> = [];
@@ -421,7 +425,7 @@ export class SessionDriver {
     for (let transmit = session.pollTransmit(now, path.allowance); transmit !== undefined; transmit = session.pollTransmit(now, path.allowance)) this.#transmit(transmit);
     if (this.#host.trace !== undefined) this.#traceLosses(this.#host.trace);
     if (session.state === "closed") this.#end();
-    else this.#arm(Math.min(session.nextDeadline(), path.nextDeadline()), now);
+    else this.#arm(Math.min(session.nextDeadline(), path.nextDeadline()));
     this.#wake();
   }
 
@@ -446,17 +450,8 @@ export class SessionDriver {
     queueMicrotask(() => this.#drive());
   }
 
-  #arm(deadline: number, now: number): void {
-    if (deadline === Infinity || (this.#timer !== undefined && this.#timerAt <= deadline)) return;
-    clearTimeout(this.#timer);
-    this.#timerAt = deadline;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#timerAt = Infinity;
-      this.#drive();
-    }, Math.max(0, Math.ceil(deadline - now)));
-    // The socket keeps the process alive while the transport is open; this timer must not on its own.
-    (this.#timer as { unref?: () => void }).unref?.();
+  #arm(deadline: number): void {
+    if (deadline !== this.#deadline.at) this.#host.deadlines.schedule(this.#deadline, deadline);
   }
 
   /** Seals and sends `transmit` to the path (or, for a probe, to `to`). */
@@ -490,8 +485,7 @@ export class SessionDriver {
       this.#host.trace(`connection ${this.localId} with ${describe(this.#path.address)} ended: ${how}`);
     }
     this.addressChanges.end();
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#host.deadlines.cancel(this.#deadline);
     this.#stopConfirm();
     this.#inlet.close();
     this.#outlet.close();
