@@ -40,9 +40,13 @@ async function connect(peer, gateway) {
 serve({
   cpu: ({ seconds }) => cpuOver(seconds),
 
-  /** Binds `count` peers, numbered from `first` across every client process (which address each takes). */
-  async bind({ count, first }) {
-    for (let i = 0; i < count; i++) ready.push(await Transport.bind({ ...PEER_OPTIONS, host: hostOf(first + i) }));
+  /**
+   * Binds `count` peers, numbered from `first` across every client process (which address each
+   * takes), pinging after `keepAliveMs` of silence (default: the library's).
+   */
+  async bind({ count, first, keepAliveMs }) {
+    const reliability = keepAliveMs === undefined ? undefined : { keepAliveMs, maxKeepAliveMs: Math.max(keepAliveMs, 60_000) };
+    for (let i = 0; i < count; i++) ready.push(await Transport.bind({ ...PEER_OPTIONS, host: hostOf(first + i), reliability }));
     return { bound: ready.length };
   },
 
