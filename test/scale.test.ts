@@ -69,7 +69,7 @@ test("stalled consumers fill only the shared part: a flood at two stalled connec
   expect(held[0]!.stats().drops.queueFull).toBe(first.full);
 });
 
-test("a gateway's defaults: its connections ping after 15 s (its peers, at 5 s, ping first); a peer's after 5 s", async () => {
+test("a gateway's defaults: its connections ping after 30 s (its peers, at 5 s, ping first); a peer's after 5 s", async () => {
   const gateway = await Transport.bind({ host: "127.0.0.1", gateway: true, log: null });
   const peer = await Transport.bind({ host: "127.0.0.1", log: null });
   open.push(gateway, peer);
