@@ -2,7 +2,7 @@
 // Creation, lane addition, closing and freeing are not on the per-packet path, but they are still
 // wait-free: each is a fixed sequence of atomic steps plus loops bounded by the channel's own size.
 import {
-  AR_DISCARDED, CH_CAPACITY, CH_LANE_COUNT, CH_LANES, CH_MAX_LANES, CH_NONCE, CH_PARTIES, CH_RECV_CLOSED,
+  AR_CONTROL_FRAMES, AR_DISCARDED, CH_CAPACITY, CH_LANE_COUNT, CH_LANES, CH_MAX_LANES, CH_NONCE, CH_PARTIES, CH_RECV_CLOSED,
   CH_RECV_TOKEN, CH_SLEEPING, CH_WAKE_SEQ, LN_CAPACITY, LN_CHANNEL, LN_CLAIMED, LN_CLOSED_REFUSED,
   LN_FULL, LN_HEAD, LN_POOL_EMPTY, LN_RECEIVED, LN_SEGMENTS, LN_SENDER_CLOSED, LN_SENT,
   LN_SLOT_MASK, LN_SLOT_MASK_P, LN_SPACE_WAITING, LN_TAIL, LN_WRITTEN, SLEEP_AWAKE, SLEEP_PARKED, STATE_EMPTY, STATE_ENDED, STATE_READY,
@@ -27,6 +27,7 @@ function freeLane(lane: u32): void {
   const segments = segmentsFor(load<u32>(lane + LN_CAPACITY));
   for (let i: u32 = 0; i < segments; i++) freeFrame(load<u32>(lane + LN_SEGMENTS + (i << 2)));
   freeFrame(lane);
+  atomic.sub<u32>(AR_CONTROL_FRAMES, segments + 1);
 }
 
 // A new lane frame with its ring segments, not yet attached to a channel; 0 if the pool is short.
@@ -50,6 +51,7 @@ function buildLane(channel: u32, claimed: u32): u32 {
   store<u32>(lane + LN_SLOT_MASK, (segments << segmentShift) - 1);
   store<u32>(lane + LN_SLOT_MASK_P, (segments << segmentShift) - 1);
   store<u32>(lane + LN_CLAIMED, claimed);
+  atomic.add<u32>(AR_CONTROL_FRAMES, segments + 1); // what the queue reserves rule owes no longer (lane.ts)
   return lane;
 }
 
@@ -77,6 +79,7 @@ export function createChannel(capacity: u32, lanes: u32, nonce: u32): u32 {
     return 0;
   }
   store<u32>(channel + CH_LANES, lane);
+  atomic.add<u32>(AR_CONTROL_FRAMES, 1);
   store<u32>(channel + CH_LANE_COUNT, 1);
   store<u32>(channel + CH_PARTIES, 2); // lane 0 and the receiver
   atomic.store<u32>(channel + CH_NONCE, nonce);
@@ -141,6 +144,7 @@ function freeChannel(channel: u32): void {
   }
   atomic.store<u32>(channel + CH_NONCE, 0);
   freeFrame(channel);
+  atomic.sub<u32>(AR_CONTROL_FRAMES, 1);
 }
 
 // A party (a lane or the receiver) leaves; the last one frees the channel. Answers 1 if it did.

@@ -3,7 +3,7 @@
 // answers i32/u32 (or f64 for counters), so no call allocates on the JS side.
 export {
   attachThread, allocFrame, flushCache, freeFrame, freeFrameCount, frameBytes, initArena,
-  loadArenaGlobals, endPoolWait, preparePoolWait,
+  loadArenaGlobals, endPoolWait, preparePoolWait, reserveQueues,
 } from "./pool";
 export {
   available, commit, endSpaceWait, handOver, hasSpace, notifySpace, peekFrame, prepareSpaceWait,

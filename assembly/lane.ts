@@ -18,7 +18,7 @@
 // index on its own line and refreshes it only when the lane looks full (producer) or empty
 // (consumer), so in steady state a push touches only producer-owned memory and the packet frame.
 import {
-  CH_RECV_CLOSED, CH_SLEEPING, SLEEP_PARKED, SLEEP_WAKING, FRAME_LENGTH, LN_CACHED_HEAD, LN_CACHED_TAIL, LN_CAPACITY, LN_CHANNEL,
+  AR_CONTROL_FRAMES, AR_FREE_COUNT, AR_QUEUE_RESERVE, AR_SHARED_GUARD, CH_RECV_CLOSED, CH_SLEEPING, SLEEP_PARKED, SLEEP_WAKING, FRAME_LENGTH, LN_CACHED_HEAD, LN_CACHED_TAIL, LN_CAPACITY, LN_CHANNEL,
   LN_CLOSED_REFUSED, LN_FULL, LN_HEAD, LN_POOL_EMPTY, LN_RECEIVED, LN_SEGMENTS, LN_SENT,
   LN_SLOT_MASK, LN_SLOT_MASK_P, LN_SPACE_SEQ, LN_SPACE_WAITING, LN_TAIL, LN_WRITTEN, RESERVE_CLOSED, RESERVE_FULL,
   RESERVE_POOL_EMPTY,
@@ -54,7 +54,8 @@ export function reserve(lane: u32): i32 {
   return <i32>frame;
 }
 
-// Whether the lane takes one more packet: 0, or RESERVE_CLOSED / RESERVE_FULL (counted).
+// Whether the lane takes one more packet: 0, or RESERVE_CLOSED / RESERVE_FULL / RESERVE_POOL_EMPTY
+// (counted): past its reserve, a lane takes a frame only from the shared part of the pool.
 @inline function admit(lane: u32): i32 {
   if (atomic.load<u32>(load<u32>(lane + LN_CHANNEL) + CH_RECV_CLOSED) != 0) {
     bump64(lane + LN_CLOSED_REFUSED);
@@ -70,7 +71,24 @@ export function reserve(lane: u32): i32 {
       return RESERVE_FULL;
     }
   }
+  const reserve = load<u32>(AR_QUEUE_RESERVE);
+  if (reserve != 0 && written - load<u32>(lane + LN_CACHED_HEAD) >= reserve && !sharedRoom(lane, written, reserve)) {
+    bump64(lane + LN_POOL_EMPTY);
+    return RESERVE_POOL_EMPTY;
+  }
   return 0;
+}
+
+// A lane at or past its reserve (by its cached head) may take one more frame: it has fallen back
+// under the reserve (its head re-read), or the pool has frames beyond every reserve still owed. The
+// count of free frames leaves out those in thread caches (at most 64 a thread), so the rule errs
+// towards refusing.
+function sharedRoom(lane: u32, written: u32, reserve: u32): bool {
+  const head = atomic.load<u32>(lane + LN_HEAD);
+  store<u32>(lane + LN_CACHED_HEAD, head);
+  if (written - head < reserve) return true;
+  const owed = <i32>load<u32>(AR_SHARED_GUARD) - <i32>atomic.load<u32>(AR_CONTROL_FRAMES);
+  return atomic.load<i32>(AR_FREE_COUNT) > owed;
 }
 
 // reserve() and commit() for a frame the producer filled before it knew the lane (the listener

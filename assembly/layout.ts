@@ -19,6 +19,13 @@ export const AR_POOL_WAITERS: u32 = 256; // A number of senders parked waiting f
 export const AR_POOL_SEQ: u32 = 260; //    A bumped (then notified) when frames are freed while someone waits
 // Accounting line
 export const AR_DISCARDED: u32 = 384; //   A  packets accepted but freed unread: the receiver had closed and left
+// Queue reserves line (an arena whose queues share their packet frames: a transport's). 0 = no reserve
+// rule: every lane may fill to its capacity from the pool. Otherwise a lane holding AR_QUEUE_RESERVE
+// packets or more takes another only while more than AR_SHARED_GUARD − AR_CONTROL_FRAMES frames are
+// free: those stay for every other queue's reserve, opened or yet to be (docs/ring.md, "reserves").
+export const AR_QUEUE_RESERVE: u32 = 512; // I  packets every lane may always hold (0: rule off)
+export const AR_SHARED_GUARD: u32 = 516; //  I  frames kept free for reserves and control frames when no channel is open
+export const AR_CONTROL_FRAMES: u32 = 640; // A channel, lane and ring-segment frames in use (own line: written per channel)
 export const AR_BITMAP: u32 = 1024; //     A one bit per frame, 1 = free; claimed a whole word at a time by xchg
 
 // ---- Thread cache: one frame per attached thread, private to that thread ----

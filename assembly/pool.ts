@@ -11,7 +11,7 @@
 // all 256 MiB: every frame was a cold page, trySend of 1200 bytes cost 290 ns instead of ~110 ns, and
 // the process's resident memory grew to the whole arena.)
 import {
-  AR_BITMAP, AR_FRAME_COUNT, AR_ID, AR_MAGIC, ARENA_MAGIC_VALUE, AR_FRAME_SHIFT, AR_FREE_COUNT, AR_POOL_BASE, AR_POOL_SEQ, AR_POOL_WAITERS,
+  AR_BITMAP, AR_FRAME_COUNT, AR_QUEUE_RESERVE, AR_SHARED_GUARD, AR_ID, AR_MAGIC, ARENA_MAGIC_VALUE, AR_FRAME_SHIFT, AR_FREE_COUNT, AR_POOL_BASE, AR_POOL_SEQ, AR_POOL_WAITERS,
   AR_SUMMARY, CACHE_CAPACITY, CACHE_FLUSH,
 } from "./layout";
 
@@ -198,6 +198,14 @@ export function preparePoolWait(): u32 {
 
 export function endPoolWait(): void {
   atomic.sub<u32>(AR_POOL_WAITERS, 1);
+}
+
+// Turns on the queue reserves rule (lane.ts, admit): every lane may hold `reservePackets` packets
+// whatever the others hold; beyond that, it takes frames only while more than `guardFrames` less the
+// control frames in use are free. Run once, before any channel exists.
+export function reserveQueues(reservePackets: u32, guardFrames: u32): void {
+  store<u32>(AR_SHARED_GUARD, guardFrames);
+  atomic.store<u32>(AR_QUEUE_RESERVE, reservePackets);
 }
 
 export function freeFrameCount(): i32 {

@@ -270,6 +270,7 @@ if (section("scale")) {
       storm: option("--scale-storm", 1_000),
       idleSeconds: option("--idle-seconds", 20),
       ...(process.argv.includes("--queue-packets") ? { queuePackets: option("--queue-packets") } : {}),
+      ...(process.argv.includes("--peer-keep-alive-ms") ? { peerKeepAliveMs: option("--peer-keep-alive-ms") } : {}),
       ...(process.argv.includes("--idle-profile") ? { idleProfile: process.argv[process.argv.indexOf("--idle-profile") + 1] } : {}),
     },
   })));

@@ -111,7 +111,8 @@ export async function scaleRows({ log, options: overrides = {} }) {
     const stormShares = split(storm, processes);
     const clients = await Promise.all(shares.map(() => start("clients.mjs", fdsPerProcess)));
     children.push(...clients.map((client) => client.child));
-    await Promise.all(clients.map((client, k) => client.call("bind", { count: shares[k] + stormShares[k] + (k === 0 ? baselineConnects : 0) })));
+    const counts = shares.map((share, k) => share + stormShares[k] + (k === 0 ? baselineConnects : 0));
+    await Promise.all(clients.map((client, k) => client.call("bind", { count: counts[k], first: counts.slice(0, k).reduce((a, b) => a + b, 0), keepAliveMs: options.peerKeepAliveMs })));
     log("\n  peers bound");
 
     // 2. Hold.
@@ -150,7 +151,7 @@ export async function scaleRows({ log, options: overrides = {} }) {
 
     const perConnectionKiB = (bytes) => bytes / Math.max(1, open) / 1024;
     const heapAndBuffers = (m) => m.heapUsed + m.arrayBuffers;
-    const at = `${open.toLocaleString("en")} idle connections, inboundQueuePackets ${queuePackets}`;
+    const at = `${open.toLocaleString("en")} idle connections, inboundQueuePackets ${queuePackets}${options.peerKeepAliveMs === undefined ? "" : `, peers' keepAliveMs ${options.peerKeepAliveMs}`}`;
     const baselineTimes = sequential.filter((r) => r.ms !== undefined).map((r) => r.ms);
     const TARGET = "issue 13's target";
     return [

@@ -55,6 +55,11 @@ export function bindTransport(options: TransportOptions & TransportSeams = {}): 
   return bindWithSeams(rest, { socket, stallConsumersOf, keyPhaseLimits, lookup });
 }
 
+/** Turns on `arena`'s queue reserves rule (Arena.reserveQueues): what a transport does to its own arena. */
+export function reserveQueues(arena: Arena, reservePackets: number, guardFrames: number): void {
+  arena.reserveQueues(reservePackets, guardFrames);
+}
+
 /** Gateway side: a relay between two of `gateway`'s connections; the relay id each peer sends with. */
 export function openRelay(gateway: Transport, a: Connection, b: Connection): { a: number; b: number } {
   return relaysOf(gateway).open(driverOf(a), driverOf(b), performance.now());

@@ -16,7 +16,7 @@ import { writeIntro } from "../src/handshake/noise.ts";
 import { generateKeyPair } from "../src/handshake/primitives.ts";
 import { INTRO_MAC1 } from "../src/wire/constants.ts";
 import { PROTOCOL_VERSION } from "../src/wire/version.ts";
-import { bindTest, closeAll } from "./support/transports.ts";
+import { bindTest, closeAll, dataPacket } from "./support/transports.ts";
 
 const open: Transport[] = [];
 afterEach(() => closeAll(...open.splice(0)));
@@ -34,16 +34,6 @@ function routeMany(transport: Transport, datagram: Uint8Array, port: number) {
   const started = performance.now();
   for (let i = 0; i < ATTEMPTS; i++) outcomes[routeDatagram(transport, datagram, "127.0.0.1", port)]++;
   return { ...outcomes, ms: performance.now() - started };
-}
-
-function dataPacket(connectionId: number, packetNumber = 0): Uint8Array {
-  const datagram = new Uint8Array(60).fill(0xab);
-  const view = new DataView(datagram.buffer);
-  datagram[0] = 0x02;
-  view.setUint32(1, connectionId, true);
-  view.setUint32(5, packetNumber, true);
-  view.setUint32(9, 0, true);
-  return datagram;
 }
 
 /** A genuine intro to the holder of `publicKey` from a fresh key (so it passes mac1 and opens). */

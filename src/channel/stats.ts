@@ -13,7 +13,7 @@ export interface ChannelStats {
   received: number;
   /** trySend/send attempts refused because the lane was full (each is a dropped packet for trySend). */
   full: number;
-  /** Attempts refused because the arena's frame pool was empty. */
+  /** Attempts refused because the arena's frame pool was empty (or, in a transport's arena, had nothing left beyond every queue's reserve). */
   poolEmpty: number;
   /** Attempts refused because the receiver had closed. */
   closedRefused: number;

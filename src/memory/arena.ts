@@ -146,6 +146,15 @@ export class Arena {
     if (threadDefault === this) threadDefault = undefined;
   }
 
+  /**
+   * Makes the arena's queues share their packet frames (assembly/lane.ts, admit): every lane may always
+   * hold `reservePackets` packets; beyond that it takes a frame only while more than `guardFrames`,
+   * less the control frames of the channels open, are free. Before any channel exists. @internal
+   */
+  reserveQueues(reservePackets: number, guardFrames: number): void {
+    this.core.reserveQueues(reservePackets, guardFrames);
+  }
+
   /** Returns this thread's cached free frames to the shared pool (exact accounting in tests; a thread about to end). */
   flushThreadCache(): void {
     this.core.flushCache();

@@ -1,5 +1,5 @@
 // A transport's options: what each means, its default and its bound, checked once by bind(); and the
-// size of the transport's arena, which has room for every queue at capacity at once.
+// size of the transport's arena: every queue's reserve, and one shared part for bursts beyond it.
 import {
   invalidArgType, invalidArgValue, outOfRange, validateAbortSignal, validateBoolean, validateBytes, validateFunction, validateInteger, validateObject,
   validateOneOf,
@@ -29,8 +29,33 @@ Object.freeze(DEFAULT_ACCEPT_RAMP);
 export const DEFAULT_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Datagrams queued per connection before the listener drops (freenet: 2048 = ~2.3 s at 10 Mbit/s). */
 export const DEFAULT_INBOUND_QUEUE_PACKETS = 1024;
+/**
+ * Datagrams every inbound queue may always hold, whatever the others hold (or its capacity, if
+ * smaller): a connection's consumer drains its queue after each datagram the socket delivers, so a
+ * queue holds more than a few only when its consumer stalls or the process is busy.
+ */
+export const QUEUE_RESERVE_PACKETS = 16;
+/**
+ * Datagrams all inbound queues may hold together beyond their reserves (2 KiB of shared memory each,
+ * resident only once used): 32 MiB, sixteen full default queues.
+ */
+export const DEFAULT_SHARED_QUEUE_PACKETS = 16_384;
 /** Connections accepted from peers at once; as many again may be opened by connect(). */
 export const DEFAULT_MAX_CONNECTIONS = 128;
+/**
+ * ...on a gateway: measured, an idle connection costs a gateway ~27 KiB (RSS), so 10,000 take ~270
+ * MiB, and its arena (every queue's reserve) ~870 MiB of address space, touched only as used.
+ */
+export const DEFAULT_GATEWAY_MAX_CONNECTIONS = 10_000;
+/**
+ * A gateway's connections ping after this long without hearing from the peer (unless
+ * reliability.keepAliveMs says otherwise): longer than its peers' (5 s by default, and at most ~25 s
+ * where they keep NAT bindings open), so a peer's PING always comes first and the gateway only
+ * answers; a vanished idle peer is still noticed within this + deadPeerTimeoutMs. With both sides at
+ * 5 s, both pinged within the same millisecond: twice the datagrams one ping and its ACK need, and
+ * a gateway's idle CPU is what its keep-alive datagrams cost (~22 µs each, measured at 10,000 peers).
+ */
+export const DEFAULT_GATEWAY_KEEP_ALIVE_MS = 30_000;
 /** Accepted connections from one IP (IPv6: one /64). */
 export const DEFAULT_MAX_CONNECTIONS_PER_IP = 32;
 /** Intros answered and waiting for the initiator's first data packet, in all... */
@@ -75,8 +100,15 @@ export interface TransportOptions {
    */
   acceptIntroductions?: AcceptIntroductionsPolicy;
   receiveBufferBytes?: number;
+  /** Datagrams one connection's inbound queue holds at most before the listener drops (counted). Default 1024. */
   inboundQueuePackets?: number;
-  /** Connections accepted from peers at once (as many again may be opened by connect()). Default 128. */
+  /**
+   * Datagrams all inbound queues may hold together beyond the 16 each may always hold: past its 16, a
+   * queue takes more only from this shared part, so stalled consumers cost only their own packets.
+   * Default 16,384, or what all the queues could hold beyond their reserves if that is less.
+   */
+  sharedQueuePackets?: number;
+  /** Connections accepted from peers at once (as many again may be opened by connect()). Default 10,000 on a gateway, else 128. */
   maxConnections?: number;
   /** Accepted connections from one IP (IPv6: one /64). Default 32. */
   maxConnectionsPerIp?: number;
@@ -96,7 +128,10 @@ export interface TransportOptions {
   relay?: RelayOptions;
   /** Gateway accept ramp; [] for none. Default 5/s for 30 s, 20/s until 2 min, then unlimited. */
   acceptRamp?: readonly AcceptRampStep[];
-  /** Bounds and timers of every connection's reliable delivery (message size, windows, RTO floor, keep-alive...). */
+  /**
+   * Bounds and timers of every connection's reliable delivery (message size, windows, RTO floor,
+   * keep-alive...). On a gateway, keepAliveMs defaults to 30 s (DEFAULT_GATEWAY_KEEP_ALIVE_MS): its peers ping first.
+   */
   reliability?: ReliabilityOptions;
   /** Defaults for connect(): intro re-sends every 200 ms ± 20%, at most 40, within 3 s. */
   retry?: RetryOptions;
@@ -137,6 +172,7 @@ export interface TransportConfig {
   acceptIntroductions: AcceptIntroductionsPolicy;
   receiveBufferBytes: number;
   inboundQueuePackets: number;
+  sharedQueuePackets: number;
   maxConnections: number;
   /** The handshake endpoint's bounds (maxHandshakes, per-IP budgets, the accept ramp...). */
   handshakeLimits: HandshakeLimits;
@@ -192,7 +228,7 @@ export function checkTransportOptions(options: TransportOptions): TransportConfi
   const acceptIntroductions = options.acceptIntroductions ?? "gateways";
   if (typeof acceptIntroductions !== "function") validateOneOf(acceptIntroductions, "options.acceptIntroductions", ["gateways", "all", "none"] as const);
   const version = normalizeVersion(options.version, "options.version");
-  const maxConnections = positiveInteger(options, "maxConnections", DEFAULT_MAX_CONNECTIONS, 65536);
+  const maxConnections = positiveInteger(options, "maxConnections", options.gateway === true ? DEFAULT_GATEWAY_MAX_CONNECTIONS : DEFAULT_MAX_CONNECTIONS, 65536);
   const handshakeLimits: HandshakeLimits = {
     maxHandshakes: positiveInteger(options, "maxHandshakes", DEFAULT_MAX_HANDSHAKES, 65536),
     maxHandshakesPerIp: positiveInteger(options, "maxHandshakesPerIp", DEFAULT_MAX_HANDSHAKES_PER_IP, 65536),
@@ -205,7 +241,15 @@ export function checkTransportOptions(options: TransportOptions): TransportConfi
     acceptRamp: checkAcceptRamp(options.acceptRamp, "options.acceptRamp", DEFAULT_ACCEPT_RAMP),
   };
   const retry = checkRetryOptions(options.retry, "options.retry", DEFAULT_RETRY);
+  const inboundQueuePackets = positiveInteger(options, "inboundQueuePackets", DEFAULT_INBOUND_QUEUE_PACKETS, 65536);
+  // By default no more than every queue could take beyond its reserve: a peer holding one connection
+  // needs no 32 MiB (client processes of the scale benchmark with 1,000 transports each, 33 MiB of
+  // wasm memory apiece, spent their time in V8's external-memory collections).
+  const sharedQueuePackets = integerOption(options, "sharedQueuePackets", Math.min(DEFAULT_SHARED_QUEUE_PACKETS, 2 * maxConnections * (inboundQueuePackets - Math.min(inboundQueuePackets, QUEUE_RESERVE_PACKETS))), 0, 1 << 20);
   const reliability = checkReliabilityOptions(options.reliability, "options.reliability");
+  if (options.gateway === true && options.reliability?.keepAliveMs === undefined) {
+    reliability.keepAliveMs = Math.min(DEFAULT_GATEWAY_KEEP_ALIVE_MS, reliability.maxKeepAliveMs);
+  }
   if (options.random !== undefined) validateFunction(options.random, "options.random");
   if (options.debug !== undefined) validateFunction(options.debug, "options.debug");
   validateAbortSignal(options.signal, "options.signal");
@@ -220,7 +264,8 @@ export function checkTransportOptions(options: TransportOptions): TransportConfi
     introductions,
     acceptIntroductions,
     receiveBufferBytes,
-    inboundQueuePackets: positiveInteger(options, "inboundQueuePackets", DEFAULT_INBOUND_QUEUE_PACKETS, 65536),
+    inboundQueuePackets,
+    sharedQueuePackets,
     maxConnections,
     handshakeLimits,
     acceptQueueConnections: positiveInteger(options, "acceptQueueConnections", DEFAULT_ACCEPT_QUEUE_CONNECTIONS, 65536),
@@ -234,20 +279,39 @@ export function checkTransportOptions(options: TransportOptions): TransportConfi
   };
 }
 
+/** How a transport's arena is laid out: its size, and the queue reserves rule (Arena.reserveQueues). */
+export interface ArenaPlan {
+  bytes: number;
+  reservePackets: number;
+  /** Frames kept free for every queue's reserve and control frames, as if none were open, and for the scratch. */
+  guardFrames: number;
+}
+
+/** Frames outside the queues: the scratch frames (the framer's, the AEAD's, the handshake crypto's), the thread's frame cache, slack. */
+const FIXED_FRAMES = 256;
+const arenaBytes = (frames: number) => frames * DEFAULT_FRAME_BYTES + 64 * 1024; // + the header, bitmap and summary
+
 /**
- * Frames for every connection queue at capacity at once (accepted connections and as many opened by
- * connect()), so a stalled consumer can never empty the pool for others.
+ * The arena of a transport: for each connection queue that may exist (accepted connections and as many
+ * opened by connect()), its control frames (channel, lane, descriptor ring) and its reserve of
+ * packets; and sharedQueuePackets frames that queues past their reserve take from. No stalled
+ * consumer can take another queue's reserve, and what the arena costs grows with the reserve, not
+ * with inboundQueuePackets (1024 packets for each of 20,000 queues would not fit in the 2 GiB the
+ * core can address; with every queue's capacity reserved, a gateway stopped at 509 connections).
  */
-export function arenaBytesFor(config: TransportConfig): number {
-  // Per channel: its packets, its control frames (channel, lane) and its descriptor ring.
-  const perChannel = (capacity: number) => capacity + 2 + Math.ceil((capacity * 4) / DEFAULT_FRAME_BYTES) + 1;
-  // The scratch frames (the framer's, the AEAD's, the handshake crypto's), the thread's frame cache, bitmap overheads.
-  const fixedFrames = 256;
-  const bytesFor = (frames: number) => frames * DEFAULT_FRAME_BYTES + 64 * 1024;
-  const bytes = bytesFor(fixedFrames + 2 * config.maxConnections * perChannel(config.inboundQueuePackets));
+export function arenaPlan(config: TransportConfig): ArenaPlan {
+  const capacity = config.inboundQueuePackets;
+  const reservePackets = Math.min(capacity, QUEUE_RESERVE_PACKETS);
+  const slots = 2 ** Math.ceil(Math.log2(capacity));
+  const controlFrames = 2 + Math.max(1, Math.ceil((slots * 4) / DEFAULT_FRAME_BYTES));
+  const perQueue = controlFrames + reservePackets;
+  const queues = 2 * config.maxConnections;
+  // The fixed frames are guarded too: the shared part is sharedQueuePackets at most, whatever the scratch leaves unused.
+  const guardFrames = FIXED_FRAMES + queues * perQueue;
+  const bytes = arenaBytes(guardFrames + config.sharedQueuePackets);
   if (bytes > MAX_ARENA_BYTES) {
-    const most = Math.floor(((MAX_ARENA_BYTES - bytesFor(0)) / DEFAULT_FRAME_BYTES - fixedFrames) / perChannel(config.inboundQueuePackets) / 2);
-    throw outOfRange("options.maxConnections", `at most ${most} with ${config.inboundQueuePackets} inboundQueuePackets (every queue's frames within the 2 GiB of shared memory)`, config.maxConnections);
+    const most = Math.floor(((MAX_ARENA_BYTES - arenaBytes(0)) / DEFAULT_FRAME_BYTES - FIXED_FRAMES - config.sharedQueuePackets) / perQueue / 2);
+    throw outOfRange("options.maxConnections", `at most ${most} with ${capacity} inboundQueuePackets and ${config.sharedQueuePackets} sharedQueuePackets (every queue's reserve within the 2 GiB of shared memory)`, config.maxConnections);
   }
-  return bytes;
+  return { bytes, reservePackets, guardFrames };
 }

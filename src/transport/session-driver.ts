@@ -3,7 +3,8 @@
 // (replay window, then ChaCha20-Poly1305 under the key its key phase names: wire/packet-keys.ts),
 // answers the handshake's confirm, feeds the rest to the Session with the time, seals and sends what
 // the Session answers to the address the path state allows (wire/path.ts: an unvalidated address gets
-// at most 3× what it sent), and keeps one timer at the earliest deadline. A Connection (connection.ts)
+// at most 3× what it sent), and keeps its earliest deadline in the transport's one timer structure
+// (deadlines.ts). A Connection (connection.ts)
 // is its face to the application, whose calls wait on the Session's state through until(), never on
 // the socket.
 import { abortErrorOf, SluiceError } from "../errors/errors.ts";
@@ -27,6 +28,7 @@ import { isProbing } from "../reliable/frames.ts";
 import { Session, type Transmit } from "../reliable/session.ts";
 import { AddressChangeFeed, type AddressChange } from "./address-changes.ts";
 import type { Trace } from "./log.ts";
+import { Deadline, type Deadlines } from "./deadlines.ts";
 import type { ConnectionStats, DropReason } from "./stats.ts";
 
 /** What a connection needs from its transport. */
@@ -42,6 +44,8 @@ export interface ConnectionHost {
   /** A control frame (0x20 to 0x2f) the peer sent, delivered once, in its order. */
   controlFrame(connection: SessionDriver, type: number, body: Uint8Array): void;
   now(): number;
+  /** The transport's timer structure: every connection's next deadline, behind one host timer. */
+  readonly deadlines: Deadlines;
   /** The debug trace (log.ts), undefined when off: every trace site tests it first. */
   readonly trace?: Trace | undefined;
 }
@@ -114,7 +118,7 @@ export class SessionDriver {
   readonly #path: PathState;
   readonly #host: ConnectionHost;
   readonly #keys: KeyPhases;
-  /** The inbound queue's two ends: the listener sends into the inlet, #pump receives from the outlet. */
+  /** The inbound queue's two ends: the listener sends into the inlet, #drainQueue receives from the outlet. */
   readonly #inlet: Sender;
   readonly #outlet: Receiver;
   readonly #window = new ReplayWindow();
@@ -122,9 +126,13 @@ export class SessionDriver {
   /** Settles when the connection is over and drained: resolved, or rejected with why it failed. */
   readonly whenEnded: Promise<void>;
   #settleEnded!: (error: SluiceError | undefined) => void;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #timerAt = Infinity;
+  /** The Session's and the path's next deadline, in the transport's deadlines. */
+  readonly #deadline = new Deadline(() => this.#drive());
   #driveScheduled = false;
+  /** A drain of the queue is scheduled: in this turn's microtasks, or lingering until the turn's end. */
+  #drainScheduled = false;
+  /** For tests: the queue is never drained (a stalled consumer). */
+  readonly #stalled: boolean;
   /** Wakes everything waiting on the Session (senders, receivers, readers); each re-checks its condition. */
   #waiters: Array<() => void> = [];
   #confirm: RetrySchedule | undefined;
@@ -171,7 +179,7 @@ export class SessionDriver {
       this.#confirm = new RetrySchedule(init.confirm.options, init.host.now(), init.confirm.random);
       this.#repeatConfirm();
     }
-    if (init.stalled !== true) void this.#pump();
+    this.#stalled = init.stalled === true;
     this.scheduleDrive(); // the Session may have credit to grant at once
     this.#host.trace?.(`connection ${this.localId} established with ${describe(this.#path.address)} (${init.confirm ? "initiator" : "responder"}, peer id ${init.remoteId})`);
   }
@@ -275,6 +283,10 @@ export class SessionDriver {
     const outcome = framer.handOver(this.#inlet);
     if (outcome === "sent") {
       this.#routed++;
+      if (!this.#drainScheduled && !this.#stalled) {
+        this.#drainScheduled = true;
+        queueMicrotask(this.#drainQueue); // the first datagram after a quiet spell: at once
+      }
       if (elsewhere) this.#fromElsewhere.set(frame, relay === undefined ? { host, port } : { host, port, relay });
     } else if (outcome === "full") this.#drops.queueFull++;
     return outcome;
@@ -340,12 +352,19 @@ export class SessionDriver {
   // ------------------------------------------------------------------ receiving
 
   /**
-   * The queue's consumer. It awaits only its own queue's receive, which is fed by the listener's
-   * try-send: nothing here ever waits for room on a bounded queue.
+   * The queue's consumer, scheduled by the listener's hand-off (this thread): it drains the queue,
+   * OPEN_BATCH datagrams between drives, and when it took any, looks again once at the end of the
+   * turn (setImmediate), so the datagrams of a busy turn are opened and answered in one batch; a
+   * look that finds none leaves it unscheduled until the next hand-off. Nothing parks on the queue:
+   * the park safety net re-checks a parked receiver every second, which with 10,000 idle
+   * connections was 10,000 wake-ups and Atomics.waitAsync calls a second for nothing.
    */
-  async #pump(): Promise<void> {
-    while ((await this.#outlet.recvBatch(this.#visit, OPEN_BATCH)) > 0) this.#drive();
-  }
+  readonly #drainQueue = (): void => {
+    let taken = 0;
+    for (let batch = 0; !this.#ended && (batch = this.#outlet.drain(this.#visit, OPEN_BATCH)) > 0; taken += batch) this.#drive();
+    if (taken > 0 && !this.#ended) setImmediate(this.#drainQueue);
+    else this.#drainScheduled = false;
+  };
 
   // The queue's visitor: `bytes` is the arena; the datagram is bytes[at, at + length).
   readonly #visit = (bytes: Uint8Array, at: number, length: number): void => {
@@ -459,7 +478,7 @@ export class SessionDriver {
     for (let transmit = session.pollTransmit(now, path.allowance); transmit !== undefined; transmit = session.pollTransmit(now, path.allowance)) this.#transmit(transmit);
     if (this.#host.trace !== undefined) this.#traceLosses(this.#host.trace);
     if (session.state === "closed") this.#end();
-    else this.#arm(Math.min(session.nextDeadline(), path.nextDeadline()), now);
+    else this.#arm(Math.min(session.nextDeadline(), path.nextDeadline()));
     this.#wake();
   }
 
@@ -484,17 +503,8 @@ export class SessionDriver {
     queueMicrotask(() => this.#drive());
   }
 
-  #arm(deadline: number, now: number): void {
-    if (deadline === Infinity || (this.#timer !== undefined && this.#timerAt <= deadline)) return;
-    clearTimeout(this.#timer);
-    this.#timerAt = deadline;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#timerAt = Infinity;
-      this.#drive();
-    }, Math.max(0, Math.ceil(deadline - now)));
-    // The socket keeps the process alive while the transport is open; this timer must not on its own.
-    (this.#timer as { unref?: () => void }).unref?.();
+  #arm(deadline: number): void {
+    if (deadline !== this.#deadline.at) this.#host.deadlines.schedule(this.#deadline, deadline);
   }
 
   /** Seals and sends `transmit` to the path (or, for a probe, to `to`). */
@@ -528,8 +538,7 @@ export class SessionDriver {
       this.#host.trace(`connection ${this.localId} with ${describe(this.#path.address)} ended: ${how}`);
     }
     this.addressChanges.end();
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#host.deadlines.cancel(this.#deadline);
     clearTimeout(this.#closeWatch);
     this.#stopConfirm();
     this.#inlet.close();

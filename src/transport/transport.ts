@@ -1,5 +1,5 @@
 // A transport: one UDP socket, its listener (listener.ts), the handshakes in progress (handshakes.ts)
-// and the connections they made (connection.ts), in one arena sized for every queue at capacity.
+// and the connections they made (connection.ts), in one arena holding every queue's reserve (options.ts).
 // This is the public API; the parts above do the work.
 import { isIP } from "node:net";
 import { abortErrorOf, illegalConstructor, SluiceError } from "../errors/errors.ts";
@@ -13,13 +13,14 @@ import type { Identity } from "../handshake/noise.ts";
 import { importPrivateKey, rawPublicKey } from "../handshake/primitives.ts";
 import { checkRetryOptions, type RetryOptions } from "../handshake/retry.ts";
 import { Connection, driverOf, type WaitOptions } from "./connection.ts";
+import { DeadlineTimer } from "./deadlines.ts";
 import { Handshakes } from "./handshakes.ts";
 import { Introductions } from "./introductions.ts";
 import { Listener } from "./listener.ts";
 import { NatObservations, type NatType } from "./nat-type.ts";
 import { Relays } from "./relays.ts";
 import { Warnings } from "./log.ts";
-import { arenaBytesFor, checkKey, checkTransportOptions, type TransportConfig, type TransportOptions, type TransportSeams } from "./options.ts";
+import { arenaPlan, checkKey, checkTransportOptions, type TransportConfig, type TransportOptions, type TransportSeams } from "./options.ts";
 import { resolveHost } from "./resolve.ts";
 import { TransportCounters, type TransportStats } from "./stats.ts";
 import { ConnectionTable } from "./table.ts";
@@ -65,6 +66,8 @@ export class Transport {
   readonly #crypto: CoreCrypto;
   #socket!: DatagramSocket;
   readonly #counters = new TransportCounters();
+  /** Every connection's next deadline, behind one host timer. */
+  readonly #deadlines = new DeadlineTimer(() => performance.now());
   readonly #warnings: Warnings;
   readonly #table: ConnectionTable;
   readonly #handshakes: Handshakes;
@@ -86,7 +89,9 @@ export class Transport {
     this.#config = config;
     this.#seams = seams;
     this.#warnings = new Warnings(config.log);
-    this.#arena = Arena.create({ bytes: arenaBytesFor(config), frameBytes: DEFAULT_FRAME_BYTES });
+    const plan = arenaPlan(config);
+    this.#arena = Arena.create({ bytes: plan.bytes, frameBytes: DEFAULT_FRAME_BYTES });
+    this.#arena.reserveQueues(plan.reservePackets, plan.guardFrames);
     this.#framer = new Framer(this.#arena);
     this.#aead = new PacketAead(this.#arena);
     this.#crypto = new CoreCrypto(this.#arena);
@@ -111,6 +116,7 @@ export class Transport {
         },
         controlFrame: (connection, type, body) => this.#introductions.handleControl(connection, type, body),
         now: () => performance.now(),
+        deadlines: this.#deadlines,
         trace: config.trace,
       },
       accepted: (connection) => this.#accepted(connection),
@@ -362,6 +368,7 @@ export class Transport {
     for (const connection of this.#acceptQueue.splice(0)) driverOf(connection).abort();
     for (const waiter of [...this.#acceptWaiters]) waiter(undefined);
     this.#acceptWaiters.clear();
+    this.#deadlines.stop();
     await this.#socket.close();
     this.#framer.dispose();
     this.#aead.dispose();

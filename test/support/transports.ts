@@ -92,3 +92,14 @@ export async function connectedPair<O extends TransportOptions>(bind: (options: 
   const [atJoiner, atGateway] = await Promise.all([joiner.connect(gateway.address, gateway.publicKey), gateway.accept()]);
   return { gateway, joiner, atJoiner, atGateway: atGateway! };
 }
+
+/** A DATA datagram to `connectionId` that never opens (0xab bytes under no key): only its routing matters. */
+export function dataPacket(connectionId: number, packetNumber = 0): Uint8Array {
+  const datagram = new Uint8Array(60).fill(0xab);
+  const view = new DataView(datagram.buffer);
+  datagram[0] = 0x02;
+  view.setUint32(1, connectionId, true);
+  view.setUint32(5, packetNumber, true);
+  view.setUint32(9, 0, true);
+  return datagram;
+}

@@ -1,0 +1,153 @@
+// One timer structure per transport: every connection's next deadline in one indexed binary min-heap
+// (sans-IO: Deadlines takes `now`), behind one host timer (DeadlineTimer). A host timer per
+// connection cost a Timeout object per re-arm (garbage), and its re-arms only ever moved earlier, so
+// a deadline pushed later (every packet heard pushes the keep-alive) still woke the connection at the
+// old one, for nothing. Here a re-arm moves the entry either way, in O(log n) and without garbage,
+// and the host timer is re-armed only when the earliest deadline of all moves earlier.
+
+/** One connection's place in the heap. */
+export class Deadline {
+  /** When it is due (performance.now() milliseconds); Infinity while not scheduled. */
+  at = Infinity;
+  /** Its index in the heap, or -1. @internal */
+  index = -1;
+
+  constructor(readonly fire: (now: number) => void) {}
+}
+
+export class Deadlines {
+  readonly #heap: Deadline[] = [];
+
+  get size(): number {
+    return this.#heap.length;
+  }
+
+  /** The earliest deadline scheduled, or Infinity. */
+  next(): number {
+    return this.#heap.length === 0 ? Infinity : this.#heap[0]!.at;
+  }
+
+  /** Schedules `deadline` at `at` (earlier or later than before); Infinity cancels it. */
+  schedule(deadline: Deadline, at: number): void {
+    if (at === Infinity) return this.cancel(deadline);
+    const heap = this.#heap;
+    if (deadline.index < 0) {
+      deadline.at = at;
+      deadline.index = heap.length;
+      heap.push(deadline);
+      this.#up(deadline.index);
+      return;
+    }
+    const earlier = at < deadline.at;
+    deadline.at = at;
+    if (earlier) this.#up(deadline.index);
+    else this.#down(deadline.index);
+  }
+
+  cancel(deadline: Deadline): void {
+    const index = deadline.index;
+    if (index < 0) return;
+    const heap = this.#heap;
+    const last = heap.pop()!;
+    deadline.index = -1;
+    deadline.at = Infinity;
+    if (last === deadline) return;
+    heap[index] = last;
+    last.index = index;
+    this.#up(index);
+    this.#down(last.index);
+  }
+
+  /**
+   * Fires every deadline due at `now`, earliest first, each taken out of the heap before it fires (it
+   * may schedule itself again). Bounded: a deadline scheduled again at or before `now` waits for the
+   * next call, so no callback can keep this loop going.
+   */
+  fireDue(now: number): void {
+    const heap = this.#heap;
+    for (let budget = heap.length; budget > 0 && heap.length > 0 && heap[0]!.at <= now; budget--) {
+      const due = heap[0]!;
+      this.cancel(due);
+      due.fire(now);
+    }
+  }
+
+  #up(index: number): void {
+    const heap = this.#heap;
+    const item = heap[index]!;
+    while (index > 0) {
+      const parentIndex = (index - 1) >> 1;
+      const parent = heap[parentIndex]!;
+      if (parent.at <= item.at) break;
+      heap[index] = parent;
+      parent.index = index;
+      index = parentIndex;
+    }
+    heap[index] = item;
+    item.index = index;
+  }
+
+  #down(index: number): void {
+    const heap = this.#heap;
+    const length = heap.length;
+    const item = heap[index]!;
+    for (;;) {
+      let child = 2 * index + 1;
+      if (child >= length) break;
+      if (child + 1 < length && heap[child + 1]!.at < heap[child]!.at) child++;
+      const smaller = heap[child]!;
+      if (smaller.at >= item.at) break;
+      heap[index] = smaller;
+      smaller.index = index;
+      index = child;
+    }
+    heap[index] = item;
+    item.index = index;
+  }
+}
+
+/**
+ * Deadlines driven by one host timer, armed at the earliest deadline (unref'd: the socket keeps the
+ * process alive while the transport is open, a timer must not on its own).
+ */
+export class DeadlineTimer extends Deadlines {
+  readonly #now: () => number;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+
+  constructor(now: () => number) {
+    super();
+    this.#now = now;
+  }
+
+  override schedule(deadline: Deadline, at: number): void {
+    super.schedule(deadline, at);
+    if (at < this.#timerAt) this.#arm();
+  }
+
+  /** The host timer stops; deadlines stay scheduled but fire no more (the transport closed). */
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = -Infinity; // never armed again
+  }
+
+  #arm(): void {
+    const at = this.next();
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    if (at === Infinity) {
+      this.#timer = undefined;
+      return;
+    }
+    this.#timer = setTimeout(this.#expired, Math.max(0, Math.ceil(at - this.#now())));
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  readonly #expired = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    this.fireDue(this.#now());
+    if (this.#timerAt === Infinity) this.#arm(); // unless a callback armed it meanwhile
+  };
+}
