@@ -103,6 +103,15 @@ export class RangeSet {
     }
   }
 
+  /** Drops the ranges that lie wholly below `value`, keeping the highest range whatever it holds. */
+  dropRangesBelow(value: number): void {
+    const below = Math.min(lowerBound(this.#ends, value + 1), this.#starts.length - 1); // ranges with end <= value
+    if (below > 0) {
+      this.#starts.splice(0, below);
+      this.#ends.splice(0, below);
+    }
+  }
+
   #indexContaining(value: number): number {
     const i = lowerBound(this.#ends, value + 1);
     return i < this.#starts.length && this.#starts[i]! <= value ? i : -1;

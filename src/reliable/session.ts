@@ -59,6 +59,8 @@ interface SentPacket extends InboundSent, OutboundSent, ControlSent {
   time: number;
   bytes: number;
   close: boolean;
+  /** The largest packet number its ACK frame reported (-1: none): once it is acknowledged, the older ranges need not be reported again. */
+  ackedUpTo: number;
 }
 
 export type SessionState = "open" | "closing" | "draining" | "closed";
@@ -527,6 +529,7 @@ export class Session {
     if (!eliciting && !ackDue && !pathFrames) return undefined;
     const writer = this.#writer;
     writer.begin(room);
+    const ackedUpTo = this.#newSinceAck ? this.#largestReceived : -1;
     if (this.#newSinceAck) this.#writeAck(now);
     const ackEnd = writer.length;
     this.#writePathFrames();
@@ -538,7 +541,7 @@ export class Session {
       return { packetNumber, parts: writer.finish() };
     }
     const packet: SentPacket = {
-      time: now, bytes: 0, data: [], messageCredit: false, streamsCredit: false, streamCredits: [], stops: [], refusals: [], resets: [], controls: [], close: false,
+      time: now, bytes: 0, data: [], messageCredit: false, streamsCredit: false, streamCredits: [], stops: [], refusals: [], resets: [], controls: [], close: false, ackedUpTo,
     };
     this.#writeControl(packet);
     if (this.#closeDue) {
@@ -660,6 +663,11 @@ export class Session {
   }
 
   readonly #onPacketAcked = (packet: SentPacket): void => {
+    // The peer has our ACK up to ackedUpTo (RFC 9000 §13.2.4): the ranges wholly below it need not be
+    // reported again. Without this, the gaps of the peer's skipped packet numbers (one in ~256) stayed
+    // in every ACK frame, up to 32 ranges: a 1 KiB message no longer fit beside the ACK in one packet,
+    // and a request/response round trip between processes went from ~70 to ~200 µs.
+    if (packet.ackedUpTo >= 0) this.#received.dropRangesBelow(packet.ackedUpTo);
     this.#outbound.onAcked(packet);
     this.#control.onAcked(packet);
     if (packet.close && this.#state === "closing") this.#enterDrain();
