@@ -15,6 +15,7 @@
 import { spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { createInterface } from "node:readline";
+import { loopbackHost } from "./lib/hosts.mjs";
 import { Worker } from "node:worker_threads";
 import { Transport } from "sluice";
 import { bypassForBenchmark, sealForBenchmark } from "sluice/internal";
@@ -181,11 +182,11 @@ export async function startStreamSender() {
   return worker;
 }
 
-/** Handshake times (ms) on loopback: fresh joiners (the gateway allows one intro per address per second). */
+/** Handshake times (ms) on loopback: fresh joiners, each from a loopback address of its own (bench/lib/hosts.mjs). */
 export async function handshakeTimes(count) {
   const gateway = await Transport.bind({ host: "127.0.0.1", gateway: true, acceptRamp: [], log: null, maxConnections: count + 1, inboundQueuePackets: 16 });
   const joiners = [];
-  for (let i = 0; i < count; i++) joiners.push(await Transport.bind({ host: "127.0.0.1", log: null, maxConnections: 1, maxHandshakes: 1, inboundQueuePackets: 16 }));
+  for (let i = 0; i < count; i++) joiners.push(await Transport.bind({ host: loopbackHost(i, 22), log: null, maxConnections: 1, maxHandshakes: 1, inboundQueuePackets: 16 }));
   const times = [];
   for (const joiner of joiners) {
     const started = performance.now();

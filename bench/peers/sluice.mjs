@@ -3,8 +3,10 @@
 // transfer (openStream / acceptStream), messages for request/response (send / recv). Datagrams are
 // at most MAX_SEND_DATAGRAM_BYTES (1200), Sluice's fixed size today (seen on the wire: 1200).
 import { Transport } from "../../dist/index.js";
+import { loopbackHost } from "../lib/hosts.mjs";
 
 const HOST = "127.0.0.1";
+let dialers = 0;
 
 function sluiceConnection(connection) {
   return {
@@ -49,7 +51,8 @@ export const sluice = {
   },
 
   async dialer() {
-    const transport = await Transport.bind({ host: HOST, log: null, maxConnections: 2, maxHandshakes: 2 });
+    // Each dialer from an address of its own, as peers are: the connect rows time 40 connects a run.
+    const transport = await Transport.bind({ host: loopbackHost(dialers++, 21), log: null, maxConnections: 2, maxHandshakes: 2 });
     return {
       dial: async (info) => sluiceConnection(await transport.connect(info.address, info.publicKey)),
       close: () => transport.close(),

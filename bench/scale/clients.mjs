@@ -4,6 +4,7 @@
 import { Transport } from "../../dist/index.js";
 import { serve } from "../lib/rpc.mjs";
 import { cpuOver } from "./measure.mjs";
+import { loopbackHost } from "../lib/hosts.mjs";
 
 /**
  * Every peer has a loopback address of its own, as peers on the internet do: the gateway's per-IP
@@ -12,7 +13,7 @@ import { cpuOver } from "./measure.mjs";
  * re-sends used up the per-IP intro budget. Peer i binds 127.10.x.y (all of 127.0.0.0/8 is loopback
  * on Linux).
  */
-const hostOf = (peer) => `127.10.${Math.floor(peer / 250)}.${(peer % 250) + 1}`;
+const hostOf = (peer) => loopbackHost(peer, 10);
 /** A client peer holds one connection: the smallest arena and a modest socket buffer. */
 const PEER_OPTIONS = { log: null, maxConnections: 1, maxHandshakes: 1, inboundQueuePackets: 16, receiveBufferBytes: 256 * 1024 };
 /** A connect that failed is tried again this many times (the hold wants every connection it can get). */
