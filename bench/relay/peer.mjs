@@ -134,7 +134,16 @@ serve({
   async lift() {
     const opened = now();
     wall.closed = false;
-    while (!changes.some((change) => change.at >= opened && directAndValidated(change))) await new Promise((resolve) => (changed = resolve));
+    // 10 × the probe interval: a move that has not come by then is not coming (seen twice in ~200
+    // samples while developing; the error says where the connection stood, rather than a 600 s wait).
+    const giveUp = setTimeout(() => changed?.(), 10_000);
+    while (!changes.some((change) => change.at >= opened && directAndValidated(change))) {
+      if (now() - opened >= 10_000) {
+        throw new Error(`no move to a direct path within 10 s of lifting the firewall: path ${connection.path}, state ${connection.closed ? "closed" : "open"}, changes ${JSON.stringify(changes.map((c) => [c.kind, Math.round(c.at - opened)]))}`);
+      }
+      await new Promise((resolve) => (changed = resolve));
+    }
+    clearTimeout(giveUp);
     const change = changes.find((c) => c.at >= opened && directAndValidated(c));
     return { ms: change.at - opened, path: connection.path, kinds: changes.map((c) => c.kind) };
   },
