@@ -64,30 +64,14 @@ rmSync(path("build/core.js"));
 rmSync(path("build/core.d.ts"));
 
 rmSync(path("dist"), { recursive: true, force: true }); // no stale chunk of an earlier build
-await build({
-  entryPoints: [path("src/index.ts"), path("src/internal.ts")],
-  outdir: path("dist"),
-  splitting: true,
-  bundle: true,
-  format: "esm",
-  platform: "neutral",
-  target: "es2022",
-  external: ["node:*"],
-  sourcemap: true,
-  logLevel: "warning",
-});
+/** What both bundles share: ESM for Node and Deno alike, node: modules left to the runtime. */
+const BUNDLE = { outdir: path("dist"), bundle: true, format: "esm", platform: "neutral", target: "es2022", external: ["node:*"], sourcemap: true, logLevel: "warning" };
+await build({ ...BUNDLE, entryPoints: [path("src/index.ts"), path("src/internal.ts")], splitting: true });
 // The `sluice` command imports the public entry as a user would: src/index.ts becomes "./index.js",
 // the bundle above, so the command and a program share one module instance and the bundle one chunk.
 await build({
+  ...BUNDLE,
   entryPoints: [{ in: path("src/cli/main.ts"), out: "cli" }],
-  outdir: path("dist"),
-  bundle: true,
-  format: "esm",
-  platform: "neutral",
-  target: "es2022",
-  external: ["node:*"],
-  sourcemap: true,
-  logLevel: "warning",
   plugins: [{
     name: "public-entry",
     setup: (cli) => cli.onResolve({ filter: /^\.\.\/index\.ts$/ }, () => ({ path: "./index.js", external: true })),
