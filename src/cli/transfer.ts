@@ -160,9 +160,12 @@ export async function receive(options: ReceiveOptions): Promise<void> {
   }
 }
 
-/** The first name not taken in `dir`: `name`, else `name.1`, `name.2`... */
+/** Names tried for one received file: the sender picks the name, so the search has a bound. */
+const MAX_NAME_TRIES = 1000;
+
+/** The first name not taken in `dir`: `name`, else `name.1`, `name.2`... (at most MAX_NAME_TRIES). */
 async function freeName(dir: string, name: string): Promise<string> {
-  for (let n = 0; ; n++) {
+  for (let n = 0; n < MAX_NAME_TRIES; n++) {
     const path = join(dir, n === 0 ? name : `${name}.${n}`);
     try {
       await stat(path);
@@ -170,6 +173,7 @@ async function freeName(dir: string, name: string): Promise<string> {
       return path;
     }
   }
+  throw new CliError(`${join(dir, name)} and ${MAX_NAME_TRIES - 1} numbered names after it are taken: clear --out`);
 }
 
 async function receiveOne(connection: Connection, dir: string): Promise<void> {
