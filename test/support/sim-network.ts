@@ -77,7 +77,8 @@ export class SimNetwork {
   constructor(seed: number, link: LinkOptions, options: ReliabilityOptions = {}, reverse: LinkOptions = link) {
     this.#random = mulberry32(seed);
     const config = checkReliabilityOptions(options, "options");
-    this.sessions = [new Session(config, 0), new Session(config, 0)];
+    // The Sessions' own randomness (which packet numbers they skip) is seeded too: a run is a function of its seed.
+    this.sessions = [new Session(config, 0, mulberry32(seed + 1)), new Session(config, 0, mulberry32(seed + 2))];
     this.links = [new Link(link), new Link(reverse)];
   }
 
