@@ -22,7 +22,7 @@ export function bindSluice(options: TransportOptions = {}): Promise<Transport> {
 /** The spec's "0 means always" under load: every intro needs a cookie. */
 export const ALWAYS_UNDER_LOAD: TransportOptions = { underLoadIntrosPerSecond: 0 };
 
-type Closable = { close(): Promise<unknown> };
+export type Closable = { close(): Promise<unknown> };
 
 export const closeAll = (...closables: (Closable | undefined)[]) => Promise.all(closables.map((c) => c?.close()));
 

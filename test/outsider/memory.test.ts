@@ -1,20 +1,20 @@
-// Memory a peer can pin, against the credit it was given, and the CPU of reassembly as fragments
-// arrive in the worst order. The gateway runs in a child process; its memory is read there after
-// two full GCs. The figure is the growth of its buffers (external memory, which holds every
+// Memory a peer can pin, against the credit it was given (the CPU of reassembly as fragments arrive
+// in the worst order is reassembly-cpu.test.ts, run alone). The gateway runs in a child process; its
+// memory is read there after two full GCs. The figure is the growth of its buffers (external memory, which holds every
 // ArrayBuffer, + frames taken from its arena) per credited byte. The JS heap is printed beside it:
 // its noise (-30 to +210 KB over 4-32k packets that store nothing, measured with such a control)
 // is larger than a 64 KiB credit, so it is held to a looser bound (per-fragment objects would
 // still show: 32k fragments × 32 B = 1 MiB).
 import { expect, test } from "vitest";
-import { ChildGateway, type Received, type Usage } from "./child-gateway.ts";
-import { EvilPeer, sleep, type EvilSession } from "./evil-peer.ts";
-import { closedAfterEach, describe3, eventually, figure } from "./harness.ts";
+import { ChildGateway, type Usage } from "./child-gateway.ts";
+import { attacker, CHUNK_BYTES, streamFiller, warmUp } from "./credited-session.ts";
+import { sleep } from "./evil-peer.ts";
+import { closedAfterEach, describe3, figure } from "./harness.ts";
 import { MAX_PLAINTEXT_BYTES, type Frame } from "./wire.ts";
 
 const track = closedAfterEach();
 
 const SMALL_WINDOW_BYTES = 64 * 1024; // the credit before any credit frame: the least a receiver gives
-const CHUNK_BYTES = MAX_PLAINTEXT_BYTES - 16;
 
 const buffers = (u: Usage) => u.memory.external + u.arenaBytesInUse;
 const HEAP_BOUND_BYTES = 1024 * 1024;
@@ -25,51 +25,16 @@ const lonelyByte = (sequence: number, total: number, offset: number): Frame[] =>
   { type: "padding", length: MAX_PLAINTEXT_BYTES - 16 },
 ];
 
-async function attacker(gateway: ChildGateway, host: string): Promise<EvilSession> {
-  const peer = track(await EvilPeer.bind(host));
-  const session = await peer.connect(gateway.address, gateway.publicKey);
-  await sleep(100); // the gateway's first credit frames
-  return session;
-}
-
-/**
- * Warm the gateway up (JIT, blocks, arena pages, and the first stream's one-time buffers, 160 KB
- * measured) with complete messages and a stream, so the baseline is steady.
- */
-async function warmUp(gateway: ChildGateway, session: EvilSession): Promise<void> {
-  const delivered = (await gateway.request<Received>("received")).messages;
-  await session.sendMessages(...Array.from({ length: 8 }, () => new Uint8Array(16 * 1024)));
-  await streamFiller(session, 0, 0, 128 * 1024);
-  await eventually(async () => (await gateway.request<Received>("received")).messages >= delivered + 8, 3000);
-}
-
-/** `bytes` of stream `stream` from `offset`, sent as the gateway's stream credit allows; answers the new offset. */
-async function streamFiller(session: EvilSession, stream: number, offset: number, bytes: number): Promise<number> {
-  const end = offset + bytes;
-  while (offset < end) {
-    if (!(await session.until(() => session.streamCredit(stream) > offset, 5000))) throw new Error("no stream credit");
-    const limit = Math.min(end, session.streamCredit(stream));
-    const packets: Frame[][] = [];
-    for (; offset < limit; offset += CHUNK_BYTES) {
-      const length = Math.min(CHUNK_BYTES, limit - offset);
-      packets.push([{ type: "streamData", fin: false, stream, offset, bytes: new Uint8Array(length) }]);
-    }
-    offset = limit;
-    await session.sendAll(packets);
-  }
-  return offset;
-}
-
 type Shape = "dense" | "sparse" | "ahead";
 
 const SPARSE_STRIDE_BYTES = 4096;
 
 /** Runs one attack shape on a fresh connection; answers its figures. */
 async function pin(gateway: ChildGateway, host: string, shape: Shape) {
-  const session = await attacker(gateway, host);
+  const session = await attacker(track, gateway, host);
   // Sparse fragments are interleaved with stream data from a second connection, read at once and
   // closed before the measure: storage shared between packets would keep a block per fragment.
-  const filler = shape === "sparse" ? await attacker(gateway, "127.0.0.10") : undefined;
+  const filler = shape === "sparse" ? await attacker(track, gateway, "127.0.0.10") : undefined;
   await warmUp(gateway, session);
   const credit = session.messageCreditLimit - session.messageBytesSent;
   const started = performance.now();
@@ -142,34 +107,4 @@ describe3("memory per credited byte", () => {
       expect(r.heapDelta, what).toBeLessThanOrEqual(HEAP_BOUND_BYTES);
     }
   }, 40_000);
-});
-
-describe3("reassembly order", () => {
-  test("fragments in descending order cost flat CPU per fragment from 16k to 128k fragments", async () => {
-    const gateway = track(await ChildGateway.bind({ host: "127.0.0.1", gateway: true }));
-    const session = await attacker(gateway, "127.0.0.2");
-    await warmUp(gateway, session);
-    const perFragment: Record<number, number> = {};
-    const perPacket = Math.floor(MAX_PLAINTEXT_BYTES / 16); // 1-byte MESSAGE_DATA frames (16 B each)
-    for (const count of [16 * 1024, 128 * 1024]) {
-      const sequence = await session.reserveMessage(count);
-      const packets: Frame[][] = [];
-      for (let top = count - 1; top >= 0; top -= perPacket) {
-        const frames: Frame[] = [];
-        for (let offset = top; offset > top - perPacket && offset >= 0; offset--) {
-          frames.push({ type: "messageData", sequence, total: count, offset, bytes: Uint8Array.of(offset & 0xff) });
-        }
-        packets.push(frames);
-      }
-      const delivered = (await gateway.request<Received>("received")).messages;
-      const before = await gateway.usage();
-      await session.sendAll(packets, { timeoutMs: 20_000 });
-      expect(await eventually(async () => (await gateway.request<Received>("received")).messages > delivered, 5000)).toBe(true);
-      const after = await gateway.usage();
-      perFragment[count] = (after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system) / count;
-    }
-    const ratio = perFragment[128 * 1024] / perFragment[16 * 1024];
-    figure("descending fragments, gateway CPU per fragment (µs)", `16k: ${perFragment[16 * 1024].toFixed(2)}, 128k: ${perFragment[128 * 1024].toFixed(2)}, ratio ${ratio.toFixed(2)}× (target ≤ 1.5×)`);
-    expect(ratio).toBeLessThanOrEqual(3);
-  }, 30_000);
 });
