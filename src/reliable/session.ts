@@ -75,6 +75,8 @@ export interface SessionStats {
   packetsSent: number;
   packetsReceived: number;
   packetsLost: number;
+  /** Packets declared lost whose acknowledgement came after all (reordering): what they carried counted as delivered. */
+  spuriousLosses: number;
   ackOnlyPackets: number;
   tailLossProbes: number;
   retransmissionTimeouts: number;
@@ -662,6 +664,10 @@ export class Session {
     if (this.#recovery.onAck(ranges, delayMs, this.#now, this.#onPacketAcked, this.#onPacketLost)) this.#queueCloseIfFlushed();
   }
 
+  /**
+   * The packet arrived. It may have been declared lost before its ACK came (reordering), and what it
+   * carried sent again since: every step here counts a frame done once, whichever copy is acknowledged.
+   */
   readonly #onPacketAcked = (packet: SentPacket): void => {
     // The peer has our ACK up to ackedUpTo (RFC 9000 §13.2.4): the ranges wholly below it need not be
     // reported again. Without this, the gaps of the peer's skipped packet numbers (one in ~256) stayed
