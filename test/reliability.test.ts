@@ -399,7 +399,10 @@ describe("a full message queue, retired from its front", () => {
 });
 
 describe("a peer that closes once it has everything", () => {
-  it.each([1, 2, 3, 4, 5, 6])("seed %i: the writer's flush still resolves when the last ACK comes with the CLOSE", (seed) => {
+  // The 1 ms jitter on a 2 ms link reorders packets enough that some are declared lost while their ACK
+  // is only late. Seeds 13, 14, 19, 21 and 29 failed (ERR_SLUICE_PEER_CLOSED) while such a late ACK was
+  // ignored: the data stayed unacknowledged until its retransmission was, and the reader closed first.
+  it.each(Array.from({ length: 30 }, (_, i) => i + 1))("seed %i: the writer's flush still resolves when the last ACK comes with the CLOSE", (seed) => {
     const net = new SimNetwork(seed, { delayMs: 2, jitterMs: 1 });
     const [a, b] = net.sessions;
     const total = 200_000;
