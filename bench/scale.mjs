@@ -128,14 +128,23 @@ export async function scaleRows({ log, options: overrides = {} }) {
     const { open } = settled;
     const loaded = await gateway.call("memory");
     // The client processes' CPU over the same window: on a 2-core machine they share the gateway's cores.
+    const clientTotals = () => Promise.all(clients.map((client) => client.call("totals"))).then((all) => Object.fromEntries(Object.keys(all[0]).map((key) => [key, all.reduce((sum, t) => sum + t[key], 0)])));
+    // (rttMsP50 is each process's median smoothed RTT: summed above, averaged here.)
+    const peersBefore = await clientTotals();
+    const overflowsBefore = udpReceiveBufferErrors();
     const [idle, ...clientCpu] = await Promise.all([
       gateway.call("cpu", { seconds: options.idleSeconds, profile: options.idleProfile }),
       ...clients.map((client) => client.call("cpu", { seconds: options.idleSeconds })),
     ]);
     const afterIdle = await gateway.call("stats");
+    const peersAfter = await clientTotals();
+    const { rttMsP50, ...counters } = peersAfter;
+    const peersPerSecond = Object.fromEntries(Object.keys(counters).map((key) => [key, Math.round((peersAfter[key] - peersBefore[key]) / options.idleSeconds)]));
+    peersPerSecond.rttMsP50 = +(rttMsP50 / clients.length).toFixed(1);
     const perSecond = (key) => ((afterIdle[key] - settled[key]) / options.idleSeconds).toFixed(0);
     const late = (d) => `${d.p50.toFixed(1)}/${d.p99.toFixed(1)}/${d.max.toFixed(1)} ms`;
     log(`\n  idle ${options.idleSeconds} s: gateway ${idle.percent.toFixed(1)}% of a core, event loop late p50/p99/max ${late(idle.loopDelay)}, sent ${perSecond("datagramsSent")} and received ${perSecond("datagramsReceived")} datagrams/s; client processes ${clientCpu.map((c) => c.percent.toFixed(1)).join(" + ")}% (loops late p99 ${clientCpu.map((c) => c.loopDelay.p99.toFixed(1)).join(", ")} ms); ${afterIdle.open} of ${open} still open${Object.keys(afterIdle.closed).length ? `, ended: ${JSON.stringify(afterIdle.closed)}` : ""}`);
+    log(`\n  the client peers, per second while idle: ${JSON.stringify(peersPerSecond)}; UDP receive-buffer overflows, whole machine: ${udpReceiveBufferErrors() - overflowsBefore}`);
     if (idle.heaviest) log(`\n  idle profile (${options.idleProfile}), self time:\n    ${idle.heaviest.join("\n    ")}`);
 
     // 3. Baseline connects, then 4. the storm.

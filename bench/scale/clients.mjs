@@ -21,6 +21,8 @@ const CONNECT_ATTEMPTS = 3;
 
 const ready = [];
 const connected = [];
+/** Every peer bound, for the transport-level counters. */
+const bound = [];
 
 const take = (count) => {
   if (ready.length < count) throw new Error(`${count} peers asked for, ${ready.length} bound`);
@@ -41,13 +43,36 @@ async function connect(peer, gateway) {
 serve({
   cpu: ({ seconds }) => cpuOver(seconds),
 
+  /** What the held connections sent and received so far, summed: the idle window's datagrams by cause. */
+  totals() {
+    const sum = { packetsSent: 0, packetsReceived: 0, ackOnlyPackets: 0, tailLossProbes: 0, retransmissionTimeouts: 0, packetsLost: 0, spuriousLosses: 0 };
+    for (const connection of connected) {
+      const delivery = connection.stats().delivery;
+      for (const key of Object.keys(sum)) sum[key] += delivery[key];
+    }
+    const rtts = connected.map((c) => c.stats().delivery.rttMs).sort((a, b) => a - b);
+    sum.rttMsP50 = rtts[Math.floor(rtts.length / 2)] ?? 0;
+    sum.datagramsSent = 0;
+    sum.datagramsReceived = 0;
+    for (const peer of bound) {
+      const { datagramsSent, datagramsReceived } = peer.stats();
+      sum.datagramsSent += datagramsSent;
+      sum.datagramsReceived += datagramsReceived;
+    }
+    return sum;
+  },
+
   /**
    * Binds `count` peers, numbered from `first` across every client process (which address each
    * takes), pinging after `keepAliveMs` of silence (default: the library's).
    */
   async bind({ count, first, keepAliveMs }) {
     const reliability = keepAliveMs === undefined ? undefined : { keepAliveMs, maxKeepAliveMs: Math.max(keepAliveMs, 60_000) };
-    for (let i = 0; i < count; i++) ready.push(await Transport.bind({ ...PEER_OPTIONS, host: hostOf(first + i), reliability }));
+    for (let i = 0; i < count; i++) {
+      const peer = await Transport.bind({ ...PEER_OPTIONS, host: hostOf(first + i), reliability });
+      ready.push(peer);
+      bound.push(peer);
+    }
     return { bound: ready.length };
   },
 
