@@ -65,7 +65,7 @@ interface NatPair {
 }
 
 /** Builds the usual topology and binds the three Sluice nodes (the gateway on port 7000). */
-export async function natPair(bed: Bed, behaviourA: NatBehaviour, behaviourB: NatBehaviour, gatewayOptions: PeerOptions = {}): Promise<NatPair> {
+export async function natPair(bed: Bed, behaviourA: NatBehaviour, behaviourB: NatBehaviour, gatewayOptions: PeerOptions = {}, peerOptions: PeerOptions = {}): Promise<NatPair> {
   const internet = await bed.internet();
   // One after the other, so the addresses are always the same: gateway .2, natA .3, natB .4.
   const gatewayHost = await bed.host("gateway", internet);
@@ -75,7 +75,7 @@ export async function natPair(bed: Bed, behaviourA: NatBehaviour, behaviourB: Na
   const gateway = bed.peer(gatewayHost);
   const a = bed.peer(hostA);
   const b = bed.peer(hostB);
-  const [bound] = await Promise.all([gateway.bind({ port: 7000, gateway: true, ...gatewayOptions }), a.bind(), b.bind()]);
+  const [bound] = await Promise.all([gateway.bind({ port: 7000, gateway: true, ...gatewayOptions }), a.bind(peerOptions), b.bind(peerOptions)]);
   return { internet, gateway, gatewayAddress: { host: gatewayHost.address, port: bound.address.port }, natA, natB, hostA, hostB, a, b };
 }
 
