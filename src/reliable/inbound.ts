@@ -140,6 +140,11 @@ export class Inbound {
     return message;
   }
 
+  /** Whether the message credit moved far enough to be granted (readMessage() raises it now and then, not per message). */
+  get messageCreditDue(): boolean {
+    return this.#messageCreditDirty;
+  }
+
   /** Whether a whole message waits for readMessage(). */
   get hasReadyMessage(): boolean {
     return this.#readyHead < this.#ready.length;

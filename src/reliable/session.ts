@@ -283,6 +283,14 @@ export class Session {
     return this.#inbound.readMessage();
   }
 
+  /**
+   * Whether the peer is owed more message credit (readMessage() raised it past a quarter of the
+   * window): then the host drives the session to send it. Most reads owe nothing.
+   */
+  get messageCreditDue(): boolean {
+    return this.#inbound.messageCreditDue;
+  }
+
   /** No message will ever be ready again (closed either way, or failed). */
   get messagesEnded(): boolean {
     return !this.#inbound.hasReadyMessage && this.#state !== "open";

@@ -179,7 +179,10 @@ export class Connection {
       if (driver.aborted) return this.#over();
       const message = session.readMessage();
       if (message !== undefined) {
-        driver.scheduleDrive(); // reading may have raised the peer's credit
+        // Reading raises the peer's credit, but only now and then by enough to send: a drive per read
+        // ran before the application could answer (a microtask ahead of its send), found nothing to
+        // send, and the answer took a second drive.
+        if (session.messageCreditDue) driver.scheduleDrive();
         return message;
       }
       return session.messagesEnded || driver.ended ? this.#over() : WAIT;
