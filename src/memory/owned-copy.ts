@@ -15,19 +15,24 @@ let slab = new ArrayBuffer(COPY_SLAB_BYTES);
 let used = 0;
 
 export function ownedCopy(source: Uint8Array, offset: number, length: number): Uint8Array {
-  const copy = ownedBytes(length);
+  const copy = ownedBytes(length, (source.byteOffset + offset) & 7);
   copy.set(source.subarray(offset, offset + length));
   return copy;
 }
 
-/** `length` bytes of the caller's own (contents unspecified), from a slab when small. */
-function ownedBytes(length: number): Uint8Array {
+/**
+ * `length` bytes of the caller's own (contents unspecified), from a slab when small, at `alignment`
+ * bytes past an 8-byte boundary: the copy's source's own alignment. V8 copies out of shared memory
+ * (the arena) with relaxed atomics, word by word only between addresses aligned alike and byte by
+ * byte otherwise (~5 instructions a byte); slabs are 8-byte aligned, as the arena is.
+ */
+function ownedBytes(length: number, alignment: number): Uint8Array {
   if (length > LARGEST_SLAB_COPY) return new Uint8Array(length);
-  if (used + length > COPY_SLAB_BYTES) {
+  if (used + alignment + length > COPY_SLAB_BYTES) {
     slab = new ArrayBuffer(COPY_SLAB_BYTES);
     used = 0;
   }
-  const bytes = new Uint8Array(slab, used, length);
-  used += (length + 7) & ~7; // keep every copy 8-byte aligned: V8 copies aligned runs word by word
+  const bytes = new Uint8Array(slab, used + alignment, length);
+  used += (alignment + length + 7) & ~7;
   return bytes;
 }
