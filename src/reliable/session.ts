@@ -661,7 +661,11 @@ export class Session {
       this.#stats.invalidAcks++; // acknowledges what we never sent: ignore the frame
       return;
     }
-    for (const skipped of this.#skipped) {
+    // Skipped numbers are ascending: only those at or above the frame's lowest range can be named.
+    const lowest = ranges[ranges.length - 1]![0];
+    const skippedNumbers = this.#skipped;
+    for (let i = skippedNumbers.length - 1; i >= 0 && skippedNumbers[i]! >= lowest; i--) {
+      const skipped = skippedNumbers[i]!;
       if (ranges.some(([start, end]) => skipped >= start && skipped < end)) {
         this.#stats.optimisticAcks++;
         this.#fail(new SluiceError("ERR_SLUICE_PROTOCOL_VIOLATION", `protocol violation: the peer acknowledged packet ${skipped}, which was never sent (an optimistic ACK)`));
