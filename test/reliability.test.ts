@@ -40,36 +40,14 @@ describe.each([0, 0.05, 0.2])("at %s loss", (loss) => {
 
   it("a 16 MiB stream arrives intact and in order", () => {
     const net = new SimNetwork(0x16 + loss * 100, { delayMs: 5, loss, jitterMs: 1, bytesPerMs: 50_000, queueBytes: 256 * 1024 });
-    const [a, b] = net.sessions;
     const total = 16 * 2 ** 20;
     const random = mulberry32(16);
     const source = new Uint8Array(total);
     for (let i = 0; i < total; i += 4) source[i] = Math.floor(random() * 256);
-    const id = a.openStream();
-    let written = 0;
-    let incoming: number | undefined;
-    const pieces: Uint8Array[] = [];
-    let ended = false;
-    const done = net.run(() => ended, 3_600_000, () => {
-      while (written < total && a.writable) {
-        const chunk = source.subarray(written, Math.min(total, written + 64 * 1024));
-        a.writeStream(id, chunk);
-        written += chunk.length;
-        if (written === total) a.finishStream(id);
-      }
-      incoming ??= b.acceptStream();
-      if (incoming === undefined) return;
-      for (let piece = b.readStream(incoming); piece !== undefined; piece = b.readStream(incoming)) {
-        if (piece === null) {
-          ended = true;
-          break;
-        }
-        pieces.push(piece);
-      }
-    });
+    const { done, received: pieces } = net.stream(source, 3_600_000);
     expect(done).toBe(true);
     expect(sha256(pieces)).toBe(sha256([source]));
-    expect(b.stats().streamErrors).toBe(0);
+    expect(net.sessions[1].stats().streamErrors).toBe(0);
   });
 });
 

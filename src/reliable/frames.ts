@@ -3,6 +3,7 @@
 // parse is dropped whole (counted as malformed). Integers are little-endian; 64-bit fields hold values
 // below 2^53 and are written as two 32-bit halves.
 import { internalAssertion } from "../errors/errors.ts";
+import { MAX_DATAGRAM_BYTES } from "../wire/constants.ts";
 
 const FRAME_PADDING = 0x00;
 const FRAME_ACK = 0x10;
@@ -275,6 +276,9 @@ function walkFrames(plaintext: Uint8Array, view: DataView, visitor: FrameVisitor
   return frames === 0 ? "no frames" : frames;
 }
 
+/** Zeros that PADDING frames are views of (FRAME_PADDING is 0): longer than any packet's plaintext. */
+const PADDING_BYTES = new Uint8Array(MAX_DATAGRAM_BYTES);
+
 /**
  * Writes frames into one packet's plaintext without copying payloads: the packet is a list of parts
  * (frame headers in a scratch buffer, payloads as views of the sender's buffers) that the AEAD seals
@@ -341,6 +345,11 @@ export class PacketWriter {
 
   ping(): void {
     this.#scratch[this.#reserve(1)] = FRAME_PING;
+  }
+
+  /** PADDING to the end of the packet (a path MTU probe's bulk): a view of shared zeros, not scratch. */
+  padding(): void {
+    this.#payload(PADDING_BYTES.subarray(0, this.remaining));
   }
 
   pathChallenge(data: Uint8Array): void {

@@ -28,10 +28,15 @@ const MIN_PROBE_TIMEOUT_MS = 10;
  */
 export const MAX_REMEMBERED_LOST = 256;
 
-/** What recovery needs of a packet: when it left and how many bytes the window counts for it. */
+/** What recovery needs of a packet: when it left, how many bytes the window counts for it, whether it is a path MTU probe. */
 export interface InFlight {
   time: number;
   bytes: number;
+  /**
+   * Non-zero for a path MTU probe (path-mtu.ts): its loss says the path is too narrow for its size,
+   * not that it is congested, so it cuts no window (RFC 9000 §14.4).
+   */
+  mtuProbe?: number;
 }
 
 /**
@@ -177,11 +182,13 @@ export class LossRecovery<P extends InFlight> {
       this.clear();
       return "failed";
     }
+    let congested = false; // a lost path MTU probe alone is no congestion
     for (const [packetNumber, packet] of this.#sent) {
       this.#sent.delete(packetNumber);
       this.#declareLost(packetNumber, packet, now, lost);
+      if (!packet.mtuProbe) congested = true;
     }
-    this.congestion.onRetransmissionTimeout(now);
+    if (congested) this.congestion.onRetransmissionTimeout(now);
     this.rtt.backOff();
     this.#timerStart = now;
     this.#probeSent = true;
@@ -223,7 +230,7 @@ export class LossRecovery<P extends InFlight> {
       if (this.#largestAcked - packetNumber < PACKET_THRESHOLD && packet.time > now - lossDelay) continue;
       this.#sent.delete(packetNumber);
       this.#declareLost(packetNumber, packet, now, lost);
-      newestLost = packet;
+      if (!packet.mtuProbe) newestLost = packet;
     }
     if (newestLost !== undefined) this.congestion.onCongestion(newestLost.time, now);
   }

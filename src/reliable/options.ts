@@ -1,6 +1,8 @@
 // A connection's bounds and timers: every one has a default here and a reason in docs/design.md.
 
 import { outOfRange, validateInteger, validateObject } from "../errors/validate.ts";
+import { MAX_DATAGRAM_BYTES, MAX_SEND_DATAGRAM_BYTES } from "../wire/constants.ts";
+import { DEFAULT_MAX_DATAGRAM_BYTES } from "./path-mtu.ts";
 import { DEFAULT_RTO_FLOOR_MS, MAX_RTO_MS } from "./rtt.ts";
 
 export interface ReliabilityOptions {
@@ -33,6 +35,13 @@ export interface ReliabilityOptions {
   streamWindowBytes?: number;
   /** Incoming streams open at once (default 16). */
   maxIncomingStreams?: number;
+  /**
+   * The largest datagram path MTU discovery may try, header and tag included (default 1472: the UDP
+   * payload of a 1500-byte Ethernet MTU over IPv4; over IPv6 the ceiling is 20 bytes less, 1452).
+   * Connections start at 1200 bytes, probe upward and fall back when larger datagrams go missing;
+   * 1200 turns discovery off. From 1200 to 1500.
+   */
+  maxDatagramBytes?: number;
 }
 
 export type ReliabilityConfig = Required<ReliabilityOptions>;
@@ -49,6 +58,7 @@ export const DEFAULT_RELIABILITY: Readonly<Required<ReliabilityOptions>> = Objec
   messageWindowBytes: 4 * 2 ** 20,
   streamWindowBytes: 2 ** 20,
   maxIncomingStreams: 16,
+  maxDatagramBytes: DEFAULT_MAX_DATAGRAM_BYTES,
 });
 
 // What each side may send before it hears a credit frame (docs/wire.md): protocol constants, so a
@@ -71,6 +81,7 @@ const RANGES: { [K in keyof ReliabilityConfig]: [min: number, max: number] } = {
   messageWindowBytes: [INITIAL_MESSAGE_CREDIT_BYTES, 2 ** 32],
   streamWindowBytes: [INITIAL_STREAM_CREDIT_BYTES, 2 ** 32],
   maxIncomingStreams: [INITIAL_STREAMS_CREDIT, 65_536],
+  maxDatagramBytes: [MAX_SEND_DATAGRAM_BYTES, MAX_DATAGRAM_BYTES],
 };
 
 /** Fills defaults and checks every given value; `name` names the options object in errors. */

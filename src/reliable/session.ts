@@ -14,9 +14,11 @@
 //   in order per stream. Both are flow controlled by credit the receiver grants as its reader consumes,
 //   so a reader that stops makes the writer wait instead of memory grow.
 // - Congestion: NewReno with pacing (congestion.ts).
+// - Datagram size: 1200 bytes until path MTU discovery (path-mtu.ts) confirms the path carries more;
+//   its probes are packets of PING and PADDING alone, whose loss is no congestion and re-sends nothing.
 
 import { SluiceError } from "../errors/errors.ts";
-import { DATA_HEADER_BYTES, MAX_DATA_PLAINTEXT_BYTES, MAX_SEND_DATAGRAM_BYTES, TAG_BYTES } from "../wire/constants.ts";
+import { DATA_HEADER_BYTES, MAX_DATAGRAM_BYTES, TAG_BYTES } from "../wire/constants.ts";
 import { Pacer } from "./congestion.ts";
 import { ControlFrames, type ControlFrame, type ControlSent } from "./control.ts";
 import { CLOSE_APPLICATION, CLOSE_PROTOCOL_VIOLATION, MAX_ACK_RANGES, PacketWriter, parseFrames, PATH_DATA_BYTES, RESET_ABORTED, type FrameVisitor } from "./frames.ts";
@@ -24,6 +26,7 @@ import { Inbound, type InboundSent } from "./inbound.ts";
 import { LossRecovery } from "./loss-recovery.ts";
 import type { ReliabilityConfig } from "./options.ts";
 import { messageTooLarge, Outbound, type OutboundSent, type WrittenMark } from "./outbound.ts";
+import { PathMtu, type PathMtuStats } from "./path-mtu.ts";
 import { RangeSet } from "./range-set.ts";
 
 /** The longest a receiver holds an acknowledgement (a protocol constant: the sender's probe timer counts on it). */
@@ -58,6 +61,8 @@ const ACK_RANGE_BYTES = 8;
 interface SentPacket extends InboundSent, OutboundSent, ControlSent {
   time: number;
   bytes: number;
+  /** A path MTU probe's number (it carries only PING and PADDING), or 0. */
+  mtuProbe: number;
   close: boolean;
   /** The largest packet number its ACK frame reported (-1: none): once it is acknowledged, the older ranges need not be reported again. */
   ackedUpTo: number;
@@ -65,7 +70,7 @@ interface SentPacket extends InboundSent, OutboundSent, ControlSent {
 
 export type SessionState = "open" | "closing" | "draining" | "closed";
 
-export interface SessionStats {
+export interface SessionStats extends PathMtuStats {
   rttMs: number;
   rttVariationMs: number;
   minRttMs: number;
@@ -111,7 +116,9 @@ export class Session {
   readonly #config: ReliabilityConfig;
   readonly #recovery: LossRecovery<SentPacket>;
   readonly #pacer = new Pacer();
-  readonly #writer = new PacketWriter(MAX_DATA_PLAINTEXT_BYTES);
+  readonly #writer = new PacketWriter(MAX_DATAGRAM_BYTES - DATA_HEADER_BYTES - TAG_BYTES);
+  /** The datagram size data packets are packed to, and its search. */
+  readonly #pathMtu: PathMtu;
   #state: SessionState = "open";
   #error: SluiceError | undefined;
   /** Who ended the connection, once it is not open (and it did not fail). */
@@ -175,6 +182,7 @@ export class Session {
       rtoFloorMs: config.rtoFloorMs, maxTimeouts: config.maxRetransmissions, peerAckDelayMs: MAX_ACK_DELAY_MS, deadPeerTimeoutMs: config.deadPeerTimeoutMs,
     });
     this.#outbound = new Outbound(config, this.#stats);
+    this.#pathMtu = new PathMtu(config.maxDatagramBytes);
     this.#inbound = new Inbound(config, this.#stats);
     this.#lastReceiveTime = now;
     this.#keepAliveInterval = config.keepAliveMs;
@@ -475,6 +483,7 @@ export class Session {
     let deadline = Math.min(this.#ackDeadline, this.#pacingAt, this.#drainUntil, this.#lastReceiveTime + this.#config.idleTimeoutMs);
     deadline = Math.min(deadline, this.#recovery.deadline());
     if (this.#sending) deadline = Math.min(deadline, this.#nextPingTime());
+    if (this.#state === "open") deadline = Math.min(deadline, this.#pathMtu.deadline);
     return deadline;
   }
 
@@ -491,6 +500,7 @@ export class Session {
     }
     if (now >= this.#recovery.deadline()) {
       const outcome = this.#recovery.onTimeout(now, this.#onPacketLost);
+      this.#pathMtu.endLossEvent(now, outcome === "timeout");
       if (outcome === "failed" || outcome === "silent") {
         this.#fail(new SluiceError("ERR_SLUICE_PEER_UNREACHABLE", outcome === "silent"
           ? `peer unreachable: nothing acknowledged for ${this.#config.deadPeerTimeoutMs} ms (reliability.deadPeerTimeoutMs)`
@@ -498,6 +508,7 @@ export class Session {
         return;
       }
     }
+    if (this.#state === "open") this.#pathMtu.handleTimeout(now);
     if (this.#sending && now >= this.#nextPingTime()) {
       if (this.#lastPingTime > this.#lastReceiveTime) this.#keepAliveInterval = Math.min(2 * this.#keepAliveInterval, this.#config.maxKeepAliveMs);
       this.#lastPingTime = now;
@@ -507,9 +518,10 @@ export class Session {
 
   /**
    * The next packet to seal and send, of at most `maxDatagramBytes` once sealed (an address not yet
-   * validated allows only a few times what it sent), or undefined (then wait for input or nextDeadline()).
+   * validated allows only a few times what it sent) and at most the path MTU, or undefined (then wait
+   * for input or nextDeadline()).
    */
-  pollTransmit(now: number, maxDatagramBytes = MAX_SEND_DATAGRAM_BYTES): Transmit | undefined {
+  pollTransmit(now: number, maxDatagramBytes = Infinity): Transmit | undefined {
     if (this.#state === "closed") {
       if (this.#finalClose === undefined) return undefined;
       const code = this.#finalClose;
@@ -517,24 +529,17 @@ export class Session {
       return this.#closePacket(code, now);
     }
     this.#now = now;
-    const room = Math.min(maxDatagramBytes, MAX_SEND_DATAGRAM_BYTES) - DATA_HEADER_BYTES - TAG_BYTES;
+    const datagramBytes = Math.min(maxDatagramBytes, this.#pathMtu.current);
+    const room = datagramBytes - DATA_HEADER_BYTES - TAG_BYTES;
     if (room < ACK_MIN_BYTES + 1 + PATH_DATA_BYTES) return undefined;
     if (room < MIN_FULL_PACKET_BYTES - DATA_HEADER_BYTES - TAG_BYTES) return this.#pollSmall(now, room);
     const ackDue = this.#elicitingSinceAck > 0 && (this.#ackNow || now >= this.#ackDeadline);
     const recovery = this.#recovery;
     const probe = recovery.probeDue;
+    const mtuProbe = this.#pathMtu.probeSize;
+    if (mtuProbe !== undefined && !probe && this.#state === "open" && mtuProbe <= maxDatagramBytes && this.#mayGo(mtuProbe, now)) return this.#mtuProbe(mtuProbe, now);
     let eliciting = probe || this.#hasElicitingWork();
-    if (eliciting && !probe) {
-      this.#pacingAt = Infinity;
-      if (!recovery.congestion.canSend(MAX_SEND_DATAGRAM_BYTES)) eliciting = false;
-      else {
-        const at = this.#pacer.nextSendTime(MAX_SEND_DATAGRAM_BYTES, recovery.congestion.window, recovery.rtt.smoothed, now);
-        if (at > now) {
-          this.#pacingAt = at;
-          eliciting = false;
-        }
-      }
-    }
+    if (eliciting && !probe && !this.#mayGo(datagramBytes, now)) eliciting = false;
     const pathFrames = this.#challengeDue !== undefined || this.#responsesDue.length > 0;
     if (!eliciting && !ackDue && !pathFrames) return undefined;
     const writer = this.#writer;
@@ -550,9 +555,7 @@ export class Session {
       this.#stats.packetsSent++;
       return { packetNumber, parts: writer.finish() };
     }
-    const packet: SentPacket = {
-      time: now, bytes: 0, data: [], messageCredit: false, streamsCredit: false, streamCredits: [], stops: [], refusals: [], resets: [], controls: [], close: false, ackedUpTo,
-    };
+    const packet = newPacket(now, ackedUpTo, 0);
     this.#writeControl(packet);
     if (this.#closeDue) {
       writer.close(CLOSE_APPLICATION);
@@ -561,7 +564,7 @@ export class Session {
     }
     // The last packet the window lets out asks for an ACK at once: a receiver waiting for its 20th
     // packet (or 25 ms) would otherwise stall a small window for the whole ACK delay every round trip.
-    if (recovery.congestion.bytesInFlight + 2 * MAX_SEND_DATAGRAM_BYTES > recovery.congestion.window) writer.ping();
+    if (recovery.congestion.bytesInFlight + 2 * datagramBytes > recovery.congestion.window) writer.ping();
     if (this.#sending) this.#outbound.writeData(writer, packet);
     // Any frame but an ACK (path frames too) elicits an acknowledgement, as a PING would; add one only when nothing else does.
     if (writer.length === ackEnd) writer.ping();
@@ -575,10 +578,53 @@ export class Session {
     return { packetNumber, parts };
   }
 
+  /**
+   * Whether the window and the pacer let a packet of `bytes` go now (when the pacer holds it, its
+   * time is the next deadline).
+   */
+  #mayGo(bytes: number, now: number): boolean {
+    const { congestion, rtt } = this.#recovery;
+    this.#pacingAt = Infinity;
+    if (!congestion.canSend(bytes)) return false;
+    const at = this.#pacer.nextSendTime(bytes, congestion.window, rtt.smoothed, now);
+    if (at <= now) return true;
+    this.#pacingAt = at;
+    return false;
+  }
+
+  /**
+   * A path MTU probe: PING and PADDING to exactly `datagramBytes` once sealed, in flight (its ACK or
+   * loss goes to the search) but carrying nothing that goes again.
+   */
+  #mtuProbe(datagramBytes: number, now: number): Transmit {
+    const writer = this.#writer;
+    writer.begin(datagramBytes - DATA_HEADER_BYTES - TAG_BYTES);
+    writer.ping();
+    writer.padding();
+    const packetNumber = this.#allocate();
+    const packet = newPacket(now, -1, this.#pathMtu.onProbeSent());
+    packet.bytes = datagramBytes;
+    this.#recovery.onSent(packetNumber, packet, false);
+    this.#pacer.onSent(datagramBytes);
+    this.#stats.packetsSent++;
+    return { packetNumber, parts: writer.finish() };
+  }
+
+  /**
+   * The connection's path changed (an address change, a relay, a validation): its datagrams go back
+   * to 1200 bytes, and path MTU discovery searches up to `ceilingBytes` (1200: none) from now. The
+   * host passes 1200 while the address is not validated (no probe goes to an unproven address) or
+   * is a relay.
+   */
+  restartPathMtu(ceilingBytes: number): void {
+    this.#pathMtu.restart(Math.min(ceilingBytes, this.#config.maxDatagramBytes));
+  }
+
   stats(): SessionStats {
     const { rtt } = this.#recovery;
     return {
       ...this.#stats,
+      ...this.#pathMtu.stats,
       controlFramesDropped: this.#control.dropped,
       ...this.#recovery.stats,
       rttMs: rtt.hasSample ? rtt.smoothed : 0,
@@ -673,7 +719,9 @@ export class Session {
         return;
       }
     }
-    if (this.#recovery.onAck(ranges, delayMs, this.#now, this.#onPacketAcked, this.#onPacketLost)) this.#queueCloseIfFlushed();
+    const acknowledged = this.#recovery.onAck(ranges, delayMs, this.#now, this.#onPacketAcked, this.#onPacketLost);
+    this.#pathMtu.endLossEvent(this.#now, false);
+    if (acknowledged) this.#queueCloseIfFlushed();
   }
 
   /**
@@ -686,6 +734,8 @@ export class Session {
     // in every ACK frame, up to 32 ranges: a 1 KiB message no longer fit beside the ACK in one packet,
     // and a request/response round trip between processes went from ~70 to ~200 µs.
     if (packet.ackedUpTo >= 0) this.#received.dropRangesBelow(packet.ackedUpTo);
+    if (packet.mtuProbe !== 0) return this.#pathMtu.onProbeAcked(packet.mtuProbe, this.#now);
+    this.#pathMtu.onDataAcked(packet.bytes);
     this.#outbound.onAcked(packet);
     this.#control.onAcked(packet);
     if (packet.close && this.#state === "closing") this.#enterDrain();
@@ -693,6 +743,8 @@ export class Session {
 
   /** A packet is lost: its data, credits, stops, refusals, resets and CLOSE go again (in new packets). */
   readonly #onPacketLost = (packet: SentPacket): void => {
+    if (packet.mtuProbe !== 0) return this.#pathMtu.onProbeLost(packet.mtuProbe, this.#now);
+    this.#pathMtu.onDataLost(packet.bytes);
     this.#outbound.onLost(packet);
     this.#inbound.onLost(packet);
     this.#control.onLost(packet);
@@ -806,4 +858,11 @@ export class Session {
     const reason = this.endReason;
     if (reason !== undefined) throw reason;
   }
+}
+
+/** A packet about to be sent, carrying nothing yet; `mtuProbe`: its probe number (0: not a probe). */
+function newPacket(time: number, ackedUpTo: number, mtuProbe: number): SentPacket {
+  return {
+    time, bytes: 0, mtuProbe, data: [], messageCredit: false, streamsCredit: false, streamCredits: [], stops: [], refusals: [], resets: [], controls: [], close: false, ackedUpTo,
+  };
 }

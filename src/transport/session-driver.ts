@@ -14,7 +14,7 @@ import type { Receiver } from "../channel/receiver.ts";
 import type { Sender } from "../channel/sender.ts";
 import { addressKey, sameAddress, type Address } from "../wire/address.ts";
 import { FRAME_DATA } from "../memory/core.ts";
-import { DATA_HEADER_BYTES, FRAME_CONFIRM, FRAME_CONFIRM_ACK, MAX_DATAGRAM_BYTES, TAG_BYTES } from "../wire/constants.ts";
+import { DATA_HEADER_BYTES, FRAME_CONFIRM, FRAME_CONFIRM_ACK, MAX_DATAGRAM_BYTES, MAX_SEND_DATAGRAM_BYTES, TAG_BYTES } from "../wire/constants.ts";
 import type { Framer } from "../wire/framer.ts";
 import type { PacketAead } from "../wire/packet-aead.ts";
 import { DEFAULT_KEY_PHASE_LIMITS, KeyPhases, type KeyPhaseLimits } from "../wire/packet-keys.ts";
@@ -25,6 +25,7 @@ import type { TrafficSecrets } from "../handshake/noise.ts";
 import { RetrySchedule, type RetryOptions } from "../handshake/retry.ts";
 import type { ReliabilityConfig } from "../reliable/options.ts";
 import { isProbing } from "../reliable/frames.ts";
+import { IPV6_EXTRA_HEADER_BYTES } from "../reliable/path-mtu.ts";
 import { Session, type Transmit } from "../reliable/session.ts";
 import { AddressChangeFeed, type AddressChange } from "./address-changes.ts";
 import type { Trace } from "./log.ts";
@@ -170,6 +171,7 @@ export class SessionDriver {
     this.#keys = new KeyPhases(init.host.crypto, init.secrets, init.host.now(), init.keyPhaseLimits ?? DEFAULT_KEY_PHASE_LIMITS);
     this.config = init.reliability;
     this.session = new Session(init.reliability, init.host.now(), init.random);
+    this.session.restartPathMtu(this.#pathMtuCeiling());
     this.whenEnded = new Promise<void>((resolve, reject) => {
       this.#settleEnded = (error) => (error === undefined ? resolve() : reject(error));
     });
@@ -527,6 +529,20 @@ export class SessionDriver {
     if (kind === "moved") this.#moveStart ??= previous;
     else this.#moveStart = undefined;
     this.addressChanges.emit({ kind, address: this.remoteAddress, previous: { ...previous } });
+    this.session.restartPathMtu(this.#pathMtuCeiling());
+  }
+
+  /**
+   * The largest datagram path MTU discovery may try on the path now. An unvalidated address gets no
+   * probe (1200: none), nor does a relay: its datagrams cross two paths behind a 6-byte header, and
+   * the relay's own budget is counted in 1200-byte datagrams; a relayed connection stays at the
+   * base until it moves to a direct path. Over IPv6 the ceiling is 20 bytes less (a longer header).
+   */
+  #pathMtuCeiling(): number {
+    const { address, validated } = this.#path;
+    if (!validated || address.relay !== undefined) return MAX_SEND_DATAGRAM_BYTES;
+    const ipv6 = address.host.includes(":") && !address.host.startsWith("::ffff:");
+    return this.config.maxDatagramBytes - (ipv6 ? IPV6_EXTRA_HEADER_BYTES : 0);
   }
 
   #end(): void {

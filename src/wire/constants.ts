@@ -11,10 +11,14 @@ export {
   WIRE_VERSION,
 } from "../../build/core-constants.js";
 
-/** Largest datagram we send: QUIC's 1200, safe on any path without fragmentation. */
+/**
+ * The datagram size every connection starts at and falls back to: QUIC's 1200, carried by any path
+ * without fragmentation. Larger datagrams go only once path MTU discovery confirmed the path carries
+ * them (reliability.maxDatagramBytes; reliable/path-mtu.ts).
+ */
 export const MAX_SEND_DATAGRAM_BYTES = 1200;
 
-/** Largest sealed plaintext in one data packet we send. */
+/** Largest sealed plaintext in a data packet of MAX_SEND_DATAGRAM_BYTES. */
 export const MAX_DATA_PLAINTEXT_BYTES = MAX_SEND_DATAGRAM_BYTES - DATA_HEADER_BYTES - TAG_BYTES; // 1171
 
 // The first byte of a data packet's plaintext says what follows (docs/wire.md, "Frames"): these two

@@ -1,6 +1,6 @@
 // A seeded, in-process network for driving two Sessions in virtual time, as quinn-proto tests its
-// connections: per-direction delay, random loss, duplication, reordering (jitter) and a bandwidth
-// bottleneck with a drop-tail queue. No sockets, no crypto, no wall clock: a run is a pure function of
+// connections: per-direction delay, random loss, duplication, reordering (jitter), a bandwidth
+// bottleneck with a drop-tail queue, and a path MTU (datagrams over a size are dropped). No sockets, no crypto, no wall clock: a run is a pure function of
 // its seed and settings.
 
 import { Session } from "../../src/reliable/session.ts";
@@ -17,6 +17,8 @@ export interface LinkOptions {
   bytesPerMs?: number;
   /** Bytes the bottleneck queues before it drops. */
   queueBytes?: number;
+  /** Datagrams larger than this (header and tag included) are dropped, as a narrow path does (Infinity: none). */
+  maxDatagramBytes?: number;
 }
 
 interface InFlight {
@@ -32,10 +34,19 @@ class Link {
   sent = 0;
   dropped = 0;
   bottleneckDrops = 0;
+  /** Datagrams dropped for being over maxDatagramBytes. */
+  oversizeDrops = 0;
+  /** The largest datagram that got through. */
+  largestDelivered = 0;
   bytesDelivered = 0;
 
   constructor(options: LinkOptions) {
-    this.#options = { delayMs: 10, loss: 0, duplicate: 0, jitterMs: 0, bytesPerMs: Infinity, queueBytes: Infinity, ...options };
+    this.#options = { delayMs: 10, loss: 0, duplicate: 0, jitterMs: 0, bytesPerMs: Infinity, queueBytes: Infinity, maxDatagramBytes: Infinity, ...options };
+  }
+
+  /** Narrows (or widens) the path from now on: datagrams over `bytes` are dropped. */
+  set maxDatagramBytes(bytes: number) {
+    this.#options.maxDatagramBytes = bytes;
   }
 
   /** Cuts the link (1) or makes it lossy from now on. */
@@ -47,6 +58,10 @@ class Link {
   arrivals(bytes: number, now: number, random: () => number): number[] {
     const o = this.#options;
     this.sent++;
+    if (bytes > o.maxDatagramBytes) {
+      this.oversizeDrops++;
+      return [];
+    }
     if (random() < o.loss) {
       this.dropped++;
       return [];
@@ -62,6 +77,7 @@ class Link {
       departs = this.#busyUntil;
     }
     this.bytesDelivered += bytes;
+    this.largestDelivered = Math.max(this.largestDelivered, bytes);
     const copies = random() < o.duplicate ? 2 : 1;
     return Array.from({ length: copies }, () => departs + o.delayMs + random() * o.jitterMs);
   }
@@ -100,6 +116,39 @@ export class SimNetwork {
       }
       for (const session of this.sessions) if (session.nextDeadline() <= this.now) session.handleTimeout(this.now);
     }
+  }
+
+  /**
+   * Streams `data` from session 0 to session 1 in 64 KiB writes; `during` runs after every event (the
+   * test's own doings: narrowing the path, other traffic). Answers what arrived, in order, and
+   * whether all of it and the end did by `limitMs`.
+   */
+  stream(data: Uint8Array, limitMs: number, during: () => void = () => {}): { done: boolean; received: Uint8Array[] } {
+    const [a, b] = this.sessions;
+    const id = a.openStream();
+    let written = 0;
+    let incoming: number | undefined;
+    const received: Uint8Array[] = [];
+    let ended = false;
+    const done = this.run(() => ended, limitMs, () => {
+      during();
+      while (written < data.length && a.writable) {
+        const chunk = data.subarray(written, Math.min(data.length, written + 64 * 1024));
+        a.writeStream(id, chunk);
+        written += chunk.length;
+        if (written === data.length) a.finishStream(id);
+      }
+      incoming ??= b.acceptStream();
+      if (incoming === undefined) return;
+      for (let piece = b.readStream(incoming); piece !== undefined; piece = b.readStream(incoming)) {
+        if (piece === null) {
+          ended = true;
+          break;
+        }
+        received.push(piece);
+      }
+    });
+    return { done, received };
   }
 
   #transmit(): void {

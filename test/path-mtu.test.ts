@@ -1,0 +1,165 @@
+// Path MTU discovery (reliable/path-mtu.ts) in virtual time, over a seeded network whose path drops
+// datagrams over a size: the search finds what the path carries, falls back when it narrows, its
+// probes' loss costs no window and no data, and whatever the sizes do, data arrives byte-identical
+// and in order.
+import { createHash } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { SimNetwork, type LinkOptions } from "./support/sim-network.ts";
+import { mulberry32 } from "./support/random.ts";
+import type { ReliabilityOptions } from "../src/reliable/options.ts";
+
+function sha256(parts: Iterable<Uint8Array>): string {
+  const hash = createHash("sha256");
+  for (const part of parts) hash.update(part);
+  return hash.digest("hex");
+}
+
+function source(bytes: number, seed: number): Uint8Array {
+  const random = mulberry32(seed);
+  const data = new Uint8Array(bytes);
+  for (let i = 0; i < bytes; i++) data[i] = Math.floor(random() * 256);
+  return data;
+}
+
+/** A 10 ms, 400 Mbit/s path with a drop-tail queue: what the transfers below cross. */
+const LINK: LinkOptions = { delayMs: 10, bytesPerMs: 50_000, queueBytes: 256 * 1024 };
+const MIB = 2 ** 20;
+
+describe("path MTU discovery in virtual time", () => {
+  it("reaches the 1472-byte ceiling on a clean path: a stream arrives byte-identical in fewer packets than at 1200", () => {
+    const data = source(4 * MIB, 1);
+    const packets: Record<string, number> = {};
+    for (const [name, options] of [["fixed", { maxDatagramBytes: 1200 }], ["discovery", {}]] as Array<[string, ReliabilityOptions]>) {
+      const net = new SimNetwork(11, LINK, options);
+      const { done, received } = net.stream(data, 600_000);
+      expect(done).toBe(true);
+      expect(sha256(received)).toBe(sha256([data]));
+      packets[name] = net.sessions[0].stats().packetsSent;
+      const stats = net.sessions[0].stats();
+      expect(stats.pathMtuBytes).toBe(name === "fixed" ? 1200 : 1472);
+      expect(net.links[0].largestDelivered).toBe(name === "fixed" ? 1200 : 1472);
+      if (name === "discovery") expect(stats.mtuProbesLost).toBe(0);
+      else expect(stats.mtuProbesSent).toBe(0);
+    }
+    // 1443 bytes of stream data a packet rather than 1171: about 19% fewer packets.
+    expect(packets.discovery! / packets.fixed!).toBeLessThan(0.85);
+  });
+
+  it.each([1350, 1300, 1250, 1201])("a path that drops datagrams over %i: settles at the largest size ≤ it (within 20 bytes), nothing lost, the window intact", (limit) => {
+    const net = new SimNetwork(limit, { ...LINK, maxDatagramBytes: limit });
+    const data = source(2 * MIB, limit);
+    const { done, received } = net.stream(data, 600_000);
+    expect(done).toBe(true);
+    expect(sha256(received)).toBe(sha256([data]));
+    net.run(() => false, net.now + 10_000); // idle: the search goes on (a lost probe is found by the tail-loss probe's ACK)
+    const stats = net.sessions[0].stats();
+    expect(stats.pathMtuBytes).toBeLessThanOrEqual(limit);
+    expect(stats.pathMtuBytes).toBeGreaterThanOrEqual(Math.max(1200, limit - 20));
+    expect(stats.mtuProbesLost).toBeGreaterThanOrEqual(3); // the ceiling, three times, at least
+    expect(stats.mtuBlackHoles).toBe(0);
+    // Only probes were dropped, and no data packet was lost: the window was never cut for them.
+    expect(net.links[0].oversizeDrops).toBe(stats.mtuProbesLost);
+    expect(stats.packetsLost).toBe(stats.mtuProbesLost);
+    expect(stats.retransmissionTimeouts).toBe(0);
+    expect(stats.congestionWindowBytes).toBeGreaterThan(64 * 1024);
+  });
+
+  it("a black hole: the path narrows from 1472 to 1300 mid-transfer; back to 1200 within a second, data intact and in order, then ≤ 1300 found again after the cooldown", () => {
+    const net = new SimNetwork(7, LINK);
+    const [a] = net.sessions;
+    const data = source(8 * MIB, 7);
+    let narrowedAt = -1;
+    let fellBackAt = -1;
+    const { done, received } = net.stream(data, 600_000, () => {
+      if (narrowedAt < 0 && a.stats().pathMtuBytes === 1472 && a.stats().bytesInFlight > 64 * 1024) {
+        narrowedAt = net.now;
+        net.links[0].maxDatagramBytes = 1300;
+      }
+      if (narrowedAt >= 0 && fellBackAt < 0 && a.stats().pathMtuBytes === 1200) fellBackAt = net.now;
+    });
+    expect(done).toBe(true);
+    expect(sha256(received)).toBe(sha256([data]));
+    expect(narrowedAt).toBeGreaterThan(0);
+    expect(fellBackAt - narrowedAt).toBeGreaterThan(0);
+    expect(fellBackAt - narrowedAt).toBeLessThan(1000); // a tail-loss probe and one retransmission timeout (200 ms floor)
+    expect(a.stats().mtuBlackHoles).toBe(1);
+    // Idle now; the search runs again after the 60 s cooldown and finds what the path carries.
+    net.run(() => a.stats().mtuProbesSent > 0 && a.stats().pathMtuBytes > 1200 && a.stats().pathMtuBytes <= 1300 && net.now > fellBackAt + 60_000 + 1000, fellBackAt + 120_000);
+    expect(net.now).toBeGreaterThanOrEqual(fellBackAt + 60_000);
+    expect(a.stats().pathMtuBytes).toBeGreaterThan(1280);
+    expect(a.stats().pathMtuBytes).toBeLessThanOrEqual(1300);
+    expect(a.state).toBe("open");
+  });
+
+  it("a path that widens is found by the raise timer: 1300 at first, 1472 ten minutes after the path grew", () => {
+    const net = new SimNetwork(3, { ...LINK, maxDatagramBytes: 1300 });
+    const [a] = net.sessions;
+    net.run(() => false, 60_000);
+    expect(a.stats().pathMtuBytes).toBeLessThanOrEqual(1300);
+    net.links[0].maxDatagramBytes = Infinity;
+    net.run(() => a.stats().pathMtuBytes === 1472, 700_000);
+    expect(a.stats().pathMtuBytes).toBe(1472);
+    expect(net.now).toBeGreaterThan(600_000); // not before the raise timer
+  });
+
+  it("maxDatagramBytes: 1200 keeps every datagram at 1200 or less, probes none", () => {
+    const net = new SimNetwork(5, LINK, { maxDatagramBytes: 1200 });
+    const data = source(MIB, 5);
+    const { done, received } = net.stream(data, 600_000);
+    expect(done).toBe(true);
+    expect(sha256(received)).toBe(sha256([data]));
+    expect(net.links[0].largestDelivered).toBe(1200);
+    expect(net.links[1].largestDelivered).toBeLessThanOrEqual(1200);
+    expect(net.sessions[0].stats().mtuProbesSent).toBe(0);
+    expect(net.sessions[1].stats().mtuProbesSent).toBe(0);
+  });
+
+  it("restartPathMtu (a new path) goes back to 1200 at once, and 1200 as the ceiling ends the search", () => {
+    const net = new SimNetwork(9, LINK);
+    const [a] = net.sessions;
+    net.run(() => a.stats().pathMtuBytes === 1472, 10_000);
+    a.restartPathMtu(1200);
+    expect(a.stats().pathMtuBytes).toBe(1200);
+    const sent = a.stats().mtuProbesSent;
+    net.run(() => false, 30_000);
+    expect(a.stats().mtuProbesSent).toBe(sent);
+    a.restartPathMtu(1400);
+    net.run(() => a.stats().pathMtuBytes === 1400, 40_000);
+    expect(a.stats().pathMtuBytes).toBe(1400);
+  });
+
+  it("seeded property: random path MTUs that change mid-transfer, with loss, duplication and reordering: streams and messages arrive byte-identical, in order", () => {
+    let blackHoles = 0;
+    for (let seed = 1; seed <= 12; seed++) {
+      const random = mulberry32(seed * 7919);
+      const limit = () => 1200 + Math.floor(random() * 300);
+      const link: LinkOptions = { delayMs: 2 + random() * 8, loss: random() * 0.05, duplicate: random() * 0.05, jitterMs: random() * 4, maxDatagramBytes: limit() };
+      const net = new SimNetwork(seed, link, {}, { ...link, maxDatagramBytes: limit() });
+      const [a, b] = net.sessions;
+      const data = source(256 * 1024, seed);
+      const messages = Array.from({ length: 40 }, (_, i) => source(Math.floor(random() * 4000), seed * 100 + i));
+      const got: Uint8Array[] = [];
+      let next = 0;
+      let changes = 0;
+      const { done, received } = net.stream(data, 600_000, () => {
+        // The path changes size now and then: wider, narrower, or a black hole at once.
+        if (random() < 0.01 && changes < 8) {
+          changes++;
+          net.links[Math.floor(random() * 2)]!.maxDatagramBytes = random() < 0.2 ? Infinity : limit();
+        }
+        while (next < messages.length && a.writable) a.sendMessage(messages[next++]!);
+        for (let m = b.readMessage(); m !== undefined; m = b.readMessage()) got.push(m);
+      });
+      expect(done, `seed ${seed}`).toBe(true);
+      net.run(() => got.length === messages.length, net.now + 600_000, () => {
+        for (let m = b.readMessage(); m !== undefined; m = b.readMessage()) got.push(m);
+      });
+      expect(sha256(received), `seed ${seed}`).toBe(sha256([data]));
+      expect(got.length, `seed ${seed}`).toBe(messages.length);
+      got.forEach((m, i) => expect(Buffer.from(m).equals(Buffer.from(messages[i]!)), `seed ${seed} message ${i}`).toBe(true));
+      expect(b.stats().streamErrors).toBe(0);
+      blackHoles += a.stats().mtuBlackHoles;
+    }
+    expect(blackHoles).toBeGreaterThan(0); // some paths narrowed under the data: the fall-back was exercised
+  });
+});
