@@ -3,9 +3,12 @@
 // probes' loss costs no window and no data, and whatever the sizes do, data arrives byte-identical
 // and in order.
 import { createHash } from "node:crypto";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Connection, Transport, TransportOptions } from "sluice";
+import type { TransportSeams } from "sluice/internal";
 import { SimNetwork, type LinkOptions } from "./support/sim-network.ts";
 import { mulberry32 } from "./support/random.ts";
+import { bindTest, closeAll, connectedPair, filteredSocket, publicBinder, streamDigests } from "./support/transports.ts";
 import type { ReliabilityOptions } from "../src/reliable/options.ts";
 
 function sha256(parts: Iterable<Uint8Array>): string {
@@ -161,5 +164,62 @@ describe("path MTU discovery in virtual time", () => {
       blackHoles += a.stats().mtuBlackHoles;
     }
     expect(blackHoles).toBeGreaterThan(0); // some paths narrowed under the data: the fall-back was exercised
+  });
+});
+
+describe("path MTU discovery over real sockets on 127.0.0.1", () => {
+  const open: Transport[] = [];
+  afterEach(() => closeAll(...open.splice(0)));
+  const bindSeamed = async (options: TransportOptions & TransportSeams) => {
+    const transport = await bindTest(options);
+    open.push(transport);
+    return transport;
+  };
+
+  /** Waits (polling every 20 ms, up to 10 s) until `settled(pathMtuBytes)` holds for `connection`; answers its pathMtuBytes then. */
+  async function settledMtu(connection: Connection, settled: (bytes: number) => boolean): Promise<number> {
+    for (let waited = 0; waited < 10_000; waited += 20) {
+      const { pathMtuBytes } = connection.stats().delivery;
+      if (settled(pathMtuBytes)) return pathMtuBytes;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return connection.stats().delivery.pathMtuBytes;
+  }
+
+  it("nothing dropped: both ends reach the 1472-byte ceiling (the public entry, default options)", async () => {
+    const { atJoiner, atGateway } = await connectedPair(publicBinder(open));
+    const { sent, received } = await streamDigests(atJoiner, atGateway, 2 ** 20);
+    expect(received).toBe(sent);
+    expect(await settledMtu(atJoiner, (bytes) => bytes === 1472)).toBe(1472);
+    expect(await settledMtu(atGateway, (bytes) => bytes === 1472)).toBe(1472);
+    expect(atJoiner.stats().delivery.mtuProbesLost).toBe(0);
+  });
+
+  it("a socket that drops datagrams over 1300 both ways: a stream arrives intact, and the search settles at 1280-1300", async () => {
+    const seen: Uint8Array[] = [];
+    const narrow = () => filteredSocket((datagram) => datagram.length <= 1300, seen);
+    const { atJoiner, atGateway } = await connectedPair(bindSeamed, { socket: narrow() }, { socket: narrow() });
+    const { sent, received } = await streamDigests(atJoiner, atGateway, 2 ** 20);
+    expect(received).toBe(sent);
+    for (const end of [atJoiner, atGateway]) {
+      const bytes = await settledMtu(end, (at) => at > 1280);
+      expect(bytes).toBeGreaterThan(1280);
+      expect(bytes).toBeLessThanOrEqual(1300);
+      const { mtuProbesLost, mtuBlackHoles } = end.stats().delivery;
+      expect(mtuProbesLost).toBeGreaterThanOrEqual(3);
+      expect(mtuBlackHoles).toBe(0);
+    }
+    expect(seen.some((datagram) => datagram.length > 1300)).toBe(true); // probes were tried, and dropped
+  });
+
+  it("reliability.maxDatagramBytes: 1200 keeps every datagram either way at 1200 or less", async () => {
+    const seen: Uint8Array[] = [];
+    const options = { socket: filteredSocket(() => true, seen), reliability: { maxDatagramBytes: 1200 } };
+    const { atJoiner, atGateway } = await connectedPair(bindSeamed, options, options);
+    const { sent, received } = await streamDigests(atJoiner, atGateway, 2 ** 20);
+    expect(received).toBe(sent);
+    expect(Math.max(...seen.map((datagram) => datagram.length))).toBe(1200);
+    expect(atJoiner.stats().delivery.pathMtuBytes).toBe(1200);
+    expect(atJoiner.stats().delivery.mtuProbesSent).toBe(0);
   });
 });
