@@ -1,8 +1,11 @@
 // Sluice through its public API: a gateway Transport listens; each dialer is a Transport of its own
 // (one UDP socket) that connects with the gateway's address and public key. Streams for the
-// transfer (openStream / acceptStream), messages for request/response (send / recv). Datagrams are
-// at most MAX_SEND_DATAGRAM_BYTES (1200), Sluice's fixed size today (seen on the wire: 1200).
+// transfer (openStream / acceptStream), messages for request/response (send / recv).
+// Two contenders: `sluice` with path MTU discovery off (reliability.maxDatagramBytes 1200: every
+// datagram 1200 B, what the targets are held to), and `sluice+pmtu` with its defaults (discovery up
+// to 1472 B; `mtu` reads back the datagram size it reached).
 import { Transport } from "../../dist/index.js";
+import { FIXED_DATAGRAMS } from "../lib/pair.mjs";
 import { loopbackHost } from "../lib/hosts.mjs";
 
 const HOST = "127.0.0.1";
@@ -32,13 +35,15 @@ function sluiceConnection(connection) {
       })().catch(() => {});
     },
     close: () => connection.close().catch(() => {}),
+    mtu: () => connection.stats().delivery.pathMtuBytes,
   };
 }
 
-export const sluice = {
+/** A Sluice contender whose connections run with `reliability` options. */
+const contender = (reliability) => ({
   async listen() {
     // No accept ramp: the connect test opens a few dozen connections a second from fresh ports.
-    const gateway = await Transport.bind({ host: HOST, gateway: true, log: null, acceptRamp: [] });
+    const gateway = await Transport.bind({ host: HOST, gateway: true, log: null, acceptRamp: [], reliability });
     return {
       async expect() {
         return {
@@ -52,10 +57,13 @@ export const sluice = {
 
   async dialer() {
     // Each dialer from an address of its own, as peers are: the connect rows time 40 connects a run.
-    const transport = await Transport.bind({ host: loopbackHost(dialers++, 21), log: null, maxConnections: 2, maxHandshakes: 2 });
+    const transport = await Transport.bind({ host: loopbackHost(dialers++, 21), log: null, maxConnections: 2, maxHandshakes: 2, reliability });
     return {
       dial: async (info) => sluiceConnection(await transport.connect(info.address, info.publicKey)),
       close: () => transport.close(),
     };
   },
-};
+});
+
+export const sluice = contender(FIXED_DATAGRAMS);
+export const sluiceDiscovering = contender({});

@@ -12,6 +12,7 @@
 // cumulative count that the receiver sends back, through the relay too, every CREDIT_EVERY datagrams.
 import { createCipheriv, createHash } from "node:crypto";
 import { bindTransport, openNodeSocket, relayHeader } from "sluice/internal";
+import { FIXED_DATAGRAMS } from "../lib/pair.mjs";
 import { serve } from "../lib/rpc.mjs";
 
 const HOST = "127.0.0.1";
@@ -20,7 +21,7 @@ const RELAY_HEADER_BYTES = 6;
 const BLAST_MARK = 0xee;
 const BLAST_DATA = 0;
 const BLAST_CREDIT = 1;
-/** The inner datagram of a relayed Sluice packet is at most this (MAX_SEND_DATAGRAM_BYTES): so is the blast's. */
+/** The inner datagram of a relayed Sluice packet is at most this (no path MTU discovery over a relay): so is the blast's. */
 const BLAST_DATAGRAM_BYTES = 1200;
 const WINDOW = 512;
 const CREDIT_EVERY = 32;
@@ -111,7 +112,8 @@ serve({
     connection = undefined;
     wall.closed = true;
     wall.open = gateway.address.port;
-    node = await bindTransport({ host: HOST, log: null, socket: firewalled });
+    // A relayed path stays at 1200-byte datagrams; the direct one it is compared with does too.
+    node = await bindTransport({ host: HOST, log: null, socket: firewalled, reliability: FIXED_DATAGRAMS });
     toGateway = await node.connect(gateway.address, gateway.publicKey);
     return { publicKey: Buffer.from(node.publicKey).toString("hex") };
   },
