@@ -40,7 +40,7 @@ async function next(changes: AsyncGenerator<AddressChange>): Promise<AddressChan
   return value;
 }
 
-test("no direct path: the introduced peers connect through the gateway's relay, then move to the direct path once it opens, losing nothing", async () => {
+test("no direct path: the introduced peers connect through the gateway's relay, then move to the direct path once it opens, losing nothing, and search its path MTU there", async () => {
   const { gateway, wall, a, b } = await walledPeers();
   const started = performance.now();
   const [ab, ba] = await Promise.all([a.node.connectVia(a.toGateway, b.node.publicKey), b.node.accept()]);
@@ -71,6 +71,9 @@ test("no direct path: the introduced peers connect through the gateway's relay, 
   await ab.send(new Uint8Array(100));
   await ba!.recv();
   expect(gateway.stats().datagramsRelayed).toBe(relayed); // the relay is left
+  // Over the relay datagrams stayed at 1200 bytes; on the direct path the search starts and reaches the ceiling.
+  await expect.poll(() => ab.stats().delivery.pathMtuBytes, { timeout: 3000 }).toBe(1472);
+  await expect.poll(() => ba!.stats().delivery.pathMtuBytes, { timeout: 3000 }).toBe(1472);
 }, 30_000);
 
 test("relaying off and no direct path: connectVia() fails after its deadline, naming every rung it tried", async () => {

@@ -195,6 +195,20 @@ describe("path MTU discovery over real sockets on 127.0.0.1", () => {
     expect(atJoiner.stats().delivery.mtuProbesLost).toBe(0);
   });
 
+  it("over IPv6 (::1) the ceiling is 20 bytes less: 1452; a dual-stack gateway's IPv4 peer (::ffff:127.0.0.1) gets 1472", async () => {
+    const bind = publicBinder(open);
+    const gateway = await bind({ gateway: true, host: "::1" });
+    const joiner = await bind({ host: "::1" });
+    const [toGateway, atGateway] = await Promise.all([joiner.connect(gateway.address, gateway.publicKey), gateway.accept()]);
+    expect(await settledMtu(toGateway, (bytes) => bytes === 1452)).toBe(1452);
+    expect(await settledMtu(atGateway!, (bytes) => bytes === 1452)).toBe(1452);
+    const dual = await bind({ gateway: true, host: "::" });
+    const v4 = await bind({ host: "127.0.0.1" });
+    const [, atDual] = await Promise.all([v4.connect({ host: "127.0.0.1", port: dual.address.port }, dual.publicKey), dual.accept()]);
+    expect(atDual!.remoteAddress.host).toBe("::ffff:127.0.0.1");
+    expect(await settledMtu(atDual!, (bytes) => bytes === 1472)).toBe(1472);
+  });
+
   it("a socket that drops datagrams over 1300 both ways: a stream arrives intact, and the search settles at 1280-1300", async () => {
     const seen: Uint8Array[] = [];
     const narrow = () => filteredSocket((datagram) => datagram.length <= 1300, seen);

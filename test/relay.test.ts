@@ -31,7 +31,7 @@ async function relayedPair(gatewayOptions: Parameters<typeof bindTest>[0] = {}, 
   return { gateway, a, b, ab, ba, ids };
 }
 
-test("two peers connect through a gateway's relay, end to end: their keys, their data, the gateway only forwards", async () => {
+test("two peers connect through a gateway's relay, end to end: their keys, their data, the gateway only forwards; no path MTU probe crosses the relay", async () => {
   const { gateway, a, b, ab, ba } = await relayedPair();
   expect(ab.remotePublicKey).toEqual(b.publicKey);
   expect(ba.remotePublicKey).toEqual(a.publicKey);
@@ -43,6 +43,8 @@ test("two peers connect through a gateway's relay, end to end: their keys, their
   expect(stats.datagramsRelayed).toBeGreaterThan(900);
   expect(stats.relays).toBe(1);
   expect(stats.connections).toBe(2); // the gateway holds no connection of the pair's own
+  // A relayed path gets no path MTU probe: its datagrams stay at 1200 bytes (design.md, "Path MTU discovery").
+  for (const end of [ab, ba]) expect(end.stats().delivery).toMatchObject({ pathMtuBytes: 1200, mtuProbesSent: 0 });
 });
 
 test("the gateway cannot alter what it relays: a datagram it tampers with is refused by the peer, the data arrives intact", async () => {
