@@ -87,6 +87,7 @@ export class HandPeer {
     const u64 = (at: number) => view.getUint32(at + 4, true) * 2 ** 32 + view.getUint32(at, true);
     for (let at = 0; at < plaintext.length;) {
       switch (plaintext[at]) {
+        case 0x00: at = plaintext.length; break; // PADDING, to the end (a path MTU probe's)
         case 0x10: at += 18 + (plaintext[at + 13]! - 1) * 8; break; // ACK
         case 0x11: at += 1; break; // PING
         case 0x12: at += 2; break; // CLOSE
