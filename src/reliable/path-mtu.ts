@@ -51,10 +51,11 @@ const BLACK_HOLE_LOSS_EVENTS = 3;
 export interface PathMtuStats {
   /** The largest datagram this connection sends now (data packets are packed to it). */
   pathMtuBytes: number;
-  /** Path MTU probes sent, and of them declared lost. */
+  /** Path MTU probes sent (PING + PADDING to the size tried). */
   mtuProbesSent: number;
+  /** Path MTU probes declared lost: the path did not carry their size (no congestion signal, nothing re-sent). */
   mtuProbesLost: number;
-  /** Falls back to the base after packets larger than it went missing. */
+  /** Falls back to 1200 bytes after packets larger than that went missing (a path that narrowed: a black hole). */
   mtuBlackHoles: number;
 }
 
