@@ -9,6 +9,7 @@ import type { TransportSeams } from "sluice/internal";
 import { SimNetwork, type LinkOptions } from "./support/sim-network.ts";
 import { mulberry32 } from "./support/random.ts";
 import { bindTest, closeAll, connectedPair, filteredSocket, publicBinder, streamDigests } from "./support/transports.ts";
+import { caught, expectCoded } from "./support/errors.ts";
 import type { ReliabilityOptions } from "../src/reliable/options.ts";
 
 function sha256(parts: Iterable<Uint8Array>): string {
@@ -224,6 +225,14 @@ describe("path MTU discovery over real sockets on 127.0.0.1", () => {
       expect(mtuBlackHoles).toBe(0);
     }
     expect(seen.some((datagram) => datagram.length > 1300)).toBe(true); // probes were tried, and dropped
+  });
+
+  it("reliability.maxDatagramBytes outside 1200..1500 or not an integer is a RangeError naming the option", async () => {
+    const bind = publicBinder(open);
+    for (const bad of [1199, 1501, 1300.5, Number.NaN]) {
+      expectCoded(await caught(() => bind({ reliability: { maxDatagramBytes: bad } })), RangeError, "ERR_OUT_OF_RANGE",
+        /The value of "options\.reliability\.maxDatagramBytes" is out of range. It must be an integer from 1200 to 1500/);
+    }
   });
 
   it("reliability.maxDatagramBytes: 1200 keeps every datagram either way at 1200 or less", async () => {
