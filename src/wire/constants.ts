@@ -1,7 +1,6 @@
 // The host's side of the wire format (assembly/wire.ts parses and builds; docs/wire.md explains). The
 // kinds, sizes, field offsets and parse refusals are the core's own, generated from the module by
 // scripts/build.mjs; only what the host alone decides is written here.
-import { DATA_HEADER_BYTES, TAG_BYTES } from "../../build/core-constants.js";
 
 export {
   AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_SCRATCH_BYTES, COOKIE_BYTES, COOKIE_NONCE, COOKIE_SEALED, DATA_HEADER_BYTES,
@@ -17,9 +16,6 @@ export {
  * them (reliability.maxDatagramBytes; reliable/path-mtu.ts).
  */
 export const MAX_SEND_DATAGRAM_BYTES = 1200;
-
-/** Largest sealed plaintext in a data packet of MAX_SEND_DATAGRAM_BYTES. */
-export const MAX_DATA_PLAINTEXT_BYTES = MAX_SEND_DATAGRAM_BYTES - DATA_HEADER_BYTES - TAG_BYTES; // 1171
 
 // The first byte of a data packet's plaintext says what follows (docs/wire.md, "Frames"): these two
 // stand alone in their packet and belong to the handshake; the rest are in reliable/frames.ts.

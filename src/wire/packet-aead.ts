@@ -47,7 +47,7 @@ export class PacketAead {
 
   /**
    * The datagram: a data header for (key phase bit, connection, packet number), the plaintext `parts`
-   * sealed under `key` (32 bytes), the tag. `parts` total at most MAX_DATA_PLAINTEXT_BYTES.
+   * sealed under `key` (32 bytes), the tag. `parts` total at most MAX_DATAGRAM_BYTES − 29 (the path MTU's share).
    */
   seal(key: Uint8Array, keyPhase: number, connection: number, packetNumber: number, parts: readonly Uint8Array[]): Uint8Array {
     const { bytes, core } = this.#arena;
