@@ -1,14 +1,16 @@
 import { defineConfig } from "vitest/config";
 
-// Three groups, one after the other (sequence.groupOrder). Most files only wait on sockets, timers and
-// child processes, so they share the two cores, two at a time (three made the CPU-bound ones, tsc and
-// the virtual-time sweeps, several times slower on a machine already loaded). Files that measure the
-// CPU a process spends against an absolute bound or hold a wall-clock bound of a few hundred
-// milliseconds (woken by a notify and not by the safety net, latency under a flood, parked CPU) run
-// afterwards, one at a time, with nothing else of the suite's beside them. A ratio of two CPU
-// readings in one process (receive-memory's 16k against 128k fragments, bound 3×) shares the cores:
-// sharing slows both readings alike. The network-namespace bed's files run between, one at a time too: their NAT
-// timing bounds (a p50 of 50 ms, a move followed within 100 ms) missed when two shared a loaded machine.
+// Three groups, one after the other (sequence.groupOrder). Most files only wait on sockets, timers
+// and child processes, so they share the two cores, three at a time: on the quiet 2-vCPU VM the
+// group took 81 s so and 111 s two at a time, for the same 190-200 s of files (a machine already
+// loaded makes the CPU-bound ones, tsc and the virtual-time sweeps, slower; their timeouts allow for
+// it). Files that measure the CPU a process spends against an absolute bound or hold a wall-clock
+// bound of a few hundred milliseconds (woken by a notify and not by the safety net, latency under a
+// flood, parked CPU) run afterwards, one at a time, with nothing else of the suite's beside them. A
+// ratio of two CPU readings in one process (receive-memory's 16k against 128k fragments, bound 3×)
+// shares the cores: sharing slows both readings alike. The network-namespace bed's files run
+// between, one at a time too: their NAT timing bounds (a p50 of 50 ms, a move followed within
+// 100 ms) missed when two shared a loaded machine.
 const ALONE = [
   "test/parking.test.ts", // CPU while parked
   "test/waits.test.ts", // woken within 500 ms by the free, not the safety net
@@ -35,7 +37,7 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: "shared", include: ["test/**/*.test.ts"], exclude: [...ALONE, ...NETNS], maxWorkers: 2, sequence: { groupOrder: 0 } },
+        test: { name: "shared", include: ["test/**/*.test.ts"], exclude: [...ALONE, ...NETNS], maxWorkers: 3, sequence: { groupOrder: 0 } },
       },
       { extends: true, test: { name: "netns", include: NETNS, fileParallelism: false, sequence: { groupOrder: 1 } } },
       { extends: true, test: { name: "alone", include: ALONE, fileParallelism: false, sequence: { groupOrder: 2 } } },

@@ -10,6 +10,13 @@ import { bindMany, closeSockets, EvilPeer, randomIntro, sleep, type EvilSocket }
 import { ALWAYS_UNDER_LOAD, bindSluice, closeAll, describe3, figure, mac1Intro, median } from "./harness.ts";
 import { packetKind } from "./wire.ts";
 
+/**
+ * What a random-byte intro may cost beyond a bare socket here. The target is 5 µs, held by the
+ * strangers row of the benchmark (3.7 µs in its last full run); in this test, runs of one build on
+ * this 2-vCPU VM measured 2.2 to 5.4 µs, so a 5 µs bound failed now and then on noise alone. Work
+ * before mac1 that did not belong there (an X25519, a table entry) would cost tens of µs.
+ */
+const RANDOM_INTRO_BOUND_MICROS = 7.5;
 const BATCHES = 7;
 const PER_BATCH = 2000;
 
@@ -62,7 +69,7 @@ describe3("CPU before any proof", () => {
     await closeSockets(sockets ?? []);
   });
 
-  test("a random-byte intro costs the gateway ≤ 5 µs (median) beyond a bare socket", async () => {
+  test(`a random-byte intro costs the gateway ≤ ${RANDOM_INTRO_BOUND_MICROS} µs (median) beyond a bare socket (target 5 µs, held by the benchmark)`, async () => {
     const gateway = await ChildGateway.bind({ host: "127.0.0.1", gateway: true });
     try {
       const replies: Uint8Array[] = [];
@@ -70,7 +77,7 @@ describe3("CPU before any proof", () => {
       const cost = await pairedCost(gateway, [receiver], sockets, randomIntro);
       figure("random intro, gateway CPU (µs, median)", `${cost.total.toFixed(2)} total, ${cost.beyond[0].toFixed(2)} beyond a bare receiver`);
       expect(replies.filter((r) => packetKind(r) !== undefined)).toHaveLength(0);
-      expect(cost.beyond[0]).toBeLessThanOrEqual(5);
+      expect(cost.beyond[0]).toBeLessThanOrEqual(RANDOM_INTRO_BOUND_MICROS);
     } finally {
       await gateway.close();
     }
