@@ -227,6 +227,40 @@ describe("path MTU discovery over real sockets on 127.0.0.1", () => {
     expect(seen.some((datagram) => datagram.length > 1300)).toBe(true); // probes were tried, and dropped
   });
 
+  it("a black hole mid-transfer (the path narrows to 1300 after 1 MiB): the sender falls back to 1200 and the stream arrives intact", async () => {
+    let narrowed = false;
+    const seen: Uint8Array[] = [];
+    const narrowing = () => filteredSocket((datagram) => !narrowed || datagram.length <= 1300, seen);
+    const { atJoiner, atGateway } = await connectedPair(bindSeamed, { socket: narrowing() }, { socket: narrowing() });
+    expect(await settledMtu(atJoiner, (bytes) => bytes === 1472)).toBe(1472);
+    const total = 4 * 2 ** 20;
+    const writer = atJoiner.openStream().getWriter();
+    const chunk = source(64 * 1024, 7);
+    const expected = createHash("sha256");
+    const writing = (async () => {
+      for (let at = 0; at < total; at += chunk.length) {
+        await writer.write(chunk);
+        expected.update(chunk);
+      }
+      await writer.close();
+    })();
+    const reader = (await atGateway.acceptStream())!.getReader();
+    const hash = createHash("sha256");
+    let received = 0;
+    for (let read = await reader.read(); !read.done; read = await reader.read()) {
+      hash.update(read.value);
+      received += read.value.length;
+      if (received >= 2 ** 20) narrowed = true;
+    }
+    await writing;
+    expect(received).toBe(total);
+    expect(hash.digest("hex")).toBe(expected.digest("hex"));
+    const { pathMtuBytes, mtuBlackHoles } = atJoiner.stats().delivery;
+    expect(mtuBlackHoles).toBeGreaterThanOrEqual(1);
+    expect(pathMtuBytes).toBe(1200); // searched again only after the 60 s cooldown
+    expect(seen.some((datagram) => datagram.length === 1472)).toBe(true);
+  }, 30_000);
+
   it("reliability.maxDatagramBytes outside 1200..1500 or not an integer is a RangeError naming the option", async () => {
     const bind = publicBinder(open);
     for (const bad of [1199, 1501, 1300.5, Number.NaN]) {
