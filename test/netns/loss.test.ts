@@ -20,10 +20,10 @@ async function streamThroughLoss(bed: () => Bed, percent: number, bytes: number)
 
 describeNetns("5% loss each way", () => {
   const bed = useBed();
-  it("4 MiB arrive intact", () => streamThroughLoss(bed, 5, 4 * MiB), 50_000);
+  it("2 MiB arrive intact", () => streamThroughLoss(bed, 5, 2 * MiB), 50_000);
 });
 
 describeNetns("20% loss each way", () => {
   const bed = useBed();
-  it("256 KiB arrive intact", () => streamThroughLoss(bed, 20, MiB / 4), 50_000);
+  it("128 KiB arrive intact", () => streamThroughLoss(bed, 20, MiB / 8), 50_000);
 });

@@ -1,10 +1,10 @@
 // Memory a peer can pin, against the credit it was given (the CPU of reassembly as fragments arrive
-// in the worst order is reassembly-cpu.test.ts, run alone). The gateway runs in a child process; its
-// memory is read there after two full GCs. The figure is the growth of its buffers (external memory, which holds every
-// ArrayBuffer, + frames taken from its arena) per credited byte. The JS heap is printed beside it:
-// its noise (-30 to +210 KB over 4-32k packets that store nothing, measured with such a control)
-// is larger than a 64 KiB credit, so it is held to a looser bound (per-fragment objects would
-// still show: 32k fragments × 32 B = 1 MiB).
+// in the worst order is reassembly-cpu.test.ts). The gateway runs in a child process; its memory is
+// read there after two full GCs. The figure is the growth of its buffers (external memory, which
+// holds every ArrayBuffer, + frames taken from its arena) per credited byte. The JS heap is printed
+// beside it: its noise (-30 to +210 KB over 4-32k packets that store nothing, measured with such a
+// control) is larger than a 64 KiB credit, so it is held to a looser bound (per-fragment objects
+// would still show: 32k fragments × 32 B = 1 MiB).
 import { expect, test } from "vitest";
 import { ChildGateway, type Usage } from "./child-gateway.ts";
 import { attacker, CHUNK_BYTES, streamFiller, warmUp } from "./credited-session.ts";

@@ -1,5 +1,5 @@
-// The CPU of reassembly as fragments arrive in the worst order (descending), in a child gateway:
-// a file of its own so that it runs alone (a CPU figure), while memory.test.ts shares the cores.
+// The CPU of reassembly as fragments arrive in the worst order (descending), in a child gateway: a
+// ratio of two CPU readings (16k against 128k fragments), which the suite's sharing slows alike.
 import { expect, test } from "vitest";
 import { ChildGateway, type Received } from "./child-gateway.ts";
 import { attacker, warmUp } from "./credited-session.ts";
