@@ -28,6 +28,15 @@ const MIN_PROBE_TIMEOUT_MS = 10;
  */
 export const MAX_REMEMBERED_LOST = 256;
 
+/** Whether the ACK frame's `ranges` ([start, end), from the highest down) acknowledge `packetNumber`. */
+export function acknowledges(ranges: ReadonlyArray<readonly [number, number]>, packetNumber: number): boolean {
+  for (const [start, end] of ranges) {
+    if (packetNumber >= end) return false; // below every range before it and above the rest: a gap
+    if (packetNumber >= start) return true;
+  }
+  return false;
+}
+
 /** What recovery needs of a packet: when it left, how many bytes the window counts for it, whether it is a path MTU probe. */
 export interface InFlight {
   time: number;
@@ -251,7 +260,7 @@ export class LossRecovery<P extends InFlight> {
         this.#lost.delete(packetNumber);
         continue;
       }
-      if (!ranges.some(([start, end]) => packetNumber >= start && packetNumber < end)) continue;
+      if (!acknowledges(ranges, packetNumber)) continue;
       this.#lost.delete(packetNumber);
       this.stats.spuriousLosses++;
       acked(packet);

@@ -23,7 +23,7 @@ import { Pacer } from "./congestion.ts";
 import { ControlFrames, type ControlFrame, type ControlSent } from "./control.ts";
 import { CLOSE_APPLICATION, CLOSE_PROTOCOL_VIOLATION, MAX_ACK_RANGES, PacketWriter, parseFrames, PATH_DATA_BYTES, RESET_ABORTED, type FrameVisitor } from "./frames.ts";
 import { Inbound, type InboundSent } from "./inbound.ts";
-import { LossRecovery } from "./loss-recovery.ts";
+import { acknowledges, LossRecovery } from "./loss-recovery.ts";
 import type { ReliabilityConfig } from "./options.ts";
 import { messageTooLarge, Outbound, type OutboundSent, type WrittenMark } from "./outbound.ts";
 import { PathMtu, type PathMtuStats } from "./path-mtu.ts";
@@ -712,7 +712,7 @@ export class Session {
     const skippedNumbers = this.#skipped;
     for (let i = skippedNumbers.length - 1; i >= 0 && skippedNumbers[i]! >= lowest; i--) {
       const skipped = skippedNumbers[i]!;
-      if (ranges.some(([start, end]) => skipped >= start && skipped < end)) {
+      if (acknowledges(ranges, skipped)) {
         this.#stats.optimisticAcks++;
         this.#fail(new SluiceError("ERR_SLUICE_PROTOCOL_VIOLATION", `protocol violation: the peer acknowledged packet ${skipped}, which was never sent (an optimistic ACK)`));
         this.#finalClose = CLOSE_PROTOCOL_VIOLATION;
