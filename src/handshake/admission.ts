@@ -6,18 +6,13 @@
 // would let it multiply its budget by choosing addresses).
 import { isIP } from "node:net";
 import { invalidArgType, validateInteger, validateNumber, validateObject } from "../errors/validate.ts";
+import { ipv6Groups, unmapped } from "../wire/address.ts";
 
 /** The key budgets are kept under: the IPv4 address, or the first four groups of an IPv6 address. */
 export function ipKey(host: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host);
-  if (mapped !== null) return mapped[1]!;
-  if (isIP(host) !== 6) return host;
-  const address = host.split("%")[0]!.toLowerCase();
-  const [head = "", tail] = address.split("::");
-  const front = head === "" ? [] : head.split(":");
-  const back = tail === undefined || tail === "" ? [] : tail.split(":");
-  const groups = tail === undefined ? front : [...front, ...new Array<string>(8 - front.length - back.length).fill("0"), ...back];
-  return `${groups.slice(0, 4).map((group) => parseInt(group, 16).toString(16)).join(":")}::/64`;
+  const address = unmapped(host);
+  if (isIP(address) !== 6) return address;
+  return `${ipv6Groups(address).slice(0, 4).map((group) => group.toString(16)).join(":")}::/64`;
 }
 
 /**

@@ -12,7 +12,7 @@ import type { Arena } from "../memory/arena.ts";
 import { channel } from "../channel/channel.ts";
 import type { Receiver } from "../channel/receiver.ts";
 import type { Sender } from "../channel/sender.ts";
-import { addressKey, sameAddress, type Address } from "../wire/address.ts";
+import { addressKey, sameAddress, unmapped, type Address } from "../wire/address.ts";
 import { FRAME_DATA } from "../memory/core.ts";
 import { DATA_HEADER_BYTES, FRAME_CONFIRM, FRAME_CONFIRM_ACK, MAX_DATAGRAM_BYTES, MAX_SEND_DATAGRAM_BYTES, TAG_BYTES } from "../wire/constants.ts";
 import type { Framer } from "../wire/framer.ts";
@@ -541,7 +541,7 @@ export class SessionDriver {
   #pathMtuCeiling(): number {
     const { address, validated } = this.#path;
     if (!validated || address.relay !== undefined) return MAX_SEND_DATAGRAM_BYTES;
-    const ipv6 = address.host.includes(":") && !address.host.startsWith("::ffff:");
+    const ipv6 = unmapped(address.host).includes(":");
     return this.config.maxDatagramBytes - (ipv6 ? IPV6_EXTRA_HEADER_BYTES : 0);
   }
 

@@ -51,15 +51,14 @@ export function writeAddress(address: Address, into: Uint8Array, at: number): vo
   into.fill(0, at, at + ADDRESS_BYTES);
   into[at + 1] = address.port & 0xff;
   into[at + 2] = address.port >>> 8;
-  const mapped = IPV4_MAPPED.exec(address.host); // an IPv4 peer seen by a dual-stack socket is an IPv4 address
-  const v4 = mapped?.[1] ?? (isIP(address.host) === 4 ? address.host : undefined);
-  if (v4 !== undefined) {
+  const host = unmapped(address.host);
+  if (isIP(host) === 4) {
     into[at] = 4;
-    v4.split(".").forEach((octet, i) => (into[at + 3 + i] = Number(octet)));
+    host.split(".").forEach((octet, i) => (into[at + 3 + i] = Number(octet)));
     return;
   }
   into[at] = 6;
-  ipv6Groups(address.host).forEach((group, i) => {
+  ipv6Groups(host).forEach((group, i) => {
     into[at + 3 + 2 * i] = group >>> 8;
     into[at + 4 + 2 * i] = group & 0xff;
   });
@@ -78,8 +77,13 @@ export function readAddress(from: Uint8Array, at: number): Address | undefined {
 
 const IPV4_MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
 
+/** An IPv4-mapped IPv6 address (how a dual-stack socket sees an IPv4 peer) as the IPv4 address it is; any other host as it is. */
+export function unmapped(host: string): string {
+  return IPV4_MAPPED.exec(host)?.[1] ?? host;
+}
+
 /** The eight 16-bit groups of a valid IPv6 address string (a zone index is dropped; an IPv4 tail is two groups). */
-function ipv6Groups(host: string): number[] {
+export function ipv6Groups(host: string): number[] {
   const address = host.split("%")[0]!;
   const groups = (part: string): number[] => {
     if (part === "") return [];
