@@ -114,3 +114,54 @@ describe3("path validation", () => {
     expect(routed, "forged packets counted as routed").toBeLessThanOrEqual(after.datagramsReceived - before.datagramsReceived - forged);
   });
 });
+
+describe3("path MTU probes", () => {
+  test("a peer that drops every datagram over 1200 bytes draws at most 15 probes (3 a size, 5 sizes), keeps 1200 and gets its data", async () => {
+    const gateway = track(await bindSluice({ host: "127.0.0.1", gateway: true }));
+    const socket = await EvilSocket.bind("127.0.0.2");
+    const peer = track(new EvilPeer(socket, undefined, true));
+    let dropped = 0;
+    socket.handler = (d) => {
+      if (d.bytes.length > 1200) dropped++; // as a path that carries no more would
+      else if (!peer.claim(d)) socket.inbox.push(d);
+    };
+    const session = await peer.connect(gateway.address, gateway.publicKey);
+    const inbound = (await gateway.accept())!;
+    session.send([{ type: "messageCredit", byteLimit: 2 ** 30, sequenceLimit: 2 ** 20 }]);
+    inbound.send(new Uint8Array(256 * 1024)).catch(() => {});
+    const probes = () => inbound.stats().delivery;
+    expect(await eventually(() => probes().mtuProbesSent >= 15, 5000)).toBe(true);
+    await sleep(1500); // the search is over: nothing more for the raise timer's 10 minutes
+    const { mtuProbesSent, mtuProbesLost, pathMtuBytes, mtuBlackHoles } = probes();
+    figure("path MTU probes toward a peer that drops them", { mtuProbesSent, mtuProbesLost, pathMtuBytes, mtuBlackHoles, dropped });
+    expect(mtuProbesSent).toBe(15);
+    expect(mtuProbesLost).toBe(15);
+    expect(pathMtuBytes).toBe(1200);
+    expect(mtuBlackHoles).toBe(0);
+    expect(dropped).toBe(15); // the probes alone were larger: data stayed at 1200 bytes
+    const data = session.frames().filter((f) => f.type === "messageData");
+    expect(data.length).toBeGreaterThan(0);
+  });
+
+  test("no probe goes to an address that is not validated: a peer moved onto a victim's address, the gateway back at 1200 bytes there", async () => {
+    const { session, inbound } = await connected();
+    expect(await eventually(() => inbound.stats().delivery.pathMtuBytes === 1472, 5000)).toBe(true); // the validated path carried 1472
+    const victim = track(await EvilSocket.bind("127.0.0.8"));
+    let largest = 0;
+    let toVictim = 0;
+    victim.handler = (d) => {
+      largest = Math.max(largest, d.bytes.length);
+      toVictim += d.bytes.length;
+    };
+    session.answerChallenges = false; // the victim never answers: the address stays unvalidated
+    session.send([{ type: "messageCredit", byteLimit: 2 ** 30, sequenceLimit: 2 ** 20 }]);
+    inbound.send(new Uint8Array(1024 * 1024)).catch(() => {});
+    // Padded to 1,100 bytes: the 3× allowance would let a 1472-byte probe through; only validation keeps it back.
+    const timer = setInterval(() => session.send([{ type: "ping" }, session.ackFrame(), { type: "padding", length: 1000 }], { via: victim }), 5);
+    await sleep(400);
+    clearInterval(timer);
+    figure("datagrams toward an unvalidated address", { largest, toVictim, fromVictim: victim.bytesSent, pathMtuBytes: inbound.stats().delivery.pathMtuBytes });
+    expect(toVictim).toBeGreaterThan(10_000); // the allowance was used: the gateway sent there
+    expect(largest).toBeLessThanOrEqual(1200);
+  });
+});
