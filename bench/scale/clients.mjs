@@ -46,11 +46,13 @@ serve({
   /** What the held connections sent and received so far, summed: the idle window's datagrams by cause. */
   totals() {
     const sum = { packetsSent: 0, packetsReceived: 0, ackOnlyPackets: 0, tailLossProbes: 0, retransmissionTimeouts: 0, packetsLost: 0, spuriousLosses: 0 };
+    const rtts = [];
     for (const connection of connected) {
       const delivery = connection.stats().delivery;
       for (const key of Object.keys(sum)) sum[key] += delivery[key];
+      rtts.push(delivery.rttMs);
     }
-    const rtts = connected.map((c) => c.stats().delivery.rttMs).sort((a, b) => a - b);
+    rtts.sort((a, b) => a - b);
     sum.rttMsP50 = rtts[Math.floor(rtts.length / 2)] ?? 0;
     sum.datagramsSent = 0;
     sum.datagramsReceived = 0;
