@@ -11,12 +11,11 @@ import { ALWAYS_UNDER_LOAD, bindSluice, closeAll, describe3, figure, mac1Intro, 
 import { packetKind } from "./wire.ts";
 
 /**
- * What a random-byte intro may cost beyond a bare socket here. The target is 5 µs, held by the
- * strangers row of the benchmark (3.7 µs in its last full run); in this test, runs of one build on
- * this 2-vCPU VM measured 2.2 to 5.4 µs, so a 5 µs bound failed now and then on noise alone. Work
- * before mac1 that did not belong there (an X25519, a table entry) would cost tens of µs.
+ * Paired batches per figure; the median of them is held to the bound. The random-byte intro's
+ * figure sits close to its 5 µs bound on this 2-vCPU VM (2.2 to 5.4 µs over runs of one build with
+ * 7 batches: a 5.39 failed once on noise alone), so it takes the median of more.
  */
-const RANDOM_INTRO_BOUND_MICROS = 7.5;
+const RANDOM_INTRO_BATCHES = 15;
 const BATCHES = 7;
 const PER_BATCH = 2000;
 
@@ -40,10 +39,10 @@ async function batchCost(target: ChildGateway, sockets: EvilSocket[], packets: U
  * The target's CPU per datagram and the floors', batch by batch in turn (the same datagrams to
  * each), so that a change in the machine's load moves both: medians of each and of the differences.
  */
-async function pairedCost(target: ChildGateway, floors: ChildGateway[], sockets: EvilSocket[], make: () => Uint8Array) {
+async function pairedCost(target: ChildGateway, floors: ChildGateway[], sockets: EvilSocket[], make: () => Uint8Array, batches = BATCHES) {
   const totals: number[] = [];
   const beyond: number[][] = floors.map(() => []);
-  for (let b = 0; b < BATCHES; b++) {
+  for (let b = 0; b < batches; b++) {
     const packets = Array.from({ length: PER_BATCH }, make);
     const floorCosts = [];
     for (const floor of floors) floorCosts.push(await batchCost(floor, sockets, packets));
@@ -69,15 +68,15 @@ describe3("CPU before any proof", () => {
     await closeSockets(sockets ?? []);
   });
 
-  test(`a random-byte intro costs the gateway ≤ ${RANDOM_INTRO_BOUND_MICROS} µs (median) beyond a bare socket (target 5 µs, held by the benchmark)`, async () => {
+  test("a random-byte intro costs the gateway ≤ 5 µs (median) beyond a bare socket", async () => {
     const gateway = await ChildGateway.bind({ host: "127.0.0.1", gateway: true });
     try {
       const replies: Uint8Array[] = [];
       for (const s of sockets) s.handler = (d) => replies.push(d.bytes);
-      const cost = await pairedCost(gateway, [receiver], sockets, randomIntro);
+      const cost = await pairedCost(gateway, [receiver], sockets, randomIntro, RANDOM_INTRO_BATCHES);
       figure("random intro, gateway CPU (µs, median)", `${cost.total.toFixed(2)} total, ${cost.beyond[0].toFixed(2)} beyond a bare receiver`);
       expect(replies.filter((r) => packetKind(r) !== undefined)).toHaveLength(0);
-      expect(cost.beyond[0]).toBeLessThanOrEqual(RANDOM_INTRO_BOUND_MICROS);
+      expect(cost.beyond[0]).toBeLessThanOrEqual(5);
     } finally {
       await gateway.close();
     }
