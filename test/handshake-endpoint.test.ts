@@ -201,6 +201,37 @@ describe("handshakes complete", () => {
     expect(higher.connected[0]!.role).toBe("responder");
     expect(a.endpoint.stats().connecting + b.endpoint.stats().connecting).toBe(0);
   });
+
+  test("simultaneous open where the lower key's first sight of the peer's intro comes after it connected, its confirm late: still one connection each", () => {
+    // What a relayed introduction can do (each side's relay rung starts on its own clock): B's intros
+    // reach A only once A is connected, and A's confirm is slow. A answers that intro (the peer could
+    // have restarted); B, which is answering A's intro, must not complete as initiator as well, or each
+    // side ends with a second connection that replaces the first one its application holds.
+    const net = new Network();
+    const [low, high] = [net.node("x", at("198.18.0.1", 4000)), net.node("y", at("198.18.0.2", 4000))]
+      .sort((x, y) => Buffer.compare(Buffer.from(x.publicKey), Buffer.from(y.publicKey)));
+    const a = low!;
+    const b = high!;
+    let held: { datagram: Uint8Array; from: Address; to: Address } | undefined;
+    net.lose = (datagram, from, to) => {
+      if (from.host === b.address.host && datagram[0] === KIND_INTRO && a.connected.length === 0) return true; // B's intros lost until A is connected
+      if (from.host === a.address.host && datagram[0] === 0x02 && held === undefined) {
+        held = { datagram: new Uint8Array(datagram), from, to }; // A's confirm, delivered late
+        return true;
+      }
+      return false;
+    };
+    a.endpoint.connect(b.publicKey, [b.address], net.now);
+    b.endpoint.connect(a.publicKey, [a.address], net.now);
+    net.run(600); // B re-sends its intro meanwhile, and A answers it
+    expect(a.connected).toHaveLength(1);
+    net.send(held!.datagram, held!.from, held!.to);
+    net.run(1200);
+    expect(a.connected).toHaveLength(1);
+    expect(b.connected).toHaveLength(1);
+    expect(a.connected[0]!.role).toBe("initiator");
+    expect(b.connected[0]!.role).toBe("responder");
+  });
 });
 
 describe("strangers and replays", () => {

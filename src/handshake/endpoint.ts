@@ -524,6 +524,7 @@ export class HandshakeEndpoint {
     const connecting = this.#connecting.get(this.#destinationId(datagram));
     if (connecting === undefined) return this.#config.countDrop("unknownSender");
     if (!validMac1(this.#config.crypto, datagram, RESPONSE_MAC1, this.#mac1)) return this.#config.countDrop("badMac");
+    if (this.#answersAsResponder(connecting)) return this.#config.countDrop("handshakeRedundant");
     if (connecting.responsesTried >= MAX_RESPONSES_PER_CONNECT) return this.#config.countDrop("rateLimited");
     connecting.responsesTried++;
     this.#queue({ kind: KIND_RESPONSE, datagram: new Uint8Array(datagram), from, ip: ipKey(from.host) });
@@ -532,6 +533,7 @@ export class HandshakeEndpoint {
   #processResponse(work: Work): void {
     const connecting = this.#connecting.get(this.#destinationId(work.datagram));
     if (connecting === undefined) return this.#config.countDrop("unknownSender"); // settled meanwhile
+    if (this.#answersAsResponder(connecting)) return this.#config.countDrop("handshakeRedundant");
     const opened = readResponse(this.#config.crypto, this.#config.identity, connecting.state, work.datagram);
     if (opened === undefined) return this.#config.countDrop("decryptFailed");
     if (opened.status === STATUS_VERSION_MISMATCH || !compatible(this.#config.version, opened.version)) {
@@ -561,6 +563,17 @@ export class HandshakeEndpoint {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /**
+   * Whether a simultaneous open makes us its responder: we hold the higher key and are answering the
+   * peer's intro, so our own connect completes through that (its confirm) and never as initiator.
+   * Completing both ways gave each side a second connection replacing the first, the one its
+   * application already held: the peer answers an intro of ours it first sees after it connected (a
+   * relay rung starts on each side's own clock), as it must, since a peer that restarted looks the same.
+   */
+  #answersAsResponder(connecting: Connecting): boolean {
+    return this.#answeringByKey.has(connecting.keyHex) && compareBytes(this.#config.identity.publicKey, connecting.remoteKey) > 0;
+  }
 
   #destinationId(datagram: Uint8Array): number {
     return new DataView(datagram.buffer, datagram.byteOffset).getUint32(HANDSHAKE_CONNECTION, true);
