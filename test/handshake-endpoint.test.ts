@@ -9,11 +9,11 @@ import { PROTOCOL_VERSION, type ProtocolVersion } from "../src/wire/version.ts";
 import { DEFAULT_RETRY } from "../src/handshake/retry.ts";
 import { CoreCrypto } from "../src/handshake/core-crypto.ts";
 import { HandshakeEndpoint, type Connected, type HandshakeDropReason, type HandshakeEvent, type HandshakeLimits } from "../src/handshake/endpoint.ts";
-import { COOKIE_BYTES, INTRO_BYTES, INTRO_MAC1, KIND_COOKIE, KIND_INTRO, KIND_RESPONSE, RESPONSE_BYTES } from "../src/wire/constants.ts";
+import { COOKIE_BYTES, INTRO_BYTES, INTRO_EPHEMERAL, INTRO_MAC1, KIND_COOKIE, KIND_INTRO, KIND_RESPONSE, RESPONSE_BYTES, RESPONSE_EPHEMERAL } from "../src/wire/constants.ts";
 import { mac1Key, stampMacs } from "../src/handshake/macs.ts";
 import { writeIntro } from "../src/handshake/noise.ts";
 import { packetKey } from "../src/wire/packet-keys.ts";
-import { generateKeyPair } from "../src/handshake/primitives.ts";
+import { generateKeyPair, makeSpareKeyPair, SPARE_KEY_PAIRS, spareKeyPairWanted } from "../src/handshake/primitives.ts";
 import { mulberry32 } from "./support/random.ts";
 
 const arena = Arena.create({ bytes: 4 * 1024 * 1024 });
@@ -173,6 +173,25 @@ describe("handshakes complete", () => {
       expect(gateway.connected.length + gateway.endpoint.stats().answering).toBe(1);
     });
   }
+
+  test("ephemeral keys are made ahead (at most SPARE_KEY_PAIRS) and each is used once", () => {
+    for (let i = 0; i < SPARE_KEY_PAIRS + 2; i++) makeSpareKeyPair();
+    expect(spareKeyPairWanted()).toBe(false);
+    const net = new Network();
+    const gateway = net.node("gateway", at("198.18.0.1", 7000), { gateway: true });
+    const nodes = Array.from({ length: 2 * SPARE_KEY_PAIRS + 2 }, (_, i) => net.node(`node${i}`, at(`198.18.1.${i + 1}`, 5000)));
+    for (const node of nodes) node.endpoint.connect(gateway.publicKey, [gateway.address], net.now);
+    net.run(100);
+    expect(nodes.every((node) => node.connected.length === 1)).toBe(true);
+    const ephemeral = (datagram: Uint8Array, at: number) => Buffer.from(datagram.subarray(at, at + 32)).toString("hex");
+    const ephemerals = [
+      ...nodes.map((node) => ephemeral(node.sent.find((t) => t.datagram[0] === KIND_INTRO)!.datagram, INTRO_EPHEMERAL)),
+      ...gateway.sent.filter((t) => t.datagram[0] === KIND_RESPONSE).map((t) => ephemeral(t.datagram, RESPONSE_EPHEMERAL)),
+    ];
+    expect(ephemerals).toHaveLength(2 * nodes.length);
+    expect(new Set(ephemerals).size).toBe(ephemerals.length); // intros' and responses' alike: none twice
+    expect(spareKeyPairWanted()).toBe(true); // taken: the host makes more off the handshake's path
+  });
 
   test("several candidate addresses (a LAN one that leads nowhere, the public one): intros go to each, the one that answers wins", () => {
     const net = new Network();

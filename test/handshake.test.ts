@@ -4,6 +4,7 @@ import { afterEach, expect, test } from "vitest";
 import { Connection, Transport } from "sluice";
 import { caught, expectCoded } from "./support/errors.ts";
 import { mulberry32 } from "./support/random.ts";
+import { DATA_HEADER_BYTES, KIND_DATA, TAG_BYTES } from "../src/wire/constants.ts";
 import { bindTest, bytes, closeAll, dropFirstIntros, filteredSocket, text } from "./support/transports.ts";
 
 const open: Transport[] = [];
@@ -30,6 +31,25 @@ test("gateway: a joiner connects, both ends are established, messages flow both 
   await toJoiner!.send(bytes("world"));
   expect(text(await toGateway.recv())).toBe("world");
   expect(gateway.stats()).toMatchObject({ connections: 1, handshakes: 0, handshakesCompleted: 1, listenerErrors: 0 });
+});
+
+test("the first flight: the joiner's first message rides in its first packet (no lone CONFIRM), and the gateway's first packet says it is established (no lone CONFIRM_ACK)", async () => {
+  const [joinerSent, gatewaySent]: Uint8Array[][] = [[], []];
+  const gateway = await bind({ gateway: true, socket: filteredSocket(() => true, gatewaySent) });
+  const joiner = await bind({ socket: filteredSocket(() => true, joinerSent) });
+  const accepted = gateway.accept();
+  const toGateway = await joiner.connect(gateway.address, gateway.publicKey);
+  await toGateway.send(bytes("ping"));
+  const toJoiner = (await accepted)!;
+  await toJoiner.send((await toJoiner.recv())!);
+  expect(text(await toGateway.recv())).toBe("ping");
+  // A lone CONFIRM or CONFIRM_ACK is a DATA packet of one frame byte: header, 1 byte, tag.
+  const LONE_FRAME_BYTES = DATA_HEADER_BYTES + 1 + TAG_BYTES;
+  const data = (sent: Uint8Array[]) => sent.filter((datagram) => datagram[0] === KIND_DATA);
+  expect(data(joinerSent)[0]!.length).toBeGreaterThan(LONE_FRAME_BYTES + "ping".length);
+  expect(data(gatewaySent).some((datagram) => datagram.length === LONE_FRAME_BYTES)).toBe(false);
+  // The rendezvous' frame went in them too: the joiner knows the address the gateway sees.
+  expect(toGateway.observedAddress).toEqual(joiner.address);
 });
 
 test("IPv6: over ::1 the joiner learns its address as ::1; a dual-stack gateway reports an IPv4 joiner as IPv4", async () => {

@@ -1,6 +1,7 @@
 // channel(capacity, options) → [Sender, Receiver]: a bounded queue of byte packets in shared memory.
 import { Arena } from "../memory/arena.ts";
 import { FRAME_DATA } from "../memory/core.ts";
+import { randomUint32 } from "../memory/random-pool.ts";
 import { poolExhausted } from "../errors/errors.ts";
 import { validateInteger, validateObject } from "../errors/validate.ts";
 import { LaneProducer } from "./lane-producer.ts";
@@ -36,7 +37,7 @@ export function channel(capacity: number, options: ChannelOptions = {}): [Sender
   validateInteger(maxPacketSize, "options.maxPacketSize", 0, arena.frameBytes - FRAME_DATA);
   const maxLanes = options.maxLanes ?? DEFAULT_MAX_LANES;
   validateInteger(maxLanes, "options.maxLanes", 1, core.maxLanes());
-  const nonce = crypto.getRandomValues(new Uint32Array(1))[0]! >>> 1 | 1; // 1..2^31−1: a positive i32
+  const nonce = randomUint32() >>> 1 | 1; // 1..2^31−1: a positive i32
   const offset = core.createChannel(capacity, maxLanes, nonce);
   if (offset === 0) throw poolExhausted("another channel", channel);
   const shared = new SharedChannel(arena, offset, maxPacketSize, true, true);

@@ -12,7 +12,7 @@
 // the new keys opens, so a replayed intro never completes a handshake.
 import { ADDRESS_BYTES, readAddress, writeAddress, type Address } from "../wire/address.ts";
 import { readVersion, VERSION_BYTES, writeVersion, type ProtocolVersion } from "../wire/version.ts";
-import { dh, generateKeyPair, type PrivateKey } from "./primitives.ts";
+import { dh, ephemeralKeyPair, type PrivateKey } from "./primitives.ts";
 import {
   HANDSHAKE_CONNECTION, INTRO_BYTES, INTRO_EPHEMERAL, INTRO_MAC1, INTRO_PAYLOAD, INTRO_STATIC, KIND_INTRO,
   KIND_RESPONSE, RESPONSE_BYTES, RESPONSE_EPHEMERAL, RESPONSE_MAC1, RESPONSE_PAYLOAD, WIRE_VERSION,
@@ -143,7 +143,7 @@ export function writeIntro(crypto: NoiseCrypto, me: Identity, responderStatic: U
   intro[0] = KIND_INTRO;
   intro[1] = WIRE_VERSION;
   new DataView(intro.buffer).setUint32(HANDSHAKE_CONNECTION, fields.senderId, true);
-  const ephemeral = generateKeyPair();
+  const ephemeral = ephemeralKeyPair();
   intro.set(ephemeral.publicKey, INTRO_EPHEMERAL);
   const symmetric = SymmetricState.start(crypto, intro.subarray(0, INTRO_EPHEMERAL));
   symmetric.mixHash(responderStatic);
@@ -206,7 +206,7 @@ export function writeResponse(crypto: NoiseCrypto, me: Identity, opened: OpenedI
   response[0] = KIND_RESPONSE;
   response[1] = WIRE_VERSION;
   new DataView(response.buffer).setUint32(HANDSHAKE_CONNECTION, opened.senderId, true);
-  const ephemeral = generateKeyPair();
+  const ephemeral = ephemeralKeyPair();
   response.set(ephemeral.publicKey, RESPONSE_EPHEMERAL);
   const symmetric = opened.symmetric.copy();
   symmetric.mixHash(ephemeral.publicKey);

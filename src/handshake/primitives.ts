@@ -29,14 +29,58 @@ export function generateKeyPair(): { privateKey: PrivateKey; publicKey: Uint8Arr
 }
 
 /**
+ * Ephemeral key pairs made ahead, at most this many: a handshake takes one (each is used once) rather
+ * than make it on its critical path (~56 µs each, twice per handshake: the intro's and the response's).
+ * The driver makes a spare one off the path (makeSpareKeyPair, after the datagram that used one went).
+ */
+export const SPARE_KEY_PAIRS = 4;
+const spareKeyPairs: ReturnType<typeof generateKeyPair>[] = [];
+
+/** A key pair never used before: a spare one if there is one. */
+export function ephemeralKeyPair(): { privateKey: PrivateKey; publicKey: Uint8Array } {
+  return spareKeyPairs.pop() ?? generateKeyPair();
+}
+
+/** Whether fewer than SPARE_KEY_PAIRS are ready. */
+export function spareKeyPairWanted(): boolean {
+  return spareKeyPairs.length < SPARE_KEY_PAIRS;
+}
+
+/** Makes one spare key pair, if one is wanted. */
+export function makeSpareKeyPair(): void {
+  if (spareKeyPairWanted()) spareKeyPairs.push(generateKeyPair());
+}
+
+/**
+ * Public keys imported lately, newest first, at most this many. A handshake uses each public key in
+ * two DHs (the intro's responder key in es and ss, then se; the initiator's ephemeral in es and ee,
+ * its static in ss and se): the second import (~35 µs in the connect profile) finds the first.
+ */
+const IMPORTED_PUBLIC_KEYS = 4;
+const imported: { raw: Uint8Array; key: nodeCrypto.KeyObject }[] = [];
+
+function importedPublicKey(raw: Uint8Array): nodeCrypto.KeyObject {
+  for (const entry of imported) if (equalKeys(entry.raw, raw)) return entry.key;
+  const key = nodeCrypto.createPublicKey({ key: { kty: "OKP", crv: "X25519", x: base64url(raw) }, format: "jwk" });
+  imported.unshift({ raw: raw.slice(), key });
+  if (imported.length > IMPORTED_PUBLIC_KEYS) imported.pop();
+  return key;
+}
+
+function equalKeys(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
  * X25519 with a raw 32-byte public key; undefined when the key is not usable: not a valid encoding,
  * or a low-order point whose shared secret is all zeros (RFC 7748 §6.1: such a result is refused).
  */
 export function dh(privateKey: PrivateKey, publicKey: Uint8Array): Uint8Array | undefined {
   let shared: Buffer;
   try {
-    const key = nodeCrypto.createPublicKey({ key: { kty: "OKP", crv: "X25519", x: base64url(publicKey) }, format: "jwk" });
-    shared = nodeCrypto.diffieHellman({ privateKey, publicKey: key });
+    shared = nodeCrypto.diffieHellman({ privateKey, publicKey: importedPublicKey(publicKey) });
   } catch {
     return undefined;
   }

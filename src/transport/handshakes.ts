@@ -5,8 +5,10 @@
 //
 // Nothing here waits on a bounded queue: the endpoint's work queue refuses (counted) when full.
 import { abortErrorOf } from "../errors/errors.ts";
+import { randomBytes } from "../memory/random-pool.ts";
+import { makeSpareKeyPair, spareKeyPairWanted } from "../handshake/primitives.ts";
 import { addressKey, type Address } from "../wire/address.ts";
-import { DATA_PACKET_NUMBER, FRAME_CONFIRM, FRAME_CONFIRM_ACK } from "../wire/constants.ts";
+import { DATA_PACKET_NUMBER } from "../wire/constants.ts";
 import { packetKey } from "../wire/packet-keys.ts";
 import { HandshakeEndpoint, type Connected, type EndpointStats } from "../handshake/endpoint.ts";
 import type { Identity } from "../handshake/noise.ts";
@@ -38,24 +40,6 @@ interface HandshakesInit {
   opened(connection: SessionDriver, initiator: boolean): void;
 }
 
-/**
- * Random bytes carved from a pool refilled 4 KiB at a time: a COOKIE reply's nonce costs ~0.1 µs, where
- * a getRandomValues call per reply cost ~8 µs (measured under a flood of intros).
- */
-const RANDOM_POOL_BYTES = 4096;
-const randomPool = new Uint8Array(RANDOM_POOL_BYTES);
-let randomUsed = RANDOM_POOL_BYTES;
-function randomBytes(length: number): Uint8Array {
-  if (length > RANDOM_POOL_BYTES) return crypto.getRandomValues(new Uint8Array(length));
-  if (randomUsed + length > RANDOM_POOL_BYTES) {
-    crypto.getRandomValues(randomPool);
-    randomUsed = 0;
-  }
-  const bytes = randomPool.slice(randomUsed, randomUsed + length);
-  randomUsed += length;
-  return bytes;
-}
-
 /** The packet number of a DATA datagram the wire parser accepted (below 2^53). */
 function packetNumberOf(datagram: Uint8Array): number {
   const view = new DataView(datagram.buffer, datagram.byteOffset, datagram.byteLength);
@@ -77,6 +61,8 @@ export class Handshakes {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
   #workScheduled = false;
+  /** Whether a spare ephemeral key pair is to be made (see SPARE_KEY_PAIRS). */
+  #spareScheduled = false;
   #closed = false;
   /** Where the handshake datagram being handled came from (for the trace of a refusal). */
   #datagramFrom: Address | undefined;
@@ -227,6 +213,14 @@ export class Handshakes {
         endpoint.processQueued(this.#host.now());
         this.#flush();
       });
+    } else if (!endpoint.hasQueuedWork && spareKeyPairWanted() && !this.#spareScheduled) {
+      // Off the handshake's path: the datagrams above are gone, and the answer takes a round trip.
+      // Queued work goes first: under a flood of intros no spare is made (none would stay spare).
+      this.#spareScheduled = true;
+      setImmediate(() => {
+        this.#spareScheduled = false;
+        makeSpareKeyPair();
+      });
     }
     this.#arm(endpoint.nextDeadline());
   }
@@ -277,9 +271,9 @@ export class Handshakes {
     if (event.observedAddress !== undefined && event.peerIsGateway) this.#observed(event.observedAddress, event.address);
     this.#opened(driver, event.role === "initiator");
     if (event.firstData !== undefined) {
-      // The confirm (answered inside), or the initiator's first data if the confirm was lost: either proves its keys.
+      // A lone CONFIRM (answered inside), or the initiator's first data: either proves its keys. The
+      // connection's first packet, at the end of this turn, tells the initiator (see SessionDriver).
       driver.deliverOpened(event.firstData.plaintext, event.firstData.packetNumber);
-      if (event.firstData.plaintext[0] !== FRAME_CONFIRM) driver.sendFrame(FRAME_CONFIRM_ACK);
     }
     const connection = connectionFor(driver);
     const settles = this.#settle(event.connectId);

@@ -16,6 +16,7 @@
 import { limitReached } from "../errors/errors.ts";
 import { validateBoolean, validateInteger } from "../errors/validate.ts";
 import { ownedCopy } from "../memory/owned-copy.ts";
+import { randomUint32 } from "../memory/random-pool.ts";
 import { sameAddress, type Address } from "../wire/address.ts";
 import { KIND_RELAY, RELAY_HEADER_BYTES, WIRE_VERSION } from "../wire/constants.ts";
 import { KeyedBuckets } from "../handshake/admission.ts";
@@ -213,9 +214,8 @@ export class Relays {
   }
 
   #newId(taken = 0): number {
-    const draw = new Uint32Array(1);
     for (let attempt = 0; attempt < RELAY_ID_DRAWS; attempt++) {
-      const id = crypto.getRandomValues(draw)[0]! >>> 1;
+      const id = randomUint32() >>> 1;
       if (id !== 0 && id !== taken && !this.#forwards.has(id)) return id;
     }
     throw limitReached(`no free relay id after ${RELAY_ID_DRAWS} random draws`, Relays.prototype.open);

@@ -3,6 +3,7 @@
 // moment ago, whose late packets are dropped without crypto.
 import { limitReached } from "../errors/errors.ts";
 import { RecentlyClosed } from "../handshake/admission.ts";
+import { randomUint32 } from "../memory/random-pool.ts";
 import type { SessionDriver } from "./session-driver.ts";
 
 /** Late packets for a closed connection are dropped without crypto for this long. */
@@ -45,11 +46,10 @@ export class ConnectionTable {
   /** A random id not in use. Throws after CONNECTION_ID_DRAWS taken ones (never, in practice: see there). */
   newConnectionId(): number {
     const now = performance.now();
-    const draw = new Uint32Array(1);
     for (let attempt = 0; attempt < CONNECTION_ID_DRAWS; attempt++) {
       // 31 bits: V8 keeps such a number a small integer, so the listener's lookup by id allocates
       // nothing (ids of 2^31 and up cost each datagram ~12 ns more, measured).
-      const id = crypto.getRandomValues(draw)[0]! >>> 1;
+      const id = randomUint32() >>> 1;
       if (id !== 0 && !this.byId.has(id) && !this.#takenElsewhere(id) && !this.recentlyClosedIds.has(id, now)) return id;
     }
     throw limitReached(`no free connection id after ${CONNECTION_ID_DRAWS} random draws`, ConnectionTable.prototype.newConnectionId);
