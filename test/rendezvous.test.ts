@@ -48,6 +48,18 @@ describe("connectVia", () => {
     expect(a!.node.stats().introductions.requested).toBe(1);
   });
 
+  test("a peer is known to the gateway once its connect() resolves: an introduction asked for at that moment finds it", async () => {
+    const { gateway, peers: [a] } = await star(1);
+    const b = await bind();
+    const joined = gateway.accept();
+    await b.connect(gateway.address, gateway.publicKey);
+    // At once, no turn of the event loop in between: B's first packet (its proof) left before connect() resolved.
+    const [ab, ba] = await Promise.all([a!.node.connectVia(a!.toGateway, b.publicKey), b.accept()]);
+    await exchange(ab, ba!);
+    expect(gateway.stats().introductions.refused.unknownPeer).toBe(0);
+    await joined;
+  });
+
   test("keys as text: base64url (the default) and hex in and out; a key pair from generateKeyPair() binds", async () => {
     const pair = generateKeyPair();
     expect(publicKeyOf(pair.secretKey)).toEqual(pair.publicKey);

@@ -270,6 +270,7 @@ export class Handshakes {
     this.#table.add(driver)?.abort(); // the same peer's older connection: it restarted, or we connected again
     if (event.observedAddress !== undefined && event.peerIsGateway) this.#observed(event.observedAddress, event.address);
     this.#opened(driver, event.role === "initiator");
+    if (event.role === "initiator") driver.sendFirstPacket();
     if (event.firstData !== undefined) {
       // A lone CONFIRM (answered inside), or the initiator's first data: either proves its keys. The
       // connection's first packet, at the end of this turn, tells the initiator (see SessionDriver).

@@ -180,14 +180,14 @@ export class SessionDriver {
     [this.#inlet, this.#outlet] = channel(init.inboundQueuePackets, { arena: init.host.arena, maxPacketSize: MAX_DATAGRAM_BYTES, maxLanes: 1 });
     this.#stalled = init.stalled === true;
     if (init.confirm) this.#confirm = new RetrySchedule(init.confirm.options, init.host.now(), init.confirm.random);
-    // The first drive comes at the end of this turn, so that what the turn queues leaves in one
-    // datagram. The initiator's first packet proves its keys and establishes the responder's end: the
-    // rendezvous' frames and the application's first message (sent once connect() resolved) go in it,
-    // rather than a lone CONFIRM and then each in a datagram of its own, opened and answered apart. The
-    // responder's first packet tells the initiator it is established (a CONFIRM_ACK needed no more),
-    // with the ACK, its rendezvous frames and the application's first answer.
-    this.#driveScheduled = true;
-    setImmediate(this.#firstDrive);
+    else {
+      // The responder's first packet goes at the end of this turn, with what the turn queued: the
+      // ACK, its rendezvous frames and the application's first answer; it tells the initiator that
+      // this end is established (no lone CONFIRM_ACK first). The initiator's goes at once
+      // (sendFirstPacket), before connect() resolves.
+      this.#driveScheduled = true;
+      setImmediate(this.#firstDrive);
+    }
     this.#host.trace?.(`connection ${this.localId} established with ${describe(this.#path.address)} (${init.confirm ? "initiator" : "responder"}, peer id ${init.remoteId})`);
   }
 
@@ -641,13 +641,24 @@ export class SessionDriver {
 
   // ------------------------------------------------------------------ the handshake's confirm
 
-  /** The first drive: a CONFIRM (initiator) or CONFIRM_ACK (responder) of its own only if nothing else went. */
+  /** The responder's first drive: a CONFIRM_ACK of its own only if nothing else went. */
   readonly #firstDrive = (): void => {
     this.#drive();
-    if (this.#ended) return;
-    if (this.#confirm !== undefined) this.#repeatConfirm(this.#datagramsSent > 0);
-    else if (this.#datagramsSent === 0) this.sendFrame(FRAME_CONFIRM_ACK);
+    if (!this.#ended && this.#datagramsSent === 0) this.sendFrame(FRAME_CONFIRM_ACK);
   };
+
+  /**
+   * The initiator's first packet, which proves its keys and establishes the responder's end: what
+   * the handshake's completion queued (the rendezvous' frames), or a lone CONFIRM if nothing. Sent
+   * before connect() resolves, so that a peer told "connected" finds this end known to the other
+   * (a gateway asked to introduce it). A later packet would have carried the application's first
+   * message too, one datagram fewer, but then connect() resolved before the gateway could know:
+   * the relay bench's introductions failed "the introducer has no connection with" the peer.
+   */
+  sendFirstPacket(): void {
+    this.#drive();
+    this.#repeatConfirm(this.#datagramsSent > 0);
+  }
 
   /** Sends a CONFIRM when one is due (unless a packet just `carried` the proof), until the CONFIRM_ACK. */
   #repeatConfirm(carried = false): void {
