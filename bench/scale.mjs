@@ -10,13 +10,16 @@
 //     window is written and its heaviest functions logged);
 //  3. a baseline: `baselineConnects` sequential connects (connect() → established) to the loaded gateway;
 //  4. the storm: `storm` more peers start connecting spread evenly over one second (accept ramp
-//     off): how many were established, and their connect times.
+//     off): how many were established, and their connect times;
+//  5. the idle floor, once the Sluice processes are gone: a raw node:dgram socket answering the same
+//     keep-alives (`connections` sockets in as many processes, one datagram each per keep-alive
+//     interval, answered with one of the same size), its CPU over `idleSeconds`.
 // If the connections asked for do not fit the default queue, the gateway gets the largest
 // inboundQueuePackets that fits (said in the row names), so `connections` is measured at the count
 // asked for; once the arena allows it at the defaults, the defaults are what is measured.
 import { execFileSync, fork, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { DEFAULT_INBOUND_QUEUE_PACKETS } from "../dist/index.js";
+import { DEFAULT_INBOUND_QUEUE_PACKETS, DEFAULT_RELIABILITY } from "../dist/index.js";
 import { connectTo } from "./lib/rpc.mjs";
 import { percentile } from "./lib/report.mjs";
 
@@ -74,6 +77,22 @@ const tally = (pairs) => {
   for (const [message, count] of pairs) sums[message] = (sums[message] ?? 0) + count;
   return sums;
 };
+
+/**
+ * The idle floor: a raw node:dgram socket answering `connections` sockets' keep-alive-sized datagrams,
+ * one each per `keepAliveMs` (phases spread evenly), its CPU over `seconds` once every phase is set.
+ */
+async function rawIdle({ connections, processes, fdsPerProcess, keepAliveMs, seconds, children }) {
+  const echo = await start("raw-echo.mjs", SPARE_FDS);
+  children.push(echo.child);
+  const { port } = await echo.call("bind");
+  const shares = split(connections, processes);
+  const pingers = await Promise.all(shares.map(() => start("raw-pingers.mjs", fdsPerProcess)));
+  children.push(...pingers.map((pinger) => pinger.child));
+  await Promise.all(pingers.map((pinger, k) => pinger.call("start", { port, count: shares[k], first: shares.slice(0, k).reduce((a, b) => a + b, 0), periodMs: keepAliveMs })));
+  await new Promise((resolve) => setTimeout(resolve, keepAliveMs + SETTLE_MS));
+  return echo.call("cpu", { seconds });
+}
 
 /** `total` split into `parts` near-equal counts. */
 const split = (total, parts) => Array.from({ length: parts }, (_, k) => Math.floor(total / parts) + (k < total % parts ? 1 : 0));
@@ -158,6 +177,12 @@ export async function scaleRows({ log, options: overrides = {} }) {
     const afterStorm = await gateway.call("stats");
     log(`\n  storm: ${stormTimes.length} of ${storm} established${Object.keys(stormErrors).length ? `, failures ${JSON.stringify(stormErrors)}` : ""}; the gateway received ${afterStorm.datagramsReceived - beforeStorm.gateway.datagramsReceived} datagrams, dropped ${JSON.stringify(nonZero(afterStorm.drops, beforeStorm.gateway.drops))}, failed ${afterStorm.handshakesFailed - beforeStorm.gateway.handshakesFailed} handshakes; UDP receive-buffer overflows, whole machine: ${udpReceiveBufferErrors() - beforeStorm.kernelDrops}`);
 
+    // 5. The floor: the same keep-alive datagrams answered by a bare socket, with the Sluice processes gone.
+    for (const child of children.splice(0)) child.kill();
+    const keepAliveMs = options.peerKeepAliveMs ?? DEFAULT_RELIABILITY.keepAliveMs;
+    const raw = await rawIdle({ connections, processes, fdsPerProcess, keepAliveMs, seconds: options.idleSeconds, children });
+    log(`\n  the same keep-alives answered by a raw node:dgram socket: ${raw.percent.toFixed(1)}% of a core for ${raw.perSecond.toFixed(0)} datagrams/s answered (event loop late p99 ${raw.loopDelay.p99.toFixed(1)} ms)`);
+
     const perConnectionKiB = (bytes) => bytes / Math.max(1, open) / 1024;
     const heapAndBuffers = (m) => m.heapUsed + m.arrayBuffers;
     const at = `${open.toLocaleString("en")} idle connections, inboundQueuePackets ${queuePackets}${options.peerKeepAliveMs === undefined ? "" : `, peers' keepAliveMs ${options.peerKeepAliveMs}`}`;
@@ -168,6 +193,7 @@ export async function scaleRows({ log, options: overrides = {} }) {
       { name: `scale: gateway memory per idle connection, RSS (${at})`, unit: "KiB", value: perConnectionKiB(loaded.rss - bare.rss), baseline: TARGET, baseline_value: TARGET_KIB_PER_CONNECTION, target: "≤ 1.0×" },
       { name: `scale: gateway memory per idle connection, V8 heap + ArrayBuffers (${at})`, unit: "KiB", value: perConnectionKiB(heapAndBuffers(loaded) - heapAndBuffers(bare)), baseline: TARGET, baseline_value: TARGET_KIB_PER_CONNECTION, target: "≤ 1.0×" },
       { name: `scale: gateway CPU while idle, keep-alives running, over ${options.idleSeconds} s (${at})`, unit: "% of a core", value: idle.percent, baseline: TARGET, baseline_value: TARGET_IDLE_CPU_PERCENT, target: "≤ 1.0×" },
+      { name: `scale: gateway CPU while idle (as above)`, unit: "% of a core", value: idle.percent, baseline: `raw node:dgram socket answering the same keep-alives (${connections.toLocaleString("en")} peers, one each per ${keepAliveMs} ms)`, baseline_value: raw.percent },
       { name: `scale: storm of ${storm.toLocaleString("en")} peers within 1 s (accept ramp off), established`, unit: "connections", value: stormTimes.length, baseline: "peers in the storm", baseline_value: storm, target: "≥ 1.0×" },
       { name: "scale: storm connect time p50 (connect() → established)", unit: "ms", value: percentile(stormTimes, 50), baseline: `${baselineConnects} sequential connects before it, p50`, baseline_value: percentile(baselineTimes, 50) },
       { name: "scale: storm connect time p99", unit: "ms", value: percentile(stormTimes, 99), baseline: `${baselineConnects} sequential connects before it, p99`, baseline_value: percentile(baselineTimes, 99) },
