@@ -174,6 +174,49 @@ describe("handshakes complete", () => {
     });
   }
 
+  /** Two key pairs, the lower public key first. */
+  const keysInOrder = () => [generateKeyPair(), generateKeyPair()].sort((x, y) => Buffer.compare(Buffer.from(x.publicKey), Buffer.from(y.publicKey)));
+  const failedConnect = (node: Node, connectId: number) => node.events.find((e) => e.type === "connectFailed" && e.connectId === connectId);
+
+  for (const replayed of [false, true]) {
+    test(`the higher key restarts and connects to the lower one soon after${replayed ? ", while a stranger replays an old intro of the lower key's to it" : ""}: it connects`, () => {
+      const [lowKey, highKey] = keysInOrder();
+      const net = new Network();
+      const low = net.node("low", at("198.18.0.1", 4000), { secretKey: lowKey });
+      const high = net.node("high", at("198.18.0.2", 4000), { secretKey: highKey, gateway: true });
+      low.endpoint.connect(high.publicKey, [high.address], net.now);
+      net.run(100);
+      expect([low.connected.length, high.connected.length]).toEqual([1, 1]);
+      const captured = low.sent.find((t) => t.datagram[0] === KIND_INTRO)!.datagram; // someone on the path keeps it
+      net.run(4000);
+      // The higher key's process restarts (same key and address, no memory of timestamps) and connects back.
+      const restarted = net.node("high again", high.address, { secretKey: highKey });
+      const connectId = restarted.endpoint.connect(low.publicKey, [low.address], net.now);
+      if (replayed) net.send(captured, at("203.0.113.9", 9999), restarted.address);
+      net.run(net.now + 6000);
+      expect(failedConnect(restarted, connectId)).toBeUndefined();
+      expect(restarted.connected).toHaveLength(1);
+    });
+  }
+
+  test("a gateway with the lower key gives up its connect to the higher key after it was answered; the higher key's connect to it soon after completes", () => {
+    const [lowKey, highKey] = keysInOrder();
+    const net = new Network();
+    const low = net.node("low", at("198.18.0.1", 4000), { secretKey: lowKey, gateway: true });
+    const high = net.node("high", at("198.18.0.2", 4000), { secretKey: highKey, gateway: true });
+    let lowConnecting = true;
+    net.lose = (datagram, from) => lowConnecting && from.host === high.address.host && datagram[0] === KIND_RESPONSE;
+    const lowConnect = low.endpoint.connect(high.publicKey, [high.address], net.now);
+    net.run(50);
+    low.endpoint.cancel(lowConnect); // its caller aborted, after the higher key answered (the answer was lost)
+    lowConnecting = false;
+    net.run(500);
+    const connectId = high.endpoint.connect(low.publicKey, [low.address], net.now);
+    net.run(net.now + 6000);
+    expect(failedConnect(high, connectId)).toBeUndefined();
+    expect(high.connected).toHaveLength(1);
+  });
+
   test("ephemeral keys are made ahead (at most SPARE_KEY_PAIRS) and each is used once", () => {
     for (let i = 0; i < SPARE_KEY_PAIRS + 2; i++) makeSpareKeyPair();
     expect(spareKeyPairWanted()).toBe(false);

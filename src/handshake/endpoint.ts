@@ -172,6 +172,8 @@ interface Peer {
   timestamp: number;
   ip: string;
   inbound: boolean;
+  /** When we completed this connection as its initiator (-Infinity: we were the responder). */
+  initiatedAt: number;
 }
 
 interface Work {
@@ -340,7 +342,7 @@ export class HandshakeEndpoint {
     const connecting = this.#connectingByKey.get(answering.keyHex);
     if (connecting !== undefined) this.#endConnecting(connecting); // a simultaneous open: answered by this
     this.#stats.handshakesCompleted++;
-    this.#addPeer(answering.keyHex, { localId: answering.id, timestamp: answering.timestamp, ip: answering.ip, inbound: connecting === undefined });
+    this.#addPeer(answering.keyHex, { localId: answering.id, timestamp: answering.timestamp, ip: answering.ip, inbound: connecting === undefined, initiatedAt: -Infinity });
     this.#events.push({
       type: "connected", role: "responder", localId: answering.id, remoteId: answering.remoteId, remoteKey: answering.remoteKey,
       address: from, secrets: answering.secrets, observedAddress: undefined, peerIsGateway: false, connectId: connecting?.id, firstData: opened,
@@ -367,7 +369,7 @@ export class HandshakeEndpoint {
     for (let done = 0; done < budget && this.#work.length > 0; done++) {
       const work = this.#work.shift()!;
       if (work.kind === KIND_INTRO) this.#processIntro(work, now);
-      else this.#processResponse(work);
+      else this.#processResponse(work, now);
     }
   }
 
@@ -462,6 +464,14 @@ export class HandshakeEndpoint {
     if (!this.#fresh(keyHex, opened, work)) return;
     const peer = this.#peers.get(keyHex);
     if (!this.#config.gateway && connecting === undefined && peer === undefined) return this.#config.countDrop("unknownSender");
+    // A simultaneous open's straggler: we completed as initiator a moment ago and our proof is on its
+    // way, which completes the peer's end too. Answering it as well gave each side a second
+    // connection that replaced the first, the one its application held (the intro can first reach
+    // us after we connected: each side's relay rung starts on its own clock). Decided here, on our
+    // own authenticated state: the other side dropping responses while it answered an intro let a
+    // replayed intro (after a restart that emptied its timestamp memory) fail its connects. A peer
+    // that really restarted within this window gets its answer once the window has passed.
+    if (peer !== undefined && now - peer.initiatedAt < this.#config.retry.deadlineMs) return this.#config.countDrop("handshakeRedundant");
     // A version we do not speak is answered so (the initiator's connect() fails saying why), and takes
     // no slot and nothing of the accept ramp.
     const agreed = compatible(this.#config.version, opened.version);
@@ -523,16 +533,14 @@ export class HandshakeEndpoint {
     const connecting = this.#connecting.get(this.#destinationId(datagram));
     if (connecting === undefined) return this.#config.countDrop("unknownSender");
     if (!validMac1(this.#config.crypto, datagram, RESPONSE_MAC1, this.#mac1)) return this.#config.countDrop("badMac");
-    if (this.#answersAsResponder(connecting)) return this.#config.countDrop("handshakeRedundant");
     if (connecting.responsesTried >= MAX_RESPONSES_PER_CONNECT) return this.#config.countDrop("rateLimited");
     connecting.responsesTried++;
     this.#queue({ kind: KIND_RESPONSE, datagram: new Uint8Array(datagram), from, ip: ipKey(from.host) });
   }
 
-  #processResponse(work: Work): void {
+  #processResponse(work: Work, now: number): void {
     const connecting = this.#connecting.get(this.#destinationId(work.datagram));
     if (connecting === undefined) return this.#config.countDrop("unknownSender"); // settled meanwhile
-    if (this.#answersAsResponder(connecting)) return this.#config.countDrop("handshakeRedundant");
     const opened = readResponse(this.#config.crypto, this.#config.identity, connecting.state, work.datagram);
     if (opened === undefined) return this.#config.countDrop("decryptFailed");
     if (opened.status === STATUS_VERSION_MISMATCH || !compatible(this.#config.version, opened.version)) {
@@ -543,7 +551,7 @@ export class HandshakeEndpoint {
     this.#endConnecting(connecting);
     this.#stats.handshakesCompleted++;
     const timestamp = this.#peers.get(connecting.keyHex)?.timestamp ?? -1;
-    this.#addPeer(connecting.keyHex, { localId: connecting.id, timestamp, ip: ipKey(work.from.host), inbound: false });
+    this.#addPeer(connecting.keyHex, { localId: connecting.id, timestamp, ip: ipKey(work.from.host), inbound: false, initiatedAt: now });
     this.#events.push({
       type: "connected", role: "initiator", localId: connecting.id, remoteId: opened.responderId, remoteKey: connecting.remoteKey,
       address: work.from, secrets: opened.secrets, observedAddress: opened.observedAddress, peerIsGateway: opened.gateway, connectId: connecting.id, firstData: undefined,
@@ -562,17 +570,6 @@ export class HandshakeEndpoint {
   }
 
   // ---------------------------------------------------------------- helpers
-
-  /**
-   * Whether a simultaneous open makes us its responder: we hold the higher key and are answering the
-   * peer's intro, so our own connect completes through that (its confirm) and never as initiator.
-   * Completing both ways gave each side a second connection replacing the first, the one its
-   * application already held: the peer answers an intro of ours it first sees after it connected (a
-   * relay rung starts on each side's own clock), as it must, since a peer that restarted looks the same.
-   */
-  #answersAsResponder(connecting: Connecting): boolean {
-    return this.#answeringByKey.has(connecting.keyHex) && compareBytes(this.#config.identity.publicKey, connecting.remoteKey) > 0;
-  }
 
   #destinationId(datagram: Uint8Array): number {
     return new DataView(datagram.buffer, datagram.byteOffset).getUint32(HANDSHAKE_CONNECTION, true);
