@@ -537,7 +537,10 @@ export class Session {
     const recovery = this.#recovery;
     const probe = recovery.probeDue;
     const mtuProbe = this.#pathMtu.probeSize;
-    if (mtuProbe !== undefined && !probe && this.#state === "open" && mtuProbe <= maxDatagramBytes && this.#mayGo(mtuProbe, now)) return this.#mtuProbe(mtuProbe, now);
+    // Not ahead of a connection's first packet: that one carries what the connection queued (its
+    // proof of keys, the rendezvous' frames, the first ACK), which the peer waits for.
+    const firstPacketWaits = this.#stats.packetsSent === 0 && this.#hasElicitingWork();
+    if (mtuProbe !== undefined && !probe && !firstPacketWaits && this.#state === "open" && mtuProbe <= maxDatagramBytes && this.#mayGo(mtuProbe, now)) return this.#mtuProbe(mtuProbe, now);
     let eliciting = probe || this.#hasElicitingWork();
     if (eliciting && !probe && !this.#mayGo(datagramBytes, now)) eliciting = false;
     const pathFrames = this.#challengeDue !== undefined || this.#responsesDue.length > 0;
