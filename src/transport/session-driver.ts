@@ -131,6 +131,8 @@ export class SessionDriver {
   /** The Session's and the path's next deadline, in the transport's deadlines. */
   readonly #deadline = new Deadline(() => this.#drive());
   #driveScheduled = false;
+  /** An answer put off to the end of the turn (#answerAtTurnEnd): the drain's look again drives. */
+  #answerDue = false;
   /** A drain of the queue is scheduled: in this turn's microtasks, or lingering until the turn's end. */
   #drainScheduled = false;
   /** For tests: the queue is never drained (a stalled consumer). */
@@ -377,6 +379,8 @@ export class SessionDriver {
       if (afterQuiet && taken === 0 && batch < OPEN_BATCH) this.#answerAtTurnEnd();
       else this.#drive();
     }
+    // The look again at the end of the turn (it always follows an answer put off to then) gives it.
+    if (!afterQuiet && this.#answerDue) this.#drive();
     if (taken > 0 && !this.#ended) setImmediate(this.#drainQueue);
     else this.#drainScheduled = false;
   }
@@ -390,12 +394,9 @@ export class SessionDriver {
    */
   #answerAtTurnEnd(): void {
     this.#wake();
-    if (this.#driveScheduled) return;
-    this.#driveScheduled = true;
-    setImmediate(this.#turnEndDrive);
+    this.#answerDue = true;
+    this.#driveScheduled = true; // the application's answer waits for that drive rather than going alone
   }
-
-  readonly #turnEndDrive = (): void => this.#drive();
 
   // The queue's visitor: `bytes` is the arena; the datagram is bytes[at, at + length).
   readonly #visit = (bytes: Uint8Array, at: number, length: number): void => {
@@ -482,6 +483,7 @@ export class SessionDriver {
   /** Runs due timers, sends what the Session has, re-arms the timer and wakes the application. */
   #drive(): void {
     this.#driveScheduled = false;
+    this.#answerDue = false;
     if (this.#ended) return;
     const session = this.session;
     const path = this.#path;
