@@ -145,7 +145,6 @@ export async function scaleRows({ log, options: overrides = {} }) {
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     const settled = await gateway.call("stats");
     const { open } = settled;
-    const loaded = await gateway.call("memory");
     // The client processes' CPU over the same window: on a 2-core machine they share the gateway's cores.
     const clientTotals = () => Promise.all(clients.map((client) => client.call("totals"))).then((all) => Object.fromEntries(Object.keys(all[0]).map((key) => [key, all.reduce((sum, t) => sum + t[key], 0)])));
     // (rttMsP50 is each process's median smoothed RTT: summed above, averaged here.)
@@ -155,8 +154,10 @@ export async function scaleRows({ log, options: overrides = {} }) {
       gateway.call("cpu", { seconds: options.idleSeconds, profile: options.idleProfile }),
       ...clients.map((client) => client.call("cpu", { seconds: options.idleSeconds })),
     ]);
-    const afterIdle = await gateway.call("stats");
+    // The clients' counters first: reading the gateway's stats of 10,000 connections stalls it, and
+    // the keep-alives it then answered late showed as the clients' probes in the window.
     const peersAfter = await clientTotals();
+    const afterIdle = await gateway.call("stats");
     const { rttMsP50, ...counters } = peersAfter;
     const peersPerSecond = Object.fromEntries(Object.keys(counters).map((key) => [key, Math.round((peersAfter[key] - peersBefore[key]) / options.idleSeconds)]));
     peersPerSecond.rttMsP50 = +(rttMsP50 / clients.length).toFixed(1);
@@ -165,6 +166,13 @@ export async function scaleRows({ log, options: overrides = {} }) {
     log(`\n  idle ${options.idleSeconds} s: gateway ${idle.percent.toFixed(1)}% of a core, event loop late p50/p99/max ${late(idle.loopDelay)}, sent ${perSecond("datagramsSent")} and received ${perSecond("datagramsReceived")} datagrams/s; client processes ${clientCpu.map((c) => c.percent.toFixed(1)).join(" + ")}% (loops late p99 ${clientCpu.map((c) => c.loopDelay.p99.toFixed(1)).join(", ")} ms); ${afterIdle.open} of ${open} still open${Object.keys(afterIdle.closed).length ? `, ended: ${JSON.stringify(afterIdle.closed)}` : ""}`);
     log(`\n  the client peers, per second while idle: ${JSON.stringify(peersPerSecond)}; UDP receive-buffer overflows, whole machine: ${udpReceiveBufferErrors() - overflowsBefore}`);
     if (idle.heaviest) log(`\n  idle profile (${options.idleProfile}), self time:\n    ${idle.heaviest.join("\n    ")}`);
+    // Memory after the idle window, not before it: the full collections that precede the reading
+    // freeze the gateway (~0.9 s at 10,000 connections), its socket buffer overflows, and the
+    // keep-alives lost and answered late then filled the idle window with the clients' tail-loss
+    // probes and retransmission timeouts (40% more datagrams, and the gateway's CPU for them).
+    const loaded = await gateway.call("memory");
+    log(`\n  memory read after ${loaded.collectMs.toFixed(0)} ms of full collections (the gateway frozen meanwhile)`);
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
 
     // 3. Baseline connects, then 4. the storm.
     const sequential = await clients[0].call("sequential", { gateway: target, count: baselineConnects });

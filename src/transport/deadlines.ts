@@ -109,6 +109,14 @@ export class Deadlines {
 /**
  * Deadlines driven by one host timer, armed at the earliest deadline (unref'd: the socket keeps the
  * process alive while the transport is open, a timer must not on its own).
+ *
+ * The timer only schedules the firing: the deadlines fire at the end of that turn of the event loop
+ * (setImmediate), after it has read the datagrams waiting in the socket. Node runs due timers before
+ * it polls for I/O, so after a stall (a long synchronous task, a full garbage collection) loss timers
+ * fired ahead of the acknowledgements that had arrived in time and waited in the socket: a spurious
+ * retransmission timeout (window collapsed, timeout doubled) on every connection with a packet in
+ * flight (test/stalled-loop.test.ts: a 600 ms block while the peer answers cost one; now none).
+ * The cost: one setImmediate per expiry, and the deadlines fire after that turn's I/O.
  */
 export class DeadlineTimer extends Deadlines {
   readonly #now: () => number;
@@ -146,6 +154,11 @@ export class DeadlineTimer extends Deadlines {
 
   readonly #expired = (): void => {
     this.#timer = undefined;
+    setImmediate(this.#fire);
+  };
+
+  readonly #fire = (): void => {
+    if (this.#timerAt === -Infinity) return; // stopped meanwhile
     this.#timerAt = Infinity;
     this.fireDue(this.#now());
     if (this.#timerAt === Infinity) this.#arm(); // unless a callback armed it meanwhile

@@ -1,0 +1,52 @@
+// An application that blocks its event loop (a long synchronous task, a full garbage collection)
+// must not make its connections declare their packets lost when the acknowledgements arrived in
+// time and only waited in the socket: after the stall, the datagrams that came meanwhile are read
+// before the loss timers are looked at (Node runs due timers before it polls for I/O).
+import { afterEach, expect, test } from "vitest";
+import type { Worker } from "node:worker_threads";
+import { Transport } from "sluice";
+import { ask, startWorker } from "./support/threads.ts";
+import { bindTest, closeAll } from "./support/transports.ts";
+
+/** Longer than the 200 ms retransmission timeout floor, and than its first tail-loss probe. */
+const STALL_MS = 600;
+
+const open: Transport[] = [];
+let worker: Worker | undefined;
+afterEach(async () => {
+  await closeAll(...open.splice(0));
+  await worker?.terminate();
+  worker = undefined;
+});
+
+/** Blocks this thread for `ms` (asleep, not spinning), as a long synchronous task would. */
+function blockThread(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+test("a blocked event loop: the acknowledgements that arrived meanwhile are read before any loss timer fires", async () => {
+  worker = await startWorker("echo-gateway");
+  const gateway = await ask<{ port: number; publicKey: Uint8Array }>(worker, undefined);
+  const client = await bindTest();
+  open.push(client);
+  const connection = await client.connect({ host: "127.0.0.1", port: gateway.port }, gateway.publicKey);
+  const request = new Uint8Array(1024).fill(7);
+  for (let i = 0; i < 20; i++) {
+    await connection.send(request);
+    expect(await connection.recv()).toEqual(request);
+  }
+  const before = connection.stats().delivery;
+
+  await connection.send(request);
+  await new Promise((resolve) => setImmediate(resolve)); // the request has left
+  blockThread(STALL_MS); // the gateway's thread acknowledges and echoes meanwhile
+  expect(await connection.recv()).toEqual(request);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+
+  const after = connection.stats().delivery;
+  expect({
+    tailLossProbes: after.tailLossProbes - before.tailLossProbes,
+    retransmissionTimeouts: after.retransmissionTimeouts - before.retransmissionTimeouts,
+    packetsLost: after.packetsLost - before.packetsLost,
+  }).toEqual({ tailLossProbes: 0, retransmissionTimeouts: 0, packetsLost: 0 });
+});
