@@ -4,13 +4,14 @@
 // socket of its own). One run, in phases on one gateway:
 //  1. where today's limits break: the largest maxConnections a gateway binds with the default
 //     inboundQueuePackets (every connection's queue is reserved in one arena of at most 2 GiB);
-//  2. hold: `connections` peers connect and stay idle (keep-alives running); the gateway's memory
-//     per connection (RSS, and V8 heap + ArrayBuffers, after a full GC) against the gateway bound with
-//     none, and its CPU over `idleSeconds`, in % of one core (with `idleProfile`, a CPU profile of that
-//     window is written and its heaviest functions logged);
+//  2. hold: `connections` peers connect and stay idle (keep-alives running); the gateway's CPU over
+//     `idleSeconds`, in % of one core (with `idleProfile`, a CPU profile of that window is written
+//     and its heaviest functions logged), and what the client peers sent meanwhile;
 //  3. a baseline: `baselineConnects` sequential connects (connect() → established) to the loaded gateway;
 //  4. the storm: `storm` more peers start connecting spread evenly over one second (accept ramp
-//     off): how many were established, and their connect times;
+//     off): how many were established, and their connect times; then the gateway's memory per
+//     connection held (RSS, and V8 heap + ArrayBuffers, after full collections, which freeze the
+//     gateway for ~1 s: last, so that nothing measured follows them) against the gateway bound with none;
 //  5. the idle floor, once the Sluice processes are gone: a raw node:dgram socket answering the same
 //     keep-alives (`connections` sockets in as many processes, one datagram each per keep-alive
 //     interval, answered with one of the same size), its CPU over `idleSeconds`.
@@ -164,15 +165,9 @@ export async function scaleRows({ log, options: overrides = {} }) {
     const perSecond = (key) => ((afterIdle[key] - settled[key]) / options.idleSeconds).toFixed(0);
     const late = (d) => `${d.p50.toFixed(1)}/${d.p99.toFixed(1)}/${d.max.toFixed(1)} ms`;
     log(`\n  idle ${options.idleSeconds} s: gateway ${idle.percent.toFixed(1)}% of a core, event loop late p50/p99/max ${late(idle.loopDelay)}, sent ${perSecond("datagramsSent")} and received ${perSecond("datagramsReceived")} datagrams/s; client processes ${clientCpu.map((c) => c.percent.toFixed(1)).join(" + ")}% (loops late p99 ${clientCpu.map((c) => c.loopDelay.p99.toFixed(1)).join(", ")} ms); ${afterIdle.open} of ${open} still open${Object.keys(afterIdle.closed).length ? `, ended: ${JSON.stringify(afterIdle.closed)}` : ""}`);
+    log(`\n  the gateway's stats() with ${afterIdle.connections} connections (each one's stats in perConnection) took ${afterIdle.statsMs.toFixed(1)} ms`);
     log(`\n  the client peers, per second while idle: ${JSON.stringify(peersPerSecond)}; UDP receive-buffer overflows, whole machine: ${udpReceiveBufferErrors() - overflowsBefore}`);
     if (idle.heaviest) log(`\n  idle profile (${options.idleProfile}), self time:\n    ${idle.heaviest.join("\n    ")}`);
-    // Memory after the idle window, not before it: the full collections that precede the reading
-    // freeze the gateway (~0.9 s at 10,000 connections), its socket buffer overflows, and the
-    // keep-alives lost and answered late then filled the idle window with the clients' tail-loss
-    // probes and retransmission timeouts (40% more datagrams, and the gateway's CPU for them).
-    const loaded = await gateway.call("memory");
-    log(`\n  memory read after ${loaded.collectMs.toFixed(0)} ms of full collections (the gateway frozen meanwhile)`);
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
 
     // 3. Baseline connects, then 4. the storm.
     const sequential = await clients[0].call("sequential", { gateway: target, count: baselineConnects });
@@ -184,6 +179,13 @@ export async function scaleRows({ log, options: overrides = {} }) {
     const stormErrors = tally(stormed.filter((r) => r.error !== undefined).map((r) => [r.error, 1]));
     const afterStorm = await gateway.call("stats");
     log(`\n  storm: ${stormTimes.length} of ${storm} established${Object.keys(stormErrors).length ? `, failures ${JSON.stringify(stormErrors)}` : ""}; the gateway received ${afterStorm.datagramsReceived - beforeStorm.gateway.datagramsReceived} datagrams, dropped ${JSON.stringify(nonZero(afterStorm.drops, beforeStorm.gateway.drops))}, failed ${afterStorm.handshakesFailed - beforeStorm.gateway.handshakesFailed} handshakes; UDP receive-buffer overflows, whole machine: ${udpReceiveBufferErrors() - beforeStorm.kernelDrops}`);
+    // Memory last, with every connection idle again: the full collections that precede the reading
+    // freeze the gateway (~1 s at 10,000 connections), its socket buffer overflows, and the
+    // keep-alives lost and answered late filled the idle window (when memory was read before it)
+    // and the storm (when read before that) with the clients' probes and retransmission timeouts.
+    const loaded = await gateway.call("memory");
+    const heldAtEnd = (await gateway.call("stats")).open;
+    log(`\n  memory read with ${heldAtEnd} connections held, after ${loaded.collectMs.toFixed(0)} ms of full collections (the gateway frozen meanwhile)`);
 
     // 5. The floor: the same keep-alive datagrams answered by a bare socket, with the Sluice processes gone.
     for (const child of children.splice(0)) child.kill();
@@ -191,15 +193,18 @@ export async function scaleRows({ log, options: overrides = {} }) {
     const raw = await rawIdle({ connections, processes, fdsPerProcess, keepAliveMs, seconds: options.idleSeconds, children });
     log(`\n  the same keep-alives answered by a raw node:dgram socket: ${raw.percent.toFixed(1)}% of a core for ${raw.perSecond.toFixed(0)} datagrams/s answered (event loop late p99 ${raw.loopDelay.p99.toFixed(1)} ms)`);
 
-    const perConnectionKiB = (bytes) => bytes / Math.max(1, open) / 1024;
+    const perConnectionKiB = (bytes) => bytes / Math.max(1, heldAtEnd) / 1024;
     const heapAndBuffers = (m) => m.heapUsed + m.arrayBuffers;
-    const at = `${open.toLocaleString("en")} idle connections, inboundQueuePackets ${queuePackets}${options.peerKeepAliveMs === undefined ? "" : `, peers' keepAliveMs ${options.peerKeepAliveMs}`}`;
+    const conditions = (count) => `${count.toLocaleString("en")} idle connections, inboundQueuePackets ${queuePackets}${options.peerKeepAliveMs === undefined ? "" : `, peers' keepAliveMs ${options.peerKeepAliveMs}`}`;
+    const at = conditions(open);
+    // Memory is read at the end: the storm's peers are held then too.
+    const atEnd = `${conditions(heldAtEnd)}, after the storm`;
     const baselineTimes = sequential.filter((r) => r.ms !== undefined).map((r) => r.ms);
     const TARGET = "issue 13's target";
     return [
       { name: `scale: largest maxConnections a gateway binds at the default inboundQueuePackets (${DEFAULT_INBOUND_QUEUE_PACKETS})`, unit: "connections", value: atDefaults.largest, baseline: TARGET, baseline_value: TARGET_CONNECTIONS, target: "≥ 1.0×" },
-      { name: `scale: gateway memory per idle connection, RSS (${at})`, unit: "KiB", value: perConnectionKiB(loaded.rss - bare.rss), baseline: TARGET, baseline_value: TARGET_KIB_PER_CONNECTION, target: "≤ 1.0×" },
-      { name: `scale: gateway memory per idle connection, V8 heap + ArrayBuffers (${at})`, unit: "KiB", value: perConnectionKiB(heapAndBuffers(loaded) - heapAndBuffers(bare)), baseline: TARGET, baseline_value: TARGET_KIB_PER_CONNECTION, target: "≤ 1.0×" },
+      { name: `scale: gateway memory per idle connection, RSS (${atEnd})`, unit: "KiB", value: perConnectionKiB(loaded.rss - bare.rss), baseline: TARGET, baseline_value: TARGET_KIB_PER_CONNECTION, target: "≤ 1.0×" },
+      { name: `scale: gateway memory per idle connection, V8 heap + ArrayBuffers (${atEnd})`, unit: "KiB", value: perConnectionKiB(heapAndBuffers(loaded) - heapAndBuffers(bare)), baseline: TARGET, baseline_value: TARGET_KIB_PER_CONNECTION, target: "≤ 1.0×" },
       { name: `scale: gateway CPU while idle, keep-alives running, over ${options.idleSeconds} s (${at})`, unit: "% of a core", value: idle.percent, baseline: TARGET, baseline_value: TARGET_IDLE_CPU_PERCENT, target: "≤ 1.0×" },
       { name: `scale: gateway CPU while idle (as above)`, unit: "% of a core", value: idle.percent, baseline: `raw node:dgram socket answering the same keep-alives (${connections.toLocaleString("en")} peers, one each per ${keepAliveMs} ms)`, baseline_value: raw.percent },
       { name: `scale: storm of ${storm.toLocaleString("en")} peers within 1 s (accept ramp off), established`, unit: "connections", value: stormTimes.length, baseline: "peers in the storm", baseline_value: storm, target: "≥ 1.0×" },

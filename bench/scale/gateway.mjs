@@ -73,7 +73,9 @@ serve({
   },
 
   stats() {
+    const started = performance.now();
     const { connections, handshakes, handshakesCompleted, handshakesFailed, drops, datagramsSent, datagramsReceived } = gateway.stats();
+    const statsMs = performance.now() - started; // its perConnection holds every connection's stats
     // Why held connections ended, by error message (a peer's retry after a connect it gave up on replaces its connection).
     const closed = {};
     let open = 0;
@@ -84,6 +86,6 @@ serve({
         closed[why] = (closed[why] ?? 0) + 1;
       }
     }
-    return { connections, handshakes, handshakesCompleted, handshakesFailed, drops, datagramsSent, datagramsReceived, open, closed };
+    return { connections, handshakes, handshakesCompleted, handshakesFailed, drops, datagramsSent, datagramsReceived, open, closed, statsMs };
   },
 });

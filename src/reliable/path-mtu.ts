@@ -91,7 +91,8 @@ export class PathMtu {
   }
 
   get stats(): PathMtuStats {
-    return { pathMtuBytes: this.#current, ...this.#stats };
+    const counts = this.#stats;
+    return { pathMtuBytes: this.#current, mtuProbesSent: counts.mtuProbesSent, mtuProbesLost: counts.mtuProbesLost, mtuBlackHoles: counts.mtuBlackHoles };
   }
 
   /** A new path whose datagrams may be up to `ceiling` (BASE_DATAGRAM_BYTES: no discovery): back to the base, and search it at once. */
