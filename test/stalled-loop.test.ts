@@ -15,6 +15,7 @@ const open: Transport[] = [];
 let worker: Worker | undefined;
 afterEach(async () => {
   await closeAll(...open.splice(0));
+  if (worker !== undefined) await ask(worker, "close");
   await worker?.terminate();
   worker = undefined;
 });
@@ -44,6 +45,40 @@ test("a blocked event loop: the acknowledgements that arrived meanwhile are read
   await new Promise((resolve) => setTimeout(resolve, 50));
 
   const after = connection.stats().delivery;
+  expect({
+    tailLossProbes: after.tailLossProbes - before.tailLossProbes,
+    retransmissionTimeouts: after.retransmissionTimeouts - before.retransmissionTimeouts,
+    packetsLost: after.packetsLost - before.packetsLost,
+  }).toEqual({ tailLossProbes: 0, retransmissionTimeouts: 0, packetsLost: 0 });
+});
+
+test("a blocked gateway: more acknowledgements than one read takes (libuv reads 32 a turn) are all read before any loss timer fires", async () => {
+  const PEERS = 96;
+  const gateway = await bindTest({ gateway: true, acceptRamp: [], maxConnections: PEERS, maxHandshakes: PEERS, maxConnectionsPerIp: PEERS, maxHandshakesPerIp: PEERS, introBurstPerIp: PEERS });
+  open.push(gateway);
+  worker = await startWorker("echo-clients");
+  const accepted = Array.from({ length: PEERS }, () => gateway.accept());
+  await ask(worker, { port: gateway.address.port, publicKey: gateway.publicKey, count: PEERS });
+  const connections = (await Promise.all(accepted)).map((connection) => connection!);
+  const request = new Uint8Array(256).fill(3);
+  for (const connection of connections) {
+    await connection.send(request);
+    expect(await connection.recv()).toEqual(request);
+  }
+  const totals = () => connections.map((c) => c.stats().delivery).reduce((sum, d) => ({
+    tailLossProbes: sum.tailLossProbes + d.tailLossProbes,
+    retransmissionTimeouts: sum.retransmissionTimeouts + d.retransmissionTimeouts,
+    packetsLost: sum.packetsLost + d.packetsLost,
+  }), { tailLossProbes: 0, retransmissionTimeouts: 0, packetsLost: 0 });
+  const before = totals();
+
+  for (const connection of connections) void connection.send(request);
+  await new Promise((resolve) => setImmediate(resolve)); // every request has left
+  blockThread(STALL_MS); // the peers acknowledge and echo meanwhile: PEERS datagrams or more wait in one socket
+  for (const connection of connections) expect(await connection.recv()).toEqual(request);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+
+  const after = totals();
   expect({
     tailLossProbes: after.tailLossProbes - before.tailLossProbes,
     retransmissionTimeouts: after.retransmissionTimeouts - before.retransmissionTimeouts,

@@ -106,6 +106,13 @@ export class Deadlines {
   }
 }
 
+/** The most datagrams libuv reads from one socket per turn of the event loop (uv__udp_io's batch). */
+const DATAGRAMS_PER_READ = 32;
+/** A host timer expiring this late (ms) says the event loop was blocked: a backlog may wait in the socket. */
+const STALL_MS = 20;
+/** Turns the firing waits at most for a backlog to be read after a stall (64 × 32 = 2,048 datagrams). */
+const MAX_BACKLOG_TURNS = 64;
+
 /**
  * Deadlines driven by one host timer, armed at the earliest deadline (unref'd: the socket keeps the
  * process alive while the transport is open, a timer must not on its own).
@@ -117,15 +124,31 @@ export class Deadlines {
  * retransmission timeout (window collapsed, timeout doubled) on every connection with a packet in
  * flight (test/stalled-loop.test.ts: a 600 ms block while the peer answers cost one; now none).
  * The cost: one setImmediate per expiry, and the deadlines fire after that turn's I/O.
+ *
+ * libuv reads at most DATAGRAMS_PER_READ datagrams from a socket per turn. After a stall (the timer
+ * fired STALL_MS late or more), while a turn read that many the firing waits one more turn, at most
+ * MAX_BACKLOG_TURNS: a gateway's backlog of acknowledgements is read before its loss timers fire (96
+ * connections' answers behind a 600 ms block: 48-63 spurious timeouts with one turn, none now). Without
+ * a stall the deadlines fire after one turn even under a flood, so pacing and ACK timers stay on time.
  */
 export class DeadlineTimer extends Deadlines {
   readonly #now: () => number;
+  /** Datagrams the transport's socket delivered so far (a running count). */
+  readonly #datagramsReceived: () => number;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
+  /** Whether a #fire is scheduled (setImmediate). */
+  #firePending = false;
+  /** Whether the host timer expired STALL_MS or more after its time. */
+  #late = false;
+  /** The datagram count when the last turn began (for how many that turn read). */
+  #receivedBefore = 0;
+  #backlogTurns = 0;
 
-  constructor(now: () => number) {
+  constructor(now: () => number, datagramsReceived: () => number) {
     super();
     this.#now = now;
+    this.#datagramsReceived = datagramsReceived;
   }
 
   override schedule(deadline: Deadline, at: number): void {
@@ -154,11 +177,24 @@ export class DeadlineTimer extends Deadlines {
 
   readonly #expired = (): void => {
     this.#timer = undefined;
+    if (this.#firePending) return;
+    this.#firePending = true;
+    this.#late = this.#now() - this.#timerAt >= STALL_MS;
+    this.#receivedBefore = this.#datagramsReceived();
+    this.#backlogTurns = 0;
     setImmediate(this.#fire);
   };
 
   readonly #fire = (): void => {
     if (this.#timerAt === -Infinity) return; // stopped meanwhile
+    const received = this.#datagramsReceived();
+    if (this.#late && received - this.#receivedBefore >= DATAGRAMS_PER_READ && this.#backlogTurns < MAX_BACKLOG_TURNS) {
+      this.#receivedBefore = received;
+      this.#backlogTurns++;
+      setImmediate(this.#fire); // the next turn reads on first
+      return;
+    }
+    this.#firePending = false;
     this.#timerAt = Infinity;
     this.fireDue(this.#now());
     if (this.#timerAt === Infinity) this.#arm(); // unless a callback armed it meanwhile

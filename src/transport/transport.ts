@@ -67,7 +67,7 @@ export class Transport {
   #socket!: DatagramSocket;
   readonly #counters = new TransportCounters();
   /** Every connection's next deadline, behind one host timer. */
-  readonly #deadlines = new DeadlineTimer(() => performance.now());
+  readonly #deadlines = new DeadlineTimer(() => performance.now(), () => this.#counters.datagramsReceived);
   readonly #warnings: Warnings;
   readonly #table: ConnectionTable;
   readonly #handshakes: Handshakes;
