@@ -41,6 +41,8 @@ const SETTLE_MS = 3000;
 /** The storm starts this long after the clients are told, so every client has its timers set. */
 const STORM_LEAD_MS = 500;
 const STORM_SPREAD_MS = 1000;
+/** How long after its last start the gateway's load over the storm is still measured. */
+const STORM_TAIL_MS = 3000;
 /** The issue's targets for a gateway: memory per idle connection and CPU while idle. */
 const TARGET_KIB_PER_CONNECTION = 64;
 const TARGET_IDLE_CPU_PERCENT = 2;
@@ -174,11 +176,14 @@ export async function scaleRows({ log, options: overrides = {} }) {
     const beforeStorm = { gateway: await gateway.call("stats"), kernelDrops: udpReceiveBufferErrors() };
     const startWall = performance.timeOrigin + performance.now() + STORM_LEAD_MS;
     const offsets = Array.from({ length: storm }, (_, i) => (i * STORM_SPREAD_MS) / storm);
+    // The gateway's CPU and event loop over the storm (from its lead to 3 s after its last start).
+    const stormLoad = gateway.call("cpu", { seconds: (STORM_LEAD_MS + STORM_SPREAD_MS + STORM_TAIL_MS) / 1000 });
     const stormed = (await Promise.all(clients.map((client, k) => client.call("storm", { gateway: target, startWall, offsets: offsets.filter((_, i) => i % processes === k) })))).flat();
+    const { percent: stormPercent, loopDelay: stormDelay } = await stormLoad;
     const stormTimes = stormed.filter((r) => r.ms !== undefined).map((r) => r.ms);
     const stormErrors = tally(stormed.filter((r) => r.error !== undefined).map((r) => [r.error, 1]));
     const afterStorm = await gateway.call("stats");
-    log(`\n  storm: ${stormTimes.length} of ${storm} established${Object.keys(stormErrors).length ? `, failures ${JSON.stringify(stormErrors)}` : ""}; the gateway received ${afterStorm.datagramsReceived - beforeStorm.gateway.datagramsReceived} datagrams, dropped ${JSON.stringify(nonZero(afterStorm.drops, beforeStorm.gateway.drops))}, failed ${afterStorm.handshakesFailed - beforeStorm.gateway.handshakesFailed} handshakes; UDP receive-buffer overflows, whole machine: ${udpReceiveBufferErrors() - beforeStorm.kernelDrops}`);
+    log(`\n  storm: ${stormTimes.length} of ${storm} established${Object.keys(stormErrors).length ? `, failures ${JSON.stringify(stormErrors)}` : ""}; the gateway received ${afterStorm.datagramsReceived - beforeStorm.gateway.datagramsReceived} datagrams, dropped ${JSON.stringify(nonZero(afterStorm.drops, beforeStorm.gateway.drops))}, failed ${afterStorm.handshakesFailed - beforeStorm.gateway.handshakesFailed} handshakes; UDP receive-buffer overflows, whole machine: ${udpReceiveBufferErrors() - beforeStorm.kernelDrops}; gateway ${stormPercent.toFixed(0)}% of a core, event loop late p50/p99/max ${late(stormDelay)}`);
     // Memory last, with every connection idle again: the full collections that precede the reading
     // freeze the gateway (~1 s at 10,000 connections), its socket buffer overflows, and the
     // keep-alives lost and answered late filled the idle window (when memory was read before it)

@@ -106,11 +106,9 @@ export class Deadlines {
   }
 }
 
-/** The most datagrams libuv reads from one socket per turn of the event loop (uv__udp_io's batch). */
-const DATAGRAMS_PER_READ = 32;
-/** A host timer expiring this late (ms) says the event loop was blocked: a backlog may wait in the socket. */
+/** A look this long (ms) after the host timer's time, or after the last look, says the event loop was blocked. */
 const STALL_MS = 20;
-/** Turns the firing waits at most for a backlog to be read after a stall (64 × 32 = 2,048 datagrams). */
+/** Turns the firing waits at most for the socket's backlog after a stall (libuv reads 32 datagrams per socket per turn). */
 const MAX_BACKLOG_TURNS = 64;
 
 /**
@@ -125,23 +123,30 @@ const MAX_BACKLOG_TURNS = 64;
  * flight (test/stalled-loop.test.ts: a 600 ms block while the peer answers cost one; now none).
  * The cost: one setImmediate per expiry, and the deadlines fire after that turn's I/O.
  *
- * libuv reads at most DATAGRAMS_PER_READ datagrams from a socket per turn. After a stall (the timer
- * fired STALL_MS late or more), while a turn read that many the firing waits one more turn, at most
- * MAX_BACKLOG_TURNS: a gateway's backlog of acknowledgements is read before its loss timers fire (96
- * connections' answers behind a 600 ms block: 48-63 spurious timeouts with one turn, none now). Without
- * a stall the deadlines fire after one turn even under a flood, so pacing and ACK timers stay on time.
+ * After a stall (the host timer STALL_MS late, or a block between its expiry and the firing) the
+ * firing waits one more turn while the last turn read any datagram, at most MAX_BACKLOG_TURNS:
+ * libuv reads 32 datagrams per socket per turn, and a connection's second and later datagrams of a
+ * turn are opened by its drain, which runs after the firing in that turn. A gateway whose 96 peers
+ * all answered during a 600 ms block took 48-63 spurious timeouts with a one-turn wait; none now.
+ * Without a stall the deadlines fire after one turn even under a flood, so pacing and ACK timers
+ * stay on time.
  */
 export class DeadlineTimer extends Deadlines {
   readonly #now: () => number;
   /** Datagrams the transport's socket delivered so far (a running count). */
   readonly #datagramsReceived: () => number;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** The deadline the host timer is armed for (Infinity: none; -Infinity: stopped). */
   #timerAt = Infinity;
+  /** When the host timer is due to go off: later than #timerAt when that deadline was already past. */
+  #hostDueAt = 0;
   /** Whether a #fire is scheduled (setImmediate). */
   #firePending = false;
-  /** Whether the host timer expired STALL_MS or more after its time. */
-  #late = false;
-  /** The datagram count when the last turn began (for how many that turn read). */
+  /** When the expiry or the last #fire looked: a gap of STALL_MS since then is a block. */
+  #lookedAt = 0;
+  /** Whether a stall was seen since the expiry: the backlog is read first. */
+  #stalled = false;
+  /** The datagram count at the last look (what the turn since then read). */
   #receivedBefore = 0;
   #backlogTurns = 0;
 
@@ -171,7 +176,10 @@ export class DeadlineTimer extends Deadlines {
       this.#timer = undefined;
       return;
     }
-    this.#timer = setTimeout(this.#expired, Math.max(0, Math.ceil(at - this.#now())));
+    const now = this.#now();
+    const delayMs = Math.max(0, Math.ceil(at - now));
+    this.#hostDueAt = now + delayMs;
+    this.#timer = setTimeout(this.#expired, delayMs);
     (this.#timer as { unref?: () => void }).unref?.();
   }
 
@@ -179,7 +187,9 @@ export class DeadlineTimer extends Deadlines {
     this.#timer = undefined;
     if (this.#firePending) return;
     this.#firePending = true;
-    this.#late = this.#now() - this.#timerAt >= STALL_MS;
+    const now = this.#now();
+    this.#stalled = now - this.#hostDueAt >= STALL_MS;
+    this.#lookedAt = now;
     this.#receivedBefore = this.#datagramsReceived();
     this.#backlogTurns = 0;
     setImmediate(this.#fire);
@@ -187,11 +197,15 @@ export class DeadlineTimer extends Deadlines {
 
   readonly #fire = (): void => {
     if (this.#timerAt === -Infinity) return; // stopped meanwhile
+    const now = this.#now();
     const received = this.#datagramsReceived();
-    if (this.#late && received - this.#receivedBefore >= DATAGRAMS_PER_READ && this.#backlogTurns < MAX_BACKLOG_TURNS) {
+    const blocked = now - this.#lookedAt >= STALL_MS; // no turn's I/O may have run since the last look
+    this.#lookedAt = now;
+    if (blocked) this.#stalled = true;
+    if (this.#stalled && (blocked || received !== this.#receivedBefore) && this.#backlogTurns < MAX_BACKLOG_TURNS) {
       this.#receivedBefore = received;
       this.#backlogTurns++;
-      setImmediate(this.#fire); // the next turn reads on first
+      setImmediate(this.#fire); // the next turn reads (and opens) on first
       return;
     }
     this.#firePending = false;
