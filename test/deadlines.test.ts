@@ -1,9 +1,11 @@
 // The transport's one timer structure, in virtual time: deadlines fire in order, exactly when due,
 // each once, whatever moves them earlier, later or away (against a plain model, seeded); a deadline
 // that schedules itself again for now waits for the next round; and a transport holding many
-// connections keeps one host timer, not one each.
+// connections keeps one host timer, not one each. The host timer (real time): a flood of datagrams,
+// which anyone can send, delays the firing by at most MAX_BACKLOG_TURNS (64) turns, and only after a
+// stall.
 import { expect, test } from "vitest";
-import { Deadline, Deadlines } from "../src/transport/deadlines.ts";
+import { Deadline, DeadlineTimer, Deadlines } from "../src/transport/deadlines.ts";
 import { mulberry32 } from "./support/random.ts";
 
 test("against a model: 10,000 random schedules, moves and cancels of 200 deadlines fire each due one once, in order", () => {
@@ -71,4 +73,27 @@ test("Infinity cancels; cancelling twice or a deadline never scheduled is nothin
   expect(deadlines.size).toBe(1);
   expect(deadlines.next()).toBe(7);
   expect(a.at).toBe(Infinity);
+});
+
+/**
+ * How many turns of the event loop the host timer's firing waited (deferrals), under a flood: every
+ * look at the datagram count sees new datagrams. The thread is blocked `blockMs` first.
+ */
+async function turnsWaitedUnderFlood(blockMs: number): Promise<number> {
+  let looks = 0;
+  const timer = new DeadlineTimer(() => performance.now(), () => ++looks);
+  let looksAtFiring = 0;
+  timer.schedule(new Deadline(() => (looksAtFiring = looks)), performance.now() + 1);
+  if (blockMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, blockMs);
+  while (looksAtFiring === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+  timer.stop();
+  return looksAtFiring - 2; // one look at the expiry, one at the firing: the rest are turns waited
+}
+
+test("a flood delays the timers by at most 64 turns, after a stall too", async () => {
+  // Without a stall it waits none (unless the machine itself stalled the loop 20 ms between two looks).
+  expect(await turnsWaitedUnderFlood(0)).toBeLessThanOrEqual(64);
+  const afterStall = await turnsWaitedUnderFlood(50);
+  expect(afterStall).toBeGreaterThan(0); // it waited for the backlog
+  expect(afterStall).toBeLessThanOrEqual(64);
 });

@@ -15,6 +15,7 @@
 // - A responder is established when the first data packet under the new keys opens (the initiator
 //   held e as well): a replayed intro never completes.
 import { codedError, SluiceError } from "../errors/errors.ts";
+import { sameBytes } from "../memory/bytes.ts";
 import { addressKey, sameAddress, type Address } from "../wire/address.ts";
 import { compatible, describeVersion, type ProtocolVersion } from "../wire/version.ts";
 import { AcceptRamp, ipKey, KeyedBuckets, KeyedCounts, WindowCounter, type AcceptRampStep } from "./admission.ts";
@@ -212,10 +213,6 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return 0;
 }
 
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && compareBytes(a, b) === 0;
-}
-
 export class HandshakeEndpoint {
   readonly #config: EndpointConfig;
   readonly #limits: HandshakeLimits;
@@ -410,7 +407,7 @@ export class HandshakeEndpoint {
     const ip = ipKey(from.host);
     const copyOf = this.#answeringByMac.get(macKey(datagram));
     const sameSource = copyOf !== undefined && sameAddress(copyOf.address, from);
-    if (copyOf !== undefined && (sameSource || !this.#underLoad(now)) && equalBytes(copyOf.intro, datagram)) {
+    if (copyOf !== undefined && (sameSource || !this.#underLoad(now)) && sameBytes(copyOf.intro, datagram)) {
       // The initiator did not get our response and repeats its intro, or the intro reached us first
       // from another address: the same response again, no crypto, never larger than the intro.
       if (!this.#introBudget.tryTake(ip, now)) return this.#config.countDrop("rateLimited");
@@ -504,7 +501,7 @@ export class HandshakeEndpoint {
    */
   #fresh(keyHex: string, opened: OpenedIntro, work: Work): boolean {
     const answering = this.#answeringByKey.get(keyHex);
-    if (answering !== undefined && opened.timestamp === answering.timestamp && equalBytes(answering.intro, work.datagram)) {
+    if (answering !== undefined && opened.timestamp === answering.timestamp && sameBytes(answering.intro, work.datagram)) {
       this.#transmits.push({ datagram: answering.response, to: work.from });
       this.#config.countDrop("handshakeRedundant");
       return false;

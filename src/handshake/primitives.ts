@@ -2,6 +2,7 @@
 // runs without an await. Everything symmetric (BLAKE2s, HMAC, ChaCha20-Poly1305) is the WebAssembly
 // core's (core-crypto.ts). Measured here (Node 20): a key pair ~200 µs, a DH ~115 µs with the key import.
 import * as nodeCrypto from "node:crypto";
+import { sameBytes } from "../memory/bytes.ts";
 
 export type PrivateKey = nodeCrypto.KeyObject;
 
@@ -60,17 +61,11 @@ const IMPORTED_PUBLIC_KEYS = 4;
 const imported: { raw: Uint8Array; key: nodeCrypto.KeyObject }[] = [];
 
 function importedPublicKey(raw: Uint8Array): nodeCrypto.KeyObject {
-  for (const entry of imported) if (equalKeys(entry.raw, raw)) return entry.key;
+  for (const entry of imported) if (sameBytes(entry.raw, raw)) return entry.key;
   const key = nodeCrypto.createPublicKey({ key: { kty: "OKP", crv: "X25519", x: base64url(raw) }, format: "jwk" });
   imported.unshift({ raw: raw.slice(), key });
   if (imported.length > IMPORTED_PUBLIC_KEYS) imported.pop();
   return key;
-}
-
-function equalKeys(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /**

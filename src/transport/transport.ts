@@ -4,6 +4,7 @@
 import { isIP } from "node:net";
 import { abortErrorOf, illegalConstructor, SluiceError } from "../errors/errors.ts";
 import { invalidArgType, invalidArgValue, signalOf } from "../errors/validate.ts";
+import { sameBytes } from "../memory/bytes.ts";
 import { Arena, DEFAULT_FRAME_BYTES } from "../memory/arena.ts";
 import { addressKey, checkAddress, type Address } from "../wire/address.ts";
 import { Framer } from "../wire/framer.ts";
@@ -415,8 +416,4 @@ export class Transport {
     for (const chunk of sent) counters.bytesSent += chunk.length;
     this.#socket.send(sent, to.host, to.port);
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }

@@ -20,6 +20,7 @@
 //   relay and direct in the netns bed, and a connection could end up relayed with a direct path open.
 
 import { sameAddress, type Address } from "./address.ts";
+import { sameBytes } from "../memory/bytes.ts";
 
 /** Bytes sent to an unvalidated address per byte received from it, at most (QUIC's 3). */
 export const MAX_AMPLIFICATION = 3;
@@ -214,8 +215,4 @@ export class PathState {
 
 function validationBoundMs(rtoMs: number): number {
   return Math.max(VALIDATION_RTOS * rtoMs, MIN_VALIDATION_MS);
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
