@@ -71,6 +71,17 @@ function udpReceiveBufferErrors() {
   }
 }
 
+/** Datagrams the kernel dropped at the UDP sockets bound to `port` (their receive buffers were full). */
+function socketDrops(port) {
+  try {
+    const hexPort = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+    return readFileSync("/proc/net/udp", "utf8").split("\n").slice(1).map((line) => line.trim().split(/\s+/))
+      .filter((fields) => fields[1]?.endsWith(hexPort)).reduce((sum, fields) => sum + Number(fields.at(-1)), 0);
+  } catch {
+    return 0;
+  }
+}
+
 /** The counts of `drops` that are not zero (less those of `since`). */
 const nonZero = (drops, since = {}) => Object.fromEntries(Object.entries(drops).map(([reason, n]) => [reason, n - (since[reason] ?? 0)]).filter(([, n]) => n > 0));
 
@@ -173,7 +184,7 @@ export async function scaleRows({ log, options: overrides = {} }) {
 
     // 3. Baseline connects, then 4. the storm.
     const sequential = await clients[0].call("sequential", { gateway: target, count: baselineConnects });
-    const beforeStorm = { gateway: await gateway.call("stats"), kernelDrops: udpReceiveBufferErrors() };
+    const beforeStorm = { gateway: await gateway.call("stats"), kernelDrops: udpReceiveBufferErrors(), gatewaySocketDrops: socketDrops(target.address.port) };
     const startWall = performance.timeOrigin + performance.now() + STORM_LEAD_MS;
     const offsets = Array.from({ length: storm }, (_, i) => (i * STORM_SPREAD_MS) / storm);
     // The gateway's CPU and event loop over the storm (from its lead to 3 s after its last start).
@@ -183,7 +194,8 @@ export async function scaleRows({ log, options: overrides = {} }) {
     const stormTimes = stormed.filter((r) => r.ms !== undefined).map((r) => r.ms);
     const stormErrors = tally(stormed.filter((r) => r.error !== undefined).map((r) => [r.error, 1]));
     const afterStorm = await gateway.call("stats");
-    log(`\n  storm: ${stormTimes.length} of ${storm} established${Object.keys(stormErrors).length ? `, failures ${JSON.stringify(stormErrors)}` : ""}; the gateway received ${afterStorm.datagramsReceived - beforeStorm.gateway.datagramsReceived} datagrams, dropped ${JSON.stringify(nonZero(afterStorm.drops, beforeStorm.gateway.drops))}, failed ${afterStorm.handshakesFailed - beforeStorm.gateway.handshakesFailed} handshakes; UDP receive-buffer overflows, whole machine: ${udpReceiveBufferErrors() - beforeStorm.kernelDrops}; gateway ${stormPercent.toFixed(0)}% of a core, event loop late p50/p99/max ${late(stormDelay)}`);
+    const stormSent = stormed.map((r) => r.sent);
+    log(`\n  storm: ${stormTimes.length} of ${storm} established${Object.keys(stormErrors).length ? `, failures ${JSON.stringify(stormErrors)}` : ""}; the gateway received ${afterStorm.datagramsReceived - beforeStorm.gateway.datagramsReceived} datagrams, dropped ${JSON.stringify(nonZero(afterStorm.drops, beforeStorm.gateway.drops))}, failed ${afterStorm.handshakesFailed - beforeStorm.gateway.handshakesFailed} handshakes; UDP receive-buffer overflows, whole machine: ${udpReceiveBufferErrors() - beforeStorm.kernelDrops} (the gateway's socket: ${socketDrops(target.address.port) - beforeStorm.gatewaySocketDrops}); gateway ${stormPercent.toFixed(0)}% of a core, event loop late p50/p99/max ${late(stormDelay)}; the storm's peers sent ${stormSent.reduce((a, b) => a + b, 0)} datagrams, p50/p99/max ${percentile(stormSent, 50)}/${percentile(stormSent, 99)}/${Math.max(...stormSent)} each`);
     // Memory last, with every connection idle again: the full collections that precede the reading
     // freeze the gateway (~1 s at 10,000 connections), its socket buffer overflows, and the
     // keep-alives lost and answered late filled the idle window (when memory was read before it)

@@ -429,6 +429,66 @@ describe("under load", () => {
     expect(gateway.endpoint.hasQueuedWork).toBe(false);
   });
 
+  test("an answered intro whose response was lost, re-sent with a cookie from a new port (a NAT rebinding), gets its response: a cookie does not make it a replay", () => {
+    const net = new Network();
+    const gateway = net.node("gateway", at("198.18.0.1", 7000), { gateway: true, limits: { underLoadIntrosPerSecond: 1 } });
+    const node = net.node("node", at("198.18.0.2", 5000));
+    let port = 5000;
+    net.translate = (from) => (from.host === "198.18.0.2" ? at(from.host, port) : from);
+    net.lose = (datagram) => datagram[0] === KIND_RESPONSE && net.now < 150; // the first answer is lost
+    node.endpoint.connect(gateway.publicKey, [gateway.address], net.now);
+    net.run(100);
+    expect(gateway.endpoint.stats().answering).toBe(1);
+    port = 5001; // the node's NAT maps it anew: its re-send comes from elsewhere, the gateway is "under load"
+    net.nodes.set(addressKey("198.18.0.2", 5001), node);
+    net.run(1000);
+    expect(gateway.endpoint.stats().cookiesSent).toBeGreaterThan(0);
+    expect(gateway.drops.replayed).toBeUndefined();
+    expect(node.connected).toHaveLength(1);
+    expect(gateway.connected).toHaveLength(1);
+  });
+
+  test("with every handshake slot taken, an intro is dropped before its X25519; a copy of one waiting for it is not queued twice", () => {
+    const net = new Network();
+    const gateway = net.node("gateway", at("198.18.0.1", 7000), { gateway: true, limits: { introsPerIpPerSecond: 10_000, introBurstPerIp: 10_000, underLoadIntrosPerSecond: 100_000 } });
+    const intros = Array.from({ length: LIMITS.maxHandshakesPerIp + 1 }, (_, i) => {
+      const intro = writeIntro(macs, generateKeyPair(), gateway.publicKey, { senderId: 100_000 + i, timestamp: Date.now() * 1000 + i, version: PROTOCOL_VERSION })!.intro;
+      stampMacs(macs, intro, INTRO_MAC1, mac1Key(macs, gateway.publicKey), undefined);
+      return intro;
+    });
+    const from = (i: number) => at("198.18.66.66", 10_000 + i);
+    // A copy while the first waits: one decryption, one answer.
+    gateway.endpoint.handleDatagram(KIND_INTRO, intros[0]!, from(0), net.now);
+    gateway.endpoint.handleDatagram(KIND_INTRO, intros[0]!, from(0), net.now);
+    expect(gateway.drops.handshakeRedundant).toBe(1);
+    gateway.endpoint.processQueued(net.now);
+    net.flush();
+    expect(gateway.sent.filter((t) => t.datagram[0] === KIND_RESPONSE)).toHaveLength(1);
+    for (let i = 1; i < LIMITS.maxHandshakesPerIp; i++) gateway.endpoint.handleDatagram(KIND_INTRO, intros[i]!, from(i), net.now);
+    gateway.endpoint.processQueued(net.now);
+    expect(gateway.endpoint.stats().answering).toBe(LIMITS.maxHandshakesPerIp);
+    // The IP's slots are full: the next intro is refused before any work is queued for it.
+    gateway.endpoint.handleDatagram(KIND_INTRO, intros.at(-1)!, from(99), net.now);
+    expect(gateway.endpoint.hasQueuedWork).toBe(false);
+    expect(gateway.drops.overCapacity).toBe(1);
+  });
+
+  test("a loaded responder (COOKIE replies, its answers lost): the connect backs off and gives up at 3 × deadlineMs, saying the peer is loaded", () => {
+    const net = new Network();
+    const gateway = net.node("gateway", at("198.18.0.1", 7000), { gateway: true, limits: { underLoadIntrosPerSecond: 0 } });
+    const node = net.node("node", at("198.18.0.2", 5000));
+    net.lose = (datagram) => datagram[0] === KIND_RESPONSE;
+    const id = node.endpoint.connect(gateway.publicKey, [gateway.address], net.now);
+    net.run(DEFAULT_RETRY.deadlineMs + 100);
+    expect(node.events).toHaveLength(0); // past the plain deadline, still trying
+    net.run(3 * DEFAULT_RETRY.deadlineMs + 100);
+    expect(node.events).toEqual([expect.objectContaining({ type: "connectFailed", connectId: id })]);
+    const failed = node.events[0] as Extract<HandshakeEvent, { type: "connectFailed" }>;
+    expect(failed.error.message).toMatch(/up but loaded/);
+    // Fewer intros in 9 s than the fixed 200 ms schedule sends in 3 s (13–19).
+    expect(node.sent.filter((t) => t.datagram[0] === KIND_INTRO).length).toBeLessThan(13);
+  });
+
   test("1,000 fresh keys from 1,000 ports of one IP hold at most its per-IP share; another IP still connects", () => {
     const net = new Network();
     const gateway = net.node("gateway", at("198.18.0.1", 7000), { gateway: true, limits: { introsPerIpPerSecond: 10_000, introBurstPerIp: 10_000, underLoadIntrosPerSecond: 100_000 } });

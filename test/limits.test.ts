@@ -2,7 +2,7 @@
 // the recently-closed grace, and the replay window against a set model (seeded).
 import { expect, test } from "vitest";
 import { AcceptRamp, DEFAULT_ACCEPT_RAMP, ipKey, KeyedBuckets, RecentlyClosed } from "../src/handshake/admission.ts";
-import { DEFAULT_RETRY, RetrySchedule } from "../src/handshake/retry.ts";
+import { DEFAULT_RETRY, LOADED_RESPONDER_DEADLINES, LOADED_RESPONDER_MAX_INTERVAL_MS, RetrySchedule } from "../src/handshake/retry.ts";
 import { REPLAY_WINDOW_PACKETS, ReplayWindow } from "../src/wire/replay-window.ts";
 import { mulberry32 } from "./support/random.ts";
 
@@ -31,6 +31,17 @@ test("intros: every 200 ms ± 20% until the 3 s deadline; never more than 40", (
   const long = new RetrySchedule({ ...DEFAULT_RETRY, deadlineMs: 60_000 }, 0, mulberry32(7));
   expect(run(long, 60_000)).toHaveLength(40);
   expect(long.poll(59_999)).toBe("expired");
+});
+
+test("intros after a COOKIE reply: the intervals double up to 1.6 s, and the deadline is 3 × deadlineMs from the start", () => {
+  const schedule = new RetrySchedule({ ...DEFAULT_RETRY, jitter: 0 }, 0, mulberry32(1));
+  expect(schedule.poll(0)).toBe("send");
+  schedule.responderLoaded();
+  expect(schedule.deadlineAt).toBe(LOADED_RESPONDER_DEADLINES * DEFAULT_RETRY.deadlineMs);
+  const sends = [0, ...run(schedule, 20_000)];
+  const gaps = sends.slice(1).map((at, i) => at - sends[i]!);
+  expect(gaps).toEqual([200, 400, 800, LOADED_RESPONDER_MAX_INTERVAL_MS, 1600, 1600, 1600]);
+  expect(schedule.poll(LOADED_RESPONDER_DEADLINES * DEFAULT_RETRY.deadlineMs)).toBe("expired");
 });
 
 test("accept ramp: 5 per second for 30 s, 20 per second until 2 min, then unlimited; one IP takes at most a quarter of a window", () => {

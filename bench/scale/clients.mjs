@@ -108,11 +108,13 @@ serve({
 
   /**
    * The storm: peer j of this process starts its connect at `startWall + offsets[j]` (wall clock,
-   * ms); answers each connect's time or error.
+   * ms); answers each connect's time or error, and the datagrams it sent by the time all settled.
    */
   async storm({ gateway, startWall, offsets }) {
     const peers = take(offsets.length);
     const delay = (offset) => Math.max(0, startWall + offset - (performance.timeOrigin + performance.now()));
-    return Promise.all(peers.map((peer, j) => new Promise((resolve) => setTimeout(() => resolve(connect(peer, gateway)), delay(offsets[j])))));
+    const settled = await Promise.all(peers.map((peer, j) => new Promise((resolve) => setTimeout(() => resolve(connect(peer, gateway)), delay(offsets[j])))));
+    // What each sent to get there (intros, confirms; a connection's first packets once it is up).
+    return settled.map((result, j) => ({ ...result, sent: peers[j].stats().datagramsSent }));
   },
 });

@@ -8,18 +8,34 @@ export interface RetryOptions {
   jitter?: number;
   /** Default 40. */
   maxAttempts?: number;
-  /** Give up this long after the first attempt. Default 3000 ms. */
+  /**
+   * Give up this long after the first attempt. Default 3000 ms. A responder that answered with a
+   * COOKIE (up, and loaded) gets 3 × this, and the re-sends from then on back off (doubling, to 1.6 s).
+   */
   deadlineMs?: number;
 }
 
 export const DEFAULT_RETRY: Required<RetryOptions> = { intervalMs: 200, jitter: 0.2, maxAttempts: 40, deadlineMs: 3000 };
 
+/**
+ * A responder that is up but loaded (it sent a COOKIE reply) gets this many deadlineMs from the start
+ * in all: the 3 s default gave up on a gateway that was slow, not unreachable (a storm of 1,000
+ * peers: 763–984 connected in 3 s, all 1,000 given 10 s, issue 13). Anyone who sees an intro can
+ * forge its cookie reply: this bounds what that buys (a dead peer's connect fails at 9 s, not 3).
+ */
+export const LOADED_RESPONDER_DEADLINES = 3;
+/** After a COOKIE reply each interval is twice the last, up to this (as QUIC backs off its Initials). */
+export const LOADED_RESPONDER_MAX_INTERVAL_MS = 1600;
+
 /** A bounded, jittered retry schedule (intro re-sends, confirm re-sends). */
 export class RetrySchedule {
   attempts = 0;
   #nextAt: number;
+  /** Between attempts, before jitter: the options' intervalMs until the responder says it is loaded. */
+  #intervalMs: number;
+  #backingOff = false;
   readonly startedAt: number;
-  readonly deadlineAt: number;
+  deadlineAt: number;
   readonly #options: Required<RetryOptions>;
   readonly #random: () => number;
 
@@ -28,7 +44,23 @@ export class RetrySchedule {
     this.#random = random;
     this.startedAt = now;
     this.#nextAt = now;
+    this.#intervalMs = options.intervalMs;
     this.deadlineAt = now + options.deadlineMs;
+  }
+
+  /** Whether responderLoaded() was called. */
+  get responderIsLoaded(): boolean {
+    return this.#backingOff;
+  }
+
+  /**
+   * The responder is up but loaded (a COOKIE reply that opened): the deadline moves to
+   * LOADED_RESPONDER_DEADLINES × deadlineMs from the start, and the intervals from here on double, so
+   * a loaded responder's socket gets fewer copies of what it has not read yet.
+   */
+  responderLoaded(): void {
+    this.deadlineAt = this.startedAt + LOADED_RESPONDER_DEADLINES * this.#options.deadlineMs;
+    this.#backingOff = true;
   }
 
   /** 'send' (an attempt is due now: it is counted), 'wait' (until nextDeadline()), or 'expired'. */
@@ -36,8 +68,9 @@ export class RetrySchedule {
     if (now >= this.deadlineAt || (this.attempts >= this.#options.maxAttempts && now >= this.#nextAt)) return "expired";
     if (now < this.#nextAt) return "wait";
     this.attempts++;
-    const { intervalMs, jitter } = this.#options;
-    this.#nextAt = now + intervalMs * (1 - jitter + 2 * jitter * this.#random());
+    if (this.#backingOff) this.#intervalMs = Math.min(2 * this.#intervalMs, Math.max(LOADED_RESPONDER_MAX_INTERVAL_MS, this.#options.intervalMs));
+    const { jitter } = this.#options;
+    this.#nextAt = now + this.#intervalMs * (1 - jitter + 2 * jitter * this.#random());
     return "send";
   }
 

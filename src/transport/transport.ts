@@ -232,7 +232,9 @@ export class Transport {
    * Connects to the node at `address` whose static public key is `publicKey`: only that key's holder
    * can answer. A gateway answers at once; a peer that is not a gateway must be connecting to us at
    * about the same time. Intros are re-sent on `options` (default every 200 ms ± 20%, at most 40,
-   * within 3 s), then this rejects (ERR_SLUICE_CONNECT_TIMEOUT). A connect() to a key already being
+   * within 3 s), then this rejects (ERR_SLUICE_CONNECT_TIMEOUT). A peer that answers with a COOKIE
+   * (it is up, and loaded) gets 3 × deadlineMs (9 s), the re-sends from then on at doubling
+   * intervals (up to 1.6 s). A connect() to a key already being
    * connected to joins that one.
    *
    * `address.host` may be a name, as bind()'s host may: resolved once (dns.lookup, as node:dgram
