@@ -9,7 +9,7 @@ import { PROTOCOL_VERSION, type ProtocolVersion } from "../src/wire/version.ts";
 import { DEFAULT_RETRY } from "../src/handshake/retry.ts";
 import { CoreCrypto } from "../src/handshake/core-crypto.ts";
 import { HandshakeEndpoint, type Connected, type HandshakeDropReason, type HandshakeEvent, type HandshakeLimits } from "../src/handshake/endpoint.ts";
-import { COOKIE_BYTES, INTRO_BYTES, INTRO_EPHEMERAL, INTRO_MAC1, KIND_COOKIE, KIND_INTRO, KIND_RESPONSE, RESPONSE_BYTES, RESPONSE_EPHEMERAL } from "../src/wire/constants.ts";
+import { COOKIE_BYTES, HANDSHAKE_CONNECTION, INTRO_BYTES, INTRO_EPHEMERAL, INTRO_MAC1, KIND_COOKIE, KIND_INTRO, KIND_RESPONSE, RESPONSE_BYTES, RESPONSE_EPHEMERAL } from "../src/wire/constants.ts";
 import { mac1Key, stampMacs } from "../src/handshake/macs.ts";
 import { writeIntro } from "../src/handshake/noise.ts";
 import { packetKey } from "../src/wire/packet-keys.ts";
@@ -487,6 +487,24 @@ describe("under load", () => {
     expect(failed.error.message).toMatch(/up but loaded/);
     // Fewer intros in 9 s than the fixed 200 ms schedule sends in 3 s (13–19).
     expect(node.sent.filter((t) => t.datagram[0] === KIND_INTRO).length).toBeLessThan(13);
+  });
+
+  test("forged COOKIE replies (random bytes with the connect's id) do not open: no back-off, the connect to a silent peer fails at its 3 s deadline", () => {
+    const net = new Network();
+    const silent = net.node("silent", at("198.18.0.1", 7000));
+    const node = net.node("node", at("198.18.0.2", 5000));
+    const id = node.endpoint.connect(silent.publicKey, [silent.address], net.now);
+    const random = mulberry32(3);
+    for (let i = 0; i < 50; i++) {
+      const forged = Uint8Array.from({ length: COOKIE_BYTES }, () => Math.floor(random() * 256));
+      forged[0] = KIND_COOKIE;
+      forged[1] = 2;
+      new DataView(forged.buffer).setUint32(HANDSHAKE_CONNECTION, id, true); // the intro's sender id
+      net.deliver(forged, silent.address, node.address);
+    }
+    expect(node.drops.decryptFailed).toBe(50);
+    net.run(DEFAULT_RETRY.deadlineMs + 100);
+    expect(node.events).toEqual([expect.objectContaining({ type: "connectFailed", connectId: id })]);
   });
 
   test("1,000 fresh keys from 1,000 ports of one IP hold at most its per-IP share; another IP still connects", () => {
