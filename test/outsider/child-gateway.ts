@@ -1,6 +1,7 @@
 // The parent's side of children/gateway.mjs: a Sluice gateway in its own process.
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { sleep, type EvilSocket } from "./evil-peer.ts";
 import type { Address } from "./wire.ts";
 
 const SCRIPT = fileURLToPath(new URL("./children/gateway.mjs", import.meta.url));
@@ -118,4 +119,28 @@ export class ChildGateway {
     await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
     if (this.#child.exitCode === null) this.#child.kill();
   }
+}
+
+const cpuMicros = (before: Usage, after: Usage) =>
+  after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system;
+
+/**
+ * CPU µs per datagram the target spent on one batch of `packets` from `sockets`, sent `burst` at a
+ * time with a turn of the event loop between (and `pauseMs` more, to keep below a queue's bound).
+ */
+export async function batchCost(
+  target: ChildGateway,
+  sockets: EvilSocket[],
+  packets: Uint8Array[],
+  { burst = 100, pauseMs = 0 } = {},
+): Promise<number> {
+  await sleep(20);
+  const before = await target.usage();
+  for (let i = 0; i < packets.length; i++) {
+    sockets[i % sockets.length].send(packets[i], target.address);
+    if (i % burst === burst - 1) await (pauseMs > 0 ? sleep(pauseMs) : new Promise(setImmediate));
+  }
+  await sleep(40);
+  const after = await target.receivedAtLeast(before.datagramsReceived + packets.length);
+  return cpuMicros(before, after) / Math.max(1, after.datagramsReceived - before.datagramsReceived);
 }

@@ -5,7 +5,7 @@
 // answered, any responder (receive + a 50-byte send, 8-17 µs). The bounds hold beyond that floor.
 // The machine is shared: figures move with its load, which the paired batches cancel in part.
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { ChildGateway, type Usage } from "./child-gateway.ts";
+import { batchCost, ChildGateway } from "./child-gateway.ts";
 import { bindMany, closeSockets, EvilPeer, randomIntro, sleep, type EvilSocket } from "./evil-peer.ts";
 import { ALWAYS_UNDER_LOAD, bindSluice, closeAll, describe3, figure, mac1Intro, median } from "./harness.ts";
 import { packetKind } from "./wire.ts";
@@ -18,22 +18,6 @@ import { packetKind } from "./wire.ts";
 const RANDOM_INTRO_BATCHES = 15;
 const BATCHES = 7;
 const PER_BATCH = 2000;
-
-const cpuMicros = (before: Usage, after: Usage) =>
-  after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system;
-
-/** CPU µs per datagram the target spent on one batch of `packets` from `sockets`. */
-async function batchCost(target: ChildGateway, sockets: EvilSocket[], packets: Uint8Array[]): Promise<number> {
-  await sleep(20);
-  const before = await target.usage();
-  for (let i = 0; i < packets.length; i++) {
-    sockets[i % sockets.length].send(packets[i], target.address);
-    if (i % 100 === 99) await new Promise(setImmediate);
-  }
-  await sleep(40);
-  const after = await target.receivedAtLeast(before.datagramsReceived + packets.length);
-  return cpuMicros(before, after) / Math.max(1, after.datagramsReceived - before.datagramsReceived);
-}
 
 /**
  * The target's CPU per datagram and the floors', batch by batch in turn (the same datagrams to

@@ -505,7 +505,9 @@ export class EvilPeer {
  */
 export class Relay {
   readonly front: EvilSocket;
-  readonly back: EvilSocket;
+  /** The socket the server sees the client at; `rebind()` replaces it, as a NAT that maps a new port. */
+  back: EvilSocket;
+  readonly #earlierBacks: EvilSocket[] = [];
   readonly server: Address;
   client: Address | undefined;
   readonly toServer: Datagram[] = [];
@@ -519,16 +521,28 @@ export class Relay {
     front.handler = (d) => {
       this.client = d.from;
       this.toServer.push(d);
-      if (this.intercept?.(d, "toServer") !== false) back.send(d.bytes, server);
+      if (this.intercept?.(d, "toServer") !== false) this.back.send(d.bytes, server);
     };
+    this.#listen(back);
+  }
+
+  #listen(back: EvilSocket): void {
     back.handler = (d) => {
       this.toClient.push(d);
-      if (this.intercept?.(d, "toClient") !== false && this.client) front.send(d.bytes, this.client);
+      if (this.intercept?.(d, "toClient") !== false && this.client) this.front.send(d.bytes, this.client);
     };
   }
 
   static async open(server: Address, frontHost = "127.0.0.2", backHost = frontHost): Promise<Relay> {
     return new Relay(await EvilSocket.bind(frontHost), await EvilSocket.bind(backHost), server);
+  }
+
+  /** From now on the client's datagrams leave from a new socket on `host` (answers to the old one still pass). */
+  async rebind(host = this.back.address.host): Promise<void> {
+    const back = await EvilSocket.bind(host);
+    this.#listen(back);
+    this.#earlierBacks.push(this.back);
+    this.back = back;
   }
 
   /** Intros the client sent through this relay. */
@@ -537,7 +551,7 @@ export class Relay {
   }
 
   close(): Promise<unknown> {
-    return Promise.all([this.front.close(), this.back.close()]);
+    return Promise.all([this.front, this.back, ...this.#earlierBacks].map((s) => s.close()));
   }
 }
 
