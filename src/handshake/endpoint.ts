@@ -445,12 +445,20 @@ export class HandshakeEndpoint {
       }
     }
     if (!this.#introBudget.tryTake(proven ? `${ip} proven` : ip, now)) return this.#config.countDrop("rateLimited");
-    // What the decryption would find no room for is dropped before it: with every handshake slot
-    // taken, a storm's intros cost a whole X25519 each before this (1,223 of them in one storm).
-    if (!this.#roomToAnswer(ip)) return this.#config.countDrop("overCapacity");
+    if (copyOf !== undefined && sameIntro(copyOf.intro, datagram)) {
+      // A copy from another address, under load, with a cookie that proves that address (a NAT that
+      // moved the initiator to a new port after our response was lost): the same response, there.
+      // It takes no slot: the handshake it belongs to holds one already (an outsider's test found it
+      // refused as over capacity when every slot was taken).
+      this.#transmits.push({ datagram: copyOf.response, to: from });
+      return this.#config.countDrop("handshakeRedundant");
+    }
     const key = macKey(datagram);
     const queued = this.#queuedIntros.get(key);
     if (queued !== undefined && sameIntro(queued, datagram)) return this.#config.countDrop("handshakeRedundant");
+    // What the decryption would find no room for is dropped before it: with every handshake slot
+    // taken, a storm's intros cost a whole X25519 each before this (1,223 of them in one storm).
+    if (!this.#roomToAnswer(ip)) return this.#config.countDrop("overCapacity");
     const copy = new Uint8Array(datagram);
     if (this.#queue({ kind: KIND_INTRO, datagram: copy, from, ip })) this.#queuedIntros.set(key, copy);
   }
@@ -597,7 +605,10 @@ export class HandshakeEndpoint {
     this.#cookieJar.set(connecting.keyHex, { cookie, at: now });
     connecting.schedule.responderLoaded();
     this.#stampIntro(connecting, now);
-    this.#sendIntro(connecting, from); // at once: the cookie proves the way back works
+    // At once (the cookie proves the way back works), but once between two scheduled re-sends: an
+    // on-path observer can seal COOKIEs that open, and each with a new cookie made one more intro
+    // (200 forged COOKIEs, 205 intros, in an outsider's test).
+    if (connecting.schedule.takeExtraAttempt()) this.#sendIntro(connecting, from);
   }
 
   // ---------------------------------------------------------------- helpers

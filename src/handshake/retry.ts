@@ -34,6 +34,8 @@ export class RetrySchedule {
   /** Between attempts, before jitter: the options' intervalMs until the responder says it is loaded. */
   #intervalMs: number;
   #backingOff = false;
+  /** An extra attempt went since the last scheduled one. */
+  #extraTaken = false;
   readonly startedAt: number;
   deadlineAt: number;
   readonly #options: Required<RetryOptions>;
@@ -46,6 +48,17 @@ export class RetrySchedule {
     this.#nextAt = now;
     this.#intervalMs = options.intervalMs;
     this.deadlineAt = now + options.deadlineMs;
+  }
+
+  /**
+   * An attempt out of schedule (an answer to a COOKIE, at once): at most one between two scheduled
+   * ones, counted in `attempts` and within maxAttempts. Answers whether it may go.
+   */
+  takeExtraAttempt(): boolean {
+    if (this.#extraTaken || this.attempts >= this.#options.maxAttempts) return false;
+    this.#extraTaken = true;
+    this.attempts++;
+    return true;
   }
 
   /** Whether responderLoaded() was called. */
@@ -68,6 +81,7 @@ export class RetrySchedule {
     if (now >= this.deadlineAt || (this.attempts >= this.#options.maxAttempts && now >= this.#nextAt)) return "expired";
     if (now < this.#nextAt) return "wait";
     this.attempts++;
+    this.#extraTaken = false;
     if (this.#backingOff) this.#intervalMs = Math.min(2 * this.#intervalMs, Math.max(LOADED_RESPONDER_MAX_INTERVAL_MS, this.#options.intervalMs));
     const { jitter } = this.#options;
     this.#nextAt = now + this.#intervalMs * (1 - jitter + 2 * jitter * this.#random());
