@@ -473,6 +473,21 @@ describe("under load", () => {
     expect(gateway.drops.overCapacity).toBe(1);
   });
 
+  test("a burst of intros from one IP, none decrypted yet, is queued only up to the IP's free handshake slots", () => {
+    const net = new Network();
+    const gateway = net.node("gateway", at("198.18.0.1", 7000), { gateway: true, limits: { introsPerIpPerSecond: 10_000, introBurstPerIp: 10_000, underLoadIntrosPerSecond: 100_000 } });
+    for (let i = 0; i < 2 * LIMITS.maxHandshakesPerIp; i++) {
+      const intro = writeIntro(macs, generateKeyPair(), gateway.publicKey, { senderId: 200_000 + i, timestamp: Date.now() * 1000 + i, version: PROTOCOL_VERSION })!.intro;
+      stampMacs(macs, intro, INTRO_MAC1, mac1Key(macs, gateway.publicKey), undefined);
+      gateway.endpoint.handleDatagram(KIND_INTRO, intro, at("198.18.66.67", 20_000 + i), net.now);
+    }
+    // Dropped at once, before any X25519: the queued ones will take every slot of the IP.
+    expect(gateway.drops.overCapacity).toBe(LIMITS.maxHandshakesPerIp);
+    gateway.endpoint.processQueued(net.now);
+    expect(gateway.endpoint.stats().answering).toBe(LIMITS.maxHandshakesPerIp);
+    expect(gateway.drops.overCapacity).toBe(LIMITS.maxHandshakesPerIp); // none refused after its decryption
+  });
+
   test("a loaded responder (COOKIE replies, its answers lost): the connect backs off and gives up at 3 × deadlineMs, saying the peer is loaded", () => {
     const net = new Network();
     const gateway = net.node("gateway", at("198.18.0.1", 7000), { gateway: true, limits: { underLoadIntrosPerSecond: 0 } });

@@ -252,6 +252,9 @@ export class HandshakeEndpoint {
   readonly #work: Work[] = [];
   /** The intros in #work by their mac1: a copy re-sent while its first waits costs no X25519 either. */
   readonly #queuedIntros = new Map<number, Uint8Array>();
+  /** Intros in #work, in all and per source IP: each may take a handshake slot once decrypted. */
+  #queuedIntroCount = 0;
+  readonly #queuedIntrosPerIp = new KeyedCounts();
   readonly #transmits: Transmit[] = [];
   readonly #events: HandshakeEvent[] = [];
   readonly #stats = { handshakesCompleted: 0, handshakesFailed: 0, cookiesSent: 0 };
@@ -380,6 +383,8 @@ export class HandshakeEndpoint {
       if (work.kind === KIND_INTRO) {
         const key = macKey(work.datagram);
         if (this.#queuedIntros.get(key) === work.datagram) this.#queuedIntros.delete(key);
+        this.#queuedIntroCount--;
+        this.#queuedIntrosPerIp.remove(work.ip);
         this.#processIntro(work, now);
       }
       else this.#processResponse(work, now);
@@ -458,9 +463,15 @@ export class HandshakeEndpoint {
     if (queued !== undefined && sameIntro(queued, datagram)) return this.#config.countDrop("handshakeRedundant");
     // What the decryption would find no room for is dropped before it: with every handshake slot
     // taken, a storm's intros cost a whole X25519 each before this (1,223 of them in one storm).
-    if (!this.#roomToAnswer(ip)) return this.#config.countDrop("overCapacity");
+    // Intros already queued count as taking a slot, so a burst gets no more decryptions than slots.
+    const limits = this.#limits;
+    if (this.#answering.size + this.#queuedIntroCount >= limits.maxHandshakes) return this.#config.countDrop("overCapacity");
+    if (this.#answeringPerIp.count(ip) + this.#queuedIntrosPerIp.count(ip) >= limits.maxHandshakesPerIp) return this.#config.countDrop("overCapacity");
     const copy = new Uint8Array(datagram);
-    if (this.#queue({ kind: KIND_INTRO, datagram: copy, from, ip })) this.#queuedIntros.set(key, copy);
+    if (!this.#queue({ kind: KIND_INTRO, datagram: copy, from, ip })) return;
+    this.#queuedIntros.set(key, copy);
+    this.#queuedIntroCount++;
+    this.#queuedIntrosPerIp.add(ip);
   }
 
   #underLoad(now: number): boolean {
@@ -550,15 +561,10 @@ export class HandshakeEndpoint {
     return true;
   }
 
-  /** A free handshake slot, in all and for `ip`. */
-  #roomToAnswer(ip: string): boolean {
-    return this.#answering.size < this.#limits.maxHandshakes && this.#answeringPerIp.count(ip) < this.#limits.maxHandshakesPerIp;
-  }
-
   /** Room for one more inbound handshake from `ip` (a stranger also needs the accept ramp and a connection slot). */
   #admit(ip: string, stranger: boolean, now: number): boolean {
     const limits = this.#limits;
-    if (!this.#roomToAnswer(ip)) return false;
+    if (this.#answering.size >= limits.maxHandshakes || this.#answeringPerIp.count(ip) >= limits.maxHandshakesPerIp) return false;
     if (!stranger) return true;
     if (this.#inboundConnections + this.#answering.size >= limits.maxConnections) return false;
     if (this.#connectionsPerIp.count(ip) + this.#answeringPerIp.count(ip) >= limits.maxConnectionsPerIp) return false;

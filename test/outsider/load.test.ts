@@ -290,8 +290,9 @@ describe3("no handshake slot free", () => {
     const oneX25519: number[] = [];
     const costs = await floodRounds(gateway, receiver, flooders, () => mac1Intro(gateway.publicKey), async (batch) => {
       // The reference, from an IP whose slots are free: its random E makes es (one X25519), then
-      // S_I does not open (decryptFailed). Paced below the 64-intro work queue.
-      oneX25519.push(await batchCost(gateway, freeIp, batch.slice(0, 100), { burst: 10, pauseMs: 5 }));
+      // S_I does not open (decryptFailed). Paced below the IP's 8 slots (intros waiting for their
+      // X25519 count as taking one) and so below the 64-intro work queue.
+      oneX25519.push(await batchCost(gateway, freeIp, batch.slice(0, 100), { burst: 4, pauseMs: 5 }));
     });
     const after = await statsOf(gateway);
     const heldMs = performance.now() - slotsTakenFrom;
