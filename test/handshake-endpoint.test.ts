@@ -504,6 +504,28 @@ describe("under load", () => {
     expect(node.sent.filter((t) => t.datagram[0] === KIND_INTRO).length).toBeLessThan(13);
   });
 
+  test("a genuine COOKIE replayed from an address the connect does not send to is dropped: no intro goes there, the cookie held is not replaced", () => {
+    const net = new Network();
+    const gateway = net.node("gateway", at("198.18.0.1", 7000), { gateway: true, limits: { underLoadIntrosPerSecond: 0 } });
+    const node = net.node("node", at("198.18.0.2", 5000));
+    let captured: Uint8Array | undefined;
+    net.lose = (datagram) => {
+      if (datagram[0] !== KIND_COOKIE || captured !== undefined) return false;
+      captured = datagram; // the first COOKIE is held back
+      return true;
+    };
+    node.endpoint.connect(gateway.publicKey, [gateway.address], net.now);
+    net.run(20);
+    expect(captured).toBeDefined();
+    const elsewhere = at("198.18.9.9", 9);
+    net.deliver(captured!, elsewhere, node.address);
+    net.flush();
+    expect(node.drops.unknownSender).toBe(1);
+    expect(node.sent.filter((t) => t.to.host === elsewhere.host)).toHaveLength(0);
+    net.run(1000); // from the gateway's own address the next COOKIE is taken, and the node connects
+    expect(node.connected).toHaveLength(1);
+  });
+
   test("forged COOKIE replies (random bytes with the connect's id) do not open: no back-off, the connect to a silent peer fails at its 3 s deadline", () => {
     const net = new Network();
     const silent = net.node("silent", at("198.18.0.1", 7000));

@@ -386,8 +386,7 @@ export class HandshakeEndpoint {
         this.#queuedIntroCount--;
         this.#queuedIntrosPerIp.remove(work.ip);
         this.#processIntro(work, now);
-      }
-      else this.#processResponse(work, now);
+      } else this.#processResponse(work, now);
     }
   }
 
@@ -432,8 +431,7 @@ export class HandshakeEndpoint {
       // The initiator did not get our response and repeats its intro, or the intro reached us first
       // from another address: the same response again, no crypto, never larger than the intro.
       if (!this.#introBudget.tryTake(ip, now)) return this.#config.countDrop("rateLimited");
-      this.#transmits.push({ datagram: copyOf.response, to: from });
-      return this.#config.countDrop("handshakeRedundant");
+      return this.#answerAgain(copyOf, from);
     }
     // Under load only a proven address (a valid mac2) gets further; everyone else gets a cookie. The
     // per-IP budgets of proven and unproven senders are apart, so a sender spoofing an address cannot
@@ -455,8 +453,7 @@ export class HandshakeEndpoint {
       // moved the initiator to a new port after our response was lost): the same response, there.
       // It takes no slot: the handshake it belongs to holds one already (an outsider's test found it
       // refused as over capacity when every slot was taken).
-      this.#transmits.push({ datagram: copyOf.response, to: from });
-      return this.#config.countDrop("handshakeRedundant");
+      return this.#answerAgain(copyOf, from);
     }
     const key = macKey(datagram);
     const queued = this.#queuedIntros.get(key);
@@ -477,6 +474,12 @@ export class HandshakeEndpoint {
   #underLoad(now: number): boolean {
     const threshold = this.#limits.underLoadIntrosPerSecond;
     return threshold === 0 || this.#introsDecrypted.count(now) >= threshold || this.#answering.size * 2 >= this.#limits.maxHandshakes;
+  }
+
+  /** A copy of `answering`'s intro: the same response again, to `to` (no crypto, smaller than the intro). */
+  #answerAgain(answering: Answering, to: Address): void {
+    this.#transmits.push({ datagram: answering.response, to });
+    this.#config.countDrop("handshakeRedundant");
   }
 
   /** Whether `work` was queued (else it is counted as dropped). */
@@ -549,8 +552,8 @@ export class HandshakeEndpoint {
   #fresh(keyHex: string, opened: OpenedIntro, work: Work): boolean {
     const answering = this.#answeringByKey.get(keyHex);
     if (answering !== undefined && opened.timestamp === answering.timestamp && sameIntro(answering.intro, work.datagram)) {
-      this.#transmits.push({ datagram: answering.response, to: work.from });
-      this.#config.countDrop("handshakeRedundant");
+      // Copies are answered at admission; one gets here only past a collision of their 48-bit keys.
+      this.#answerAgain(answering, work.from);
       return false;
     }
     const newest = Math.max(this.#recent.get(keyHex), this.#peers.get(keyHex)?.timestamp ?? -1, answering?.timestamp ?? -1);
@@ -604,7 +607,10 @@ export class HandshakeEndpoint {
 
   #handleCookie(datagram: Uint8Array, from: Address, now: number): void {
     const connecting = this.#connecting.get(this.#destinationId(datagram));
-    if (connecting === undefined) return this.#config.countDrop("unknownSender");
+    // Only from where this connect sends its intros: anyone who saw an intro can seal a COOKIE that
+    // opens, and one from elsewhere both overwrote the cookie held and drew an intro to its source
+    // (a review found both).
+    if (connecting === undefined || !connecting.addresses.some((address) => sameAddress(address, from))) return this.#config.countDrop("unknownSender");
     const introMac1 = connecting.state.intro.subarray(INTRO_MAC1, INTRO_MAC2);
     const cookie = openCookieReply(this.#config.crypto, datagram, connecting.remoteKey, introMac1);
     if (cookie === undefined) return this.#config.countDrop("decryptFailed");
@@ -612,8 +618,8 @@ export class HandshakeEndpoint {
     connecting.schedule.responderLoaded();
     this.#stampIntro(connecting, now);
     // At once (the cookie proves the way back works), but once between two scheduled re-sends: an
-    // on-path observer can seal COOKIEs that open, and each with a new cookie made one more intro
-    // (200 forged COOKIEs, 205 intros, in an outsider's test).
+    // observer can seal COOKIEs that open (spoofing the peer's address), and each with a new cookie
+    // made one more intro (200 forged COOKIEs, 205 intros, in an outsider's test).
     if (connecting.schedule.takeExtraAttempt()) this.#sendIntro(connecting, from);
   }
 
@@ -701,7 +707,8 @@ export class HandshakeEndpoint {
   #endAnswering(answering: Answering): void {
     this.#answering.delete(answering.id);
     if (this.#answeringByKey.get(answering.keyHex) === answering) this.#answeringByKey.delete(answering.keyHex);
-    this.#answeringByMac.delete(macKey(answering.intro));
+    const key = macKey(answering.intro);
+    if (this.#answeringByMac.get(key) === answering) this.#answeringByMac.delete(key);
     this.#answeringPerIp.remove(answering.ip);
   }
 }

@@ -33,11 +33,11 @@ export class RetrySchedule {
   #nextAt: number;
   /** Between attempts, before jitter: the options' intervalMs until the responder says it is loaded. */
   #intervalMs: number;
-  #backingOff = false;
+  #responderIsLoaded = false;
   /** An extra attempt went since the last scheduled one. */
   #extraTaken = false;
   readonly startedAt: number;
-  deadlineAt: number;
+  #deadlineAt: number;
   readonly #options: Required<RetryOptions>;
   readonly #random: () => number;
 
@@ -47,7 +47,7 @@ export class RetrySchedule {
     this.startedAt = now;
     this.#nextAt = now;
     this.#intervalMs = options.intervalMs;
-    this.deadlineAt = now + options.deadlineMs;
+    this.#deadlineAt = now + options.deadlineMs;
   }
 
   /**
@@ -61,9 +61,14 @@ export class RetrySchedule {
     return true;
   }
 
+  /** When the schedule gives up (moved by responderLoaded()). */
+  get deadlineAt(): number {
+    return this.#deadlineAt;
+  }
+
   /** Whether responderLoaded() was called. */
   get responderIsLoaded(): boolean {
-    return this.#backingOff;
+    return this.#responderIsLoaded;
   }
 
   /**
@@ -72,24 +77,24 @@ export class RetrySchedule {
    * a loaded responder's socket gets fewer copies of what it has not read yet.
    */
   responderLoaded(): void {
-    this.deadlineAt = this.startedAt + LOADED_RESPONDER_DEADLINES * this.#options.deadlineMs;
-    this.#backingOff = true;
+    this.#deadlineAt = this.startedAt + LOADED_RESPONDER_DEADLINES * this.#options.deadlineMs;
+    this.#responderIsLoaded = true;
   }
 
   /** 'send' (an attempt is due now: it is counted), 'wait' (until nextDeadline()), or 'expired'. */
   poll(now: number): "send" | "wait" | "expired" {
-    if (now >= this.deadlineAt || (this.attempts >= this.#options.maxAttempts && now >= this.#nextAt)) return "expired";
+    if (now >= this.#deadlineAt || (this.attempts >= this.#options.maxAttempts && now >= this.#nextAt)) return "expired";
     if (now < this.#nextAt) return "wait";
     this.attempts++;
     this.#extraTaken = false;
-    if (this.#backingOff) this.#intervalMs = Math.min(2 * this.#intervalMs, Math.max(LOADED_RESPONDER_MAX_INTERVAL_MS, this.#options.intervalMs));
+    if (this.#responderIsLoaded) this.#intervalMs = Math.min(2 * this.#intervalMs, Math.max(LOADED_RESPONDER_MAX_INTERVAL_MS, this.#options.intervalMs));
     const { jitter } = this.#options;
     this.#nextAt = now + this.#intervalMs * (1 - jitter + 2 * jitter * this.#random());
     return "send";
   }
 
   nextDeadline(): number {
-    return Math.min(this.#nextAt, this.deadlineAt);
+    return Math.min(this.#nextAt, this.#deadlineAt);
   }
 }
 
