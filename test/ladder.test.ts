@@ -23,11 +23,11 @@ function firewalled(wall: { closed: boolean; open: number }): SocketFactory {
 }
 
 /** A gateway, and two firewalled peers connected to it. */
-async function walledPeers(gatewayOptions: Parameters<typeof bind>[0] = {}) {
+async function walledPeers(gatewayOptions: Parameters<typeof bind>[0] = {}, peerOptions: Parameters<typeof bind>[0] = {}) {
   const gateway = await bind({ gateway: true, acceptRamp: [], ...gatewayOptions });
   const wall = { closed: true, open: gateway.address.port };
   const peer = async () => {
-    const node = await bind({ socket: firewalled(wall) });
+    const node = await bind({ socket: firewalled(wall), ...peerOptions });
     const [toGateway] = await Promise.all([node.connect(gateway.address, gateway.publicKey), gateway.accept()]);
     return { node, toGateway };
   };
@@ -85,3 +85,13 @@ test("relaying off and no direct path: connectVia() fails after its deadline, na
   expect((error as Error).message).toMatch(new RegExp(`the address the introducer sees it at, 127\\.0\\.0\\.1:${b.node.address.port} \\(no answer\\)`));
   expect((error as Error).message).toMatch(/no relay \(the introducer offered none/);
 }, 15_000);
+
+test("peers under load (every intro needs a cookie): the COOKIE crosses the relay too, and the relayed connect completes", async () => {
+  const { gateway, a, b } = await walledPeers({}, { underLoadIntrosPerSecond: 0 });
+  const [ab, ba] = await Promise.all([a.node.connectVia(a.toGateway, b.node.publicKey), b.node.accept()]);
+  expect(ab.path).toBe("relayed");
+  expect(a.node.stats().cookiesSent + b.node.stats().cookiesSent).toBeGreaterThan(0);
+  const { sent, received } = await streamDigests(ab, ba!, 256 * 1024);
+  expect(received).toBe(sent);
+  expect(gateway.stats().datagramsRelayed).toBeGreaterThan(0);
+});
