@@ -44,6 +44,37 @@ test("intros after a COOKIE reply: the intervals double up to 1.6 s, and the dea
   expect(schedule.poll(LOADED_RESPONDER_DEADLINES * DEFAULT_RETRY.deadlineMs)).toBe("expired");
 });
 
+test("intros, with COOKIEs at random moments (seeded): never more than maxAttempts, never past 3 × deadlineMs, at most one answer at once between two scheduled sends", () => {
+  for (let seed = 1; seed <= 50; seed++) {
+    const random = mulberry32(seed);
+    const options = { ...DEFAULT_RETRY, maxAttempts: 5 + Math.floor(random() * 40), deadlineMs: 500 + Math.floor(random() * 5000) };
+    const schedule = new RetrySchedule(options, 0, mulberry32(seed + 1000));
+    let sent = 0;
+    let extrasSinceScheduled = 0;
+    for (let now = 0; ; now += 1 + Math.floor(random() * 50)) {
+      const due = schedule.poll(now);
+      if (due === "expired") {
+        expect(now).toBeLessThanOrEqual(LOADED_RESPONDER_DEADLINES * options.deadlineMs + 50);
+        break;
+      }
+      if (due === "send") {
+        sent++;
+        extrasSinceScheduled = 0;
+      }
+      if (random() < 0.3) { // a COOKIE arrives
+        schedule.responderLoaded();
+        if (schedule.takeExtraAttempt()) {
+          sent++;
+          extrasSinceScheduled++;
+        }
+      }
+      expect(extrasSinceScheduled).toBeLessThanOrEqual(1);
+      expect(sent).toBeLessThanOrEqual(options.maxAttempts);
+      expect(schedule.attempts).toBe(sent);
+    }
+  }
+});
+
 test("accept ramp: 5 per second for 30 s, 20 per second until 2 min, then unlimited; one IP takes at most a quarter of a window", () => {
   const ramp = new AcceptRamp(DEFAULT_ACCEPT_RAMP, 0);
   const take = (now: number, n: number, ip = (i: number) => `198.18.0.${i}`) => Array.from({ length: n }, (_, i) => ramp.tryTake(ip(i), now)).filter(Boolean).length;
