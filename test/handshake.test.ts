@@ -54,7 +54,7 @@ test("the first flight: the joiner's first packet carries its rendezvous frames 
   expect(data(gatewaySent).some((datagram) => datagram.length === LONE_FRAME_BYTES)).toBe(false);
 });
 
-test("IPv6: over ::1 the joiner learns its address as ::1; a dual-stack gateway reports an IPv4 joiner as IPv4", async () => {
+test("IPv6: over ::1 the joiner learns its address as ::1; a dual-stack gateway reports an IPv4 joiner as IPv4; a dual-stack node connects to an IPv4 address", async () => {
   const gateway = await bind({ gateway: true, host: "::1" });
   const joiner = await bind({ host: "::1" });
   const [toGateway, toJoiner] = await Promise.all([joiner.connect(gateway.address, gateway.publicKey), gateway.accept()]);
@@ -70,6 +70,18 @@ test("IPv6: over ::1 the joiner learns its address as ::1; a dual-stack gateway 
   expect(atDual!.remoteAddress).toEqual({ host: "::ffff:127.0.0.1", port: v4.address.port });
   await toDual.send(bytes("over the mapped address"));
   expect(text(await atDual!.recv())).toBe("over the mapped address");
+
+  // And the other way: a dual-stack node connects to an IPv4 gateway by its IPv4 address (every send
+  // to it failed before), also when the gateway is under load (its COOKIE comes from the mapped form).
+  for (const underLoadIntrosPerSecond of [64, 0]) {
+    const v4gateway = await bind({ gateway: true, host: "127.0.0.1", underLoadIntrosPerSecond });
+    const dualNode = await bind({ host: "::" });
+    const [toV4, atV4] = await Promise.all([dualNode.connect(v4gateway.address, v4gateway.publicKey), v4gateway.accept()]);
+    expect(toV4.remoteAddress).toEqual({ host: "::ffff:127.0.0.1", port: v4gateway.address.port });
+    await toV4.send(bytes("to an IPv4 address from a dual-stack socket"));
+    expect(text(await atV4!.recv())).toBe("to an IPv4 address from a dual-stack socket");
+    expect(v4gateway.stats().cookiesSent).toBe(underLoadIntrosPerSecond === 0 ? 1 : 0);
+  }
 });
 
 test("peer to peer: both sides connect at once and both get the one connection; a plain peer's view is not the external address", async () => {

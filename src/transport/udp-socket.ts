@@ -127,12 +127,19 @@ type Lookup = NonNullable<import("node:dgram").SocketOptions["lookup"]>;
 async function literalLookup(): Promise<Lookup> {
   const [{ lookup }, { isIP }] = await Promise.all([import("node:dns"), import("node:net")]);
   let lastLiteral = "";
+  let lastAnswer = "";
   return (address, options, callback) => {
-    if (address === lastLiteral || isIP(address) !== 0) {
+    // node:dgram passes the socket's family as a number (4 or 6), whatever its types say.
+    const family = typeof options === "number" ? options : (options.family as number | undefined);
+    if (address !== lastLiteral) {
+      const kind = isIP(address);
+      if (kind === 0) return lookup(address, options, callback);
       lastLiteral = address;
-      // node:dgram passes the socket's family as a number (4 or 6), whatever its types say.
-      callback(null, address, typeof options === "number" ? options : (options.family as number | undefined) ?? isIP(address));
-    } else lookup(address, options, callback);
+      // A dual-stack (udp6) socket reaches an IPv4 peer at its IPv4-mapped address: given the IPv4
+      // form, every send failed, and a connect() from "::" to an IPv4 literal timed out.
+      lastAnswer = kind === 4 && family === 6 ? `::ffff:${address}` : address;
+    }
+    callback(null, lastAnswer, family ?? isIP(lastAnswer));
   };
 }
 

@@ -77,6 +77,14 @@ export function readAddress(from: Uint8Array, at: number): Address | undefined {
 
 const IPV4_MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
 
+/**
+ * Whether `a` and `b` are one remote address, an IPv4-mapped host (how a dual-stack socket sees an
+ * IPv4 peer) and its IPv4 form alike: what the caller named, against where a datagram came from.
+ */
+export function sameRemoteAddress(a: Address, b: Address): boolean {
+  return a.port === b.port && a.relay === b.relay && (a.host === b.host || unmapped(a.host) === unmapped(b.host));
+}
+
 /** An IPv4-mapped IPv6 address (how a dual-stack socket sees an IPv4 peer) as the IPv4 address it is; any other host as it is. */
 export function unmapped(host: string): string {
   return IPV4_MAPPED.exec(host)?.[1] ?? host;
