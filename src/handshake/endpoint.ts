@@ -425,7 +425,8 @@ export class HandshakeEndpoint {
     const macs = this.#config.crypto;
     if (!validMac1(macs, datagram, INTRO_MAC1, this.#mac1)) return this.#config.countDrop("badMac");
     const ip = ipKey(from.host);
-    const copyOf = this.#answeringByMac.get(macKey(datagram));
+    const key = macKey(datagram);
+    const copyOf = this.#answeringByMac.get(key);
     const sameSource = copyOf !== undefined && sameAddress(copyOf.address, from);
     if (copyOf !== undefined && (sameSource || !this.#underLoad(now)) && sameIntro(copyOf.intro, datagram)) {
       // The initiator did not get our response and repeats its intro, or the intro reached us first
@@ -455,15 +456,12 @@ export class HandshakeEndpoint {
       // refused as over capacity when every slot was taken).
       return this.#answerAgain(copyOf, from);
     }
-    const key = macKey(datagram);
     const queued = this.#queuedIntros.get(key);
     if (queued !== undefined && sameIntro(queued, datagram)) return this.#config.countDrop("handshakeRedundant");
     // What the decryption would find no room for is dropped before it: with every handshake slot
     // taken, a storm's intros cost a whole X25519 each before this (1,223 of them in one storm).
     // Intros already queued count as taking a slot, so a burst gets no more decryptions than slots.
-    const limits = this.#limits;
-    if (this.#answering.size + this.#queuedIntroCount >= limits.maxHandshakes) return this.#config.countDrop("overCapacity");
-    if (this.#answeringPerIp.count(ip) + this.#queuedIntrosPerIp.count(ip) >= limits.maxHandshakesPerIp) return this.#config.countDrop("overCapacity");
+    if (!this.#slotFree(ip, this.#queuedIntroCount, this.#queuedIntrosPerIp.count(ip))) return this.#config.countDrop("overCapacity");
     const copy = new Uint8Array(datagram);
     if (!this.#queue({ kind: KIND_INTRO, datagram: copy, from, ip })) return;
     this.#queuedIntros.set(key, copy);
@@ -564,10 +562,15 @@ export class HandshakeEndpoint {
     return true;
   }
 
+  /** A pending-handshake slot free, in all and for `ip`, with `queued` more (`queuedFromIp` from it) counted as holding one. */
+  #slotFree(ip: string, queued: number, queuedFromIp: number): boolean {
+    return this.#answering.size + queued < this.#limits.maxHandshakes && this.#answeringPerIp.count(ip) + queuedFromIp < this.#limits.maxHandshakesPerIp;
+  }
+
   /** Room for one more inbound handshake from `ip` (a stranger also needs the accept ramp and a connection slot). */
   #admit(ip: string, stranger: boolean, now: number): boolean {
     const limits = this.#limits;
-    if (this.#answering.size >= limits.maxHandshakes || this.#answeringPerIp.count(ip) >= limits.maxHandshakesPerIp) return false;
+    if (!this.#slotFree(ip, 0, 0)) return false;
     if (!stranger) return true;
     if (this.#inboundConnections + this.#answering.size >= limits.maxConnections) return false;
     if (this.#connectionsPerIp.count(ip) + this.#answeringPerIp.count(ip) >= limits.maxConnectionsPerIp) return false;

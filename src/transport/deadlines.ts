@@ -210,7 +210,7 @@ export class DeadlineTimer extends Deadlines {
     }
     this.#firePending = false;
     this.#timerAt = Infinity;
-    this.fireDue(this.#now());
+    this.fireDue(now);
     if (this.#timerAt === Infinity) this.#arm(); // unless a callback armed it meanwhile
   };
 }
