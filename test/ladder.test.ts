@@ -95,3 +95,37 @@ test("peers under load (every intro needs a cookie): the COOKIE crosses the rela
   expect(received).toBe(sent);
   expect(gateway.stats().datagramsRelayed).toBeGreaterThan(0);
 });
+
+test("dual-stack peers (bound to \"::\") behind an IPv4 gateway: relayed, then direct, and then no move back and forth between an address and its IPv4-mapped form", async () => {
+  // A socket on "::" hears the peer's IPv4 address (from the introduction, probed) as ::ffff:a.b.c.d.
+  // Before the fix, each side took the peer's next packet for a move to a new address: "direct",
+  // then "moved" to the mapped form of the same address, and a needless validation.
+  const { gateway, wall, a, b } = await walledPeers({}, { host: "::" });
+  const [ab, ba] = await Promise.all([a.node.connectVia(a.toGateway, b.node.publicKey), b.node.accept()]);
+  expect(ab.path).toBe("relayed");
+  const kinds = async (connection: typeof ab, into: string[]) => {
+    for await (const change of connection.addressChanges()) into.push(change.kind);
+  };
+  const atA: string[] = [];
+  const atB: string[] = [];
+  void kinds(ab, atA);
+  void kinds(ba!, atB);
+  const { sent, received } = await streamDigests(ab, ba!, 2 * 1024 * 1024, async () => {
+    await new Promise((resolve) => setTimeout(resolve, 200)); // data flows over the relay meanwhile
+    wall.closed = false;
+    await expect.poll(() => ab.path === "direct" && ba!.path === "direct", { timeout: 2 * PROBE_INTERVAL_MS + 1000 }).toBe(true);
+  });
+  expect(received).toBe(sent);
+  for (let i = 0; i < 20; i++) { // traffic both ways on the direct path, over a few probe intervals' worth of packets
+    await ab.send(new Uint8Array(100));
+    await ba!.recv();
+    await ba!.send(new Uint8Array(100));
+    await ab.recv();
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  // Each side either answered a probe ("direct") or followed the peer's move ("moved", then "validated"), once.
+  for (const seen of [atA, atB]) expect([["direct"], ["moved", "validated"]]).toContainEqual(seen);
+  expect(ab.remoteAddress.port).toBe(b.node.address.port);
+  expect(ba!.remoteAddress.port).toBe(a.node.address.port);
+  expect(gateway.stats().datagramsRelayed).toBeGreaterThan(0);
+}, 30_000);

@@ -20,6 +20,15 @@ test("a newer authenticated packet from a new address moves the path, unvalidate
   expect(path.takeChallenge(210)).toEqual(random(8));
 });
 
+test("an address and its IPv4-mapped form (how a dual-stack socket hears an IPv4 peer) are one path; another port or host is not", () => {
+  const path = new PathState(home, random);
+  expect(path.onAuthenticated({ host: `::ffff:${home.host}`, port: home.port }, 5, 100, 0, 200)).toBeUndefined();
+  expect(path.address).toEqual(home);
+  expect(path.onAuthenticated({ host: `::ffff:${home.host}`, port: moved.port }, 6, 100, 1, 200)).toBe("moved");
+  expect(path.onAuthenticated({ host: "::ffff:198.18.0.2", port: moved.port }, 7, 100, 2, 200)).toBe("moved");
+  expect(path.onAuthenticated({ host: "64:ff9b::c612:1", port: moved.port }, 8, 100, 3, 200)).toBe("moved"); // NAT64's prefix is not a mapping
+});
+
 test("an older packet from another address moves nothing (a reordered or replayed one)", () => {
   const path = new PathState(home, random);
   path.onAuthenticated(home, 10, 100, 0, 200);

@@ -16,7 +16,7 @@
 //   held e as well): a replayed intro never completes.
 import { codedError, SluiceError } from "../errors/errors.ts";
 import { sameBytes } from "../memory/bytes.ts";
-import { addressKey, sameAddress, sameRemoteAddress, type Address } from "../wire/address.ts";
+import { addressKey, sameAddress, type Address } from "../wire/address.ts";
 import { compatible, describeVersion, type ProtocolVersion } from "../wire/version.ts";
 import { AcceptRamp, ipKey, KeyedBuckets, KeyedCounts, WindowCounter, type AcceptRampStep } from "./admission.ts";
 import { RetrySchedule, type RetryOptions } from "./retry.ts";
@@ -613,7 +613,7 @@ export class HandshakeEndpoint {
     // Only from where this connect sends its intros: anyone who saw an intro can seal a COOKIE that
     // opens, and one from elsewhere both overwrote the cookie held and drew an intro to its source
     // (a review found both).
-    if (connecting === undefined || !connecting.addresses.some((address) => sameRemoteAddress(address, from))) return this.#config.countDrop("unknownSender");
+    if (connecting === undefined || !connecting.addresses.some((address) => sameAddress(address, from))) return this.#config.countDrop("unknownSender");
     const introMac1 = connecting.state.intro.subarray(INTRO_MAC1, INTRO_MAC2);
     const cookie = openCookieReply(this.#config.crypto, datagram, connecting.remoteKey, introMac1);
     if (cookie === undefined) return this.#config.countDrop("decryptFailed");

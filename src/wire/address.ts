@@ -21,9 +21,13 @@ export function addressKey(host: string, port: number, relay?: number): string {
   return relay === undefined ? direct : `${direct} relay ${relay}`;
 }
 
-/** Whether two addresses are the same path (host, port and relay). */
+/**
+ * Whether two addresses are the same path (host, port and relay), an IPv4-mapped host (how a
+ * dual-stack socket sees an IPv4 peer) and its IPv4 form alike: a dual-stack transport hears from
+ * ::ffff:a.b.c.d what it was told (by its caller, an introduction, a probe) as a.b.c.d.
+ */
 export function sameAddress(a: Address, b: Address): boolean {
-  return a.port === b.port && a.host === b.host && a.relay === b.relay;
+  return a.port === b.port && a.relay === b.relay && (a.host === b.host || unmapped(a.host) === unmapped(b.host));
 }
 
 /**
@@ -76,14 +80,6 @@ export function readAddress(from: Uint8Array, at: number): Address | undefined {
 }
 
 const IPV4_MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
-
-/**
- * Whether `a` and `b` are one remote address, an IPv4-mapped host (how a dual-stack socket sees an
- * IPv4 peer) and its IPv4 form alike: what the caller named, against where a datagram came from.
- */
-export function sameRemoteAddress(a: Address, b: Address): boolean {
-  return a.port === b.port && a.relay === b.relay && (a.host === b.host || unmapped(a.host) === unmapped(b.host));
-}
 
 /** An IPv4-mapped IPv6 address (how a dual-stack socket sees an IPv4 peer) as the IPv4 address it is; any other host as it is. */
 export function unmapped(host: string): string {
