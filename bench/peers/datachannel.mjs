@@ -3,7 +3,7 @@
 // are never forwarded). Offer, answer and candidates travel through the parent's relay, as a
 // signalling server would carry them, so connect times include that relay (two IPC hops each way).
 import ndc from "node-datachannel";
-import { connectionOver } from "./contenders.mjs";
+import { connectionOver } from "./connection.mjs";
 
 /**
  * libdatachannel's `mtu` is the IP packet it plans for, assuming IPv6 (40 B) and UDP (8 B) headers;

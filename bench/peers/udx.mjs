@@ -9,7 +9,7 @@
 // (read back per connection: `mtu`).
 import SecretStream from "@hyperswarm/secret-stream";
 import UDX from "udx-native";
-import { duplexConnection } from "./contenders.mjs";
+import { duplexConnection } from "./connection.mjs";
 
 const HOST = "127.0.0.1";
 
