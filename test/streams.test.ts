@@ -128,6 +128,30 @@ test("a receiver that stops reading makes the sender wait, with memory bounded",
   for (let i = 0; i <= messagesAccepted; i++) expect((await atJoiner.recv())!.length).toBe(100_000);
 }, 60_000);
 
+test("un-awaited sends behind a reader that does not call recv(): the send buffer bounds them, and they arrive in the order called (an aborted one left out)", async () => {
+  const { atJoiner, atGateway } = await connected();
+  const message = (index: number) => new Uint8Array(256 * 1024).fill(index);
+  const before = process.memoryUsage().arrayBuffers;
+  // 48 sends of 256 KiB (12 MiB) at once, none awaited; the 31st waits with a signal that fires.
+  const aborting = new AbortController();
+  const sends = Array.from({ length: 48 }, (_, index) => atJoiner.send(message(index), index === 30 ? { signal: aborting.signal } : undefined));
+  const settled = sends.map(() => false);
+  sends.forEach((sending, index) => sending.then(() => (settled[index] = true), () => (settled[index] = true)));
+  aborting.abort();
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  // Before, every waiting send saw the same room and queued: 92 MiB buffered against 4 MiB.
+  const buffered = atJoiner.stats().delivery.sendBufferedBytes;
+  expect(buffered).toBeLessThanOrEqual(4 * 2 ** 20 + 256 * 1024);
+  expect(settled.filter(Boolean).length).toBeLessThan(48);
+  expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(40 * 2 ** 20);
+  await expect(sends[30]).rejects.toMatchObject({ name: "AbortError" });
+  // The reader comes: every send but the aborted one arrives, once, in the order called.
+  const order: number[] = [];
+  for (let i = 0; i < 47; i++) order.push((await atGateway.recv())![0]!);
+  expect(order).toEqual([...Array(48).keys()].filter((index) => index !== 30));
+  await Promise.all(sends.filter((_, index) => index !== 30));
+});
+
 test("close: the peer's recv() ends after the messages that already arrived", async () => {
   const { atJoiner, atGateway } = await connected();
   for (let i = 0; i < 100; i++) await atJoiner.send(new Uint8Array(2000).fill(i));
