@@ -3,7 +3,7 @@
 // checked against the WHATWG URL serializer (the same compression rule) on random addresses.
 import fc from "fast-check";
 import { expect, test } from "vitest";
-import { ADDRESS_BYTES, readAddress, writeAddress } from "../src/wire/address.ts";
+import { ADDRESS_BYTES, reachableFrom, readAddress, writeAddress } from "../src/wire/address.ts";
 
 function roundTrip(host: string, port = 4242): string | undefined {
   const bytes = new Uint8Array(ADDRESS_BYTES + 2);
@@ -35,4 +35,17 @@ test("random IPv6 addresses come back as the URL serializer writes them", () => 
       : new URL(`http://[${full}]/`).hostname.slice(1, -1);
     expect(roundTrip(full)).toBe(expected);
   }), { numRuns: 2000, seed: 0x5952 });
+});
+
+test("reachableFrom: which addresses a socket bound to an address can send to, and in which form", () => {
+  const to = (host: string) => ({ host, port: 9 });
+  expect(reachableFrom("127.0.0.1", to("10.0.0.1"))).toEqual(to("10.0.0.1"));
+  expect(reachableFrom("0.0.0.0", to("::ffff:10.0.0.1"))).toEqual(to("10.0.0.1")); // the mapped form, unmapped
+  expect(reachableFrom("0.0.0.0", to("::1"))).toBeUndefined();
+  expect(reachableFrom("::", to("10.0.0.1"))).toEqual(to("10.0.0.1")); // dual-stack: the socket maps it
+  expect(reachableFrom("::", to("2001:db8::1"))).toEqual(to("2001:db8::1"));
+  expect(reachableFrom("::1", to("::2"))).toEqual(to("::2"));
+  expect(reachableFrom("::1", to("10.0.0.1"))).toBeUndefined();
+  expect(reachableFrom("::1", to("::ffff:10.0.0.1"))).toBeUndefined();
+  expect(reachableFrom("127.0.0.1", to("example.invalid"))).toEqual(to("example.invalid")); // a name: resolved later
 });

@@ -54,6 +54,21 @@ test("the first flight: the joiner's first packet carries its rendezvous frames 
   expect(data(gatewaySent).some((datagram) => datagram.length === LONE_FRAME_BYTES)).toBe(false);
 });
 
+test("address families: an IPv4 transport connects to an IPv4-mapped address; a dual-stack one resolves a name with only an IPv4 address; one bound to ::1 refuses an IPv4 address at once", async () => {
+  const gateway = await bind({ gateway: true, host: "127.0.0.1" });
+  const v4 = await bind({ host: "127.0.0.1" });
+  const [toMapped] = await Promise.all([v4.connect({ host: "::ffff:127.0.0.1", port: gateway.address.port }, gateway.publicKey), gateway.accept()]);
+  expect(toMapped.remoteAddress).toEqual(gateway.address);
+  // "localhost" with no ::1 entry resolves to 127.0.0.1 alone; a dual-stack socket asked for IPv6 only (ENOTFOUND).
+  const onlyIpv4 = async (_host: string, options: { family: number }) => (options.family === 6 ? Promise.reject(Object.assign(new Error("getaddrinfo ENOTFOUND localhost"), { code: "ENOTFOUND" })) : [{ address: "127.0.0.1", family: 4 }]);
+  const dual = await bind({ host: "::", lookup: onlyIpv4 });
+  const [byName] = await Promise.all([dual.connect({ host: "localhost", port: gateway.address.port }, gateway.publicKey), gateway.accept()]);
+  await byName.send(bytes("by name, over the mapped address"));
+  const ipv6Only = await bind({ host: "::1" });
+  const refused = await caught(() => ipv6Only.connect(gateway.address, gateway.publicKey));
+  expectCoded(refused, TypeError, "ERR_INVALID_ARG_VALUE", /not reachable from this transport's socket, bound to \[::1\]:\d+/);
+});
+
 test("IPv6: over ::1 the joiner learns its address as ::1; a dual-stack gateway reports an IPv4 joiner as IPv4; a dual-stack node connects to an IPv4 address", async () => {
   const gateway = await bind({ gateway: true, host: "::1" });
   const joiner = await bind({ host: "::1" });

@@ -14,7 +14,7 @@
 // one once it answers (session-driver.ts).
 import { networkInterfaces } from "node:os";
 import { abortErrorOf, SluiceError } from "../errors/errors.ts";
-import type { Address } from "../wire/address.ts";
+import { reachableFrom, type Address } from "../wire/address.ts";
 import type { RetryOptions } from "../handshake/retry.ts";
 import { MAX_LOCAL_ADDRESSES } from "../rendezvous/frames.ts";
 import { Rendezvous, type IntroductionFailure, type IntroductionStats, type RendezvousEvent } from "../rendezvous/rendezvous.ts";
@@ -282,7 +282,9 @@ export class Introductions {
    */
   async #connect(key: Uint8Array, rungs: Rungs, retry: Required<RetryOptions>): Promise<Connection> {
     const keyText = encodeKey(key);
-    const locals = rungs.behindOneNat ? rungs.localAddresses : [];
+    // A peer's local addresses of the other family (a dual-stack peer's IPv6 ones, to an IPv4 socket) are not rungs: every send there fails.
+    const bound = this.#init.boundAddress().host;
+    const locals = rungs.behindOneNat ? rungs.localAddresses.flatMap((local) => reachableFrom(bound, local) ?? []) : [];
     const direct = [rungs.address, ...locals];
     const handshakes = this.#init.handshakes;
     let relay: Address | undefined;

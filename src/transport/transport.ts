@@ -6,7 +6,7 @@ import { abortErrorOf, illegalConstructor, SluiceError } from "../errors/errors.
 import { invalidArgType, invalidArgValue, signalOf } from "../errors/validate.ts";
 import { sameBytes } from "../memory/bytes.ts";
 import { Arena, DEFAULT_FRAME_BYTES } from "../memory/arena.ts";
-import { addressKey, checkAddress, type Address } from "../wire/address.ts";
+import { addressKey, checkAddress, reachableFrom, type Address } from "../wire/address.ts";
 import { Framer } from "../wire/framer.ts";
 import { PacketAead } from "../wire/packet-aead.ts";
 import { CoreCrypto } from "../handshake/core-crypto.ts";
@@ -238,8 +238,12 @@ export class Transport {
    * connected to joins that one.
    *
    * `address.host` may be a name, as bind()'s host may: resolved once (dns.lookup, as node:dgram
-   * resolves a send's), in the family of the bound socket; one that does not resolve rejects with
-   * ERR_SLUICE_HOST_NOT_FOUND. `options.signal` cancels the connect(): it rejects with an AbortError
+   * resolves a send's), in the families the socket reaches (IPv4 for an IPv4 socket, IPv6 for one
+   * bound to an IPv6 address, either, IPv4 first, for one bound to "::"); one that does not resolve
+   * rejects with ERR_SLUICE_HOST_NOT_FOUND. An address the socket cannot send to (IPv6 from an IPv4
+   * socket, IPv4 from one bound to an IPv6 address) rejects at once with a TypeError
+   * (ERR_INVALID_ARG_VALUE), as does this node's own key; an IPv4-mapped address (::ffff:a.b.c.d)
+   * from an IPv4 socket is its IPv4 address. `options.signal` cancels the connect(): it rejects with an AbortError
    * (its `cause` the signal's reason; at once if the signal was aborted already), and the handshake is
    * given up unless another connect() to the same key waits on it.
    */
@@ -255,19 +259,35 @@ export class Transport {
       }
       if (signal?.aborted) throw abortErrorOf(signal);
       if (this.#closed) throw new SluiceError("ERR_SLUICE_CLOSED", "connect() on a closed transport");
-      if (isIP(to.host) !== 0) return this.#handshakes.connect([to], key, retry, signal);
+      if (sameBytes(key, this.publicKey)) throw invalidArgValue("publicKey", "(this node's own key)", "is this node's own public key", Transport.prototype.connect);
+      if (isIP(to.host) !== 0) return this.#handshakes.connect([this.#reachable(to, Transport.prototype.connect)], key, retry, signal);
       return this.#connectToName(to, key, retry, signal);
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
-  /** connect() to a host name, once it resolved (in the socket's family, as node:dgram's send does). */
+  /**
+   * connect() to a host name, once it resolved in the families the socket reaches: IPv4 for an IPv4
+   * socket, IPv6 for one bound to an IPv6 address, either (IPv4 first) for a dual-stack one (bound
+   * to "::"), which a name with only an IPv4 address did not resolve for before.
+   */
   async #connectToName(to: Address, key: Uint8Array, retry: Required<RetryOptions>, signal: AbortSignal | undefined): Promise<Connection> {
-    const family = this.#socket.address.host.includes(":") ? 6 : 4;
+    const bound = this.#socket.address.host;
+    const family = bound === "::" ? 0 : bound.includes(":") ? 6 : 4;
     const host = await resolveHost(to.host, family, signal, this.#seams.lookup);
     if (this.#closed) throw new SluiceError("ERR_SLUICE_CLOSED", "connect() on a closed transport");
-    return this.#handshakes.connect([{ ...to, host }], key, retry, signal);
+    return this.#handshakes.connect([this.#reachable({ ...to, host }, Transport.prototype.connect)], key, retry, signal);
+  }
+
+  /** `to` as the socket can send to it; a TypeError if it cannot (the other address family). */
+  #reachable(to: Address, caller: Function): Address {
+    const bound = this.#socket.address.host;
+    const reachable = reachableFrom(bound, to);
+    if (reachable === undefined) {
+      throw invalidArgValue("address.host", to.host, `is not reachable from this transport's socket, bound to ${addressKey(bound, this.#socket.address.port)}: bind to "::" to reach IPv4 and IPv6 addresses alike`, caller);
+    }
+    return reachable;
   }
 
   /**

@@ -81,6 +81,20 @@ export function readAddress(from: Uint8Array, at: number): Address | undefined {
 
 const IPV4_MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
 
+/**
+ * `to` in the form a socket bound to `boundHost` can send to, or undefined if it cannot: an IPv4
+ * socket sends to IPv4 (an IPv4-mapped address as its IPv4 form), a socket bound to one IPv6 address
+ * to IPv6 (not IPv4, nor IPv4-mapped), a dual-stack socket (bound to "::") anywhere. A send across
+ * families fails in the kernel (EINVAL, ENETUNREACH): a connect() to such an address could only time out.
+ */
+export function reachableFrom(boundHost: string, to: Address): Address | undefined {
+  const family = isIP(to.host);
+  if (family === 0 || boundHost === "::") return to;
+  const mapped = unmapped(to.host);
+  if (!boundHost.includes(":")) return family === 4 ? to : mapped !== to.host ? { ...to, host: mapped } : undefined;
+  return family === 6 && mapped === to.host ? to : undefined;
+}
+
 /** An IPv4-mapped IPv6 address (how a dual-stack socket sees an IPv4 peer) as the IPv4 address it is; any other host as it is. */
 export function unmapped(host: string): string {
   return IPV4_MAPPED.exec(host)?.[1] ?? host;
