@@ -87,6 +87,8 @@ describe("options", () => {
       /The value of "options.maxPacketSize" is out of range. It must be an integer from 0 to 2040. Received 4000/);
     expectCoded(await caught(() => channel(4, { maxPacketSize: -1 })), RangeError, "ERR_OUT_OF_RANGE");
     expectCoded(await caught(() => channel(4, { maxLanes: 0 })), RangeError, "ERR_OUT_OF_RANGE", /"options.maxLanes" is out of range. It must be an integer from 1/);
+    // An arena that is not one was read as one (a TypeError with no code, from inside).
+    expectCoded(await caught(() => channel(8, { arena: {} as Arena })), TypeError, "ERR_INVALID_ARG_TYPE", /"options.arena" .*must be an instance of Arena/);
     expectCoded(await caught(() => Arena.create({ frameBytes: 3000 })), TypeError, "ERR_INVALID_ARG_VALUE",
       /The property 'options.frameBytes' must be one of: 1024, 2048, 4096, 8192, 16384, 32768, 65536. Received 3000/);
     expectCoded(await caught(() => Arena.create({ frameBytes: 512 })), RangeError, "ERR_OUT_OF_RANGE", /"options.frameBytes"/);

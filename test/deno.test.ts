@@ -52,3 +52,9 @@ test("Deno without --unstable-net warns once, through a transport's log, naming 
   expect(fallback.warnings[0]).toContain('"unstable": ["net"]');
   expect(JSON.parse(withFlag.stdout)).toEqual({ socket: "Deno.listenDatagram", warnings: [] });
 });
+
+test("Deno without the net permission: bind() rejects with ERR_SLUICE_BIND_FAILED on both socket paths (its cause Deno's NotCapable)", async () => {
+  const script = ["run", "--no-prompt", "--allow-read", "--allow-env"];
+  const answers = await Promise.all([[], ["--unstable-net"]].map(async (flags) => JSON.parse((await run(deno, [...script, ...flags, "test/deno/no-net.ts"], { cwd: root, timeout: 20_000 })).stdout)));
+  for (const answer of answers) expect(answer).toEqual({ name: "SluiceError", code: "ERR_SLUICE_BIND_FAILED", cause: "NotCapable" });
+});

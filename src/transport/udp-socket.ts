@@ -6,7 +6,7 @@
 //    datagrams/s of a flood here (Node's node:dgram: ~360k); else Deno's node:dgram, which received
 //    only ~2k/s. Both rates are re-measured by `npm run bench` and recorded in docs/benchmarks.md.
 import { SluiceError } from "../errors/errors.ts";
-import type { Address } from "../wire/address.ts";
+import { addressKey, type Address } from "../wire/address.ts";
 
 /**
  * close() waits at most this long for sends already issued to leave: node:dgram drops a send issued
@@ -77,10 +77,16 @@ export async function openNodeSocket(options: SocketOptions): Promise<DatagramSo
   await new Promise<void>((resolve, reject) => {
     const failed = (error: Error) => reject(bindFailed(options, error));
     socket.once("error", failed);
-    socket.bind(options.port, options.host, () => {
+    try {
+      socket.bind(options.port, options.host, () => {
+        socket.off("error", failed);
+        resolve();
+      });
+    } catch (error) {
+      // Deno's node:dgram throws here where Node emits 'error' (a missing --allow-net: NotCapable).
       socket.off("error", failed);
-      resolve();
-    });
+      failed(error as Error);
+    }
   });
   // After the bind, socket errors (ICMP unreachable reports and the like) are per-send: count them.
   socket.on("error", options.onSendError);
@@ -170,7 +176,7 @@ class SendsInFlight {
 
 function bindFailed(options: SocketOptions, cause: unknown): SluiceError {
   const reason = cause instanceof Error ? cause.message : String(cause);
-  return new SluiceError("ERR_SLUICE_BIND_FAILED", `cannot bind UDP ${options.host}:${options.port}: ${reason}`, { cause });
+  return new SluiceError("ERR_SLUICE_BIND_FAILED", `cannot bind UDP ${addressKey(options.host, options.port)}: ${reason}`, { cause });
 }
 
 const TRANSIENT_RECEIVE_ERRORS = new Set(["ConnectionRefused", "ConnectionReset", "ConnectionAborted", "Interrupted", "TimedOut"]);
