@@ -63,3 +63,17 @@ test("received bytes belong to the caller: later traffic never changes them", ()
   }
   expect(first).toEqual(new Uint8Array([1, 1, 1]));
 });
+
+test("stats() after the end: a receiver whose stream ended and a closed sender answer the counters they ended with (they threw)", async () => {
+  const [tx, rx] = channel(8);
+  const clone = tx.clone();
+  for (let i = 0; i < 5; i++) expect(tx.trySend(new Uint8Array([i]))).toBe("sent");
+  tx.close();
+  expect(tx.stats()).toMatchObject({ sent: 5, queued: 5, received: 0 });
+  clone.close();
+  let received = 0;
+  for await (const _ of rx) received++;
+  expect(received).toBe(5);
+  expect(rx.stats()).toMatchObject({ sent: 5, received: 5, queued: 0 });
+  expect(tx.stats()).toMatchObject({ sent: 5, received: 0 }); // as it was at close()
+});

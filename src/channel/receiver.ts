@@ -77,6 +77,8 @@ export class Receiver {
 
   readonly #channel: SharedChannel;
   #end = End.Open;
+  /** The counters at the end of the stream (what stats() answers from then on). */
+  #finalStats: ChannelStats | undefined;
   #lanes: number[] = [];
   #lanesComplete = false;
   #cursor = 0;
@@ -125,9 +127,10 @@ export class Receiver {
     return this.#lanes;
   }
 
-  /** The end of the stream: leave the channel (the last party frees it). */
+  /** The end of the stream: leave the channel (the last party frees it), keeping its last counters for stats(). */
   #finish(): void {
     collected.unregister(this);
+    this.#finalStats = channelStats(this.#channel);
     this.#end = End.Ended;
     this.#channel.receiverHere = false;
     this.#channel.arena.core.leaveReceiver(this.#channel.offset);
@@ -321,8 +324,9 @@ export class Receiver {
     if (this.#heldCount === 0 && this.#channel.arena.core.channelState(this.#channel.offset) === STATE_ENDED) this.#finish();
   }
 
+  /** The channel's counters; once the stream ended (every packet received), those it ended with. */
   stats(): ChannelStats {
-    if (!this.#usable()) throw invalidState("stats() of an ended Receiver: the channel may already be gone", this.stats);
+    if (!this.#usable()) return { ...this.#finalStats! }; // ended (a moved receiver throws)
     return channelStats(this.#channel);
   }
 

@@ -55,6 +55,8 @@ export class Sender {
   }
 
   #lane: LaneProducer | undefined;
+  /** The counters when this sender closed (what stats() answers from then on). */
+  #finalStats: ChannelStats | undefined;
   readonly #channel: SharedChannel;
 
   /** Not for applications: senders come from channel(), clone() and Sender.fromHandle(). @internal */
@@ -116,6 +118,7 @@ export class Sender {
   close(): void {
     const lane = this.#lane;
     if (lane === undefined) return;
+    this.#finalStats = channelStats(lane.channel);
     this.#lane = undefined;
     collected.unregister(this);
     lane.release();
@@ -127,9 +130,10 @@ export class Sender {
     return lane === undefined || lane.channel.arena.core.isReceiverClosed(lane.channel.offset) !== 0;
   }
 
+  /** The channel's counters; after close(), those it had when this sender closed. */
   stats(): ChannelStats {
     const lane = this.#lane;
-    if (lane === undefined) throw invalidState("stats() of a closed Sender: the channel may already be gone", this.stats);
+    if (lane === undefined) return { ...this.#finalStats! };
     return channelStats(lane.channel);
   }
 
