@@ -54,6 +54,16 @@ test("the first flight: the joiner's first packet carries its rendezvous frames 
   expect(data(gatewaySent).some((datagram) => datagram.length === LONE_FRAME_BYTES)).toBe(false);
 });
 
+test("a fresh gateway with the default accept ramp: six peers on 127.0.0.1 connecting at once all connect (five in the first second)", async () => {
+  const gateway = await bind({ gateway: true, host: "127.0.0.1" });
+  const peers = await Promise.all(Array.from({ length: 6 }, () => bind({ host: "127.0.0.1" })));
+  const started = performance.now();
+  const times = await Promise.all(peers.map(async (peer) => (await peer.connect(gateway.address, gateway.publicKey), performance.now() - started)));
+  for (let i = 0; i < 6; i++) await gateway.accept();
+  // Before, one IP's quarter of the 5/s window (1/s): two of five such peers timed out at 3 s.
+  expect(times.filter((ms) => ms < 900).length).toBeGreaterThanOrEqual(5);
+});
+
 test("address families: an IPv4 transport connects to an IPv4-mapped address; a dual-stack one resolves a name with only an IPv4 address; one bound to ::1 refuses an IPv4 address at once", async () => {
   const gateway = await bind({ gateway: true, host: "127.0.0.1" });
   const v4 = await bind({ host: "127.0.0.1" });

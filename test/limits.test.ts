@@ -87,6 +87,16 @@ test("accept ramp: 5 per second for 30 s, 20 per second until 2 min, then unlimi
   expect(take(1000 + 999, 5, () => "198.18.9.9")).toBe(0); // the window of 1001 is not over
 });
 
+test("accept ramp: loopback peers (the gateway's own machine) share the whole window, never more", () => {
+  const ramp = new AcceptRamp(DEFAULT_ACCEPT_RAMP, 0);
+  const take = (now: number, n: number, ip: string) => Array.from({ length: n }, () => ramp.tryTake(ip, now)).filter(Boolean).length;
+  expect(take(0, 7, ipKey("127.0.0.1"))).toBe(5); // 5/s: all of it, where one IP's quarter is 1
+  expect(take(1000, 7, ipKey("::1"))).toBe(5);
+  expect(take(2000, 7, ipKey("::ffff:127.0.0.2"))).toBe(5);
+  expect(take(3000, 2, ipKey("198.18.0.1"))).toBe(1); // any other IP: its quarter, as before
+  expect(take(3000, 9, ipKey("127.0.0.1"))).toBe(4); // loopback's share is the window, not more than what is left of it
+});
+
 test("per-IP token buckets: a burst, then the refill rate; a bounded memory of IPs", () => {
   const buckets = new KeyedBuckets(3, 2, 4);
   const take = (key: string, now: number, n: number) => Array.from({ length: n }, () => buckets.tryTake(key, now)).filter(Boolean).length;

@@ -126,7 +126,13 @@ export interface TransportOptions {
   acceptQueueConnections?: number;
   /** A gateway's relaying for peers that cannot reach each other directly (budgets, or off). */
   relay?: RelayOptions;
-  /** Gateway accept ramp; [] for none. Default 5/s for 30 s, 20/s until 2 min, then unlimited. */
+  /**
+   * Gateway accept ramp: new inbound connections per 1 s window while the transport is young; [] for
+   * none. Default 5/s for 30 s, 20/s until 2 min, then unlimited. One IP address (an IPv6 /64) gets at
+   * most a quarter of each window (at least 1), loopback addresses the whole window. A connect() the
+   * ramp turns away is not answered; its intros are re-sent and get in at a later window, within the
+   * connect's deadline (3 s by default) or not at all.
+   */
   acceptRamp?: readonly AcceptRampStep[];
   /**
    * Bounds and timers of every connection's reliable delivery (message size, windows, RTO floor,
