@@ -6,7 +6,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterEach, expect, test } from "vitest";
-import { DEFAULT_RELIABILITY, Transport, type TransportOptions } from "sluice";
+import { DEFAULT_RELIABILITY, Transport, type Connection, type TransportOptions } from "sluice";
 import { caught } from "./support/errors.ts";
 import { bindTest, closeAll, connectedPair, filteredSocket, publicBinder } from "./support/transports.ts";
 
@@ -138,4 +138,46 @@ test("recv() after this side's close() delivers the messages that had arrived, t
   await other.atJoiner.flush();
   other.atGateway.abort("enough");
   expect(await caught(() => other.atGateway.recv())).toMatchObject({ code: "ERR_SLUICE_ABORTED", cause: "enough" });
+});
+
+// The peer's CLOSE woke its recv() at once, and its ACK of the CLOSE was put off to the end of the
+// turn (to ride with the application's answer): a peer that ended the connection in that turn (its
+// transport's close, an abort) sent nothing more, and close() here waited out its dead-peer timeout
+// (10 s) and rejected with ERR_SLUICE_PEER_UNREACHABLE. The ending side answers the ACK it owes.
+const endsAtOnce = {
+  "transport.close()": async (gateway: Transport) => gateway.close(),
+  "connection.abort()": async (_: Transport, connection: Connection) => connection.abort(),
+  "connection.close() then transport.close() at once": async (gateway: Transport, connection: Connection) => {
+    const closing = connection.close();
+    await gateway.close();
+    await closing;
+  },
+};
+test.each(Object.keys(endsAtOnce) as Array<keyof typeof endsAtOnce>)("close() resolves at once when the peer, as soon as its recv() ends, calls %s (3 of 3)", async (how) => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    for (let i = 0; i < 3; i++) {
+      const { gateway, atJoiner, atGateway } = await connectedPair(bind);
+      await atJoiner.send(new Uint8Array([1]));
+      expect(await atGateway.recv()).toEqual(new Uint8Array([1]));
+      const peerSide = (async () => {
+        const end = await atGateway.recv();
+        await endsAtOnce[how](gateway, atGateway);
+        return end;
+      })();
+      const started = performance.now();
+      const closing = await Promise.allSettled([atJoiner.close()]);
+      expect(closing[0]).toEqual({ status: "fulfilled", value: undefined });
+      expect(performance.now() - started).toBeLessThan(2000); // the dead-peer timeout is 10 s
+      expect(atJoiner.closed).toBe(true);
+      expect(atJoiner.error).toBeUndefined();
+      expect(await peerSide).toBeUndefined(); // the peer's side threw nothing
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20)); // a rejection nobody handled is reported after its turn
+    expect(unhandled).toEqual([]);
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+  }
 });

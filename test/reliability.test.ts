@@ -1,7 +1,11 @@
 // The reliable-delivery state machine in virtual time, over a seeded lossy network (no sockets).
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { parseFrames, type FrameVisitor } from "../src/reliable/frames.ts";
+import { checkReliabilityOptions } from "../src/reliable/options.ts";
 import { MAX_OPEN_STREAMS, MAX_QUEUED_MESSAGES } from "../src/reliable/outbound.ts";
+import { Session, type Transmit } from "../src/reliable/session.ts";
+import { SluiceError } from "../src/errors/errors.ts";
 import { SimNetwork } from "./support/sim-network.ts";
 import { mulberry32 } from "./support/random.ts";
 
@@ -346,6 +350,60 @@ describe("in virtual time", () => {
     expect(b.error).toBeUndefined();
     net.run(() => a.state === "closed" && b.state === "closed", 60_000);
     expect(a.error).toBeUndefined();
+  });
+});
+
+describe("the peer's CLOSE is acknowledged when this side ends right after it arrived", () => {
+  // The peer's close waits for the ACK of its CLOSE (the CLOSE is sent until acknowledged). A side
+  // whose application ends the connection as soon as the CLOSE wakes it, before its host polls,
+  // answered nothing (draining sends nothing more): the peer waited out its dead-peer timeout.
+  const frameNames = (transmit: Transmit): string[] => {
+    const names: string[] = [];
+    parseFrames(Buffer.concat(transmit.parts), new Proxy({}, { get: (_, name) => () => names.push(String(name)) }) as FrameVisitor);
+    return names;
+  };
+  const ends = {
+    "abort()": (b: Session, now: number) => b.abort(now),
+    "abort(error)": (b: Session, now: number) => b.abort(now, new SluiceError("ERR_SLUICE_ABORTED", "the connection was aborted")),
+    "close(), then abort()": (b: Session, now: number) => (b.close(), b.abort(now)),
+  };
+  it.each(Object.keys(ends) as Array<keyof typeof ends>)("%s answers with the ACK, then nothing; the peer's close completes", (how) => {
+    const config = checkReliabilityOptions(undefined, "options");
+    const [a, b] = [new Session(config, 0, mulberry32(1)), new Session(config, 0, mulberry32(2))];
+    let now = 0;
+    const carry = (from: Session, to: Session) => {
+      now += 5;
+      for (let t = from.pollTransmit(now); t !== undefined; t = from.pollTransmit(now)) to.handlePacket(Buffer.concat(t.parts), t.packetNumber, now);
+    };
+    a.sendMessage(new Uint8Array([1]));
+    carry(a, b);
+    carry(b, a); // the message acknowledged: A's CLOSE goes at once
+    expect(b.readMessage()).toEqual(new Uint8Array([1]));
+    a.close();
+    carry(a, b);
+    expect(b.state).toBe("draining");
+    expect(b.messagesEnded).toBe(true); // the application learns of the end here, before B's host polls
+    const last = ends[how](b, now);
+    expect(last).toBeDefined();
+    expect(frameNames(last!)).toEqual(["ack"]); // no CLOSE of its own: the peer's is the last word
+    expect(b.state).toBe("closed");
+    expect(b.pollTransmit(now + 1)).toBeUndefined();
+    a.handlePacket(Buffer.concat(last!.parts), last!.packetNumber, now + 5);
+    expect(a.state).toBe("draining"); // its close() resolves
+    expect(a.error).toBeUndefined();
+  });
+
+  it("a side whose ACK of the CLOSE already went sends nothing when it ends", () => {
+    const config = checkReliabilityOptions(undefined, "options");
+    const [a, b] = [new Session(config, 0, mulberry32(3)), new Session(config, 0, mulberry32(4))];
+    a.close();
+    const close = a.pollTransmit(1)!;
+    b.handlePacket(Buffer.concat(close.parts), close.packetNumber, 5);
+    const ack = b.pollTransmit(5)!;
+    expect(frameNames(ack)).toEqual(["ack"]);
+    expect(b.abort(6)).toBeUndefined();
+    a.handlePacket(Buffer.concat(ack.parts), ack.packetNumber, 10);
+    expect(a.state).toBe("draining");
   });
 });
 

@@ -337,22 +337,27 @@ export class Session {
 
   /**
    * Closes at once and answers the one packet that tells the peer (a CLOSE, sent once, not retransmitted:
-   * if it is lost the peer learns from its dead-peer or idle timeout). `error`, if given, is why
-   * (then `error` and `endReason` say so); without it the connection counts as closed by this side.
+   * if it is lost the peer learns from its dead-peer or idle timeout). Once the peer closed (draining)
+   * no CLOSE goes, but the ACK this side still owes does, alone: the peer's close waits for the ACK
+   * of its CLOSE, and the application may end the connection as soon as the CLOSE wakes it, before
+   * the host polls (sent once too). `error`, if given, is why (then `error` and `endReason` say so);
+   * without it the connection counts as closed by this side.
    */
   abort(now: number, error?: SluiceError): Transmit | undefined {
     if (this.#state === "closed") return undefined;
     const wasOpen = this.#state !== "draining";
     this.#closedBy ??= "us";
     this.#fail(error);
-    if (!wasOpen) return undefined;
-    return this.#closePacket(CLOSE_APPLICATION, now);
+    if (wasOpen) return this.#lastPacket(now, CLOSE_APPLICATION);
+    return this.#elicitingSinceAck > 0 ? this.#lastPacket(now) : undefined;
   }
 
-  #closePacket(code: number, now: number): Transmit {
+  /** A last packet, not in flight: the ACK owed, if any, then a CLOSE with `code` (none: the ACK alone). */
+  #lastPacket(now: number, code?: number): Transmit {
     this.#writer.begin();
     if (this.#newSinceAck) this.#writeAck(now);
-    this.#writer.close(code);
+    if (code === undefined) this.#stats.ackOnlyPackets++;
+    else this.#writer.close(code);
     this.#stats.packetsSent++;
     return { packetNumber: this.#allocate(), parts: this.#writer.finish() };
   }
@@ -526,7 +531,7 @@ export class Session {
       if (this.#finalClose === undefined) return undefined;
       const code = this.#finalClose;
       this.#finalClose = undefined;
-      return this.#closePacket(code, now);
+      return this.#lastPacket(now, code);
     }
     this.#now = now;
     const datagramBytes = Math.min(maxDatagramBytes, this.#pathMtu.current);

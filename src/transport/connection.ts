@@ -293,6 +293,7 @@ export class Connection {
    * stopped reading: when the peer, still heard from (its keep-alives at least), takes none of what is
    * left to deliver for deadPeerTimeoutMs, the close gives up and rejects with ERR_SLUICE_CLOSE_TIMEOUT
    * (the connection is aborted; a slow peer that still reads is waited for). Messages that had arrived stay readable with recv().
+   * Once the peer closed, no CLOSE goes (only the acknowledgement of the peer's, if still owed) and it resolves at once.
    */
   async close(): Promise<void> {
     const driver = this.#driver;
@@ -304,6 +305,8 @@ export class Connection {
 
   /**
    * Closes at once: one CLOSE goes to the peer (not retransmitted), nothing more is sent or received.
+   * Once the peer closed, no CLOSE goes: only the acknowledgement of the peer's CLOSE, if still owed
+   * (the peer's close() waits for it), once.
    * Calls still waiting (send, recv, acceptStream, flush, close) reject with ERR_SLUICE_ABORTED, whose
    * `cause` is `reason`; so do `whenClosed` and later calls, and `error` is that error.
    */

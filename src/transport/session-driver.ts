@@ -257,9 +257,10 @@ export class SessionDriver {
   }
 
   /**
-   * Closes at once (connection.abort(), transport.close(), a replaced connection): one CLOSE is sent,
-   * nothing waits. `error` (ERR_SLUICE_ABORTED) is why, for the application's pending calls; without
-   * it the connection counts as closed by this side.
+   * Closes at once (connection.abort(), transport.close(), a replaced connection): one CLOSE is sent
+   * (once the peer closed: the ACK of its CLOSE, if still owed), nothing waits. `error`
+   * (ERR_SLUICE_ABORTED) is why, for the application's pending calls; without it the connection
+   * counts as closed by this side.
    */
   abort(error?: SluiceError): void {
     if (this.#ended) return;

@@ -375,7 +375,8 @@ export class Transport {
   }
 
   /**
-   * Closes every connection (each sends one CLOSE, which leaves before the socket closes) and handshake,
+   * Closes every connection (each sends one CLOSE, or, if its peer closed first, the acknowledgement of
+   * the peer's CLOSE if still owed; these leave before the socket closes) and handshake,
    * then the socket. Pending connect()s reject; accept() resolves undefined; connections' pending calls
    * end as transport.close() ends them (ERR_SLUICE_CLOSED, recv() undefined).
    */
