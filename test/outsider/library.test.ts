@@ -174,7 +174,10 @@ test("replayed, forged, random and wrong-version intros are refused", async () =
   peer.socket.send(forged.packet, responder.socket.address);
   peer.socket.send(randomIntro(), responder.socket.address);
   await new Promise((r) => setTimeout(r, 50));
-  expect(responder.drops).toMatchObject({ replayed: 1, decryptFailed: 1, badMac: 1 });
+  // replayed: ours, and on a loaded machine the peer's own re-sent intro may come in late too (seen: 2).
+  expect(responder.drops).toMatchObject({ decryptFailed: 1, badMac: 1 });
+  expect(responder.drops.replayed).toBeGreaterThanOrEqual(1);
+  expect(responder.drops.replayed).toBeLessThanOrEqual(2);
   const old = { ...PROTOCOL_3_0, major: 2, minimumMajor: 2 };
   await expect(peer.connect(responder.socket.address, responder.staticKey.public, { version: old })).rejects.toThrow(
     HandshakeFailed,

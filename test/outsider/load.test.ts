@@ -308,7 +308,12 @@ describe3("no handshake slot free", () => {
     });
     expect(heldMs).toBeLessThan(5000); // else the first slots expired midway, and the counts below say so
     expect(after.handshakes).toBe(8);
-    expect(after.drops.overCapacity - before.drops.overCapacity).toBe(genuine.length + ROUNDS * PER_BATCH);
+    // Every intro of the flood, and at most a few of the free IP's reference intros besides: on a
+    // loaded machine a reference intro can find its IP's slots taken by the ones still waiting for
+    // their X25519 (seen: 6,204 for 6,200).
+    const overCapacity = after.drops.overCapacity - before.drops.overCapacity;
+    expect(overCapacity).toBeGreaterThanOrEqual(genuine.length + ROUNDS * PER_BATCH);
+    expect(overCapacity).toBeLessThanOrEqual(genuine.length + ROUNDS * PER_BATCH + ROUNDS * 100);
     expect(answers).toBe(0);
     expect(after.drops.decryptFailed - before.drops.decryptFailed).toBeGreaterThan(ROUNDS * 50);
     // Generous: a ratio of two readings of one process, not a timed bound (an X25519 against a
