@@ -48,4 +48,4 @@ export { DEFAULT_RETRY, type RetryOptions } from "./handshake/retry.ts";
 export { PROTOCOL_VERSION, type ProtocolVersion } from "./wire/version.ts";
 export { MAX_SEND_DATAGRAM_BYTES, MAX_DATAGRAM_BYTES } from "./wire/constants.ts";
 export { DEFAULT_RELIABILITY, type ReliabilityOptions } from "./reliable/options.ts";
-export type { SessionStats as DeliveryStats } from "./reliable/session.ts";
+export type { DeliveryStats } from "./reliable/session.ts";

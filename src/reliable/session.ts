@@ -70,7 +70,7 @@ interface SentPacket extends InboundSent, OutboundSent, ControlSent {
 
 export type SessionState = "open" | "closing" | "draining" | "closed";
 
-export interface SessionStats extends PathMtuStats {
+export interface DeliveryStats extends PathMtuStats {
   rttMs: number;
   rttVariationMs: number;
   minRttMs: number;
@@ -633,7 +633,7 @@ export class Session {
    * copies spread properties one by one into a fresh dictionary-mode object), which a gateway's
    * stats() paid for each of its 10,000 connections (~0.5 s with the event loop blocked).
    */
-  stats(): SessionStats {
+  stats(): DeliveryStats {
     const { rtt } = this.#recovery;
     const counts = this.#stats;
     const pathMtu = this.#pathMtu.stats;

@@ -1,6 +1,6 @@
 // Counters a transport keeps, and what its stats() and a connection's answer. Every datagram that is
 // not delivered is counted under exactly one reason.
-import type { SessionStats } from "../reliable/session.ts";
+import type { DeliveryStats } from "../reliable/session.ts";
 import type { IntroductionStats } from "../rendezvous/rendezvous.ts";
 
 export interface DropCounts {
@@ -54,7 +54,7 @@ export interface ConnectionStats {
   sent: number;
   drops: Pick<DropCounts, "queueFull" | "decryptFailed" | "replayed" | "malformed">;
   /** Reliable delivery: RTT, congestion window, losses, retransmissions, stream errors... */
-  delivery: SessionStats;
+  delivery: DeliveryStats;
 }
 
 export interface TransportStats {
