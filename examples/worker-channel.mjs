@@ -2,7 +2,7 @@
 // them. Nothing is copied through postMessage but the handle; a full channel makes the worker sleep,
 // an empty one the main thread.
 //   node examples/worker-channel.mjs [packets]
-import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { isMainThread, Worker, workerData } from "node:worker_threads";
 import { channel, Sender } from "sluice";
 
 if (isMainThread) {
@@ -33,6 +33,5 @@ if (isMainThread) {
     view.setUint32(0, sequence, true);
     if ((await tx.send(packet)) === "closed") break; // sleeps while the channel is full
   }
-  tx.close();
-  parentPort.close();
+  tx.close(); // the worker then exits by itself: nothing else keeps it alive
 }

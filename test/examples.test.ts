@@ -89,7 +89,12 @@ test("a gateway introduces two peers, which then exchange messages directly", as
   expect(stdout).toContain("alice got: hi alice, bob here\n");
 });
 
-test("a worker thread's packets reach the main thread through a channel, all and in order", async () => {
+test("a worker thread's packets reach the main thread through a channel, all and in order; in Deno too, with nothing on stderr", async () => {
   const stdout = await example("worker-channel.mjs", ["20000"]);
   expect(stdout).toMatch(/^received 20000 packets in order: true /);
+  // Deno's node:worker_threads has no parentPort.close(): the example called it, and Deno printed an uncaught TypeError.
+  const deno = new URL("../node_modules/.bin/deno", import.meta.url).pathname;
+  const inDeno = await run(deno, ["run", "--allow-read", "--allow-env", "examples/worker-channel.mjs", "20000"], { cwd: root, timeout: 20_000 });
+  expect(inDeno.stdout).toMatch(/^received 20000 packets in order: true /);
+  expect(inDeno.stderr).toBe("");
 });
