@@ -222,7 +222,8 @@ export class Transport {
    * What kind of NAT this node is behind, from what the gateways it connected to observed: "open"
    * (seen at its own address), "cone" (the same port whatever the gateway: hole punching works),
    * "symmetric" (a port per gateway: punching works only towards a cone; a relay may be needed), or
-   * "unknown" (fewer than two gateways' views, or none).
+   * "unknown" (no gateway's view, or one that is not our own address: one view cannot tell a cone
+   * from a symmetric NAT). One gateway that sees us at our own address and port is enough for "open".
    */
   get natType(): NatType {
     return this.#natObservations.natType(this.#socket.address);
