@@ -1,5 +1,6 @@
 // send() and recv() sleep until the other side acts, whatever they wait for: lane space, a free frame
 // in an exhausted pool, or the end of the stream.
+import { Worker } from "node:worker_threads";
 import { expect, test } from "vitest";
 import { Arena, channel } from "sluice";
 
@@ -76,4 +77,22 @@ test("stats() after the end: a receiver whose stream ended and a closed sender a
   expect(received).toBe(5);
   expect(rx.stats()).toMatchObject({ sent: 5, received: 5, queued: 0 });
   expect(tx.stats()).toMatchObject({ sent: 5, received: 0 }); // as it was at close()
+});
+
+test("a worker that dies holding its sender: the stream stays open until the receiver closes on the worker's exit, then ends after the queued packets", async () => {
+  const [tx, rx] = channel(16);
+  const worker = new Worker(new URL("../.test-build/dying-producer.mjs", import.meta.url), { workerData: { handle: tx.toHandle() } });
+  worker.on("error", () => {}); // the crash is the point
+  tx.close();
+  const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+  const received: number[] = [];
+  const reading = (async () => {
+    for await (const packet of rx) received.push(packet[0]!);
+  })();
+  await exited;
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  expect(await Promise.race([reading.then(() => "ended"), Promise.resolve("open")])).toBe("open"); // nothing releases a dead thread's lane
+  rx.close(); // what the documentation says to do on 'exit'
+  await reading;
+  expect(received).toEqual([0, 1, 2]);
 });
