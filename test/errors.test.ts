@@ -75,6 +75,11 @@ test("every error the public API raises carries a code from ERROR_CODES", async 
     ["an aborted connect()", () => joiner.connect(gateway.address, gateway.publicKey, { signal: AbortSignal.abort() }), Error, "ABORT_ERR"],
     ["a host name that does not resolve", () => unresolving.connect({ host: "nowhere.invalid", port: 9 }, gateway.publicKey), SluiceError, "ERR_SLUICE_HOST_NOT_FOUND"],
     ["an empty host", () => joiner.connect({ host: "", port: 9 }, gateway.publicKey), TypeError, "ERR_INVALID_ARG_VALUE"],
+    ["connect() with no key (the message named Uint8Array alone, where a string is taken too)", async () => {
+      const error = await caught(() => joiner.connect(gateway.address, undefined as unknown as string));
+      expect((error as Error).message).toMatch(/"publicKey" argument must be an instance of Uint8Array or of type string. Received undefined/);
+      throw error;
+    }, TypeError, "ERR_INVALID_ARG_TYPE"],
     ["connect() to this node's own key (it answered, and the connection was dead at once)", () => joiner.connect(gateway.address, joiner.publicKey), TypeError, "ERR_INVALID_ARG_VALUE"],
     ["connect() from an IPv4 transport to an IPv6 address (every send failed; it timed out after 3 s)", () => joiner.connect({ host: "::1", port: 9 }, gateway.publicKey), TypeError, "ERR_INVALID_ARG_VALUE"],
     ["introduce() with a closed connection", () => gateway.introduce(atGateway, aborted3!), SluiceError, "ERR_SLUICE_CLOSED"],

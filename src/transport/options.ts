@@ -209,6 +209,7 @@ function positiveInteger(options: TransportOptions, name: keyof TransportOptions
  */
 export function checkKey(key: unknown, name: string): Uint8Array {
   if (typeof key !== "string") {
+    if (!(key instanceof Uint8Array)) throw invalidArgType(name, "an instance of Uint8Array or of type string", key, checkKey);
     validateBytes(key, name, 32);
     return new Uint8Array(key);
   }
