@@ -48,6 +48,22 @@ describe("connectVia", () => {
     expect(a!.node.stats().introductions.requested).toBe(1);
   });
 
+  test("concurrent connectVia() calls for one peer share one request and one connection; one of them aborting leaves the others waiting", async () => {
+    const { gateway, peers: [a, b] } = await star(2);
+    const leaving = new AbortController();
+    const calls = Array.from({ length: 12 }, (_, i) => a!.node.connectVia(a!.toGateway, b!.node.publicKey, i === 3 ? { signal: leaving.signal } : {}));
+    leaving.abort();
+    const accepted = b!.node.accept();
+    const settled = await Promise.allSettled(calls);
+    // Before, each call sent a request of its own, and the introducer's rate limit refused 4 of 12.
+    expect(settled[3]).toMatchObject({ status: "rejected", reason: { name: "AbortError" } });
+    const connections = settled.filter((_, i) => i !== 3).map((result) => (result as PromiseFulfilledResult<Connection>).value);
+    expect(new Set(connections).size).toBe(1);
+    expect(a!.node.stats().introductions.requested).toBe(1);
+    expect(gateway.stats().introductions).toMatchObject({ made: 1, refused: { notAllowed: 0, unknownPeer: 0, rateLimited: 0 } });
+    await exchange(connections[0]!, (await accepted)!);
+  });
+
   test("a peer is known to the gateway once its connect() resolves: an introduction asked for at that moment finds it", async () => {
     const { gateway, peers: [a] } = await star(1);
     const b = await bind();

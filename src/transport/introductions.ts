@@ -108,6 +108,8 @@ export class Introductions {
   readonly #init: IntroductionsInit;
   readonly #rendezvous: Rendezvous<SessionDriver>;
   readonly #requests = new Map<number, Request>();
+  /** connectVia() requests waiting for an answer, by the peer's key: later calls for that peer join them. */
+  readonly #askedFor = new Map<string, { answered: Promise<Connection>; requestId: number; waiting: number }>();
   /**
    * Connects started by an introduction we did not ask for, by the peer's key: their connection goes
    * to accept(), unless a connectVia() to the same peer claimed it meanwhile.
@@ -156,13 +158,31 @@ export class Introductions {
       introduced.claimed = true;
       return abortable(introduced.promise, signal);
     }
-    if (gateway.ended) return Promise.reject(introductionError("noAnswer", key, "the connection to the introducer is closed"));
-    const requestId = this.#rendezvous.request(gateway, key, this.#init.now());
-    const answered = new Promise<Connection>((resolve, reject) => this.#requests.set(requestId, { key, retry, resolve, reject }));
-    this.#flush();
-    return abortable(answered, signal, () => {
-      this.#requests.delete(requestId);
-      this.#rendezvous.cancel(requestId);
+    // One request per peer at a time, as connect() shares one handshake per key: concurrent calls
+    // each sent a request of their own, and the introducer's rate limit refused some (4 of 12).
+    const keyText = encodeKey(key);
+    let asked = this.#askedFor.get(keyText);
+    if (asked === undefined) {
+      if (gateway.ended) return Promise.reject(introductionError("noAnswer", key, "the connection to the introducer is closed"));
+      const requestId = this.#rendezvous.request(gateway, key, this.#init.now());
+      const answered = new Promise<Connection>((resolve, reject) => this.#requests.set(requestId, { key, retry, resolve, reject }));
+      const entry = { answered, requestId, waiting: 0 };
+      asked = entry;
+      this.#askedFor.set(keyText, entry);
+      const forget = () => {
+        if (this.#askedFor.get(keyText) === entry) this.#askedFor.delete(keyText);
+      };
+      answered.then(forget, forget);
+      this.#flush();
+    }
+    const shared = asked;
+    shared.waiting++;
+    return abortable(shared.answered, signal, () => {
+      if (--shared.waiting > 0) return false; // others still wait for the answer
+      this.#askedFor.delete(keyText);
+      this.#requests.delete(shared.requestId);
+      this.#rendezvous.cancel(shared.requestId);
+      return true;
     });
   }
 
@@ -345,21 +365,26 @@ function describeRungs(rungs: Rungs, relay: Address | undefined, offered: boolea
  * `promise`, or Node's AbortError once `signal` aborts (then `cancel` runs; a connection that still
  * arrives is closed, as nobody will take it).
  */
-function abortable(promise: Promise<Connection>, signal: AbortSignal | undefined, cancel?: () => void): Promise<Connection> {
+/**
+ * `promise`, or an AbortError once `signal` fires. `cancel` gives up the wait's work and answers
+ * whether this was its last waiter; only then is a connection that opens after all aborted.
+ */
+function abortable(promise: Promise<Connection>, signal: AbortSignal | undefined, cancel?: () => boolean): Promise<Connection> {
   if (signal === undefined) return promise;
   return new Promise((resolve, reject) => {
     let aborted = false;
+    let last = true;
     const onAbort = () => {
       aborted = true;
-      cancel?.();
+      last = cancel?.() ?? true;
       reject(abortErrorOf(signal));
     };
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(
       (connection) => {
         signal.removeEventListener("abort", onAbort);
-        if (aborted) driverOf(connection).abort();
-        else resolve(connection);
+        if (!aborted) resolve(connection);
+        else if (last) driverOf(connection).abort();
       },
       (error: unknown) => {
         signal.removeEventListener("abort", onAbort);

@@ -303,6 +303,9 @@ export class Transport {
    * "rateLimited") or does not answer within 5 s ("noAnswer"); with ERR_SLUICE_CONNECT_TIMEOUT when no
    * direct path opened within `options.retry` (default: connect()'s 3 s); with an AbortError (its
    * `cause` the signal's reason) once `signal` aborts. At most 16 requests wait on one introducer connection (then a RangeError).
+   * A connectVia() to a peer that another connectVia() is already asking for joins that request (and
+   * its retry options), as connect() joins a handshake to the same key; one of them aborting does not
+   * withdraw it while others wait.
    */
   connectVia(introducer: Connection, publicKey: Uint8Array | string, options: { signal?: AbortSignal; retry?: RetryOptions } = {}): Promise<Connection> {
     try {
