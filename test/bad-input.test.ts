@@ -87,6 +87,8 @@ describe("options", () => {
       /The value of "options.maxPacketSize" is out of range. It must be an integer from 0 to 2040. Received 4000/);
     expectCoded(await caught(() => channel(4, { maxPacketSize: -1 })), RangeError, "ERR_OUT_OF_RANGE");
     expectCoded(await caught(() => channel(4, { maxLanes: 0 })), RangeError, "ERR_OUT_OF_RANGE", /"options.maxLanes" is out of range. It must be an integer from 1/);
+    expectCoded(await caught(() => channel(4, { maxLane: 2 } as never)), TypeError, "ERR_INVALID_ARG_VALUE", /'options.maxLane' is not an option \(did you mean 'maxLanes'\?\)/);
+    expectCoded(await caught(() => Arena.create({ frames: 64 } as never)), TypeError, "ERR_INVALID_ARG_VALUE", /'options.frames' is not an option/);
     // An arena that is not one was read as one (a TypeError with no code, from inside).
     expectCoded(await caught(() => channel(8, { arena: {} as Arena })), TypeError, "ERR_INVALID_ARG_TYPE", /"options.arena" .*must be an instance of Arena/);
     expectCoded(await caught(() => Arena.create({ frameBytes: 3000 })), TypeError, "ERR_INVALID_ARG_VALUE",

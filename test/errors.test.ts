@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { createSocket } from "node:dgram";
 import { afterEach, expect, test } from "vitest";
 import { Arena, channel, decodeKey, ERROR_CODES, publicKeyOf, SluiceError, Transport } from "sluice";
-import { caught } from "./support/errors.ts";
+import { caught, expectCoded } from "./support/errors.ts";
 import { bindTest, closeAll, connectedPair, filteredSocket, publicBinder } from "./support/transports.ts";
 
 const open: Transport[] = [];
@@ -64,6 +64,18 @@ test("every error the public API raises carries a code from ERROR_CODES", async 
 
   const scenarios: Scenario[] = [
     ["an option of the wrong type", () => Transport.bind({ host: 7 as unknown as string }), TypeError, "ERR_INVALID_ARG_TYPE"],
+    // Misspelt options were ignored, their defaults used: { hots } bound every interface.
+    ["a misspelt option, with the one meant", async () => {
+      const error = await caught(() => Transport.bind({ hots: "127.0.0.1" } as never));
+      expect((error as Error).message).toMatch(/The property 'options.hots' is not an option \(did you mean 'host'\?\); the options are host, port, /);
+      throw error;
+    }, TypeError, "ERR_INVALID_ARG_VALUE"],
+    ["a misspelt nested option (reliability, retry, relay)", async () => {
+      for (const options of [{ reliability: { keepaliveMs: 1000 } }, { retry: { deadline: 100 } }, { relay: { enable: false } }]) {
+        expectCoded(await caught(() => Transport.bind(options as never)), TypeError, "ERR_INVALID_ARG_VALUE", /is not an option \(did you mean/);
+      }
+      throw await caught(() => joiner.connect(gateway.address, gateway.publicKey, { deadlinems: 100 } as never));
+    }, TypeError, "ERR_INVALID_ARG_VALUE"],
     ["a port that is not an integer", () => Transport.bind({ port: 1.5 }), RangeError, "ERR_OUT_OF_RANGE"],
     ["a timer that is not an integer (the same class as the port)", () => Transport.bind({ reliability: { idleTimeoutMs: 1.5 } }), RangeError, "ERR_OUT_OF_RANGE"],
     ["a signal that is not one", () => Transport.bind({ signal: "stop" as unknown as AbortSignal }), TypeError, "ERR_INVALID_ARG_TYPE"],

@@ -3,7 +3,7 @@ import { Arena } from "../memory/arena.ts";
 import { FRAME_DATA } from "../memory/core.ts";
 import { randomUint32 } from "../memory/random-pool.ts";
 import { poolExhausted } from "../errors/errors.ts";
-import { invalidArgType, validateInteger, validateObject } from "../errors/validate.ts";
+import { invalidArgType, keysOf, validateInteger, validateKnownKeys, validateObject } from "../errors/validate.ts";
 import { LaneProducer } from "./lane-producer.ts";
 import { SharedChannel } from "./shared-channel.ts";
 import { receiverFor, type Receiver } from "./receiver.ts";
@@ -29,6 +29,7 @@ export interface ChannelOptions {
  */
 export function channel(capacity: number, options: ChannelOptions = {}): [Sender, Receiver] {
   validateObject(options, "options");
+  validateKnownKeys(options, "options", keysOf<ChannelOptions>()("maxPacketSize", "maxLanes", "arena"));
   if (options.arena !== undefined && !(options.arena instanceof Arena)) throw invalidArgType("options.arena", "an instance of Arena", options.arena, channel);
   const arena = options.arena ?? Arena.threadDefault();
   const { core } = arena;

@@ -56,6 +56,39 @@ export function invalidArgValue(name: string, value: unknown, reason: string, fr
   return codedError(TypeError, "ERR_INVALID_ARG_VALUE", `The ${kindOf(name)} '${name}' ${reason}. Received ${received(value)}`, from);
 }
 
+/**
+ * Every key of T, listed once by the caller (a missing one is a compile error): what
+ * validateKnownKeys takes as an options object's known keys.
+ */
+export function keysOf<T>() {
+  return <const K extends readonly (keyof T & string)[]>(...keys: K & ([Exclude<keyof T, K[number]>] extends [never] ? unknown : { missing: Exclude<keyof T, K[number]> })): readonly string[] => keys;
+}
+
+/**
+ * Each own key of the options object `value` is one of `known`: a misspelt option is a TypeError
+ * (ERR_INVALID_ARG_VALUE) naming it and the known key nearest to it, where it was ignored and its
+ * default used (`{ hots: "127.0.0.1" }` bound every interface).
+ */
+export function validateKnownKeys(value: object, name: string, known: readonly string[], from: Function = validateKnownKeys): void {
+  for (const key of Object.keys(value)) {
+    if (known.includes(key)) continue;
+    const nearest = known.map((candidate) => ({ candidate, distance: editDistance(key.toLowerCase(), candidate.toLowerCase()) })).sort((a, b) => a.distance - b.distance)[0];
+    const hint = nearest !== undefined && nearest.distance <= 2 ? ` (did you mean '${nearest.candidate}'?)` : "";
+    throw invalidArgValue(`${name}.${key}`, (value as Record<string, unknown>)[key], `is not an option${hint}; the options are ${known.join(", ")}`, from);
+  }
+}
+
+/** Levenshtein distance between two short strings (option names). */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
 /** A plain object (not null, not an array, not a function). */
 export function validateObject(value: unknown, name: string): asserts value is object {
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw invalidArgType(name, "of type object", value, validateObject);

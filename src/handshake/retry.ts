@@ -1,5 +1,5 @@
 // The bounded, jittered schedule of a handshake's re-sends (intros, the confirm) and its options.
-import { validateInteger, validateNumber, validateObject } from "../errors/validate.ts";
+import { keysOf, validateInteger, validateKnownKeys, validateNumber, validateObject } from "../errors/validate.ts";
 
 export interface RetryOptions {
   /** Between attempts, before jitter. Default 200 ms. */
@@ -98,10 +98,13 @@ export class RetrySchedule {
   }
 }
 
+const RETRY_OPTION_KEYS = keysOf<RetryOptions>()("intervalMs", "jitter", "maxAttempts", "deadlineMs");
+
 /** `options` over `base`, every value checked; `name` names the options object in errors. */
 export function checkRetryOptions(options: RetryOptions | undefined, name: string, base: Required<RetryOptions>): Required<RetryOptions> {
   if (options === undefined) return { ...base };
   validateObject(options, name);
+  validateKnownKeys(options, name, RETRY_OPTION_KEYS);
   const merged = { ...base, ...options };
   validateNumber(merged.intervalMs, `${name}.intervalMs`, { above: 0, below: Infinity });
   validateInteger(merged.maxAttempts, `${name}.maxAttempts`, 1);

@@ -4,7 +4,7 @@
 // Pages the pool has not touched are not resident: the operating system commits them on first write.
 import { AR_FRAME_COUNT, AR_ID, AR_MAGIC, AR_POOL_SEQ, ARENA_MAGIC_VALUE, coreModule, instantiateCore, type CoreExports } from "./core.ts";
 import { illegalConstructor, poolExhausted } from "../errors/errors.ts";
-import { invalidArgType, invalidArgValue, validateInteger, validateObject, validateOneOf } from "../errors/validate.ts";
+import { invalidArgType, invalidArgValue, keysOf, validateInteger, validateKnownKeys, validateObject, validateOneOf } from "../errors/validate.ts";
 import { WordWaiter } from "./park.ts";
 
 /** Default arena size: room for ~10,000 idle channels of capacity 2048 plus their traffic. */
@@ -83,6 +83,7 @@ export class Arena {
   /** A new arena. Most programs use the per-thread default arena and never call this. */
   static create(options: ArenaOptions = {}): Arena {
     validateObject(options, "options");
+    validateKnownKeys(options, "options", keysOf<ArenaOptions>()("bytes", "frameBytes"));
     const frameBytes = options.frameBytes ?? DEFAULT_FRAME_BYTES;
     validateInteger(frameBytes, "options.frameBytes", MIN_FRAME_BYTES, MAX_FRAME_BYTES);
     validateOneOf(frameBytes, "options.frameBytes", FRAME_SIZES);

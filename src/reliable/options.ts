@@ -1,6 +1,6 @@
 // A connection's bounds and timers: every one has a default here and a reason in docs/design.md.
 
-import { outOfRange, validateInteger, validateObject } from "../errors/validate.ts";
+import { keysOf, outOfRange, validateInteger, validateKnownKeys, validateObject } from "../errors/validate.ts";
 import { MAX_DATAGRAM_BYTES, MAX_SEND_DATAGRAM_BYTES } from "../wire/constants.ts";
 import { DEFAULT_MAX_DATAGRAM_BYTES } from "./path-mtu.ts";
 import { DEFAULT_RTO_FLOOR_MS, MAX_RTO_MS } from "./rtt.ts";
@@ -84,11 +84,17 @@ const RANGES: { [K in keyof ReliabilityConfig]: [min: number, max: number] } = {
   maxDatagramBytes: [MAX_SEND_DATAGRAM_BYTES, MAX_DATAGRAM_BYTES],
 };
 
+const RELIABILITY_OPTION_KEYS = keysOf<ReliabilityOptions>()(
+  "maxMessageBytes", "rtoFloorMs", "maxRetransmissions", "deadPeerTimeoutMs", "keepAliveMs", "maxKeepAliveMs", "idleTimeoutMs",
+  "sendBufferBytes", "messageWindowBytes", "streamWindowBytes", "maxIncomingStreams", "maxDatagramBytes",
+);
+
 /** Fills defaults and checks every given value; `name` names the options object in errors. */
 export function checkReliabilityOptions(options: ReliabilityOptions | undefined, name: string): ReliabilityConfig {
   const config: ReliabilityConfig = { ...DEFAULT_RELIABILITY };
   if (options === undefined) return config;
   validateObject(options, name);
+  validateKnownKeys(options, name, RELIABILITY_OPTION_KEYS);
   for (const key of Object.keys(RANGES) as Array<keyof ReliabilityConfig>) {
     const value = options[key];
     if (value === undefined) continue;

@@ -1,8 +1,8 @@
 // A transport's options: what each means, its default and its bound, checked once by bind(); and the
 // size of the transport's arena: every queue's reserve, and one shared part for bursts beyond it.
 import {
-  invalidArgType, invalidArgValue, outOfRange, validateAbortSignal, validateBoolean, validateBytes, validateFunction, validateInteger, validateObject,
-  validateOneOf,
+  invalidArgType, invalidArgValue, keysOf, outOfRange, validateAbortSignal, validateBoolean, validateBytes, validateFunction, validateInteger,
+  validateKnownKeys, validateObject, validateOneOf,
 } from "../errors/validate.ts";
 import { DEFAULT_FRAME_BYTES, MAX_ARENA_BYTES } from "../memory/arena.ts";
 import { validateHost } from "../wire/address.ts";
@@ -221,8 +221,16 @@ export function checkKey(key: unknown, name: string): Uint8Array {
 }
 
 /** `options` checked (TypeError or RangeError, with a code, naming the first bad one) and completed. */
+const TRANSPORT_OPTION_KEYS = keysOf<TransportOptions>()(
+  "host", "port", "gateway", "secretKey", "introductions", "acceptIntroductions", "receiveBufferBytes", "inboundQueuePackets",
+  "sharedQueuePackets", "maxConnections", "maxConnectionsPerIp", "maxHandshakes", "maxHandshakesPerIp", "maxConnecting",
+  "introBurstPerIp", "introsPerIpPerSecond", "underLoadIntrosPerSecond", "acceptQueueConnections", "relay", "acceptRamp",
+  "reliability", "retry", "version", "log", "debug", "signal", "random",
+);
+
 export function checkTransportOptions(options: TransportOptions): TransportConfig {
   validateObject(options, "options");
+  validateKnownKeys(options, "options", TRANSPORT_OPTION_KEYS);
   const host = options.host ?? "0.0.0.0";
   validateHost(host, "options.host");
   const port = options.port ?? 0;

@@ -14,7 +14,7 @@
 //
 // The listener calls receive() synchronously, once per RELAY datagram: nothing here awaits or throws.
 import { limitReached } from "../errors/errors.ts";
-import { validateBoolean, validateInteger } from "../errors/validate.ts";
+import { keysOf, validateBoolean, validateInteger, validateKnownKeys, validateObject } from "../errors/validate.ts";
 import { ownedCopy } from "../memory/owned-copy.ts";
 import { randomUint32 } from "../memory/random-pool.ts";
 import { sameAddress, type Address } from "../wire/address.ts";
@@ -64,6 +64,10 @@ export type RelayConfig = Required<RelayOptions>;
 
 /** `options` checked, with defaults; `name` names them in errors. */
 export function checkRelayOptions(options: RelayOptions | undefined, name: string): RelayConfig {
+  if (options !== undefined) {
+    validateObject(options, name);
+    validateKnownKeys(options, name, keysOf<RelayOptions>()("enabled", "bytesPerSecond", "totalBytesPerSecond", "maxRelays"));
+  }
   const config: RelayConfig = {
     enabled: true,
     bytesPerSecond: DEFAULT_RELAY_BYTES_PER_SECOND,
