@@ -47,5 +47,8 @@ test("reachableFrom: which addresses a socket bound to an address can send to, a
   expect(reachableFrom("::1", to("::2"))).toEqual(to("::2"));
   expect(reachableFrom("::1", to("10.0.0.1"))).toBeUndefined();
   expect(reachableFrom("::1", to("::ffff:10.0.0.1"))).toBeUndefined();
+  expect(reachableFrom("::ffff:127.0.0.1", to("10.0.0.1"))).toEqual(to("10.0.0.1")); // bound to a mapped address: a udp6 socket that talks IPv4
+  expect(reachableFrom("::ffff:127.0.0.1", to("::ffff:10.0.0.1"))).toEqual(to("10.0.0.1"));
+  expect(reachableFrom("::ffff:127.0.0.1", to("::1"))).toBeUndefined();
   expect(reachableFrom("127.0.0.1", to("example.invalid"))).toEqual(to("example.invalid")); // a name: resolved later
 });

@@ -1,7 +1,7 @@
 // Bounded work, in virtual time: the intro retry schedule, the gateway accept ramp, per-IP budgets,
 // the recently-closed grace, and the replay window against a set model (seeded).
 import { expect, test } from "vitest";
-import { AcceptRamp, DEFAULT_ACCEPT_RAMP, ipKey, KeyedBuckets, RecentlyClosed } from "../src/handshake/admission.ts";
+import { AcceptRamp, DEFAULT_ACCEPT_RAMP, ipKey, isLoopbackSource, KeyedBuckets, RecentlyClosed } from "../src/handshake/admission.ts";
 import { DEFAULT_RETRY, LOADED_RESPONDER_DEADLINES, LOADED_RESPONDER_MAX_INTERVAL_MS, RetrySchedule } from "../src/handshake/retry.ts";
 import { REPLAY_WINDOW_PACKETS, ReplayWindow } from "../src/wire/replay-window.ts";
 import { mulberry32 } from "./support/random.ts";
@@ -87,15 +87,23 @@ test("accept ramp: 5 per second for 30 s, 20 per second until 2 min, then unlimi
   expect(take(1000 + 999, 5, () => "198.18.9.9")).toBe(0); // the window of 1001 is not over
 });
 
-test("accept ramp: loopback peers (the gateway's own machine) share the whole window, never more", () => {
+test("accept ramp: loopback peers (::1, or 127.0.0.0/8 as plain IPv4) share the whole window, never more; forms a remote sender can use do not", () => {
   const ramp = new AcceptRamp(DEFAULT_ACCEPT_RAMP, 0);
-  const take = (now: number, n: number, ip: string) => Array.from({ length: n }, () => ramp.tryTake(ip, now)).filter(Boolean).length;
-  expect(take(0, 7, ipKey("127.0.0.1"))).toBe(5); // 5/s: all of it, where one IP's quarter is 1
-  expect(take(1000, 7, ipKey("::1"))).toBe(5);
-  expect(take(2000, 7, ipKey("::ffff:127.0.0.2"))).toBe(5);
-  expect(take(3000, 2, ipKey("198.18.0.1"))).toBe(1); // any other IP: its quarter, as before
-  expect(take(3000, 9, ipKey("127.0.0.1"))).toBe(4); // loopback's share is the window, not more than what is left of it
+  const take = (now: number, n: number, host: string, relay?: number) => {
+    const from = relay === undefined ? { host, port: 9 } : { host, port: 9, relay };
+    return Array.from({ length: n }, () => ramp.tryTake(ipKey(host), now, isLoopbackSource(from))).filter(Boolean).length;
+  };
+  expect(take(0, 7, "127.0.0.1")).toBe(5); // 5/s: all of it, where one IP's quarter is 1
+  expect(take(1000, 7, "::1")).toBe(5);
+  expect(take(2000, 2, "198.18.0.1")).toBe(1); // any other IP: its quarter, as before
+  expect(take(2000, 9, "127.0.0.1")).toBe(4); // loopback's share is the window, not more than what is left of it
+  // What a dual-stack socket reports for datagrams the kernel lets in from other interfaces (a
+  // review reached a fresh gateway with both from another network namespace), and a relayed intro.
+  expect(take(3000, 3, "::ffff:127.0.0.1")).toBe(1);
+  expect(take(4000, 3, "::2")).toBe(1);
+  expect(take(5000, 3, "127.0.0.1", 7)).toBe(1);
 });
+
 
 test("per-IP token buckets: a burst, then the refill rate; a bounded memory of IPs", () => {
   const buckets = new KeyedBuckets(3, 2, 4);

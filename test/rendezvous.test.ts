@@ -64,6 +64,37 @@ describe("connectVia", () => {
     await exchange(connections[0]!, (await accepted)!);
   });
 
+  test("connectVia() through two introducers at once: each asks its own (one that does not know the peer fails alone, the other connects)", async () => {
+    const g1 = await bind({ gateway: true, acceptRamp: [] });
+    const g2 = await bind({ gateway: true, acceptRamp: [] });
+    const a = await bind();
+    const b = await bind();
+    const [aToG1] = await Promise.all([a.connect(g1.address, g1.publicKey), g1.accept()]);
+    const [aToG2] = await Promise.all([a.connect(g2.address, g2.publicKey), g2.accept()]);
+    await Promise.all([b.connect(g2.address, g2.publicKey), g2.accept()]); // B is known to G2 only
+    const accepted = b.accept();
+    // A review found the call through G2 joined the one through G1, and both failed unknownPeer.
+    const [viaG1, viaG2] = await Promise.allSettled([a.connectVia(aToG1, b.publicKey), a.connectVia(aToG2, b.publicKey)]);
+    expect(viaG1).toMatchObject({ status: "rejected", reason: { reason: "unknownPeer" } });
+    expect(viaG2).toMatchObject({ status: "fulfilled" });
+    await exchange((viaG2 as PromiseFulfilledResult<Connection>).value, (await accepted)!);
+  });
+
+  test("two connectVia() calls claim a connect an introduction started: the one that aborts leaves the other's connection open", async () => {
+    const { gateway, peers: [a, b] } = await star(2);
+    gateway.introduce(a!.atGateway, b!.atGateway);
+    for (let turn = 0; turn < 10_000 && a!.node.stats().introductions.received === 0; turn++) await new Promise((resolve) => setImmediate(resolve));
+    const leaving = new AbortController();
+    const staying = a!.node.connectVia(a!.toGateway, b!.node.publicKey);
+    const left = a!.node.connectVia(a!.toGateway, b!.node.publicKey, { signal: leaving.signal });
+    leaving.abort();
+    await expect(left).rejects.toMatchObject({ name: "AbortError" });
+    const connection = await staying;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(connection.closed).toBe(false); // it was aborted under the caller that stayed
+    await exchange(connection, (await b!.node.accept())!);
+  });
+
   test("a peer is known to the gateway once its connect() resolves: an introduction asked for at that moment finds it", async () => {
     const { gateway, peers: [a] } = await star(1);
     const b = await bind();

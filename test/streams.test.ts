@@ -152,6 +152,19 @@ test("un-awaited sends behind a reader that does not call recv(): the send buffe
   await Promise.all(sends.filter((_, index) => index !== 30));
 });
 
+test("a waiting send that aborts while it holds the turn, with none behind it: the next send goes as if none had waited", async () => {
+  const { atJoiner, atGateway } = await connected();
+  const full = Array.from({ length: 4 }, () => atJoiner.send(new Uint8Array(2 ** 20))); // the 4 MiB buffer, full
+  const aborting = new AbortController();
+  const waiting = atJoiner.send(new Uint8Array(10), { signal: aborting.signal });
+  aborting.abort();
+  await expect(waiting).rejects.toMatchObject({ name: "AbortError" });
+  for (let i = 0; i < 4; i++) expect((await atGateway.recv())!.length).toBe(2 ** 20);
+  await Promise.all(full);
+  await atJoiner.send(new TextEncoder().encode("after"));
+  expect(new TextDecoder().decode(await atGateway.recv())).toBe("after");
+});
+
 test("close: the peer's recv() ends after the messages that already arrived", async () => {
   const { atJoiner, atGateway } = await connected();
   for (let i = 0; i < 100; i++) await atJoiner.send(new Uint8Array(2000).fill(i));

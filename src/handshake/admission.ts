@@ -6,7 +6,7 @@
 // would let it multiply its budget by choosing addresses).
 import { isIP } from "node:net";
 import { invalidArgType, validateInteger, validateNumber, validateObject } from "../errors/validate.ts";
-import { ipv6Groups, unmapped } from "../wire/address.ts";
+import { ipv6Groups, unmapped, type Address } from "../wire/address.ts";
 
 /** The key budgets are kept under: the IPv4 address, or the first four groups of an IPv6 address. */
 export function ipKey(host: string): string {
@@ -73,18 +73,20 @@ export class KeyedCounts {
 const RAMP_SHARE_PER_IP = 4;
 
 /**
- * Whether a budget key (ipKey) is this machine's loopback: 127.0.0.0/8, or ::1's /64 (in which
- * nothing but ::1 can be a datagram's source).
+ * Whether `from` can only be this machine: ::1, or 127.0.0.0/8 as plain IPv4 (what an IPv4 socket
+ * reports), never through a relay. The kernel drops both from any other interface (martian sources);
+ * it does not drop ::ffff:127.0.0.1 or ::2 arriving at a dual-stack socket, so neither counts (a
+ * review reached a fresh gateway from another network namespace with both, and took the whole ramp).
  */
-function isLoopbackKey(key: string): boolean {
-  return key.startsWith("127.") || key === "0:0:0:0::/64";
+export function isLoopbackSource(from: Address): boolean {
+  return from.relay === undefined && (from.host === "::1" || (isIP(from.host) === 4 && from.host.startsWith("127.")));
 }
 
 /**
  * New inbound connections per 1 s window for the transport's age, charged only for intros that are
  * fully proven (mac1, cookie when under load, both seals, a fresh timestamp), so garbage and replays
- * never use it; and per IP at most a quarter of each window, except loopback: peers on the gateway's
- * own machine (tests, demos, co-located nodes) share the whole window. With the default 5/s, one
+ * never use it; and per IP at most a quarter of each window, except loopback (isLoopbackSource):
+ * peers on the gateway's own machine (tests, demos, co-located nodes) share the whole window. With the default 5/s, one
  * IP's quarter is 1/s: five peers on 127.0.0.1 took 4 s to connect to a fresh gateway, and two of
  * them timed out.
  */
@@ -100,7 +102,8 @@ export class AcceptRamp {
     this.#startedAt = startedAt;
   }
 
-  tryTake(ip: string, now: number): boolean {
+  /** A connection from `ip` (its budget key), `loopback` if isLoopbackSource said so of its address. */
+  tryTake(ip: string, now: number, loopback = false): boolean {
     const step = this.#steps.find((s) => now - this.#startedAt < s.untilMs);
     if (step === undefined) return true;
     if (now - this.#windowStart >= 1000) {
@@ -109,7 +112,7 @@ export class AcceptRamp {
       this.#perIp.clear();
     }
     const fromIp = this.#perIp.get(ip) ?? 0;
-    const share = isLoopbackKey(ip) ? step.perSecond : Math.max(1, Math.floor(step.perSecond / RAMP_SHARE_PER_IP));
+    const share = loopback ? step.perSecond : Math.max(1, Math.floor(step.perSecond / RAMP_SHARE_PER_IP));
     if (this.#inWindow >= step.perSecond || fromIp >= share) return false;
     this.#inWindow++;
     this.#perIp.set(ip, fromIp + 1);

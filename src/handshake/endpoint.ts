@@ -18,7 +18,7 @@ import { codedError, SluiceError } from "../errors/errors.ts";
 import { sameBytes } from "../memory/bytes.ts";
 import { addressKey, sameAddress, type Address } from "../wire/address.ts";
 import { compatible, describeVersion, type ProtocolVersion } from "../wire/version.ts";
-import { AcceptRamp, ipKey, KeyedBuckets, KeyedCounts, WindowCounter, type AcceptRampStep } from "./admission.ts";
+import { AcceptRamp, ipKey, isLoopbackSource, KeyedBuckets, KeyedCounts, WindowCounter, type AcceptRampStep } from "./admission.ts";
 import { RetrySchedule, type RetryOptions } from "./retry.ts";
 import {
   COOKIE_BYTES, HANDSHAKE_CONNECTION, INTRO_BYTES, MAC_BYTES, INTRO_MAC1, INTRO_MAC2, KIND_COOKIE, KIND_INTRO, KIND_RESPONSE,
@@ -520,7 +520,7 @@ export class HandshakeEndpoint {
     // A version we do not speak is answered so (the initiator's connect() fails saying why), and takes
     // no slot and nothing of the accept ramp.
     const agreed = compatible(this.#config.version, opened.version);
-    if (agreed && !this.#admit(work.ip, peer === undefined && connecting === undefined, now)) return this.#config.countDrop("overCapacity");
+    if (agreed && !this.#admit(work.ip, peer === undefined && connecting === undefined, isLoopbackSource(work.from), now)) return this.#config.countDrop("overCapacity");
     this.#recent.record(keyHex, opened.timestamp); // answered: a copy of it is a replay from now on
     const id = agreed ? this.#config.newId() : 0;
     const written = writeResponse(this.#config.crypto, this.#config.identity, opened, {
@@ -568,13 +568,13 @@ export class HandshakeEndpoint {
   }
 
   /** Room for one more inbound handshake from `ip` (a stranger also needs the accept ramp and a connection slot). */
-  #admit(ip: string, stranger: boolean, now: number): boolean {
+  #admit(ip: string, stranger: boolean, loopback: boolean, now: number): boolean {
     const limits = this.#limits;
     if (!this.#slotFree(ip, 0, 0)) return false;
     if (!stranger) return true;
     if (this.#inboundConnections + this.#answering.size >= limits.maxConnections) return false;
     if (this.#connectionsPerIp.count(ip) + this.#answeringPerIp.count(ip) >= limits.maxConnectionsPerIp) return false;
-    return this.#acceptRamp.tryTake(ip, now);
+    return this.#acceptRamp.tryTake(ip, now, loopback);
   }
 
   // ---------------------------------------------------------------- responses and cookies

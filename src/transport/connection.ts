@@ -122,7 +122,9 @@ export class Connection {
 
   /**
    * Sends one message, reliably and in order. Resolves once the message is in the send buffer (it
-   * waits while the buffer is full: the peer is not reading, or the path is slow). Messages up to
+   * waits while the buffer is full: the peer is not reading, or the path is slow). Sends that wait
+   * go into the buffer in the order they were called, each once there is room for it; a send called
+   * while others wait waits behind them. Messages up to
    * one datagram go as one; larger ones, up to `maxMessageBytes` (default 64 MiB), are streamed.
    *
    * A send that is still waiting when the connection ends (close(), abort(), transport.close(), the

@@ -52,8 +52,10 @@ const MAX_RELAY_OFFERS = 64;
 interface Rungs {
   /** The address the introducer sees the peer at. */
   address: Address;
-  /** The peer's own addresses on its interfaces, as it told them. */
+  /** The peer's own addresses on its interfaces, as it told them, those this socket can send to. */
   localAddresses: readonly Address[];
+  /** How many it told of a family this socket cannot send to (a dual-stack peer's IPv6 ones, to an IPv4 socket). */
+  otherFamily: number;
   /** Whether the introducer sees both peers at one public host: only then are local addresses tried. */
   behindOneNat: boolean;
 }
@@ -108,13 +110,13 @@ export class Introductions {
   readonly #init: IntroductionsInit;
   readonly #rendezvous: Rendezvous<SessionDriver>;
   readonly #requests = new Map<number, Request>();
-  /** connectVia() requests waiting for an answer, by the peer's key: later calls for that peer join them. */
+  /** connectVia() requests waiting for an answer, by introducer and peer key: later calls for both join them. */
   readonly #askedFor = new Map<string, { answered: Promise<Connection>; requestId: number; waiting: number }>();
   /**
    * Connects started by an introduction we did not ask for, by the peer's key: their connection goes
    * to accept(), unless a connectVia() to the same peer claimed it meanwhile.
    */
-  readonly #introducedConnects = new Map<string, { promise: Promise<Connection>; claimed: boolean }>();
+  readonly #introducedConnects = new Map<string, { promise: Promise<Connection>; claimed: boolean; claimers: number }>();
   #connectsFailed = 0;
   /** Relays introducers offered, by the introduced peer's key (the relayed address to connect to). */
   readonly #relayOffers = new Map<string, Address>();
@@ -156,21 +158,24 @@ export class Introductions {
     const introduced = this.#introducedConnects.get(encodeKey(key));
     if (introduced !== undefined) {
       introduced.claimed = true;
-      return abortable(introduced.promise, signal);
+      introduced.claimers++;
+      // The last claimer to abort closes a connection that opens after all; another still wants it.
+      return abortable(introduced.promise, signal, () => --introduced.claimers === 0);
     }
-    // One request per peer at a time, as connect() shares one handshake per key: concurrent calls
-    // each sent a request of their own, and the introducer's rate limit refused some (4 of 12).
-    const keyText = encodeKey(key);
-    let asked = this.#askedFor.get(keyText);
+    // One request per introducer and peer at a time, as connect() shares one handshake per key:
+    // concurrent calls each sent a request of their own, and the introducer's rate limit refused
+    // some (4 of 12). Through another introducer, a call asks on its own (that one may know the peer).
+    const askedKey = `${gateway.localId} ${encodeKey(key)}`;
+    let asked = this.#askedFor.get(askedKey);
     if (asked === undefined) {
       if (gateway.ended) return Promise.reject(introductionError("noAnswer", key, "the connection to the introducer is closed"));
       const requestId = this.#rendezvous.request(gateway, key, this.#init.now());
       const answered = new Promise<Connection>((resolve, reject) => this.#requests.set(requestId, { key, retry, resolve, reject }));
       const entry = { answered, requestId, waiting: 0 };
       asked = entry;
-      this.#askedFor.set(keyText, entry);
+      this.#askedFor.set(askedKey, entry);
       const forget = () => {
-        if (this.#askedFor.get(keyText) === entry) this.#askedFor.delete(keyText);
+        if (this.#askedFor.get(askedKey) === entry) this.#askedFor.delete(askedKey);
       };
       answered.then(forget, forget);
       this.#flush();
@@ -179,7 +184,7 @@ export class Introductions {
     shared.waiting++;
     return abortable(shared.answered, signal, () => {
       if (--shared.waiting > 0) return false; // others still wait for the answer
-      this.#askedFor.delete(keyText);
+      if (this.#askedFor.get(askedKey) === shared) this.#askedFor.delete(askedKey);
       this.#requests.delete(shared.requestId);
       this.#rendezvous.cancel(shared.requestId);
       return true;
@@ -254,7 +259,11 @@ export class Introductions {
       case "introduced": {
         // The peer's local addresses are its word alone: worth trying only if the introducer sees us
         // both at one public host (one NAT, where a LAN path can exist).
-        const rungs: Rungs = { address: event.address, localAddresses: event.localAddresses, behindOneNat: event.via.observedAddress?.host === event.address.host };
+        const bound = this.#init.boundAddress().host;
+        const localAddresses = event.localAddresses.flatMap((local) => reachableFrom(bound, local) ?? []);
+        const rungs: Rungs = {
+          address: event.address, localAddresses, otherFamily: event.localAddresses.length - localAddresses.length, behindOneNat: event.via.observedAddress?.host === event.address.host,
+        };
         if (event.requestId === undefined) this.#connectIntroduced(event.key, rungs);
         else this.#answered(event.requestId, rungs);
       }
@@ -278,7 +287,7 @@ export class Introductions {
     const keyText = encodeKey(key);
     if (this.#introducedConnects.has(keyText)) return; // already connecting for the same introduction
     if (this.#openWith(key) !== undefined) return; // connected already: nothing to open
-    const entry = { promise: this.#connect(key, rungs, this.#init.config.retry), claimed: false };
+    const entry = { promise: this.#connect(key, rungs, this.#init.config.retry), claimed: false, claimers: 0 };
     this.#introducedConnects.set(keyText, entry);
     entry.promise.then(
       (connection) => {
@@ -302,9 +311,7 @@ export class Introductions {
    */
   async #connect(key: Uint8Array, rungs: Rungs, retry: Required<RetryOptions>): Promise<Connection> {
     const keyText = encodeKey(key);
-    // A peer's local addresses of the other family (a dual-stack peer's IPv6 ones, to an IPv4 socket) are not rungs: every send there fails.
-    const bound = this.#init.boundAddress().host;
-    const locals = rungs.behindOneNat ? rungs.localAddresses.flatMap((local) => reachableFrom(bound, local) ?? []) : [];
+    const locals = rungs.behindOneNat ? rungs.localAddresses : [];
     const direct = [rungs.address, ...locals];
     const handshakes = this.#init.handshakes;
     let relay: Address | undefined;
@@ -352,7 +359,8 @@ export class Introductions {
 function describeRungs(rungs: Rungs, relay: Address | undefined, offered: boolean): string {
   const show = (address: Address) => `${address.host}:${address.port}`;
   const told = rungs.localAddresses.map(show).join(", ");
-  const local = rungs.localAddresses.length === 0 ? "no local address (the peer told none)"
+  const local = rungs.localAddresses.length === 0
+    ? rungs.otherFamily > 0 ? `no local address (the peer told ${rungs.otherFamily}, of an address family this node's socket cannot send to)` : "no local address (the peer told none)"
     : rungs.behindOneNat ? `its local addresses ${told} (no answer)`
     : `not its local addresses ${told} (it is not behind this node's public address)`;
   const relayed = relay !== undefined
@@ -361,10 +369,6 @@ function describeRungs(rungs: Rungs, relay: Address | undefined, offered: boolea
   return `${local}; the address the introducer sees it at, ${show(rungs.address)} (no answer); ${relayed}`;
 }
 
-/**
- * `promise`, or Node's AbortError once `signal` aborts (then `cancel` runs; a connection that still
- * arrives is closed, as nobody will take it).
- */
 /**
  * `promise`, or an AbortError once `signal` fires. `cancel` gives up the wait's work and answers
  * whether this was its last waiter; only then is a connection that opens after all aborted.

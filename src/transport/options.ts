@@ -129,7 +129,7 @@ export interface TransportOptions {
   /**
    * Gateway accept ramp: new inbound connections per 1 s window while the transport is young; [] for
    * none. Default 5/s for 30 s, 20/s until 2 min, then unlimited. One IP address (an IPv6 /64) gets at
-   * most a quarter of each window (at least 1), loopback addresses the whole window. A connect() the
+   * most a quarter of each window (at least 1); loopback peers (::1, or 127.0.0.0/8 to an IPv4 socket) the whole window. A connect() the
    * ramp turns away is not answered; its intros are re-sent and get in at a later window, within the
    * connect's deadline (3 s by default) or not at all.
    */

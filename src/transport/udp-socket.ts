@@ -75,7 +75,15 @@ export async function openNodeSocket(options: SocketOptions): Promise<DatagramSo
   const type = options.host.includes(":") ? "udp6" : "udp4";
   const socket = dgram.createSocket({ type, recvBufferSize: options.receiveBufferBytes, sendBufferSize: options.receiveBufferBytes, lookup: await literalLookup() });
   await new Promise<void>((resolve, reject) => {
-    const failed = (error: Error) => reject(bindFailed(options, error));
+    const failed = (error: Error) => {
+      // A socket that did not bind still holds its handle (two UDPWraps stayed active after a failed bind).
+      try {
+        socket.close();
+      } catch {
+        // closed already
+      }
+      reject(bindFailed(options, error));
+    };
     socket.once("error", failed);
     try {
       socket.bind(options.port, options.host, () => {

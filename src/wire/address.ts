@@ -91,7 +91,8 @@ export function reachableFrom(boundHost: string, to: Address): Address | undefin
   const family = isIP(to.host);
   if (family === 0 || boundHost === "::") return to;
   const mapped = unmapped(to.host);
-  if (!boundHost.includes(":")) return family === 4 ? to : mapped !== to.host ? { ...to, host: mapped } : undefined;
+  // A socket bound to an IPv4-mapped address is a udp6 socket that talks IPv4 only.
+  if (isIP(unmapped(boundHost)) === 4) return family === 4 ? to : mapped !== to.host ? { ...to, host: mapped } : undefined;
   return family === 6 && mapped === to.host ? to : undefined;
 }
 
