@@ -220,9 +220,17 @@ export class Session {
 
   // ---------------------------------------------------------------- application side
 
-  /** Whether a writer may add bytes now (the send buffer is under its bound and the connection open). */
+  /** Whether a message may be added now (the send buffer and the message queue are under their bounds and the connection open). */
   get writable(): boolean {
     return this.#state === "open" && this.#outbound.hasRoom;
+  }
+
+  /**
+   * Whether outgoing stream `id`'s writer may add bytes now: the connection is open, the send buffer
+   * has room, and the peer admitted the stream and left it credit (see Outbound.streamHasRoom).
+   */
+  streamWritable(id: number): boolean {
+    return this.#state === "open" && this.#outbound.streamHasRoom(id);
   }
 
   /** Queues one message (the caller checked its size and `writable`, and hands over `bytes`). */
@@ -231,7 +239,10 @@ export class Session {
     this.#outbound.sendMessage(bytes);
   }
 
-  /** A new outgoing stream's id. Its data waits for the peer's stream credit. */
+  /**
+   * A new outgoing stream's id. Nothing goes yet: the peer learns of the stream with its first bytes
+   * or its end, and its writes wait (streamWritable) until the peer admits it.
+   */
   openStream(): number {
     this.#assertOpen();
     return this.#outbound.openStream();
