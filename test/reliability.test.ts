@@ -1,6 +1,7 @@
 // The reliable-delivery state machine in virtual time, over a seeded lossy network (no sockets).
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { SluiceError } from "../src/errors/errors.ts";
 import { MAX_OPEN_STREAMS, MAX_QUEUED_MESSAGES } from "../src/reliable/outbound.ts";
 import { SimNetwork } from "./support/sim-network.ts";
 import { mulberry32 } from "./support/random.ts";
@@ -426,6 +427,35 @@ describe("streams past the peer's limit, and bytes ahead of their readers", () =
     const { done, received } = writeAndRead(net, streams, true, 600_000);
     expect(done).toBe(true);
     for (const [id, data] of streams) expect(sha256(received.get(id)!)).toBe(sha256([data]));
+  });
+
+  it("a stream reset before the peer admitted it reaches the peer's reader once it is, and frees its place", () => {
+    const net = new SimNetwork(0x18, { delayMs: 5 });
+    const [a, b] = net.sessions;
+    const ids = Array.from({ length: 18 }, () => a.openStream());
+    for (const id of ids.slice(0, 16)) a.writeStream(id, new Uint8Array(100)), a.finishStream(id);
+    a.resetStream(ids[16]!, new SluiceError("ERR_SLUICE_RESET", "given up"));
+    a.writeStream(ids[17]!, new Uint8Array(100));
+    a.finishStream(ids[17]!);
+    const outcomes = new Map<number, string>();
+    const settled = () => outcomes.size === 18 && ![...outcomes.values()].includes("open");
+    net.run(settled, 10_000, () => {
+      for (let id = b.acceptStream(); id !== undefined; id = b.acceptStream()) outcomes.set(id, "open");
+      for (const [id, outcome] of outcomes) {
+        if (outcome !== "open") continue;
+        try {
+          for (let piece = b.readStream(id); piece !== undefined && outcomes.get(id) === "open"; piece = b.readStream(id)) {
+            if (piece === null) outcomes.set(id, "ended");
+          }
+        } catch (error) {
+          outcomes.set(id, (error as SluiceError).code);
+        }
+      }
+    });
+    expect(settled()).toBe(true);
+    expect(outcomes.get(ids[16]!)).toBe("ERR_SLUICE_RESET");
+    expect(outcomes.get(ids[17]!)).toBe("ended");
+    expect(b.stats().flowControlViolations).toBe(0);
   });
 });
 

@@ -196,7 +196,8 @@ export class Outbound {
 
   /**
    * Gives up on outgoing stream `id`: its unsent bytes are dropped and the peer is told (a STREAM_RESET,
-   * retransmitted until acknowledged), so its reader fails with a clear error instead of waiting.
+   * retransmitted until acknowledged, once the peer admitted the stream), so its reader fails with a
+   * clear error instead of waiting.
    */
   resetStream(id: number, reason: SluiceError, code = RESET_ABORTED): void {
     const out = this.#streamById.get(id);
@@ -303,7 +304,7 @@ export class Outbound {
 
   /** Whether there is something to send now: lost data, new data within credit, or a reset. */
   get hasWork(): boolean {
-    if (this.#resetsDue.size > 0) return true;
+    for (const out of this.#resetsDue) if (out.id < this.#peerStreamsLimit) return true;
     for (const message of this.#lostMessages) if (message.stream.hasLost) return true;
     const next = this.#firstUnsentMessage();
     if (next !== undefined && next.sequence < this.#peerSequenceLimit && next.stream.hasSendable(this.#peerMessageLimit - next.start)) return true;
@@ -313,10 +314,15 @@ export class Outbound {
     return false;
   }
 
-  /** The RESET frames that are due. */
+  /**
+   * The RESET frames that are due, of streams the peer admitted: a stream past its streams credit is
+   * reset once it is admitted. (Sent before, the reset was dropped as past the credit and the
+   * peer never heard of the stream, whose id then held one of its maxIncomingStreams for ever.)
+   */
   writeResets(writer: PacketWriter, packet: OutboundSent): void {
     for (const out of this.#resetsDue) {
       if (writer.remaining < RESET_ROOM_BYTES) break;
+      if (out.id >= this.#peerStreamsLimit) continue;
       writer.streamReset(out.id, out.resetCode!);
       this.#resetsDue.delete(out);
       packet.resets.push(out);
