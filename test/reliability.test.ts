@@ -429,6 +429,45 @@ describe("streams past the peer's limit, and bytes ahead of their readers", () =
     for (const [id, data] of streams) expect(sha256(received.get(id)!)).toBe(sha256([data]));
   });
 
+  it("a stream past the limit is admitted within about a round trip of any stream's end, even while the first stays open", () => {
+    // QUIC's MAX_STREAMS (RFC 9000 §4.6) counts streams: each stream that ends lets one more open,
+    // whichever it is. Counting only streams ended in order from the first kept every later stream out
+    // while a long-lived first one stayed open.
+    const net = new SimNetwork(0x17, { delayMs: 10 });
+    const [a, b] = net.sessions;
+    const longLived = a.openStream();
+    a.writeStream(longLived, new Uint8Array(100)); // never finished
+    const streams = new Map(Array.from({ length: 16 }, (_, i) => [a.openStream(), seeded(i, 10_000)] as const));
+    const last = Math.max(...streams.keys());
+    let firstEnd = Infinity;
+    let admittedAt = Infinity;
+    const written = new Set<number>();
+    const reading = new Set<number>();
+    net.run(() => admittedAt < Infinity, 20_000, () => {
+      for (const [id, data] of streams) {
+        if (written.has(id) || !a.streamWritable(id)) continue;
+        a.writeStream(id, data);
+        a.finishStream(id);
+        written.add(id);
+      }
+      for (let id = b.acceptStream(); id !== undefined; id = b.acceptStream()) {
+        if (id === last) admittedAt = net.now;
+        if (id !== longLived) reading.add(id);
+      }
+      for (const id of reading) {
+        for (let piece = b.readStream(id); piece !== undefined; piece = b.readStream(id)) {
+          if (piece === null) {
+            firstEnd = Math.min(firstEnd, net.now);
+            reading.delete(id);
+            break;
+          }
+        }
+      }
+    });
+    expect(admittedAt).toBeLessThan(Infinity);
+    expect(admittedAt - firstEnd).toBeLessThanOrEqual(3 * 20); // one round trip (20 ms), with room: not a keep-alive (5 s) away
+  });
+
   it("a stream reset before the peer admitted it reaches the peer's reader once it is, and frees its place", () => {
     const net = new SimNetwork(0x18, { delayMs: 5 });
     const [a, b] = net.sessions;
