@@ -1,6 +1,7 @@
 // Many streams at once over real loopback sockets, through "sluice" alone: streams past the peer's
 // limit (maxIncomingStreams, 16) and bytes ahead of a stream's reader never hold up the streams the
-// peer can take.
+// peer can take; a stream that ends lets the next one open at once, not at the next packet that
+// happens to go.
 import { createHash } from "node:crypto";
 import { afterEach, expect, test } from "vitest";
 import type { Connection, Transport } from "sluice";
@@ -11,6 +12,11 @@ import { closeAll, connectedPair, publicBinder } from "./support/transports.ts";
 const open: Transport[] = [];
 afterEach(() => closeAll(...open.splice(0)));
 const bind = publicBinder(open);
+
+/** `promise`'s outcome, or "pending" if it has none within `ms`. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T | "pending"> {
+  return Promise.race([promise, new Promise<"pending">((resolve) => setTimeout(resolve, ms, "pending"))]);
+}
 
 /** Opens a stream and writes `total` seeded bytes to it in `chunkBytes` writes, then closes it: their SHA-256. */
 async function writeStream(connection: Connection, seed: number, total: number, chunkBytes: number): Promise<string> {
@@ -54,3 +60,31 @@ test("two 8 MiB streams written at once, read one after the other: the second's 
   expect([first.bytes, second.bytes]).toEqual([total, total]);
   expect([first.sha256, second.sha256]).toEqual(await writers);
 }, 60_000);
+
+test("a stream past the peer's limit opens as soon as one ends, with no other packet due for a minute", async () => {
+  // No keep-alive for a minute, no path MTU probe (1200 B): nothing else would carry the credit.
+  const reliability = { keepAliveMs: 60_000, maxKeepAliveMs: 60_000, maxDatagramBytes: 1200 };
+  const { atJoiner, atGateway } = await connectedPair(bind, { reliability }, { reliability });
+  // 16 streams (the peer's limit) of one byte and their ends, all acknowledged; the peer's reader
+  // takes the bytes, and only later the ends, so no packet arrives after it does.
+  const writers = Array.from({ length: 16 }, () => atJoiner.openStream().getWriter());
+  await Promise.all(writers.map(async (writer) => {
+    await writer.write(new Uint8Array([1]));
+    await writer.close();
+  }));
+  await atJoiner.flush();
+  const readers = [];
+  for (let i = 0; i < 16; i++) {
+    const reader = (await atGateway.acceptStream())!.getReader();
+    expect((await reader.read()).value).toEqual(new Uint8Array([1]));
+    readers.push(reader);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  for (const reader of readers) expect((await reader.read()).done).toBe(true);
+  // The 17th waits for the credit the ended streams gave back, which once went only with the next
+  // packet that happened to go (here a keep-alive, a minute later).
+  const seventeenth = writeStream(atJoiner, 17, 5000, 5000);
+  const accepted = await within(atGateway.acceptStream(), 10_000);
+  expect(accepted).not.toBe("pending");
+  expect(await readAll(accepted as ReadableStream<Uint8Array>)).toEqual({ bytes: 5000, sha256: await seventeenth });
+}, 30_000);

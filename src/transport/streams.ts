@@ -48,13 +48,15 @@ export function readableStream(driver: SessionDriver, id: number): ReadableStrea
   return new ReadableStream<Uint8Array>({
     // A rejection errors the stream with its reason: the stream's own (reset, a broken rule) or the connection's.
     pull: async (controller) => {
+      // Whatever a read answers, it may owe the peer credit, sent now: a piece may raise the stream's;
+      // its end or its failure lets the peer open another stream. (The credit an end gave back once
+      // waited for the next packet that happened to go, often a keep-alive 5 s later.)
       const piece = await driver.until(() => {
         const read = session.readStream(id); // null at the end: not a WAIT
         return read === undefined ? WAIT : read;
-      });
+      }).finally(() => driver.scheduleDrive());
       if (piece === null) return controller.close();
       controller.enqueue(piece);
-      driver.scheduleDrive(); // reading may have raised the peer's credit
     },
     cancel: () => {
       session.cancelStream(id);
