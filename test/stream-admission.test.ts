@@ -1,7 +1,7 @@
 // Many streams at once over real loopback sockets, through "sluice" alone: streams past the peer's
 // limit (maxIncomingStreams, 16) and bytes ahead of a stream's reader never hold up the streams the
 // peer can take; a stream that ends lets the next one open at once, not at the next packet that
-// happens to go.
+// happens to go; and the peer sees a stream at its first bytes or its end.
 import { createHash } from "node:crypto";
 import { afterEach, expect, test } from "vitest";
 import type { Connection, Transport } from "sluice";
@@ -88,3 +88,18 @@ test("a stream past the peer's limit opens as soon as one ends, with no other pa
   expect(accepted).not.toBe("pending");
   expect(await readAll(accepted as ReadableStream<Uint8Array>)).toEqual({ bytes: 5000, sha256: await seventeenth });
 }, 30_000);
+
+test("the peer sees a stream at its first bytes or its end, not at openStream()", async () => {
+  const { atJoiner, atGateway } = await connectedPair(bind);
+  const silent = atJoiner.openStream().getWriter();
+  const accepting = atGateway.acceptStream();
+  expect(await within(accepting, 300)).toBe("pending"); // opening alone sends nothing
+  await silent.close(); // an end with no bytes is the stream's first frame
+  expect(await readAll((await accepting)!)).toMatchObject({ bytes: 0 });
+  const written = atJoiner.openStream().getWriter();
+  await written.write(new Uint8Array(10));
+  const reader = (await atGateway.acceptStream())!.getReader();
+  expect((await reader.read()).value).toEqual(new Uint8Array(10));
+  await written.close();
+  expect((await reader.read()).done).toBe(true);
+});
