@@ -407,6 +407,154 @@ describe("the peer's CLOSE is acknowledged when this side ends right after it ar
   });
 });
 
+describe("streams past the peer's limit, and bytes ahead of their readers", () => {
+  /**
+   * Writes `streams` (id → bytes) in 64 KiB writes, in turn, while each stream takes more (the
+   * host's rule: streamWritable), finishing each at its end; reads every stream the peer accepts, in parallel, or
+   * in order of acceptance, one at a time (`sequential`). Answers whether every stream ended, what
+   * each received, and the largest send buffer seen.
+   */
+  function writeAndRead(net: SimNetwork, streams: Map<number, Uint8Array>, sequential: boolean, limitMs: number) {
+    const [a, b] = net.sessions;
+    const ids = [...streams.keys()];
+    const written = new Map(ids.map((id) => [id, 0]));
+    let turn = 0;
+    const received = new Map<number, Uint8Array[]>();
+    const ended = new Set<number>();
+    let largestBuffer = 0;
+    const done = net.run(() => ended.size === streams.size, limitMs, () => {
+      // The writers take turns, a write each, from the one after the last that wrote (as concurrent
+      // writers waiting for room do: whoever waited longest goes first).
+      for (let wrote = true; wrote;) {
+        wrote = false;
+        for (let k = 0; k < ids.length; k++) {
+          const id = ids[(turn + k) % ids.length]!;
+          const data = streams.get(id)!;
+          const at = written.get(id)!;
+          if (at === data.length || !a.streamWritable(id)) continue;
+          a.writeStream(id, data.subarray(at, at + 64 * 1024));
+          written.set(id, Math.min(data.length, at + 64 * 1024));
+          if (written.get(id) === data.length) a.finishStream(id);
+          turn = (turn + k + 1) % ids.length;
+          wrote = true;
+          break;
+        }
+      }
+      largestBuffer = Math.max(largestBuffer, a.stats().sendBufferedBytes);
+      for (let id = b.acceptStream(); id !== undefined; id = b.acceptStream()) received.set(id, []);
+      for (const [id, pieces] of received) {
+        if (ended.has(id)) continue;
+        for (let piece = b.readStream(id); piece !== undefined; piece = b.readStream(id)) {
+          if (piece === null) {
+            ended.add(id);
+            break;
+          }
+          pieces.push(piece);
+        }
+        if (sequential && !ended.has(id)) break; // the next stream waits for this one's end
+      }
+    });
+    return { done, received, largestBuffer };
+  }
+
+  function seeded(seed: number, bytes: number): Uint8Array {
+    const random = mulberry32(seed);
+    const data = new Uint8Array(bytes);
+    for (let i = 0; i < bytes; i += 64) data[i] = random() * 256;
+    return data;
+  }
+
+  it("50 streams of 256 KiB opened at once, 34 past the peer's 16: every one arrives intact, the send buffer within its bound", () => {
+    // Bytes of streams the peer had not admitted filled the shared 4 MiB send buffer; the admitted
+    // streams' writers waited for room for ever, and no stream ended to admit another.
+    const net = new SimNetwork(0x50, { delayMs: 5, loss: 0.02, jitterMs: 1 });
+    const [a, b] = net.sessions;
+    const streams = new Map(Array.from({ length: 50 }, (_, i) => [a.openStream(), seeded(i, 256 * 1024)] as const));
+    const { done, received, largestBuffer } = writeAndRead(net, streams, false, 600_000);
+    expect(done).toBe(true);
+    for (const [id, data] of streams) expect(sha256(received.get(id)!)).toBe(sha256([data]));
+    expect(largestBuffer).toBeLessThanOrEqual(4 * 2 ** 20 + 64 * 1024); // sendBufferBytes + the write being admitted
+    expect(b.stats().flowControlViolations).toBe(0);
+  });
+
+  it("two 8 MiB streams read one after the other: the second's bytes beyond its reader's window do not hold up the first", () => {
+    const net = new SimNetwork(0x88, { delayMs: 5 });
+    const [a] = net.sessions;
+    const streams = new Map([[a.openStream(), seeded(1, 8 * 2 ** 20)], [a.openStream(), seeded(2, 8 * 2 ** 20)]]);
+    const { done, received } = writeAndRead(net, streams, true, 600_000);
+    expect(done).toBe(true);
+    for (const [id, data] of streams) expect(sha256(received.get(id)!)).toBe(sha256([data]));
+  });
+
+  it("a stream past the limit is admitted within about a round trip of any stream's end, even while the first stays open", () => {
+    // QUIC's MAX_STREAMS (RFC 9000 §4.6) counts streams: each stream that ends lets one more open,
+    // whichever it is. Counting only streams ended in order from the first kept every later stream out
+    // while a long-lived first one stayed open.
+    const net = new SimNetwork(0x17, { delayMs: 10 });
+    const [a, b] = net.sessions;
+    const longLived = a.openStream();
+    a.writeStream(longLived, new Uint8Array(100)); // never finished
+    const streams = new Map(Array.from({ length: 16 }, (_, i) => [a.openStream(), seeded(i, 10_000)] as const));
+    const last = Math.max(...streams.keys());
+    let firstEnd = Infinity;
+    let admittedAt = Infinity;
+    const written = new Set<number>();
+    const reading = new Set<number>();
+    net.run(() => admittedAt < Infinity, 20_000, () => {
+      for (const [id, data] of streams) {
+        if (written.has(id) || !a.streamWritable(id)) continue;
+        a.writeStream(id, data);
+        a.finishStream(id);
+        written.add(id);
+      }
+      for (let id = b.acceptStream(); id !== undefined; id = b.acceptStream()) {
+        if (id === last) admittedAt = net.now;
+        if (id !== longLived) reading.add(id);
+      }
+      for (const id of reading) {
+        for (let piece = b.readStream(id); piece !== undefined; piece = b.readStream(id)) {
+          if (piece === null) {
+            firstEnd = Math.min(firstEnd, net.now);
+            reading.delete(id);
+            break;
+          }
+        }
+      }
+    });
+    expect(admittedAt).toBeLessThan(Infinity);
+    expect(admittedAt - firstEnd).toBeLessThanOrEqual(3 * 20); // one round trip (20 ms), with room: not a keep-alive (5 s) away
+  });
+
+  it("a stream reset before the peer admitted it reaches the peer's reader once it is, and frees its place", () => {
+    const net = new SimNetwork(0x18, { delayMs: 5 });
+    const [a, b] = net.sessions;
+    const ids = Array.from({ length: 18 }, () => a.openStream());
+    for (const id of ids.slice(0, 16)) a.writeStream(id, new Uint8Array(100)), a.finishStream(id);
+    a.resetStream(ids[16]!, new SluiceError("ERR_SLUICE_RESET", "given up"));
+    a.writeStream(ids[17]!, new Uint8Array(100));
+    a.finishStream(ids[17]!);
+    const outcomes = new Map<number, string>();
+    const settled = () => outcomes.size === 18 && ![...outcomes.values()].includes("open");
+    net.run(settled, 10_000, () => {
+      for (let id = b.acceptStream(); id !== undefined; id = b.acceptStream()) outcomes.set(id, "open");
+      for (const [id, outcome] of outcomes) {
+        if (outcome !== "open") continue;
+        try {
+          for (let piece = b.readStream(id); piece !== undefined && outcomes.get(id) === "open"; piece = b.readStream(id)) {
+            if (piece === null) outcomes.set(id, "ended");
+          }
+        } catch (error) {
+          outcomes.set(id, (error as SluiceError).code);
+        }
+      }
+    });
+    expect(settled()).toBe(true);
+    expect(outcomes.get(ids[16]!)).toBe("ERR_SLUICE_RESET");
+    expect(outcomes.get(ids[17]!)).toBe("ended");
+    expect(b.stats().flowControlViolations).toBe(0);
+  });
+});
+
 describe("a full message queue, retired from its front", () => {
   it("12,000 messages through a queue held at 4,096 arrive intact, once, in order at 5% loss with duplicates and reordering", () => {
     const net = new SimNetwork(0x4096, { delayMs: 3, loss: 0.05, duplicate: 0.02, jitterMs: 2 });

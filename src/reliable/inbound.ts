@@ -98,6 +98,8 @@ export class Inbound {
   /** What messages and stream pieces are copied into when handed to the application. */
   readonly #delivered = new DeliverySlab();
   #streamsLimit = INITIAL_STREAMS_CREDIT;
+  /** Incoming streams done with (see #retireStream). */
+  #streamsRetired = 0;
   #streamsCreditDirty = false;
   #lastStreamError: string | undefined;
   readonly #streamBlockBytes: number;
@@ -410,15 +412,20 @@ export class Inbound {
     this.#lastStreamError = reason;
   }
 
-  /** The stream is done with (read to its end, failed and reported, or cancelled): forget it, grant another. */
+  /**
+   * The stream is done with (read to its end, failed and reported, or cancelled): forget it, and let
+   * the peer open one more, whichever stream this was (QUIC's MAX_STREAMS counts streams alike, RFC
+   * 9000 §4.6). The ids below the limit not yet done with stay maxIncomingStreams, so the streams open
+   * at once do too, and #finishedStreamIds holds at most one range more than that. Counting only the
+   * streams done with in order from the first kept every later stream out while a long-lived first
+   * one stayed open.
+   */
   #retireStream(id: number): void {
     this.#inStreams.delete(id);
     this.#finishedStreamIds.add(id, id + 1);
-    const limit = this.#finishedStreamIds.contiguousEnd(0) + this.#config.maxIncomingStreams;
-    if (limit > this.#streamsLimit) {
-      this.#streamsLimit = limit;
-      this.#streamsCreditDirty = true;
-    }
+    this.#streamsRetired++;
+    this.#streamsLimit = this.#streamsRetired + this.#config.maxIncomingStreams;
+    this.#streamsCreditDirty = true;
   }
 
   #raiseStreamCredit(stream: InStream, limit: number): void {

@@ -123,6 +123,21 @@ export class Outbound {
   }
 
   /**
+   * Whether outgoing stream `id`'s writer may add more: there is room (hasRoom), the peer admitted the
+   * stream (its id is below the peer's streams credit), and the stream has credit left, so what it
+   * holds can go at once (a write can take it past its credit: by that one write at most). As QUIC's
+   * writers wait on stream credit, bytes that cannot go yet never take the shared buffer from
+   * streams whose bytes can: bytes of streams the peer had not admitted, or of a stream ahead of its
+   * reader, filled it, and the writers of the streams the peer was reading waited for ever. A
+   * stream that ended early answers true: its write fails, with why.
+   */
+  streamHasRoom(id: number): boolean {
+    const out = this.#streamById.get(id);
+    if (out === undefined || out.resetCode !== undefined) return true;
+    return this.hasRoom && out.id < this.#peerStreamsLimit && out.stream.written < out.limit;
+  }
+
+  /**
    * Everything written was acknowledged (a graceful close may go): every message, and every stream's
    * bytes; a finished stream's end and a reset stream's RESET too. A stream left open (not finished)
    * with every byte acknowledged does not hold the close: its reader learns the connection closed first.
@@ -146,7 +161,7 @@ export class Outbound {
     this.#counters.messagesSent++;
   }
 
-  /** A new outgoing stream's id. Its data waits for the peer's stream credit. */
+  /** A new outgoing stream's id. Its writes wait until the peer admits it (streamHasRoom). */
   openStream(): number {
     if (this.#streams.length >= MAX_OPEN_STREAMS) {
       throw limitReached(`${MAX_OPEN_STREAMS} outgoing streams are open already: close or abort one before opening another`, this.openStream);
@@ -181,7 +196,8 @@ export class Outbound {
 
   /**
    * Gives up on outgoing stream `id`: its unsent bytes are dropped and the peer is told (a STREAM_RESET,
-   * retransmitted until acknowledged), so its reader fails with a clear error instead of waiting.
+   * retransmitted until acknowledged, once the peer admitted the stream), so its reader fails with a
+   * clear error instead of waiting.
    */
   resetStream(id: number, reason: SluiceError, code = RESET_ABORTED): void {
     const out = this.#streamById.get(id);
@@ -288,7 +304,7 @@ export class Outbound {
 
   /** Whether there is something to send now: lost data, new data within credit, or a reset. */
   get hasWork(): boolean {
-    if (this.#resetsDue.size > 0) return true;
+    for (const out of this.#resetsDue) if (out.id < this.#peerStreamsLimit) return true;
     for (const message of this.#lostMessages) if (message.stream.hasLost) return true;
     const next = this.#firstUnsentMessage();
     if (next !== undefined && next.sequence < this.#peerSequenceLimit && next.stream.hasSendable(this.#peerMessageLimit - next.start)) return true;
@@ -298,10 +314,15 @@ export class Outbound {
     return false;
   }
 
-  /** The RESET frames that are due. */
+  /**
+   * The RESET frames that are due, of streams the peer admitted: a stream past its streams credit is
+   * reset once it is admitted. (Sent before, the reset was dropped as past the credit and the
+   * peer never heard of the stream, whose id then held one of its maxIncomingStreams for ever.)
+   */
   writeResets(writer: PacketWriter, packet: OutboundSent): void {
     for (const out of this.#resetsDue) {
       if (writer.remaining < RESET_ROOM_BYTES) break;
+      if (out.id >= this.#peerStreamsLimit) continue;
       writer.streamReset(out.id, out.resetCode!);
       this.#resetsDue.delete(out);
       packet.resets.push(out);

@@ -220,9 +220,17 @@ export class Session {
 
   // ---------------------------------------------------------------- application side
 
-  /** Whether a writer may add bytes now (the send buffer is under its bound and the connection open). */
+  /** Whether a message may be added now (the send buffer and the message queue are under their bounds and the connection open). */
   get writable(): boolean {
     return this.#state === "open" && this.#outbound.hasRoom;
+  }
+
+  /**
+   * Whether outgoing stream `id`'s writer may add bytes now: the connection is open, the send buffer
+   * has room, and the peer admitted the stream and left it credit (see Outbound.streamHasRoom).
+   */
+  streamWritable(id: number): boolean {
+    return this.#state === "open" && this.#outbound.streamHasRoom(id);
   }
 
   /** Queues one message (the caller checked its size and `writable`, and hands over `bytes`). */
@@ -231,7 +239,10 @@ export class Session {
     this.#outbound.sendMessage(bytes);
   }
 
-  /** A new outgoing stream's id. Its data waits for the peer's stream credit. */
+  /**
+   * A new outgoing stream's id. Nothing goes yet: the peer learns of the stream with its first bytes
+   * or its end, and its writes wait (streamWritable) until the peer admits it.
+   */
   openStream(): number {
     this.#assertOpen();
     return this.#outbound.openStream();
@@ -312,7 +323,9 @@ export class Session {
   /**
    * The next bytes of incoming stream `id`: data (all that arrived in order, up to 64 KiB: a reader
    * that fell behind gets it in few large pieces), null at its end, undefined if none yet; throws if
-   * it failed. The bytes are the caller's.
+   * it failed. The bytes are the caller's. A read that answers anything but undefined may owe the
+   * peer credit (a piece, the stream's; an end or a failure, another stream): the host drives the
+   * session after it, or the credit waits for the next packet that goes for another reason.
    */
   readStream(id: number): Uint8Array | null | undefined {
     return this.#inbound.readStream(id, this.#sending ? undefined : this.endReason);

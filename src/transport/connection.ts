@@ -246,11 +246,18 @@ export class Connection {
   }
 
   /**
-   * Opens an outgoing byte stream. Writes resolve once the bytes are in the send buffer (they wait
-   * while it is full or the reader is behind); close() resolves once the end is queued after them,
-   * whether or not the peer has accepted the stream yet: `connection.flush()` waits for the peer's
-   * acknowledgement. If the reader cancels, pending and later writes and close() reject with
-   * ERR_SLUICE_STREAM_CANCELLED; abort() resets the stream (its reader fails with ERR_SLUICE_RESET).
+   * Opens an outgoing byte stream. Opening sends nothing (as in QUIC): the peer's acceptStream()
+   * sees the stream when its first bytes arrive, or its end (close() with nothing written is enough).
+   * The peer admits streams in the order they were opened, at most its `reliability.maxIncomingStreams`
+   * (default 16) open at once; a stream past them stays unseen, its writes waiting, and each stream
+   * the peer is done with (read to its end, failed, or cancelled) admits the next. Writes resolve
+   * once the bytes are in the send buffer: they wait while it is full (`reliability.sendBufferBytes`),
+   * until the peer admits the stream, and while the stream is its reader's window (the peer's
+   * `streamWindowBytes`, 1 MiB by default) ahead of its reader (a write is taken whole while any of
+   * the window is left). close() resolves once the end is queued after them, whether or not the peer
+   * has admitted or accepted the stream yet: `connection.flush()` waits for the peer's acknowledgement. If the reader cancels, pending and later
+   * writes and close() reject with ERR_SLUICE_STREAM_CANCELLED; abort() resets the stream (its reader
+   * fails with ERR_SLUICE_RESET).
    */
   openStream(): WritableStream<Uint8Array> {
     const driver = this.#driver;

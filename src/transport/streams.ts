@@ -1,7 +1,8 @@
 // WHATWG streams over a connection's Session, for Node and Deno alike. An outgoing stream is a
-// WritableStream whose writes wait for room in the send buffer, and whose close() resolves once the
-// end is queued (the peer's acknowledgement is connection.flush()'s), so a writer never waits on a
-// reader that has not accepted the stream yet. An incoming one is a ReadableStream with a high-water
+// WritableStream whose writes wait for room in the send buffer, for the peer to admit the stream and
+// for the stream's credit (so it is at most its reader's window and one write ahead), and whose
+// close() resolves once the end is queued (the peer's acknowledgement is connection.flush()'s), so
+// closing never waits on a reader that has not accepted the stream yet. An incoming one is a ReadableStream with a high-water
 // mark of 0, so nothing is read ahead of its reader and the credit the peer gets follows the reader's
 // pace; cancelling it tells the writer to stop (STOP_SENDING).
 import { SluiceError } from "../errors/errors.ts";
@@ -23,7 +24,7 @@ export function writableStream(driver: SessionDriver, id: number): WritableStrea
       await driver.until(() => {
         const refused = refusal();
         if (refused !== undefined) throw refused;
-        return session.writable ? undefined : WAIT;
+        return session.streamWritable(id) ? undefined : WAIT;
       });
       session.writeStream(id, ownedCopy(chunk, 0, chunk.length));
       driver.scheduleDrive();
@@ -47,13 +48,15 @@ export function readableStream(driver: SessionDriver, id: number): ReadableStrea
   return new ReadableStream<Uint8Array>({
     // A rejection errors the stream with its reason: the stream's own (reset, a broken rule) or the connection's.
     pull: async (controller) => {
+      // Whatever a read answers, it may owe the peer credit, sent now: a piece may raise the stream's;
+      // its end or its failure lets the peer open another stream. (The credit an end gave back once
+      // waited for the next packet that happened to go, often a keep-alive 5 s later.)
       const piece = await driver.until(() => {
         const read = session.readStream(id); // null at the end: not a WAIT
         return read === undefined ? WAIT : read;
-      });
+      }).finally(() => driver.scheduleDrive());
       if (piece === null) return controller.close();
       controller.enqueue(piece);
-      driver.scheduleDrive(); // reading may have raised the peer's credit
     },
     cancel: () => {
       session.cancelStream(id);

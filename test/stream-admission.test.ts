@@ -1,0 +1,105 @@
+// Many streams at once over real loopback sockets, through "sluice" alone: streams past the peer's
+// limit (maxIncomingStreams, 16) and bytes ahead of a stream's reader never hold up the streams the
+// peer can take; a stream that ends lets the next one open at once, not at the next packet that
+// happens to go; and the peer sees a stream at its first bytes or its end.
+import { createHash } from "node:crypto";
+import { afterEach, expect, test } from "vitest";
+import type { Connection, Transport } from "sluice";
+import { mulberry32 } from "./support/random.ts";
+import { readAll } from "./support/streams.ts";
+import { closeAll, connectedPair, publicBinder } from "./support/transports.ts";
+
+const open: Transport[] = [];
+afterEach(() => closeAll(...open.splice(0)));
+const bind = publicBinder(open);
+
+/** `promise`'s outcome, or "pending" if it has none within `ms`. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T | "pending"> {
+  return Promise.race([promise, new Promise<"pending">((resolve) => setTimeout(resolve, ms, "pending"))]);
+}
+
+/** Opens a stream and writes `total` seeded bytes to it in `chunkBytes` writes, then closes it: their SHA-256. */
+async function writeStream(connection: Connection, seed: number, total: number, chunkBytes: number): Promise<string> {
+  const hash = createHash("sha256");
+  const writer = connection.openStream().getWriter();
+  const random = mulberry32(seed);
+  for (let at = 0; at < total; at += chunkBytes) {
+    const chunk = new Uint8Array(Math.min(chunkBytes, total - at));
+    for (let i = 0; i < chunk.length; i += 64) chunk[i] = random() * 256;
+    hash.update(chunk);
+    await writer.write(chunk);
+  }
+  await writer.close();
+  return hash.digest("hex");
+}
+
+test("50 streams of 256 KiB opened at once, 34 past the peer's 16: every one arrives whole, read in parallel", async () => {
+  const { atJoiner, atGateway } = await connectedPair(bind);
+  const count = 50;
+  const total = 256 * 1024;
+  // Bytes of the 34 streams the peer has not admitted yet once filled the 4 MiB send buffer: the
+  // admitted streams' writers waited for room for ever, and no stream ended to admit another.
+  const writers = Promise.all(Array.from({ length: count }, (_, i) => writeStream(atJoiner, i, total, 64 * 1024)));
+  const readers: Array<Promise<{ sha256: string; bytes: number }>> = [];
+  for (let i = 0; i < count; i++) readers.push(readAll((await atGateway.acceptStream())!));
+  const [sent, received] = await Promise.all([writers, Promise.all(readers)]);
+  expect(received.map((r) => r.bytes)).toEqual(Array(count).fill(total));
+  expect(new Set(received.map((r) => r.sha256))).toEqual(new Set(sent));
+  await atJoiner.flush(); // the last acknowledgements
+  expect(atJoiner.stats().delivery.sendBufferedBytes).toBe(0);
+}, 60_000);
+
+test("two 8 MiB streams written at once, read one after the other: the second's unread bytes do not hold up the first", async () => {
+  const { atJoiner, atGateway } = await connectedPair(bind);
+  const total = 8 * 2 ** 20;
+  // The second stream's bytes beyond its reader's window (1 MiB) once filled the send buffer, and the
+  // first stream's writer, whose reader was waiting, could add nothing more.
+  const writers = Promise.all([writeStream(atJoiner, 1, total, 64 * 1024), writeStream(atJoiner, 2, total, 64 * 1024)]);
+  const first = await readAll((await atGateway.acceptStream())!);
+  const second = await readAll((await atGateway.acceptStream())!);
+  expect([first.bytes, second.bytes]).toEqual([total, total]);
+  expect([first.sha256, second.sha256]).toEqual(await writers);
+}, 60_000);
+
+test("a stream past the peer's limit opens as soon as one ends, with no other packet due for a minute", async () => {
+  // No keep-alive for a minute, no path MTU probe (1200 B): nothing else would carry the credit.
+  const reliability = { keepAliveMs: 60_000, maxKeepAliveMs: 60_000, maxDatagramBytes: 1200 };
+  const { atJoiner, atGateway } = await connectedPair(bind, { reliability }, { reliability });
+  // 16 streams (the peer's limit) of one byte and their ends, all acknowledged; the peer's reader
+  // takes the bytes, and only later the ends, so no packet arrives after it does.
+  const writers = Array.from({ length: 16 }, () => atJoiner.openStream().getWriter());
+  await Promise.all(writers.map(async (writer) => {
+    await writer.write(new Uint8Array([1]));
+    await writer.close();
+  }));
+  await atJoiner.flush();
+  const readers = [];
+  for (let i = 0; i < 16; i++) {
+    const reader = (await atGateway.acceptStream())!.getReader();
+    expect((await reader.read()).value).toEqual(new Uint8Array([1]));
+    readers.push(reader);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  for (const reader of readers) expect((await reader.read()).done).toBe(true);
+  // The 17th waits for the credit the ended streams gave back, which once went only with the next
+  // packet that happened to go (here a keep-alive, a minute later).
+  const seventeenth = writeStream(atJoiner, 17, 5000, 5000);
+  const accepted = await within(atGateway.acceptStream(), 10_000);
+  expect(accepted).not.toBe("pending");
+  expect(await readAll(accepted as ReadableStream<Uint8Array>)).toEqual({ bytes: 5000, sha256: await seventeenth });
+}, 30_000);
+
+test("the peer sees a stream at its first bytes or its end, not at openStream()", async () => {
+  const { atJoiner, atGateway } = await connectedPair(bind);
+  const silent = atJoiner.openStream().getWriter();
+  const accepting = atGateway.acceptStream();
+  expect(await within(accepting, 300)).toBe("pending"); // opening alone sends nothing
+  await silent.close(); // an end with no bytes is the stream's first frame
+  expect(await readAll((await accepting)!)).toMatchObject({ bytes: 0 });
+  const written = atJoiner.openStream().getWriter();
+  await written.write(new Uint8Array(10));
+  const reader = (await atGateway.acceptStream())!.getReader();
+  expect((await reader.read()).value).toEqual(new Uint8Array(10));
+  await written.close();
+  expect((await reader.read()).done).toBe(true);
+});
