@@ -42,6 +42,12 @@ export interface ErrorCodes {
   readonly ERR_SLUICE_PEER_CLOSED: "ERR_SLUICE_PEER_CLOSED";
   /** This side aborted the connection with connection.abort(reason); `cause` is the reason. */
   readonly ERR_SLUICE_ABORTED: "ERR_SLUICE_ABORTED";
+  /**
+   * A new connection with the same peer took this one's place: this side connected to it again, or
+   * the peer restarted (or lost its end) and connected again. What was not yet acknowledged here is
+   * lost; the new connection is connect()'s or accept()'s.
+   */
+  readonly ERR_SLUICE_REPLACED: "ERR_SLUICE_REPLACED";
   /** The stream's writer reset it (writer.abort()): its reader fails with this. */
   readonly ERR_SLUICE_RESET: "ERR_SLUICE_RESET";
   /** The stream's reader cancelled it (reader.cancel()): its writer's writes and close() fail with this. */
@@ -82,6 +88,7 @@ export const ERROR_CODES: ErrorCodes = Object.freeze({
   ERR_SLUICE_CLOSE_TIMEOUT: "ERR_SLUICE_CLOSE_TIMEOUT",
   ERR_SLUICE_PEER_CLOSED: "ERR_SLUICE_PEER_CLOSED",
   ERR_SLUICE_ABORTED: "ERR_SLUICE_ABORTED",
+  ERR_SLUICE_REPLACED: "ERR_SLUICE_REPLACED",
   ERR_SLUICE_RESET: "ERR_SLUICE_RESET",
   ERR_SLUICE_STREAM_CANCELLED: "ERR_SLUICE_STREAM_CANCELLED",
   ERR_SLUICE_PROTOCOL_VIOLATION: "ERR_SLUICE_PROTOCOL_VIOLATION",

@@ -4,7 +4,7 @@
 // next deadline, sends what it answers, and turns its outcomes into connections, or connect() failures.
 //
 // Nothing here waits on a bounded queue: the endpoint's work queue refuses (counted) when full.
-import { abortErrorOf } from "../errors/errors.ts";
+import { abortErrorOf, SluiceError } from "../errors/errors.ts";
 import { randomBytes } from "../memory/random-pool.ts";
 import { makeSpareKeyPair, spareKeyPairWanted } from "../handshake/primitives.ts";
 import { addressKey, type Address } from "../wire/address.ts";
@@ -267,7 +267,9 @@ export class Handshakes {
       stalled: this.#seams.stallConsumersOf?.(event.remoteKey),
     });
     this.#config.trace?.(`handshake ${event.connectId ?? event.localId} completed with ${describe(event.address)} as ${event.role}`);
-    this.#table.add(driver)?.abort(); // the same peer's older connection: it restarted, or we connected again
+    // The same peer's older connection: it restarted, or we connected again. It ends with an error
+    // (it ended as a clean close: a message its send() had taken was lost, and whenClosed resolved).
+    this.#table.add(driver)?.abort(new SluiceError("ERR_SLUICE_REPLACED", `replaced by a new connection with the same peer (${describe(event.address)}): this side connected to it again, or the peer restarted`));
     if (event.observedAddress !== undefined && event.peerIsGateway) this.#observed(event.observedAddress, event.address);
     this.#opened(driver, event.role === "initiator");
     if (event.role === "initiator") driver.sendFirstPacket();

@@ -236,7 +236,9 @@ export class Transport {
    * within 3 s), then this rejects (ERR_SLUICE_CONNECT_TIMEOUT). A peer that answers with a COOKIE
    * (it is up, and loaded) gets 3 × deadlineMs (9 s), the re-sends from then on at doubling
    * intervals (up to 1.6 s). A connect() to a key already being
-   * connected to joins that one.
+   * connected to joins that one. To a key this node holds an open connection with, it opens a new
+   * connection that replaces the old one (whose calls then fail with ERR_SLUICE_REPLACED): the way to
+   * reach a peer that restarted before the old connection noticed.
    *
    * `address.host` may be a name, as bind()'s host may: resolved once (dns.lookup, as node:dgram
    * resolves a send's), in the families the socket reaches (IPv4 for an IPv4 socket, IPv6 for one
@@ -296,7 +298,9 @@ export class Transport {
    * node both are connected to (a gateway): it asks the introducer for an introduction; the introducer
    * tells each peer the other's key and the address it sees it at (and its local addresses), and both
    * connect at once, so their NATs let each other's packets in (simultaneous open). Resolves with the
-   * direct connection (at once if one is open already); the peer gets it from accept().
+   * direct connection (at once if one is open already, even one whose peer has gone and that has not
+   * noticed yet: a peer that restarted reaches this node by its own connectVia()); the peer gets it
+   * from accept().
    *
    * Rejects with ERR_SLUICE_INTRODUCTION_FAILED when the introducer refuses (`error.reason`:
    * "notAllowed" by its `introductions` policy, "unknownPeer" when it holds no connection with that key,
