@@ -25,7 +25,11 @@ export interface ReliabilityOptions {
   keepAliveMs?: number;
   /** ...up to this (default 60 s). */
   maxKeepAliveMs?: number;
-  /** The connection fails after this long without a packet from the peer (default 120 s). */
+  /**
+   * The connection fails after this long without a packet from the peer (default 120 s). Keep it
+   * above the keep-alive of both ends (this keepAliveMs and the peer's): an idle connection hears
+   * nothing between them (a user's 1 s with 5 s keep-alives failed every idle connection at 1 s).
+   */
   idleTimeoutMs?: number;
   /** Bytes written and not yet acknowledged, across streams and messages, before writers wait (default 4 MiB). */
   sendBufferBytes?: number;

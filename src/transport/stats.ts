@@ -84,6 +84,7 @@ export interface TransportStats {
   drops: DropCounts;
   /** Errors the listener caught from its own code (a bug if ever non-zero; never thrown out of the handler). */
   listenerErrors: number;
+  /** Connections held: open ones, and closed ones still draining (3 RTOs, answering the peer's late packets). */
   connections: number;
   handshakes: number;
   perConnection: ConnectionStats[];
