@@ -152,7 +152,7 @@ function propertyRows(checker, symbol) {
   return checker.getPropertiesOfType(checker.getDeclaredTypeOfSymbol(symbol)).map((property) => {
     const member = property.declarations[0];
     return {
-      name: property.name,
+      name: member.name && ts.isComputedPropertyName(member.name) ? member.name.getText() : property.name, // [Symbol.asyncIterator], not its internal name
       optional: Boolean(property.flags & ts.SymbolFlags.Optional),
       type: ts.isPropertySignature(member) && member.type ? code(member.type) : code(member),
       doc: documentation(checker, property),

@@ -34,7 +34,7 @@ export { RELAY_AFTER_MS } from "./transport/introductions.ts";
 export { PROBE_INTERVAL_MS } from "./wire/path.ts";
 export { CLAIMED_ADDRESS_INTROS } from "./handshake/endpoint.ts";
 export { decodeKey, encodeKey, generateKeyPair, publicKeyOf, type KeyPair } from "./transport/identity.ts";
-export { MAX_QUEUED_ADDRESS_CHANGES, type AddressChange } from "./transport/address-changes.ts";
+export { MAX_QUEUED_ADDRESS_CHANGES, type AddressChange, type AddressChangeIterator } from "./transport/address-changes.ts";
 export {
   INTRODUCTION_ANSWER_MS, INTRODUCTION_BURST, INTRODUCTIONS_PER_SECOND, MAX_PENDING_INTRODUCTIONS,
   type AcceptIntroductionsPolicy, type IntroductionFailure, type IntroductionPolicy, type IntroductionStats,

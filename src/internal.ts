@@ -75,6 +75,11 @@ export function keyPhaseOf(connection: Connection): number {
   return driverOf(connection).keyPhase;
 }
 
+/** How many addressChanges() iterators of `connection` are still subscribed (not yet ended). */
+export function addressChangeSubscribersOf(connection: Connection): number {
+  return driverOf(connection).addressChanges.subscribers;
+}
+
 /** Routes one datagram through the transport's listener, synchronously, as if its socket had received it. */
 export function routeDatagram(transport: Transport, datagram: Uint8Array, host: string, port: number): RouteOutcome {
   return listenerOf(transport).route(datagram, host, port);

@@ -4,7 +4,7 @@
 // to the direct path, without losing or reordering a byte, once the firewalls open. With relaying off
 // the connect fails naming every rung it tried.
 import { expect, test } from "vitest";
-import { PROBE_INTERVAL_MS, RELAY_AFTER_MS, type AddressChange } from "sluice";
+import { PROBE_INTERVAL_MS, RELAY_AFTER_MS, type AddressChange, type AddressChangeIterator } from "sluice";
 import { openNodeSocket, type SocketFactory } from "sluice/internal";
 import { caught, expectCoded } from "./support/errors.ts";
 import { streamDigests, transportsPerTest } from "./support/transports.ts";
@@ -34,7 +34,7 @@ async function walledPeers(gatewayOptions: Parameters<typeof bind>[0] = {}, peer
   return { gateway, wall, a: await peer(), b: await peer() };
 }
 
-async function next(changes: AsyncGenerator<AddressChange>): Promise<AddressChange> {
+async function next(changes: AddressChangeIterator): Promise<AddressChange> {
   const { value, done } = await changes.next();
   if (done === true) throw new Error("the connection ended");
   return value;

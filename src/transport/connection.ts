@@ -5,7 +5,7 @@ import { abortErrorOf, illegalConstructor, SluiceError } from "../errors/errors.
 import { signalOf, validateByteLength, validateBytes } from "../errors/validate.ts";
 import { ownedCopy } from "../memory/owned-copy.ts";
 import type { Address } from "../wire/address.ts";
-import type { AddressChange } from "./address-changes.ts";
+import type { AddressChangeIterator } from "./address-changes.ts";
 import { ignore, WAIT, type SessionDriver } from "./session-driver.ts";
 import type { ConnectionStats } from "./stats.ts";
 import { readableStream, writableStream } from "./streams.ts";
@@ -65,13 +65,17 @@ export class Connection {
   }
 
   /**
-   * The changes of remoteAddress from now on, as an async iterator that ends with the connection (or
-   * when `signal` aborts): "moved" when an authenticated packet newer than any before comes from a new
-   * address (a NAT rebinding), then "validated" once that address answers its challenge, or
-   * "reverted" if it does not; "direct" when a relayed connection moves to a direct path (see AddressChange). An iterator that is not read keeps only the newest
-   * 16 changes.
+   * The changes of remoteAddress from now on, as an async iterator that ends with the connection:
+   * "moved" when an authenticated packet newer than any before comes from a new address (a NAT
+   * rebinding), then "validated" once that address answers its challenge, or "reverted" if it does
+   * not; "direct" when a relayed connection moves to a direct path (see AddressChange). Each call is a
+   * subscription of its own, from the call on; an iterator that is not read keeps only the newest 16
+   * changes (MAX_QUEUED_ADDRESS_CHANGES). return() (a `for await` left early) ends it at once, even
+   * while a next() waits, which then settles with done. Once `options.signal` aborts, a waiting
+   * next() rejects with an AbortError (or the next next() does), queued changes are dropped, and the
+   * iterator is done after that.
    */
-  addressChanges(options?: WaitOptions): AsyncGenerator<AddressChange, void, undefined> {
+  addressChanges(options?: WaitOptions): AddressChangeIterator {
     return this.#driver.addressChanges.subscribe(signalOf(options));
   }
 
