@@ -179,6 +179,27 @@ test("close: the peer's recv() ends after the messages that already arrived", as
   await expect(atGateway.send(new Uint8Array(1))).rejects.toThrow(/the peer closed the connection/);
 });
 
+test("for await over a connection's messages: return() while a step waits settles at once (it waited for the next message), and that message stays for recv()", async () => {
+  const { atJoiner, atGateway } = await connected();
+  const messages = atGateway[Symbol.asyncIterator]();
+  const waiting = messages.next();
+  const returned = await Promise.race([messages.return(), new Promise((resolve) => setTimeout(resolve, 1000, "still waiting"))]);
+  expect(returned).toEqual({ done: true, value: undefined });
+  expect(await waiting).toEqual({ done: true, value: undefined });
+  expect(await messages.next()).toEqual({ done: true, value: undefined });
+  await atJoiner.send(new TextEncoder().encode("kept"));
+  expect(new TextDecoder().decode(await atGateway.recv())).toBe("kept");
+  // A loop's break ends its iterator the same way, and another loop starts where it left off.
+  for (let i = 0; i < 3; i++) await atJoiner.send(new Uint8Array([i]));
+  for await (const message of atGateway) if (message[0] === 0) break;
+  const rest: number[] = [];
+  for await (const message of atGateway) {
+    rest.push(message[0]!);
+    if (rest.length === 2) break;
+  }
+  expect(rest).toEqual([1, 2]);
+});
+
 test("an aborted writer: the reader's stream fails with a clear error, the connection goes on", async () => {
   const { atJoiner, atGateway } = await connected();
   const writer = atJoiner.openStream().getWriter();

@@ -241,12 +241,13 @@ export class Connection {
     return this.#driver.until(attempt, signal);
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
-    for (;;) {
-      const message = await this.recv();
-      if (message === undefined) return;
-      yield message;
-    }
+  /**
+   * `for await (const message of connection)`: recv() per step, done when recv() answers undefined.
+   * return() (a loop's `break`) ends it at once: a waiting step settles done, and the message it waited
+   * for stays for the next recv() (an async generator's return() waited for the next message).
+   */
+  [Symbol.asyncIterator](): MessageIterator {
+    return new Messages(this);
   }
 
   /**
@@ -335,5 +336,65 @@ export class Connection {
 
   stats(): ConnectionStats {
     return this.#driver.stats();
+  }
+}
+
+/** What `connection[Symbol.asyncIterator]()` answers: an async iterator whose return() never waits. */
+export interface MessageIterator {
+  /** The next message (recv()), or done once recv() answers undefined or the iterator was ended; rejects as recv() does. */
+  next(): Promise<IteratorResult<Uint8Array, undefined>>;
+  /** Ends the iterator now; a waiting next() settles with done, its message left for a later recv(). */
+  return(value?: undefined): Promise<IteratorReturnResult<undefined>>;
+  /** Ends the iterator as return() does, and rejects with `error` (as a generator that does not catch it). */
+  throw(error?: unknown): Promise<IteratorReturnResult<undefined>>;
+  /** The iterator itself. */
+  [Symbol.asyncIterator](): MessageIterator;
+}
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+
+/** One for-await over a connection's messages. */
+class Messages implements MessageIterator {
+  readonly #connection: Connection;
+  /** Withdraws the waiting recv() when the iterator ends. */
+  readonly #stop = new AbortController();
+  #done = false;
+
+  constructor(connection: Connection) {
+    this.#connection = connection;
+  }
+
+  async next(): Promise<IteratorResult<Uint8Array, undefined>> {
+    if (this.#done) return DONE;
+    try {
+      const message = await this.#connection.recv({ signal: this.#stop.signal });
+      if (message !== undefined) return { done: false, value: message };
+    } catch (error) {
+      if (!this.#stop.signal.aborted) {
+        this.#done = true;
+        throw error;
+      }
+    }
+    this.#done = true;
+    return DONE;
+  }
+
+  return(): Promise<IteratorReturnResult<undefined>> {
+    this.#end();
+    return Promise.resolve(DONE);
+  }
+
+  throw(error?: unknown): Promise<IteratorReturnResult<undefined>> {
+    this.#end();
+    return Promise.reject(error);
+  }
+
+  [Symbol.asyncIterator](): MessageIterator {
+    return this;
+  }
+
+  #end(): void {
+    this.#done = true;
+    this.#stop.abort();
   }
 }
