@@ -3,12 +3,13 @@
 // rendezvous, on the public API alone. `sluice keygen` makes a key pair, `sluice gateway` runs the
 // rendezvous on a machine both can reach, `sluice receive` waits for senders, `sluice send` sends.
 // Every failure is one line on stderr ("sluice: what happened. What to try.") and a non-zero status:
-// 1 when something failed, 2 for a mistake on the command line.
+// 1 when something failed, 2 for a mistake on the command line, 130 when Ctrl-C interrupted a
+// transfer.
 import { networkInterfaces } from "node:os";
 import { parseArgs } from "node:util";
 import { generateKeyPair, Transport } from "../index.ts";
 import { hexKey, parseKey } from "./peer.ts";
-import { CliError } from "./terminal.ts";
+import { CliError, report } from "./terminal.ts";
 import { receive, send } from "./transfer.ts";
 
 const USAGE = `Usage:
@@ -105,14 +106,10 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof CliError) {
-    console.error(`sluice: ${/[.?!]$/.test(error.message) ? error.message : `${error.message}.`}`);
-    process.exitCode = error.status;
-  } else if ((error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") === true) {
+  if ((error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") === true) {
     console.error(`sluice: ${(error as Error).message}\n${USAGE}`);
     process.exitCode = 2;
   } else {
-    console.error(`sluice: ${(error as Error).stack ?? String(error)}`);
-    process.exitCode = 1;
+    process.exitCode = report(error);
   }
 });
