@@ -123,7 +123,7 @@ test("receive: its gateway killed (kill -9) and restarted with the same key and 
   }
 }, 90_000);
 
-test("receive: Ctrl-C mid-transfer removes the partial file and says so in one line, status 130", async () => {
+test("receive: Ctrl-C mid-transfer removes the partial file and says so in one line, status 130 (and the gateway logs a refused request as refused)", async () => {
   const gatewayKeys = generateKeyPair();
   const gateway = await startGateway(gatewayKeys.secretKey);
   const receiver = await startReceiver(gateway.port, gatewayKeys.publicKey);
@@ -132,6 +132,10 @@ test("receive: Ctrl-C mid-transfer removes the partial file and says so in one l
   const sender = await Transport.bind({ host: "127.0.0.1", log: null });
   try {
     const introducer = await sender.connect({ host: "127.0.0.1", port: gateway.port }, gatewayKeys.publicKey);
+    // On the way, a key the gateway holds no connection with: refused, and its log says so.
+    await expect(sender.connectVia(introducer, "ab".repeat(32))).rejects.toMatchObject({ reason: "unknownPeer" });
+    await gateway.run.line(/refused: [0-9a-f]{12}… asked for (ab){6}…, which is not connected here/);
+    expect(gateway.run.stdout).not.toMatch(/introducing [0-9a-f]{12}… to (ab){6}…/);
     const peer = await sender.connectVia(introducer, receiver.key);
     await peer.send(new TextEncoder().encode(JSON.stringify({ name: "big.bin", size: 64 * 2 ** 20 })));
     await peer.openStream().getWriter().write(new Uint8Array(256 * 1024));

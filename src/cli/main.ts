@@ -45,6 +45,11 @@ async function gateway(options: { port: string | undefined; host: string | undef
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port must be a port number (0 to 65535), not ${options.port}`, 2);
   const secretKey = options.key === undefined ? undefined : parseKey(options.key, "--key");
   const short = (key: Uint8Array) => `${hexKey(key).slice(0, 12)}…`;
+  // The peers connected here (a count per key: a peer that reconnects has two for a while). The
+  // transport asks its introductions policy before it looks the target up (so that a requester the
+  // policy refuses learns nothing of who is connected), so the log looks it up too, to say
+  // "introducing" only for an introduction the transport goes on to make.
+  const connected = new Map<string, number>();
   let transport: Transport;
   try {
     transport = await Transport.bind({
@@ -54,7 +59,9 @@ async function gateway(options: { port: string | undefined; host: string | undef
       ...(secretKey && { secretKey }),
       log: (message) => console.error(message),
       introductions: (from, to) => {
-        console.log(`introducing ${short(from)} to ${short(to)}`);
+        const target = hexKey(to);
+        if (connected.has(target) && target !== hexKey(from)) console.log(`introducing ${short(from)} to ${short(to)}`);
+        else console.log(`refused: ${short(from)} asked for ${short(to)}, which is not connected here`);
         return true;
       },
     });
@@ -69,7 +76,15 @@ async function gateway(options: { port: string | undefined; host: string | undef
   for (const host of reachable) console.log(`Peers use: --via ${host}:${address.port} --gateway-key ${key}`);
   for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => void transport.close().finally(() => process.exit(0)));
   for (let connection = await transport.accept(); connection !== undefined; connection = await transport.accept()) {
+    const peer = hexKey(connection.remotePublicKey);
+    connected.set(peer, (connected.get(peer) ?? 0) + 1);
     console.log(`peer ${short(connection.remotePublicKey)} connected from ${connection.remoteAddress.host}:${connection.remoteAddress.port}`);
+    const left = () => {
+      const count = connected.get(peer)! - 1;
+      if (count === 0) connected.delete(peer);
+      else connected.set(peer, count);
+    };
+    connection.whenClosed.then(left, left);
   }
 }
 
