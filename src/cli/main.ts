@@ -3,12 +3,13 @@
 // rendezvous, on the public API alone. `sluice keygen` makes a key pair, `sluice gateway` runs the
 // rendezvous on a machine both can reach, `sluice receive` waits for senders, `sluice send` sends.
 // Every failure is one line on stderr ("sluice: what happened. What to try.") and a non-zero status:
-// 1 when something failed, 2 for a mistake on the command line.
+// 1 when something failed, 2 for a mistake on the command line, 130 when Ctrl-C interrupted a
+// transfer.
 import { networkInterfaces } from "node:os";
 import { parseArgs } from "node:util";
 import { generateKeyPair, Transport } from "../index.ts";
 import { hexKey, parseKey } from "./peer.ts";
-import { CliError } from "./terminal.ts";
+import { CliError, report } from "./terminal.ts";
 import { receive, send } from "./transfer.ts";
 
 const USAGE = `Usage:
@@ -44,6 +45,11 @@ async function gateway(options: { port: string | undefined; host: string | undef
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port must be a port number (0 to 65535), not ${options.port}`, 2);
   const secretKey = options.key === undefined ? undefined : parseKey(options.key, "--key");
   const short = (key: Uint8Array) => `${hexKey(key).slice(0, 12)}…`;
+  // The peers connected here (a count per key: a peer that reconnects has two for a while). The
+  // transport asks its introductions policy before it looks the target up (so that a requester the
+  // policy refuses learns nothing of who is connected), so the log looks it up too, to say
+  // "introducing" only for an introduction the transport goes on to make.
+  const connected = new Map<string, number>();
   let transport: Transport;
   try {
     transport = await Transport.bind({
@@ -53,7 +59,9 @@ async function gateway(options: { port: string | undefined; host: string | undef
       ...(secretKey && { secretKey }),
       log: (message) => console.error(message),
       introductions: (from, to) => {
-        console.log(`introducing ${short(from)} to ${short(to)}`);
+        const target = hexKey(to);
+        if (connected.has(target) && target !== hexKey(from)) console.log(`introducing ${short(from)} to ${short(to)}`);
+        else console.log(`refused: ${short(from)} asked for ${short(to)}, which is not connected here`);
         return true;
       },
     });
@@ -68,7 +76,15 @@ async function gateway(options: { port: string | undefined; host: string | undef
   for (const host of reachable) console.log(`Peers use: --via ${host}:${address.port} --gateway-key ${key}`);
   for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => void transport.close().finally(() => process.exit(0)));
   for (let connection = await transport.accept(); connection !== undefined; connection = await transport.accept()) {
+    const peer = hexKey(connection.remotePublicKey);
+    connected.set(peer, (connected.get(peer) ?? 0) + 1);
     console.log(`peer ${short(connection.remotePublicKey)} connected from ${connection.remoteAddress.host}:${connection.remoteAddress.port}`);
+    const left = () => {
+      const count = connected.get(peer)! - 1;
+      if (count === 0) connected.delete(peer);
+      else connected.set(peer, count);
+    };
+    connection.whenClosed.then(left, left);
   }
 }
 
@@ -105,14 +121,10 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof CliError) {
-    console.error(`sluice: ${/[.?!]$/.test(error.message) ? error.message : `${error.message}.`}`);
-    process.exitCode = error.status;
-  } else if ((error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") === true) {
+  if ((error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") === true) {
     console.error(`sluice: ${(error as Error).message}\n${USAGE}`);
     process.exitCode = 2;
   } else {
-    console.error(`sluice: ${(error as Error).stack ?? String(error)}`);
-    process.exitCode = 1;
+    process.exitCode = report(error);
   }
 });

@@ -68,7 +68,7 @@ export async function connectPeer(transport: Transport, gateway: Connection, key
   } catch (error) {
     const { code, reason } = error as { code?: string; reason?: string };
     const peer = hexKey(key);
-    if (reason === "unknownPeer") throw new CliError(`the gateway knows no peer with key ${peer}. Start \`sluice receive\` with the same --via and --gateway-key on the other machine and pass the key it prints as --to`);
+    if (reason === "unknownPeer") throw new CliError(`the gateway knows no peer with key ${peer}. Start \`sluice receive\` with the same --via and --gateway-key on the other machine and pass the key it prints as --to (a receiver already running reconnects to a restarted gateway within ~20 s: try again then)`);
     if (reason === "notAllowed") throw new CliError(`the gateway does not introduce peers to ${peer} (its policy). Ask its operator`);
     if (reason === "rateLimited") throw new CliError("the gateway is refusing requests from this connection for now (too many). Try again in a few seconds");
     if (reason === "noAnswer") throw new CliError(`the gateway did not answer the introduction request (${(error as Error).message}). Check that it still runs`);

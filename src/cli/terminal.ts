@@ -27,6 +27,16 @@ export class CliError extends Error {
   }
 }
 
+/** Prints `error` as the one line a failure gets ("sluice: what happened. What to try.") and returns the exit status it calls for. */
+export function report(error: unknown): number {
+  if (error instanceof CliError) {
+    console.error(`sluice: ${/[.?!]$/.test(error.message) ? error.message : `${error.message}.`}`);
+    return error.status;
+  }
+  console.error(`sluice: ${(error as Error).stack ?? String(error)}`);
+  return 1;
+}
+
 /** A progress bar on stderr when it is a terminal: bytes done of `total`, the rate since the start. */
 export class Progress {
   readonly #total: number;

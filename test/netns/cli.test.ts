@@ -2,62 +2,18 @@
 // `receive` behind one cone NAT, `send` behind another; the file arrives with the same SHA-256 and
 // both exit 0. Then a peer the gateway does not know: one line and status 1 (the other failures are
 // in test/cli.test.ts, on loopback).
-import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomFillSync } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
+import { runCli } from "../support/cli.ts";
 import type { Host } from "./support/bed.ts";
 import { CONE, describeNetns, figure, MiB, ms, useBed } from "./support/scenario.ts";
 
-const CLI = new URL("../../dist/cli.js", import.meta.url).pathname;
 const FILE_BYTES = 4 * MiB;
 
-/** A run of the CLI inside `host`'s namespace: its output so far, and its end. */
-interface Run {
-  child: ChildProcess;
-  stdout: string;
-  stderr: string;
-  exited: Promise<number>;
-  /** The first stdout line matching `pattern` (its first group), within `timeoutMs`. */
-  line(pattern: RegExp, timeoutMs?: number): Promise<string>;
-}
-
-const running = new Set<ChildProcess>();
-
-function sluice(host: Host, args: string[]): Run {
-  const child = spawn("ip", ["netns", "exec", host.namespace, process.execPath, CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  running.add(child);
-  const run: Run = {
-    child,
-    stdout: "",
-    stderr: "",
-    exited: new Promise((resolve) => child.on("exit", (code) => {
-      running.delete(child);
-      resolve(code ?? -1);
-    })),
-    line: (pattern, timeoutMs = 10_000) => new Promise((resolve, reject) => {
-      const look = () => {
-        const match = pattern.exec(run.stdout);
-        if (match === null) return false;
-        clearTimeout(timer);
-        child.stdout!.off("data", look);
-        resolve(match[1] ?? match[0]);
-        return true;
-      };
-      const timer = setTimeout(() => reject(new Error(`sluice ${args[0]}: no line matching ${pattern} within ${timeoutMs} ms; stdout: ${run.stdout}; stderr: ${run.stderr}`)), timeoutMs);
-      if (!look()) child.stdout!.on("data", look);
-    }),
-  };
-  child.stdout!.on("data", (chunk: Buffer) => (run.stdout += chunk.toString()));
-  child.stderr!.on("data", (chunk: Buffer) => (run.stderr += chunk.toString()));
-  return run;
-}
-
-afterAll(() => {
-  for (const child of running) child.kill("SIGKILL");
-});
+const sluice = (host: Host, args: string[]) => runCli(args, ["ip", "netns", "exec", host.namespace]);
 
 describeNetns("the sluice command through two cone NATs", () => {
   const bed = useBed();
