@@ -26,11 +26,12 @@ const ALLOWED = [
 ];
 const REQUIRED = ["package.json", "README.md", "LICENSE", "CHANGELOG.md", "docs/api.md", "dist/index.js", "dist/index.d.ts", "dist/internal.js", "dist/internal.d.ts"];
 /**
- * The packed tarball's bound: 202 KiB today (a 353 kB bundle holding the wasm core as base64, its
- * declarations, the docs; 133 KiB before the relays, the rendezvous, the coded errors and their docs).
- * A source map of the bundle would add ~100 KiB; sources about as much.
+ * The packed tarball's bound: 240 KiB today (a 402 kB bundle holding the wasm core as base64, its
+ * declarations, the docs; 202 KiB before the path MTU search, the ladder, the handshake under load
+ * and the fixes users asked for; 133 KiB before the relays and the rendezvous). A source map of the
+ * bundle would add ~100 KiB; sources about as much: either still breaks this bound.
  */
-const MAX_TARBALL_BYTES = 240 * 1024;
+const MAX_TARBALL_BYTES = 288 * 1024;
 
 /** The consumer's compiler settings: each an ordinary strict project, none tailored to Sluice. */
 const SETTINGS: Record<string, object> = {
