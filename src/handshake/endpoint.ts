@@ -647,7 +647,7 @@ export class HandshakeEndpoint {
         `connect to ${connecting.addresses.map((address) => addressKey(address.host, address.port, address.relay)).join(", ")} failed: no valid answer after ${connecting.schedule.attempts} intros within ${Math.round(connecting.schedule.deadlineAt - connecting.schedule.startedAt)} ms ` +
         (connecting.schedule.responderIsLoaded
           ? "(the peer is up but loaded: it answered with COOKIE replies only)"
-          : "(the peer is down, is not a gateway and not connecting to us, or its public key is not the one given)"),
+          : "(the peer is down, is not a gateway and not connecting to us, or its public key is not the one given; or it turns this address away unanswered: a young gateway's accept ramp, or many connects at once from one IP address)"),
       ));
     }
     if (due !== "send") return;
