@@ -69,7 +69,8 @@ export async function apiDocs(root) {
 /**
  * "Export: Name" for each type the public declarations name that the package declares but "sluice"
  * does not export: a consumer can see it in a hover and cannot import it (an internal type that
- * leaked, or one to export). A class's private constructor and an interface's bases are exempt.
+ * leaked, or one to export). A class's private constructor, an interface's bases and a generic's
+ * type parameters are exempt.
  */
 function unexportedTypes(checker, exported, packageTypes) {
   const resolve = (symbol) => (symbol && symbol.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(symbol) : symbol);
@@ -83,7 +84,8 @@ function unexportedTypes(checker, exported, packageTypes) {
         const name = ts.isTypeReferenceNode(node) ? node.typeName : ts.isTypeQueryNode(node) ? node.exprName : ts.isExpressionWithTypeArguments(node) ? node.expression : undefined;
         const symbol = name && resolve(checker.getSymbolAtLocation(name));
         const at = symbol?.declarations?.[0]?.getSourceFile().fileName;
-        if (at?.startsWith(packageTypes) && !public_.has(symbol)) found.add(`${alias.name}: ${symbol.name}`);
+        const typeParameter = symbol !== undefined && (symbol.flags & ts.SymbolFlags.TypeParameter) !== 0; // a generic's own T: nothing to import
+        if (at?.startsWith(packageTypes) && !typeParameter && !public_.has(symbol)) found.add(`${alias.name}: ${symbol.name}`);
         ts.forEachChild(node, visit);
       };
       visit(declaration);

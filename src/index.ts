@@ -30,6 +30,7 @@ export {
   DEFAULT_MAX_RELAYS, DEFAULT_RELAY_BYTES_PER_SECOND, DEFAULT_RELAY_TOTAL_BYTES_PER_SECOND, type RelayOptions,
 } from "./transport/relays.ts";
 export { Connection, type MessageIterator, type WaitOptions } from "./transport/connection.ts";
+export type { ConnectionIterator } from "./transport/connection-iterator.ts";
 export { RELAY_AFTER_MS } from "./transport/introductions.ts";
 export { PROBE_INTERVAL_MS } from "./wire/path.ts";
 export { CLAIMED_ADDRESS_INTROS } from "./handshake/endpoint.ts";

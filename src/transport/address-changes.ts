@@ -3,13 +3,13 @@
 // change from then on and ends when the connection does. An iterator nobody reads keeps only the
 // newest MAX_QUEUED_ADDRESS_CHANGES changes.
 //
-// The iterator is written by hand, not as an async generator: a generator suspended at an await
-// runs neither return() nor its finally until that await settles, so giving up on a pending next()
-// (a Promise.race with a timeout) hung return() and kept the subscription and its signal listener
-// (2000 of 2000 in a user's loop), and a generator returned before its first next() never ran its
-// body, so never unsubscribed (100,000 of them held 9.4 MiB until the connection closed). As
-// node:events' on() does, return() settles at once and unsubscribes at once.
+// The iterator is written by hand (connection-iterator.ts): as an async generator, giving up on a
+// pending next() hung return() and kept the subscription and its signal listener (2000 of 2000 in a
+// user's loop), and a generator returned before its first next() never ran its body, so never
+// unsubscribed (100,000 of them held 9.4 MiB until the connection closed). return() settles at once
+// and unsubscribes at once.
 import { abortErrorOf } from "../errors/errors.ts";
+import { DONE, EndsAtOnce, type ConnectionIterator } from "./connection-iterator.ts";
 import type { Address } from "../wire/address.ts";
 
 /** Changes one subscription holds for a reader that is behind; older ones are dropped. */
@@ -34,25 +34,12 @@ export interface AddressChange {
 }
 
 /**
- * What connection.addressChanges() returns: an async iterator of AddressChange, for `for await`.
- * return() and throw() settle at once, even while a next() waits, and end the subscription at once.
+ * What connection.addressChanges() returns, for `for await`. next() answers a queued change or the
+ * next to come; done once the connection ended and the changes queued before were read, or once the
+ * iterator was ended; it rejects with an AbortError once the signal aborts (then done). return() and
+ * throw() leave the connection's subscribers at once, even while a next() waits.
  */
-export interface AddressChangeIterator {
-  /**
-   * The next change: one queued, or the next to come. Done once the connection ended and the changes
-   * queued before were read, or once the iterator was ended; rejects with an AbortError once the
-   * signal aborts (then done).
-   */
-  next(): Promise<IteratorResult<AddressChange, undefined>>;
-  /** Ends the iterator now: it leaves the connection's subscribers, and a waiting next() settles with done. */
-  return(value?: undefined): Promise<IteratorReturnResult<undefined>>;
-  /** Ends the iterator as return() does, and rejects with `error` (as a generator that does not catch it). */
-  throw(error?: unknown): Promise<IteratorReturnResult<undefined>>;
-  /** The iterator itself. */
-  [Symbol.asyncIterator](): AddressChangeIterator;
-}
-
-const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+export type AddressChangeIterator = ConnectionIterator<AddressChange>;
 
 interface Waiter {
   resolve: (result: IteratorResult<AddressChange, undefined>) => void;
@@ -60,7 +47,7 @@ interface Waiter {
 }
 
 /** One addressChanges() call: the changes queued for its reader, or the next() calls waiting for one. */
-class Subscription implements AddressChangeIterator {
+class Subscription extends EndsAtOnce<AddressChange> {
   readonly #feed: AddressChangeFeed;
   readonly #signal: AbortSignal | undefined;
   readonly #onAbort = (): void => this.#aborted();
@@ -75,6 +62,7 @@ class Subscription implements AddressChangeIterator {
 
   /** Not `subscribed`: the feed had ended, or the signal had fired; the first next() answers (done, or the AbortError). */
   constructor(feed: AddressChangeFeed, signal: AbortSignal | undefined, subscribed: boolean) {
+    super();
     this.#feed = feed;
     this.#signal = signal;
     if (!subscribed) return;
@@ -93,36 +81,22 @@ class Subscription implements AddressChangeIterator {
   /** The feed ended (it forgets this subscription itself): waiting next() calls are done; queued changes are still read. */
   feedEnded(): void {
     this.#leaveFeed(false);
-    if (this.#waiters.length > 0) this.#finish(); // a next() waits only when nothing is queued
+    if (this.#waiters.length > 0) this.end(); // a next() waits only when nothing is queued
   }
 
   next(): Promise<IteratorResult<AddressChange, undefined>> {
     if (this.#done) return Promise.resolve(DONE);
     if (this.#signal?.aborted) {
-      this.#finish();
+      this.end();
       return Promise.reject(abortErrorOf(this.#signal));
     }
     const change = this.#queue.shift();
     if (change !== undefined) return Promise.resolve({ done: false, value: change });
     if (!this.#subscribed) {
-      this.#finish();
+      this.end();
       return Promise.resolve(DONE);
     }
     return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
-  }
-
-  return(): Promise<IteratorReturnResult<undefined>> {
-    this.#finish();
-    return Promise.resolve(DONE);
-  }
-
-  throw(error?: unknown): Promise<IteratorReturnResult<undefined>> {
-    this.#finish();
-    return Promise.reject(error);
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
   }
 
   /** The signal fired: a waiting next() rejects with the AbortError; otherwise the next next() does. */
@@ -133,12 +107,12 @@ class Subscription implements AddressChangeIterator {
       this.#queue = [];
       return;
     }
-    this.#finish();
+    this.end();
     waiter.reject(abortErrorOf(this.#signal!));
   }
 
   /** Done from now on: out of the feed, nothing queued, every waiting next() settled with done. */
-  #finish(): void {
+  end(): void {
     this.#done = true;
     this.#leaveFeed(true);
     this.#queue = [];

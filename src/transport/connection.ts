@@ -6,6 +6,7 @@ import { signalOf, validateByteLength, validateBytes } from "../errors/validate.
 import { ownedCopy } from "../memory/owned-copy.ts";
 import type { Address } from "../wire/address.ts";
 import type { AddressChangeIterator } from "./address-changes.ts";
+import { DONE, EndsAtOnce, type ConnectionIterator } from "./connection-iterator.ts";
 import { ignore, WAIT, type SessionDriver } from "./session-driver.ts";
 import type { ConnectionStats } from "./stats.ts";
 import { readableStream, writableStream } from "./streams.ts";
@@ -339,28 +340,22 @@ export class Connection {
   }
 }
 
-/** What `connection[Symbol.asyncIterator]()` answers: an async iterator whose return() never waits. */
-export interface MessageIterator {
-  /** The next message (recv()), or done once recv() answers undefined or the iterator was ended; rejects as recv() does. */
-  next(): Promise<IteratorResult<Uint8Array, undefined>>;
-  /** Ends the iterator now; a waiting next() settles with done, its message left for a later recv(). */
-  return(value?: undefined): Promise<IteratorReturnResult<undefined>>;
-  /** Ends the iterator as return() does, and rejects with `error` (as a generator that does not catch it). */
-  throw(error?: unknown): Promise<IteratorReturnResult<undefined>>;
-  /** The iterator itself. */
-  [Symbol.asyncIterator](): MessageIterator;
-}
-
-const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+/**
+ * What `connection[Symbol.asyncIterator]()` answers: next() is recv(), done once recv() answers
+ * undefined or the iterator was ended, and rejects as recv() does. return() settles at once, even
+ * while a next() waits, which then settles with done, its message left for a later recv().
+ */
+export type MessageIterator = ConnectionIterator<Uint8Array>;
 
 /** One for-await over a connection's messages. */
-class Messages implements MessageIterator {
+class Messages extends EndsAtOnce<Uint8Array> {
   readonly #connection: Connection;
   /** Withdraws the waiting recv() when the iterator ends. */
   readonly #stop = new AbortController();
   #done = false;
 
   constructor(connection: Connection) {
+    super();
     this.#connection = connection;
   }
 
@@ -379,21 +374,7 @@ class Messages implements MessageIterator {
     return DONE;
   }
 
-  return(): Promise<IteratorReturnResult<undefined>> {
-    this.#end();
-    return Promise.resolve(DONE);
-  }
-
-  throw(error?: unknown): Promise<IteratorReturnResult<undefined>> {
-    this.#end();
-    return Promise.reject(error);
-  }
-
-  [Symbol.asyncIterator](): MessageIterator {
-    return this;
-  }
-
-  #end(): void {
+  end(): void {
     this.#done = true;
     this.#stop.abort();
   }
