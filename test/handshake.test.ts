@@ -64,6 +64,16 @@ test("a fresh gateway with the default accept ramp: six peers on 127.0.0.1 conne
   expect(times.filter((ms) => ms < 900).length).toBeGreaterThanOrEqual(5);
 });
 
+test("the accept ramp's loopback share is not for the IPv4-mapped form: IPv4 peers at a dual-stack gateway (::ffff:127.0.0.1, what a remote sender can also show it) get one IP's quarter", async () => {
+  // A datagram from ::ffff:127.0.0.1 reaches a socket bound to "::" from other interfaces too (a
+  // review did it from another network namespace): the same rule must hold for local peers.
+  const gateway = await bind({ gateway: true, host: "::" });
+  const peers = await Promise.all(Array.from({ length: 6 }, () => bind({ host: "127.0.0.1" })));
+  const outcomes = await Promise.allSettled(peers.map((peer) => peer.connect({ host: "127.0.0.1", port: gateway.address.port }, gateway.publicKey, { deadlineMs: 900 })));
+  expect(outcomes.filter((outcome) => outcome.status === "fulfilled").length).toBeLessThanOrEqual(1); // 5/s ÷ 4 per IP, within one window
+  expect(gateway.stats().drops.overCapacity).toBeGreaterThan(0);
+});
+
 test("address families: an IPv4 transport connects to an IPv4-mapped address; a dual-stack one resolves a name with only an IPv4 address; one bound to ::1 refuses an IPv4 address at once", async () => {
   const gateway = await bind({ gateway: true, host: "127.0.0.1" });
   const v4 = await bind({ host: "127.0.0.1" });
