@@ -116,8 +116,17 @@ export interface Connected {
   localId: number;
   remoteId: number;
   remoteKey: Uint8Array;
-  /** Where the peer's last handshake packet came from: where to send. */
+  /**
+   * Where to send, proven or chosen: the intro's source, where the RESPONSE went (responder), or
+   * where the RESPONSE came from if the intros went there, else the first address they went to (initiator).
+   */
   address: Address;
+  /**
+   * Where the packet that completed this side came from (the first data packet, or the RESPONSE).
+   * Anyone can send it from anywhere (a stranger with its own keys, an observer re-sending a captured
+   * one): when it is not `address`, the connection moves there unvalidated, as after any move.
+   */
+  arrivedFrom: Address;
   secrets: TrafficSecrets;
   /** Initiator: our address as the responder saw it. */
   observedAddress: Address | undefined;
@@ -357,7 +366,7 @@ export class HandshakeEndpoint {
     this.#addPeer(answering.keyHex, { localId: answering.id, timestamp: answering.timestamp, ip: answering.ip, inbound: connecting === undefined, initiatedAt: -Infinity });
     this.#events.push({
       type: "connected", role: "responder", localId: answering.id, remoteId: answering.remoteId, remoteKey: answering.remoteKey,
-      address: from, secrets: answering.secrets, observedAddress: undefined, peerIsGateway: false, connectId: connecting?.id, firstData: opened,
+      address: answering.address, arrivedFrom: from, secrets: answering.secrets, observedAddress: undefined, peerIsGateway: false, connectId: connecting?.id, firstData: opened,
     });
     return true;
   }
@@ -604,7 +613,9 @@ export class HandshakeEndpoint {
     this.#addPeer(connecting.keyHex, { localId: connecting.id, timestamp, ip: ipKey(work.from.host), inbound: false, initiatedAt: now });
     this.#events.push({
       type: "connected", role: "initiator", localId: connecting.id, remoteId: opened.responderId, remoteKey: connecting.remoteKey,
-      address: work.from, secrets: opened.secrets, observedAddress: opened.observedAddress, peerIsGateway: opened.gateway, connectId: connecting.id, firstData: undefined,
+      // As heard (an IPv4 address in the mapped form a dual-stack socket reports), if the intros went there.
+      address: connecting.addresses.some((address) => sameAddress(address, work.from)) ? work.from : connecting.addresses[0]!, arrivedFrom: work.from,
+      secrets: opened.secrets, observedAddress: opened.observedAddress, peerIsGateway: opened.gateway, connectId: connecting.id, firstData: undefined,
     });
   }
 

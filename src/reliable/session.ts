@@ -783,7 +783,7 @@ export class Session {
    */
   readonly #onPacketAcked = (packet: SentPacket): void => {
     // The peer has our ACK up to ackedUpTo (RFC 9000 §13.2.4): the ranges wholly below it need not be
-    // reported again. Without this, the gaps of the peer's skipped packet numbers (one in ~256) stayed
+    // reported again. Without this, the gaps of the peer's skipped packet numbers (one in ~128) stayed
     // in every ACK frame, up to 32 ranges: a 1 KiB message no longer fit beside the ACK in one packet,
     // and a request/response round trip between processes went from ~70 to ~200 µs.
     if (packet.ackedUpTo >= 0) this.#received.dropRangesBelow(packet.ackedUpTo);

@@ -255,6 +255,7 @@ export class Handshakes {
       localId: event.localId,
       remoteId: event.remoteId,
       remoteAddress: event.address,
+      arrivedFrom: event.arrivedFrom,
       remotePublicKey: event.remoteKey,
       secrets: event.secrets,
       observedAddress: event.observedAddress,
@@ -276,7 +277,7 @@ export class Handshakes {
     if (event.firstData !== undefined) {
       // A lone CONFIRM (answered inside), or the initiator's first data: either proves its keys. The
       // connection's first packet, at the end of this turn, tells the initiator (see SessionDriver).
-      driver.deliverOpened(event.firstData.plaintext, event.firstData.packetNumber);
+      driver.deliverOpened(event.firstData.plaintext, event.firstData.packetNumber, event.arrivedFrom);
     }
     const connection = connectionFor(driver);
     const settles = this.#settle(event.connectId);

@@ -15,7 +15,7 @@ import type { Sender } from "../channel/sender.ts";
 import { addressKey, sameAddress, unmapped, type Address } from "../wire/address.ts";
 import { FRAME_DATA } from "../memory/core.ts";
 import { randomBytes } from "../memory/random-pool.ts";
-import { DATA_HEADER_BYTES, FRAME_CONFIRM, FRAME_CONFIRM_ACK, MAX_DATAGRAM_BYTES, MAX_SEND_DATAGRAM_BYTES, TAG_BYTES } from "../wire/constants.ts";
+import { DATA_HEADER_BYTES, FRAME_CONFIRM, FRAME_CONFIRM_ACK, MAX_DATAGRAM_BYTES, MAX_SEND_DATAGRAM_BYTES, RESPONSE_BYTES, TAG_BYTES } from "../wire/constants.ts";
 import type { Framer } from "../wire/framer.ts";
 import type { PacketAead } from "../wire/packet-aead.ts";
 import { DEFAULT_KEY_PHASE_LIMITS, KeyPhases, type KeyPhaseLimits } from "../wire/packet-keys.ts";
@@ -75,7 +75,10 @@ export interface SessionDriverInit {
   host: ConnectionHost;
   localId: number;
   remoteId: number;
+  /** Where the handshake went: validated by it (the intro's source, or where the intros went). */
   remoteAddress: Address;
+  /** Where the packet that completed the handshake came from (the initiator's RESPONSE; the responder's is its first data packet, deliverOpened). */
+  arrivedFrom: Address;
   remotePublicKey: Uint8Array;
   secrets: TrafficSecrets;
   inboundQueuePackets: number;
@@ -175,6 +178,10 @@ export class SessionDriver {
     this.config = init.reliability;
     this.session = new Session(init.reliability, init.host.now(), init.random);
     this.session.restartPathMtu(this.#pathMtuCeiling());
+    if (init.confirm !== undefined) {
+      // The RESPONSE from elsewhere than the intros went: unvalidated there, ≤ 3× its bytes until a PATH_RESPONSE.
+      this.#pathMoved(init.remoteAddress, this.#path.onResponseFrom(init.arrivedFrom, RESPONSE_BYTES, init.host.now(), this.session.rto));
+    }
     this.whenEnded = new Promise<void>((resolve, reject) => {
       this.#settleEnded = (error) => (error === undefined ? resolve() : reject(error));
     });
@@ -302,12 +309,14 @@ export class SessionDriver {
     return outcome;
   }
 
-  /** A packet the handshake already opened (it arrived before the connection existed). */
-  deliverOpened(plaintext: Uint8Array, packetNumber: number): void {
+  /** A packet the handshake already opened (it arrived before the connection existed), from `from`. */
+  deliverOpened(plaintext: Uint8Array, packetNumber: number, from: Address): void {
     const now = this.#host.now();
+    const rto = this.session.rto;
     this.#window.record(packetNumber);
-    this.#keys.authenticated(0, now, this.session.rto);
-    this.#path.onAuthenticated(this.#path.address, packetNumber, plaintext.length, now, this.session.rto);
+    this.#keys.authenticated(0, now, rto);
+    const before = this.#path.address;
+    this.#pathMoved(before, this.#path.onAuthenticated(from, packetNumber, plaintext.length + DATA_HEADER_BYTES + TAG_BYTES, now, rto, isProbing(plaintext)));
     this.#dispatch(plaintext, packetNumber);
     this.scheduleDrive();
   }
@@ -471,12 +480,16 @@ export class SessionDriver {
     const rto = this.session.rto;
     keys.authenticated(candidate!.phase, now, rto);
     const before = this.#path.address;
-    if (this.#path.onAuthenticated(from ?? before, packetNumber, length, now, rto, isProbing(plaintext)) === "moved") {
-      this.#host.trace?.(`connection ${this.localId}: the peer moved from ${describe(before)} to ${describe(this.#path.address)} (not yet validated)`);
-      this.#addressChanged("moved", before);
-      this.scheduleDrive();
-    }
+    this.#pathMoved(before, this.#path.onAuthenticated(from ?? before, packetNumber, length, now, rto, isProbing(plaintext)));
     return plaintext;
+  }
+
+  /** After a packet from elsewhere: if the path `moved` from `before`, a challenge is due there. */
+  #pathMoved(before: Address, moved: "moved" | undefined): void {
+    if (moved === undefined) return;
+    this.#host.trace?.(`connection ${this.localId}: the peer moved from ${describe(before)} to ${describe(this.#path.address)} (not yet validated)`);
+    this.#addressChanged("moved", before);
+    this.scheduleDrive();
   }
 
   // ------------------------------------------------------------------ driving the Session

@@ -67,7 +67,7 @@ export class PathState {
   #probeAt = Infinity;
   #probingSince = 0;
 
-  /** `address` is where the handshake completed: validated by it. */
+  /** `address` is where the handshake went: validated by it (or chosen by the application). */
   constructor(address: Address, randomBytes: (length: number) => Uint8Array) {
     this.#address = address;
     this.#randomBytes = randomBytes;
@@ -100,6 +100,19 @@ export class PathState {
       return undefined;
     }
     if (!newest || probing || this.#relayWhileDirectAnswers(from, now, rtoMs)) return undefined;
+    return this.#moveTo(from, bytes, now, rtoMs);
+  }
+
+  /**
+   * The RESPONSE that completed the handshake (`bytes` long, no packet number) came from `from`, not
+   * from the address the intros went to: the connection moves there, unvalidated, as after a data
+   * packet (an observer can re-send a captured RESPONSE from a victim's address).
+   */
+  onResponseFrom(from: Address, bytes: number, now: number, rtoMs: number): "moved" | undefined {
+    return sameAddress(from, this.#address) ? undefined : this.#moveTo(from, bytes, now, rtoMs);
+  }
+
+  #moveTo(from: Address, bytes: number, now: number, rtoMs: number): "moved" {
     this.#heardAt = now;
     if (this.#validated) this.#fallback = this.#address;
     this.#address = from;

@@ -406,6 +406,8 @@ export interface ConnectOptions {
   deadlineMs?: number;
   /** Called with every intro sent: a test can capture one for a replay. */
   onIntro?: (intro: Uint8Array) => void;
+  /** The socket the first data packet (the CONFIRM) leaves from: another address than the intro's. */
+  confirmVia?: EvilSocket;
 }
 
 /** An attacker's endpoint: one socket, one static key, handshakes as initiator. */
@@ -486,7 +488,7 @@ export class EvilPeer {
           secrets: opened.secrets,
         });
         this.sessions.set(senderId, session);
-        session.send([{ type: "confirm" }]);
+        session.send([{ type: "confirm" }], { via: o.confirmVia });
         finish(undefined, session);
       });
       sendIntro();
