@@ -37,7 +37,12 @@ import { NewestTimestamps, nextTimestamp } from "./replay.ts";
 export const CONFIRM_TIMEOUT_MS = 5000;
 /** Intros and responses waiting for their X25519 work. */
 export const HANDSHAKE_WORK_QUEUE = 64;
-/** Response decryptions one connect() spends at most (a genuine responder needs one per intro re-send). */
+/**
+ * Response decryptions one connect() spends at most (a genuine responder needs one per intro re-send),
+ * from the addresses its intros go to, and as many again from anywhere else. Apart, because whoever
+ * sees an intro (its id is in the clear) and knows our key can forge RESPONSEs whose mac1 is valid:
+ * from its own address, 16 of them used up the whole budget and the genuine RESPONSE was refused.
+ */
 const MAX_RESPONSES_PER_CONNECT = 16;
 /**
  * Addresses one connect() sends each intro to (a peer's LAN and public addresses, a relay): the first
@@ -157,7 +162,8 @@ interface Connecting {
   introsLeft: number[];
   state: InitiatorState;
   schedule: RetrySchedule;
-  responsesTried: number;
+  /** RESPONSEs decrypted: [from an address its intros go to, from anywhere else]. */
+  responsesTried: [number, number];
 }
 
 /** An intro we answered: waiting for the initiator's first data packet. */
@@ -313,7 +319,7 @@ export class HandshakeEndpoint {
     }
     const connecting: Connecting = {
       id, remoteKey: new Uint8Array(remoteKey), keyHex, addresses: [], introsLeft: [], state,
-      schedule: new RetrySchedule(retry, now, this.#config.random), responsesTried: 0,
+      schedule: new RetrySchedule(retry, now, this.#config.random), responsesTried: [0, 0],
     };
     this.#addCandidates(connecting, addresses, claimed);
     this.#stampIntro(connecting, now);
@@ -592,8 +598,9 @@ export class HandshakeEndpoint {
     const connecting = this.#connecting.get(this.#destinationId(datagram));
     if (connecting === undefined) return this.#config.countDrop("unknownSender");
     if (!validMac1(this.#config.crypto, datagram, RESPONSE_MAC1, this.#mac1)) return this.#config.countDrop("badMac");
-    if (connecting.responsesTried >= MAX_RESPONSES_PER_CONNECT) return this.#config.countDrop("rateLimited");
-    connecting.responsesTried++;
+    const elsewhere = connecting.addresses.some((address) => sameAddress(address, from)) ? 0 : 1;
+    if (connecting.responsesTried[elsewhere]! >= MAX_RESPONSES_PER_CONNECT) return this.#config.countDrop("rateLimited");
+    connecting.responsesTried[elsewhere]!++;
     this.#queue({ kind: KIND_RESPONSE, datagram: new Uint8Array(datagram), from, ip: ipKey(from.host) });
   }
 
