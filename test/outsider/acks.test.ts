@@ -4,8 +4,8 @@
 // skipped numbers included, to inflate the gateway's window (an optimistic ACK, RFC 9000 §21.4).
 import { expect, test } from "vitest";
 import type { Connection } from "sluice";
-import { EvilPeer, sleep, type EvilSession } from "./evil-peer.ts";
-import { stillDelivers } from "./gateway-peers.ts";
+import { sleep, type EvilSession } from "./evil-peer.ts";
+import { joinGateway, stillDelivers } from "./gateway-peers.ts";
 import { bindSluice, closedAfterEach, describe3, eventually, figure } from "./harness.ts";
 import { writeU32, writeU64, type Frame } from "./wire.ts";
 
@@ -13,9 +13,8 @@ const track = closedAfterEach();
 
 async function connected(): Promise<{ gateway: Awaited<ReturnType<typeof bindSluice>>; session: EvilSession; inbound: Connection }> {
   const gateway = track(await bindSluice({ host: "127.0.0.1", gateway: true }));
-  const peer = track(await EvilPeer.bind("127.0.0.2"));
-  const session = await peer.connect(gateway.address, gateway.publicKey);
-  const inbound = (await gateway.accept())!;
+  const { peer, session, inbound } = await joinGateway(gateway, "127.0.0.2");
+  track(peer);
   await sleep(50); // the gateway's first credit frames and ACKs
   return { gateway, session, inbound };
 }

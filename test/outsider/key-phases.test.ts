@@ -5,7 +5,8 @@
 // real peer did not move.
 import { randomBytes } from "node:crypto";
 import { expect, test } from "vitest";
-import { EvilPeer, EvilSocket } from "./evil-peer.ts";
+import { EvilSocket } from "./evil-peer.ts";
+import { joinGateway } from "./gateway-peers.ts";
 import { bindSluice, bytes, closedAfterEach, describe3, eventually, figure, text } from "./harness.ts";
 import { sealData } from "./noise.ts";
 
@@ -13,9 +14,8 @@ const track = closedAfterEach();
 
 async function connected() {
   const gateway = track(await bindSluice({ host: "127.0.0.1", gateway: true }));
-  const peer = track(await EvilPeer.bind("127.0.0.2"));
-  const session = await peer.connect(gateway.address, gateway.publicKey);
-  const inbound = (await gateway.accept())!;
+  const { peer, session, inbound } = await joinGateway(gateway, "127.0.0.2");
+  track(peer);
   const got: string[] = [];
   (async () => {
     for (let m = await inbound.recv(); m !== undefined; m = await inbound.recv()) got.push(text(m)!);
