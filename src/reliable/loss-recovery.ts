@@ -106,6 +106,11 @@ export class LossRecovery<P extends InFlight> {
     this.#deadPeerTimeoutMs = limits.deadPeerTimeoutMs;
   }
 
+  /** The largest packet number the peer acknowledged (-1: none yet). */
+  get largestAcked(): number {
+    return this.#largestAcked;
+  }
+
   /** A probe is due: the next packet goes whatever the window says. */
   get probeDue(): boolean {
     return this.#probesDue > 0;

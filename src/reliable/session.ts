@@ -166,6 +166,12 @@ export class Session {
   #closeDue = false;
   #closeQueued = false;
   #drainUntil = Infinity;
+  /**
+   * The liveness check running (see checkAlive): the first packet number whose acknowledgement
+   * answers it, and when it goes unanswered.
+   */
+  #aliveCheck: { from: number; until: number } | undefined;
+  #aliveVerdict: "answered" | "unanswered" | undefined;
 
   readonly #stats = {
     packetsSent: 0, packetsReceived: 0, ackOnlyPackets: 0,
@@ -202,6 +208,33 @@ export class Session {
   /** The retransmission timeout now, in ms (the host times its path validation by it). */
   get rto(): number {
     return this.#recovery.rtt.rto;
+  }
+
+  /**
+   * Starts a liveness check, unless one is running: a PING goes in the next packet, and the check is
+   * "answered" once the peer acknowledges it or any later packet, "unanswered" if it has not within
+   * one probe timeout (the RTO and the peer's ACK delay: 225 ms at the 200 ms floor). The host asks
+   * before it trusts an old connection with a peer that may have restarted (a restarted peer has
+   * lost the connection's keys: it acknowledges nothing of it).
+   */
+  checkAlive(now: number): void {
+    if (this.#aliveCheck !== undefined || !this.#sending) return;
+    this.#aliveCheck = { from: this.#nextPacketNumber, until: now + this.#recovery.rtt.rto + MAX_ACK_DELAY_MS };
+    this.#aliveVerdict = undefined;
+    this.#pingDue = true;
+  }
+
+  /**
+   * The last liveness check's outcome (settled here from the acknowledgements so far): "pending"
+   * while it runs, undefined if none was asked for.
+   */
+  get aliveCheck(): "pending" | "answered" | "unanswered" | undefined {
+    const check = this.#aliveCheck;
+    if (check !== undefined && this.#recovery.largestAcked >= check.from) {
+      this.#aliveCheck = undefined;
+      this.#aliveVerdict = "answered";
+    }
+    return this.#aliveCheck === undefined ? this.#aliveVerdict : "pending";
   }
 
   /** Why the connection failed (undefined after a clean close, or while open). */
@@ -506,7 +539,7 @@ export class Session {
   nextDeadline(): number {
     if (this.#state === "closed") return Infinity;
     let deadline = Math.min(this.#ackDeadline, this.#pacingAt, this.#drainUntil, this.#lastReceiveTime + this.#config.idleTimeoutMs);
-    deadline = Math.min(deadline, this.#recovery.deadline());
+    deadline = Math.min(deadline, this.#recovery.deadline(), this.#aliveCheck?.until ?? Infinity);
     if (this.#sending) deadline = Math.min(deadline, this.#nextPingTime());
     if (this.#state === "open") deadline = Math.min(deadline, this.#pathMtu.deadline);
     return deadline;
@@ -534,6 +567,10 @@ export class Session {
       }
     }
     if (this.#state === "open") this.#pathMtu.handleTimeout(now);
+    if (this.#aliveCheck !== undefined && now >= this.#aliveCheck.until && this.aliveCheck === "pending") {
+      this.#aliveCheck = undefined;
+      this.#aliveVerdict = "unanswered";
+    }
     if (this.#sending && now >= this.#nextPingTime()) {
       if (this.#lastPingTime > this.#lastReceiveTime) this.#keepAliveInterval = Math.min(2 * this.#keepAliveInterval, this.#config.maxKeepAliveMs);
       this.#lastPingTime = now;

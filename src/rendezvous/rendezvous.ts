@@ -292,7 +292,8 @@ export class Rendezvous<P> {
   // ---------------------------------------------------------------- as the introduced
 
   #introduced(via: P, requestId: number, key: Uint8Array, address: Address, localAddresses: Address[], now: number): void {
-    if (sameKey(key, this.#config.ownKey)) return void this.#stats.malformed++;
+    // Neither this node nor the introducer itself: the connection to it is the one this came over.
+    if (sameKey(key, this.#config.ownKey) || sameKey(key, this.#config.describe(via).key)) return void this.#stats.malformed++;
     if (requestId !== 0) {
       const pending = this.#pending.get(requestId);
       if (pending === undefined || pending.via !== via || !sameKey(pending.key, key)) return void this.#stats.malformed++; // late, or not what we asked

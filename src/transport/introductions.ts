@@ -23,7 +23,7 @@ import type { Handshakes } from "./handshakes.ts";
 import type { Relays } from "./relays.ts";
 import { encodeKey } from "./identity.ts";
 import type { TransportConfig } from "./options.ts";
-import type { SessionDriver } from "./session-driver.ts";
+import { ignore, type SessionDriver } from "./session-driver.ts";
 import type { ConnectionTable } from "./table.ts";
 
 interface IntroductionsInit {
@@ -64,6 +64,8 @@ interface Rungs {
 interface Request {
   key: Uint8Array;
   retry: Required<RetryOptions>;
+  /** The open connection with the peer that did not answer a PING, if any: not the answer. */
+  stale: SessionDriver | undefined;
   resolve(connection: Connection): void;
   reject(error: Error): void;
 }
@@ -150,11 +152,29 @@ export class Introductions {
     return { ...this.#rendezvous.stats(), connectsFailed: this.#connectsFailed };
   }
 
-  /** See Transport.connectVia (arguments checked there). */
+  /**
+   * See Transport.connectVia (arguments checked there). An open connection with the peer is the
+   * answer if its peer still acknowledges a PING (one probe timeout): a peer killed and restarted
+   * lost that connection's keys, and registered again with the introducer, which is then asked.
+   */
   connectVia(gateway: SessionDriver, key: Uint8Array, retry: Required<RetryOptions>, signal: AbortSignal | undefined): Promise<Connection> {
     if (signal?.aborted) return Promise.reject(abortErrorOf(signal));
-    const live = this.#openWith(key);
-    if (live !== undefined) return Promise.resolve(connectionFor(live));
+    const open = this.#openWith(key);
+    if (open === undefined) return this.#ask(gateway, key, retry, signal, undefined);
+    const answer = open.answersPing().then((alive) => {
+      const current = this.#openWith(key); // a new connection may have replaced it meanwhile (the peer dialled)
+      if (current !== undefined && (alive || current !== open)) return connectionFor(current);
+      return this.#ask(gateway, key, retry, signal, open);
+    });
+    return abortable(answer, signal, () => false); // the open connection is not the caller's to end
+  }
+
+  /**
+   * Asks `gateway` for the peer with `key`, or joins a connect for it already under way. `stale` is
+   * an open connection with the peer that did not answer a PING: the answer replaces it.
+   */
+  #ask(gateway: SessionDriver, key: Uint8Array, retry: Required<RetryOptions>, signal: AbortSignal | undefined, stale: SessionDriver | undefined): Promise<Connection> {
+    if (signal?.aborted) return Promise.reject(abortErrorOf(signal));
     const introduced = this.#introducedConnects.get(encodeKey(key));
     if (introduced !== undefined) {
       introduced.claimed = true;
@@ -170,7 +190,7 @@ export class Introductions {
     if (asked === undefined) {
       if (gateway.ended) return Promise.reject(introductionError("noAnswer", key, "the connection to the introducer is closed"));
       const requestId = this.#rendezvous.request(gateway, key, this.#init.now());
-      const answered = new Promise<Connection>((resolve, reject) => this.#requests.set(requestId, { key, retry, resolve, reject }));
+      const answered = new Promise<Connection>((resolve, reject) => this.#requests.set(requestId, { key, retry, stale, resolve, reject }));
       const entry = { answered, requestId, waiting: 0 };
       asked = entry;
       this.#askedFor.set(askedKey, entry);
@@ -276,17 +296,28 @@ export class Introductions {
     if (request === undefined) return;
     this.#requests.delete(requestId);
     const live = this.#openWith(request.key);
-    if (live !== undefined) return request.resolve(connectionFor(live));
+    if (live !== undefined && live !== request.stale) return request.resolve(connectionFor(live));
     const introduced = this.#introducedConnects.get(encodeKey(request.key));
     if (introduced !== undefined) introduced.claimed = true;
     this.#connect(request.key, rungs, request.retry).then(request.resolve, request.reject);
   }
 
-  /** We were introduced without asking (and the policy accepts it): connect, and hand the connection to accept(). */
+  /**
+   * We were introduced without asking (and the policy accepts it): connect, and hand the connection
+   * to accept(). With a connection open to the peer already, only if that one does not answer a PING:
+   * the peer restarted and is dialling us (its intros come to us anyway; ours punch its NAT's hole).
+   */
   #connectIntroduced(key: Uint8Array, rungs: Rungs): void {
+    const open = this.#openWith(key);
+    if (open === undefined) return this.#connectUnasked(key, rungs);
+    open.answersPing().then((alive) => {
+      if (!alive && !this.#closed && this.#openWith(key) === open) this.#connectUnasked(key, rungs);
+    }, ignore);
+  }
+
+  #connectUnasked(key: Uint8Array, rungs: Rungs): void {
     const keyText = encodeKey(key);
     if (this.#introducedConnects.has(keyText)) return; // already connecting for the same introduction
-    if (this.#openWith(key) !== undefined) return; // connected already: nothing to open
     const entry = { promise: this.#connect(key, rungs, this.#init.config.retry), claimed: false, claimers: 0 };
     this.#introducedConnects.set(keyText, entry);
     entry.promise.then(

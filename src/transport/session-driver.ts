@@ -321,6 +321,19 @@ export class SessionDriver {
     this.scheduleDrive();
   }
 
+  /**
+   * Whether the peer is still there: it acknowledges a PING sent now within one probe timeout (see
+   * Session.checkAlive; calls while a check runs share it). False once the connection has ended.
+   */
+  answersPing(): Promise<boolean> {
+    this.session.checkAlive(this.#host.now());
+    this.scheduleDrive();
+    return this.until(() => {
+      const check = this.session.aliveCheck;
+      return this.#ended || check === undefined ? false : check === "pending" ? WAIT : check === "answered";
+    });
+  }
+
   /** Queues a control frame for the peer (false when its queue is full: see Session.sendControl). */
   sendControl(type: number, body: Uint8Array): boolean {
     const queued = this.session.sendControl(type, body);

@@ -298,9 +298,18 @@ export class Transport {
    * node both are connected to (a gateway): it asks the introducer for an introduction; the introducer
    * tells each peer the other's key and the address it sees it at (and its local addresses), and both
    * connect at once, so their NATs let each other's packets in (simultaneous open). Resolves with the
-   * direct connection (at once if one is open already, even one whose peer has gone and that has not
-   * noticed yet: a peer that restarted reaches this node by its own connectVia()); the peer gets it
-   * from accept().
+   * direct connection; the peer gets it from accept().
+   *
+   * With a connection to that peer open already, it first sends a PING on it: if the peer
+   * acknowledges it within one probe timeout (the connection's RTO and 25 ms: 225 ms at the default
+   * 200 ms floor, up to ~1 s before its first RTT sample), that connection is the answer, and the
+   * introducer is not asked. If not (the peer was killed and restarted: it lost the connection's
+   * keys, and registered with the introducer again), the introducer is asked as above, and the new
+   * connection replaces the old one once its handshake has proven the peer's key (the old one's calls
+   * then fail with ERR_SLUICE_REPLACED); until then, and if that connect fails, the old one stays.
+   * Likewise, an introduction not asked for that names a peer with an open connection makes this
+   * node connect back only if that connection's PING goes unacknowledged (a restarted peer dialling
+   * through the gateway: its connection replaces the old one and arrives through accept()).
    *
    * Rejects with ERR_SLUICE_INTRODUCTION_FAILED when the introducer refuses (`error.reason`:
    * "notAllowed" by its `introductions` policy, "unknownPeer" when it holds no connection with that key,

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { expect, test } from "vitest";
 import { EvilSocket, sleep } from "./evil-peer.ts";
 import { EvilGateway } from "./evil-gateway.ts";
-import { bindSluice, closedAfterEach, describe3, eventually, figure } from "./harness.ts";
+import { bindSluice, bytes, closedAfterEach, describe3, eventually, figure, text } from "./harness.ts";
 import { generateKeyPair } from "./noise.ts";
 import { CONTROL, concat, introductionBody, packetKind, readU32, relayOfferBody, relayPacket, u32, type Frame } from "./wire.ts";
 
@@ -83,17 +83,74 @@ describe3("introductions and relay offers from a lying gateway", () => {
 
   // Found by this suite: an introduction naming a key the node already had a live connection with
   // (here the introducer's own) started a whole connect() to the addresses it named (~15 intros in
-  // 3 s to the victim). Now it is ignored, as connectVia() answers at once with the open connection.
-  test("an introduction naming a key the node is already connected to: nothing goes to the victims", async () => {
+  // 3 s to the victim). An introducer introducing itself is malformed now; another key the node is
+  // connected to costs a PING on that connection (next test).
+  test("an introduction naming the introducer's own key: malformed, nothing goes to the victims", async () => {
     const { gateway, node, session } = await nodeAtEvilGateway();
     const victimSockets = await victims(5);
     const [seen, ...locals] = victimSockets.map((v) => v.address);
+    const before = node.stats().introductions.malformed;
     session.send([session.control(CONTROL.introduction, introductionBody(0, gateway.staticKey.public, seen, locals))]);
     await sleep(1300);
-    figure("an introduction naming a key already connected", { toVictims: received(victimSockets), perVictim: victimSockets.map((v) => v.datagramsReceived) });
+    figure("an introduction naming the introducer itself", { toVictims: received(victimSockets), perVictim: victimSockets.map((v) => v.datagramsReceived) });
+    expect(node.stats().introductions.malformed - before).toBe(1);
     expect(node.stats().connections).toBe(1); // the live connection stays as it was
     expect(node.stats().listenerErrors).toBe(0);
     expect(received(victimSockets)).toBe(0);
+  });
+
+  // A peer that restarted and dials the node again is introduced to it while the node still holds
+  // the old connection: the node PINGs that connection, and connects back only if nothing answers
+  // within one probe timeout. A lying gateway can use that to make the node PING its peers.
+  test("a flood of introductions naming a live peer, at victims' addresses: a PING each at most, nothing to the victims, the connection kept", async () => {
+    const { node, session } = await nodeAtEvilGateway();
+    const peer = track(await bindSluice({ host: "127.0.0.4", gateway: true }));
+    const [toPeer, atPeer] = await Promise.all([node.connect(peer.address, peer.publicKey), peer.accept()]);
+    const victimSockets = await victims(2);
+    const [seen, local] = victimSockets.map((v) => v.address);
+    await sleep(300); // path MTU discovery's first probes are over
+    const sentBefore = toPeer.stats().sent;
+    const statsBefore = node.stats().introductions;
+    let introductions = 0;
+    const flood = setInterval(() => {
+      const frames = Array.from({ length: 10 }, () => session.control(CONTROL.introduction, introductionBody(0, peer.publicKey, seen, [local!])));
+      introductions += frames.length;
+      session.send(frames);
+    }, 100);
+    await sleep(1000);
+    clearInterval(flood);
+    await sleep(500); // past the last check's probe timeout
+    const stats = node.stats().introductions;
+    const acted = stats.received - statsBefore.received - (stats.declined - statsBefore.declined);
+    const pings = toPeer.stats().sent - sentBefore;
+    figure("introductions naming a live peer", { introductions, acted, datagramsToPeer: pings, toVictims: received(victimSockets) });
+    expect(acted).toBeLessThanOrEqual(8 + 2 * 2);
+    expect(pings).toBeLessThanOrEqual(acted);
+    expect(received(victimSockets)).toBe(0);
+    expect(node.stats().connections).toBe(2);
+    expect(toPeer.closed).toBe(false);
+    await toPeer.send(bytes("still here"));
+    expect(text(await atPeer!.recv())).toBe("still here");
+    expect(node.stats().listenerErrors).toBe(0);
+  });
+
+  test("an introduction naming a silent peer, at a victim's address: one connect() there, as any introduction; the silent connection is not the victim's to take", async () => {
+    const { node, session } = await nodeAtEvilGateway();
+    const silent = track(await EvilGateway.bind("127.0.0.6"));
+    const toSilent = await node.connect(silent.socket.address, silent.staticKey.public);
+    (await silent.session()).autoAck = false; // acknowledges nothing from now on
+    const [victim] = await victims(1);
+    session.send([session.control(CONTROL.introduction, introductionBody(0, silent.staticKey.public, victim!.address))]);
+    // The probe timeout (the connection's RTO and 25 ms: up to ~1 s before an RTT sample), then a
+    // connect()'s whole schedule (3 s).
+    expect(await eventually(() => node.stats().introductions.connectsFailed === 1, 6000)).toBe(true);
+    figure("an introduction naming a silent peer", { toVictim: victim!.datagramsReceived, connectsFailed: node.stats().introductions.connectsFailed });
+    expect(victim!.datagramsReceived).toBeGreaterThan(0); // the node did try the address named
+    expect(victim!.datagramsReceived).toBeLessThanOrEqual(40); // one connect(): at most its 40 intros
+    expect(node.stats().introductions.connectsFailed).toBe(1);
+    expect(toSilent.closed).toBe(false); // no handshake proved the key: nothing replaced it
+    expect(node.stats().connections).toBe(2);
+    expect(node.stats().listenerErrors).toBe(0);
   });
 
   test("answers to a request that name another key, or a reason that does not exist: nothing connects, the request fails as the real refusal says", async () => {
