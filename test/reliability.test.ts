@@ -683,3 +683,56 @@ it("1 KiB requests and responses stay one packet each over 20,000 round trips: A
   expect(a.stats().packetsSent).toBeLessThan(rounds * 1.05);
   expect(b.stats().packetsSent).toBeLessThan(rounds * 1.05);
 });
+
+describe("the liveness check (a PING before an open connection is trusted: a peer may have restarted)", () => {
+  /** A pair that exchanged a few messages over `delayMs` each way: the RTT is measured. */
+  function measuredPair(seed: number, delayMs: number): SimNetwork {
+    const net = new SimNetwork(seed, { delayMs });
+    const [a, b] = net.sessions;
+    for (let i = 0; i < 5; i++) a.sendMessage(new Uint8Array(100));
+    net.run(() => b.stats().messagesReceived === 5, 10_000, () => {
+      while (b.readMessage() !== undefined);
+    });
+    net.run(() => false, net.now + 500); // the last ACKs
+    return net;
+  }
+
+  it("a live peer answers within a round trip", () => {
+    const net = measuredPair(31, 40);
+    const [a] = net.sessions;
+    const started = net.now;
+    a.checkAlive(net.now);
+    expect(a.aliveCheck).toBe("pending");
+    expect(net.run(() => a.aliveCheck !== "pending", net.now + 5000)).toBe(true);
+    expect(a.aliveCheck).toBe("answered");
+    expect(net.now - started).toBeLessThan(80 + 25 + 1); // the RTT and the peer's ACK delay
+  });
+
+  it("a PING lost once is sent again and its answer counts: one lost datagram does not make a live peer look restarted", () => {
+    const net = measuredPair(32, 40);
+    const [a] = net.sessions;
+    const link = net.links[0];
+    link.loss = 1;
+    const sentBefore = link.sent;
+    a.checkAlive(net.now);
+    net.run(() => false, net.now + 50); // the PING goes, and is lost (its resend is due an RTO later)
+    expect(link.dropped).toBeGreaterThan(0);
+    expect(link.sent).toBeGreaterThan(sentBefore);
+    link.loss = 0;
+    expect(net.run(() => a.aliveCheck !== "pending", net.now + 5000)).toBe(true);
+    expect(a.aliveCheck).toBe("answered");
+  });
+
+  it("a peer that acknowledges nothing is unanswered after two probe timeouts", () => {
+    const net = measuredPair(33, 40);
+    const [a] = net.sessions;
+    net.links[1].loss = 1; // the peer's ACKs never come back (as a restarted peer's: it cannot open our packets)
+    const started = net.now;
+    const rto = a.rto;
+    a.checkAlive(net.now);
+    a.checkAlive(net.now); // a second check while one runs shares it
+    expect(net.run(() => a.aliveCheck !== "pending", net.now + 10_000)).toBe(true);
+    expect(a.aliveCheck).toBe("unanswered");
+    expect(net.now - started).toBeCloseTo(2 * rto + 25, 0);
+  });
+});

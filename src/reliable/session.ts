@@ -213,13 +213,15 @@ export class Session {
   /**
    * Starts a liveness check, unless one is running: a PING goes in the next packet, and the check is
    * "answered" once the peer acknowledges it or any later packet, "unanswered" if it has not within
-   * one probe timeout (the RTO and the peer's ACK delay: 225 ms at the 200 ms floor). The host asks
+   * two probe timeouts (twice the RTO, and the peer's ACK delay: 425 ms at the 200 ms floor): a PING
+   * lost once goes again at the first, and that one's answer still counts (with one timeout, one lost
+   * datagram made a live peer look restarted, and its healthy connection was replaced). The host asks
    * before it trusts an old connection with a peer that may have restarted (a restarted peer has
    * lost the connection's keys: it acknowledges nothing of it).
    */
   checkAlive(now: number): void {
     if (this.#aliveCheck !== undefined || !this.#sending) return;
-    this.#aliveCheck = { from: this.#nextPacketNumber, until: now + this.#recovery.rtt.rto + MAX_ACK_DELAY_MS };
+    this.#aliveCheck = { from: this.#nextPacketNumber, until: now + 2 * this.#recovery.rtt.rto + MAX_ACK_DELAY_MS };
     this.#aliveVerdict = undefined;
     this.#pingDue = true;
   }

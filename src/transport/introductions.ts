@@ -154,7 +154,7 @@ export class Introductions {
 
   /**
    * See Transport.connectVia (arguments checked there). An open connection with the peer is the
-   * answer if its peer still acknowledges a PING (one probe timeout): a peer killed and restarted
+   * answer if its peer still acknowledges a PING (two probe timeouts): a peer killed and restarted
    * lost that connection's keys, and registered again with the introducer, which is then asked.
    */
   connectVia(gateway: SessionDriver, key: Uint8Array, retry: Required<RetryOptions>, signal: AbortSignal | undefined): Promise<Connection> {

@@ -322,7 +322,7 @@ export class SessionDriver {
   }
 
   /**
-   * Whether the peer is still there: it acknowledges a PING sent now within one probe timeout (see
+   * Whether the peer is still there: it acknowledges a PING sent now within two probe timeouts (see
    * Session.checkAlive; calls while a check runs share it). False once the connection has ended.
    */
   answersPing(): Promise<boolean> {

@@ -301,8 +301,9 @@ export class Transport {
    * direct connection; the peer gets it from accept().
    *
    * With a connection to that peer open already, it first sends a PING on it: if the peer
-   * acknowledges it within one probe timeout (the connection's RTO and 25 ms: 225 ms at the default
-   * 200 ms floor, up to ~1 s before its first RTT sample), that connection is the answer, and the
+   * acknowledges it within two probe timeouts (twice the connection's RTO, and 25 ms: 425 ms at the
+   * default 200 ms floor, up to ~2 s before its first RTT sample; a PING lost once goes again after
+   * the first), that connection is the answer, and the
    * introducer is not asked. If not (the peer was killed and restarted: it lost the connection's
    * keys, and registered with the introducer again), the introducer is asked as above, and the new
    * connection replaces the old one once its handshake has proven the peer's key (the old one's calls
