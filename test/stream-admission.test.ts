@@ -1,7 +1,7 @@
 // Many streams at once over real loopback sockets, through "sluice" alone: streams past the peer's
 // limit (maxIncomingStreams, 16) and bytes ahead of a stream's reader never hold up the streams the
-// peer can take; a stream that ends lets the next one open at once, not at the next packet that
-// happens to go; and the peer sees a stream at its first bytes or its end.
+// peer can take, nor its messages; a stream that ends lets the next one open at once, not at the
+// next packet that happens to go; and the peer sees a stream at its first bytes or its end.
 import { createHash } from "node:crypto";
 import { afterEach, expect, test } from "vitest";
 import type { Connection, Transport } from "sluice";
@@ -16,6 +16,11 @@ const bind = publicBinder(open);
 /** `promise`'s outcome, or "pending" if it has none within `ms`. */
 function within<T>(promise: Promise<T>, ms: number): Promise<T | "pending"> {
   return Promise.race([promise, new Promise<"pending">((resolve) => setTimeout(resolve, ms, "pending"))]);
+}
+
+/** Marks `promises` handled: a test that fails leaves them to reject when its transports close. */
+function handled(...promises: Array<Promise<unknown>>): void {
+  for (const promise of promises) promise.catch(() => {});
 }
 
 /** Opens a stream and writes `total` seeded bytes to it in `chunkBytes` writes, then closes it: their SHA-256. */
@@ -103,3 +108,40 @@ test("the peer sees a stream at its first bytes or its end, not at openStream()"
   await written.close();
   expect((await reader.read()).done).toBe(true);
 });
+
+test("three streams written at once in 3 MiB writes, read one after the other: bytes past a stream's credit never hold up the stream being read", async () => {
+  const { atJoiner, atGateway } = await connectedPair(bind);
+  const total = 6 * 2 ** 20;
+  // Each stream takes a 3 MiB write whole while it has credit; the second and third streams' 2 MiB
+  // beyond their readers' windows once filled the send buffer (4 MiB), and the first stream's second
+  // write, whose reader was waiting for it, waited for room for ever.
+  const writers = Promise.all([1, 2, 3].map((seed) => writeStream(atJoiner, seed, total, 3 * 2 ** 20)));
+  handled(writers);
+  const reading = (async () => {
+    const received = [];
+    for (let i = 0; i < 3; i++) received.push(await readAll((await atGateway.acceptStream())!));
+    return received;
+  })();
+  const received = await within(reading, 10_000);
+  expect(received).not.toBe("pending");
+  expect((received as Array<{ sha256: string }>).map((r) => r.sha256)).toEqual(await writers);
+}, 30_000);
+
+test("a stream whose one write (8 MiB) is far past its credit does not hold up messages", async () => {
+  const { atJoiner, atGateway } = await connectedPair(bind);
+  // A stream that takes one 8 MiB write, its reader not reading yet: 7 MiB beyond its credit once
+  // filled the send buffer, and every send() waited for ever, with the peer's recv() waiting for them.
+  const big = writeStream(atJoiner, 1, 8 * 2 ** 20, 8 * 2 ** 20);
+  const sent = (async () => {
+    for (let i = 0; i < 16; i++) await atJoiner.send(new Uint8Array(1000).fill(i));
+  })();
+  handled(big, sent);
+  const messages = (async () => {
+    const firsts = [];
+    for (let i = 0; i < 16; i++) firsts.push((await atGateway.recv())?.[0]);
+    return firsts;
+  })();
+  expect(await within(messages, 10_000)).toEqual(Array.from({ length: 16 }, (_, i) => i));
+  await sent;
+  expect(await readAll((await atGateway.acceptStream())!)).toEqual({ bytes: 8 * 2 ** 20, sha256: await big });
+}, 30_000);

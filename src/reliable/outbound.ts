@@ -49,6 +49,8 @@ export interface OutStream {
   stream: SendStream;
   /** The peer's credit: data bytes below this offset may go. */
   limit: number;
+  /** Bytes written past `limit` (one write at most): they count against no send buffer until credited. */
+  pastCredit: number;
   /** The code of its reset, once it was reset (then its RESET frame is due or sent), else undefined. */
   resetCode: number | undefined;
 }
@@ -104,7 +106,12 @@ export class Outbound {
   readonly #refusedSequences = new RangeSet();
   /** The peer refused a message; not yet reported to the application. */
   #unreportedRefusal: SluiceError | undefined;
-  #buffered = 0;
+  /** Message bytes written and not yet acknowledged (or refused). */
+  #messageBytes = 0;
+  /** Stream bytes written and not yet acknowledged (or given up), those past their credit among them. */
+  #streamBytes = 0;
+  /** Stream bytes past their stream's credit: what streamHasRoom() leaves out (see there). */
+  #streamBytesPastCredit = 0;
   #rotation = 0;
 
   constructor(config: ReliabilityConfig, counters: OutboundCounters) {
@@ -114,27 +121,40 @@ export class Outbound {
 
   /** Bytes written and not yet acknowledged, across messages and streams. */
   get bufferedBytes(): number {
-    return this.#buffered;
+    return this.#messageBytes + this.#streamBytes;
   }
 
-  /** Whether a writer may add more (the send buffer and the message queue are under their bounds). */
-  get hasRoom(): boolean {
-    return this.#buffered < this.#config.sendBufferBytes && this.#messages.length - this.#messagesHead < MAX_QUEUED_MESSAGES;
+  /** Whether a message may be added: the message queue and the send buffer (#hasRoom) are under their bounds. */
+  get messagesHaveRoom(): boolean {
+    return this.#messages.length - this.#messagesHead < MAX_QUEUED_MESSAGES && this.#hasRoom;
+  }
+
+  /** Stream bytes below their stream's credit: what streams hold of the send buffer. */
+  get #streamBytesWithinCredit(): number {
+    return this.#streamBytes - this.#streamBytesPastCredit;
+  }
+
+  /** Whether the send buffer is under its bound: messages, and stream bytes within their credit. */
+  get #hasRoom(): boolean {
+    return this.#messageBytes + this.#streamBytesWithinCredit < this.#config.sendBufferBytes;
   }
 
   /**
-   * Whether outgoing stream `id`'s writer may add more: there is room (hasRoom), the peer admitted the
-   * stream (its id is below the peer's streams credit), and the stream has credit left, so what it
-   * holds can go at once (a write can take it past its credit: by that one write at most). As QUIC's
-   * writers wait on stream credit, bytes that cannot go yet never take the shared buffer from
-   * streams whose bytes can: bytes of streams the peer had not admitted, or of a stream ahead of its
-   * reader, filled it, and the writers of the streams the peer was reading waited for ever. A
-   * stream that ended early answers true: its write fails, with why.
+   * Whether outgoing stream `id`'s writer may add more: the peer admitted the stream (its id is below
+   * the peer's streams credit), the stream has credit left, so what it holds can go at once (a write
+   * can take it past its credit: by that one write at most), and the send buffer has room
+   * (#hasRoom). As QUIC's writers wait on stream credit, bytes that cannot go yet never take the
+   * shared buffer from streams whose bytes can: bytes of streams the peer had not admitted filled it,
+   * and the writers of the streams the peer was reading waited for ever. For the same reason the
+   * bytes of a write past its stream's credit are not counted against the buffer until the credit
+   * reaches them: three streams written in 3 MiB writes and read one after the other held 4 MiB past
+   * the unread ones' credit, and the second write of the stream being read waited for ever.
+   * A stream that ended early answers true: its write fails, with why.
    */
   streamHasRoom(id: number): boolean {
     const out = this.#streamById.get(id);
     if (out === undefined || out.resetCode !== undefined) return true;
-    return this.hasRoom && out.id < this.#peerStreamsLimit && out.stream.written < out.limit;
+    return out.id < this.#peerStreamsLimit && out.stream.written < out.limit && this.#hasRoom;
   }
 
   /**
@@ -143,7 +163,7 @@ export class Outbound {
    * with every byte acknowledged does not hold the close: its reader learns the connection closed first.
    */
   get delivered(): boolean {
-    if (this.#buffered !== 0 || this.#messages.length !== this.#messagesHead) return false;
+    if (this.bufferedBytes !== 0 || this.#messages.length !== this.#messagesHead) return false;
     for (const out of this.#streams) if (out.stream.finished || out.resetCode !== undefined) return false;
     return true;
   }
@@ -157,7 +177,7 @@ export class Outbound {
     stream.finish();
     this.#messages.push({ sequence: this.#nextMessageSequence++, start: this.#messageBytesQueued, stream });
     this.#messageBytesQueued += bytes.length;
-    this.#buffered += bytes.length;
+    this.#messageBytes += bytes.length;
     this.#counters.messagesSent++;
   }
 
@@ -166,7 +186,7 @@ export class Outbound {
     if (this.#streams.length >= MAX_OPEN_STREAMS) {
       throw limitReached(`${MAX_OPEN_STREAMS} outgoing streams are open already: close or abort one before opening another`, this.openStream);
     }
-    const out: OutStream = { id: this.#nextStreamId++, stream: new SendStream(), limit: INITIAL_STREAM_CREDIT_BYTES, resetCode: undefined };
+    const out: OutStream = { id: this.#nextStreamId++, stream: new SendStream(), limit: INITIAL_STREAM_CREDIT_BYTES, pastCredit: 0, resetCode: undefined };
     this.#streams.push(out);
     this.#streamById.set(out.id, out);
     this.#counters.streamsOpened++;
@@ -176,7 +196,8 @@ export class Outbound {
   writeStream(id: number, bytes: Uint8Array): void {
     const out = this.#writable(id);
     out.stream.write(bytes);
-    this.#buffered += bytes.length;
+    this.#streamBytes += bytes.length;
+    this.#countPastCredit(out, Math.max(0, out.stream.written - out.limit));
   }
 
   finishStream(id: number): void {
@@ -203,7 +224,7 @@ export class Outbound {
     const out = this.#streamById.get(id);
     if (out === undefined || out.resetCode !== undefined) return;
     out.resetCode = code;
-    this.#buffered -= out.stream.abandon();
+    this.#abandon(out);
     this.#resetsDue.add(out);
     this.#endedEarly(id, reason);
   }
@@ -212,11 +233,23 @@ export class Outbound {
   onStopSending(id: number): void {
     const out = this.#streamById.get(id);
     if (out === undefined) return; // delivered, or never opened: nothing to stop
-    this.#buffered -= out.stream.abandon();
+    this.#abandon(out);
     this.#forget(out);
     if (out.resetCode === undefined) {
       this.#endedEarly(id, new SluiceError("ERR_SLUICE_STREAM_CANCELLED", `stream ${id} was cancelled by its reader`));
     }
+  }
+
+  /** Drops stream `out`'s bytes: nothing of it is held any more. */
+  #abandon(out: OutStream): void {
+    this.#streamBytes -= out.stream.abandon();
+    this.#countPastCredit(out, 0);
+  }
+
+  /** Stream `out` now holds `bytes` past its credit. */
+  #countPastCredit(out: OutStream, bytes: number): void {
+    this.#streamBytesPastCredit += bytes - out.pastCredit;
+    out.pastCredit = bytes;
   }
 
   #endedEarly(id: number, reason: SluiceError): void {
@@ -238,7 +271,7 @@ export class Outbound {
     const head = this.#messages[this.#messagesHead];
     const message = head === undefined ? undefined : this.#messages[this.#messagesHead + sequence - head.sequence];
     if (message === undefined || message.stream.settled) return;
-    this.#buffered -= message.stream.abandon();
+    this.#messageBytes -= message.stream.abandon();
     this.#lostMessages.delete(message);
     this.#retireSettledMessages();
   }
@@ -281,7 +314,9 @@ export class Outbound {
     this.#lostMessages.clear();
     this.#streams.length = 0;
     this.#streamById.clear();
-    this.#buffered = 0;
+    this.#messageBytes = 0;
+    this.#streamBytes = 0;
+    this.#streamBytesPastCredit = 0;
   }
 
   // ---------------------------------------------------------------- the peer's credit
@@ -293,7 +328,9 @@ export class Outbound {
 
   onStreamCredit(id: number, limit: number): void {
     const out = this.#streamById.get(id);
-    if (out !== undefined) out.limit = Math.max(out.limit, limit);
+    if (out === undefined) return;
+    out.limit = Math.max(out.limit, limit);
+    if (out.pastCredit > 0) this.#countPastCredit(out, Math.max(0, out.stream.written - out.limit));
   }
 
   onStreamsCredit(idLimit: number): void {
@@ -361,7 +398,9 @@ export class Outbound {
   }
 
   #onDataAcked(data: SentData): void {
-    this.#buffered -= data.stream.onAcked(data.offset, data.length, data.fin);
+    const released = data.stream.onAcked(data.offset, data.length, data.fin);
+    if (data.message === undefined) this.#streamBytes -= released;
+    else this.#messageBytes -= released;
     if (!data.stream.complete) return;
     if (data.message === undefined) {
       const out = this.#streams.find((candidate) => candidate.stream === data.stream);

@@ -257,7 +257,8 @@ export class Connection {
    * The peer admits streams in the order they were opened, at most its `reliability.maxIncomingStreams`
    * (default 16) open at once; a stream past them stays unseen, its writes waiting, and each stream
    * the peer is done with (read to its end, failed, or cancelled) admits the next. Writes resolve
-   * once the bytes are in the send buffer: they wait while it is full (`reliability.sendBufferBytes`),
+   * once the bytes are in the send buffer: they wait while it is full
+   * (`reliability.sendBufferBytes`; a write's bytes past its stream's credit do not count),
    * until the peer admits the stream, and while the stream is its reader's window (the peer's
    * `streamWindowBytes`, 1 MiB by default) ahead of its reader (a write is taken whole while any of
    * the window is left). close() resolves once the end is queued after them, whether or not the peer
