@@ -1,7 +1,8 @@
 // Many streams at once over real loopback sockets, through "sluice" alone: streams past the peer's
 // limit (maxIncomingStreams, 16) and bytes ahead of a stream's reader never hold up the streams the
-// peer can take, nor its messages; a stream that ends lets the next one open at once, not at the
-// next packet that happens to go; and the peer sees a stream at its first bytes or its end.
+// peer can take, nor its messages; messages never hold up a stream; a stream that ends lets the next
+// one open at once, not at the next packet that happens to go; and the peer sees a stream at its
+// first bytes or its end.
 import { createHash } from "node:crypto";
 import { afterEach, expect, test } from "vitest";
 import type { Connection, Transport } from "sluice";
@@ -144,4 +145,43 @@ test("a stream whose one write (8 MiB) is far past its credit does not hold up m
   expect(await within(messages, 10_000)).toEqual(Array.from({ length: 16 }, (_, i) => i));
   await sent;
   expect(await readAll((await atGateway.acceptStream())!)).toEqual({ bytes: 8 * 2 ** 20, sha256: await big });
+}, 30_000);
+
+test("8 MiB of un-awaited messages, half past the peer's message window, do not hold up a stream its reader takes first", async () => {
+  const { atJoiner, atGateway } = await connectedPair(bind);
+  // The 4 MiB past the peer's message window once filled the send buffer, and the stream's first
+  // write waited for room for ever, while the peer read the stream before calling recv().
+  const count = 128;
+  const sends = Array.from({ length: count }, (_, i) => atJoiner.send(new Uint8Array(64 * 1024).fill(i)));
+  handled(...sends);
+  while (atJoiner.stats().delivery.messagesSent < count) await new Promise((resolve) => setTimeout(resolve, 10));
+  const streamed = writeStream(atJoiner, 2, 64 * 1024, 64 * 1024);
+  handled(streamed);
+  const stream = await within(atGateway.acceptStream().then((readable) => readAll(readable!)), 10_000);
+  expect(stream).not.toBe("pending");
+  expect(stream).toEqual({ bytes: 64 * 1024, sha256: await streamed });
+  for (let i = 0; i < count; i++) expect((await atGateway.recv())?.[0]).toBe(i);
+  await Promise.all(sends);
+}, 30_000);
+
+test("a stream opened behind a backlog of un-awaited sends takes its first write before the backlog's last message", async () => {
+  const { atJoiner, atGateway } = await connectedPair(bind);
+  // 192 sends of 64 KiB (12 MiB), not awaited; the send buffer fills before the peer reads. A
+  // stream's writer waiting for room beside them lost every turn to the send whose turn it was, and
+  // its first byte waited for the whole backlog (1.6 s here, growing with the backlog).
+  const count = 192;
+  const sends = Array.from({ length: count }, (_, i) => atJoiner.send(new Uint8Array(64 * 1024).fill(i)));
+  // The peer's message window (4 MiB) and the send buffer full: 128 sends taken.
+  while (atJoiner.stats().delivery.messagesSent < 128) await new Promise((resolve) => setTimeout(resolve, 10));
+  const writer = atJoiner.openStream().getWriter();
+  const written = writer.write(new Uint8Array(1000)).then(() => atJoiner.stats().delivery.messagesSent);
+  const receiving = (async () => {
+    for (let i = 0; i < count; i++) expect((await atGateway.recv())?.[0]).toBe(i);
+  })();
+  handled(receiving, ...sends);
+  // Taken at once, before any send of the backlog: none can be taken before the peer reads.
+  expect(await written).toBe(128);
+  await writer.close();
+  expect((await readAll((await atGateway.acceptStream())!)).bytes).toBe(1000);
+  await Promise.all([receiving, ...sends]);
 }, 30_000);

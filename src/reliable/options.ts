@@ -33,7 +33,8 @@ export interface ReliabilityOptions {
   idleTimeoutMs?: number;
   /**
    * Bytes written and not yet acknowledged that can go (messages, and the bytes of streams within
-   * their credit) before writers wait (default 4 MiB).
+   * their credit) before writers wait (default 4 MiB). Messages and streams may each always fill a
+   * quarter of it, whatever the other holds.
    */
   sendBufferBytes?: number;
   /** Bytes of messages the peer may send ahead of recv() (default 4 MiB; a larger message is always let in whole). */

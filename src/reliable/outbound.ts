@@ -20,6 +20,13 @@ const MAX_END_REASONS = 64;
 export const MAX_QUEUED_MESSAGES = 4 * MESSAGES_AHEAD;
 /** Outgoing streams open at once (not yet delivered or reset); openStream() beyond is a RangeError ERR_SLUICE_LIMIT_REACHED. */
 export const MAX_OPEN_STREAMS = 1024;
+/**
+ * The part of the send buffer messages, and streams, may each fill whatever the other kind holds.
+ * Without it the turn went by the buffer's bound alone: a stream opened behind 12 MiB of un-awaited
+ * sends took its first write after the last of them was queued (1.6 s on loopback, growing with the
+ * backlog), and messages the peer had not read yet kept its stream's writer waiting for ever.
+ */
+const RESERVED_SHARE_OF_SEND_BUFFER = 1 / 4;
 
 /** A range of a stream (or message) a packet carried. */
 export interface SentData {
@@ -124,9 +131,9 @@ export class Outbound {
     return this.#messageBytes + this.#streamBytes;
   }
 
-  /** Whether a message may be added: the message queue and the send buffer (#hasRoom) are under their bounds. */
+  /** Whether a message may be added: the message queue is under its bound, and the send buffer has room for messages (#hasRoom). */
   get messagesHaveRoom(): boolean {
-    return this.#messages.length - this.#messagesHead < MAX_QUEUED_MESSAGES && this.#hasRoom;
+    return this.#messages.length - this.#messagesHead < MAX_QUEUED_MESSAGES && this.#hasRoom(this.#messageBytes, this.#streamBytesWithinCredit);
   }
 
   /** Stream bytes below their stream's credit: what streams hold of the send buffer. */
@@ -134,15 +141,21 @@ export class Outbound {
     return this.#streamBytes - this.#streamBytesPastCredit;
   }
 
-  /** Whether the send buffer is under its bound: messages, and stream bytes within their credit. */
-  get #hasRoom(): boolean {
-    return this.#messageBytes + this.#streamBytesWithinCredit < this.#config.sendBufferBytes;
+  /**
+   * Whether one kind of data (messages, or streams), holding `own` bytes of the send buffer beside
+   * the other's `other`, may add more: while the buffer is under its bound, or while the kind holds
+   * less than its reserved share of it, so a backlog of one kind never keeps the other waiting for
+   * its turn (at most the bound and a share, and one write, are held).
+   */
+  #hasRoom(own: number, other: number): boolean {
+    const bound = this.#config.sendBufferBytes;
+    return own + other < bound || own < bound * RESERVED_SHARE_OF_SEND_BUFFER;
   }
 
   /**
    * Whether outgoing stream `id`'s writer may add more: the peer admitted the stream (its id is below
    * the peer's streams credit), the stream has credit left, so what it holds can go at once (a write
-   * can take it past its credit: by that one write at most), and the send buffer has room
+   * can take it past its credit: by that one write at most), and the send buffer has room for streams
    * (#hasRoom). As QUIC's writers wait on stream credit, bytes that cannot go yet never take the
    * shared buffer from streams whose bytes can: bytes of streams the peer had not admitted filled it,
    * and the writers of the streams the peer was reading waited for ever. For the same reason the
@@ -154,7 +167,7 @@ export class Outbound {
   streamHasRoom(id: number): boolean {
     const out = this.#streamById.get(id);
     if (out === undefined || out.resetCode !== undefined) return true;
-    return out.id < this.#peerStreamsLimit && out.stream.written < out.limit && this.#hasRoom;
+    return out.id < this.#peerStreamsLimit && out.stream.written < out.limit && this.#hasRoom(this.#streamBytesWithinCredit, this.#messageBytes);
   }
 
   /**

@@ -228,8 +228,8 @@ export class Session {
   // ---------------------------------------------------------------- application side
 
   /**
-   * Whether a message may be added now: the connection is open, and the message queue and the send
-   * buffer are under their bounds (see Outbound.messagesHaveRoom).
+   * Whether a message may be added now: the connection is open, the message queue is under its bound
+   * and the send buffer has room for messages (see Outbound.messagesHaveRoom).
    */
   get writable(): boolean {
     return this.#state === "open" && this.#outbound.messagesHaveRoom;
@@ -237,7 +237,8 @@ export class Session {
 
   /**
    * Whether outgoing stream `id`'s writer may add bytes now: the connection is open, the peer
-   * admitted the stream and left it credit, and the send buffer has room (see Outbound.streamHasRoom).
+   * admitted the stream and left it credit, and the send buffer has room for streams (see
+   * Outbound.streamHasRoom).
    */
   streamWritable(id: number): boolean {
     return this.#state === "open" && this.#outbound.streamHasRoom(id);
