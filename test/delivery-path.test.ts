@@ -151,7 +151,7 @@ test("256 MiB through two Sessions in virtual time leaves the heap flat: no per-
   let nextSample = SAMPLE_EVERY_BYTES;
   const samples: number[] = [];
   const done = net.run(() => ended, 3_600_000, () => {
-    while (written < TOTAL_BYTES && a.writable) {
+    while (written < TOTAL_BYTES && a.streamWritable(id)) {
       a.writeStream(id, chunk);
       written += chunk.length;
       if (written === TOTAL_BYTES) a.finishStream(id);

@@ -108,7 +108,7 @@ describe("in virtual time", () => {
     let received = 0;
     let incoming: number | undefined;
     net.run(() => net.now > 20_000, 20_001, () => {
-      while (a.writable) a.writeStream(id, chunk);
+      while (a.streamWritable(id)) a.writeStream(id, chunk);
       peakWindow = Math.max(peakWindow, a.stats().congestionWindowBytes);
       incoming ??= b.acceptStream();
       for (let piece = incoming === undefined ? undefined : b.readStream(incoming); piece; piece = b.readStream(incoming!)) received += piece.length;
@@ -127,7 +127,7 @@ describe("in virtual time", () => {
     const id = a.openStream();
     let written = 0;
     net.run(() => false, 10_000, () => {
-      while (a.writable) a.writeStream(id, new Uint8Array(16 * 1024)), written += 16 * 1024;
+      while (a.streamWritable(id)) a.writeStream(id, new Uint8Array(16 * 1024)), written += 16 * 1024;
       while (a.writable) a.sendMessage(new Uint8Array(10_000)), written += 10_000;
     });
     expect(a.writable).toBe(false);
@@ -637,7 +637,7 @@ describe("a seeded sweep", () => {
             message[1] = sent++ >> 8;
             a.sendMessage(message);
           }
-          while (written < total && a.writable) {
+          while (written < total && a.streamWritable(id)) {
             a.writeStream(id, new Uint8Array(64 * 1024));
             written += 64 * 1024;
             if (written === total) a.finishStream(id);

@@ -1,7 +1,8 @@
 // Many streams at once over real loopback sockets, through "sluice" alone: streams past the peer's
 // limit (maxIncomingStreams, 16) and bytes ahead of a stream's reader never hold up the streams the
-// peer can take; a stream that ends lets the next one open at once, not at the next packet that
-// happens to go; and the peer sees a stream at its first bytes or its end.
+// peer can take, nor its messages; messages never hold up a stream; a stream that ends lets the next
+// one open at once, not at the next packet that happens to go; and the peer sees a stream at its
+// first bytes or its end.
 import { createHash } from "node:crypto";
 import { afterEach, expect, test } from "vitest";
 import type { Connection, Transport } from "sluice";
@@ -16,6 +17,11 @@ const bind = publicBinder(open);
 /** `promise`'s outcome, or "pending" if it has none within `ms`. */
 function within<T>(promise: Promise<T>, ms: number): Promise<T | "pending"> {
   return Promise.race([promise, new Promise<"pending">((resolve) => setTimeout(resolve, ms, "pending"))]);
+}
+
+/** Marks `promises` handled: a test that fails leaves them to reject when its transports close. */
+function handled(...promises: Array<Promise<unknown>>): void {
+  for (const promise of promises) promise.catch(() => {});
 }
 
 /** Opens a stream and writes `total` seeded bytes to it in `chunkBytes` writes, then closes it: their SHA-256. */
@@ -103,3 +109,79 @@ test("the peer sees a stream at its first bytes or its end, not at openStream()"
   await written.close();
   expect((await reader.read()).done).toBe(true);
 });
+
+test("three streams written at once in 3 MiB writes, read one after the other: bytes past a stream's credit never hold up the stream being read", async () => {
+  const { atJoiner, atGateway } = await connectedPair(bind);
+  const total = 6 * 2 ** 20;
+  // Each stream takes a 3 MiB write whole while it has credit; the second and third streams' 2 MiB
+  // beyond their readers' windows once filled the send buffer (4 MiB), and the first stream's second
+  // write, whose reader was waiting for it, waited for room for ever.
+  const writers = Promise.all([1, 2, 3].map((seed) => writeStream(atJoiner, seed, total, 3 * 2 ** 20)));
+  handled(writers);
+  const reading = (async () => {
+    const received = [];
+    for (let i = 0; i < 3; i++) received.push(await readAll((await atGateway.acceptStream())!));
+    return received;
+  })();
+  const received = await within(reading, 10_000);
+  expect(received).not.toBe("pending");
+  expect((received as Array<{ sha256: string }>).map((r) => r.sha256)).toEqual(await writers);
+}, 30_000);
+
+test("a stream whose one write (8 MiB) is far past its credit does not hold up messages", async () => {
+  const { atJoiner, atGateway } = await connectedPair(bind);
+  // A stream that takes one 8 MiB write, its reader not reading yet: 7 MiB beyond its credit once
+  // filled the send buffer, and every send() waited for ever, with the peer's recv() waiting for them.
+  const big = writeStream(atJoiner, 1, 8 * 2 ** 20, 8 * 2 ** 20);
+  const sent = (async () => {
+    for (let i = 0; i < 16; i++) await atJoiner.send(new Uint8Array(1000).fill(i));
+  })();
+  handled(big, sent);
+  const messages = (async () => {
+    const firsts = [];
+    for (let i = 0; i < 16; i++) firsts.push((await atGateway.recv())?.[0]);
+    return firsts;
+  })();
+  expect(await within(messages, 10_000)).toEqual(Array.from({ length: 16 }, (_, i) => i));
+  await sent;
+  expect(await readAll((await atGateway.acceptStream())!)).toEqual({ bytes: 8 * 2 ** 20, sha256: await big });
+}, 30_000);
+
+test("8 MiB of un-awaited messages, half past the peer's message window, do not hold up a stream its reader takes first", async () => {
+  const { atJoiner, atGateway } = await connectedPair(bind);
+  // The 4 MiB past the peer's message window once filled the send buffer, and the stream's first
+  // write waited for room for ever, while the peer read the stream before calling recv().
+  const count = 128;
+  const sends = Array.from({ length: count }, (_, i) => atJoiner.send(new Uint8Array(64 * 1024).fill(i)));
+  handled(...sends);
+  while (atJoiner.stats().delivery.messagesSent < count) await new Promise((resolve) => setTimeout(resolve, 10));
+  const streamed = writeStream(atJoiner, 2, 64 * 1024, 64 * 1024);
+  handled(streamed);
+  const stream = await within(atGateway.acceptStream().then((readable) => readAll(readable!)), 10_000);
+  expect(stream).not.toBe("pending");
+  expect(stream).toEqual({ bytes: 64 * 1024, sha256: await streamed });
+  for (let i = 0; i < count; i++) expect((await atGateway.recv())?.[0]).toBe(i);
+  await Promise.all(sends);
+}, 30_000);
+
+test("a stream opened behind a backlog of un-awaited sends takes its first write before the backlog's last message", async () => {
+  const { atJoiner, atGateway } = await connectedPair(bind);
+  // 192 sends of 64 KiB (12 MiB), not awaited; the send buffer fills before the peer reads. A
+  // stream's writer waiting for room beside them lost every turn to the send whose turn it was, and
+  // its first byte waited for the whole backlog (1.6 s here, growing with the backlog).
+  const count = 192;
+  const sends = Array.from({ length: count }, (_, i) => atJoiner.send(new Uint8Array(64 * 1024).fill(i)));
+  // The peer's message window (4 MiB) and the send buffer full: 128 sends taken.
+  while (atJoiner.stats().delivery.messagesSent < 128) await new Promise((resolve) => setTimeout(resolve, 10));
+  const writer = atJoiner.openStream().getWriter();
+  const written = writer.write(new Uint8Array(1000)).then(() => atJoiner.stats().delivery.messagesSent);
+  const receiving = (async () => {
+    for (let i = 0; i < count; i++) expect((await atGateway.recv())?.[0]).toBe(i);
+  })();
+  handled(receiving, ...sends);
+  // Taken at once, before any send of the backlog: none can be taken before the peer reads.
+  expect(await written).toBe(128);
+  await writer.close();
+  expect((await readAll((await atGateway.acceptStream())!)).bytes).toBe(1000);
+  await Promise.all([receiving, ...sends]);
+}, 30_000);

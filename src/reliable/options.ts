@@ -31,7 +31,11 @@ export interface ReliabilityOptions {
    * nothing between them (a user's 1 s with 5 s keep-alives failed every idle connection at 1 s).
    */
   idleTimeoutMs?: number;
-  /** Bytes written and not yet acknowledged, across streams and messages, before writers wait (default 4 MiB). */
+  /**
+   * Bytes written and not yet acknowledged that can go (messages, and the bytes of streams within
+   * their credit) before writers wait (default 4 MiB). Messages and streams may each always fill a
+   * quarter of it, whatever the other holds.
+   */
   sendBufferBytes?: number;
   /** Bytes of messages the peer may send ahead of recv() (default 4 MiB; a larger message is always let in whole). */
   messageWindowBytes?: number;

@@ -20,6 +20,13 @@ const MAX_END_REASONS = 64;
 export const MAX_QUEUED_MESSAGES = 4 * MESSAGES_AHEAD;
 /** Outgoing streams open at once (not yet delivered or reset); openStream() beyond is a RangeError ERR_SLUICE_LIMIT_REACHED. */
 export const MAX_OPEN_STREAMS = 1024;
+/**
+ * The part of the send buffer messages, and streams, may each fill whatever the other kind holds.
+ * Without it the turn went by the buffer's bound alone: a stream opened behind 12 MiB of un-awaited
+ * sends took its first write after the last of them was queued (1.6 s on loopback, growing with the
+ * backlog), and messages the peer had not read yet kept its stream's writer waiting for ever.
+ */
+const RESERVED_SHARE_OF_SEND_BUFFER = 1 / 4;
 
 /** A range of a stream (or message) a packet carried. */
 export interface SentData {
@@ -49,6 +56,8 @@ export interface OutStream {
   stream: SendStream;
   /** The peer's credit: data bytes below this offset may go. */
   limit: number;
+  /** Bytes written past `limit` (one write at most): they count against no send buffer until credited. */
+  pastCredit: number;
   /** The code of its reset, once it was reset (then its RESET frame is due or sent), else undefined. */
   resetCode: number | undefined;
 }
@@ -104,7 +113,12 @@ export class Outbound {
   readonly #refusedSequences = new RangeSet();
   /** The peer refused a message; not yet reported to the application. */
   #unreportedRefusal: SluiceError | undefined;
-  #buffered = 0;
+  /** Message bytes written and not yet acknowledged (or refused). */
+  #messageBytes = 0;
+  /** Stream bytes written and not yet acknowledged (or given up), those past their credit among them. */
+  #streamBytes = 0;
+  /** Stream bytes past their stream's credit: what streamHasRoom() leaves out (see there). */
+  #streamBytesPastCredit = 0;
   #rotation = 0;
 
   constructor(config: ReliabilityConfig, counters: OutboundCounters) {
@@ -114,27 +128,46 @@ export class Outbound {
 
   /** Bytes written and not yet acknowledged, across messages and streams. */
   get bufferedBytes(): number {
-    return this.#buffered;
+    return this.#messageBytes + this.#streamBytes;
   }
 
-  /** Whether a writer may add more (the send buffer and the message queue are under their bounds). */
-  get hasRoom(): boolean {
-    return this.#buffered < this.#config.sendBufferBytes && this.#messages.length - this.#messagesHead < MAX_QUEUED_MESSAGES;
+  /** Whether a message may be added: the message queue is under its bound, and the send buffer has room for messages (#hasRoom). */
+  get messagesHaveRoom(): boolean {
+    return this.#messages.length - this.#messagesHead < MAX_QUEUED_MESSAGES && this.#hasRoom(this.#messageBytes, this.#streamBytesWithinCredit);
+  }
+
+  /** Stream bytes below their stream's credit: what streams hold of the send buffer. */
+  get #streamBytesWithinCredit(): number {
+    return this.#streamBytes - this.#streamBytesPastCredit;
   }
 
   /**
-   * Whether outgoing stream `id`'s writer may add more: there is room (hasRoom), the peer admitted the
-   * stream (its id is below the peer's streams credit), and the stream has credit left, so what it
-   * holds can go at once (a write can take it past its credit: by that one write at most). As QUIC's
-   * writers wait on stream credit, bytes that cannot go yet never take the shared buffer from
-   * streams whose bytes can: bytes of streams the peer had not admitted, or of a stream ahead of its
-   * reader, filled it, and the writers of the streams the peer was reading waited for ever. A
-   * stream that ended early answers true: its write fails, with why.
+   * Whether one kind of data (messages, or streams), holding `own` bytes of the send buffer beside
+   * the other's `other`, may add more: while the buffer is under its bound, or while the kind holds
+   * less than its reserved share of it, so a backlog of one kind never keeps the other waiting for
+   * its turn (at most the bound and a share, and one write, are held).
+   */
+  #hasRoom(own: number, other: number): boolean {
+    const bound = this.#config.sendBufferBytes;
+    return own + other < bound || own < bound * RESERVED_SHARE_OF_SEND_BUFFER;
+  }
+
+  /**
+   * Whether outgoing stream `id`'s writer may add more: the peer admitted the stream (its id is below
+   * the peer's streams credit), the stream has credit left, so what it holds can go at once (a write
+   * can take it past its credit: by that one write at most), and the send buffer has room for streams
+   * (#hasRoom). As QUIC's writers wait on stream credit, bytes that cannot go yet never take the
+   * shared buffer from streams whose bytes can: bytes of streams the peer had not admitted filled it,
+   * and the writers of the streams the peer was reading waited for ever. For the same reason the
+   * bytes of a write past its stream's credit are not counted against the buffer until the credit
+   * reaches them: three streams written in 3 MiB writes and read one after the other held 4 MiB past
+   * the unread ones' credit, and the second write of the stream being read waited for ever.
+   * A stream that ended early answers true: its write fails, with why.
    */
   streamHasRoom(id: number): boolean {
     const out = this.#streamById.get(id);
     if (out === undefined || out.resetCode !== undefined) return true;
-    return this.hasRoom && out.id < this.#peerStreamsLimit && out.stream.written < out.limit;
+    return out.id < this.#peerStreamsLimit && out.stream.written < out.limit && this.#hasRoom(this.#streamBytesWithinCredit, this.#messageBytes);
   }
 
   /**
@@ -143,7 +176,7 @@ export class Outbound {
    * with every byte acknowledged does not hold the close: its reader learns the connection closed first.
    */
   get delivered(): boolean {
-    if (this.#buffered !== 0 || this.#messages.length !== this.#messagesHead) return false;
+    if (this.bufferedBytes !== 0 || this.#messages.length !== this.#messagesHead) return false;
     for (const out of this.#streams) if (out.stream.finished || out.resetCode !== undefined) return false;
     return true;
   }
@@ -157,7 +190,7 @@ export class Outbound {
     stream.finish();
     this.#messages.push({ sequence: this.#nextMessageSequence++, start: this.#messageBytesQueued, stream });
     this.#messageBytesQueued += bytes.length;
-    this.#buffered += bytes.length;
+    this.#messageBytes += bytes.length;
     this.#counters.messagesSent++;
   }
 
@@ -166,7 +199,7 @@ export class Outbound {
     if (this.#streams.length >= MAX_OPEN_STREAMS) {
       throw limitReached(`${MAX_OPEN_STREAMS} outgoing streams are open already: close or abort one before opening another`, this.openStream);
     }
-    const out: OutStream = { id: this.#nextStreamId++, stream: new SendStream(), limit: INITIAL_STREAM_CREDIT_BYTES, resetCode: undefined };
+    const out: OutStream = { id: this.#nextStreamId++, stream: new SendStream(), limit: INITIAL_STREAM_CREDIT_BYTES, pastCredit: 0, resetCode: undefined };
     this.#streams.push(out);
     this.#streamById.set(out.id, out);
     this.#counters.streamsOpened++;
@@ -176,7 +209,8 @@ export class Outbound {
   writeStream(id: number, bytes: Uint8Array): void {
     const out = this.#writable(id);
     out.stream.write(bytes);
-    this.#buffered += bytes.length;
+    this.#streamBytes += bytes.length;
+    this.#countPastCredit(out, Math.max(0, out.stream.written - out.limit));
   }
 
   finishStream(id: number): void {
@@ -203,7 +237,7 @@ export class Outbound {
     const out = this.#streamById.get(id);
     if (out === undefined || out.resetCode !== undefined) return;
     out.resetCode = code;
-    this.#buffered -= out.stream.abandon();
+    this.#abandon(out);
     this.#resetsDue.add(out);
     this.#endedEarly(id, reason);
   }
@@ -212,11 +246,23 @@ export class Outbound {
   onStopSending(id: number): void {
     const out = this.#streamById.get(id);
     if (out === undefined) return; // delivered, or never opened: nothing to stop
-    this.#buffered -= out.stream.abandon();
+    this.#abandon(out);
     this.#forget(out);
     if (out.resetCode === undefined) {
       this.#endedEarly(id, new SluiceError("ERR_SLUICE_STREAM_CANCELLED", `stream ${id} was cancelled by its reader`));
     }
+  }
+
+  /** Drops stream `out`'s bytes: nothing of it is held any more. */
+  #abandon(out: OutStream): void {
+    this.#streamBytes -= out.stream.abandon();
+    this.#countPastCredit(out, 0);
+  }
+
+  /** Stream `out` now holds `bytes` past its credit. */
+  #countPastCredit(out: OutStream, bytes: number): void {
+    this.#streamBytesPastCredit += bytes - out.pastCredit;
+    out.pastCredit = bytes;
   }
 
   #endedEarly(id: number, reason: SluiceError): void {
@@ -238,7 +284,7 @@ export class Outbound {
     const head = this.#messages[this.#messagesHead];
     const message = head === undefined ? undefined : this.#messages[this.#messagesHead + sequence - head.sequence];
     if (message === undefined || message.stream.settled) return;
-    this.#buffered -= message.stream.abandon();
+    this.#messageBytes -= message.stream.abandon();
     this.#lostMessages.delete(message);
     this.#retireSettledMessages();
   }
@@ -281,7 +327,9 @@ export class Outbound {
     this.#lostMessages.clear();
     this.#streams.length = 0;
     this.#streamById.clear();
-    this.#buffered = 0;
+    this.#messageBytes = 0;
+    this.#streamBytes = 0;
+    this.#streamBytesPastCredit = 0;
   }
 
   // ---------------------------------------------------------------- the peer's credit
@@ -293,7 +341,9 @@ export class Outbound {
 
   onStreamCredit(id: number, limit: number): void {
     const out = this.#streamById.get(id);
-    if (out !== undefined) out.limit = Math.max(out.limit, limit);
+    if (out === undefined) return;
+    out.limit = Math.max(out.limit, limit);
+    if (out.pastCredit > 0) this.#countPastCredit(out, Math.max(0, out.stream.written - out.limit));
   }
 
   onStreamsCredit(idLimit: number): void {
@@ -361,7 +411,9 @@ export class Outbound {
   }
 
   #onDataAcked(data: SentData): void {
-    this.#buffered -= data.stream.onAcked(data.offset, data.length, data.fin);
+    const released = data.stream.onAcked(data.offset, data.length, data.fin);
+    if (data.message === undefined) this.#streamBytes -= released;
+    else this.#messageBytes -= released;
     if (!data.stream.complete) return;
     if (data.message === undefined) {
       const out = this.#streams.find((candidate) => candidate.stream === data.stream);

@@ -262,14 +262,18 @@ export class Session {
 
   // ---------------------------------------------------------------- application side
 
-  /** Whether a message may be added now (the send buffer and the message queue are under their bounds and the connection open). */
+  /**
+   * Whether a message may be added now: the connection is open, the message queue is under its bound
+   * and the send buffer has room for messages (see Outbound.messagesHaveRoom).
+   */
   get writable(): boolean {
-    return this.#state === "open" && this.#outbound.hasRoom;
+    return this.#state === "open" && this.#outbound.messagesHaveRoom;
   }
 
   /**
-   * Whether outgoing stream `id`'s writer may add bytes now: the connection is open, the send buffer
-   * has room, and the peer admitted the stream and left it credit (see Outbound.streamHasRoom).
+   * Whether outgoing stream `id`'s writer may add bytes now: the connection is open, the peer
+   * admitted the stream and left it credit, and the send buffer has room for streams (see
+   * Outbound.streamHasRoom).
    */
   streamWritable(id: number): boolean {
     return this.#state === "open" && this.#outbound.streamHasRoom(id);

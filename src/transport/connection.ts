@@ -127,7 +127,9 @@ export class Connection {
 
   /**
    * Sends one message, reliably and in order. Resolves once the message is in the send buffer (it
-   * waits while the buffer is full: the peer is not reading, or the path is slow). Sends that wait
+   * waits while the buffer is full and messages hold a quarter of it or more: the peer is not
+   * reading, or the path is slow; a quarter is always there for messages, as one is for streams,
+   * so neither kind's backlog keeps the other waiting). Sends that wait
    * go into the buffer in the order they were called, each once there is room for it; a send called
    * while others wait waits behind them. Messages up to
    * one datagram go as one; larger ones, up to `maxMessageBytes` (default 64 MiB), are streamed.
@@ -257,7 +259,8 @@ export class Connection {
    * The peer admits streams in the order they were opened, at most its `reliability.maxIncomingStreams`
    * (default 16) open at once; a stream past them stays unseen, its writes waiting, and each stream
    * the peer is done with (read to its end, failed, or cancelled) admits the next. Writes resolve
-   * once the bytes are in the send buffer: they wait while it is full (`reliability.sendBufferBytes`),
+   * once the bytes are in the send buffer: they wait while it is full and streams hold a quarter of it
+   * or more (`reliability.sendBufferBytes`; a write's bytes past its stream's credit do not count),
    * until the peer admits the stream, and while the stream is its reader's window (the peer's
    * `streamWindowBytes`, 1 MiB by default) ahead of its reader (a write is taken whole while any of
    * the window is left). close() resolves once the end is queued after them, whether or not the peer

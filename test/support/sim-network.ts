@@ -132,7 +132,7 @@ export class SimNetwork {
     let ended = false;
     const done = this.run(() => ended, limitMs, () => {
       during();
-      while (written < data.length && a.writable) {
+      while (written < data.length && a.streamWritable(id)) {
         const chunk = data.subarray(written, Math.min(data.length, written + 64 * 1024));
         a.writeStream(id, chunk);
         written += chunk.length;
