@@ -70,8 +70,8 @@ class Network {
       limits: { ...LIMITS, ...options.limits }, crypto: macs, random,
       randomBytes: (length) => Uint8Array.from({ length }, () => Math.floor(random() * 256)),
       newId: () => nextId++,
-      openData: (secret, datagram) => {
-        const plaintext = aead.open(packetKey(macs, secret), datagram);
+      openData: (key, datagram) => {
+        const plaintext = aead.open(key, datagram);
         return plaintext && { plaintext: new Uint8Array(plaintext), packetNumber: Number(new DataView(datagram.buffer, datagram.byteOffset).getBigUint64(5, true)) };
       },
       countDrop: (reason) => (node.drops[reason] = (node.drops[reason] ?? 0) + 1),

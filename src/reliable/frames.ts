@@ -120,8 +120,13 @@ function isControlFrame(type: number): boolean {
   return type >= FRAME_CONTROL_FIRST && type <= FRAME_CONTROL_LAST;
 }
 
+/**
+ * A 64-bit field, or -1 when it is 2^53 or more: the wire keeps such fields below 2^53 (so a number
+ * holds them exactly), and a packet with one above is malformed.
+ */
 function u64(view: DataView, at: number): number {
-  return view.getUint32(at + 4, true) * 2 ** 32 + view.getUint32(at, true);
+  const value = view.getUint32(at + 4, true) * 2 ** 32 + view.getUint32(at, true);
+  return value <= Number.MAX_SAFE_INTEGER ? value : -1;
 }
 
 function setU64(view: DataView, at: number, value: number): void {
@@ -180,6 +185,7 @@ function walkFrames(plaintext: Uint8Array, view: DataView, visitor: FrameVisitor
       case FRAME_ACK: {
         if (room < ACK_FIXED_BYTES) return "truncated ACK frame";
         const largest = u64(view, at + ACK_LARGEST);
+        if (largest < 0) return "ACK largest out of range";
         const delayMs = view.getUint32(at + ACK_DELAY, true) / 1000;
         const count = plaintext[at + ACK_RANGE_COUNT]!;
         const firstLength = view.getUint32(at + ACK_FIRST_RANGE, true);
@@ -226,22 +232,28 @@ function walkFrames(plaintext: Uint8Array, view: DataView, visitor: FrameVisitor
         const offset = u64(view, at + STREAM_OFFSET);
         const dataLength = view.getUint16(at + STREAM_LENGTH, true);
         if (room < STREAM_DATA_HEADER_BYTES + dataLength) return "stream frame longer than its packet";
-        if (offset + dataLength > Number.MAX_SAFE_INTEGER) return "stream offset out of range";
+        if (offset < 0 || offset + dataLength > Number.MAX_SAFE_INTEGER) return "stream offset out of range";
         const data = at + STREAM_DATA_HEADER_BYTES;
         visitor?.streamData(view.getUint32(at + STREAM_ID, true), offset, (plaintext[at + STREAM_FLAGS]! & STREAM_FLAG_FIN) !== 0, plaintext.subarray(data, data + dataLength));
         at += STREAM_DATA_HEADER_BYTES + dataLength;
         break;
       }
-      case FRAME_MESSAGE_CREDIT:
+      case FRAME_MESSAGE_CREDIT: {
         if (room < MESSAGE_CREDIT_BYTES) return "truncated credit frame";
-        visitor?.messageCredit(u64(view, at + MESSAGE_CREDIT_BYTE_LIMIT), view.getUint32(at + MESSAGE_CREDIT_SEQUENCE_LIMIT, true));
+        const byteLimit = u64(view, at + MESSAGE_CREDIT_BYTE_LIMIT);
+        if (byteLimit < 0) return "credit out of range";
+        visitor?.messageCredit(byteLimit, view.getUint32(at + MESSAGE_CREDIT_SEQUENCE_LIMIT, true));
         at += MESSAGE_CREDIT_BYTES;
         break;
-      case FRAME_STREAM_CREDIT:
+      }
+      case FRAME_STREAM_CREDIT: {
         if (room < STREAM_CREDIT_BYTES) return "truncated credit frame";
-        visitor?.streamCredit(view.getUint32(at + STREAM_CREDIT_ID, true), u64(view, at + STREAM_CREDIT_LIMIT));
+        const byteLimit = u64(view, at + STREAM_CREDIT_LIMIT);
+        if (byteLimit < 0) return "credit out of range";
+        visitor?.streamCredit(view.getUint32(at + STREAM_CREDIT_ID, true), byteLimit);
         at += STREAM_CREDIT_BYTES;
         break;
+      }
       case FRAME_STREAMS_CREDIT:
         if (room < STREAMS_CREDIT_BYTES) return "truncated credit frame";
         visitor?.streamsCredit(view.getUint32(at + STREAMS_CREDIT_ID_LIMIT, true));

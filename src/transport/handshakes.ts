@@ -9,7 +9,6 @@ import { randomBytes } from "../memory/random-pool.ts";
 import { makeSpareKeyPair, spareKeyPairWanted } from "../handshake/primitives.ts";
 import { addressKey, type Address } from "../wire/address.ts";
 import { DATA_PACKET_NUMBER } from "../wire/constants.ts";
-import { packetKey } from "../wire/packet-keys.ts";
 import { HandshakeEndpoint, type Connected, type EndpointStats } from "../handshake/endpoint.ts";
 import type { Identity } from "../handshake/noise.ts";
 import type { RetryOptions } from "../handshake/retry.ts";
@@ -88,8 +87,8 @@ export class Handshakes {
       randomBytes,
       newId: () => init.table.newConnectionId(),
       // A new connection's first packets are in key phase 0: the traffic secret's own key.
-      openData: (secret, datagram) => {
-        const plaintext = init.host.aead.open(packetKey(init.host.crypto, secret), datagram);
+      openData: (key, datagram) => {
+        const plaintext = init.host.aead.open(key, datagram);
         return plaintext && { plaintext, packetNumber: packetNumberOf(datagram) };
       },
       // The listener counted every handshake datagram as routed to the endpoint: a drop comes after that.

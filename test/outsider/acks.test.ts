@@ -1,7 +1,9 @@
 // ACK frames (0x10) from an authenticated peer that lie: naming packet numbers the gateway never sent
 // (beyond what it sent, up to and past 2^53), breaking the frame's own rules (no ranges, more than
 // 32, a range of 0, a gap of 0, ranges below packet 0, cut short), and acknowledging blindly,
-// skipped numbers included, to inflate the gateway's window (an optimistic ACK, RFC 9000 §21.4).
+// skipped numbers included, to inflate the gateway's window (an optimistic ACK, RFC 9000 §21.4); and
+// 64-bit fields (an ACK's largest, credit limits, a stream offset) at 2^53 or more, which wire.md
+// says never occur: their packet is malformed.
 import { expect, test } from "vitest";
 import type { Connection } from "sluice";
 import { sleep, type EvilSession } from "./evil-peer.ts";
@@ -33,7 +35,43 @@ function rawAck(largest: number, count: number, firstLength: number, extra: [gap
   return { type: "raw", bytes };
 }
 
+/** A frame of `type` whose bytes from `at` on are a u64 given as its two 32-bit halves, then `rest`. */
+function rawU64Frame(type: number, before: number[], high: number, low: number, rest: number[]): Frame {
+  const bytes = new Uint8Array(1 + before.length + 8 + rest.length);
+  bytes[0] = type;
+  bytes.set(before, 1);
+  writeU32(bytes, 1 + before.length, low);
+  writeU32(bytes, 5 + before.length, high);
+  bytes.set(rest, 9 + before.length);
+  return { type: "raw", bytes };
+}
+
 describe3("ACK frames that lie", () => {
+  test("64-bit fields at 2^53 and above (an ACK's largest, message and stream credit, a stream offset) drop their packet, counted malformed; no throw, the connection works", async () => {
+    const { gateway, session, inbound } = await connected();
+    const u32le = (v: number) => [v & 255, (v >>> 8) & 255, (v >>> 16) & 255, v >>> 24];
+    const tooLarge: Frame[] = [];
+    for (const [high, low] of [[2 ** 21, 0], [2 ** 32 - 1, 2 ** 32 - 1]]) {
+      tooLarge.push(
+        rawU64Frame(0x10, [], high, low, [0, 0, 0, 0, 1, ...u32le(1)]), // ACK: largest | delay | 1 range | first range 1
+        rawU64Frame(0x15, [], high, low, u32le(2048)), // MESSAGE_CREDIT: byte limit | sequence limit
+        rawU64Frame(0x16, u32le(0), high, low, []), // STREAM_CREDIT: stream 0 | byte limit
+        rawU64Frame(0x14, [0, ...u32le(0)], high, low, [1, 0, 42]), // STREAM_DATA: flags | stream 0 | offset | length 1 | a byte
+      );
+    }
+    const before = inbound.stats().delivery;
+    for (const frame of tooLarge) session.send([{ type: "ping" }, frame]);
+    const counted = await eventually(() => inbound.stats().delivery.malformedPackets - before.malformedPackets >= tooLarge.length);
+    const after = inbound.stats().delivery;
+    figure("64-bit fields of 2^53 and more", { sent: tooLarge.length, malformed: after.malformedPackets - before.malformedPackets, invalidAcks: after.invalidAcks - before.invalidAcks });
+    expect(counted).toBe(true);
+    expect(after.malformedPackets - before.malformedPackets).toBe(tooLarge.length);
+    expect(after.invalidAcks - before.invalidAcks).toBe(0); // not taken as an ACK of packets never sent
+    expect(gateway.stats().listenerErrors).toBe(0);
+    expect(inbound.closed).toBe(false);
+    expect(await stillDelivers(session, inbound)).toBe(true);
+  });
+
   test("ACKs of packets never sent are ignored and counted; ACKs that break the frame's rules drop their packet, counted; no throw, the connection works", async () => {
     const { gateway, session, inbound } = await connected();
     const sentSoFar = session.receivedNumbers.largest; // about what the gateway has sent

@@ -408,6 +408,8 @@ export interface ConnectOptions {
   onIntro?: (intro: Uint8Array) => void;
   /** The socket the first data packet (the CONFIRM) leaves from: another address than the intro's. */
   confirmVia?: EvilSocket;
+  /** false: no CONFIRM (the responder's handshake stays pending until the caller sends one). */
+  confirm?: boolean;
 }
 
 /** An attacker's endpoint: one socket, one static key, handshakes as initiator. */
@@ -488,7 +490,7 @@ export class EvilPeer {
           secrets: opened.secrets,
         });
         this.sessions.set(senderId, session);
-        session.send([{ type: "confirm" }], { via: o.confirmVia });
+        if (o.confirm !== false) session.send([{ type: "confirm" }], { via: o.confirmVia });
         finish(undefined, session);
       });
       sendIntro();

@@ -1,7 +1,7 @@
 // What the attack tests share: the 3.0 gate, Sluice nodes on loopback, cheap forged intros and the
 // figures they print.
 import { afterEach, describe } from "vitest";
-import { PROTOCOL_VERSION, Transport } from "sluice";
+import { PROTOCOL_VERSION, Transport, type TransportStats } from "sluice";
 import { randomIntro } from "./evil-peer.ts";
 import { mac, mac1Key } from "./noise.ts";
 import { INTRO } from "./wire.ts";
@@ -70,4 +70,26 @@ export async function eventually(condition: () => boolean | Promise<boolean>, ti
     if (performance.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, stepMs));
   }
+}
+
+type DropReason = keyof TransportStats["drops"];
+
+/**
+ * What `transport` counted since the snapshot `before`: datagrams received, routed, sent and relayed
+ * (and their bytes), each drop reason, and its listener errors (not a difference: any is a bug).
+ */
+export function countedSince(transport: Transport, before: TransportStats) {
+  const after = transport.stats();
+  const drops = Object.fromEntries(Object.keys(after.drops).map((reason) => [reason, after.drops[reason as DropReason] - before.drops[reason as DropReason]]));
+  return {
+    received: after.datagramsReceived - before.datagramsReceived,
+    routed: after.datagramsRouted - before.datagramsRouted,
+    sent: after.datagramsSent - before.datagramsSent,
+    bytesSent: after.bytesSent - before.bytesSent,
+    relayed: after.datagramsRelayed - before.datagramsRelayed,
+    bytesRelayed: after.bytesRelayed - before.bytesRelayed,
+    ...(drops as Record<DropReason, number>),
+    dropped: Object.values(drops).reduce((a, b) => a + b, 0),
+    listenerErrors: after.listenerErrors,
+  };
 }

@@ -7,7 +7,7 @@ import { expect, test } from "vitest";
 import type { Transport } from "sluice";
 import { EvilSocket, sleep } from "./evil-peer.ts";
 import { joinGateway, requestIntroduction, sendRelay, stillWorks, takeRelays } from "./gateway-peers.ts";
-import { bindSluice, closedAfterEach, describe3, eventually, figure } from "./harness.ts";
+import { bindSluice, closedAfterEach, countedSince, describe3, eventually, figure } from "./harness.ts";
 import { MAX_ACCEPTED_DATAGRAM_BYTES, RELAY_HEADER_BYTES, relayPacket } from "./wire.ts";
 
 const track = closedAfterEach();
@@ -24,25 +24,11 @@ async function relayedPair(options: GatewayOptions = {}, hosts = ["127.0.0.2", "
   return { gateway, a, b, relayA, relayB };
 }
 
-/** What the gateway counted between two snapshots. */
-function delta(gateway: Transport, before: ReturnType<Transport["stats"]>) {
-  const after = gateway.stats();
-  return {
-    relayed: after.datagramsRelayed - before.datagramsRelayed,
-    bytesRelayed: after.bytesRelayed - before.bytesRelayed,
-    unknownSender: after.drops.unknownSender - before.drops.unknownSender,
-    malformed: after.drops.malformed - before.drops.malformed,
-    relayBudget: after.drops.relayBudget - before.drops.relayBudget,
-    received: after.datagramsReceived - before.datagramsReceived,
-    listenerErrors: after.listenerErrors,
-  };
-}
-
 /** What the gateway counted once it received `count` datagrams since `before` (and had 100 ms more to act). */
 async function settled(gateway: Transport, before: ReturnType<Transport["stats"]>, count: number, timeoutMs = 2000) {
   expect(await eventually(() => gateway.stats().datagramsReceived - before.datagramsReceived >= count, timeoutMs)).toBe(true);
   await sleep(100);
-  return delta(gateway, before);
+  return countedSince(gateway, before);
 }
 
 describe3("relays (0x05)", () => {
@@ -61,7 +47,7 @@ describe3("relays (0x05)", () => {
     expect(got[0].relayId).toBe(relayB);
     expect(Buffer.from(got[0].inner).equals(inner)).toBe(true);
     expect(got[0].bytes.length).toBe(RELAY_HEADER_BYTES + inner.length);
-    expect(delta(gateway, before)).toMatchObject({ relayed: 1, bytesRelayed: expect.any(Number), listenerErrors: 0 });
+    expect(countedSince(gateway, before)).toMatchObject({ relayed: 1, bytesRelayed: expect.any(Number), listenerErrors: 0 });
   });
 
   test("forged and stolen relay ids: counted unknownSender, nothing forwarded", async () => {
@@ -78,7 +64,7 @@ describe3("relays (0x05)", () => {
     for (let i = 0; i < 20; i++) sendRelay(b.peer.socket, gateway, relayA!, inner); // and A's from B's
     const sent = unknownIds.length + 60;
     const d = await settled(gateway, before, sent);
-    figure("forged relay ids", { sent, ...d, atA: takeRelays(a.peer.socket).length, atB: takeRelays(b.peer.socket).length, atStranger: stranger.datagramsReceived });
+    figure("forged relay ids", { ...d, sent, atA: takeRelays(a.peer.socket).length, atB: takeRelays(b.peer.socket).length, atStranger: stranger.datagramsReceived });
     expect(d.relayed).toBe(0);
     expect(d.unknownSender).toBe(sent);
     expect(d.listenerErrors).toBe(0);
