@@ -1,7 +1,7 @@
 // A peer that is killed (SIGKILL: no CLOSE goes) and restarted at once with the same key registers
 // with its gateway again, from a new socket. Through the public API and real processes: a peer that
 // held a connection to it gets a working connection to the restarted peer from connectVia() (the old
-// one's peer does not acknowledge a PING within one RTO, so the gateway is asked again), and the old
+// one's peer does not acknowledge a PING within two probe timeouts, so the gateway is asked again), and the old
 // connection fails with ERR_SLUICE_REPLACED once the new handshake proved the key; a restarted peer
 // that dials on its own replaces the old connection the same way, the new one arriving by accept().
 import { fork, type ChildProcess } from "node:child_process";

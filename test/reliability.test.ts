@@ -735,4 +735,26 @@ describe("the liveness check (a PING before an open connection is trusted: a pee
     expect(a.aliveCheck).toBe("unanswered");
     expect(net.now - started).toBeCloseTo(2 * rto + 25, 0);
   });
+
+  it("a check asked of a session whose peer closed is unanswered at once, whatever an earlier check said", () => {
+    const net = measuredPair(34, 40);
+    const [a, b] = net.sessions;
+    a.checkAlive(net.now);
+    expect(net.run(() => a.aliveCheck !== "pending", net.now + 5000)).toBe(true);
+    expect(a.aliveCheck).toBe("answered");
+    b.close();
+    expect(net.run(() => a.state === "draining", net.now + 5000)).toBe(true);
+    a.checkAlive(net.now); // before: no check started, and the last one's "answered" came back
+    expect(a.aliveCheck).toBe("unanswered");
+  });
+
+  it("a check running when the session ends is unanswered, not pending for ever", () => {
+    const net = measuredPair(35, 40);
+    const [a] = net.sessions;
+    net.links[1].loss = 1;
+    a.checkAlive(net.now);
+    a.abort(net.now);
+    expect(a.state).toBe("closed");
+    expect(a.aliveCheck).toBe("unanswered");
+  });
 });

@@ -48,6 +48,16 @@ describe("connectVia", () => {
     expect(a!.node.stats().introductions.requested).toBe(1);
   });
 
+  test("transport.close() while connectVia() checks an open connection with the peer (its PING): ERR_SLUICE_CLOSED, as any pending call", async () => {
+    const { peers: [a, b] } = await star(2);
+    await Promise.all([a!.node.connectVia(a!.toGateway, b!.node.publicKey), b!.node.accept()]);
+    const checking = a!.node.connectVia(a!.toGateway, b!.node.publicKey);
+    await a!.node.close();
+    // Before: the check ended unanswered, the introducer was asked, and its connection was closed
+    // too: ERR_SLUICE_INTRODUCTION_FAILED ("noAnswer"), as if the introducer had failed.
+    expect(await checking.catch((error: unknown) => error)).toMatchObject({ code: "ERR_SLUICE_CLOSED" });
+  });
+
   test("concurrent connectVia() calls for one peer share one request and one connection; one of them aborting leaves the others waiting", async () => {
     const { gateway, peers: [a, b] } = await star(2);
     const leaving = new AbortController();

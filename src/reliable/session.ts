@@ -217,10 +217,12 @@ export class Session {
    * lost once goes again at the first, and that one's answer still counts (with one timeout, one lost
    * datagram made a live peer look restarted, and its healthy connection was replaced). The host asks
    * before it trusts an old connection with a peer that may have restarted (a restarted peer has
-   * lost the connection's keys: it acknowledges nothing of it).
+   * lost the connection's keys: it acknowledges nothing of it). A session that no longer sends
+   * (the peer closed, or it ended) is "unanswered" at once, and so is a check running when it stops.
    */
   checkAlive(now: number): void {
-    if (this.#aliveCheck !== undefined || !this.#sending) return;
+    if (this.#aliveCheck !== undefined) return;
+    if (!this.#sending) return this.#settleAliveCheck("unanswered");
     this.#aliveCheck = { from: this.#nextPacketNumber, until: now + 2 * this.#recovery.rtt.rto + MAX_ACK_DELAY_MS };
     this.#aliveVerdict = undefined;
     this.#pingDue = true;
@@ -232,11 +234,14 @@ export class Session {
    */
   get aliveCheck(): "pending" | "answered" | "unanswered" | undefined {
     const check = this.#aliveCheck;
-    if (check !== undefined && this.#recovery.largestAcked >= check.from) {
-      this.#aliveCheck = undefined;
-      this.#aliveVerdict = "answered";
-    }
+    if (check !== undefined && !this.#sending) this.#settleAliveCheck("unanswered");
+    else if (check !== undefined && this.#recovery.largestAcked >= check.from) this.#settleAliveCheck("answered");
     return this.#aliveCheck === undefined ? this.#aliveVerdict : "pending";
+  }
+
+  #settleAliveCheck(verdict: "answered" | "unanswered"): void {
+    this.#aliveCheck = undefined;
+    this.#aliveVerdict = verdict;
   }
 
   /** Why the connection failed (undefined after a clean close, or while open). */
@@ -573,10 +578,7 @@ export class Session {
       }
     }
     if (this.#state === "open") this.#pathMtu.handleTimeout(now);
-    if (this.#aliveCheck !== undefined && now >= this.#aliveCheck.until && this.aliveCheck === "pending") {
-      this.#aliveCheck = undefined;
-      this.#aliveVerdict = "unanswered";
-    }
+    if (this.#aliveCheck !== undefined && now >= this.#aliveCheck.until && this.aliveCheck === "pending") this.#settleAliveCheck("unanswered");
     if (this.#sending && now >= this.#nextPingTime()) {
       if (this.#lastPingTime > this.#lastReceiveTime) this.#keepAliveInterval = Math.min(2 * this.#keepAliveInterval, this.#config.maxKeepAliveMs);
       this.#lastPingTime = now;

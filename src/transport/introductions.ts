@@ -124,7 +124,8 @@ export class Introductions {
   readonly #relayOffers = new Map<string, Address>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
-  #closed = false;
+  /** Set by close(): why every connectVia() still to be answered rejects. */
+  #closedWith: Error | undefined;
 
   constructor(init: IntroductionsInit) {
     this.#init = init;
@@ -175,6 +176,8 @@ export class Introductions {
    */
   #ask(gateway: SessionDriver, key: Uint8Array, retry: Required<RetryOptions>, signal: AbortSignal | undefined, stale: SessionDriver | undefined): Promise<Connection> {
     if (signal?.aborted) return Promise.reject(abortErrorOf(signal));
+    // The transport closed while connectVia() checked an open connection: not the introducer's failure.
+    if (this.#closedWith !== undefined) return Promise.reject(this.#closedWith);
     const introduced = this.#introducedConnects.get(encodeKey(key));
     if (introduced !== undefined) {
       introduced.claimed = true;
@@ -225,20 +228,20 @@ export class Introductions {
 
   /** A control frame `driver`'s peer sent. */
   handleControl(driver: SessionDriver, type: number, body: Uint8Array): void {
-    if (this.#closed) return;
+    if (this.#closedWith !== undefined) return;
     this.#rendezvous.handleControl(driver, type, body, this.#init.now());
     this.#flush();
   }
 
   connectionEnded(driver: SessionDriver): void {
-    if (this.#closed) return;
+    if (this.#closedWith !== undefined) return;
     this.#rendezvous.connectionEnded(driver);
     this.#flush();
   }
 
   /** Every connectVia() waiting for an answer rejects with `error`; nothing more happens. */
   close(error: Error): void {
-    this.#closed = true;
+    this.#closedWith = error;
     clearTimeout(this.#timer);
     for (const request of this.#requests.values()) request.reject(error);
     this.#requests.clear();
@@ -246,7 +249,7 @@ export class Introductions {
 
   /** Queues what the rendezvous answered, acts on its outcomes, and re-arms its timer. */
   #flush(): void {
-    if (this.#closed) return;
+    if (this.#closedWith !== undefined) return;
     const rendezvous = this.#rendezvous;
     for (let transmit = rendezvous.pollTransmit(); transmit !== undefined; transmit = rendezvous.pollTransmit()) {
       transmit.to.sendControl(transmit.type, transmit.body); // room was checked by the rendezvous
@@ -311,7 +314,7 @@ export class Introductions {
     const open = this.#openWith(key);
     if (open === undefined) return this.#connectUnasked(key, rungs);
     open.answersPing().then((alive) => {
-      if (!alive && !this.#closed && this.#openWith(key) === open) this.#connectUnasked(key, rungs);
+      if (!alive && this.#closedWith === undefined && this.#openWith(key) === open) this.#connectUnasked(key, rungs);
     }, ignore);
   }
 

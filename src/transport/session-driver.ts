@@ -351,8 +351,15 @@ export class SessionDriver {
     this.scheduleDrive();
   }
 
-  /** Seals and sends one handshake frame outside the Session (a fresh packet number all the same). */
+  /**
+   * Seals and sends one handshake frame outside the Session (a fresh packet number all the same),
+   * unless an unvalidated address has had its 3× already: the CONFIRM goes again on its schedule,
+   * the CONFIRM_ACK at the next CONFIRM (which adds to the allowance). The CONFIRM repeated every
+   * ~200 ms for connect()'s 3 s whatever the path allowed: 567 B to a victim whose address a
+   * captured RESPONSE was re-sent from, for 114 B from it.
+   */
   sendFrame(frame: number): void {
+    if (this.#path.allowance < FRAME_DATAGRAM_BYTES) return;
     frameByte[0] = frame;
     this.#transmit({ packetNumber: this.session.allocatePacketNumber(), parts: [frameByte] });
   }
@@ -711,6 +718,8 @@ export class SessionDriver {
 }
 
 const frameByte = new Uint8Array(1);
+/** A handshake frame's datagram (sendFrame): the frame's byte, sealed. */
+const FRAME_DATAGRAM_BYTES = DATA_HEADER_BYTES + 1 + TAG_BYTES;
 
 /** host:port, as a trace line names an address. */
 function describe(address: Address): string {
