@@ -145,7 +145,8 @@ export class Outbound {
    * Whether one kind of data (messages, or streams), holding `own` bytes of the send buffer beside
    * the other's `other`, may add more: while the buffer is under its bound, or while the kind holds
    * less than its reserved share of it, so a backlog of one kind never keeps the other waiting for
-   * its turn (at most the bound and a share, and one write, are held).
+   * its turn. What is counted stays within the bound and a share, plus the one write taken past
+   * them; a stream's bytes past its credit (its last write's, one write per stream) are not counted.
    */
   #hasRoom(own: number, other: number): boolean {
     const bound = this.#config.sendBufferBytes;

@@ -314,7 +314,8 @@ export class Introductions {
     const open = this.#openWith(key);
     if (open === undefined) return this.#connectUnasked(key, rungs);
     open.answersPing().then((alive) => {
-      if (!alive && this.#closedWith === undefined && this.#openWith(key) === open) this.#connectUnasked(key, rungs);
+      const current = this.#openWith(key); // the same, none (it ended meanwhile), or one that replaced it
+      if (!alive && this.#closedWith === undefined && (current === open || current === undefined)) this.#connectUnasked(key, rungs);
     }, ignore);
   }
 
