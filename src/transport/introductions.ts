@@ -13,11 +13,11 @@
 // relay too. A connection that opened over the relay keeps probing the direct addresses and moves to
 // one once it answers (session-driver.ts).
 import { networkInterfaces } from "node:os";
-import { abortErrorOf, SluiceError } from "../errors/errors.ts";
+import { abortErrorOf, SluiceError, type IntroductionFailure } from "../errors/errors.ts";
 import { reachableFrom, type Address } from "../wire/address.ts";
 import type { RetryOptions } from "../handshake/retry.ts";
 import { MAX_LOCAL_ADDRESSES } from "../rendezvous/frames.ts";
-import { Rendezvous, type IntroductionFailure, type IntroductionStats, type RendezvousEvent } from "../rendezvous/rendezvous.ts";
+import { Rendezvous, type IntroductionStats, type RendezvousEvent } from "../rendezvous/rendezvous.ts";
 import { connectionFor, driverOf, type Connection } from "./connection.ts";
 import type { Handshakes } from "./handshakes.ts";
 import type { Relays } from "./relays.ts";
