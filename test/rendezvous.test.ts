@@ -96,6 +96,20 @@ describe("connectVia", () => {
     await exchange(connection, (await b!.node.accept())!);
   });
 
+  test("two peers asking for each other at once each get their end once, from connectVia(), never from accept() as well", async () => {
+    const { peers: [a, b] } = await star(2);
+    const [ab, ba] = await Promise.all([
+      a!.node.connectVia(a!.toGateway, b!.node.publicKey),
+      b!.node.connectVia(b!.toGateway, a!.node.publicKey),
+    ]);
+    await exchange(ab, ba);
+    // An app that reads what accept() gives and what connectVia() gives read one connection twice:
+    // two recv() loops splitting its messages, and whatever it sends on a new connection sent twice.
+    for (const node of [a!.node, b!.node]) {
+      await expect(node.accept({ signal: AbortSignal.timeout(300) })).rejects.toMatchObject({ name: "AbortError" });
+    }
+  });
+
   test("a peer is known to the gateway once its connect() resolves: an introduction asked for at that moment finds it", async () => {
     const { gateway, peers: [a] } = await star(1);
     const b = await bind();

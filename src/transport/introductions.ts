@@ -117,6 +117,12 @@ export class Introductions {
    * to accept(), unless a connectVia() to the same peer claimed it meanwhile.
    */
   readonly #introducedConnects = new Map<string, { promise: Promise<Connection>; claimed: boolean; claimers: number }>();
+  /**
+   * Peers (by key) our own answered requests are connecting to: their connection goes to connectVia().
+   * The peer's request for us, answered meanwhile, adds an introduction we did not ask for; its connect
+   * joins ours, and handed the same connection to accept() as well (two peers asking for each other).
+   */
+  readonly #answeredConnects = new Set<string>();
   #connectsFailed = 0;
   /** Relays introducers offered, by the introduced peer's key (the relayed address to connect to). */
   readonly #relayOffers = new Map<string, Address>();
@@ -277,15 +283,19 @@ export class Introductions {
     this.#requests.delete(requestId);
     const live = this.#openWith(request.key);
     if (live !== undefined) return request.resolve(connectionFor(live));
-    const introduced = this.#introducedConnects.get(encodeKey(request.key));
+    const keyText = encodeKey(request.key);
+    const introduced = this.#introducedConnects.get(keyText);
     if (introduced !== undefined) introduced.claimed = true;
-    this.#connect(request.key, rungs, request.retry).then(request.resolve, request.reject);
+    this.#answeredConnects.add(keyText);
+    const connecting = this.#connect(request.key, rungs, request.retry);
+    connecting.then(request.resolve, request.reject).finally(() => this.#answeredConnects.delete(keyText));
   }
 
   /** We were introduced without asking (and the policy accepts it): connect, and hand the connection to accept(). */
   #connectIntroduced(key: Uint8Array, rungs: Rungs): void {
     const keyText = encodeKey(key);
     if (this.#introducedConnects.has(keyText)) return; // already connecting for the same introduction
+    if (this.#answeredConnects.has(keyText)) return; // connecting for our own request: the connection is connectVia()'s
     if (this.#openWith(key) !== undefined) return; // connected already: nothing to open
     const entry = { promise: this.#connect(key, rungs, this.#init.config.retry), claimed: false, claimers: 0 };
     this.#introducedConnects.set(keyText, entry);
