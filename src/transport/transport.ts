@@ -300,7 +300,8 @@ export class Transport {
    * connect at once, so their NATs let each other's packets in (simultaneous open). Resolves with the
    * direct connection (at once if one is open already, even one whose peer has gone and that has not
    * noticed yet: a peer that restarted reaches this node by its own connectVia()); the peer gets it
-   * from accept().
+   * from accept(), or, if it asked for this node at the same time, from its own connectVia() (a
+   * connection is handed out once: never by both).
    *
    * Rejects with ERR_SLUICE_INTRODUCTION_FAILED when the introducer refuses (`error.reason`:
    * "notAllowed" by its `introductions` policy, "unknownPeer" when it holds no connection with that key,
