@@ -2,7 +2,9 @@
 // tests and benchmarks need are in src/internal.ts ("sluice/internal"), never here.
 
 // Errors: every one carries a `code` from ERROR_CODES.
-export { ERROR_CODES, SluiceError, type ErrorCode, type ErrorCodes, type SluiceErrorCode } from "./errors/errors.ts";
+export {
+  ERROR_CODES, SluiceError, type ErrorCode, type ErrorCodes, type IntroductionFailure, type RefusalReason, type SluiceErrorCode,
+} from "./errors/errors.ts";
 
 // Channels: bounded, wait-free packet queues in shared memory, across threads.
 export { channel, DEFAULT_MAX_LANES, DEFAULT_MAX_PACKET_SIZE, type ChannelOptions } from "./channel/channel.ts";
@@ -38,9 +40,9 @@ export { decodeKey, encodeKey, generateKeyPair, publicKeyOf, type KeyPair } from
 export { MAX_QUEUED_ADDRESS_CHANGES, type AddressChange, type AddressChangeIterator } from "./transport/address-changes.ts";
 export {
   INTRODUCTION_ANSWER_MS, INTRODUCTION_BURST, INTRODUCTIONS_PER_SECOND, MAX_PENDING_INTRODUCTIONS,
-  type AcceptIntroductionsPolicy, type IntroductionFailure, type IntroductionPolicy, type IntroductionStats,
+  type AcceptIntroductionsPolicy, type IntroductionPolicy, type IntroductionStats,
 } from "./rendezvous/rendezvous.ts";
-export { MAX_LOCAL_ADDRESSES, type RefusalReason } from "./rendezvous/frames.ts";
+export { MAX_LOCAL_ADDRESSES } from "./rendezvous/frames.ts";
 export { CONTROL_WINDOW, MAX_QUEUED_CONTROL_FRAMES } from "./reliable/control.ts";
 export type { ConnectionStats, DropCounts, TransportStats } from "./transport/stats.ts";
 export type { Address } from "./wire/address.ts";

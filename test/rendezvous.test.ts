@@ -5,7 +5,8 @@
 import { getEventListeners } from "node:events";
 import { describe, expect, test } from "vitest";
 import {
-  decodeKey, encodeKey, generateKeyPair, INTRODUCTION_BURST, MAX_PENDING_INTRODUCTIONS, publicKeyOf, type Connection,
+  decodeKey, encodeKey, generateKeyPair, INTRODUCTION_BURST, MAX_PENDING_INTRODUCTIONS, publicKeyOf, SluiceError, type Connection,
+  type IntroductionFailure,
 } from "sluice";
 import { caught, expectCoded } from "./support/errors.ts";
 import { bytes, text, transportsPerTest } from "./support/transports.ts";
@@ -105,6 +106,20 @@ describe("connectVia", () => {
     await exchange(connection, (await b!.node.accept())!);
   });
 
+  test("two peers asking for each other at once each get their end once, from connectVia(), never from accept() as well", async () => {
+    const { peers: [a, b] } = await star(2);
+    const [ab, ba] = await Promise.all([
+      a!.node.connectVia(a!.toGateway, b!.node.publicKey),
+      b!.node.connectVia(b!.toGateway, a!.node.publicKey),
+    ]);
+    await exchange(ab, ba);
+    // An app that reads what accept() gives and what connectVia() gives read one connection twice:
+    // two recv() loops splitting its messages, and whatever it sends on a new connection sent twice.
+    for (const node of [a!.node, b!.node]) {
+      await expect(node.accept({ signal: AbortSignal.timeout(300) })).rejects.toMatchObject({ name: "AbortError" });
+    }
+  });
+
   test("a peer is known to the gateway once its connect() resolves: an introduction asked for at that moment finds it", async () => {
     const { gateway, peers: [a] } = await star(1);
     const b = await bind();
@@ -141,10 +156,13 @@ describe("connectVia", () => {
     });
     const unknown = await caught(() => a!.node.connectVia(a!.toGateway, generateKeyPair().publicKey));
     expectCoded(unknown, Error, "ERR_SLUICE_INTRODUCTION_FAILED", /has no connection with [0-9a-f]{64}: that peer is not connected to it/);
-    expect((unknown as { reason?: string }).reason).toBe("unknownPeer");
+    // `reason` is SluiceError's, typed (an app had to cast to read it): IntroductionFailure.
+    const reason: IntroductionFailure | undefined = (unknown as SluiceError).reason;
+    expect(reason).toBe("unknownPeer");
+    expect(unknown).toBeInstanceOf(SluiceError);
     const refused = await caught(() => a!.node.connectVia(a!.toGateway, c!.node.publicKey));
     expectCoded(refused, Error, "ERR_SLUICE_INTRODUCTION_FAILED", /introductions policy refused/);
-    expect((refused as { reason?: string }).reason).toBe("notAllowed");
+    expect((refused as SluiceError).reason).toBe("notAllowed");
     expect(seen).toContain(`${encodeKey(a!.node.publicKey).slice(0, 8)}→${encodeKey(c!.node.publicKey).slice(0, 8)}`);
     // Allowed by the same policy.
     const [ab] = await Promise.all([a!.node.connectVia(a!.toGateway, b!.node.publicKey), b!.node.accept()]);
@@ -160,14 +178,14 @@ describe("connectVia", () => {
     const [toHub] = await Promise.all([a.connect(hub.address, hub.publicKey), hub.connect(a.address, a.publicKey)]);
     await Promise.all([b.connect(hub.address, hub.publicKey), hub.connect(b.address, b.publicKey)]);
     const error = await caught(() => a.connectVia(toHub, b.publicKey));
-    expect((error as { reason?: string }).reason).toBe("notAllowed");
+    expect((error as SluiceError).reason).toBe("notAllowed");
   });
 
   test(`bounds: ${MAX_PENDING_INTRODUCTIONS} requests may wait on one connection; the gateway serves ${INTRODUCTION_BURST} at once and refuses the rest (counted)`, async () => {
     const { gateway, peers: [a] } = await star(1);
     const requests = Array.from({ length: MAX_PENDING_INTRODUCTIONS }, () => caught(() => a!.node.connectVia(a!.toGateway, generateKeyPair().publicKey)));
     expectCoded(await caught(() => a!.node.connectVia(a!.toGateway, generateKeyPair().publicKey)), RangeError, "ERR_OUT_OF_RANGE", /too many introduction requests waiting/);
-    const reasons = (await Promise.all(requests)).map((error) => (error as { reason: string }).reason);
+    const reasons = (await Promise.all(requests)).map((error) => (error as SluiceError).reason);
     expect(reasons.filter((reason) => reason === "unknownPeer")).toHaveLength(INTRODUCTION_BURST);
     expect(reasons.filter((reason) => reason === "rateLimited")).toHaveLength(MAX_PENDING_INTRODUCTIONS - INTRODUCTION_BURST);
     expect(gateway.stats().introductions.refused).toEqual({ notAllowed: 0, unknownPeer: INTRODUCTION_BURST, rateLimited: MAX_PENDING_INTRODUCTIONS - INTRODUCTION_BURST });

@@ -118,12 +118,19 @@ function headStack(error: Error, displayName: string, code: string, from: Functi
   else delete (error as { name?: string }).name;
 }
 
+/** Why a gateway refused: its policy, no connection with that key, or too many requests. */
+export type RefusalReason = "notAllowed" | "unknownPeer" | "rateLimited";
+/** Why a request failed: the introducer's refusal, or no answer (none in time, or its connection ended). */
+export type IntroductionFailure = RefusalReason | "noAnswer";
+
 /**
  * What goes wrong on a connection, a stream or a transport (not a bad argument: those are Node's
  * TypeError and RangeError). `code` says which (ERROR_CODES); `cause`, when set, what caused it.
  */
 export class SluiceError extends Error {
   readonly code: SluiceErrorCode;
+  /** Why connectVia() failed: set on ERR_SLUICE_INTRODUCTION_FAILED only. */
+  declare readonly reason?: IntroductionFailure;
 
   constructor(code: SluiceErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);

@@ -1,6 +1,7 @@
 // The bodies of the control frames a connection carries for addresses and the rendezvous (docs/wire.md,
 // "Control frames"). The Session delivers each frame once, in order; these read and write what is
 // inside. Every body has an exact length: anything else is malformed (ignored and counted by the host).
+import type { RefusalReason } from "../errors/errors.ts";
 import { ADDRESS_BYTES, readAddress, writeAddress, type Address } from "../wire/address.ts";
 
 /** The responder's address as the initiator sees it: sent once by the initiator after the handshake. */
@@ -20,8 +21,6 @@ export const CONTROL_RELAY_OFFER = 0x25;
 export const MAX_LOCAL_ADDRESSES = 4;
 const KEY_BYTES = 32;
 
-/** Why a gateway refused: its policy, no connection with that key, or too many requests. */
-export type RefusalReason = "notAllowed" | "unknownPeer" | "rateLimited";
 const REASON_CODES: Record<RefusalReason, number> = { notAllowed: 1, unknownPeer: 2, rateLimited: 3 };
 const REASONS = new Map(Object.entries(REASON_CODES).map(([reason, code]) => [code, reason as RefusalReason]));
 

@@ -14,12 +14,12 @@
 //   costs it one connect() (a bounded retry schedule) to the address given.
 // - A request waits at most INTRODUCTION_ANSWER_MS for the answer; a connection has at most
 //   MAX_PENDING_INTRODUCTIONS requests waiting.
-import { codedError } from "../errors/errors.ts";
+import { codedError, type IntroductionFailure, type RefusalReason } from "../errors/errors.ts";
 import type { Address } from "../wire/address.ts";
 import {
   CONTROL_INTRODUCE_REFUSED, CONTROL_INTRODUCE_REQUEST, CONTROL_INTRODUCTION, CONTROL_LOCAL_ADDRESSES, CONTROL_OBSERVED_ADDRESS,
   CONTROL_RELAY_OFFER, introduceRefusedBody, introduceRequestBody, introductionBody, localAddressesBody, observedAddressBody,
-  readControl, relayOfferBody, type RefusalReason,
+  readControl, relayOfferBody,
 } from "./frames.ts";
 
 /** Introduction requests a connection may have waiting for the introducer's answer. */
@@ -44,8 +44,6 @@ export type IntroductionPolicy = "all" | "none" | ((from: Uint8Array, to: Uint8A
  */
 export type AcceptIntroductionsPolicy = "gateways" | "all" | "none" | ((introducer: Uint8Array, peer: Uint8Array) => boolean);
 
-/** Why a request failed: the introducer's refusal, or no answer (none in time, or its connection ended). */
-export type IntroductionFailure = RefusalReason | "noAnswer";
 
 /** What the host says about one of its connections. */
 export interface RendezvousPeer {

@@ -111,7 +111,10 @@ export class Connection {
   /**
    * Settles when the connection is over on this side, either side having closed it, and its draining
    * done (its id and memory released): resolves after a clean close, rejects with `error` if it
-   * failed or was aborted. Never an unhandled rejection: ignoring it is safe.
+   * failed or was aborted. Never an unhandled rejection: ignoring it is safe. Draining lasts 3 RTOs
+   * after the CLOSE (at least 3 × reliability.rtoFloorMs, 600 ms by default; seconds on a loaded
+   * path), answering the peer's late packets. recv() answers undefined (and `closed` is true) as
+   * soon as the peer's CLOSE arrives: the way to learn at once that the peer left.
    */
   get whenClosed(): Promise<void> {
     return this.#driver.whenEnded;
@@ -267,6 +270,10 @@ export class Connection {
    * has admitted or accepted the stream yet: `connection.flush()` waits for the peer's acknowledgement. If the reader cancels, pending and later
    * writes and close() reject with ERR_SLUICE_STREAM_CANCELLED; abort() resets the stream (its reader
    * fails with ERR_SLUICE_RESET).
+   *
+   * Throws at once (no stream opened): a RangeError (ERR_SLUICE_LIMIT_REACHED) while 1024 outgoing
+   * streams are open, a stream staying open until the peer acknowledged its end or it was reset;
+   * the connection's end reason (ERR_SLUICE_CLOSED, ERR_SLUICE_PEER_CLOSED...) once it ended.
    */
   openStream(): WritableStream<Uint8Array> {
     const driver = this.#driver;

@@ -13,11 +13,11 @@
 // relay too. A connection that opened over the relay keeps probing the direct addresses and moves to
 // one once it answers (session-driver.ts).
 import { networkInterfaces } from "node:os";
-import { abortErrorOf, SluiceError } from "../errors/errors.ts";
+import { abortErrorOf, SluiceError, type IntroductionFailure } from "../errors/errors.ts";
 import { reachableFrom, type Address } from "../wire/address.ts";
 import type { RetryOptions } from "../handshake/retry.ts";
 import { MAX_LOCAL_ADDRESSES } from "../rendezvous/frames.ts";
-import { Rendezvous, type IntroductionFailure, type IntroductionStats, type RendezvousEvent } from "../rendezvous/rendezvous.ts";
+import { Rendezvous, type IntroductionStats, type RendezvousEvent } from "../rendezvous/rendezvous.ts";
 import { connectionFor, driverOf, type Connection } from "./connection.ts";
 import type { Handshakes } from "./handshakes.ts";
 import type { Relays } from "./relays.ts";
@@ -119,6 +119,12 @@ export class Introductions {
    * to accept(), unless a connectVia() to the same peer claimed it meanwhile.
    */
   readonly #introducedConnects = new Map<string, { promise: Promise<Connection>; claimed: boolean; claimers: number }>();
+  /**
+   * Peers (by key) our own answered requests are connecting to: their connection goes to connectVia().
+   * The peer's request for us, answered meanwhile, adds an introduction we did not ask for; its connect
+   * joins ours, and handed the same connection to accept() as well (two peers asking for each other).
+   */
+  readonly #answeredConnects = new Set<string>();
   #connectsFailed = 0;
   /** Relays introducers offered, by the introduced peer's key (the relayed address to connect to). */
   readonly #relayOffers = new Map<string, Address>();
@@ -300,9 +306,12 @@ export class Introductions {
     this.#requests.delete(requestId);
     const live = this.#openWith(request.key);
     if (live !== undefined && live !== request.stale) return request.resolve(connectionFor(live));
-    const introduced = this.#introducedConnects.get(encodeKey(request.key));
+    const keyText = encodeKey(request.key);
+    const introduced = this.#introducedConnects.get(keyText);
     if (introduced !== undefined) introduced.claimed = true;
-    this.#connect(request.key, rungs, request.retry).then(request.resolve, request.reject);
+    this.#answeredConnects.add(keyText);
+    const connecting = this.#connect(request.key, rungs, request.retry);
+    connecting.then(request.resolve, request.reject).finally(() => this.#answeredConnects.delete(keyText));
   }
 
   /**
@@ -322,6 +331,7 @@ export class Introductions {
   #connectUnasked(key: Uint8Array, rungs: Rungs): void {
     const keyText = encodeKey(key);
     if (this.#introducedConnects.has(keyText)) return; // already connecting for the same introduction
+    if (this.#answeredConnects.has(keyText)) return; // connecting for our own request: the connection is connectVia()'s
     const entry = { promise: this.#connect(key, rungs, this.#init.config.retry), claimed: false, claimers: 0 };
     this.#introducedConnects.set(keyText, entry);
     entry.promise.then(

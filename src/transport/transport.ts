@@ -298,13 +298,13 @@ export class Transport {
    * node both are connected to (a gateway): it asks the introducer for an introduction; the introducer
    * tells each peer the other's key and the address it sees it at (and its local addresses), and both
    * connect at once, so their NATs let each other's packets in (simultaneous open). Resolves with the
-   * direct connection; the peer gets it from accept().
+   * direct connection; the peer gets it from accept(), or, if it asked for this node at the same
+   * time, from its own connectVia() (a connection is handed out once: never by both).
    *
    * With a connection to that peer open already, it first sends a PING on it: if the peer
    * acknowledges it within two probe timeouts (twice the connection's RTO, and 25 ms: 425 ms at the
    * default 200 ms floor, up to ~2 s before its first RTT sample; a PING lost once goes again after
-   * the first), that connection is the answer, and the
-   * introducer is not asked. If not (the peer was killed and restarted: it lost the connection's
+   * the first), that connection is the answer, and the introducer is not asked. If not (the peer was killed and restarted: it lost the connection's
    * keys, and registered with the introducer again), the introducer is asked as above, and the new
    * connection replaces the old one once its handshake has proven the peer's key (the old one's calls
    * then fail with ERR_SLUICE_REPLACED); until then, and if that connect fails, the old one stays.
