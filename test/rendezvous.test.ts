@@ -120,6 +120,18 @@ describe("connectVia", () => {
     }
   });
 
+  test("a node that connect()s to a peer the gateway introduces to it at that moment gets the connection once, from connect(), never from accept() as well", async () => {
+    const { peers: [a, b] } = await star(2);
+    // A dials B directly while B asks the gateway for A: the gateway's introduction reaches A while
+    // A's own handshake with B is under way, and A's connect for it joins that handshake.
+    const [ab, ba] = await Promise.all([
+      a!.node.connect(b!.node.address, b!.node.publicKey),
+      b!.node.connectVia(b!.toGateway, a!.node.publicKey),
+    ]);
+    await exchange(ab, ba);
+    await expect(a!.node.accept({ signal: AbortSignal.timeout(300) })).rejects.toMatchObject({ name: "AbortError" });
+  });
+
   test("a peer is known to the gateway once its connect() resolves: an introduction asked for at that moment finds it", async () => {
     const { gateway, peers: [a] } = await star(1);
     const b = await bind();

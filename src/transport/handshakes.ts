@@ -21,6 +21,17 @@ import type { ConnectionTable } from "./table.ts";
 interface Settle {
   resolve(connection: Connection): void;
   reject(error: Error): void;
+  /** The application's connect() (not one the node made for an introduction): see handedToApplication. */
+  byApplication: boolean;
+}
+
+/** How a connect() joins its handshake (see Handshakes.connect). */
+interface JoinOptions {
+  signal?: AbortSignal | undefined;
+  /** Addresses that get a few intros only (see CLAIMED_ADDRESS_INTROS). */
+  claimed?: readonly Address[];
+  /** The application's own connect(): the connection is its, and accept() must not hand it out too. */
+  byApplication?: boolean;
 }
 
 interface HandshakesInit {
@@ -57,6 +68,8 @@ export class Handshakes {
   readonly #opened: (connection: SessionDriver, initiator: boolean) => void;
   /** connect()s waiting, by the endpoint's connect id. */
   readonly #settles = new Map<number, Settle[]>();
+  /** Connections an application's connect() resolved with (see handedToApplication). */
+  readonly #handedToApplication = new WeakSet<Connection>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
   #workScheduled = false;
@@ -105,10 +118,10 @@ export class Handshakes {
    * Starts connecting to the holder of `publicKey` at `addresses` (intros to each; the first that
    * answers wins), or joins a connect() to the same key in progress. Throws a RangeError at once for an
    * unusable key or when the limits are reached. Once `signal` aborts it rejects with an AbortError;
-   * the handshake is given up when no other connect() waits on it. `claimed` addresses get a few
-   * intros only (see CLAIMED_ADDRESS_INTROS).
+   * the handshake is given up when no other connect() waits on it.
    */
-  connect(addresses: readonly Address[], publicKey: Uint8Array, retry: Required<RetryOptions>, signal?: AbortSignal, claimed: readonly Address[] = []): Promise<Connection> {
+  connect(addresses: readonly Address[], publicKey: Uint8Array, retry: Required<RetryOptions>, options: JoinOptions = {}): Promise<Connection> {
+    const { signal, claimed = [], byApplication = false } = options;
     if (signal?.aborted) return Promise.reject(abortErrorOf(signal));
     const id = this.#endpoint.connect(publicKey, addresses, this.#host.now(), retry, claimed);
     // Every connect() of the endpoint's is one of these: a new id is a new handshake.
@@ -116,7 +129,7 @@ export class Handshakes {
       this.#config.trace(`handshake ${id} started: intros to ${[...addresses, ...claimed].map(describe).join(", ")} every ${retry.intervalMs} ms, for at most ${retry.deadlineMs} ms`);
     }
     const promise = new Promise<Connection>((resolve, reject) => {
-      const settle: Settle = { resolve, reject };
+      const settle: Settle = { resolve, reject, byApplication };
       const waiting = this.#settles.get(id);
       if (waiting !== undefined) waiting.push(settle);
       else this.#settles.set(id, [settle]);
@@ -240,6 +253,15 @@ export class Handshakes {
     (this.#timer as { unref?: () => void }).unref?.();
   }
 
+  /**
+   * Whether an application's connect() resolved with `connection`: a connect the node made for an
+   * introduction that joined the same handshake must not hand it to accept() as well (an app reading
+   * both read one connection twice).
+   */
+  handedToApplication(connection: Connection): boolean {
+    return this.#handedToApplication.has(connection);
+  }
+
   #settle(connectId: number | undefined): Settle[] | undefined {
     if (connectId === undefined) return undefined;
     const settles = this.#settles.get(connectId);
@@ -280,8 +302,9 @@ export class Handshakes {
     }
     const connection = connectionFor(driver);
     const settles = this.#settle(event.connectId);
-    if (settles !== undefined) settles.forEach((settle) => settle.resolve(connection));
-    else this.#accepted(connection);
+    if (settles === undefined) return this.#accepted(connection);
+    if (settles.some((settle) => settle.byApplication)) this.#handedToApplication.add(connection);
+    settles.forEach((settle) => settle.resolve(connection));
   }
 }
 

@@ -337,7 +337,8 @@ export class Introductions {
     entry.promise.then(
       (connection) => {
         this.#introducedConnects.delete(keyText);
-        if (!entry.claimed) this.#init.accepted(connection);
+        // Not if a connectVia() claimed it, or the application's own connect() joined its handshake.
+        if (!entry.claimed && !this.#init.handshakes.handedToApplication(connection)) this.#init.accepted(connection);
       },
       () => this.#introducedConnects.delete(keyText),
     );
@@ -360,7 +361,7 @@ export class Introductions {
     const direct = [rungs.address, ...locals];
     const handshakes = this.#init.handshakes;
     let relay: Address | undefined;
-    const connecting = handshakes.connect([rungs.address], key, retry, undefined, locals);
+    const connecting = handshakes.connect([rungs.address], key, retry, { claimed: locals });
     const relayTimer = setTimeout(() => {
       relay = this.#relayOffers.get(keyText);
       if (relay !== undefined) handshakes.connect([relay], key, retry).catch(() => {}); // joins the connect above

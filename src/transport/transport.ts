@@ -263,7 +263,7 @@ export class Transport {
       if (signal?.aborted) throw abortErrorOf(signal);
       if (this.#closed) throw new SluiceError("ERR_SLUICE_CLOSED", "connect() on a closed transport");
       if (sameBytes(key, this.publicKey)) throw invalidArgValue("publicKey", "(this node's own key)", "is this node's own public key", Transport.prototype.connect);
-      if (isIP(to.host) !== 0) return this.#handshakes.connect([this.#reachable(to, Transport.prototype.connect)], key, retry, signal);
+      if (isIP(to.host) !== 0) return this.#handshakes.connect([this.#reachable(to, Transport.prototype.connect)], key, retry, { signal, byApplication: true });
       return this.#connectToName(to, key, retry, signal);
     } catch (error) {
       return Promise.reject(error);
@@ -280,7 +280,7 @@ export class Transport {
     const family = bound === "::" ? 0 : bound.includes(":") ? 6 : 4;
     const host = await resolveHost(to.host, family, signal, this.#seams.lookup);
     if (this.#closed) throw new SluiceError("ERR_SLUICE_CLOSED", "connect() on a closed transport");
-    return this.#handshakes.connect([this.#reachable({ ...to, host }, Transport.prototype.connect)], key, retry, signal);
+    return this.#handshakes.connect([this.#reachable({ ...to, host }, Transport.prototype.connect)], key, retry, { signal, byApplication: true });
   }
 
   /** `to` as the socket can send to it; a TypeError if it cannot (the other address family). */
@@ -349,7 +349,11 @@ export class Transport {
     this.#introductions.introduce(first, second);
   }
 
-  /** The next inbound connection, or undefined once the transport is closed. `options.signal` cancels the wait (AbortError). */
+  /**
+   * The next inbound connection, or undefined once the transport is closed. `options.signal` cancels
+   * the wait (AbortError). A connection is handed out once: one that a connect() or connectVia() of
+   * this node resolved with (an introduction's connect can join the same handshake) never comes here.
+   */
   accept(options?: WaitOptions): Promise<Connection | undefined> {
     let signal: AbortSignal | undefined;
     try {
