@@ -34,7 +34,7 @@ export {
 export { Connection, type MessageIterator, type WaitOptions } from "./transport/connection.ts";
 export type { ConnectionIterator } from "./transport/connection-iterator.ts";
 export { RELAY_AFTER_MS } from "./transport/introductions.ts";
-export { PROBE_INTERVAL_MS } from "./wire/path.ts";
+export { PROBE_INTERVAL_MS, REPUNCH_AFTER_MS } from "./wire/path.ts";
 export { CLAIMED_ADDRESS_INTROS } from "./handshake/endpoint.ts";
 export { decodeKey, encodeKey, generateKeyPair, publicKeyOf, type KeyPair } from "./transport/identity.ts";
 export { MAX_QUEUED_ADDRESS_CHANGES, type AddressChange, type AddressChangeIterator } from "./transport/address-changes.ts";

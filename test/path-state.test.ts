@@ -1,7 +1,7 @@
 // Path validation in virtual time (RFC 9000 §8.2, §9): what moves a connection's address, and what an
 // unvalidated address can make it send.
 import { expect, test } from "vitest";
-import { MAX_AMPLIFICATION, PathState, PROBE_INTERVAL_MS } from "../src/wire/path.ts";
+import { MAX_AMPLIFICATION, PathState, PROBE_INTERVAL_MS, REPUNCH_AFTER_MS } from "../src/wire/path.ts";
 
 const home = { host: "198.18.0.1", port: 4000 };
 const moved = { host: "198.18.0.1", port: 4001 };
@@ -120,4 +120,40 @@ test("once direct, the relay is a fallback: the peer's packets still coming thro
   // The direct path silent for the validation bound (max(3 RTOs, 1 s)): the relay takes over again.
   expect(path.onAuthenticated(relayed, 23, 1200, 1500, 200)).toBe("moved");
   expect(path.address).toEqual(relayed);
+});
+
+test("a direct path silent for REPUNCH_AFTER_MS is due a re-punch, again every second while silent, and no more once acknowledged", () => {
+  const path = new PathState(home, random);
+  path.noteUnanswered(Infinity);
+  expect(path.nextDeadline()).toBe(Infinity);
+  path.noteUnanswered(100);
+  expect(path.silent(100 + REPUNCH_AFTER_MS - 1)).toBe(false);
+  expect(path.takeRepunch(100 + REPUNCH_AFTER_MS - 1)).toBe(false);
+  expect(path.nextDeadline()).toBe(100 + REPUNCH_AFTER_MS);
+  expect(path.silent(100 + REPUNCH_AFTER_MS)).toBe(true);
+  expect(path.takeRepunch(100 + REPUNCH_AFTER_MS)).toBe(true);
+  expect(path.takeRepunch(100 + REPUNCH_AFTER_MS + 1)).toBe(false);
+  expect(path.takeRepunch(100 + 2 * REPUNCH_AFTER_MS)).toBe(true);
+  path.noteUnanswered(Infinity); // acknowledged
+  expect(path.nextDeadline()).toBe(Infinity);
+  expect(path.silent(100_000)).toBe(false);
+});
+
+test("a punch challenges the address an introducer named a few times; its answer moves the path there, validated", () => {
+  const path = new PathState(home, random);
+  expect(path.punch(home, 0)).toBe(false); // where it is already: nothing to punch
+  expect(path.punch({ ...moved, relay: 7 }, 0)).toBe(false); // a relay is no address of the peer's
+  expect(path.punch(moved, 0)).toBe(true);
+  const sent = [0, 200, 400, 600, 800].map((now) => path.takeProbes(now));
+  expect(sent.map((probes) => probes.map((probe) => probe.address))).toEqual(Array(5).fill([moved]));
+  expect(path.takeProbes(10_000)).toEqual([]); // five, then no more
+  expect(path.address).toEqual(home);
+  expect(path.onPathResponse(sent[4]![0]!.data, 900)).toBe("migrated");
+  expect(path.address).toEqual(moved);
+  expect(path.validated).toBe(true);
+});
+
+test("a relayed path is not punched (its probing covers the peer's addresses)", () => {
+  const path = new PathState({ ...elsewhere, relay: 3 }, random);
+  expect(path.punch(moved, 0)).toBe(false);
 });

@@ -111,6 +111,11 @@ export class LossRecovery<P extends InFlight> {
     return this.#largestAcked;
   }
 
+  /** Since when the peer owes an acknowledgement (Infinity: nothing awaits one). */
+  get unansweredSince(): number {
+    return this.#unansweredSince;
+  }
+
   /** A probe is due: the next packet goes whatever the window says. */
   get probeDue(): boolean {
     return this.#probesDue > 0;

@@ -205,6 +205,15 @@ export class Session {
     return this.#state;
   }
 
+  /**
+   * Since when the peer has acknowledged nothing while something awaits its acknowledgement (a
+   * PING's, when idle); Infinity when nothing does. The host asks the introducer to re-punch a
+   * path silent for long.
+   */
+  get unansweredSince(): number {
+    return this.#recovery.unansweredSince;
+  }
+
   /** The retransmission timeout now, in ms (the host times its path validation by it). */
   get rto(): number {
     return this.#recovery.rtt.rto;

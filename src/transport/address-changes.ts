@@ -20,6 +20,8 @@ export interface AddressChange {
   /**
    * "moved": an authenticated packet newer than any before came from `address`; the connection sends
    * there now, unvalidated (at most 3× what it received from it) while a PATH_CHALLENGE goes there.
+   * Or a re-punch's challenge to `address` (where the introducer sees the peer now) was answered:
+   * "validated" follows at once.
    * "validated": `address` answered the challenge; what was in flight goes again at once.
    * "reverted": it did not answer within 3 RTOs (at least 1 s); the connection is back at `address`,
    * its last validated address.

@@ -69,7 +69,9 @@ export class Connection {
    * The changes of remoteAddress from now on, as an async iterator that ends with the connection:
    * "moved" when an authenticated packet newer than any before comes from a new address (a NAT
    * rebinding), then "validated" once that address answers its challenge, or "reverted" if it does
-   * not; "direct" when a relayed connection moves to a direct path (see AddressChange). Each call is a
+   * not; "moved" then "validated" at once when a re-punch found the peer (a connection the rendezvous
+   * made, silent for REPUNCH_AFTER_MS, asks its introducer where the peer is now; see REPUNCH_AFTER_MS);
+   * "direct" when a relayed connection moves to a direct path (see AddressChange). Each call is a
    * subscription of its own, from the call on; an iterator that is not read keeps only the newest 16
    * changes (MAX_QUEUED_ADDRESS_CHANGES). return() (a `for await` left early) ends it at once, even
    * while a next() waits, which then settles with done. Once `options.signal` aborts, a waiting

@@ -62,6 +62,8 @@ interface Rungs {
 
 /** A connectVia() waiting for the introducer's answer. */
 interface Request {
+  /** The connection to the introducer asked. */
+  via: SessionDriver;
   key: Uint8Array;
   retry: Required<RetryOptions>;
   /** The open connection with the peer that did not answer a PING, if any: not the answer. */
@@ -112,6 +114,8 @@ export class Introductions {
   readonly #init: IntroductionsInit;
   readonly #rendezvous: Rendezvous<SessionDriver>;
   readonly #requests = new Map<number, Request>();
+  /** Re-punch requests waiting for the introducer's answer: the connection whose path went silent. */
+  readonly #repunches = new Map<number, SessionDriver>();
   /** connectVia() requests waiting for an answer, by introducer and peer key: later calls for both join them. */
   readonly #askedFor = new Map<string, { answered: Promise<Connection>; requestId: number; waiting: number }>();
   /**
@@ -170,7 +174,10 @@ export class Introductions {
     if (open === undefined) return this.#ask(gateway, key, retry, signal, undefined);
     const answer = open.answersPing().then((alive) => {
       const current = this.#openWith(key); // a new connection may have replaced it meanwhile (the peer dialled)
-      if (current !== undefined && (alive || current !== open)) return connectionFor(current);
+      if (current !== undefined && (alive || current !== open)) {
+        current.introducer ??= gateway;
+        return connectionFor(current);
+      }
       return this.#ask(gateway, key, retry, signal, open);
     });
     return abortable(answer, signal, () => false); // the open connection is not the caller's to end
@@ -199,7 +206,7 @@ export class Introductions {
     if (asked === undefined) {
       if (gateway.ended) return Promise.reject(introductionError("noAnswer", key, "the connection to the introducer is closed"));
       const requestId = this.#rendezvous.request(gateway, key, this.#init.now());
-      const answered = new Promise<Connection>((resolve, reject) => this.#requests.set(requestId, { key, retry, stale, resolve, reject }));
+      const answered = new Promise<Connection>((resolve, reject) => this.#requests.set(requestId, { via: gateway, key, retry, stale, resolve, reject }));
       const entry = { answered, requestId, waiting: 0 };
       asked = entry;
       this.#askedFor.set(askedKey, entry);
@@ -223,6 +230,25 @@ export class Introductions {
   /** See Transport.introduce. */
   introduce(a: SessionDriver, b: SessionDriver): void {
     this.#rendezvous.introduce(a, b);
+    this.#flush();
+  }
+
+  /**
+   * `driver`'s direct path has been silent (wire/path.ts, re-punching): ask its introducer for the
+   * peer again. The request shows the introducer where we are now; the introduction it sends the
+   * peer makes the peer punch that address, and the answer makes us punch where the peer is now.
+   * Nothing if the introducer is gone or has requests enough waiting: the next silence asks again.
+   */
+  repunch(driver: SessionDriver): void {
+    const via = driver.introducer;
+    if (via === undefined || via.ended || this.#closedWith !== undefined) return;
+    let requestId: number;
+    try {
+      requestId = this.#rendezvous.request(via, driver.remotePublicKey, this.#init.now());
+    } catch {
+      return; // MAX_PENDING_INTRODUCTIONS waiting, or its control queue is full
+    }
+    this.#repunches.set(requestId, driver);
     this.#flush();
   }
 
@@ -251,6 +277,7 @@ export class Introductions {
     clearTimeout(this.#timer);
     for (const request of this.#requests.values()) request.reject(error);
     this.#requests.clear();
+    this.#repunches.clear();
   }
 
   /** Queues what the rendezvous answered, acts on its outcomes, and re-arms its timer. */
@@ -273,6 +300,7 @@ export class Introductions {
         event.via.remoteLocalAddresses = event.addresses;
         return;
       case "failed": {
+        this.#repunches.delete(event.requestId);
         const request = this.#requests.get(event.requestId);
         this.#requests.delete(event.requestId);
         request?.reject(introductionError(event.reason, request.key, event.detail));
@@ -293,7 +321,11 @@ export class Introductions {
         const rungs: Rungs = {
           address: event.address, localAddresses, otherFamily: event.localAddresses.length - localAddresses.length, behindOneNat: event.via.observedAddress?.host === event.address.host,
         };
-        if (event.requestId === undefined) this.#connectIntroduced(event.key, rungs);
+        const repunched = event.requestId === undefined ? undefined : this.#repunches.get(event.requestId);
+        if (repunched !== undefined) {
+          this.#repunches.delete(event.requestId!);
+          repunched.punch(event.address);
+        } else if (event.requestId === undefined) this.#connectIntroduced(event.via, event.key, rungs);
         else this.#answered(event.requestId, rungs);
       }
     }
@@ -310,29 +342,41 @@ export class Introductions {
     const introduced = this.#introducedConnects.get(keyText);
     if (introduced !== undefined) introduced.claimed = true;
     this.#answeredConnects.add(keyText);
-    const connecting = this.#connect(request.key, rungs, request.retry);
+    const connecting = this.#connect(request.via, request.key, rungs, request.retry);
     connecting.then(request.resolve, request.reject).finally(() => this.#answeredConnects.delete(keyText));
   }
 
   /**
-   * We were introduced without asking (and the policy accepts it): connect, and hand the connection
-   * to accept(). With a connection open to the peer already, only if that one does not answer a PING:
-   * the peer restarted and is dialling us (its intros come to us anyway; ours punch its NAT's hole).
+   * We were introduced by `via` without asking (and the policy accepts it): connect, and hand the
+   * connection to accept(). With a connection open to the peer already, the introduction may be the
+   * peer's re-punch (its NAT rebound it elsewhere): a connection silent for REPUNCH_AFTER_MS punches
+   * the address named at once. Otherwise it must not answer a PING first (a live connection sends
+   * nothing where an introducer says: it may be a victim's address); then it punches there and
+   * checks again, and only if that goes unanswered too is there a new connect: the peer restarted
+   * and is dialling us (its intros come to us anyway; ours punch its NAT's hole). Named where the
+   * connection sends already, there is no hole to punch (our packets keep ours open): the peer's
+   * intros reach us, and we answer them. Connecting anew then, while our own NAT had rebound us,
+   * replaced the connection the peer's punch mended a moment later (the bed's idle rebinding).
    */
-  #connectIntroduced(key: Uint8Array, rungs: Rungs): void {
+  #connectIntroduced(via: SessionDriver, key: Uint8Array, rungs: Rungs): void {
     const open = this.#openWith(key);
-    if (open === undefined) return this.#connectUnasked(key, rungs);
-    open.answersPing().then((alive) => {
+    if (open === undefined) return this.#connectUnasked(via, key, rungs);
+    if (open.silent) open.punch(rungs.address);
+    open.answersPing().then(async (alive) => {
+      if (!alive) {
+        if (!open.punch(rungs.address)) return; // named where we send: nothing to punch, no connect
+        alive = await open.answersPing();
+      }
       const current = this.#openWith(key); // the same, none (it ended meanwhile), or one that replaced it
-      if (!alive && this.#closedWith === undefined && (current === open || current === undefined)) this.#connectUnasked(key, rungs);
+      if (!alive && this.#closedWith === undefined && (current === open || current === undefined)) this.#connectUnasked(via, key, rungs);
     }, ignore);
   }
 
-  #connectUnasked(key: Uint8Array, rungs: Rungs): void {
+  #connectUnasked(via: SessionDriver, key: Uint8Array, rungs: Rungs): void {
     const keyText = encodeKey(key);
     if (this.#introducedConnects.has(keyText)) return; // already connecting for the same introduction
     if (this.#answeredConnects.has(keyText)) return; // connecting for our own request: the connection is connectVia()'s
-    const entry = { promise: this.#connect(key, rungs, this.#init.config.retry), claimed: false, claimers: 0 };
+    const entry = { promise: this.#connect(via, key, rungs, this.#init.config.retry), claimed: false, claimers: 0 };
     this.#introducedConnects.set(keyText, entry);
     entry.promise.then(
       (connection) => {
@@ -353,9 +397,10 @@ export class Introductions {
   /**
    * connect() for an introduction, up the ladder: the direct rungs at once, the relay after
    * RELAY_AFTER_MS (or half the deadline, if shorter) if one was offered. A connection over the relay goes on probing the direct rungs.
-   * Its timeout says which rungs were tried and why each failed.
+   * Its timeout says which rungs were tried and why each failed. The connection remembers `via`, the
+   * introducer, to ask again should its direct path go silent.
    */
-  async #connect(key: Uint8Array, rungs: Rungs, retry: Required<RetryOptions>): Promise<Connection> {
+  async #connect(via: SessionDriver, key: Uint8Array, rungs: Rungs, retry: Required<RetryOptions>): Promise<Connection> {
     const keyText = encodeKey(key);
     const locals = rungs.behindOneNat ? rungs.localAddresses : [];
     const direct = [rungs.address, ...locals];
@@ -369,7 +414,9 @@ export class Introductions {
     (relayTimer as { unref?: () => void }).unref?.();
     try {
       const connection = await connecting;
-      if (connection.remoteAddress.relay !== undefined) driverOf(connection).probeDirect(direct);
+      const driver = driverOf(connection);
+      driver.introducer ??= via;
+      if (connection.remoteAddress.relay !== undefined) driver.probeDirect(direct);
       return connection;
     } catch (error) {
       this.#connectsFailed++;

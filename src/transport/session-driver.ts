@@ -45,6 +45,8 @@ export interface ConnectionHost {
   connectionClosed(connection: SessionDriver): void;
   /** A control frame (0x20 to 0x2f) the peer sent, delivered once, in its order. */
   controlFrame(connection: SessionDriver, type: number, body: Uint8Array): void;
+  /** The connection's direct path is silent and it has an introducer: ask that one to re-punch it (wire/path.ts). */
+  repunch(connection: SessionDriver): void;
   now(): number;
   /** The transport's timer structure: every connection's next deadline, behind one host timer. */
   readonly deadlines: Deadlines;
@@ -111,6 +113,11 @@ export class SessionDriver {
   readonly remoteIsGateway: boolean;
   /** The peer's local addresses, if it told us (LOCAL_ADDRESSES: peers tell their gateways). */
   remoteLocalAddresses: readonly Address[] = [];
+  /**
+   * The connection to the node that introduced us to this peer (connectVia, or an introduction we
+   * acted on): asked for the peer again when the direct path goes silent (wire/path.ts, re-punching).
+   */
+  introducer: SessionDriver | undefined;
   /** Where the connection sends, as it changes (moved, validated, reverted). */
   readonly addressChanges: AddressChangeFeed = new AddressChangeFeed();
   readonly session: Session;
@@ -352,6 +359,23 @@ export class SessionDriver {
   }
 
   /**
+   * An introducer says the peer is at `address`: if the direct path is elsewhere, send challenges
+   * there (wire/path.ts, re-punching); the first answered moves the connection there. Answers
+   * whether it punches.
+   */
+  punch(address: Address): boolean {
+    if (this.#ended || !this.#path.punch(address, this.#host.now())) return false;
+    this.#host.trace?.(`connection ${this.localId}: punching ${describe(address)} (the introducer sees the peer there)`);
+    this.scheduleDrive();
+    return true;
+  }
+
+  /** Whether the peer has acknowledged nothing for REPUNCH_AFTER_MS (tracked for connections with an introducer). */
+  get silent(): boolean {
+    return this.#path.silent(this.#host.now());
+  }
+
+  /**
    * Seals and sends one handshake frame outside the Session (a fresh packet number all the same),
    * unless an unvalidated address has had its 3× already: the CONFIRM goes again on its schedule,
    * the CONFIRM_ACK at the next CONFIRM (which adds to the allowance). The CONFIRM repeated every
@@ -456,8 +480,12 @@ export class SessionDriver {
       // no larger than the packet that asked, several would be (an amplifier toward that address).
       let answeredElsewhere = false;
       for (let data = session.pollPathChallenge(); data !== undefined; data = session.pollPathChallenge()) {
-        if (from === undefined || sameAddress(from, this.#path.address)) session.answerChallenge(data);
-        else if (!answeredElsewhere) {
+        if (from === undefined || sameAddress(from, this.#path.address)) {
+          session.answerChallenge(data);
+          // On a silent path it is the peer's punch coming through (wire/path.ts): what is in flight went
+          // while the path was cut, so it goes again now, not at the backed-off RTO (~0.5 s later, measured).
+          if (this.#path.silent(this.#host.now())) session.onPathValidated(this.#host.now());
+        } else if (!answeredElsewhere) {
           answeredElsewhere = true;
           this.#transmit(session.probePacket("response", data), from);
         }
@@ -536,6 +564,12 @@ export class SessionDriver {
       if (outcome === "validated") {
         this.#host.trace?.(`connection ${this.localId}: the path to ${describe(path.address)} is validated`);
         this.#addressChanged("validated", this.#moveStart ?? path.address);
+      } else if (relayed.relay === undefined) {
+        // A punch was answered: the peer is there (it moved, and the move is proven both ways). Its
+        // packets may have moved the path there already, unvalidated: then this validates that move.
+        this.#host.trace?.(`connection ${this.localId}: ${describe(path.address)} answered a punch; moved there from ${describe(relayed)}`);
+        if (!sameAddress(relayed, path.address)) this.#addressChanged("moved", relayed);
+        this.#addressChanged("validated", this.#moveStart ?? relayed);
       } else {
         this.#host.trace?.(`connection ${this.localId}: ${describe(path.address)} answered a probe; left the relay ${describe(relayed)} for it`);
         this.#addressChanged("direct", relayed);
@@ -545,6 +579,10 @@ export class SessionDriver {
     if (challenge !== undefined) session.sendPathChallenge(challenge);
     for (const probe of path.takeProbes(now)) this.#transmit(session.probePacket("challenge", probe.data), probe.address);
     for (let transmit = session.pollTransmit(now, path.allowance); transmit !== undefined; transmit = session.pollTransmit(now, path.allowance)) this.#transmit(transmit);
+    if (this.introducer !== undefined && !this.closing) {
+      path.noteUnanswered(session.unansweredSince);
+      if (path.takeRepunch(now)) this.#host.repunch(this);
+    }
     if (this.#host.trace !== undefined) this.#traceLosses(this.#host.trace);
     if (session.state === "closed") this.#end();
     else this.#arm(Math.min(session.nextDeadline(), path.nextDeadline()));

@@ -116,6 +116,7 @@ export class Transport {
           this.#introductions.connectionEnded(connection);
         },
         controlFrame: (connection, type, body) => this.#introductions.handleControl(connection, type, body),
+        repunch: (connection) => this.#introductions.repunch(connection),
         now: () => performance.now(),
         deadlines: this.#deadlines,
         trace: config.trace,

@@ -18,6 +18,13 @@
 //   bound. The peer may still be sending through the relay for a round trip or two after we moved
 //   (it moves when its own probe is answered); following those packets back flapped the path between
 //   relay and direct in the netns bed, and a connection could end up relayed with a direct path open.
+// - Re-punching: a NAT that rebinds one peer to a new port behind an address-and-port filter (Linux's
+//   own, most home routers) cuts a direct path both ways: the other NAT admits only the old port, and
+//   the old port leads nowhere. A direct path the peer has acknowledged nothing on for
+//   REPUNCH_AFTER_MS is due a re-punch (the host asks the introducer for the peer again: the request
+//   itself shows the introducer our new port, and the introduction shows the peer). An introduction
+//   naming the peer elsewhere makes the connection punch that address: a few PATH_CHALLENGEs that
+//   open our NAT to it; the first answered moves the connection there, proven both ways, as a probe.
 
 import { sameAddress, type Address } from "./address.ts";
 import { sameBytes } from "../memory/bytes.ts";
@@ -40,6 +47,21 @@ const PROBE_SLOW_INTERVAL_MS = 5_000;
 const MAX_PROBED = 8;
 /** Challenges remembered per probed address: an answer slower than the interval still counts. */
 const PROBES_REMEMBERED = 3;
+/**
+ * A direct connection the rendezvous made (connectVia, or an introduction acted on) whose peer has
+ * acknowledged nothing for this long asks its introducer for the peer again (a re-punch; every
+ * second while it stays silent), and punches where the introducer sees the peer now: a NAT
+ * rebinding behind address-and-port filters cuts the path both ways, which following the peer's
+ * packets cannot mend. A live path acknowledges within an RTO or two (a 200 ms floor), and a needless
+ * re-punch costs a control frame and a few challenges. Measured in the network-namespace bed: data
+ * flowed again ~1 s after a NAT rebound either side mid-transfer; an idle connection is mended once a
+ * keep-alive (keepAliveMs) goes unanswered this long. It must work within deadPeerTimeoutMs (10 s).
+ */
+export const REPUNCH_AFTER_MS = 1000;
+const REPUNCH_INTERVAL_MS = 1000;
+/** A punch sends this many challenges to the address an introduction named, PUNCH_INTERVAL_MS apart (one lost is no failure). */
+const PUNCH_PROBES = 5;
+const PUNCH_INTERVAL_MS = 200;
 
 /** A probe to send: PATH_CHALLENGE `data` to `address`. */
 export interface Probe {
@@ -66,6 +88,11 @@ export class PathState {
   #probed: { address: Address; sent: Uint8Array[] }[] = [];
   #probeAt = Infinity;
   #probingSince = 0;
+  /** Challenges a punch of a direct path still sends. */
+  #punchesLeft = 0;
+  /** Since when the peer has acknowledged nothing (the host says: noteUnanswered), and when a re-punch is due. */
+  #unansweredSince = Infinity;
+  #repunchAt = Infinity;
 
   /** `address` is where the handshake went: validated by it (or chosen by the application). */
   constructor(address: Address, randomBytes: (length: number) => Uint8Array) {
@@ -156,6 +183,7 @@ export class PathState {
   onPathResponse(data: Uint8Array, now: number): "validated" | "migrated" | undefined {
     const probed = this.#probed.find((probe) => probe.sent.some((sent) => sameBytes(sent, data)));
     if (probed !== undefined) {
+      if (this.#address.relay === undefined) this.#heardAt = now; // a punch: no relay to leave
       this.#address = probed.address;
       this.#heardAt = now;
       this.#stopProbing();
@@ -184,18 +212,54 @@ export class PathState {
     this.#probeAt = this.#probed.length > 0 && this.#address.relay !== undefined ? now : Infinity;
   }
 
-  /** The probes due now (a fresh challenge to each direct address), if the path is still a relay. */
+  /**
+   * The peer is at `address` (an introducer says so) while our direct path to it is elsewhere: punch
+   * it (PUNCH_PROBES challenges). Answers false (nothing to do) for the current address, a relay, or
+   * a relayed path (its probing covers the peer's addresses already).
+   */
+  punch(address: Address, now: number): boolean {
+    if (address.relay !== undefined || this.#address.relay !== undefined || sameAddress(address, this.#address)) return false;
+    this.#probed = [{ address, sent: [] }];
+    this.#punchesLeft = PUNCH_PROBES;
+    this.#probeAt = now;
+    return true;
+  }
+
+  /**
+   * The peer has acknowledged nothing since `since` (Infinity: nothing awaits its acknowledgement).
+   * A direct path silent for REPUNCH_AFTER_MS is due a re-punch (takeRepunch).
+   */
+  noteUnanswered(since: number): void {
+    if (since === this.#unansweredSince) return;
+    this.#unansweredSince = since;
+    this.#repunchAt = since + REPUNCH_AFTER_MS;
+  }
+
+  /** Whether the peer has acknowledged nothing for REPUNCH_AFTER_MS: a re-punch is under way. */
+  silent(now: number): boolean {
+    return now - this.#unansweredSince >= REPUNCH_AFTER_MS;
+  }
+
+  /** Whether a re-punch is due now (then the next is due REPUNCH_INTERVAL_MS later, if still silent). */
+  takeRepunch(now: number): boolean {
+    if (now < this.#repunchAt) return false;
+    this.#repunchAt = now + REPUNCH_INTERVAL_MS;
+    return this.#address.relay === undefined;
+  }
+
+  /** The probes due now (a fresh challenge to each address): while the path is a relay, or a punch runs. */
   takeProbes(now: number): Probe[] {
     if (now < this.#probeAt) return [];
     const interval = now - this.#probingSince < PROBE_FAST_MS ? PROBE_INTERVAL_MS : PROBE_SLOW_INTERVAL_MS;
-    if (this.#address.relay === undefined) {
+    if (this.#punchesLeft > 0) {
+      this.#probeAt = --this.#punchesLeft > 0 ? now + PUNCH_INTERVAL_MS : Infinity; // the challenges stay remembered for a late answer
+    } else if (this.#address.relay === undefined) {
       // Moved off the relay meanwhile (the peer migrated first): done once that address is validated;
       // until then it may still revert to the relay, and probing resumes.
       if (this.#validated) this.#stopProbing();
       else this.#probeAt = now + interval;
       return [];
-    }
-    this.#probeAt = now + interval;
+    } else this.#probeAt = now + interval;
     return this.#probed.map((probe) => {
       const data = this.#randomBytes(PATH_CHALLENGE_BYTES);
       if (probe.sent.push(data) > PROBES_REMEMBERED) probe.sent.shift();
@@ -206,10 +270,11 @@ export class PathState {
   #stopProbing(): void {
     this.#probed = [];
     this.#probeAt = Infinity;
+    this.#punchesLeft = 0;
   }
 
   nextDeadline(): number {
-    return Math.min(this.#challengeDueAt, this.#giveUpAt, this.#probeAt);
+    return Math.min(this.#challengeDueAt, this.#giveUpAt, this.#probeAt, this.#repunchAt);
   }
 
   /** Answers "reverted" when validation gave up and the connection sends to its last validated address again. */
