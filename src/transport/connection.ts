@@ -269,7 +269,8 @@ export class Connection {
    * the window is left). close() resolves once the end is queued after them, whether or not the peer
    * has admitted or accepted the stream yet: `connection.flush()` waits for the peer's acknowledgement. If the reader cancels, pending and later
    * writes and close() reject with ERR_SLUICE_STREAM_CANCELLED; abort() resets the stream (its reader
-   * fails with ERR_SLUICE_RESET).
+   * fails with ERR_SLUICE_RESET), as does a write of a chunk that is not a Uint8Array (which rejects
+   * with a TypeError, ERR_INVALID_ARG_TYPE: a string needs a TextEncoderStream first).
    *
    * Throws at once (no stream opened): a RangeError (ERR_SLUICE_LIMIT_REACHED) while 1024 outgoing
    * streams are open, a stream staying open until the peer acknowledged its end or it was reset;
