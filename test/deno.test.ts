@@ -63,3 +63,10 @@ test("Deno: a stream written a chunk that is not a Uint8Array is reset: its read
   const { stdout } = await run(deno, ["run", "--allow-read", "--allow-net", "--allow-env", "--unstable-net", "test/deno/stream-bad-chunk.ts"], { cwd: root, timeout: 15_000 });
   expect(JSON.parse(stdout)).toEqual({ writeError: "ERR_INVALID_ARG_TYPE", reader: "ERR_SLUICE_RESET", opened: 1200, openError: "none" });
 });
+
+test("Deno: a call that waits rejects an options key it does not know ({ timeout }, a misspelt signal) at once, naming signal", async () => {
+  const { stdout } = await run(deno, ["run", "--allow-read", "--allow-net", "--allow-env", "--unstable-net", "test/deno/misspelt-wait-options.ts"], { cwd: root, timeout: 15_000 });
+  const named = "ERR_INVALID_ARG_VALUE, names signal";
+  const hinted = `${named}, did you mean signal`;
+  expect(JSON.parse(stdout)).toEqual({ accept: named, recv: named, acceptStream: hinted, flush: named, connect: hinted, connectVia: named });
+});
