@@ -4,6 +4,7 @@
 import { abortErrorOf, illegalConstructor, SluiceError } from "../errors/errors.ts";
 import { signalOf, validateByteLength, validateBytes } from "../errors/validate.ts";
 import { ownedCopy } from "../memory/owned-copy.ts";
+import type { ReceivedBytes } from "../memory/delivery-slab.ts";
 import type { Address } from "../wire/address.ts";
 import type { AddressChangeIterator } from "./address-changes.ts";
 import { DONE, EndsAtOnce, type ConnectionIterator } from "./connection-iterator.ts";
@@ -212,7 +213,7 @@ export class Connection {
    * before. Rejects with the reason if the connection failed; after abort() or transport.close() it
    * ends at once (rejects with ERR_SLUICE_ABORTED, or undefined), dropping what had arrived.
    */
-  recv(options?: WaitOptions): Promise<Uint8Array | undefined> {
+  recv(options?: WaitOptions): Promise<ReceivedBytes | undefined> {
     const driver = this.#driver;
     const session = driver.session;
     return this.#wait(options, () => {
@@ -285,7 +286,7 @@ export class Connection {
    * The next stream the peer opened, or undefined once the connection is closed. Rejects with the
    * reason if the connection failed or was aborted.
    */
-  acceptStream(options?: WaitOptions): Promise<ReadableStream<Uint8Array> | undefined> {
+  acceptStream(options?: WaitOptions): Promise<ReadableStream<ReceivedBytes> | undefined> {
     const driver = this.#driver;
     const session = driver.session;
     return this.#wait(options, () => {
@@ -356,10 +357,10 @@ export class Connection {
  * undefined or the iterator was ended, and rejects as recv() does. return() settles at once, even
  * while a next() waits, which then settles with done, its message left for a later recv().
  */
-export type MessageIterator = ConnectionIterator<Uint8Array>;
+export type MessageIterator = ConnectionIterator<ReceivedBytes>;
 
 /** One for-await over a connection's messages. */
-class Messages extends EndsAtOnce<Uint8Array> {
+class Messages extends EndsAtOnce<ReceivedBytes> {
   readonly #connection: Connection;
   /** Withdraws the waiting recv() when the iterator ends. */
   readonly #stop = new AbortController();
@@ -370,7 +371,7 @@ class Messages extends EndsAtOnce<Uint8Array> {
     this.#connection = connection;
   }
 
-  async next(): Promise<IteratorResult<Uint8Array, undefined>> {
+  async next(): Promise<IteratorResult<ReceivedBytes, undefined>> {
     if (this.#done) return DONE;
     try {
       const message = await this.#connection.recv({ signal: this.#stop.signal });

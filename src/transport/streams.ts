@@ -8,6 +8,7 @@
 import { SluiceError } from "../errors/errors.ts";
 import { validateBytes } from "../errors/validate.ts";
 import { ownedCopy } from "../memory/owned-copy.ts";
+import type { ReceivedBytes } from "../memory/delivery-slab.ts";
 import { WAIT, type SessionDriver } from "./session-driver.ts";
 
 /** Outgoing stream `id` (opened on the driver's Session) as a WritableStream. */
@@ -52,9 +53,9 @@ export function writableStream(driver: SessionDriver, id: number): WritableStrea
 }
 
 /** Incoming stream `id` (accepted from the driver's Session) as a ReadableStream. */
-export function readableStream(driver: SessionDriver, id: number): ReadableStream<Uint8Array> {
+export function readableStream(driver: SessionDriver, id: number): ReadableStream<ReceivedBytes> {
   const session = driver.session;
-  return new ReadableStream<Uint8Array>({
+  return new ReadableStream<ReceivedBytes>({
     // A rejection errors the stream with its reason: the stream's own (reset, a broken rule) or the connection's.
     pull: async (controller) => {
       // Whatever a read answers, it may owe the peer credit, sent now: a piece may raise the stream's;
