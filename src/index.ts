@@ -16,6 +16,7 @@ export {
   Arena, DEFAULT_ARENA_BYTES, DEFAULT_FRAME_BYTES, MAX_FRAME_BYTES, MIN_FRAME_BYTES, type ArenaOptions, type ArenaStats,
 } from "./memory/arena.ts";
 export { PARK_SAFETY_MS } from "./memory/park.ts";
+export type { ReceivedBytes } from "./memory/delivery-slab.ts";
 
 // Transports: one UDP socket, encrypted handshakes, reliable connections.
 export { Transport } from "./transport/transport.ts";

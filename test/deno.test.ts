@@ -58,3 +58,21 @@ test("Deno without the net permission: bind() rejects with ERR_SLUICE_BIND_FAILE
   const answers = await Promise.all([[], ["--unstable-net"]].map(async (flags) => JSON.parse((await run(deno, [...script, ...flags, "test/deno/no-net.ts"], { cwd: root, timeout: 20_000 })).stdout)));
   for (const answer of answers) expect(answer).toEqual({ name: "SluiceError", code: "ERR_SLUICE_BIND_FAILED", cause: "NotCapable" });
 });
+
+test("Deno: a stream written a chunk that is not a Uint8Array is reset: its reader fails at once, and its slot comes back", async () => {
+  const { stdout } = await run(deno, ["run", "--allow-read", "--allow-net", "--allow-env", "--unstable-net", "test/deno/stream-bad-chunk.ts"], { cwd: root, timeout: 15_000 });
+  expect(JSON.parse(stdout)).toEqual({ writeError: "ERR_INVALID_ARG_TYPE", reader: "ERR_SLUICE_RESET", opened: 1200, openError: "none" });
+});
+
+test("Deno: a call that waits rejects an options key it does not know ({ timeout }, a misspelt signal) at once, naming signal", async () => {
+  const { stdout } = await run(deno, ["run", "--allow-read", "--allow-net", "--allow-env", "--unstable-net", "test/deno/misspelt-wait-options.ts"], { cwd: root, timeout: 15_000 });
+  const named = "ERR_INVALID_ARG_VALUE, names signal";
+  const hinted = `${named}, did you mean signal`;
+  expect(JSON.parse(stdout)).toEqual({ accept: named, recv: named, acceptStream: hinted, flush: named, connect: hinted, connectVia: named });
+});
+
+test("Deno: a message, a stream's pieces and a channel's packet type-check and work as BufferSources (crypto.subtle.digest, Blob, Response, TextDecoderStream)", async () => {
+  await run(deno, ["check", "test/deno/received-bytes.ts"], { cwd: root, timeout: 30_000 });
+  const { stdout } = await run(deno, ["run", "--allow-read", "--allow-net", "--allow-env", "--unstable-net", "test/deno/received-bytes.ts"], { cwd: root, timeout: 15_000 });
+  expect(JSON.parse(stdout)).toEqual({ message: true, textDecoderStream: true, stream: true, packet: true });
+}, 45_000);

@@ -11,7 +11,7 @@
 import { illegalConstructor, invalidState } from "../errors/errors.ts";
 import { invalidArgValue, validateFunction, validateInteger } from "../errors/validate.ts";
 import { FRAME_DATA, STATE_EMPTY, STATE_ENDED } from "../memory/core.ts";
-import { DeliverySlab } from "../memory/delivery-slab.ts";
+import { DeliverySlab, type ReceivedBytes } from "../memory/delivery-slab.ts";
 import { parkThen } from "../memory/park.ts";
 import { handleFields, openHandle, type ReceiverHandle } from "./handle.ts";
 import { publishThisThread } from "./lane-producer.ts";
@@ -68,7 +68,7 @@ const enum End {
 }
 
 /** The next packet an earlier look holds, if any: the iterator's fast path. */
-let heldPacketOf: (receiver: Receiver) => Uint8Array | undefined;
+let heldPacketOf: (receiver: Receiver) => ReceivedBytes | undefined;
 
 export class Receiver {
   static {
@@ -138,7 +138,7 @@ export class Receiver {
   }
 
   /** The next held packet, handed to the application: a copy of its own (see #delivered). */
-  #handOut(): Uint8Array {
+  #handOut(): ReceivedBytes {
     const frame = this.#held[this.#handedOut]!;
     const { bytes, words } = this.#channel.arena;
     const packet = this.#delivered.copy(bytes, frame + FRAME_DATA, words[frame >> 2]!);
@@ -227,7 +227,7 @@ export class Receiver {
    * SharedArrayBuffer copies element by element, 3.1 µs for 1200 bytes on Node 20); or answers
    * whether the stream ended.
    */
-  #take(limit: number): Uint8Array | "empty" | "closed" {
+  #take(limit: number): ReceivedBytes | "empty" | "closed" {
     if (this.#heldCount === 0 && (!this.#usable() || this.#hold(limit) === 0)) {
       if (!this.#usable() || this.#channel.arena.core.channelState(this.#channel.offset) !== STATE_ENDED) {
         return this.#end === End.Open ? "empty" : "closed";
@@ -239,17 +239,17 @@ export class Receiver {
   }
 
   /** One packet, never more: the lane's room shows exactly what was received (tokio's try_recv). */
-  tryRecv(): Uint8Array | "empty" | "closed" {
+  tryRecv(): ReceivedBytes | "empty" | "closed" {
     return this.#take(1);
   }
 
-  recv(): Promise<Uint8Array | undefined> {
+  recv(): Promise<ReceivedBytes | undefined> {
     // The common case in a busy stream: a packet held by an earlier look, no shared state touched.
     if (this.#heldCount > 0) return Promise.resolve(this.#handOut());
     return this.#wait(this.#lookForPacket);
   }
 
-  readonly #lookForPacket = (): Uint8Array | undefined | "empty" => {
+  readonly #lookForPacket = (): ReceivedBytes | undefined | "empty" => {
     const next = this.#take(HOLD_AT_ONCE);
     return next === "closed" ? undefined : next;
   };
@@ -331,7 +331,7 @@ export class Receiver {
   }
 
   /** `for await (const packet of receiver)`: recv() per step, ending at the end of the stream. */
-  [Symbol.asyncIterator](): AsyncIterableIterator<Uint8Array, undefined> {
+  [Symbol.asyncIterator](): AsyncIterableIterator<ReceivedBytes, undefined> {
     return new PacketIterator(this);
   }
 
@@ -375,17 +375,17 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value:
  * The receiver's async iterator: one recv() per step, as an async generator would do, without the
  * generator's own promise and resume per packet. Steps settle in the order they were asked for.
  */
-class PacketIterator implements AsyncIterableIterator<Uint8Array, undefined> {
+class PacketIterator implements AsyncIterableIterator<ReceivedBytes, undefined> {
   readonly #receiver: Receiver;
   #done = false;
   /** The last step still waiting for a packet: a later step waits for it first. */
-  #waiting: Promise<IteratorResult<Uint8Array, undefined>> | undefined;
+  #waiting: Promise<IteratorResult<ReceivedBytes, undefined>> | undefined;
 
   constructor(receiver: Receiver) {
     this.#receiver = receiver;
   }
 
-  next(): Promise<IteratorResult<Uint8Array, undefined>> {
+  next(): Promise<IteratorResult<ReceivedBytes, undefined>> {
     if (this.#waiting === undefined) {
       if (this.#done) return Promise.resolve(DONE);
       const ready = heldPacketOf(this.#receiver);
@@ -401,7 +401,7 @@ class PacketIterator implements AsyncIterableIterator<Uint8Array, undefined> {
     return step;
   }
 
-  async #step(): Promise<IteratorResult<Uint8Array, undefined>> {
+  async #step(): Promise<IteratorResult<ReceivedBytes, undefined>> {
     if (this.#done) return DONE;
     const packet = await this.#receiver.recv();
     if (packet !== undefined) return { done: false, value: packet };
@@ -409,7 +409,7 @@ class PacketIterator implements AsyncIterableIterator<Uint8Array, undefined> {
     return DONE;
   }
 
-  return(): Promise<IteratorResult<Uint8Array, undefined>> {
+  return(): Promise<IteratorResult<ReceivedBytes, undefined>> {
     this.#done = true; // as a generator's: the receiver stays open, a new iterator reads on
     return Promise.resolve(DONE);
   }

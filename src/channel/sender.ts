@@ -141,7 +141,8 @@ export class Sender {
    * A handle for ONE other thread: post it there and call Sender.fromHandle(). It owns a new lane of
    * its own (counted as an open sender until the sender made from it closes). This sender stays usable.
    * A thread that ends without closing that sender (a crash, process.exit(), terminate()) leaves the
-   * stream open: close the receiver on the worker's 'exit' event (queued packets are still received).
+   * stream open: close the receiver on the worker's 'exit' event (queued packets are still received);
+   * a Deno Web Worker has none: close it in the worker's 'error' handler and after terminate().
    */
   toHandle(): SenderHandle {
     const lane = this.#lane;

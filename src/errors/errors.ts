@@ -48,7 +48,7 @@ export interface ErrorCodes {
    * lost; the new connection is connect()'s or accept()'s.
    */
   readonly ERR_SLUICE_REPLACED: "ERR_SLUICE_REPLACED";
-  /** The stream's writer reset it (writer.abort()): its reader fails with this. */
+  /** The stream's writer reset it (writer.abort(), or a write of a chunk that is not a Uint8Array): its reader fails with this. */
   readonly ERR_SLUICE_RESET: "ERR_SLUICE_RESET";
   /** The stream's reader cancelled it (reader.cancel()): its writer's writes and close() fail with this. */
   readonly ERR_SLUICE_STREAM_CANCELLED: "ERR_SLUICE_STREAM_CANCELLED";

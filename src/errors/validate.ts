@@ -161,10 +161,14 @@ export function validateAbortSignal(value: unknown, name: string): asserts value
   }
 }
 
-/** The `signal` of an operation's options (`{ signal }`, or undefined), checked. */
-export function signalOf(options: { signal?: AbortSignal | undefined } | undefined, name = "options"): AbortSignal | undefined {
+/**
+ * The `signal` of an operation's options (`{ signal }`, or undefined), checked, as is every key of
+ * the options (`known`): a call that waits would wait for ever on a `{ timeout }` it ignored.
+ */
+export function signalOf(options: { signal?: AbortSignal | undefined } | undefined, name = "options", known: readonly string[] = ["signal"]): AbortSignal | undefined {
   if (options === undefined) return undefined;
   validateObject(options, name);
+  validateKnownKeys(options, name, known);
   const { signal } = options;
   validateAbortSignal(signal, `${name}.signal`);
   return signal;

@@ -98,7 +98,7 @@ export class RetrySchedule {
   }
 }
 
-const RETRY_OPTION_KEYS = keysOf<RetryOptions>()("intervalMs", "jitter", "maxAttempts", "deadlineMs");
+export const RETRY_OPTION_KEYS = keysOf<RetryOptions>()("intervalMs", "jitter", "maxAttempts", "deadlineMs");
 
 /** `options` over `base`, every value checked; `name` names the options object in errors. */
 export function checkRetryOptions(options: RetryOptions | undefined, name: string, base: Required<RetryOptions>): Required<RetryOptions> {

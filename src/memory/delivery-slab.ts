@@ -20,6 +20,15 @@ const LARGEST_SLAB_BYTES = 64 * 1024;
 /** Copies larger than this get an allocation of their own (a slab is not worth it, nor the waste). */
 const LARGEST_CARVE_BYTES = LARGEST_SLAB_BYTES / 8;
 
+/**
+ * Bytes handed to the application (a message, a stream's piece, a channel's packet): a Uint8Array
+ * over a plain ArrayBuffer, never shared memory, so Web APIs that take a BufferSource accept it
+ * (crypto.subtle.digest, Blob, Response, TextDecoderStream). Uint8Array.of's type: TypeScript 5.7 and
+ * later's Uint8Array<ArrayBuffer> (their Uint8Array alone, over any ArrayBufferLike, those APIs refuse),
+ * and Uint8Array before 5.7.
+ */
+export type ReceivedBytes = ReturnType<typeof Uint8Array.of>;
+
 export class DeliverySlab {
   #slab: ArrayBuffer | undefined;
   #used = 0;
@@ -30,13 +39,13 @@ export class DeliverySlab {
   }
 
   /** A copy of source[offset, offset + length) that belongs to the caller. */
-  copy(source: Uint8Array, offset: number, length: number): Uint8Array {
+  copy(source: Uint8Array, offset: number, length: number): ReceivedBytes {
     const copy = this.#bytes(length);
     copy.set(offset === 0 && length === source.length ? source : source.subarray(offset, offset + length)); // no view made for a whole array
     return copy;
   }
 
-  #bytes(length: number): Uint8Array {
+  #bytes(length: number): ReceivedBytes {
     if (length > LARGEST_CARVE_BYTES) return new Uint8Array(length);
     let slab = this.#slab;
     // byteLength 0: the application transferred a piece's buffer, and with it the slab.

@@ -6,7 +6,7 @@
 // (docs/design.md, "Flow control and memory bounds").
 
 import { SluiceError } from "../errors/errors.ts";
-import { DeliverySlab } from "../memory/delivery-slab.ts";
+import { DeliverySlab, type ReceivedBytes } from "../memory/delivery-slab.ts";
 import { RESET_ABORTED, STOP_CANCELLED, type PacketWriter } from "./frames.ts";
 import {
   INITIAL_MESSAGE_CREDIT_BYTES, INITIAL_STREAM_CREDIT_BYTES, INITIAL_STREAMS_CREDIT, MESSAGES_AHEAD, type ReliabilityConfig,
@@ -75,14 +75,14 @@ export class Inbound {
   /** Refused messages (over maxMessageBytes) whose MESSAGE_REFUSED is due (again, if one was lost): sequence → declared length. */
   readonly #refusalsDue = new Map<number, number>();
   #nextDeliverSequence = 0;
-  readonly #ready: Uint8Array[] = [];
+  readonly #ready: ReceivedBytes[] = [];
   #readyHead = 0;
   #readyBytes = 0;
   #readySlab: ArrayBuffer | undefined;
   #readySlabUsed = 0;
   /** Messages carved from #readySlab and not yet read: at 0 the slab is carved again from its start. */
   #readySlabPending = 0;
-  #nextMessageBuffer: Uint8Array | undefined;
+  #nextMessageBuffer: ReceivedBytes | undefined;
   /** Block bytes held by incomplete messages: what they are charged against the message credit. */
   #messageBlockBytes = 0;
   #consumedBytes = 0;
@@ -121,7 +121,7 @@ export class Inbound {
   }
 
   /** The next whole message, in order, the caller's (see READY_SLAB_BYTES); undefined if none is ready. */
-  readMessage(): Uint8Array | undefined {
+  readMessage(): ReceivedBytes | undefined {
     if (this.#readyHead === this.#ready.length) return undefined;
     let message = this.#ready[this.#readyHead++]!;
     // A message with a buffer of its own (a whole block, a large one) is handed over as it is; one
@@ -164,7 +164,7 @@ export class Inbound {
    * caller's), null at its end, undefined if none yet; throws if it failed, or if `connectionEnd` says
    * the connection is over and it never will end.
    */
-  readStream(id: number, connectionEnd: SluiceError | undefined): Uint8Array | null | undefined {
+  readStream(id: number, connectionEnd: SluiceError | undefined): ReceivedBytes | null | undefined {
     const stream = this.#inStreams.get(id);
     if (stream === undefined) return null;
     if (stream.error !== undefined) {
@@ -269,7 +269,7 @@ export class Inbound {
    * shared memory (a packet in the arena) word by word only between addresses aligned alike, and
    * byte by byte otherwise (a 1 KiB message after its frame header cost ~5k instructions).
    */
-  #readyCopyOf(length: number, alignment: number): Uint8Array {
+  #readyCopyOf(length: number, alignment: number): ReceivedBytes {
     if (length > LARGEST_READY_CARVE_BYTES) return new Uint8Array(length);
     if (this.#readySlabPending === 0) this.#readySlabUsed = 0; // every message carved from it was read: reuse it
     if (this.#readySlab === undefined || this.#readySlabUsed + alignment + length > READY_SLAB_BYTES) {
@@ -283,7 +283,7 @@ export class Inbound {
     return bytes;
   }
 
-  #pushReady(message: Uint8Array): void {
+  #pushReady(message: ReceivedBytes): void {
     this.#ready.push(message);
     this.#readyBytes += message.length;
   }

@@ -10,7 +10,7 @@
 // (allocated only for blocks that receive data out of order): 1/8 of the block, however many gaps,
 // and a fragment costs O(its length) whatever the number of fragments before it. In-order data sets
 // no bits at all.
-import type { DeliverySlab } from "../memory/delivery-slab.ts";
+import type { DeliverySlab, ReceivedBytes } from "../memory/delivery-slab.ts";
 
 /** Gaps (runs of missing bytes below the highest byte received) one stream or message may have. */
 export const MAX_GAPS = 65_536;
@@ -56,7 +56,7 @@ class BlockLayout {
 
 interface Block {
   readonly start: number;
-  readonly bytes: Uint8Array;
+  readonly bytes: ReceivedBytes;
   /** Bit i set: byte start + i arrived. Only meaningful at or beyond contiguousEnd; made on first need. */
   bits: Int32Array | undefined;
 }
@@ -66,7 +66,7 @@ export class Reassembly {
   /** Where the data ends (Infinity for a stream): the last block is cut there. */
   readonly #total: number;
   /** Storage the owner lends for a message's only block: the owner's, never handed out. */
-  readonly #lent: Uint8Array | undefined;
+  readonly #lent: ReceivedBytes | undefined;
   readonly #blocks = new Map<number, Block>();
   /** The block last touched (most fragments land where the previous one did). */
   #lastIndex = -1;
@@ -79,7 +79,7 @@ export class Reassembly {
   #islands = 0;
   #blockBytes = 0;
   /** A stream's block read through, kept to be the next block of its size: never handed out, so reusable. */
-  #spare: Uint8Array | undefined;
+  #spare: ReceivedBytes | undefined;
 
   /** A stream's bytes: blocks from 4 KiB doubling to `largestBlock` (a power of two). */
   static forStream(largestBlock: number): Reassembly {
@@ -91,12 +91,12 @@ export class Reassembly {
    * message of one block may be kept in `lent` (its first `total` bytes): wholeBlock then answers
    * undefined, and the owner copies the message out.
    */
-  static forMessage(total: number, lent?: Uint8Array): Reassembly {
+  static forMessage(total: number, lent?: ReceivedBytes): Reassembly {
     return new Reassembly(MESSAGE_BLOCK_BYTES, MESSAGE_BLOCK_BYTES, total, lent);
   }
 
   /** Blocks of `firstBlock` bytes, doubling to `largestBlock` (powers of two), the last cut at `total`. */
-  constructor(firstBlock: number, largestBlock: number, total: number, lent?: Uint8Array) {
+  constructor(firstBlock: number, largestBlock: number, total: number, lent?: ReceivedBytes) {
     this.#layout = new BlockLayout(firstBlock, largestBlock);
     this.#total = total;
     this.#lent = lent;
@@ -164,7 +164,7 @@ export class Reassembly {
    * through is kept as a spare for the next block of its size: a stream read as it arrives allocates
    * what it delivers, and next to nothing more.
    */
-  read(maxBytes: number, delivered: DeliverySlab): Uint8Array | undefined {
+  read(maxBytes: number, delivered: DeliverySlab): ReceivedBytes | undefined {
     const from = this.#readOffset;
     if (from === this.#contiguousEnd) return undefined;
     const index = this.#layout.indexOf(from);
@@ -181,7 +181,7 @@ export class Reassembly {
   }
 
   /** The whole message (call once contiguousEnd reached `total`): its one block when it has one of its own, else undefined. */
-  get wholeBlock(): Uint8Array | undefined {
+  get wholeBlock(): ReceivedBytes | undefined {
     if (this.#blocks.size !== 1 || this.#lent !== undefined) return undefined;
     const block = this.#blocks.get(0);
     return block !== undefined && block.bytes.length === this.#contiguousEnd ? block.bytes : undefined;

@@ -18,6 +18,7 @@
 //   its probes are packets of PING and PADDING alone, whose loss is no congestion and re-sends nothing.
 
 import { SluiceError } from "../errors/errors.ts";
+import type { ReceivedBytes } from "../memory/delivery-slab.ts";
 import { DATA_HEADER_BYTES, MAX_DATAGRAM_BYTES, TAG_BYTES } from "../wire/constants.ts";
 import { Pacer } from "./congestion.ts";
 import { ControlFrames, type ControlFrame, type ControlSent } from "./control.ts";
@@ -358,7 +359,7 @@ export class Session {
   }
 
   /** The next whole message, in order; undefined if none is ready. */
-  readMessage(): Uint8Array | undefined {
+  readMessage(): ReceivedBytes | undefined {
     return this.#inbound.readMessage();
   }
 
@@ -387,7 +388,7 @@ export class Session {
    * peer credit (a piece, the stream's; an end or a failure, another stream): the host drives the
    * session after it, or the credit waits for the next packet that goes for another reason.
    */
-  readStream(id: number): Uint8Array | null | undefined {
+  readStream(id: number): ReceivedBytes | null | undefined {
     return this.#inbound.readStream(id, this.#sending ? undefined : this.endReason);
   }
 

@@ -4,6 +4,7 @@
 import { abortErrorOf, illegalConstructor, SluiceError } from "../errors/errors.ts";
 import { signalOf, validateByteLength, validateBytes } from "../errors/validate.ts";
 import { ownedCopy } from "../memory/owned-copy.ts";
+import type { ReceivedBytes } from "../memory/delivery-slab.ts";
 import type { Address } from "../wire/address.ts";
 import type { AddressChangeIterator } from "./address-changes.ts";
 import { DONE, EndsAtOnce, type ConnectionIterator } from "./connection-iterator.ts";
@@ -214,7 +215,7 @@ export class Connection {
    * before. Rejects with the reason if the connection failed; after abort() or transport.close() it
    * ends at once (rejects with ERR_SLUICE_ABORTED, or undefined), dropping what had arrived.
    */
-  recv(options?: WaitOptions): Promise<Uint8Array | undefined> {
+  recv(options?: WaitOptions): Promise<ReceivedBytes | undefined> {
     const driver = this.#driver;
     const session = driver.session;
     return this.#wait(options, () => {
@@ -271,7 +272,8 @@ export class Connection {
    * the window is left). close() resolves once the end is queued after them, whether or not the peer
    * has admitted or accepted the stream yet: `connection.flush()` waits for the peer's acknowledgement. If the reader cancels, pending and later
    * writes and close() reject with ERR_SLUICE_STREAM_CANCELLED; abort() resets the stream (its reader
-   * fails with ERR_SLUICE_RESET).
+   * fails with ERR_SLUICE_RESET), as does a write of a chunk that is not a Uint8Array (which rejects
+   * with a TypeError, ERR_INVALID_ARG_TYPE: a string needs a TextEncoderStream first).
    *
    * Throws at once (no stream opened): a RangeError (ERR_SLUICE_LIMIT_REACHED) while 1024 outgoing
    * streams are open, a stream staying open until the peer acknowledged its end or it was reset;
@@ -286,7 +288,7 @@ export class Connection {
    * The next stream the peer opened, or undefined once the connection is closed. Rejects with the
    * reason if the connection failed or was aborted.
    */
-  acceptStream(options?: WaitOptions): Promise<ReadableStream<Uint8Array> | undefined> {
+  acceptStream(options?: WaitOptions): Promise<ReadableStream<ReceivedBytes> | undefined> {
     const driver = this.#driver;
     const session = driver.session;
     return this.#wait(options, () => {
@@ -357,10 +359,10 @@ export class Connection {
  * undefined or the iterator was ended, and rejects as recv() does. return() settles at once, even
  * while a next() waits, which then settles with done, its message left for a later recv().
  */
-export type MessageIterator = ConnectionIterator<Uint8Array>;
+export type MessageIterator = ConnectionIterator<ReceivedBytes>;
 
 /** One for-await over a connection's messages. */
-class Messages extends EndsAtOnce<Uint8Array> {
+class Messages extends EndsAtOnce<ReceivedBytes> {
   readonly #connection: Connection;
   /** Withdraws the waiting recv() when the iterator ends. */
   readonly #stop = new AbortController();
@@ -371,7 +373,7 @@ class Messages extends EndsAtOnce<Uint8Array> {
     this.#connection = connection;
   }
 
-  async next(): Promise<IteratorResult<Uint8Array, undefined>> {
+  async next(): Promise<IteratorResult<ReceivedBytes, undefined>> {
     if (this.#done) return DONE;
     try {
       const message = await this.#connection.recv({ signal: this.#stop.signal });

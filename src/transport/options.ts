@@ -99,6 +99,12 @@ export interface TransportOptions {
    * key, the introduced peer's) answers true. Default "gateways".
    */
   acceptIntroductions?: AcceptIntroductionsPolicy;
+  /**
+   * Kernel receive buffer asked for (Linux doubles it): with the system's 208 KiB, most of a flood
+   * was lost. Node only: in Deno the socket keeps the system's size (net.core.rmem_default), as
+   * Deno.listenDatagram cannot set it and Deno's node:dgram leaves it as it was (while its
+   * getRecvBufferSize() answers the size asked for). Default 4 MiB.
+   */
   receiveBufferBytes?: number;
   /** Datagrams one connection's inbound queue holds at most before the listener drops (counted). Default 1024. */
   inboundQueuePackets?: number;

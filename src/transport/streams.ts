@@ -8,6 +8,7 @@
 import { SluiceError } from "../errors/errors.ts";
 import { validateBytes } from "../errors/validate.ts";
 import { ownedCopy } from "../memory/owned-copy.ts";
+import type { ReceivedBytes } from "../memory/delivery-slab.ts";
 import { WAIT, type SessionDriver } from "./session-driver.ts";
 
 /** Outgoing stream `id` (opened on the driver's Session) as a WritableStream. */
@@ -18,9 +19,21 @@ export function writableStream(driver: SessionDriver, id: number): WritableStrea
     const state = session.streamState(id);
     return state instanceof SluiceError ? state : session.endReason;
   };
+  /** Gives the stream up: the peer's reader fails with ERR_SLUICE_RESET, and the stream's slot is free again. */
+  const reset = (reason: unknown, message: string): void => {
+    session.resetStream(id, new SluiceError("ERR_SLUICE_RESET", `stream ${id} ${message}`, reason === undefined ? undefined : { cause: reason }));
+    driver.scheduleDrive();
+  };
   return new WritableStream<Uint8Array>({
     write: async (chunk) => {
-      validateBytes(chunk, "chunk");
+      // A sink's throw errors the WritableStream without calling abort(): reset here, or the stream
+      // stays open for good, its reader waiting and one of the 1024 outgoing streams taken.
+      try {
+        validateBytes(chunk, "chunk");
+      } catch (error) {
+        reset(error, "was given a chunk that is not a Uint8Array");
+        throw error;
+      }
       await driver.until(() => {
         const refused = refusal();
         if (refused !== undefined) throw refused;
@@ -35,17 +48,14 @@ export function writableStream(driver: SessionDriver, id: number): WritableStrea
       session.finishStream(id);
       driver.scheduleDrive();
     },
-    abort: (reason) => {
-      session.resetStream(id, new SluiceError("ERR_SLUICE_RESET", `stream ${id} was aborted by its writer`, reason === undefined ? undefined : { cause: reason }));
-      driver.scheduleDrive();
-    },
+    abort: (reason) => reset(reason, "was aborted by its writer"),
   });
 }
 
 /** Incoming stream `id` (accepted from the driver's Session) as a ReadableStream. */
-export function readableStream(driver: SessionDriver, id: number): ReadableStream<Uint8Array> {
+export function readableStream(driver: SessionDriver, id: number): ReadableStream<ReceivedBytes> {
   const session = driver.session;
-  return new ReadableStream<Uint8Array>({
+  return new ReadableStream<ReceivedBytes>({
     // A rejection errors the stream with its reason: the stream's own (reset, a broken rule) or the connection's.
     pull: async (controller) => {
       // Whatever a read answers, it may owe the peer credit, sent now: a piece may raise the stream's;

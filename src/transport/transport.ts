@@ -12,7 +12,7 @@ import { PacketAead } from "../wire/packet-aead.ts";
 import { CoreCrypto } from "../handshake/core-crypto.ts";
 import type { Identity } from "../handshake/noise.ts";
 import { importPrivateKey, rawPublicKey } from "../handshake/primitives.ts";
-import { checkRetryOptions, type RetryOptions } from "../handshake/retry.ts";
+import { checkRetryOptions, RETRY_OPTION_KEYS, type RetryOptions } from "../handshake/retry.ts";
 import { Connection, driverOf, type WaitOptions } from "./connection.ts";
 import { DeadlineTimer } from "./deadlines.ts";
 import { Handshakes } from "./handshakes.ts";
@@ -255,7 +255,7 @@ export class Transport {
     try {
       const to = checkAddress(address, "address");
       const key = checkKey(publicKey, "publicKey");
-      const signal = signalOf(options);
+      const signal = signalOf(options, "options", [...RETRY_OPTION_KEYS, "signal"]);
       let retry = this.#config.retry;
       if (options !== undefined) {
         const { signal: _, ...schedule } = options;
@@ -326,7 +326,7 @@ export class Transport {
     try {
       const via = this.#ownConnection(introducer, "introducer");
       const key = checkKey(publicKey, "publicKey");
-      const signal = signalOf(options);
+      const signal = signalOf(options, "options", ["signal", "retry"]);
       const retry = options.retry === undefined ? this.#config.retry : checkRetryOptions(options.retry, "options.retry", this.#config.retry);
       if (sameBytes(key, this.publicKey)) throw invalidArgValue("publicKey", "(this node's own key)", "is this node's own public key", Transport.prototype.connectVia);
       if (sameBytes(key, via.remotePublicKey)) throw invalidArgValue("publicKey", "(the introducer's key)", "is the introducer's own key: the connection to it is already open", Transport.prototype.connectVia);

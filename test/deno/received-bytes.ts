@@ -1,0 +1,45 @@
+// What Sluice hands a Deno program (a message, a stream's pieces, a channel's packet) goes straight into
+// the Web APIs that take a BufferSource: crypto.subtle.digest, Blob, Response, TextDecoderStream.
+// `deno check` with strict types is half the test (a Uint8Array over any ArrayBufferLike, as the
+// declarations said, is refused by each of them); running it prints one JSON line.
+import { channel, type Connection, Transport } from "sluice";
+
+const hex = (digest: ArrayBuffer) => Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
+const gateway = await Transport.bind({ host: "127.0.0.1", gateway: true, log: null });
+const node = await Transport.bind({ host: "127.0.0.1", log: null });
+const [writing, reading] = await Promise.all([node.connect(gateway.address, gateway.publicKey), gateway.accept()]) as [Connection, Connection];
+
+const text = "über ✓ ".repeat(50_000); // multi-byte characters across pieces
+const bytes = new TextEncoder().encode(text);
+await writing.send(bytes);
+const message = (await reading.recv())!;
+const messageDigest = hex(await crypto.subtle.digest("SHA-256", message));
+const messageBlob = await new Blob([message]).text();
+const messageResponse = await new Response(message).text();
+
+const writer = writing.openStream().getWriter();
+void writer.write(bytes).then(() => writer.close());
+let decoded = "";
+const decoding = (await reading.acceptStream())!.pipeThrough(new TextDecoderStream()).getReader();
+for (let read = await decoding.read(); !read.done; read = await decoding.read()) decoded += read.value;
+
+const second = writing.openStream().getWriter();
+void second.write(bytes).then(() => second.close());
+const pieces: Uint8Array<ArrayBuffer>[] = [];
+const reader = (await reading.acceptStream())!.getReader();
+for (let read = await reader.read(); !read.done; read = await reader.read()) pieces.push(read.value);
+const streamDigest = hex(await crypto.subtle.digest("SHA-256", await new Blob(pieces).arrayBuffer()));
+
+const [tx, rx] = channel(4);
+tx.trySend(bytes.subarray(0, 100));
+const packet = rx.tryRecv();
+const packetDigest = typeof packet === "string" ? packet : hex(await crypto.subtle.digest("SHA-256", packet));
+
+await Promise.all([node.close(), gateway.close()]);
+const expected = hex(await crypto.subtle.digest("SHA-256", bytes));
+console.log(JSON.stringify({
+  message: messageDigest === expected && messageBlob === text && messageResponse === text,
+  textDecoderStream: decoded === text,
+  stream: streamDigest === expected,
+  packet: packetDigest === hex(await crypto.subtle.digest("SHA-256", bytes.subarray(0, 100))),
+}));
