@@ -59,6 +59,14 @@ test("Deno without the net permission: bind() rejects with ERR_SLUICE_BIND_FAILE
   for (const answer of answers) expect(answer).toEqual({ name: "SluiceError", code: "ERR_SLUICE_BIND_FAILED", cause: "NotCapable" });
 });
 
+test("Deno with --allow-net that denies the peer's port: connect() times out naming the failed sends, the last its cause, on both socket paths", async () => {
+  const script = ["run", "--no-prompt", "--allow-read", "--allow-env", "--allow-net=127.0.0.1:0"];
+  const [nodeDgram, listenDatagram] = await Promise.all([[], ["--unstable-net"]].map(async (flags) => JSON.parse((await run(deno, [...script, ...flags, "test/deno/denied-send.ts"], { cwd: root, timeout: 20_000 })).stdout)));
+  // Deno.listenDatagram's send rejects with NotCapable; Deno's node:dgram reports "send UNKNOWN".
+  expect(listenDatagram).toEqual({ code: "ERR_SLUICE_CONNECT_TIMEOUT", namesSends: true, cause: "NotCapable", sendErrors: true });
+  expect(nodeDgram).toEqual({ code: "ERR_SLUICE_CONNECT_TIMEOUT", namesSends: true, cause: "Error", sendErrors: true });
+});
+
 test("Deno: a stream written a chunk that is not a Uint8Array is reset: its reader fails at once, and its slot comes back", async () => {
   const { stdout } = await run(deno, ["run", "--allow-read", "--allow-net", "--allow-env", "--unstable-net", "test/deno/stream-bad-chunk.ts"], { cwd: root, timeout: 15_000 });
   expect(JSON.parse(stdout)).toEqual({ writeError: "ERR_INVALID_ARG_TYPE", reader: "ERR_SLUICE_RESET", opened: 1200, openError: "none" });

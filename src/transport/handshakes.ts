@@ -23,6 +23,8 @@ interface Settle {
   reject(error: Error): void;
   /** The application's connect() (not one the node made for an introduction): see handedToApplication. */
   byApplication: boolean;
+  /** The socket's failed sends when it began (see #timedOutWithSendErrors). */
+  sendErrorsBefore: number;
 }
 
 /** How a connect() joins its handshake (see Handshakes.connect). */
@@ -129,7 +131,7 @@ export class Handshakes {
       this.#config.trace(`handshake ${id} started: intros to ${[...addresses, ...claimed].map(describe).join(", ")} every ${retry.intervalMs} ms, for at most ${retry.deadlineMs} ms`);
     }
     const promise = new Promise<Connection>((resolve, reject) => {
-      const settle: Settle = { resolve, reject, byApplication };
+      const settle: Settle = { resolve, reject, byApplication, sendErrorsBefore: this.#counters.sendErrors };
       const waiting = this.#settles.get(id);
       if (waiting !== undefined) waiting.push(settle);
       else this.#settles.set(id, [settle]);
@@ -214,7 +216,7 @@ export class Handshakes {
       if (event.type === "connected") this.#connected(event);
       else {
         this.#config.trace?.(`handshake ${event.connectId} failed: ${event.error.code} (${event.error.message})`);
-        this.#settle(event.connectId)?.forEach((settle) => settle.reject(event.error));
+        this.#settle(event.connectId)?.forEach((settle) => settle.reject(this.#timedOutWithSendErrors(event.error, settle)));
       }
     }
     if (endpoint.hasQueuedWork && !this.#workScheduled) {
@@ -251,6 +253,18 @@ export class Handshakes {
     }, Math.max(0, Math.ceil(deadline - this.#host.now())));
     // The socket keeps the process alive while the transport is open; this timer must not on its own.
     (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  /**
+   * A connect that timed out while the socket's sends failed says so, the last failure its cause: a
+   * Deno process whose --allow-net left out the peer's port waited 3 s and was told the peer was down
+   * (its denied sends only logged and counted).
+   */
+  #timedOutWithSendErrors(error: Error, settle: Settle): Error {
+    const failed = this.#counters.sendErrors - settle.sendErrorsBefore;
+    const last = this.#counters.lastSendError;
+    if ((error as SluiceError).code !== "ERR_SLUICE_CONNECT_TIMEOUT" || failed === 0 || last === undefined) return error;
+    return new SluiceError("ERR_SLUICE_CONNECT_TIMEOUT", `${error.message}. Meanwhile ${failed} of this socket's sends failed; the last: ${last.message}`, { cause: last });
   }
 
   /**

@@ -106,6 +106,18 @@ export class TransportCounters {
   listenerErrors = 0;
   droppedAfterRouting = 0;
   readonly drops = noDrops();
+  /** The last send that failed (a connect that times out names it: see Handshakes). */
+  #lastSendError: Error | undefined;
+
+  get lastSendError(): Error | undefined {
+    return this.#lastSendError;
+  }
+
+  /** A send failed: counted, and kept as the last. */
+  sendFailed(error: Error): void {
+    this.sendErrors++;
+    this.#lastSendError = error;
+  }
 
   /** A datagram that goes nowhere, for `reason`. */
   drop(reason: DropReason): "dropped" {

@@ -174,7 +174,7 @@ export class Transport {
         receiveBufferBytes: config.receiveBufferBytes,
         onDatagram: transport.#listener.onDatagram,
         onSendError: (error) => {
-          transport.#counters.sendErrors++;
+          transport.#counters.sendFailed(error);
           transport.#warnings.warn("sendError", `UDP send failed: ${error.message}`);
         },
         log: config.log,
@@ -234,7 +234,9 @@ export class Transport {
    * Connects to the node at `address` whose static public key is `publicKey`: only that key's holder
    * can answer. A gateway answers at once; a peer that is not a gateway must be connecting to us at
    * about the same time. Intros are re-sent on `options` (default every 200 ms ± 20%, at most 40,
-   * within 3 s), then this rejects (ERR_SLUICE_CONNECT_TIMEOUT). A peer that answers with a COOKIE
+   * within 3 s), then this rejects (ERR_SLUICE_CONNECT_TIMEOUT; if this socket's sends failed
+   * meanwhile, as a Deno --allow-net without the peer's port makes them, its message says how many and
+   * its cause is the last failure). A peer that answers with a COOKIE
    * (it is up, and loaded) gets 3 × deadlineMs (9 s), the re-sends from then on at doubling
    * intervals (up to 1.6 s). A connect() to a key already being
    * connected to joins that one. To a key this node holds an open connection with, it opens a new
