@@ -78,7 +78,7 @@ function introductionError(reason: IntroductionFailure, key: Uint8Array, detail:
   const what: Record<IntroductionFailure, string> = {
     notAllowed: `the introducer does not introduce this node to ${peer} (its introductions policy refused)`,
     unknownPeer: `the introducer has no connection with ${peer}: that peer is not connected to it (not started yet, gone, or connected to another gateway)`,
-    rateLimited: "the introducer refused: too many introduction requests from this connection, or the peer's connection is not keeping up; try again in a second",
+    rateLimited: "the introducer refused: too many introduction requests from this connection (8 at once, 2 a second), or its control frames to either of you are not acknowledged yet (16 at once: many introductions to one peer at the same moment, or a peer that stopped answering); try again in a second",
     noAnswer: `no introduction to ${peer}: ${detail}`,
   };
   const error = new SluiceError("ERR_SLUICE_INTRODUCTION_FAILED", what[reason]);
