@@ -183,7 +183,6 @@ export class PathState {
   onPathResponse(data: Uint8Array, now: number): "validated" | "migrated" | undefined {
     const probed = this.#probed.find((probe) => probe.sent.some((sent) => sameBytes(sent, data)));
     if (probed !== undefined) {
-      if (this.#address.relay === undefined) this.#heardAt = now; // a punch: no relay to leave
       this.#address = probed.address;
       this.#heardAt = now;
       this.#stopProbing();
