@@ -8,7 +8,7 @@ import { expect, it } from "vitest";
 import type { Address } from "sluice";
 import type { Bed } from "./support/bed.ts";
 import type { Peer } from "./support/peer.ts";
-import { CONE, describeNetns, figure, MiB, ms, natPair, show, useBed } from "./support/scenario.ts";
+import { CONE, describeNetns, figure, MiB, ms, natPair, show, streamAcrossRemap, useBed } from "./support/scenario.ts";
 
 const STREAM_BYTES = 8 * MiB;
 /** The rebinding starts once the reader has this much (the transfer runs at ~25 MiB/s on the bed). */
@@ -50,15 +50,8 @@ async function rebindMidTransfer(bed: () => Bed, rebound: "A" | "B", boundMs: nu
   const pair = await introducedPair(bed());
   const { a, b, ab, ba } = pair;
   const [nat, host, follower, connection] = rebound === "A" ? [pair.natA, pair.hostA, b, ba] as const : [pair.natB, pair.hostB, a, ab] as const;
-  const writing = a.writeStream(ab, STREAM_BYTES, boundMs + 10_000);
-  const reading = b.readStream(ba, boundMs + 10_000, 256 * 1024);
   const handshakesBefore = await handshakesCompleted(a, b);
-  await b.event((e) => e.event === "progress" && e.bytes! >= REBIND_AFTER_BYTES, 10_000, `${REBIND_AFTER_BYTES} bytes read`);
-  const { port, cutAt, liveAt } = await nat.remap(host);
-  const [written, read] = await Promise.all([writing, reading]);
-  expect(read.lastAt, "the stream ended before the rebinding was done").toBeGreaterThan(liveAt);
-  expect(read.bytes).toBe(STREAM_BYTES);
-  expect(read.sha256).toBe(written.sha256);
+  const { written, read, port, cutAt, liveAt } = await streamAcrossRemap(a, b, ab, ba, nat, host, { bytes: STREAM_BYTES, remapAfterBytes: REBIND_AFTER_BYTES, timeoutMs: boundMs + 10_000 });
   const { moved, validated } = await followed(follower, connection, { host: nat.wan, port: port! }, boundMs);
   expect(await handshakesCompleted(a, b), "a new handshake replaced the connection").toEqual(handshakesBefore);
   const pause = read.pauses.find((gap) => gap.endedAt - gap.ms <= liveAt && gap.endedAt >= liveAt);

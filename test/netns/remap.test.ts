@@ -8,7 +8,7 @@
 import { expect, it } from "vitest";
 import type { Bed, Host, Nat } from "./support/bed.ts";
 import type { Peer } from "./support/peer.ts";
-import { describeNetns, figure, FULL_CONE, MiB, ms, natPair, show, simultaneousOpen, useBed } from "./support/scenario.ts";
+import { describeNetns, figure, FULL_CONE, MiB, ms, natPair, show, simultaneousOpen, streamAcrossRemap, useBed } from "./support/scenario.ts";
 
 const STREAM_BYTES = 8 * MiB;
 /**
@@ -29,14 +29,7 @@ async function remapMidTransfer(bed: () => Bed, remapped: "A" | "B"): Promise<vo
   const [nat, host, follower, connection]: [Nat, Host, Peer, number] =
     remapped === "A" ? [pair.natA, pair.hostA, b, opened.ba] : [pair.natB, pair.hostB, a, opened.ab];
 
-  const writing = a.writeStream(opened.ab, STREAM_BYTES, 30_000);
-  const reading = b.readStream(opened.ba, 30_000, 256 * 1024);
-  await b.event((e) => e.event === "progress" && e.bytes! >= REMAP_AFTER_BYTES, 10_000, `${REMAP_AFTER_BYTES} bytes read`);
-  const { port, cutAt, liveAt } = await nat.remap(host);
-  const [written, read] = await Promise.all([writing, reading]);
-  expect(read.lastAt, "the stream ended before the remap was done").toBeGreaterThan(liveAt);
-  expect(read.bytes).toBe(STREAM_BYTES);
-  expect(read.sha256).toBe(written.sha256);
+  const { written, read, port, cutAt, liveAt } = await streamAcrossRemap(a, b, opened.ab, opened.ba, nat, host, { bytes: STREAM_BYTES, remapAfterBytes: REMAP_AFTER_BYTES, timeoutMs: 30_000 });
 
   const moved = await follower.event((e) => e.event === "address" && e.kind === "moved" && e.connection === connection, 5000, "address change");
   expect(moved.address).toEqual({ host: nat.wan, port });

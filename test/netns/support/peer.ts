@@ -51,12 +51,12 @@ interface Received {
   pauses: Gap[];
 }
 
-interface StreamRead extends Received {
+export interface StreamRead extends Received {
   sha256: string;
   bytes: number;
 }
 
-interface StreamWritten {
+export interface StreamWritten {
   sha256: string;
   startedAt: number;
   ms: number;

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Address } from "sluice";
 import { Bed, netnsUnavailable, type Host, type Nat, type NatBehaviour, type Segment } from "./bed.ts";
-import type { Peer, PeerOptions } from "./peer.ts";
+import type { Peer, PeerOptions, StreamRead, StreamWritten } from "./peer.ts";
 
 export const CONE: NatBehaviour = { mapping: "cone", filtering: "address-and-port" };
 export const FULL_CONE: NatBehaviour = { mapping: "cone", filtering: "endpoint-independent" };
@@ -108,4 +108,23 @@ export async function simultaneousOpen(pair: NatPair): Promise<OpenedPair> {
   const later = Math.max(toB.startedAt, toA.startedAt);
   const connectMs = Math.max(toB.startedAt + toB.ms, toA.startedAt + toA.ms) - later;
   return { ab: toB.connection, ba: toA.connection, connectMs, externalA, externalB };
+}
+
+/**
+ * A streams `bytes` to B over `ab`/`ba`; once B has read `remapAfterBytes`, `nat` gives `host` a new
+ * mapping. Both ends' accounts, checked whole and identical; the new port, and when the old mapping
+ * was cut and the new one went live.
+ */
+export async function streamAcrossRemap(
+  a: Peer, b: Peer, ab: number, ba: number, nat: Nat, host: Host, { bytes, remapAfterBytes, timeoutMs }: { bytes: number; remapAfterBytes: number; timeoutMs: number },
+): Promise<{ written: StreamWritten; read: StreamRead; port: number | undefined; cutAt: number; liveAt: number }> {
+  const writing = a.writeStream(ab, bytes, timeoutMs);
+  const reading = b.readStream(ba, timeoutMs, 256 * 1024);
+  await b.event((e) => e.event === "progress" && e.bytes! >= remapAfterBytes, 10_000, `${remapAfterBytes} bytes read`);
+  const remap = await nat.remap(host);
+  const [written, read] = await Promise.all([writing, reading]);
+  expect(read.lastAt, "the stream ended before the new mapping was live").toBeGreaterThan(remap.liveAt);
+  expect(read.bytes).toBe(bytes);
+  expect(read.sha256).toBe(written.sha256);
+  return { written, read, ...remap };
 }
