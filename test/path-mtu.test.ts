@@ -41,7 +41,10 @@ describe("path MTU discovery in virtual time", () => {
       packets[name] = net.sessions[0].stats().packetsSent;
       const stats = net.sessions[0].stats();
       expect(stats.pathMtuBytes).toBe(name === "fixed" ? 1200 : 1472);
-      expect(net.links[0].largestDelivered).toBe(name === "fixed" ? 1200 : 1472);
+      // Full: a data frame cut short by the packet's room ends up to 7 bytes sooner (aligned for the receiver's copy).
+      if (name === "fixed") expect(net.links[0].largestDelivered).toBeGreaterThanOrEqual(1193);
+      if (name === "fixed") expect(net.links[0].largestDelivered).toBeLessThanOrEqual(1200);
+      else expect(net.links[0].largestDelivered).toBe(1472); // the probes are padded to the size tried
       if (name === "discovery") expect(stats.mtuProbesLost).toBe(0);
       else expect(stats.mtuProbesSent).toBe(0);
     }
@@ -112,7 +115,8 @@ describe("path MTU discovery in virtual time", () => {
     const { done, received } = net.stream(data, 600_000);
     expect(done).toBe(true);
     expect(sha256(received)).toBe(sha256([data]));
-    expect(net.links[0].largestDelivered).toBe(1200);
+    expect(net.links[0].largestDelivered).toBeLessThanOrEqual(1200);
+    expect(net.links[0].largestDelivered).toBeGreaterThanOrEqual(1193); // full, to within the data's alignment
     expect(net.links[1].largestDelivered).toBeLessThanOrEqual(1200);
     expect(net.sessions[0].stats().mtuProbesSent).toBe(0);
     expect(net.sessions[1].stats().mtuProbesSent).toBe(0);

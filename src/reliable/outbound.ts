@@ -8,9 +8,20 @@ import { MESSAGE_DATA_HEADER_BYTES, RESET_ABORTED, STREAM_DATA_HEADER_BYTES, typ
 import { INITIAL_MESSAGE_CREDIT_BYTES, INITIAL_STREAM_CREDIT_BYTES, INITIAL_STREAMS_CREDIT, MESSAGES_AHEAD, type ReliabilityConfig } from "./options.ts";
 import { RangeSet } from "./range-set.ts";
 import { SendStream } from "./send-stream.ts";
+import { DATA_HEADER_BYTES } from "../wire/constants.ts";
 
 /** Resets are written while this much room is left, so a packet of control frames still carries data. */
 const RESET_ROOM_BYTES = 600;
+/**
+ * Where data that a packet's room cuts short ends, mod 8 (up to 7 bytes sooner): at the offset that,
+ * as the next packet's first frame, lies in the receiver's queue frame (8-byte aligned, the datagram 8
+ * bytes in) at the same address mod 8 as in the buffer it is copied to there (stream blocks start at
+ * multiples of 4 KiB and a message's buffer at its offset 0). V8 copies out of shared memory word by
+ * word only between addresses aligned alike, byte by byte otherwise: 1,150 bytes in ~170 ns against
+ * ~900 (measured on the 2-core VM); without the cut, 7 of 8 full packets' data was copied bytewise.
+ */
+const STREAM_CUT_RESIDUE = (DATA_HEADER_BYTES + STREAM_DATA_HEADER_BYTES) % 8;
+const MESSAGE_CUT_RESIDUE = (DATA_HEADER_BYTES + MESSAGE_DATA_HEADER_BYTES) % 8;
 /** Why outgoing streams ended early (reset by us, stopped by the reader): the last this many are kept. */
 const MAX_END_REASONS = 64;
 /**
@@ -466,7 +477,7 @@ export class Outbound {
         if (message === undefined || message.sequence >= this.#peerSequenceLimit) return;
         limit = this.#peerMessageLimit - message.start;
       }
-      const range = message.stream.take(Math.min(0xffff, writer.remaining - MESSAGE_DATA_HEADER_BYTES), limit);
+      const range = message.stream.take(Math.min(0xffff, writer.remaining - MESSAGE_DATA_HEADER_BYTES), limit, MESSAGE_CUT_RESIDUE);
       if (range === undefined) return; // waiting for credit
       writer.messageData(message.sequence, message.stream.written, range.offset, range.data);
       packet.data.push({ stream: message.stream, message, offset: range.offset, length: range.data.length, fin: range.fin });
@@ -484,7 +495,7 @@ export class Outbound {
   #writeStream(writer: PacketWriter, packet: OutboundSent, out: OutStream): void {
     if (out.id >= this.#peerStreamsLimit || out.resetCode !== undefined) return;
     while (writer.remaining > STREAM_DATA_HEADER_BYTES) {
-      const range = out.stream.take(Math.min(0xffff, writer.remaining - STREAM_DATA_HEADER_BYTES), out.limit);
+      const range = out.stream.take(Math.min(0xffff, writer.remaining - STREAM_DATA_HEADER_BYTES), out.limit, STREAM_CUT_RESIDUE);
       if (range === undefined) return;
       writer.streamData(out.id, range.offset, range.fin, range.data);
       packet.data.push({ stream: out.stream, message: undefined, offset: range.offset, length: range.data.length, fin: range.fin });

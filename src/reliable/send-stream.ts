@@ -91,20 +91,21 @@ export class SendStream {
 
   /**
    * The next range to send, at most `maxBytes` of data: lost bytes first, then new ones below
-   * `limit` (the peer's credit). Undefined when there is nothing.
+   * `limit` (the peer's credit). Undefined when there is nothing. A range that `maxBytes` cuts short
+   * ends at an offset ≡ `cutResidue` (mod 8), up to 7 bytes sooner: see `take`'s caller.
    */
-  take(maxBytes: number, limit: number): SendRange | undefined {
+  take(maxBytes: number, limit: number, cutResidue: number): SendRange | undefined {
     if (this.#abandoned) return undefined;
     if (!this.#lost.isEmpty) {
       const [start, end] = this.#lost.rangeFromTop(this.#lost.rangeCount - 1); // lowest lost range first
-      const range = this.#slice(start, end, maxBytes);
+      const range = this.#slice(start, end, maxBytes, cutResidue);
       this.#lost.remove(range.offset, range.offset + range.data.length + (range.fin ? 1 : 0));
       return range;
     }
     if (!this.hasSendable(limit)) return undefined;
     const dataEnd = Math.min(this.#written, Math.max(limit, this.#next));
     const end = dataEnd === this.#written ? this.#virtualEnd : dataEnd;
-    const range = this.#slice(this.#next, end, maxBytes);
+    const range = this.#slice(this.#next, end, maxBytes, cutResidue);
     this.#next = range.offset + range.data.length + (range.fin ? 1 : 0);
     return range;
   }
@@ -139,15 +140,22 @@ export class SendStream {
     return this.#written + (this.#finished ? 1 : 0);
   }
 
-  /** Data [start, min(end, start + maxBytes)) from one chunk (frames never straddle chunks); FIN if end reaches it. */
-  #slice(start: number, end: number, maxBytes: number): SendRange {
+  /**
+   * Data [start, min(end, start + maxBytes)) from one chunk (frames never straddle chunks); FIN if end
+   * reaches it. Cut short by `maxBytes`, it ends at an offset ≡ `cutResidue` (mod 8) when it can.
+   */
+  #slice(start: number, end: number, maxBytes: number, cutResidue: number): SendRange {
     const dataEnd = Math.min(end, this.#written);
     let data: Uint8Array = EMPTY;
     if (start < dataEnd) {
       const i = chunkIndex(this.#chunkOffsets, start);
       const chunk = this.#chunks[i]!;
       const from = start - this.#chunkOffsets[i]!;
-      data = chunk.subarray(from, Math.min(chunk.length, from + maxBytes, from + dataEnd - start));
+      const available = Math.min(chunk.length - from, dataEnd - start);
+      let length = Math.min(available, maxBytes);
+      const trim = length < available ? (start + length - cutResidue) & 7 : 0;
+      if (trim < length) length -= trim; // never down to nothing
+      data = chunk.subarray(from, from + length);
     }
     const fin = this.#finished && start + data.length === this.#written && end > this.#written;
     return { offset: start, data, fin };

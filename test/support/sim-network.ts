@@ -89,6 +89,8 @@ export class SimNetwork {
   readonly links: [Link, Link];
   readonly #random: () => number;
   #queue: InFlight[] = [];
+  /** Sees every packet a session sends (its plaintext), before the link decides its fate. */
+  tap: ((from: 0 | 1, plaintext: Uint8Array) => void) | undefined;
 
   constructor(seed: number, link: LinkOptions, options: ReliabilityOptions = {}, reverse: LinkOptions = link) {
     this.#random = mulberry32(seed);
@@ -155,6 +157,7 @@ export class SimNetwork {
     for (const from of [0, 1] as const) {
       for (let t = this.sessions[from].pollTransmit(this.now); t !== undefined; t = this.sessions[from].pollTransmit(this.now)) {
         const plaintext = Buffer.concat(t.parts);
+        this.tap?.(from, plaintext);
         for (const at of this.links[from].arrivals(plaintext.length + 29, this.now, this.#random)) {
           this.#insert({ at, to: from === 0 ? 1 : 0, packetNumber: t.packetNumber, plaintext });
         }
