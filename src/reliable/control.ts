@@ -11,6 +11,7 @@
 // frames delivered by each packet before the next packet is handled.
 import { internalAssertion } from "../errors/errors.ts";
 import { CONTROL_HEADER_BYTES, type PacketWriter } from "./frames.ts";
+import { withSent } from "./sent-lists.ts";
 
 /**
  * Control frames in flight past the oldest unacknowledged one, and held by a receiver past the next
@@ -31,7 +32,7 @@ interface OutgoingControl {
 
 /** What a sent packet carried of control frames, so its acknowledgement or loss can settle them. */
 export interface ControlSent {
-  controls: OutgoingControl[];
+  controls: readonly OutgoingControl[];
 }
 
 /** A control frame delivered to the host. */
@@ -83,7 +84,7 @@ export class ControlFrames {
       if (frame.state !== "due") continue;
       writer.control(frame.type, frame.sequence, frame.body);
       frame.state = "inFlight";
-      packet.controls.push(frame);
+      packet.controls = withSent(packet.controls, frame);
     }
   }
 

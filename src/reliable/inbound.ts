@@ -13,6 +13,7 @@ import {
 } from "./options.ts";
 import { RangeSet } from "./range-set.ts";
 import { MAX_GAPS, MAX_READ_BYTES, MESSAGE_BLOCK_BYTES, Reassembly } from "./reassembly.ts";
+import { withSent } from "./sent-lists.ts";
 
 /** Room a packet keeps for data after stream credits: a packet of credits alone would starve the data (16 streams × 13 B fit). */
 const CREDIT_ROOM_BYTES = 600;
@@ -51,11 +52,11 @@ export interface InStream {
 export interface InboundSent {
   messageCredit: boolean;
   streamsCredit: boolean;
-  streamCredits: InStream[];
+  streamCredits: readonly InStream[];
   /** Streams whose STOP_SENDING it carried. */
-  stops: number[];
+  stops: readonly number[];
   /** Messages whose MESSAGE_REFUSED it carried: [sequence, declared length]. */
-  refusals: Array<[number, number]>;
+  refusals: ReadonlyArray<readonly [number, number]>;
 }
 
 /** The session's counters this side keeps up to date. */
@@ -446,13 +447,13 @@ export class Inbound {
       if (writer.remaining < CREDIT_ROOM_BYTES) break;
       writer.stopSending(id, STOP_CANCELLED);
       this.#stopsDue.delete(id);
-      packet.stops.push(id);
+      packet.stops = withSent(packet.stops, id);
     }
     for (const [sequence, length] of this.#refusalsDue) {
       if (writer.remaining < CREDIT_ROOM_BYTES) break;
       writer.messageRefused(sequence, length, this.#config.maxMessageBytes);
       this.#refusalsDue.delete(sequence);
-      packet.refusals.push([sequence, length]);
+      packet.refusals = withSent(packet.refusals, [sequence, length] as const);
     }
     if (this.#messageCreditDirty) {
       writer.messageCredit(this.#messageLimit, this.#sequenceLimit);
@@ -468,7 +469,7 @@ export class Inbound {
       if (!stream.creditDirty || writer.remaining < CREDIT_ROOM_BYTES) continue;
       writer.streamCredit(id, stream.limit);
       stream.creditDirty = false;
-      packet.streamCredits.push(stream);
+      packet.streamCredits = withSent(packet.streamCredits, stream);
     }
   }
 

@@ -9,6 +9,7 @@ import { INITIAL_MESSAGE_CREDIT_BYTES, INITIAL_STREAM_CREDIT_BYTES, INITIAL_STRE
 import { RangeSet } from "./range-set.ts";
 import { SendStream } from "./send-stream.ts";
 import { DATA_HEADER_BYTES } from "../wire/constants.ts";
+import { withSent } from "./sent-lists.ts";
 
 /** Resets are written while this much room is left, so a packet of control frames still carries data. */
 const RESET_ROOM_BYTES = 600;
@@ -51,8 +52,8 @@ export interface SentData {
 
 /** What a packet carried of this side's: data ranges and stream resets. */
 export interface OutboundSent {
-  data: SentData[];
-  resets: OutStream[];
+  data: readonly SentData[];
+  resets: readonly OutStream[];
 }
 
 export interface OutMessage {
@@ -387,7 +388,7 @@ export class Outbound {
       if (out.id >= this.#peerStreamsLimit) continue;
       writer.streamReset(out.id, out.resetCode!);
       this.#resetsDue.delete(out);
-      packet.resets.push(out);
+      packet.resets = withSent(packet.resets, out);
     }
   }
 
@@ -480,7 +481,7 @@ export class Outbound {
       const range = message.stream.take(Math.min(0xffff, writer.remaining - MESSAGE_DATA_HEADER_BYTES), limit, MESSAGE_CUT_RESIDUE);
       if (range === undefined) return; // waiting for credit
       writer.messageData(message.sequence, message.stream.written, range.offset, range.data);
-      packet.data.push({ stream: message.stream, message, offset: range.offset, length: range.data.length, fin: range.fin });
+      packet.data = withSent(packet.data, { stream: message.stream, message, offset: range.offset, length: range.data.length, fin: range.fin });
       if (!message.stream.hasLost) this.#lostMessages.delete(message);
     }
   }
@@ -498,7 +499,7 @@ export class Outbound {
       const range = out.stream.take(Math.min(0xffff, writer.remaining - STREAM_DATA_HEADER_BYTES), out.limit, STREAM_CUT_RESIDUE);
       if (range === undefined) return;
       writer.streamData(out.id, range.offset, range.fin, range.data);
-      packet.data.push({ stream: out.stream, message: undefined, offset: range.offset, length: range.data.length, fin: range.fin });
+      packet.data = withSent(packet.data, { stream: out.stream, message: undefined, offset: range.offset, length: range.data.length, fin: range.fin });
     }
   }
 

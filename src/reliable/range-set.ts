@@ -59,8 +59,18 @@ export class RangeSet {
       newEnd = Math.max(newEnd, ends[last]!);
       last++;
     }
-    starts.splice(first, last - first, newStart);
-    ends.splice(first, last - first, newEnd);
+    if (last - first === 1) {
+      // Joined to one range (a packet number or bytes after the last, most often): changed in place,
+      // as splice() allocates the array of what it removed even when that is nothing.
+      starts[first] = newStart;
+      ends[first] = newEnd;
+    } else if (first === starts.length) {
+      starts.push(newStart);
+      ends.push(newEnd);
+    } else {
+      starts.splice(first, last - first, newStart);
+      ends.splice(first, last - first, newEnd);
+    }
     return end - start - covered;
   }
 
@@ -82,6 +92,22 @@ export class RangeSet {
     const starts = this.#starts;
     const ends = this.#ends;
     const first = lowerBound(ends, start + 1);
+    if (first === starts.length || starts[first]! >= end) return; // nothing of it is here (an empty set, most often)
+    if (first + 1 === starts.length || starts[first + 1]! >= end) {
+      // One range overlaps (acknowledged bytes taken off its front, most often): changed in place.
+      const rangeStart = starts[first]!;
+      const rangeEnd = ends[first]!;
+      if (rangeStart < start && rangeEnd > end) {
+        starts.splice(first + 1, 0, end);
+        ends.splice(first, 0, start);
+      } else if (rangeStart < start) ends[first] = start;
+      else if (rangeEnd > end) starts[first] = end;
+      else {
+        starts.splice(first, 1);
+        ends.splice(first, 1);
+      }
+      return;
+    }
     const keptStarts: number[] = [];
     const keptEnds: number[] = [];
     let last = first;

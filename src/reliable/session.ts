@@ -29,6 +29,7 @@ import type { ReliabilityConfig } from "./options.ts";
 import { messageTooLarge, Outbound, type OutboundSent, type WrittenMark } from "./outbound.ts";
 import { PathMtu, type PathMtuStats } from "./path-mtu.ts";
 import { RangeSet } from "./range-set.ts";
+import { NONE_SENT } from "./sent-lists.ts";
 
 /** The longest a receiver holds an acknowledgement (a protocol constant: the sender's probe timer counts on it). */
 const MAX_ACK_DELAY_MS = 25;
@@ -971,6 +972,6 @@ export class Session {
 /** A packet about to be sent, carrying nothing yet; `mtuProbe`: its probe number (0: not a probe). */
 function newPacket(time: number, ackedUpTo: number, mtuProbe: number): SentPacket {
   return {
-    time, bytes: 0, mtuProbe, data: [], messageCredit: false, streamsCredit: false, streamCredits: [], stops: [], refusals: [], resets: [], controls: [], close: false, ackedUpTo,
+    time, bytes: 0, mtuProbe, data: NONE_SENT, messageCredit: false, streamsCredit: false, streamCredits: NONE_SENT, stops: NONE_SENT, refusals: NONE_SENT, resets: NONE_SENT, controls: NONE_SENT, close: false, ackedUpTo,
   };
 }

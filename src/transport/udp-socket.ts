@@ -113,7 +113,9 @@ export async function openNodeSocket(options: SocketOptions): Promise<DatagramSo
       if (closed) return;
       sending.started();
       try {
-        socket.send(chunks as Uint8Array[], port, host, onSent);
+        // One chunk goes alone: a list costs node:dgram a new array and a Buffer per chunk (the sealed
+        // datagram is always one).
+        socket.send(chunks.length === 1 ? chunks[0]! : (chunks as Uint8Array[]), port, host, onSent);
       } catch (error) {
         sending.finished();
         options.onSendError(error as Error);
