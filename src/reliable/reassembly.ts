@@ -251,7 +251,8 @@ export class Reassembly {
         this.#lastBlock = block;
       }
       const blockEnd = Math.min(end, block.start + block.bytes.length);
-      block.bytes.set(data.subarray(at - dataOffset, blockEnd - dataOffset), at - block.start);
+      const whole = at === dataOffset && blockEnd - dataOffset === data.length; // most packets: no view to make
+      block.bytes.set(whole ? data : data.subarray(at - dataOffset, blockEnd - dataOffset), at - block.start);
       at = blockEnd;
     }
   }
