@@ -248,3 +248,41 @@ test("transport.close() closes every connection and leaves no timers or sockets 
   await new Promise((resolve) => setTimeout(resolve, 20));
   expect(resources()).toBe(baseline);
 });
+
+test("a BYOB reader fills its own buffer from the stream: 4 MiB intact through one 10,000-byte buffer; a default reader's chunks survive a transfer of another's buffer", async () => {
+  const { atJoiner, atGateway } = await connected();
+  const total = 4 * 2 ** 20;
+  const sent = writeAll(atJoiner, 7, total); // finishes only as the reader reads
+  const reader = (await atGateway.acceptStream())!.getReader({ mode: "byob" });
+  const hash = createHash("sha256");
+  let buffer = new ArrayBuffer(10_000);
+  let bytes = 0;
+  let reads = 0;
+  for (;;) {
+    const { value, done } = await reader.read(new Uint8Array(buffer));
+    if (done) break;
+    expect(value.byteOffset).toBe(0); // filled from the start
+    hash.update(value);
+    bytes += value.length;
+    reads++;
+    buffer = value.buffer; // the read hands the buffer back (the stream took it over, filled it and returned it)
+  }
+  expect({ sha256: hash.digest("hex"), bytes }).toEqual({ sha256: await sent, bytes: total });
+  expect(reads).toBeGreaterThanOrEqual(Math.ceil(total / 10_000));
+
+  // A default reader: each chunk has a buffer of its own, so transferring one detaches no other.
+  const sentAgain = writeAll(atGateway, 8, 2 ** 20);
+  const received = createHash("sha256");
+  const kept: Uint8Array[] = [];
+  const chunksOf = (await atJoiner.acceptStream())!.getReader();
+  for (let read = await chunksOf.read(); !read.done; read = await chunksOf.read()) {
+    const chunk = read.value;
+    received.update(chunk);
+    kept.push(chunk);
+    if (kept.length === 2) structuredClone(kept[0]!.buffer, { transfer: [kept[0]!.buffer] }); // the application gives the first one's buffer away
+  }
+  expect(received.digest("hex")).toBe(await sentAgain);
+  expect(kept.length).toBeGreaterThan(2);
+  expect(kept[0]!.length).toBe(0); // detached: it was the application's to give away
+  expect(kept.slice(1).every((chunk) => chunk.length > 0)).toBe(true); // no other chunk went with it
+});

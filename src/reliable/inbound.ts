@@ -161,18 +161,34 @@ export class Inbound {
   }
 
   /**
-   * The next bytes of incoming stream `id`: data (as much as arrived in order, up to 64 KiB, the
-   * caller's), null at its end, undefined if none yet; throws if it failed, or if `connectionEnd` says
-   * the connection is over and it never will end.
+   * The next bytes of incoming stream `id`: data (as much as arrived in order, up to 64 KiB, in an
+   * ArrayBuffer of its own: a byte stream's reader takes the buffer over), null at its end,
+   * undefined if none yet; throws if it failed, or if `connectionEnd` says the connection is over and
+   * it never will end.
    */
   readStream(id: number, connectionEnd: SluiceError | undefined): ReceivedBytes | null | undefined {
+    return this.#readStream(id, connectionEnd, (reassembly) => {
+      const length = reassembly.readable(MAX_READ_BYTES);
+      if (length === 0) return undefined;
+      const piece = new Uint8Array(length);
+      reassembly.readInto(piece);
+      return piece;
+    });
+  }
+
+  /** As readStream, the data copied into the start of `target` instead: answers how many bytes. */
+  readStreamInto(id: number, target: Uint8Array, connectionEnd: SluiceError | undefined): number | null | undefined {
+    return this.#readStream(id, connectionEnd, (reassembly) => reassembly.readInto(target) || undefined);
+  }
+
+  #readStream<T>(id: number, connectionEnd: SluiceError | undefined, read: (reassembly: Reassembly) => T | undefined): T | null | undefined {
     const stream = this.#inStreams.get(id);
     if (stream === undefined) return null;
     if (stream.error !== undefined) {
       this.#retireStream(id);
       throw stream.error;
     }
-    const piece = stream.reassembly.read(MAX_READ_BYTES, this.#delivered);
+    const piece = read(stream.reassembly);
     if (piece !== undefined) {
       const limit = stream.reassembly.readOffset + this.#config.streamWindowBytes;
       if (limit - stream.limit >= this.#config.streamWindowBytes / 4) this.#raiseStreamCredit(stream, limit);

@@ -10,7 +10,7 @@
 // (allocated only for blocks that receive data out of order): 1/8 of the block, however many gaps,
 // and a fragment costs O(its length) whatever the number of fragments before it. In-order data sets
 // no bits at all.
-import type { DeliverySlab, ReceivedBytes } from "../memory/delivery-slab.ts";
+import type { ReceivedBytes } from "../memory/delivery-slab.ts";
 
 /** Gaps (runs of missing bytes below the highest byte received) one stream or message may have. */
 export const MAX_GAPS = 65_536;
@@ -157,27 +157,35 @@ export class Reassembly {
     if (end > this.#highestReceived) this.#highestReceived = end;
   }
 
-  /**
-   * The next bytes in order (as many as are contiguous, up to `maxBytes`, within one block), or
-   * undefined: copied out through `delivered`, so they are the reader's and a reader that transfers
-   * a piece's buffer detaches nothing of the stream's. The blocks are never handed out, so one read
-   * through is kept as a spare for the next block of its size: a stream read as it arrives allocates
-   * what it delivers, and next to nothing more.
-   */
-  read(maxBytes: number, delivered: DeliverySlab): ReceivedBytes | undefined {
+  /** How many bytes the next read gives: as many as are contiguous, up to `maxBytes`, within one block. */
+  readable(maxBytes: number): number {
     const from = this.#readOffset;
-    if (from === this.#contiguousEnd) return undefined;
+    if (from === this.#contiguousEnd) return 0;
+    const block = this.#block(this.#layout.indexOf(from))!;
+    return Math.min(this.#contiguousEnd, block.start + block.bytes.length, from + maxBytes) - from;
+  }
+
+  /**
+   * Copies the next bytes in order into the start of `target` (`readable(target.length)` of them);
+   * answers how many. Copied, so they are the reader's and a reader that transfers their buffer
+   * detaches nothing of the stream's. The blocks are never handed out, so one read through is kept as
+   * a spare for the next block of its size: a stream read as it arrives allocates what it delivers,
+   * and next to nothing more.
+   */
+  readInto(target: Uint8Array): number {
+    const length = this.readable(target.length);
+    if (length === 0) return 0;
+    const from = this.#readOffset;
     const index = this.#layout.indexOf(from);
     const block = this.#block(index)!;
-    const blockEnd = block.start + block.bytes.length;
-    const end = Math.min(this.#contiguousEnd, blockEnd, from + maxBytes);
-    this.#readOffset = end;
-    const piece = delivered.copy(block.bytes, from - block.start, end - from);
-    if (end === blockEnd) {
+    const at = from - block.start;
+    target.set(at === 0 && length === block.bytes.length ? block.bytes : block.bytes.subarray(at, at + length));
+    this.#readOffset = from + length;
+    if (this.#readOffset === block.start + block.bytes.length) {
       this.#drop(index, block);
       this.#spare = block.bytes;
     }
-    return piece;
+    return length;
   }
 
   /** The whole message (call once contiguousEnd reached `total`): its one block when it has one of its own, else undefined. */

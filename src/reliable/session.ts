@@ -393,6 +393,11 @@ export class Session {
     return this.#inbound.readStream(id, this.#sending ? undefined : this.endReason);
   }
 
+  /** As readStream, the data copied into the start of `target` (a BYOB reader's view): answers how many bytes (at least 1). */
+  readStreamInto(id: number, target: Uint8Array): number | null | undefined {
+    return this.#inbound.readStreamInto(id, target, this.#sending ? undefined : this.endReason);
+  }
+
   /** The reader gave up on incoming stream `id`: later data for it is dropped, and the writer told to stop (STOP_SENDING). */
   cancelStream(id: number): void {
     this.#inbound.cancelStream(id);

@@ -286,7 +286,10 @@ export class Connection {
 
   /**
    * The next stream the peer opened, or undefined once the connection is closed. Rejects with the
-   * reason if the connection failed or was aborted.
+   * reason if the connection failed or was aborted. The stream is a byte stream: a default reader
+   * (or `for await`) gets what arrived in order, up to 64 KiB a chunk, each chunk in an ArrayBuffer
+   * of its own; `getReader({ mode: "byob" })` reads into the application's own buffer instead (no
+   * chunk allocated per read). Nothing is read ahead of the reader: the peer's credit follows it.
    */
   acceptStream(options?: WaitOptions): Promise<ReadableStream<ReceivedBytes> | undefined> {
     const driver = this.#driver;

@@ -52,21 +52,32 @@ export function writableStream(driver: SessionDriver, id: number): WritableStrea
   });
 }
 
-/** Incoming stream `id` (accepted from the driver's Session) as a ReadableStream. */
+/**
+ * Incoming stream `id` (accepted from the driver's Session) as a ReadableStream of bytes: a BYOB
+ * reader's buffer is filled straight from the stream's blocks (no piece allocated per read), and a
+ * default reader takes pieces of their own (enqueue hands a byte stream's chunk buffer over).
+ */
 export function readableStream(driver: SessionDriver, id: number): ReadableStream<ReceivedBytes> {
   const session = driver.session;
-  return new ReadableStream<ReceivedBytes>({
+  return new ReadableStream({
+    type: "bytes",
     // A rejection errors the stream with its reason: the stream's own (reset, a broken rule) or the connection's.
     pull: async (controller) => {
+      const request = controller.byobRequest;
+      const view = request?.view;
+      const target = view ? new Uint8Array(view.buffer, view.byteOffset, view.byteLength) : undefined;
       // Whatever a read answers, it may owe the peer credit, sent now: a piece may raise the stream's;
       // its end or its failure lets the peer open another stream. (The credit an end gave back once
       // waited for the next packet that happened to go, often a keep-alive 5 s later.)
       const piece = await driver.until(() => {
-        const read = session.readStream(id); // null at the end: not a WAIT
+        const read = target === undefined ? session.readStream(id) : session.readStreamInto(id, target); // null at the end: not a WAIT
         return read === undefined ? WAIT : read;
       }).finally(() => driver.scheduleDrive());
-      if (piece === null) return controller.close();
-      controller.enqueue(piece);
+      if (piece === null) {
+        controller.close();
+        request?.respond(0); // a BYOB read waiting at the end gets its buffer back, empty
+      } else if (typeof piece === "number") request!.respond(piece);
+      else controller.enqueue(piece);
     },
     cancel: () => {
       session.cancelStream(id);

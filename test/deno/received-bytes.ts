@@ -30,6 +30,17 @@ const reader = (await reading.acceptStream())!.getReader();
 for (let read = await reader.read(); !read.done; read = await reader.read()) pieces.push(read.value);
 const streamDigest = hex(await crypto.subtle.digest("SHA-256", await new Blob(pieces).arrayBuffer()));
 
+const third = writing.openStream().getWriter();
+void third.write(bytes).then(() => third.close());
+const byob = (await reading.acceptStream())!.getReader({ mode: "byob" }); // a byte stream: the application's own buffer
+let buffer = new ArrayBuffer(4096);
+const copied: Uint8Array<ArrayBuffer>[] = [];
+for (let read = await byob.read(new Uint8Array(buffer)); !read.done; read = await byob.read(new Uint8Array(buffer))) {
+  copied.push(read.value.slice());
+  buffer = read.value.buffer;
+}
+const byobDigest = hex(await crypto.subtle.digest("SHA-256", await new Blob(copied).arrayBuffer()));
+
 const [tx, rx] = channel(4);
 tx.trySend(bytes.subarray(0, 100));
 const packet = rx.tryRecv();
@@ -41,5 +52,6 @@ console.log(JSON.stringify({
   message: messageDigest === expected && messageBlob === text && messageResponse === text,
   textDecoderStream: decoded === text,
   stream: streamDigest === expected,
+  byob: byobDigest === expected,
   packet: packetDigest === hex(await crypto.subtle.digest("SHA-256", bytes.subarray(0, 100))),
 }));
