@@ -4,20 +4,21 @@
 // is spent on it. Measured here (Node 20): a keyed MAC over an intro ~1 µs, where node:crypto's HMAC
 // costs ~10 µs, its HKDF ~60 µs and an AES-GCM seal ~9 µs, each mostly object set-up.
 // One per transport (one thread), like the Framer. Frame layout after the frame's header:
-//   [0, 96) BLAKE2s scratch   [96, 416) AEAD scratch   [416, 448) key   [448, 480) digest
-//   [480, 492) nonce   [512, 512 + AAD_ROOM) associated data   [MESSAGE_AT, + MESSAGE_ROOM) message
+//   [0, 96) BLAKE2s scratch   [96, 544) AEAD scratch   [544, 576) key   [576, 608) digest
+//   [608, 620) nonce   [640, 640 + AAD_ROOM) associated data   [MESSAGE_AT, + MESSAGE_ROOM) message
 import { internalAssertion, poolExhausted } from "../errors/errors.ts";
 import type { Arena } from "../memory/arena.ts";
 import { FRAME_DATA } from "../memory/core.ts";
+import { AEAD_SCRATCH_BYTES } from "../wire/constants.ts";
 
 const AEAD_SCRATCH_AT = 96;
-const KEY_AT = 416;
-const DIGEST_AT = 448;
-const NONCE_AT = 480;
-const AAD_AT = 512;
+const KEY_AT = AEAD_SCRATCH_AT + AEAD_SCRATCH_BYTES;
+const DIGEST_AT = KEY_AT + 32;
+const NONCE_AT = DIGEST_AT + 32;
+const AAD_AT = NONCE_AT + 32;
 /** Associated data: a Noise transcript hash (32 bytes) or a mac1 (16). */
 const AAD_ROOM = 32;
-const MESSAGE_AT = 576;
+const MESSAGE_AT = AAD_AT + 64;
 /** The longest message the frame holds (handshake packets are at most 146 bytes; HMAC adds a 64-byte block). */
 const MESSAGE_ROOM = 1024;
 const BLAKE2S_MAX_BYTES = 32;

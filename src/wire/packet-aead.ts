@@ -5,7 +5,7 @@
 //
 // Nonce: 4 zero bytes, then the header's 8-byte little-endian packet number (never reused). AAD: the
 // 13-byte data header. Layout of the scratch frame, after the frame's own header:
-//   [0, 320) the core's AEAD scratch   [320, 352) key   [352, 364) nonce   [368, 368 + 7 + 1500) packet
+//   [0, 448) the core's AEAD scratch   [448, 480) key   [480, 492) nonce   [496, 496 + 7 + 1500) packet
 // (the packet starts 0 to 7 bytes in, so that its largest part lies aligned as in its own buffer: see #packetFor).
 import { poolExhausted } from "../errors/errors.ts";
 import { validateBytes, validateInteger } from "../errors/validate.ts";
