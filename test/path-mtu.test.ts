@@ -279,7 +279,9 @@ describe("path MTU discovery over real sockets on 127.0.0.1", () => {
     const { atJoiner, atGateway } = await connectedPair(bindSeamed, options, options);
     const { sent, received } = await streamDigests(atJoiner, atGateway, 2 ** 20);
     expect(received).toBe(sent);
-    expect(Math.max(...seen.map((datagram) => datagram.length))).toBe(1200);
+    const largest = Math.max(...seen.map((datagram) => datagram.length));
+    expect(largest).toBeLessThanOrEqual(1200);
+    expect(largest).toBeGreaterThanOrEqual(1193); // full, to within the data's alignment
     expect(atJoiner.stats().delivery.pathMtuBytes).toBe(1200);
     expect(atJoiner.stats().delivery.mtuProbesSent).toBe(0);
   });
