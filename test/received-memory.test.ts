@@ -41,6 +41,18 @@ test("detaching received messages' buffers: later messages arrive intact, sends 
   expect(await atGateway.recv()).toBeUndefined();
 });
 
+test("transferring a small message's buffer takes the earlier ones it shares with along (documented); a slice() copy does not", async () => {
+  const { atJoiner, atGateway } = await connectedPair(bind);
+  for (const text of ["first", "second", "third"]) await atJoiner.send(Buffer.from(text));
+  const first = (await atGateway.recv())!;
+  const second = (await atGateway.recv())!;
+  detach(second.slice()); // a copy: nothing else goes with it
+  expect(Buffer.from(first).toString()).toBe("first");
+  detach(second); // its buffer is the connection's delivery slab, which `first` was carved from too
+  expect(first.byteLength).toBe(0);
+  expect(Buffer.from((await atGateway.recv())!).toString()).toBe("third"); // later ones are unharmed
+});
+
 test("a received message's buffer holds only what its own connection delivered before it", async () => {
   const gateway = await bind({ gateway: true });
   const [alice, bob] = [await bind(), await bind()];

@@ -209,7 +209,8 @@ export class Connection {
 
   /**
    * The next message, in the order sent, as bytes of its own (see "Received memory" in
-   * docs/design.md); undefined once the connection is closed, after the messages that had already
+   * docs/design.md: a small message shares its `.buffer` with earlier ones of this connection, so
+   * transfer a copy, `message.slice()`, if you keep those); undefined once the connection is closed, after the messages that had already
    * arrived whole: when the peer closed, and also after this side's close() (messages that arrive
    * after close() are not delivered), as an incoming stream's reader still gets the bytes that arrived
    * before. Rejects with the reason if the connection failed; after abort() or transport.close() it
