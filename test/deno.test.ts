@@ -82,5 +82,5 @@ test("Deno: a call that waits rejects an options key it does not know ({ timeout
 test("Deno: a message, a stream's pieces and a channel's packet type-check and work as BufferSources (crypto.subtle.digest, Blob, Response, TextDecoderStream)", async () => {
   await run(deno, ["check", "test/deno/received-bytes.ts"], { cwd: root, timeout: 30_000 });
   const { stdout } = await run(deno, ["run", "--allow-read", "--allow-net", "--allow-env", "--unstable-net", "test/deno/received-bytes.ts"], { cwd: root, timeout: 15_000 });
-  expect(JSON.parse(stdout)).toEqual({ message: true, textDecoderStream: true, stream: true, byob: true, packet: true });
+  expect(JSON.parse(stdout)).toEqual({ message: true, textDecoderStream: true, stream: true, byob: true, byobReleased: true, packet: true });
 }, 45_000);

@@ -286,3 +286,89 @@ test("a BYOB reader fills its own buffer from the stream: 4 MiB intact through o
   expect(kept[0]!.length).toBe(0); // detached: it was the application's to give away
   expect(kept.slice(1).every((chunk) => chunk.length > 0)).toBe(true); // no other chunk went with it
 });
+
+test("a BYOB read released while it waits (its reader let go, a default reader or pipeTo next): the next data and the end reach the new reader", async () => {
+  // A request/response exchange: the writer sends one piece and waits for the answer. The BYOB read
+  // that was waiting when the reader let go must not keep that piece from the reader after it.
+  const { atJoiner, atGateway } = await connected();
+  const writer = atJoiner.openStream().getWriter();
+  await writer.write(Uint8Array.of(1)); // opens the stream
+  const stream = (await atGateway.acceptStream())!;
+  const byob = stream.getReader({ mode: "byob" });
+  expect(Array.from((await byob.read(new Uint8Array(16))).value!)).toEqual([1]);
+  const waiting = byob.read(new Uint8Array(16)); // no data yet: waits
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  byob.releaseLock();
+  await expect(waiting).rejects.toThrow(TypeError);
+  const reader = stream.getReader();
+  const next = reader.read();
+  await writer.write(Uint8Array.of(2, 3, 4));
+  const timeout = new Promise((resolve) => setTimeout(() => resolve("no data after 2 s"), 2_000));
+  expect(await Promise.race([next.then((read) => Array.from(read.value!)), timeout])).toEqual([2, 3, 4]);
+  const end = reader.read();
+  await writer.close();
+  expect(await Promise.race([end.then((read) => read.done), timeout])).toBe(true);
+});
+
+test("BYOB reads at the edges: a waiting read gets no more than its room, any view type, its buffer back at the end; a reset or a cancel settles it; a pipe takes over after it", async () => {
+  const { atJoiner, atGateway } = await connected();
+  const opened = async () => {
+    const writer = atJoiner.openStream().getWriter();
+    await writer.write(Uint8Array.of(0));
+    const stream = (await atGateway.acceptStream())!;
+    const reader = stream.getReader({ mode: "byob" });
+    expect(Array.from((await reader.read(new Uint8Array(8))).value!)).toEqual([0]);
+    return { writer, stream, reader };
+  };
+  const soon = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+  // Waiting with 4 bytes of room while 10 arrive: 4, then the other 6 (kept for the next read, not lost).
+  const small = await opened();
+  const four = small.reader.read(new Uint8Array(4));
+  await soon();
+  await small.writer.write(Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9, 10));
+  expect(Array.from((await four).value!)).toEqual([1, 2, 3, 4]);
+  expect(Array.from((await small.reader.read(new Uint8Array(64))).value!)).toEqual([5, 6, 7, 8, 9, 10]);
+  // A Uint32Array waits for whole elements; a DataView takes what there is.
+  await small.writer.write(Uint8Array.of(1, 0, 0));
+  const word = small.reader.read(new Uint32Array(2));
+  await soon();
+  await small.writer.write(Uint8Array.of(0, 2, 0, 0, 0, 9));
+  expect(Array.from((await word).value!)).toEqual([1, 2]);
+  const dataView = (await small.reader.read(new DataView(new ArrayBuffer(8)))).value!;
+  expect([dataView.byteLength, dataView.getUint8(0)]).toEqual([1, 9]);
+  // The end while a read waits: done, its buffer given back.
+  const atEnd = small.reader.read(new Uint8Array(16));
+  await soon();
+  await small.writer.close();
+  const ended = await atEnd;
+  expect([ended.done, ended.value!.length, ended.value!.buffer.byteLength]).toEqual([true, 0, 16]);
+
+  // The writer resets the stream while a read waits: the read fails with the reset.
+  const reset = await opened();
+  const failing = reset.reader.read(new Uint8Array(16));
+  await soon();
+  await reset.writer.abort(new Error("gave up"));
+  await expect(failing).rejects.toMatchObject({ code: "ERR_SLUICE_RESET" });
+
+  // The reader cancels while its read waits: the read is done.
+  const cancelled = await opened();
+  const pending = cancelled.reader.read(new Uint8Array(16));
+  await soon();
+  await cancelled.reader.cancel();
+  expect((await pending).done).toBe(true);
+
+  // BYOB reads, then the reader lets go and a pipe through a TextDecoderStream takes the rest.
+  const piped = await opened();
+  piped.reader.releaseLock();
+  const text = (async () => {
+    let all = "";
+    const decoded = piped.stream.pipeThrough(new TextDecoderStream()).getReader();
+    for (let read = await decoded.read(); !read.done; read = await decoded.read()) all += read.value;
+    return all;
+  })();
+  await piped.writer.write(new TextEncoder().encode("héllo, "));
+  await piped.writer.write(new TextEncoder().encode("wörld"));
+  await piped.writer.close();
+  expect(await text).toBe("héllo, wörld");
+});

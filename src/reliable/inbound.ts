@@ -162,13 +162,13 @@ export class Inbound {
 
   /**
    * The next bytes of incoming stream `id`: data (as much as arrived in order, up to 64 KiB, in an
-   * ArrayBuffer of its own: a byte stream's reader takes the buffer over), null at its end,
-   * undefined if none yet; throws if it failed, or if `connectionEnd` says the connection is over and
-   * it never will end.
+   * ArrayBuffer of its own: a byte stream's reader takes the buffer over; at most `maxBytes`), null
+   * at its end, undefined if none yet; throws if it failed, or if `connectionEnd` says the connection
+   * is over and it never will end.
    */
-  readStream(id: number, connectionEnd: SluiceError | undefined): ReceivedBytes | null | undefined {
+  readStream(id: number, connectionEnd: SluiceError | undefined, maxBytes: number): ReceivedBytes | null | undefined {
     return this.#readStream(id, connectionEnd, (reassembly) => {
-      const length = reassembly.readable(MAX_READ_BYTES);
+      const length = reassembly.readable(Math.min(maxBytes, MAX_READ_BYTES));
       if (length === 0) return undefined;
       const piece = new Uint8Array(length);
       reassembly.readInto(piece);

@@ -385,12 +385,13 @@ export class Session {
   /**
    * The next bytes of incoming stream `id`: data (all that arrived in order, up to 64 KiB: a reader
    * that fell behind gets it in few large pieces), null at its end, undefined if none yet; throws if
-   * it failed. The bytes are the caller's. A read that answers anything but undefined may owe the
-   * peer credit (a piece, the stream's; an end or a failure, another stream): the host drives the
-   * session after it, or the credit waits for the next packet that goes for another reason.
+   * it failed; at most `maxBytes` (a BYOB reader's room), so nothing is read ahead of the reader.
+   * The bytes are the caller's. A read that answers anything but undefined may owe the peer credit (a
+   * piece, the stream's; an end or a failure, another stream): the host drives the session after
+   * it, or the credit waits for the next packet that goes for another reason.
    */
-  readStream(id: number): ReceivedBytes | null | undefined {
-    return this.#inbound.readStream(id, this.#sending ? undefined : this.endReason);
+  readStream(id: number, maxBytes = Infinity): ReceivedBytes | null | undefined {
+    return this.#inbound.readStream(id, this.#sending ? undefined : this.endReason, maxBytes);
   }
 
   /** As readStream, the data copied into the start of `target` (a BYOB reader's view): answers how many bytes (at least 1). */

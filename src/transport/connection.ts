@@ -290,7 +290,9 @@ export class Connection {
    * reason if the connection failed or was aborted. The stream is a byte stream: a default reader
    * (or `for await`) gets what arrived in order, up to 64 KiB a chunk, each chunk in an ArrayBuffer
    * of its own; `getReader({ mode: "byob" })` reads into the application's own buffer instead (no
-   * chunk allocated per read). Nothing is read ahead of the reader: the peer's credit follows it.
+   * chunk allocated for a read that finds data waiting; one that waits gets it through a chunk of its
+   * own, which reaches the next reader if this one lets go meanwhile). Nothing is read ahead of the
+   * reader: the peer's credit follows it.
    */
   acceptStream(options?: WaitOptions): Promise<ReadableStream<ReceivedBytes> | undefined> {
     const driver = this.#driver;

@@ -54,29 +54,50 @@ export function writableStream(driver: SessionDriver, id: number): WritableStrea
 
 /**
  * Incoming stream `id` (accepted from the driver's Session) as a ReadableStream of bytes: a BYOB
- * reader's buffer is filled straight from the stream's blocks (no piece allocated per read), and a
- * default reader takes pieces of their own (enqueue hands a byte stream's chunk buffer over).
+ * read that finds data waiting is filled straight from the stream's blocks (no piece allocated), and
+ * a default reader takes pieces of their own (enqueue hands a byte stream's chunk buffer over).
  */
 export function readableStream(driver: SessionDriver, id: number): ReadableStream<ReceivedBytes> {
   const session = driver.session;
+  /** The stream's end: a BYOB read still waiting gets its buffer back, empty. */
+  const end = (controller: ReadableByteStreamController): void => {
+    controller.close();
+    controller.byobRequest?.respond(0);
+  };
   return new ReadableStream({
     type: "bytes",
     // A rejection errors the stream with its reason: the stream's own (reset, a broken rule) or the connection's.
     pull: async (controller) => {
-      const request = controller.byobRequest;
-      const view = request?.view;
-      const target = view ? new Uint8Array(view.buffer, view.byteOffset, view.byteLength) : undefined;
       // Whatever a read answers, it may owe the peer credit, sent now: a piece may raise the stream's;
       // its end or its failure lets the peer open another stream. (The credit an end gave back once
       // waited for the next packet that happened to go, often a keep-alive 5 s later.)
+      const request = controller.byobRequest;
+      if (request !== null) {
+        // Answered in the reader's own buffer only here, before anything awaits: a BYOB read released
+        // while it waits (releaseLock(), then a default reader or pipeTo) leaves its request behind
+        // with no reader, and bytes respond()ed into it go to the stream's queue without reaching
+        // the read waiting there (Node 20 and Deno 2 alike, as the spec's algorithm has it): that
+        // read waited for the next piece, and at the stream's end for good.
+        const view = request.view!;
+        let filled: number | null | undefined;
+        try {
+          filled = session.readStreamInto(id, new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+        } catch (error) {
+          driver.scheduleDrive();
+          throw error;
+        }
+        if (filled !== undefined) driver.scheduleDrive();
+        if (filled === null) return end(controller);
+        if (filled !== undefined) return request.respond(filled);
+      }
+      // Nothing yet: what arrives goes as a piece of its own, which reaches whichever reader waits
+      // then (a BYOB reader's buffer is filled from it), at most the BYOB read's room.
+      const maxBytes = request === null ? Infinity : request.view!.byteLength;
       const piece = await driver.until(() => {
-        const read = target === undefined ? session.readStream(id) : session.readStreamInto(id, target); // null at the end: not a WAIT
+        const read = session.readStream(id, maxBytes); // null at the end: not a WAIT
         return read === undefined ? WAIT : read;
       }).finally(() => driver.scheduleDrive());
-      if (piece === null) {
-        controller.close();
-        request?.respond(0); // a BYOB read waiting at the end gets its buffer back, empty
-      } else if (typeof piece === "number") request!.respond(piece);
+      if (piece === null) end(controller);
       else controller.enqueue(piece);
     },
     cancel: () => {

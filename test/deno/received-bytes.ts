@@ -41,6 +41,23 @@ for (let read = await byob.read(new Uint8Array(buffer)); !read.done; read = awai
 }
 const byobDigest = hex(await crypto.subtle.digest("SHA-256", await new Blob(copied).arrayBuffer()));
 
+// A BYOB read released while it waits: the piece written next reaches the default reader after it.
+const fourth = writing.openStream().getWriter();
+await fourth.write(Uint8Array.of(1));
+const released = (await reading.acceptStream())!;
+const byobFirst = released.getReader({ mode: "byob" });
+await byobFirst.read(new Uint8Array(8));
+const waiting = byobFirst.read(new Uint8Array(8)).catch(() => "released");
+await new Promise((resolve) => setTimeout(resolve, 20));
+byobFirst.releaseLock();
+await waiting;
+const after = released.getReader();
+const next = after.read();
+await fourth.write(Uint8Array.of(2, 3));
+const timeout = new Promise<string>((resolve) => setTimeout(() => resolve("none after 2 s"), 2_000));
+const afterRelease = await Promise.race([next.then((read) => Array.from(read.value!).join()), timeout]);
+void fourth.close();
+
 const [tx, rx] = channel(4);
 tx.trySend(bytes.subarray(0, 100));
 const packet = rx.tryRecv();
@@ -53,5 +70,6 @@ console.log(JSON.stringify({
   textDecoderStream: decoded === text,
   stream: streamDigest === expected,
   byob: byobDigest === expected,
+  byobReleased: afterRelease === "2,3",
   packet: packetDigest === hex(await crypto.subtle.digest("SHA-256", bytes.subarray(0, 100))),
 }));
