@@ -240,8 +240,8 @@ export class Introductions {
    * Nothing if the introducer is gone or has requests enough waiting: the next silence asks again.
    */
   repunch(driver: SessionDriver): void {
-    const via = driver.introducer;
-    if (via === undefined || via.ended || this.#closedWith !== undefined) return;
+    const via = this.#introducerOf(driver);
+    if (via === undefined || this.#closedWith !== undefined) return;
     let requestId: number;
     try {
       requestId = this.#rendezvous.request(via, driver.remotePublicKey, this.#init.now());
@@ -250,6 +250,21 @@ export class Introductions {
     }
     this.#repunches.set(requestId, driver);
     this.#flush();
+  }
+
+  /**
+   * The connection to ask for `driver`'s peer: the one to its introducer's key that is open now. The
+   * connection it was introduced over may have ended while the introducer's node lives on (a gateway
+   * that restarted forgot it, and this node registered again: a new connection replaced the old);
+   * asking the old one, re-punching stopped for good, and a NAT rebinding after a gateway restart
+   * ended the connection at deadPeerTimeoutMs (test/netns/gateway-restart.test.ts).
+   */
+  #introducerOf(driver: SessionDriver): SessionDriver | undefined {
+    const via = driver.introducer;
+    if (via === undefined) return undefined;
+    const current = this.#openWith(via.remotePublicKey);
+    if (current !== undefined) driver.introducer = current;
+    return current;
   }
 
   /** A connection was established: it tells the peer what it should know (see Rendezvous.opened). */

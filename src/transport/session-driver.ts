@@ -115,7 +115,8 @@ export class SessionDriver {
   remoteLocalAddresses: readonly Address[] = [];
   /**
    * The connection to the node that introduced us to this peer (connectVia, or an introduction we
-   * acted on): asked for the peer again when the direct path goes silent (wire/path.ts, re-punching).
+   * acted on): asked for the peer again when the direct path goes silent (wire/path.ts, re-punching);
+   * once it ended, the open connection with the same node's key is asked instead (and kept here).
    */
   introducer: SessionDriver | undefined;
   /** Where the connection sends, as it changes (moved, validated, reverted). */
