@@ -37,6 +37,8 @@ interface IntroductionsInit {
   boundAddress(): Address;
   /** A connection we were introduced to without asking: for accept(). */
   accepted(connection: Connection): void;
+  /** The gateway at `gateway` told us the address it sees us at (transport.externalAddress). */
+  observed(address: Address, gateway: Address): void;
   now(): number;
 }
 
@@ -273,6 +275,13 @@ export class Introductions {
     this.#flush();
   }
 
+  /** `driver`'s path moved to a new address of its peer's, now validated (see Rendezvous.addressValidated). */
+  pathValidated(driver: SessionDriver): void {
+    if (this.#closedWith !== undefined) return;
+    this.#rendezvous.addressValidated(driver);
+    this.#flush();
+  }
+
   /** A control frame `driver`'s peer sent. */
   handleControl(driver: SessionDriver, type: number, body: Uint8Array): void {
     if (this.#closedWith !== undefined) return;
@@ -310,6 +319,8 @@ export class Introductions {
     switch (event.type) {
       case "observedAddress":
         event.via.observedAddress = event.address;
+        // A gateway's view, as its RESPONSE's (which said it is one): told again after we moved.
+        if (event.via.remoteIsGateway) this.#init.observed(event.address, event.via.remoteAddress);
         return;
       case "localAddresses":
         event.via.remoteLocalAddresses = event.addresses;

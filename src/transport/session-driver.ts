@@ -47,6 +47,8 @@ export interface ConnectionHost {
   controlFrame(connection: SessionDriver, type: number, body: Uint8Array): void;
   /** The connection's direct path is silent and it has an introducer: ask that one to re-punch it (wire/path.ts). */
   repunch(connection: SessionDriver): void;
+  /** The connection's path moved to a new address of the peer's, and it is validated: the peer is told where we see it now. */
+  pathValidated(connection: SessionDriver): void;
   now(): number;
   /** The transport's timer structure: every connection's next deadline, behind one host timer. */
   readonly deadlines: Deadlines;
@@ -636,6 +638,7 @@ export class SessionDriver {
     else this.#moveStart = undefined;
     this.addressChanges.emit({ kind, address: this.remoteAddress, previous: { ...previous } });
     this.session.restartPathMtu(this.#pathMtuCeiling());
+    if (kind === "validated" || kind === "direct") this.#host.pathValidated(this);
   }
 
   /**

@@ -5,7 +5,8 @@
 // The direct path is cut both ways (the peer's NAT admits only NAT A's address); the moved side's
 // silence makes it ask the gateway for the peer (a re-punch), the request shows the gateway its new
 // address (its connection there follows, validated), and the introduction makes the peer punch it.
-// Nothing is lost or reordered (SHA-256), and no new handshake replaces either connection.
+// Nothing is lost or reordered (SHA-256), no new handshake replaces either connection, and the
+// gateway tells A its new address (transport.externalAddress).
 import { expect, it } from "vitest";
 import type { Address } from "sluice";
 import type { Bed } from "./support/bed.ts";
@@ -73,6 +74,11 @@ async function moveMidTransfer(bed: Bed, moving: "sender" | "receiver", boundMs:
   const pause = read.pauses.find((gap) => gap.endedAt - gap.ms <= liveAt && gap.endedAt >= liveAt);
   const resumedAt = pause?.endedAt ?? liveAt;
   expect(resumedAt - cutAt).toBeLessThan(boundMs);
+  // A learns its new address from the gateway, which tells it once its connection validated it: what
+  // A's externalAddress says is what a peer elsewhere must connect() to.
+  const gatewayView = (await gateway.info(aAtGateway.gateways)).remoteAddress;
+  await expect.poll(async () => (await a.info()).externalAddress, { timeout: 2000 }).toEqual(gatewayView);
+  expect((await a.info(aAtGateway.mine)).observedAddress).toEqual(gatewayView);
   const externalAddress = (await a.info()).externalAddress;
   figure(`the ${moving} changes networks mid-transfer`,
     `no link for ${ms(liveAt - cutAt)}; data flowed again ${ms(resumedAt - cutAt)} after the cut; B's connection moved to ${show(direct.moved.address)} ` +
