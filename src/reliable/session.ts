@@ -123,6 +123,8 @@ export interface Transmit {
 
 export class Session {
   readonly #config: ReliabilityConfig;
+  /** The host's note on the path (notePath), for ERR_SLUICE_PEER_UNREACHABLE's message. */
+  #pathNote = "";
   readonly #recovery: LossRecovery<SentPacket>;
   readonly #pacer = new Pacer();
   readonly #writer = new PacketWriter(MAX_DATAGRAM_BYTES - DATA_HEADER_BYTES - TAG_BYTES);
@@ -583,8 +585,8 @@ export class Session {
       this.#pathMtu.endLossEvent(now, outcome === "timeout");
       if (outcome === "failed" || outcome === "silent") {
         this.#fail(new SluiceError("ERR_SLUICE_PEER_UNREACHABLE", outcome === "silent"
-          ? `peer unreachable: nothing acknowledged for ${this.#config.deadPeerTimeoutMs} ms (reliability.deadPeerTimeoutMs)`
-          : `peer unreachable: ${this.#config.maxRetransmissions} consecutive retransmission timeouts without an acknowledgement (reliability.maxRetransmissions)`));
+          ? `peer unreachable: nothing acknowledged for ${this.#config.deadPeerTimeoutMs} ms (reliability.deadPeerTimeoutMs)${this.#pathNote}`
+          : `peer unreachable: ${this.#config.maxRetransmissions} consecutive retransmission timeouts without an acknowledgement (reliability.maxRetransmissions)${this.#pathNote}`));
         return;
       }
     }
@@ -702,6 +704,15 @@ export class Session {
    */
   restartPathMtu(ceilingBytes: number): void {
     this.#pathMtu.restart(Math.min(ceilingBytes, this.#config.maxDatagramBytes));
+  }
+
+  /**
+   * What the host says of the path now, for the end of an unreachable peer's error message ("" when
+   * there is nothing to add): a relayed path's gateway may have restarted, which no timeout can tell
+   * from a peer that vanished, but the operator can.
+   */
+  notePath(note: string): void {
+    this.#pathNote = note;
   }
 
   /**

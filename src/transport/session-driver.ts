@@ -187,7 +187,7 @@ export class SessionDriver {
     this.#keys = new KeyPhases(init.host.crypto, init.secrets, init.host.now(), init.keyPhaseLimits ?? DEFAULT_KEY_PHASE_LIMITS);
     this.config = init.reliability;
     this.session = new Session(init.reliability, init.host.now(), init.random);
-    this.session.restartPathMtu(this.#pathMtuCeiling());
+    this.#pathChanged();
     if (init.confirm !== undefined) {
       // The RESPONSE from elsewhere than the intros went: unvalidated there, ≤ 3× its bytes until a PATH_RESPONSE.
       this.#pathMoved(init.remoteAddress, this.#path.onResponseFrom(init.arrivedFrom, RESPONSE_BYTES, init.host.now(), this.session.rto));
@@ -637,8 +637,16 @@ export class SessionDriver {
     if (kind === "moved") this.#moveStart ??= previous;
     else this.#moveStart = undefined;
     this.addressChanges.emit({ kind, address: this.remoteAddress, previous: { ...previous } });
-    this.session.restartPathMtu(this.#pathMtuCeiling());
+    this.#pathChanged();
     if (kind === "validated" || kind === "direct") this.#host.pathValidated(this);
+  }
+
+  /** The path changed: path MTU discovery starts again, and an unreachable peer's error names a relayed path's gateway. */
+  #pathChanged(): void {
+    this.session.restartPathMtu(this.#pathMtuCeiling());
+    const { address } = this.#path;
+    this.session.notePath(address.relay === undefined ? "" : `; the path was the relay at ${describe(address)} ` +
+      "(a gateway that restarted, or closed the relay, forwards nothing more: connect to it again and connectVia() again)");
   }
 
   /**
