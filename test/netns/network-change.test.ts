@@ -86,6 +86,35 @@ async function moveMidTransfer(bed: Bed, moving: "sender" | "receiver", boundMs:
     `${STREAM_BYTES / MiB} MiB intact in ${ms(written.ms)}; A's externalAddress afterwards: ${show(externalAddress)}`);
 }
 
+describeNetns("a peer that changed networks, and a host on its new LAN (a NAT that does not hairpin)", () => {
+  const bed = useBed();
+
+  /**
+   * A's LOCAL_ADDRESSES, sent once when it registered, still name its old LAN: the host's own local
+   * addresses, which A is told and tries, are the rung that opens (each side tries the other's).
+   */
+  it("idle, it learns its new address from its next keep-alive; a host on its new LAN connects to it over the LAN, not through the relay", async () => {
+    const pair = await natPair(bed(), CONE, CONE);
+    const natC = await bed().nat("natC", pair.internet, CONE);
+    const c = bed().peer(await bed().host("c", natC.lan));
+    await c.bind();
+    const { a, gateway, gatewayAddress } = pair;
+    const aAtGateway = await register(a, gateway, gatewayAddress);
+    const cAtGateway = await register(c, gateway, gatewayAddress);
+    // Idle, A moves behind NAT C: its next keep-alive (within keepAliveMs) shows the gateway where it is now.
+    const { host: movedA, cutAt } = await bed().move(pair.hostA, natC.lan);
+    await expect.poll(async () => (await a.info()).externalAddress?.host, { timeout: 10_000, interval: 100 }).toBe(natC.wan);
+    const learnedAt = performance.timeOrigin + performance.now();
+    // Both at NAT C's address to the gateway, which does not hairpin: only their LAN joins them.
+    const [asked] = await Promise.all([c.connectVia(cAtGateway.mine, a.publicKey), a.accept()]);
+    expect(asked.path).toBe("direct");
+    expect(asked.remoteAddress.host).toBe(movedA.address);
+    expect((await gateway.info(aAtGateway.gateways)).remoteAddress?.host).toBe(natC.wan);
+    figure("a peer that changed networks, and a host on its new LAN", `A knew its new address ${ms(learnedAt - cutAt)} after the move (an idle keep-alive); ` +
+      `C connected to it over the LAN at ${show(asked.remoteAddress)} in ${ms(asked.ms)}`);
+  }, 60_000);
+});
+
 describeNetns("the sender changes networks mid-transfer (a new NAT: new public host and port)", () => {
   const bed = useBed();
   /** The sender hears no acknowledgement: after REPUNCH_AFTER_MS (1 s) it asks the gateway; slack for a loaded machine. */
@@ -94,6 +123,11 @@ describeNetns("the sender changes networks mid-transfer (a new NAT: new public h
 
 describeNetns("the receiver changes networks mid-transfer (a new NAT: new public host and port)", () => {
   const bed = useBed();
-  /** The receiver's credits go unacknowledged: after REPUNCH_AFTER_MS it asks the gateway; slack for a loaded machine. */
-  it("its direct connection and its gateway connection follow it; 16 MiB arrive intact", () => moveMidTransfer(bed(), "receiver", 4000), 60_000);
+  /**
+   * The receiver is silent only if something of its own awaits acknowledgement: a credit in flight
+   * when its link went (then ~1 s, as the sender's), else its keep-alive (5 s after it last heard
+   * from the sender) unanswered for REPUNCH_AFTER_MS (~5-6 s); the sender's own re-punches ask the
+   * gateway meanwhile, which still sees the receiver at its old address. As rebinding.test.ts's bound.
+   */
+  it("its direct connection and its gateway connection follow it; 16 MiB arrive intact", () => moveMidTransfer(bed(), "receiver", 9000), 60_000);
 });
