@@ -216,6 +216,39 @@ describe("in virtual time", () => {
     expect(net.now).toBeLessThan(5100 + 10_000);
   });
 
+  it("a receiver whose transfer stops (the path cut both ways) has something awaiting acknowledgement within a second, wherever the cut falls: it can ask for a re-punch", () => {
+    // Cut after 100, 200... 3000 packets arrived. Where the receiver's last credit was acknowledged
+    // and what it read since asked for none, nothing of its own awaited acknowledgement until its
+    // keep-alive, 5 s after the last arrival: it was not silent, so it never asked for a re-punch.
+    const late: string[] = [];
+    for (let cutAfter = 100; cutAfter <= 3000; cutAfter += 100) {
+      const net = new SimNetwork(11, { delayMs: 10 });
+      const [, b] = net.sessions;
+      let cutAt: number | undefined;
+      let unansweredAt: number | undefined;
+      net.stream(new Uint8Array(64 * 2 ** 20), 4000, () => {
+        if (cutAt === undefined && b.stats().packetsReceived >= cutAfter) {
+          cutAt = net.now;
+          net.links[0].loss = net.links[1].loss = 1;
+        }
+        if (cutAt !== undefined && unansweredAt === undefined && b.unansweredSince !== Infinity) unansweredAt = net.now;
+      });
+      const tookMs = (unansweredAt ?? Infinity) - cutAt!;
+      // The stall PING goes 3 RTOs after the last arrival (~0.7 s here).
+      if (tookMs > 1000) late.push(`cut after ${cutAfter} packets: ${tookMs} ms`);
+    }
+    expect(late).toEqual([]);
+    // Whole messages (requests, answers) never cost one: the receiver sends nothing after its ACK.
+    const net = new SimNetwork(12, { delayMs: 10 });
+    const [a, b] = net.sessions;
+    net.run(() => false, 100);
+    a.sendMessage(new Uint8Array(5000));
+    net.run(() => b.readMessage() !== undefined, 1000);
+    const sent = b.stats().packetsSent;
+    net.run(() => false, net.now + 3000);
+    expect(b.stats().packetsSent).toBe(sent);
+  });
+
   it("pings every 5 s while idle, backing off to 60 s unanswered, and times out after 120 s of silence", () => {
     const quiet = new SimNetwork(7, { delayMs: 5 });
     quiet.run(() => false, 60_000);

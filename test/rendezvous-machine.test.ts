@@ -94,6 +94,31 @@ describe("the rendezvous state machine", () => {
     expect(plain.pollTransmit()).toBeUndefined(); // a responder, to a plain peer: nothing to tell
   });
 
+  it("a connection that validated a new address of its peer's tells the peer that address; not a relayed one, nor without room", () => {
+    const moved = { host: "198.18.0.5", port: 4100 };
+    const links: Record<string, Link> = {
+      toA: { key: key(1), address: moved, localAddresses: [], isGateway: false },
+      toB: { key: key(2), address: { host: "198.18.0.2", port: 7000, relay: 3 }, localAddresses: [], isGateway: false },
+    };
+    const gateway = node(9, links);
+    gateway.addressValidated("toA");
+    const told = gateway.pollTransmit()!;
+    expect(told.to).toBe("toA");
+    expect(readControl(told.type, told.body)).toEqual({ type: 0x20, address: moved });
+    gateway.addressValidated("toB"); // over a relay the address is the gateway's: nothing the peer should take for its own
+    expect(gateway.pollTransmit()).toBeUndefined();
+    const full = new Rendezvous<string>({
+      ownKey: key(9), introductions: "all", acceptIntroductions: "gateways", describe: (name) => links[name]!, find: () => undefined,
+      hasRoom: () => false, localAddresses: () => [], openRelay: () => undefined,
+    });
+    full.addressValidated("toA");
+    expect(full.pollTransmit()).toBeUndefined();
+    // The peer takes it as any OBSERVED_ADDRESS: an event saying where the gateway sees it now.
+    const a = node(1, { toGateway: { key: key(9), address: { host: "198.18.0.2", port: 7000 }, localAddresses: [], isGateway: true } });
+    a.handleControl("toGateway", told.type, told.body, 0);
+    expect(events(a)).toEqual([{ type: "observedAddress", via: "toGateway", address: moved }]);
+  });
+
   it(`a request unanswered for ${INTRODUCTION_ANSWER_MS} ms fails (noAnswer), and so do those on a connection that ends`, () => {
     const a = node(1, {
       one: { key: key(9), address: bAddress, localAddresses: [], isGateway: true },

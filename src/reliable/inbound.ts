@@ -143,6 +143,18 @@ export class Inbound {
     return message;
   }
 
+  /**
+   * Whether the peer is part-way through sending: a message begun and not yet whole, or a stream whose
+   * bytes up to its end have not all arrived.
+   */
+  get midTransfer(): boolean {
+    if (this.#inMessages.size > 0) return true;
+    for (const stream of this.#inStreams.values()) {
+      if (stream.error === undefined && (stream.finalSize === undefined || stream.reassembly.contiguousEnd < stream.finalSize)) return true;
+    }
+    return false;
+  }
+
   /** Whether the message credit moved far enough to be granted (readMessage() raises it now and then, not per message). */
   get messageCreditDue(): boolean {
     return this.#messageCreditDirty;

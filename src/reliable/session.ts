@@ -34,6 +34,18 @@ import { NONE_SENT } from "./sent-lists.ts";
 /** The longest a receiver holds an acknowledgement (a protocol constant: the sender's probe timer counts on it). */
 const MAX_ACK_DELAY_MS = 25;
 /**
+ * Data (a message's or a stream's) was arriving, the peer is part-way through (a message not yet
+ * whole, a stream not yet at its end), and then nothing at all came for this many RTOs: one PING goes
+ * (once per such silence; complete messages, as requests and answers are, never cost one). A receiver has nothing of its own awaiting acknowledgement once
+ * its credit is acknowledged, so a path cut under it (its NAT rebound, it changed networks) left it
+ * unaware until its keep-alive (keepAliveMs, 5 s) went unanswered, and only then did it ask its
+ * introducer to re-punch: in the network-namespace bed, data flowed again ~5 s after a receiver
+ * changed networks in 2 of 5 runs (~1 s in the others, where a credit was in flight). Its PING
+ * unanswered, it re-punches REPUNCH_AFTER_MS later. A sender pauses longer than a few RTOs only when
+ * it has nothing to send, or is backed off: then the PING costs a datagram and its ACK.
+ */
+const STALL_PROBE_RTOS = 3;
+/**
  * Unacknowledged ack-eliciting packets that make the receiver acknowledge at once (freenet's is 20).
  * Every ACK is a datagram each way's CPU: a send for the receiver (25–40 µs on the 2-core VM, with
  * the wake-up of the other process) and a receive for the sender. At 40, a 64 MiB stream between two
@@ -123,6 +135,8 @@ export interface Transmit {
 
 export class Session {
   readonly #config: ReliabilityConfig;
+  /** The host's note on the path (notePath), for ERR_SLUICE_PEER_UNREACHABLE's message. */
+  #pathNote = "";
   readonly #recovery: LossRecovery<SentPacket>;
   readonly #pacer = new Pacer();
   readonly #writer = new PacketWriter(MAX_DATAGRAM_BYTES - DATA_HEADER_BYTES - TAG_BYTES);
@@ -165,6 +179,8 @@ export class Session {
   #keepAliveInterval: number;
   #lastPingTime = -Infinity;
   #pingDue = false;
+  /** Whether the silence after the last data that arrived was probed already (STALL_PROBE_RTOS); true until data arrives. */
+  #stallProbed = true;
   #closeDue = false;
   #closeQueued = false;
   #drainUntil = Infinity;
@@ -568,7 +584,7 @@ export class Session {
     if (this.#state === "closed") return Infinity;
     let deadline = Math.min(this.#ackDeadline, this.#pacingAt, this.#drainUntil, this.#lastReceiveTime + this.#config.idleTimeoutMs);
     deadline = Math.min(deadline, this.#recovery.deadline(), this.#aliveCheck?.until ?? Infinity);
-    if (this.#sending) deadline = Math.min(deadline, this.#nextPingTime());
+    if (this.#sending) deadline = Math.min(deadline, this.#nextPingTime(), this.#stallProbeTime());
     if (this.#state === "open") deadline = Math.min(deadline, this.#pathMtu.deadline);
     return deadline;
   }
@@ -589,13 +605,20 @@ export class Session {
       this.#pathMtu.endLossEvent(now, outcome === "timeout");
       if (outcome === "failed" || outcome === "silent") {
         this.#fail(new SluiceError("ERR_SLUICE_PEER_UNREACHABLE", outcome === "silent"
-          ? `peer unreachable: nothing acknowledged for ${this.#config.deadPeerTimeoutMs} ms (reliability.deadPeerTimeoutMs)`
-          : `peer unreachable: ${this.#config.maxRetransmissions} consecutive retransmission timeouts without an acknowledgement (reliability.maxRetransmissions)`));
+          ? `peer unreachable: nothing acknowledged for ${this.#config.deadPeerTimeoutMs} ms (reliability.deadPeerTimeoutMs)${this.#pathNote}`
+          : `peer unreachable: ${this.#config.maxRetransmissions} consecutive retransmission timeouts without an acknowledgement (reliability.maxRetransmissions)${this.#pathNote}`));
         return;
       }
     }
     if (this.#state === "open") this.#pathMtu.handleTimeout(now);
     if (this.#aliveCheck !== undefined && now >= this.#aliveCheck.until && this.aliveCheck === "pending") this.#settleAliveCheck("unanswered");
+    if (this.#sending && now >= this.#stallProbeTime()) {
+      this.#stallProbed = true;
+      if (this.#inbound.midTransfer) {
+        this.#lastPingTime = now;
+        this.#pingDue = true;
+      }
+    }
     if (this.#sending && now >= this.#nextPingTime()) {
       if (this.#lastPingTime > this.#lastReceiveTime) this.#keepAliveInterval = Math.min(2 * this.#keepAliveInterval, this.#config.maxKeepAliveMs);
       this.#lastPingTime = now;
@@ -711,6 +734,15 @@ export class Session {
   }
 
   /**
+   * What the host says of the path now, for the end of an unreachable peer's error message ("" when
+   * there is nothing to add): a relayed path's gateway may have restarted, which no timeout can tell
+   * from a peer that vanished, but the operator can.
+   */
+  notePath(note: string): void {
+    this.#pathNote = note;
+  }
+
+  /**
    * Written out field by field: the same object built from three spreads took ~34 µs a call (V8
    * copies spread properties one by one into a fresh dictionary-mode object), which a gateway's
    * stats() paid for each of its 10,000 connections (~0.5 s with the event loop blocked).
@@ -772,10 +804,12 @@ export class Session {
     },
     messageData: (sequence, total, offset, data) => {
       this.#elicits = true;
+      this.#stallProbed = false;
       if (this.#state === "open") this.#inbound.messageData(sequence, total, offset, data); // closing: acknowledged, not delivered
     },
     streamData: (id, offset, fin, data) => {
       this.#elicits = true;
+      this.#stallProbed = false;
       if (this.#state === "open") this.#inbound.streamData(id, offset, fin, data);
     },
     messageCredit: (byteLimit, sequenceLimit) => {
@@ -903,6 +937,11 @@ export class Session {
 
   #nextPingTime(): number {
     return Math.max(this.#lastReceiveTime, this.#lastPingTime) + this.#keepAliveInterval;
+  }
+
+  /** When the silence after data that arrived is probed (STALL_PROBE_RTOS), if it was not yet. */
+  #stallProbeTime(): number {
+    return this.#stallProbed ? Infinity : this.#lastReceiveTime + STALL_PROBE_RTOS * this.#recovery.rtt.rto;
   }
 
   // ---------------------------------------------------------------- writing frames

@@ -154,6 +154,19 @@ export class Rendezvous<P> {
   }
 
   /**
+   * The connection with `peer` moved to a new address of the peer's and validated it (the peer changed
+   * networks, or its NAT rebound): the peer is told the address we see it at now (OBSERVED_ADDRESS),
+   * as the handshake told it first, or its view of itself (a gateway's: its externalAddress) stays
+   * where it was. Not over a relay (that address is the gateway's), and not without room in the
+   * control queue: the next move tells it again.
+   */
+  addressValidated(peer: P): void {
+    const { address } = this.#config.describe(peer);
+    if (address.relay !== undefined || !this.#config.hasRoom(peer, 1)) return;
+    this.#transmits.push({ to: peer, type: CONTROL_OBSERVED_ADDRESS, body: observedAddressBody(address) });
+  }
+
+  /**
    * Asks `via` to introduce us to the holder of `key`; the outcome is an event with this request's id
    * (the answer). Throws a RangeError when MAX_PENDING_INTRODUCTIONS are waiting on `via`, or its
    * control queue is full.

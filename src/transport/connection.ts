@@ -58,7 +58,8 @@ export class Connection {
   /**
    * Our own address as the peer sees it. The initiator learns it from the handshake's response; the
    * responder from the OBSERVED_ADDRESS frame the initiator sends right after the handshake (undefined
-   * until it arrives: about when accept() resolves). From a gateway this is our address on the
+   * until it arrives: about when accept() resolves); both from a new OBSERVED_ADDRESS once the peer's
+   * connection has validated a new address of ours (we changed networks). From a gateway this is our address on the
    * internet; from a plain peer it is only that peer's view (transport.externalAddress counts gateways only).
    */
   get observedAddress(): Address | undefined {

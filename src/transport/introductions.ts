@@ -37,6 +37,8 @@ interface IntroductionsInit {
   boundAddress(): Address;
   /** A connection we were introduced to without asking: for accept(). */
   accepted(connection: Connection): void;
+  /** The gateway at `gateway` told us the address it sees us at (transport.externalAddress). */
+  observed(address: Address, gateway: Address): void;
   now(): number;
 }
 
@@ -240,8 +242,8 @@ export class Introductions {
    * Nothing if the introducer is gone or has requests enough waiting: the next silence asks again.
    */
   repunch(driver: SessionDriver): void {
-    const via = driver.introducer;
-    if (via === undefined || via.ended || this.#closedWith !== undefined) return;
+    const via = this.#introducerOf(driver);
+    if (via === undefined || this.#closedWith !== undefined) return;
     let requestId: number;
     try {
       requestId = this.#rendezvous.request(via, driver.remotePublicKey, this.#init.now());
@@ -252,9 +254,31 @@ export class Introductions {
     this.#flush();
   }
 
+  /**
+   * The connection to ask for `driver`'s peer: the one to its introducer's key that is open now. The
+   * connection it was introduced over may have ended while the introducer's node lives on (a gateway
+   * that restarted forgot it, and this node registered again: a new connection replaced the old);
+   * asking the old one, re-punching stopped for good, and a NAT rebinding after a gateway restart
+   * ended the connection at deadPeerTimeoutMs (test/netns/gateway-restart.test.ts).
+   */
+  #introducerOf(driver: SessionDriver): SessionDriver | undefined {
+    const via = driver.introducer;
+    if (via === undefined) return undefined;
+    const current = this.#openWith(via.remotePublicKey);
+    if (current !== undefined) driver.introducer = current;
+    return current;
+  }
+
   /** A connection was established: it tells the peer what it should know (see Rendezvous.opened). */
   opened(driver: SessionDriver, initiator: boolean): void {
     this.#rendezvous.opened(driver, initiator);
+    this.#flush();
+  }
+
+  /** `driver`'s path moved to a new address of its peer's, now validated (see Rendezvous.addressValidated). */
+  pathValidated(driver: SessionDriver): void {
+    if (this.#closedWith !== undefined) return;
+    this.#rendezvous.addressValidated(driver);
     this.#flush();
   }
 
@@ -295,6 +319,8 @@ export class Introductions {
     switch (event.type) {
       case "observedAddress":
         event.via.observedAddress = event.address;
+        // A gateway's view, as its RESPONSE's (which said it is one): told again after we moved.
+        if (event.via.remoteIsGateway) this.#init.observed(event.address, event.via.remoteAddress);
         return;
       case "localAddresses":
         event.via.remoteLocalAddresses = event.addresses;

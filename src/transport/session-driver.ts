@@ -47,6 +47,8 @@ export interface ConnectionHost {
   controlFrame(connection: SessionDriver, type: number, body: Uint8Array): void;
   /** The connection's direct path is silent and it has an introducer: ask that one to re-punch it (wire/path.ts). */
   repunch(connection: SessionDriver): void;
+  /** The connection's path moved to a new address of the peer's, and it is validated: the peer is told where we see it now. */
+  pathValidated(connection: SessionDriver): void;
   now(): number;
   /** The transport's timer structure: every connection's next deadline, behind one host timer. */
   readonly deadlines: Deadlines;
@@ -115,7 +117,8 @@ export class SessionDriver {
   remoteLocalAddresses: readonly Address[] = [];
   /**
    * The connection to the node that introduced us to this peer (connectVia, or an introduction we
-   * acted on): asked for the peer again when the direct path goes silent (wire/path.ts, re-punching).
+   * acted on): asked for the peer again when the direct path goes silent (wire/path.ts, re-punching);
+   * once it ended, the open connection with the same node's key is asked instead (and kept here).
    */
   introducer: SessionDriver | undefined;
   /** Where the connection sends, as it changes (moved, validated, reverted). */
@@ -184,7 +187,7 @@ export class SessionDriver {
     this.#keys = new KeyPhases(init.host.crypto, init.secrets, init.host.now(), init.keyPhaseLimits ?? DEFAULT_KEY_PHASE_LIMITS);
     this.config = init.reliability;
     this.session = new Session(init.reliability, init.host.now(), init.random);
-    this.session.restartPathMtu(this.#pathMtuCeiling());
+    this.#pathChanged();
     if (init.confirm !== undefined) {
       // The RESPONSE from elsewhere than the intros went: unvalidated there, ≤ 3× its bytes until a PATH_RESPONSE.
       this.#pathMoved(init.remoteAddress, this.#path.onResponseFrom(init.arrivedFrom, RESPONSE_BYTES, init.host.now(), this.session.rto));
@@ -634,7 +637,16 @@ export class SessionDriver {
     if (kind === "moved") this.#moveStart ??= previous;
     else this.#moveStart = undefined;
     this.addressChanges.emit({ kind, address: this.remoteAddress, previous: { ...previous } });
+    this.#pathChanged();
+    if (kind === "validated" || kind === "direct") this.#host.pathValidated(this);
+  }
+
+  /** The path changed: path MTU discovery starts again, and an unreachable peer's error names a relayed path's gateway. */
+  #pathChanged(): void {
     this.session.restartPathMtu(this.#pathMtuCeiling());
+    const { address } = this.#path;
+    this.session.notePath(address.relay === undefined ? "" : `; the path was the relay at ${describe(address)} ` +
+      "(a gateway that restarted, or closed the relay, forwards nothing more: connect to it again and connectVia() again)");
   }
 
   /**

@@ -117,15 +117,13 @@ export class Transport {
         },
         controlFrame: (connection, type, body) => this.#introductions.handleControl(connection, type, body),
         repunch: (connection) => this.#introductions.repunch(connection),
+        pathValidated: (connection) => this.#introductions.pathValidated(connection),
         now: () => performance.now(),
         deadlines: this.#deadlines,
         trace: config.trace,
       },
       accepted: (connection) => this.#accepted(connection),
-      observed: (address, gateway) => {
-        this.#externalAddress = address;
-        this.#natObservations.record(gateway, address);
-      },
+      observed: (address, gateway) => this.#observed(address, gateway),
       opened: (connection, initiator) => this.#introductions.opened(connection, initiator),
     });
     this.#relays = new Relays(config.relay, (chunks, to) => this.#send(chunks, to));
@@ -137,6 +135,7 @@ export class Transport {
       relays: this.#relays,
       boundAddress: () => this.#socket.address,
       accepted: (connection) => this.#accepted(connection),
+      observed: (address, gateway) => this.#observed(address, gateway),
       now: () => performance.now(),
     });
     this.#listener = new Listener({
@@ -211,12 +210,20 @@ export class Transport {
   /**
    * This node's address on the internet, as the gateways it connected to see it: the observed address
    * in the last handshake response from a gateway (a response says whether its sender is one; undefined
-   * before any). Behind a NAT it is the NAT's address and the port it maps this socket to, which is
-   * what a peer elsewhere must connect() to. A plain peer's view does not count: it may sit on the same
-   * LAN, or lie. Each connection's own view is connection.observedAddress.
+   * before any), or in the OBSERVED_ADDRESS a gateway sends once its connection validated a new address
+   * of ours (this node changed networks, or its NAT gave it a new port). Behind a NAT it is the NAT's
+   * address and the port it maps this socket to, which is what a peer elsewhere must connect() to. A
+   * plain peer's view does not count: it may sit on the same LAN, or lie. Each connection's own view is
+   * connection.observedAddress.
    */
   get externalAddress(): Address | undefined {
     return this.#externalAddress && { ...this.#externalAddress };
+  }
+
+  /** The gateway at `gateway` sees this node at `address`. */
+  #observed(address: Address, gateway: Address): void {
+    this.#externalAddress = address;
+    this.#natObservations.record(gateway, address);
   }
 
   /**

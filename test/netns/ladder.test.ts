@@ -8,28 +8,8 @@ import { PROBE_INTERVAL_MS, RELAY_AFTER_MS } from "sluice";
 import type { Bed } from "./support/bed.ts";
 import type { Peer, PeerOptions } from "./support/peer.ts";
 import {
-  CONE, describeNetns, figure, FULL_CONE, mibPerSecond, MiB, ms, natPair, show, SYMMETRIC, useBed,
+  checkStream, CONE, describeNetns, figure, FULL_CONE, introduce, joinGateway, mibPerSecond, MiB, ms, natPair, show, SYMMETRIC, useBed,
 } from "./support/scenario.ts";
-
-/** `peer` connected to the gateway: its connection's number. */
-async function joinGateway(peer: Peer, gateway: Peer, gatewayAddress: { host: string; port: number }): Promise<number> {
-  const [joined] = await Promise.all([peer.connect(gatewayAddress, gateway.publicKey), gateway.accept()]);
-  return joined.connection;
-}
-
-/** A asks the gateway for B (connectVia), B accepts: both ends, and how long A's call took. */
-async function introduce(a: Peer, aToGateway: number, b: Peer) {
-  const [asked, accepted] = await Promise.all([a.connectVia(aToGateway, b.publicKey), b.accept()]);
-  return { ab: asked.connection, ba: accepted.connection, asked, accepted };
-}
-
-/** A 1 MiB stream A→B, checked. */
-async function checkStream(a: Peer, ab: number, b: Peer, ba: number, bytes = 1 * MiB): Promise<number> {
-  const [written, read] = await Promise.all([a.writeStream(ab, bytes, 20_000), b.readStream(ba, 20_000)]);
-  expect(read.bytes).toBe(bytes);
-  expect(read.sha256).toBe(written.sha256);
-  return written.ms;
-}
 
 /** The gateway on the public segment at port 7000. */
 async function gatewayOn(bed: Bed, internet: Awaited<ReturnType<Bed["internet"]>>, options: PeerOptions = {}) {

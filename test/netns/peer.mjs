@@ -3,7 +3,8 @@
 // stdout, `{ id, ok: true, ...result }` or `{ id, ok: false, error }`. Commands run concurrently.
 // Lines without an id are events: `{ event: "address", connection, kind, address, previous, at }` for
 // each of a connection's address changes (connection.addressChanges(): moved, validated, reverted, direct),
-// `{ event: "progress", connection, bytes, at }` while a stream is read.
+// `{ event: "progress", connection, bytes, at }` while a stream is read, `{ event: "closed", connection,
+// code, message, at }` once a connection is over (connection.whenClosed; code and message if it failed).
 // Times (`at`) are epoch milliseconds with sub-millisecond precision, comparable across processes.
 //
 // Only the public API: "sluice" resolves to the built bundle (dist/index.js). Keys travel as hex.
@@ -28,6 +29,10 @@ function register(connection) {
   void (async () => {
     for await (const { kind, address, previous } of connection.addressChanges()) emit({ event: "address", connection: number, kind, address, previous, at: now() });
   })();
+  connection.whenClosed.then(
+    () => emit({ event: "closed", connection: number, at: now() }),
+    (error) => emit({ event: "closed", connection: number, code: error.code, message: error.message, at: now() }),
+  );
   return { connection: number, ...describe(connection) };
 }
 
@@ -67,10 +72,10 @@ class Gaps {
 }
 
 const commands = {
-  /** options: TransportOptions that JSON can carry (port, gateway, reliability, retry...). */
+  /** options: TransportOptions that JSON can carry (port, gateway, reliability, retry, secretKey as hex...). */
   async bind({ options = {} }) {
     transport = await Transport.bind({ log: null, ...options });
-    return { address: transport.address, publicKey: hex(transport.publicKey) };
+    return { address: transport.address, publicKey: hex(transport.publicKey), secretKey: hex(transport.secretKey) };
   },
 
   async connect({ to, publicKey, retry }) {

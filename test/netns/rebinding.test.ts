@@ -75,9 +75,10 @@ describeNetns("a rebinding of the sender's NAT mid-transfer, behind address-and-
 describeNetns("a rebinding of the receiver's NAT mid-transfer, behind address-and-port filters", () => {
   const bed = useBed();
   /**
-   * The receiver's new port reaches the gateway with its first request: it is silent too only once
-   * its keep-alive (5 s after it last heard from the sender) goes unanswered for REPUNCH_AFTER_MS;
-   * the sender's connection fails at 10 s (deadPeerTimeoutMs).
+   * The receiver's new port reaches the gateway with its first request: it is silent too once a
+   * credit of its own, or the PING it sends when the transfer stalls for 3 RTOs, goes unanswered for
+   * REPUNCH_AFTER_MS (before that PING, only its keep-alive 5 s on did); the sender's connection
+   * fails at 10 s (deadPeerTimeoutMs).
    */
   it("the sender punches the receiver's new port and follows it; 8 MiB arrive intact", () => rebindMidTransfer(bed, "B", 9000), 20_000);
 });

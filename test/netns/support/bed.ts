@@ -204,6 +204,20 @@ export class Bed {
     return nat;
   }
 
+  /**
+   * Moves `host` to `segment` (a laptop leaving one network for another): its link to the old segment
+   * is removed, then a new one plugged into `segment`, with a new address and default route. Its
+   * sockets stay open; from `cutAt` to `liveAt` (epoch ms) it has no link at all. Answers the host as
+   * it is now.
+   */
+  async move(host: Host, segment: Segment): Promise<{ host: Host; cutAt: number; liveAt: number }> {
+    const now = () => performance.timeOrigin + performance.now();
+    await run("ip", ["-n", host.namespace, "link", "del", "eth0"]); // both ends of the veth pair go
+    const cutAt = now();
+    const address = await this.#attach(host.namespace, "eth0", segment);
+    return { host: { ...host, address }, cutAt, liveAt: now() };
+  }
+
   /** A Sluice peer process (test/netns/peer.mjs) in `host`, stopped by destroy(). */
   peer(host: Host): Peer {
     const peer = new Peer(host.namespace, host.name);

@@ -11,8 +11,8 @@ const CALL_TIMEOUT_MS = 10_000;
 /** The tail of a peer's stderr kept for error messages. */
 const STDERR_KEPT_CHARS = 4000;
 
-/** What JSON carries of TransportOptions (no functions, no keys). */
-export type PeerOptions = Pick<TransportOptions, "host" | "port" | "gateway" | "reliability" | "retry" | "acceptRamp" | "relay">;
+/** What JSON carries of TransportOptions (no functions; a secret key as hex, to restart a node as itself). */
+export type PeerOptions = Pick<TransportOptions, "host" | "port" | "gateway" | "reliability" | "retry" | "acceptRamp" | "relay"> & { secretKey?: string };
 
 interface Opened {
   /** This peer's number for the connection. */
@@ -74,7 +74,7 @@ interface Info {
 }
 
 interface PeerEvent {
-  event: "address" | "progress";
+  event: "address" | "progress" | "closed";
   connection: number;
   at: number;
   /** An address change's (connection.addressChanges()). */
@@ -82,6 +82,9 @@ interface PeerEvent {
   address?: Address;
   previous?: Address;
   bytes?: number;
+  /** A failed connection's error (a "closed" event; none after a clean close). */
+  code?: string;
+  message?: string;
 }
 
 interface Pending {
@@ -144,8 +147,9 @@ export class Peer {
     });
   }
 
-  async bind(options: PeerOptions = {}): Promise<{ address: Address; publicKey: string }> {
-    const bound = await this.call<{ address: Address; publicKey: string }>("bind", { options });
+  /** Binds its transport; answers its address and keys (hex). */
+  async bind(options: PeerOptions = {}): Promise<{ address: Address; publicKey: string; secretKey: string }> {
+    const bound = await this.call<{ address: Address; publicKey: string; secretKey: string }>("bind", { options });
     this.publicKey = bound.publicKey;
     return bound;
   }
@@ -219,6 +223,14 @@ export class Peer {
   /** Stops the process now (exit handlers: SIGKILL, as a peer holds nothing worth a graceful end). */
   kill(): void {
     if (this.#exit === undefined) this.#child.kill("SIGKILL");
+  }
+
+  /** Kills the process (SIGKILL: a crash, nothing said to its peers) and waits until it is gone. */
+  async crash(): Promise<void> {
+    if (this.#exit !== undefined) return;
+    const exited = new Promise<void>((resolve) => this.#child.once("exit", () => resolve()));
+    this.kill();
+    await exited;
   }
 
   /** Ends the peer: its stdin closes (it exits at once), and it is killed if still alive after `graceMs`. */

@@ -56,6 +56,9 @@ interface NatPair {
   internet: Segment;
   gateway: Peer;
   gatewayAddress: Address;
+  /** Where the gateway runs, and its secret key (hex): what restarting it as itself takes. */
+  gatewayHost: Host;
+  gatewaySecretKey: string;
   natA: Nat;
   natB: Nat;
   hostA: Host;
@@ -76,7 +79,29 @@ export async function natPair(bed: Bed, behaviourA: NatBehaviour, behaviourB: Na
   const a = bed.peer(hostA);
   const b = bed.peer(hostB);
   const [bound] = await Promise.all([gateway.bind({ port: 7000, gateway: true, ...gatewayOptions }), a.bind(peerOptions), b.bind(peerOptions)]);
-  return { internet, gateway, gatewayAddress: { host: gatewayHost.address, port: bound.address.port }, natA, natB, hostA, hostB, a, b };
+  return {
+    internet, gateway, gatewayAddress: { host: gatewayHost.address, port: bound.address.port }, gatewayHost, gatewaySecretKey: bound.secretKey, natA, natB, hostA, hostB, a, b,
+  };
+}
+
+/** `peer` connects to `gateway` (which accepts): its connection's number. */
+export async function joinGateway(peer: Peer, gateway: Peer, gatewayAddress: Address): Promise<number> {
+  const [joined] = await Promise.all([peer.connect(gatewayAddress, gateway.publicKey), gateway.accept()]);
+  return joined.connection;
+}
+
+/** A asks the gateway for B (connectVia through A's connection `aToGateway`), B accepts: both ends, and how long A's call took. */
+export async function introduce(a: Peer, aToGateway: number, b: Peer) {
+  const [asked, accepted] = await Promise.all([a.connectVia(aToGateway, b.publicKey), b.accept()]);
+  return { ab: asked.connection, ba: accepted.connection, asked, accepted };
+}
+
+/** A stream of `bytes` (1 MiB) A→B, checked whole (SHA-256): answers how long the writer took. */
+export async function checkStream(a: Peer, ab: number, b: Peer, ba: number, bytes = 1 * MiB): Promise<number> {
+  const [written, read] = await Promise.all([a.writeStream(ab, bytes, 20_000), b.readStream(ba, 20_000)]);
+  expect(read.bytes).toBe(bytes);
+  expect(read.sha256).toBe(written.sha256);
+  return written.ms;
 }
 
 /** `peer` connects to the gateway: answers its address as the gateway saw it (transport.externalAddress). */
