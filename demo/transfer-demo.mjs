@@ -24,7 +24,7 @@ console.log(`gateway ${gateway.address.host}:${gateway.address.port}, peer ${pee
 
 const handshakeStarted = performance.now();
 const [sending, receiving] = await Promise.all([peer.connect(gateway.address, gateway.publicKey), gateway.accept()]);
-console.log(`handshake: ${(performance.now() - handshakeStarted).toFixed(2)} ms (X25519, HKDF-SHA256, AES-128-GCM); the gateway saw us as ${peer.externalAddress.host}:${peer.externalAddress.port}`);
+console.log(`handshake: ${(performance.now() - handshakeStarted).toFixed(2)} ms (Noise IK: X25519, BLAKE2s, ChaCha20-Poly1305); the gateway saw us as ${peer.externalAddress.host}:${peer.externalAddress.port}`);
 
 const chunk = new Uint8Array(CHUNK_BYTES);
 const sentHash = createHash("sha256");
