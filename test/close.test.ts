@@ -118,6 +118,25 @@ test("close() does not wait forever on a peer that stopped reading: ERR_SLUICE_C
   expect(await slow.atGateway.recv()).toBeUndefined();
 });
 
+test("close() takes no stream write still pending, even one called in the same turn: it rejects with ERR_SLUICE_CLOSED, the peer's reader never ends cleanly; awaiting writer.close() first delivers it all", async () => {
+  const { atJoiner, atGateway } = await connectedPair(bind);
+  const writer = atJoiner.openStream().getWriter();
+  const refusals = Promise.all([writer.write(new Uint8Array(1000)), writer.close()].map((pending) => caught(() => pending)));
+  await atJoiner.close(); // in the same turn: a WritableStream hands a write to its sink a turn later
+  expect(await refusals).toMatchObject([{ code: "ERR_SLUICE_CLOSED" }, { code: "ERR_SLUICE_CLOSED" }]);
+  expect(await atGateway.acceptStream()).toBeUndefined(); // nothing of the stream had gone
+
+  const other = await connectedPair(bind);
+  const complete = other.atJoiner.openStream().getWriter();
+  void complete.write(new Uint8Array(3000));
+  await complete.close(); // its bytes and end are queued: close() delivers them before its CLOSE
+  await other.atJoiner.close();
+  const reader = (await other.atGateway.acceptStream())!.getReader();
+  let bytes = 0;
+  for (let read = await reader.read(); !read.done; read = await reader.read()) bytes += read.value.length;
+  expect(bytes).toBe(3000);
+});
+
 test("recv() after this side's close() delivers the messages that had arrived, then ends; a stream's reader its bytes, then ERR_SLUICE_CLOSED; after abort(), nothing", async () => {
   const { atJoiner, atGateway } = await connectedPair(bind);
   await atJoiner.send(new TextEncoder().encode("one"));

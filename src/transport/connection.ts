@@ -323,7 +323,11 @@ export class Connection {
 
   /**
    * Closes gracefully: no more sends; the peer gets everything already sent, then an authenticated
-   * CLOSE, and its recv() ends after the messages that arrived. Resolves once the peer acknowledged
+   * CLOSE, and its recv() ends after the messages that arrived. A stream's write is sent once its
+   * promise resolved: one still pending, even one called just before close() (a WritableStream hands
+   * a write to Sluice a turn later), rejects with ERR_SLUICE_CLOSED, as do the stream's close() and
+   * later writes, and the peer never sees the stream end cleanly (its reader, if it saw the stream, fails). Await the writer's close() (or the
+   * pipeline() or pipeTo()) before close() for a stream's bytes and end to arrive. Resolves once the peer acknowledged
    * the CLOSE (`closed` is then true), or rejects with why the connection failed first (a vanished
    * peer is noticed within reliability.deadPeerTimeoutMs). It never waits forever on a peer that
    * stopped reading: when the peer, still heard from (its keep-alives at least), takes none of what is
