@@ -7,7 +7,7 @@ import { ownedCopy } from "../memory/owned-copy.ts";
 import type { ReceivedBytes } from "../memory/delivery-slab.ts";
 import type { Address } from "../wire/address.ts";
 import type { AddressChangeIterator } from "./address-changes.ts";
-import { DONE, EndsAtOnce, type ConnectionIterator } from "./connection-iterator.ts";
+import { EachUntilEnd, type ConnectionIterator } from "./connection-iterator.ts";
 import { ignore, WAIT, type SessionDriver } from "./session-driver.ts";
 import type { ConnectionStats } from "./stats.ts";
 import { readableStream, writableStream } from "./streams.ts";
@@ -258,7 +258,7 @@ export class Connection {
    * for stays for the next recv() (an async generator's return() waited for the next message).
    */
   [Symbol.asyncIterator](): MessageIterator {
-    return new Messages(this);
+    return new EachUntilEnd((signal) => this.recv({ signal }));
   }
 
   /**
@@ -367,36 +367,3 @@ export class Connection {
  * while a next() waits, which then settles with done, its message left for a later recv().
  */
 export type MessageIterator = ConnectionIterator<ReceivedBytes>;
-
-/** One for-await over a connection's messages. */
-class Messages extends EndsAtOnce<ReceivedBytes> {
-  readonly #connection: Connection;
-  /** Withdraws the waiting recv() when the iterator ends. */
-  readonly #stop = new AbortController();
-  #done = false;
-
-  constructor(connection: Connection) {
-    super();
-    this.#connection = connection;
-  }
-
-  async next(): Promise<IteratorResult<ReceivedBytes, undefined>> {
-    if (this.#done) return DONE;
-    try {
-      const message = await this.#connection.recv({ signal: this.#stop.signal });
-      if (message !== undefined) return { done: false, value: message };
-    } catch (error) {
-      if (!this.#stop.signal.aborted) {
-        this.#done = true;
-        throw error;
-      }
-    }
-    this.#done = true;
-    return DONE;
-  }
-
-  end(): void {
-    this.#done = true;
-    this.#stop.abort();
-  }
-}
