@@ -138,7 +138,9 @@ export class Connection {
    * reading, or the path is slow; a quarter is always there for messages, as one is for streams,
    * so neither kind's backlog keeps the other waiting). Sends that wait
    * go into the buffer in the order they were called, each once there is room for it; a send called
-   * while others wait waits behind them. Messages up to
+   * while others wait waits behind them. The message's bytes are copied as it goes into the buffer: at the
+   * call when it resolves at once, else when its turn comes, so bytes given to a send that waits must
+   * not change until it resolves (reusing one buffer for un-awaited sends sends what it holds then). Messages up to
    * one datagram go as one; larger ones, up to `maxMessageBytes` (default 64 MiB), are streamed.
    *
    * A send that is still waiting when the connection ends (close(), abort(), transport.close(), the
