@@ -18,7 +18,7 @@ test("src/ declares private members with #, never with TypeScript's private", ()
 
 test("Transport and Connection show users their public members only (nothing internal in autocomplete)", () => {
   expect(publicMembers("Transport")).toEqual([
-    "[Symbol.asyncDispose]", "accept", "address", "close", "connect", "connectVia", "externalAddress", "introduce", "natType", "publicKey",
+    "[Symbol.asyncDispose]", "[Symbol.asyncIterator]", "accept", "address", "close", "connect", "connectVia", "externalAddress", "introduce", "natType", "publicKey",
     "secretKey", "stats",
   ]);
   expect(publicMembers("Connection")).toEqual([

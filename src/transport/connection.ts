@@ -7,7 +7,7 @@ import { ownedCopy } from "../memory/owned-copy.ts";
 import type { ReceivedBytes } from "../memory/delivery-slab.ts";
 import type { Address } from "../wire/address.ts";
 import type { AddressChangeIterator } from "./address-changes.ts";
-import { DONE, EndsAtOnce, type ConnectionIterator } from "./connection-iterator.ts";
+import { EachUntilEnd, type ConnectionIterator } from "./connection-iterator.ts";
 import { ignore, WAIT, type SessionDriver } from "./session-driver.ts";
 import type { ConnectionStats } from "./stats.ts";
 import { readableStream, writableStream } from "./streams.ts";
@@ -138,7 +138,9 @@ export class Connection {
    * reading, or the path is slow; a quarter is always there for messages, as one is for streams,
    * so neither kind's backlog keeps the other waiting). Sends that wait
    * go into the buffer in the order they were called, each once there is room for it; a send called
-   * while others wait waits behind them. Messages up to
+   * while others wait waits behind them. The message's bytes are copied as it goes into the buffer: at the
+   * call when it resolves at once, else when its turn comes, so bytes given to a send that waits must
+   * not change until it resolves (reusing one buffer for un-awaited sends sends what it holds then). Messages up to
    * one datagram go as one; larger ones, up to `maxMessageBytes` (default 64 MiB), are streamed.
    *
    * A send that is still waiting when the connection ends (close(), abort(), transport.close(), the
@@ -258,7 +260,7 @@ export class Connection {
    * for stays for the next recv() (an async generator's return() waited for the next message).
    */
   [Symbol.asyncIterator](): MessageIterator {
-    return new Messages(this);
+    return new EachUntilEnd((signal) => this.recv({ signal }));
   }
 
   /**
@@ -371,36 +373,3 @@ export class Connection {
  * while a next() waits, which then settles with done, its message left for a later recv().
  */
 export type MessageIterator = ConnectionIterator<ReceivedBytes>;
-
-/** One for-await over a connection's messages. */
-class Messages extends EndsAtOnce<ReceivedBytes> {
-  readonly #connection: Connection;
-  /** Withdraws the waiting recv() when the iterator ends. */
-  readonly #stop = new AbortController();
-  #done = false;
-
-  constructor(connection: Connection) {
-    super();
-    this.#connection = connection;
-  }
-
-  async next(): Promise<IteratorResult<ReceivedBytes, undefined>> {
-    if (this.#done) return DONE;
-    try {
-      const message = await this.#connection.recv({ signal: this.#stop.signal });
-      if (message !== undefined) return { done: false, value: message };
-    } catch (error) {
-      if (!this.#stop.signal.aborted) {
-        this.#done = true;
-        throw error;
-      }
-    }
-    this.#done = true;
-    return DONE;
-  }
-
-  end(): void {
-    this.#done = true;
-    this.#stop.abort();
-  }
-}

@@ -14,6 +14,7 @@ import type { Identity } from "../handshake/noise.ts";
 import { importPrivateKey, rawPublicKey } from "../handshake/primitives.ts";
 import { checkRetryOptions, RETRY_OPTION_KEYS, type RetryOptions } from "../handshake/retry.ts";
 import { Connection, driverOf, type WaitOptions } from "./connection.ts";
+import { EachUntilEnd, type ConnectionIterator } from "./connection-iterator.ts";
 import { DeadlineTimer } from "./deadlines.ts";
 import { Handshakes } from "./handshakes.ts";
 import { Introductions } from "./introductions.ts";
@@ -387,6 +388,15 @@ export class Transport {
       this.#acceptWaiters.add(waiter);
       signal?.addEventListener("abort", onAbort, { once: true });
     });
+  }
+
+  /**
+   * `for await (const connection of transport)`: accept() per step, done once the transport is
+   * closed. return() (a loop's `break`) ends it at once: a waiting step settles done, and the
+   * connection it waited for stays for the next accept().
+   */
+  [Symbol.asyncIterator](): ConnectionIterator<Connection> {
+    return new EachUntilEnd((signal) => this.accept({ signal }));
   }
 
   stats(): TransportStats {
