@@ -4,7 +4,7 @@
 // exchanging a message and a stream, importing only "sluice") is type-checked under three ordinary
 // strict settings, run by Node, then checked and run by Deno from the same node_modules. The
 // README's runnable blocks are type-checked beside it (test/readme.test.ts runs them).
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -59,7 +59,7 @@ beforeAll(async () => {
   publishDryRun = run(deno, ["publish", "--dry-run", "--allow-dirty", "--no-check"], { cwd: root, timeout: 100_000, env: { ...process.env, NO_COLOR: "1" } })
     .catch((error: Error) => error);
   project = mkdtempSync(join(tmpdir(), "sluice-consumer-"));
-  // --ignore-scripts: `prepare` would rebuild; `npm test` has just built dist/.
+  // --ignore-scripts: `prepack` would rebuild; `npm test` has just built dist/.
   const { stdout } = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", project], { cwd: root });
   packed = (JSON.parse(stdout) as Packed[])[0]!;
   const installed = join(project, "node_modules/sluice");
@@ -85,6 +85,13 @@ afterAll(() => {
 });
 
 const configFile = (settings: string) => `tsconfig.${settings.split(" ")[0]}.json`;
+
+test("the packed package.json runs nothing at install (npm 11 warned of `prepare` on every tarball install): the build runs before a pack, and for a git dependency", () => {
+  const manifest = JSON.parse(execFileSync("tar", ["-xzOf", join(project, packed.filename), "package/package.json"], { encoding: "utf8" })) as { scripts?: Record<string, string> };
+  const installTime = ["preinstall", "install", "postinstall", "prepare"].filter((name) => manifest.scripts?.[name] !== undefined);
+  expect(installTime).toEqual([]);
+  expect(manifest.scripts?.["prepack"]).toBe("npm run build");
+});
 
 test("the tarball holds the bundle, its declarations and the docs; no sources, source maps, tests or benchmarks", () => {
   const paths = packed.files.map((file) => file.path).sort();
