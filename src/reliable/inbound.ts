@@ -179,13 +179,7 @@ export class Inbound {
    * is over and it never will end.
    */
   readStream(id: number, connectionEnd: SluiceError | undefined, maxBytes: number): ReceivedBytes | null | undefined {
-    return this.#readStream(id, connectionEnd, (reassembly) => {
-      const length = reassembly.readable(Math.min(maxBytes, MAX_READ_BYTES));
-      if (length === 0) return undefined;
-      const piece = new Uint8Array(length);
-      reassembly.readInto(piece);
-      return piece;
-    });
+    return this.#readStream(id, connectionEnd, (reassembly) => reassembly.read(Math.min(maxBytes, MAX_READ_BYTES)));
   }
 
   /** As readStream, the data copied into the start of `target` instead: answers how many bytes. */

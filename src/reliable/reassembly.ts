@@ -174,7 +174,21 @@ export class Reassembly {
    */
   readInto(target: Uint8Array): number {
     const length = this.readable(target.length);
-    if (length === 0) return 0;
+    if (length > 0) this.#copyOut(target, length);
+    return length;
+  }
+
+  /** The next bytes in order (`readable(maxBytes)` of them) in an array of their own, or undefined if none. */
+  read(maxBytes: number): ReceivedBytes | undefined {
+    const length = this.readable(maxBytes);
+    if (length === 0) return undefined;
+    const piece = new Uint8Array(length);
+    this.#copyOut(piece, length);
+    return piece;
+  }
+
+  /** Copies the next `length` readable bytes into the start of `target`, and reads past them. */
+  #copyOut(target: Uint8Array, length: number): void {
     const from = this.#readOffset;
     const index = this.#layout.indexOf(from);
     const block = this.#block(index)!;
@@ -185,7 +199,6 @@ export class Reassembly {
       this.#drop(index, block);
       this.#spare = block.bytes;
     }
-    return length;
   }
 
   /** The whole message (call once contiguousEnd reached `total`): its one block when it has one of its own, else undefined. */
