@@ -249,6 +249,28 @@ describe("in virtual time", () => {
     expect(b.stats().packetsSent).toBe(sent);
   });
 
+  it("a peer trickling a stream (a byte, then 2 s of silence, 20 times) draws at most one stall PING per silence", () => {
+    const net = new SimNetwork(13, { delayMs: 10 });
+    const [a, b] = net.sessions;
+    net.run(() => false, 100);
+    const id = a.openStream();
+    const sentBefore = b.stats().packetsSent;
+    const pings = (from: number) => b.stats().packetsSent - from;
+    let perSilence = 0;
+    for (let i = 0; i < 20; i++) {
+      a.writeStream(id, Uint8Array.of(i));
+      net.run(() => false, net.now + 2000, () => {
+        const incoming = b.acceptStream();
+        if (incoming !== undefined) while (b.readStream(incoming) !== undefined);
+      });
+      perSilence = Math.max(perSilence, pings(sentBefore) / (i + 1));
+    }
+    // Each byte: its ACK (early packets are acknowledged one by one), perhaps a credit, and one PING
+    // 3 RTOs into the silence; never a PING every 3 RTOs for as long as the peer stays silent.
+    expect(pings(sentBefore)).toBeLessThanOrEqual(20 * 3);
+    expect(perSilence).toBeLessThanOrEqual(3);
+  });
+
   it("pings every 5 s while idle, backing off to 60 s unanswered, and times out after 120 s of silence", () => {
     const quiet = new SimNetwork(7, { delayMs: 5 });
     quiet.run(() => false, 60_000);

@@ -91,6 +91,12 @@ describe3("rendezvous control frames from an authenticated peer", () => {
     expect(victim.bytesReceived).toBe(0);
     expect(b.session.controls(CONTROL.introduction)).toHaveLength(0);
     expect(gateway.externalAddress).toBeUndefined(); // a peer's view is never the gateway's own
+    // Well formed and lying, again and again (as a node that changed networks sends it): still only a
+    // gateway's OBSERVED_ADDRESS sets a node's external address, and this peer is none.
+    await sendControls(a, Array.from({ length: 8 }, () => s.control(CONTROL.observedAddress, address)));
+    await sleep(100);
+    expect(gateway.externalAddress).toBeUndefined();
+    expect(gateway.stats().listenerErrors).toBe(0);
     // A control frame whose body length runs past the packet: the whole packet is malformed.
     const malformedPackets = a.inbound.stats().delivery.malformedPackets;
     // type | sequence 0 | body length 65,535 | 3 bytes
