@@ -42,11 +42,10 @@ describeNetns("through two cone NATs (Linux masquerade)", () => {
 describeNetns("a symmetric NAT on one side (a new port per destination)", () => {
   const bed = useBed();
 
-  // Expected to FAIL today, so skipped to keep CI green: A's NAT gives the connection to B another
-  // port than the one the gateway saw, and B's transport matches a simultaneous open's intros by exact
-  // address and port, so it drops every intro from A's new port as `unknownSender` (see the message
-  // below). It should pass once the handshake accepts a proven intro (one carrying the key connect()
-  // expects) from a port other than the one given. B's NAT filters endpoint-independently ("full
+  // A's NAT gives the connection to B another port than the one the gateway saw: B answers a proven
+  // intro (one carrying the key connect() expects) from a port other than the one given (before that
+  // it dropped every intro from A's new port as `unknownSender`, the message below if it ever
+  // regresses). B's NAT filters endpoint-independently ("full
   // cone"), as it must for any traversal of a symmetric NAT: an address-and-port filter (Linux's
   // own) would drop A's packets from the new port before B's transport could see them. Keys are
   // random, so runs see both tie-breaks (A or B the responder of the simultaneous open): the fix must
